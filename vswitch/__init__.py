@@ -1,0 +1,2 @@
+"""vswitch: an Open vSwitch-class software switch (see DESIGN.md)."""
+__version__ = "0.1.0"
