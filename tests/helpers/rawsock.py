@@ -1,0 +1,119 @@
+"""Run a protocol engine on real interfaces through AF_PACKET raw sockets.
+
+    ports = {name: RawPort(ns, name) for name in ("veth0", "veth1")}
+    with EngineLoop(engine, ports) as loop:     # a thread, real monotonic time
+        wait_until(lambda: loop.call(engine.member_enabled, "veth0"), 10)
+
+The loop feeds every received frame to `engine.process_packet(port, frame,
+now)`, calls `engine.run(now)` whenever `engine.next_wakeup()` is due and
+sends what it returns; `accept` plays the switch's demultiplexer. Frames the socket sees leaving the interface (our own
+transmissions) are not fed back. `call()` runs a function under the loop's
+lock so tests can read or reconfigure the engine while it runs.
+"""
+import select
+import socket
+import threading
+import time
+
+from helpers import netns
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+
+
+class RawPort:
+    def __init__(self, ns: str | None, ifname: str):
+        self.ifname = ifname
+        ctx = netns.entered(ns) if ns else _nullcontext()
+        with ctx:
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
+                                      socket.htons(ETH_P_ALL))
+            self.sock.bind((ifname, 0))
+        self.sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, frame: bytes) -> None:
+        self.sock.send(frame.ljust(60, b"\0"))     # pad to the Ethernet minimum
+
+    def recv_all(self) -> list[bytes]:
+        frames = []
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(65535)
+            except BlockingIOError:
+                return frames
+            if addr[2] != PACKET_OUTGOING:
+                frames.append(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class EngineLoop:
+    def __init__(self, engine, ports: dict[str, RawPort], accept=None,
+                 max_sleep: float = 0.05):
+        self.engine = engine
+        self.accept = accept or (lambda frame: True)   # the switch's demux
+        self.ports = ports
+        self.max_sleep = max_sleep
+        self.lock = threading.RLock()
+        self.muted = set()          # ports whose transmissions we drop
+        self.sent = {name: 0 for name in ports}
+        self.received = {name: 0 for name in ports}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.error = None
+
+    def __enter__(self) -> "EngineLoop":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for port in self.ports.values():
+            port.close()
+        if self.error and not exc[0]:
+            raise self.error
+
+    def call(self, fn, *args):
+        if self.error:
+            raise self.error
+        with self.lock:
+            return fn(*args)
+
+    def mute(self, *names: str) -> None:
+        with self.lock:
+            self.muted.update(names)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                with self.lock:
+                    wake = self.engine.next_wakeup()
+                now = time.monotonic()
+                timeout = self.max_sleep if wake is None else \
+                    max(0.0, min(self.max_sleep, wake - now))
+                readable, _, _ = select.select(list(self.ports.values()), [], [], timeout)
+                with self.lock:
+                    for port in readable:
+                        for frame in filter(self.accept, port.recv_all()):
+                            self.received[port.ifname] += 1
+                            self.engine.process_packet(port.ifname, frame,
+                                                       time.monotonic())
+                    for name, frame in self.engine.run(time.monotonic()):
+                        if name not in self.muted:
+                            self.ports[name].send(frame)
+                            self.sent[name] += 1
+        except Exception as e:          # surfaced by call()/__exit__
+            self.error = e
