@@ -1,0 +1,669 @@
+/* datapath.c — poll thread, action execution, upcall ring, control calls. */
+#define _GNU_SOURCE
+#include "datapath.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TXQ_LEN 64
+#define ARENA_SIZE (4u << 20)
+#define COPY_PKTS 256
+
+struct vs_port {
+    uint32_t port_no;
+    int type;
+    int fd;
+    struct vs_port_stats stats;
+    struct vs_packet *txq[TXQ_LEN];
+    int n_txq;
+};
+
+/* Output staging for one thread of execution (poll thread, or execute()).
+ * Copies made for non-final outputs live in the arena until the flush. */
+struct tx_ctx {
+    uint8_t *arena;
+    uint32_t arena_used;
+    struct vs_packet copies[COPY_PKTS];
+    int n_copies;
+    struct vs_port *dirty[VS_MAX_PORTS];
+    int n_dirty;
+};
+
+struct upcall_slot {
+    struct vs_upcall up;
+    uint8_t *data;
+    uint32_t cap;
+};
+
+struct vs_dp {
+    pthread_mutex_t mutex;
+    struct vs_classifier cls;
+    struct vs_emc_entry *emc;
+    struct vs_port *ports[VS_MAX_PORTS];
+    uint32_t ports_gen;
+    struct vs_dp_stats stats;
+
+    struct tx_ctx poll_tx, exec_tx;
+    struct vs_packet rx[VS_BATCH];
+    struct vs_packet exec_pkt;
+
+    pthread_mutex_t up_mutex;
+    struct upcall_slot *ring;
+    uint32_t ring_size, ring_head, ring_count;
+    int up_efd;
+
+    int ctl_efd;
+    volatile int stop;
+    pthread_t thread;
+};
+
+uint64_t vs_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- output staging ---- */
+
+static void tx_flush(struct tx_ctx *tx)
+{
+    for (int i = 0; i < tx->n_dirty; i++) {
+        struct vs_port *p = tx->dirty[i];
+        int sent = vs_netdev_send(p->type, p->fd, p->txq, p->n_txq);
+        for (int j = 0; j < sent; j++) {
+            p->stats.tx_packets++;
+            p->stats.tx_bytes += p->txq[j]->len;
+        }
+        p->stats.tx_dropped += (uint64_t)(p->n_txq - sent);
+        p->n_txq = 0;
+    }
+    tx->n_dirty = 0;
+    tx->arena_used = 0;
+    tx->n_copies = 0;
+}
+
+static struct vs_packet *tx_copy(struct tx_ctx *tx, const struct vs_packet *pkt)
+{
+    uint32_t need = (pkt->len + VS_HEADROOM + 63) & ~63u;
+    if (tx->n_copies == COPY_PKTS || tx->arena_used + need > ARENA_SIZE)
+        tx_flush(tx);
+    struct vs_packet *c = &tx->copies[tx->n_copies++];
+    c->buf = tx->arena + tx->arena_used;
+    c->data = c->buf + VS_HEADROOM;
+    c->len = pkt->len;
+    c->vnet = pkt->vnet;
+    memcpy(c->data, pkt->data, pkt->len);
+    tx->arena_used += need;
+    return c;
+}
+
+static void tx_enqueue(struct tx_ctx *tx, struct vs_port *p, struct vs_packet *pkt)
+{
+    if (p->n_txq == TXQ_LEN)
+        tx_flush(tx);
+    if (!p->n_txq)
+        tx->dirty[tx->n_dirty++] = p;
+    p->txq[p->n_txq++] = pkt;
+}
+
+/* ---- upcalls ---- */
+
+static int upcall_enqueue(struct vs_dp *dp, uint32_t in_port, uint32_t cookie,
+                          const struct vs_key *key, const struct vs_packet *pkt)
+{
+    int ok = 0;
+    pthread_mutex_lock(&dp->up_mutex);
+    if (dp->ring_count < dp->ring_size) {
+        struct upcall_slot *s = &dp->ring[(dp->ring_head + dp->ring_count) % dp->ring_size];
+        if (s->cap < pkt->len) {
+            uint8_t *d = realloc(s->data, pkt->len);
+            if (d) {
+                s->data = d;
+                s->cap = pkt->len;
+            }
+        }
+        if (s->cap >= pkt->len) {
+            memcpy(s->data, pkt->data, pkt->len);
+            s->up.in_port = in_port;
+            s->up.cookie = cookie;
+            s->up.len = pkt->len;
+            s->up.key = *key;
+            s->up.vnet = pkt->vnet;
+            dp->ring_count++;
+            ok = 1;
+        }
+    }
+    pthread_mutex_unlock(&dp->up_mutex);
+    if (ok)
+        dp->stats.upcalls++;
+    else
+        dp->stats.upcall_drops++;
+    return ok;
+}
+
+static void upcall_notify(struct vs_dp *dp)
+{
+    uint64_t one = 1;
+    ssize_t r = write(dp->up_efd, &one, sizeof one);
+    (void)r;
+}
+
+/* ---- actions ---- */
+
+static void vnet_shift(struct vs_packet *pkt, int delta)
+{
+    if (pkt->vnet.flags & VS_VNET_F_NEEDS_CSUM)
+        pkt->vnet.csum_start = (uint16_t)(pkt->vnet.csum_start + delta);
+    if (pkt->vnet.gso_type && pkt->vnet.hdr_len)
+        pkt->vnet.hdr_len = (uint16_t)(pkt->vnet.hdr_len + delta);
+}
+
+static void push_vlan(struct vs_packet *pkt, uint16_t tci)
+{
+    if (pkt->data - pkt->buf < 4 || pkt->len < 12)
+        return;
+    pkt->data -= 4;
+    memmove(pkt->data, pkt->data + 4, 12);
+    pkt->data[12] = 0x81;
+    pkt->data[13] = 0x00;
+    pkt->data[14] = (uint8_t)(tci >> 8);
+    pkt->data[15] = (uint8_t)tci;
+    pkt->len += 4;
+    vnet_shift(pkt, 4);
+}
+
+static void pop_vlan(struct vs_packet *pkt)
+{
+    if (pkt->len < 18)
+        return;
+    uint16_t tpid = (uint16_t)(pkt->data[12] << 8 | pkt->data[13]);
+    if (tpid != 0x8100 && tpid != 0x88a8)
+        return;
+    memmove(pkt->data + 4, pkt->data, 12);
+    pkt->data += 4;
+    pkt->len -= 4;
+    vnet_shift(pkt, -4);
+}
+
+/* Executes `acts` on pkt.  The final output hands over the packet itself;
+ * earlier outputs send copies, since later actions may still change it. */
+static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_packet *pkt,
+                        uint32_t in_port, const struct vs_key *key, const uint32_t *acts,
+                        uint32_t n)
+{
+    int handed_over = 0, upcalled = 0;
+    uint32_t last_output = UINT32_MAX;
+    for (uint32_t i = 0; i + 1 < n; i += 2)
+        if (acts[i] == VS_ACTION_OUTPUT)
+            last_output = i;
+    for (uint32_t i = 0; i + 1 < n; i += 2) {
+        uint32_t arg = acts[i + 1];
+        switch (acts[i]) {
+        case VS_ACTION_OUTPUT: {
+            struct vs_port *p = arg < VS_MAX_PORTS ? dp->ports[arg] : NULL;
+            if (!p)
+                break;
+            if (i == last_output) {
+                tx_enqueue(tx, p, pkt);
+                handed_over = 1;
+            } else {
+                tx_enqueue(tx, p, tx_copy(tx, pkt));
+            }
+            break;
+        }
+        case VS_ACTION_PUSH_VLAN:
+            push_vlan(pkt, (uint16_t)arg);
+            break;
+        case VS_ACTION_POP_VLAN:
+            pop_vlan(pkt);
+            break;
+        case VS_ACTION_USERSPACE:
+            upcalled |= upcall_enqueue(dp, in_port, arg, key, pkt);
+            break;
+        default:
+            break;
+        }
+    }
+    (void)handed_over;
+    return upcalled;
+}
+
+/* ---- the poll thread ---- */
+
+static int process_batch(struct vs_dp *dp, struct vs_port *port, struct vs_packet *pkts,
+                         int n, uint64_t now)
+{
+    int upcalled = 0;
+    for (int i = 0; i < n; i++) {
+        struct vs_packet *pkt = &pkts[i];
+        struct vs_key key;
+        uint16_t tcp_flags;
+        key.in_port = port->port_no;
+        port->stats.rx_packets++;
+        port->stats.rx_bytes += pkt->len;
+        if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
+            port->stats.rx_malformed++;
+            port->stats.rx_dropped++;
+            dp->stats.malformed++;
+            continue;
+        }
+        int tier;
+        struct vs_flow *f = vs_emc_lookup(&dp->cls, dp->emc, &key, &tier);
+        if (!f) {
+            dp->stats.misses++;
+            upcalled |= upcall_enqueue(dp, port->port_no, 0, &key, pkt);
+            continue;
+        }
+        if (tier == 1)
+            dp->stats.emc_hits++;
+        else
+            dp->stats.megaflow_hits++;
+        f->packets++;
+        f->bytes += pkt->len;
+        f->used_ns = now;
+        f->tcp_flags |= tcp_flags;
+        upcalled |= exec_actions(dp, &dp->poll_tx, pkt, port->port_no, &key, f->actions,
+                                 f->n_actions);
+    }
+    tx_flush(&dp->poll_tx);
+    dp->stats.packets += (uint64_t)n;
+    dp->stats.batches++;
+    return upcalled;
+}
+
+static void poll_port(struct vs_dp *dp, struct vs_port *port, int *upcalled)
+{
+    /* A few batches per port per round keeps one busy port from starving
+     * the others while still amortising the poll() call. */
+    for (int round = 0; round < 4; round++) {
+        uint64_t truncated = 0;
+        int n = vs_netdev_recv(port->type, port->fd, dp->rx, VS_BATCH, &truncated);
+        port->stats.rx_dropped += truncated;
+        port->stats.rx_malformed += truncated;
+        if (n <= 0)
+            break;
+        *upcalled |= process_batch(dp, port, dp->rx, n, vs_now_ns());
+        if (n < VS_BATCH)
+            break;
+    }
+}
+
+static void *poll_main(void *arg)
+{
+    struct vs_dp *dp = arg;
+    struct pollfd pfds[VS_MAX_PORTS + 1];
+    uint32_t port_of[VS_MAX_PORTS + 1];
+    int npfd = 0;
+    uint32_t gen = UINT32_MAX;
+    while (!dp->stop) {
+        pthread_mutex_lock(&dp->mutex);
+        if (gen != dp->ports_gen) {
+            gen = dp->ports_gen;
+            npfd = 0;
+            pfds[npfd].fd = dp->ctl_efd;
+            pfds[npfd++].events = POLLIN;
+            for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
+                if (dp->ports[i]) {
+                    port_of[npfd] = i;
+                    pfds[npfd].fd = dp->ports[i]->fd;
+                    pfds[npfd++].events = POLLIN;
+                }
+            }
+        }
+        pthread_mutex_unlock(&dp->mutex);
+
+        uint64_t t0 = vs_now_ns();
+        int r = poll(pfds, (nfds_t)npfd, 100);
+        uint64_t t1 = vs_now_ns();
+        if (r <= 0)
+            continue;
+        if (pfds[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t rr = read(dp->ctl_efd, &v, sizeof v);
+            (void)rr;
+        }
+        int upcalled = 0;
+        pthread_mutex_lock(&dp->mutex);
+        dp->stats.idle_ns += t1 - t0;
+        if (gen == dp->ports_gen) {
+            for (int i = 1; i < npfd; i++) {
+                if (!(pfds[i].revents & POLLIN))
+                    continue;
+                struct vs_port *port = dp->ports[port_of[i]];
+                if (port)
+                    poll_port(dp, port, &upcalled);
+            }
+        }
+        dp->stats.busy_ns += vs_now_ns() - t1;
+        pthread_mutex_unlock(&dp->mutex);
+        if (upcalled)
+            upcall_notify(dp);
+    }
+    return NULL;
+}
+
+/* ---- lifecycle and control ---- */
+
+static int tx_ctx_init(struct tx_ctx *tx)
+{
+    memset(tx, 0, sizeof *tx);
+    tx->arena = malloc(ARENA_SIZE);
+    return tx->arena ? 0 : -1;
+}
+
+static uint8_t *new_packet_buf(void)
+{
+    return malloc(VS_HEADROOM + VS_MAX_FRAME);
+}
+
+struct vs_dp *vs_dp_create(uint32_t ring_size)
+{
+    struct vs_dp *dp = calloc(1, sizeof *dp);
+    if (!dp)
+        return NULL;
+    pthread_mutex_init(&dp->mutex, NULL);
+    pthread_mutex_init(&dp->up_mutex, NULL);
+    vs_cls_init(&dp->cls);
+    dp->emc = calloc(VS_EMC_SIZE, sizeof *dp->emc);
+    dp->ring_size = ring_size ? ring_size : 1024;
+    dp->ring = calloc(dp->ring_size, sizeof *dp->ring);
+    dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    int ok = dp->emc && dp->ring && dp->up_efd >= 0 && dp->ctl_efd >= 0 &&
+             !tx_ctx_init(&dp->poll_tx) && !tx_ctx_init(&dp->exec_tx);
+    for (int i = 0; ok && i < VS_BATCH; i++)
+        ok = (dp->rx[i].buf = new_packet_buf()) != NULL;
+    ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
+    if (!ok || pthread_create(&dp->thread, NULL, poll_main, dp)) {
+        /* Partially built: release what exists (thread not started). */
+        dp->stop = 1;
+        dp->thread = 0;
+        vs_dp_destroy(dp);
+        return NULL;
+    }
+    return dp;
+}
+
+void vs_dp_destroy(struct vs_dp *dp)
+{
+    if (!dp)
+        return;
+    if (dp->thread) {
+        dp->stop = 1;
+        uint64_t one = 1;
+        ssize_t r = write(dp->ctl_efd, &one, sizeof one);
+        (void)r;
+        pthread_join(dp->thread, NULL);
+    }
+    for (int i = 0; i < VS_MAX_PORTS; i++) {
+        if (dp->ports[i]) {
+            close(dp->ports[i]->fd);
+            free(dp->ports[i]);
+        }
+    }
+    vs_cls_destroy(&dp->cls);
+    for (uint32_t i = 0; dp->ring && i < dp->ring_size; i++)
+        free(dp->ring[i].data);
+    free(dp->ring);
+    free(dp->emc);
+    free(dp->poll_tx.arena);
+    free(dp->exec_tx.arena);
+    for (int i = 0; i < VS_BATCH; i++)
+        free(dp->rx[i].buf);
+    free(dp->exec_pkt.buf);
+    if (dp->up_efd >= 0)
+        close(dp->up_efd);
+    if (dp->ctl_efd >= 0)
+        close(dp->ctl_efd);
+    free(dp);
+}
+
+int vs_dp_upcall_fd(struct vs_dp *dp) { return dp->up_efd; }
+
+static void wake_poll_thread(struct vs_dp *dp)
+{
+    uint64_t one = 1;
+    ssize_t r = write(dp->ctl_efd, &one, sizeof one);
+    (void)r;
+}
+
+int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifname)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -EINVAL;
+    int fd;
+    if (type == VS_PORT_AFPACKET)
+        fd = vs_netdev_open_afpacket(ifname);
+    else if (type == VS_PORT_TAP)
+        fd = vs_netdev_open_tap(ifname);
+    else
+        return -EINVAL;
+    if (fd < 0)
+        return fd;
+    int up = vs_netdev_set_up(ifname);
+    if (up < 0) {
+        close(fd);
+        return up;
+    }
+    struct vs_port *p = calloc(1, sizeof *p);
+    if (!p) {
+        close(fd);
+        return -ENOMEM;
+    }
+    p->port_no = port_no;
+    p->type = type;
+    p->fd = fd;
+    pthread_mutex_lock(&dp->mutex);
+    int err = 0;
+    if (dp->ports[port_no]) {
+        err = -EEXIST;
+    } else {
+        dp->ports[port_no] = p;
+        dp->ports_gen++;
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    if (err) {
+        close(fd);
+        free(p);
+        return err;
+    }
+    wake_poll_thread(dp);
+    return 0;
+}
+
+int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->mutex);
+    struct vs_port *p = dp->ports[port_no];
+    dp->ports[port_no] = NULL;
+    if (p)
+        dp->ports_gen++;
+    pthread_mutex_unlock(&dp->mutex);
+    if (!p)
+        return -ENOENT;
+    wake_poll_thread(dp);
+    close(p->fd);
+    free(p);
+    return 0;
+}
+
+int vs_dp_port_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_stats *out)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -EINVAL;
+    int err = 0;
+    pthread_mutex_lock(&dp->mutex);
+    if (dp->ports[port_no])
+        *out = dp->ports[port_no]->stats;
+    else
+        err = -ENOENT;
+    pthread_mutex_unlock(&dp->mutex);
+    return err;
+}
+
+int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
+                   const uint32_t *actions, uint32_t n_actions)
+{
+    int existed = 0;
+    pthread_mutex_lock(&dp->mutex);
+    int r = vs_cls_put(&dp->cls, key, mask, actions, n_actions, &existed);
+    pthread_mutex_unlock(&dp->mutex);
+    return r < 0 ? -1 : existed;
+}
+
+int vs_dp_flow_del(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask)
+{
+    pthread_mutex_lock(&dp->mutex);
+    int r = vs_cls_del(&dp->cls, key, mask);
+    pthread_mutex_unlock(&dp->mutex);
+    return r;
+}
+
+void vs_dp_flow_flush(struct vs_dp *dp)
+{
+    pthread_mutex_lock(&dp->mutex);
+    vs_cls_flush(&dp->cls);
+    pthread_mutex_unlock(&dp->mutex);
+}
+
+struct dump_aux {
+    struct vs_flow_dump *out;
+    int max, n;
+};
+
+static void dump_one(struct vs_flow *f, void *aux_)
+{
+    struct dump_aux *aux = aux_;
+    if (aux->n >= aux->max)
+        return;
+    struct vs_flow_dump *d = &aux->out[aux->n++];
+    d->key = f->key;
+    d->mask = f->mask;
+    d->packets = f->packets;
+    d->bytes = f->bytes;
+    d->used_ns = f->used_ns;
+    d->tcp_flags = f->tcp_flags;
+    d->n_actions = f->n_actions < VS_DUMP_MAX_ACTIONS ? f->n_actions : VS_DUMP_MAX_ACTIONS;
+    memcpy(d->actions, f->actions, d->n_actions * sizeof(uint32_t));
+}
+
+int vs_dp_flow_dump(struct vs_dp *dp, struct vs_flow_dump *out, int max, uint64_t *total)
+{
+    struct dump_aux aux = {out, max, 0};
+    pthread_mutex_lock(&dp->mutex);
+    *total = dp->cls.n_flows;
+    vs_cls_foreach(&dp->cls, dump_one, &aux);
+    pthread_mutex_unlock(&dp->mutex);
+    return aux.n;
+}
+
+int vs_dp_recv_upcalls(struct vs_dp *dp, struct vs_upcall *ups, int max, uint8_t *buf,
+                       uint32_t buflen)
+{
+    uint64_t v;
+    ssize_t r = read(dp->up_efd, &v, sizeof v); /* re-arm the eventfd */
+    (void)r;
+    int n = 0;
+    uint32_t used = 0;
+    pthread_mutex_lock(&dp->up_mutex);
+    while (n < max && dp->ring_count) {
+        struct upcall_slot *s = &dp->ring[dp->ring_head];
+        if (used + s->up.len > buflen)
+            break;
+        ups[n] = s->up;
+        ups[n].offset = used;
+        memcpy(buf + used, s->data, s->up.len);
+        used += s->up.len;
+        n++;
+        dp->ring_head = (dp->ring_head + 1) % dp->ring_size;
+        dp->ring_count--;
+    }
+    int more = dp->ring_count > 0;
+    pthread_mutex_unlock(&dp->up_mutex);
+    if (more)
+        upcall_notify(dp); /* keep the reader coming back */
+    return n;
+}
+
+int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint32_t len,
+                  const struct vs_vnet_hdr *vnet, const uint32_t *actions, uint32_t n_actions)
+{
+    if (len > VS_MAX_FRAME)
+        return -EMSGSIZE;
+    struct vs_key key;
+    uint16_t tcp_flags;
+    key.in_port = in_port;
+    pthread_mutex_lock(&dp->mutex);
+    struct vs_packet *pkt = &dp->exec_pkt;
+    pkt->data = pkt->buf + VS_HEADROOM;
+    memcpy(pkt->data, frame, len);
+    pkt->len = len;
+    if (vnet)
+        pkt->vnet = *vnet;
+    else
+        memset(&pkt->vnet, 0, sizeof pkt->vnet);
+    vs_parse(pkt->data, len, &key, &tcp_flags);
+    int upcalled = exec_actions(dp, &dp->exec_tx, pkt, in_port, &key, actions, n_actions);
+    tx_flush(&dp->exec_tx);
+    pthread_mutex_unlock(&dp->mutex);
+    if (upcalled)
+        upcall_notify(dp);
+    return 0;
+}
+
+void vs_dp_get_stats(struct vs_dp *dp, struct vs_dp_stats *out)
+{
+    pthread_mutex_lock(&dp->mutex);
+    *out = dp->stats;
+    out->n_flows = dp->cls.n_flows;
+    out->n_subtables = dp->cls.n_subtables;
+    pthread_mutex_unlock(&dp->mutex);
+}
+
+/* ---- test entry points ---- */
+
+int vs_parse_frame(const uint8_t *frame, uint32_t len, struct vs_key *key, uint16_t *tcp_flags)
+{
+    return vs_parse(frame, len, key, tcp_flags);
+}
+
+struct vs_classifier *vs_cls_new(void)
+{
+    struct vs_classifier *c = malloc(sizeof *c);
+    if (c)
+        vs_cls_init(c);
+    return c;
+}
+
+void vs_cls_free(struct vs_classifier *c)
+{
+    if (c) {
+        vs_cls_destroy(c);
+        free(c);
+    }
+}
+
+int vs_cls_insert(struct vs_classifier *c, const struct vs_key *key, const struct vs_key *mask,
+                  uint32_t id)
+{
+    int existed;
+    return vs_cls_put(c, key, mask, &id, 1, &existed);
+}
+
+void vs_cls_lookup_batch(struct vs_classifier *c, const struct vs_key *keys, int n,
+                         int64_t *out)
+{
+    for (int i = 0; i < n; i++) {
+        struct vs_flow *f = vs_cls_lookup(c, &keys[i]);
+        out[i] = f ? (int64_t)f->actions[0] : -1;
+    }
+}

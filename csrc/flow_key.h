@@ -1,0 +1,54 @@
+/* flow_key.h — the compact flow key and the one-pass packet parser.
+ *
+ * Design note.  Every packet is parsed exactly once, on receive, into a fixed
+ * 72-byte key (nine 64-bit words).  The classifier masks keys word by word, so
+ * the layout is plain data with explicit padding and no pointers.  Fields the
+ * slow path needs to read are in host byte order (dl_type, vlan_tci, tp_*);
+ * addresses stay in network order as they appear on the wire.
+ *
+ * vlan_tci carries VS_VLAN_CFI when the frame has an 802.1Q/802.1ad tag, so
+ * "no tag" (0) and "tag with VID 0" (0x1000) are distinct, as in OVS.
+ * Only the outer tag is parsed; a second tag leaves dl_type = 0x8100.
+ *
+ * A frame shorter than an Ethernet header, or whose IPv4/IPv6/L4 header is cut
+ * short, is malformed: vs_parse() returns -1 and the caller counts and drops
+ * it.  Nothing here reads past `len`.
+ */
+#ifndef VS_FLOW_KEY_H
+#define VS_FLOW_KEY_H 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VS_VLAN_CFI 0x1000
+#define VS_KEY_WORDS 9
+
+/* nw_frag values */
+#define VS_FRAG_ANY 1   /* packet is a fragment */
+#define VS_FRAG_LATER 2 /* ... and not the first one */
+
+struct vs_key {
+    uint32_t in_port;
+    uint16_t vlan_tci;
+    uint16_t dl_type;
+    uint8_t dl_dst[6];
+    uint8_t dl_src[6];
+    uint32_t nw_src; /* IPv4 source, or ARP sender IP */
+    uint32_t nw_dst; /* IPv4 destination, or ARP target IP */
+    uint8_t ipv6_src[16];
+    uint8_t ipv6_dst[16];
+    uint8_t nw_proto; /* IP protocol, or low byte of ARP opcode */
+    uint8_t nw_tos;
+    uint8_t nw_ttl;
+    uint8_t nw_frag;
+    uint16_t tp_src; /* L4 source port, ICMP type */
+    uint16_t tp_dst; /* L4 destination port, ICMP code */
+    uint8_t pad[4];
+};
+
+/* Parses `frame` into `key` (in_port is left to the caller).  Returns 0, or
+ * -1 for a malformed frame.  `*tcp_flags` receives the TCP flags (0 if none). */
+int vs_parse(const uint8_t *frame, uint32_t len, struct vs_key *key,
+             uint16_t *tcp_flags);
+
+#endif

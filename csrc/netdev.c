@@ -1,0 +1,203 @@
+/* netdev.c — afpacket (recvmmsg/sendmmsg + PACKET_VNET_HDR) and tap I/O. */
+#define _GNU_SOURCE
+#include "netdev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#ifndef PACKET_IGNORE_OUTGOING
+#define PACKET_IGNORE_OUTGOING 23
+#endif
+
+int vs_netdev_set_up(const char *ifname)
+{
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    int err = 0;
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+        err = -errno;
+    } else if (!(ifr.ifr_flags & IFF_UP)) {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+            err = -errno;
+    }
+    close(s);
+    return err;
+}
+
+int vs_netdev_open_afpacket(const char *ifname)
+{
+    unsigned int ifindex = if_nametoindex(ifname);
+    if (!ifindex)
+        return -ENODEV;
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    int bufsz = 4 << 20;
+    struct packet_mreq mr = {.mr_ifindex = (int)ifindex, .mr_type = PACKET_MR_PROMISC};
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+                              .sll_protocol = htons(ETH_P_ALL),
+                              .sll_ifindex = (int)ifindex};
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0 ||
+        /* Our own transmissions must not come back to us as receptions. */
+        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0 ||
+        bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    /* Larger buffers absorb bursts while the poll thread is busy elsewhere;
+     * failure only costs burst tolerance. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz);
+    return fd;
+}
+
+int vs_netdev_open_tap(const char *ifname)
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    unsigned int offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETOFFLOAD, offloads) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static int recv_afpacket(int fd, struct vs_packet *pkts, int n, uint64_t *truncated)
+{
+    struct mmsghdr msgs[VS_BATCH];
+    struct iovec iov[VS_BATCH][2];
+    if (n > VS_BATCH)
+        n = VS_BATCH;
+    for (int i = 0; i < n; i++) {
+        pkts[i].data = pkts[i].buf + VS_HEADROOM;
+        iov[i][0].iov_base = &pkts[i].vnet;
+        iov[i][0].iov_len = sizeof pkts[i].vnet;
+        iov[i][1].iov_base = pkts[i].data;
+        iov[i][1].iov_len = VS_MAX_FRAME;
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 2;
+    }
+    int got = recvmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    int kept = 0;
+    for (int i = 0; i < got; i++) {
+        uint32_t len = msgs[i].msg_len;
+        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len < sizeof(struct vs_vnet_hdr)) {
+            (*truncated)++;
+            continue;
+        }
+        if (kept != i) { /* close the gap left by a dropped frame */
+            struct vs_packet tmp = pkts[kept];
+            pkts[kept] = pkts[i];
+            pkts[i] = tmp;
+        }
+        pkts[kept].len = len - (uint32_t)sizeof(struct vs_vnet_hdr);
+        kept++;
+    }
+    return kept;
+}
+
+static int recv_tap(int fd, struct vs_packet *pkts, int n, uint64_t *truncated)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        struct vs_packet *p = &pkts[kept];
+        p->data = p->buf + VS_HEADROOM;
+        struct iovec iov[2] = {{&p->vnet, sizeof p->vnet}, {p->data, VS_MAX_FRAME}};
+        ssize_t r = readv(fd, iov, 2);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            return kept ? kept : -errno;
+        }
+        if (r < (ssize_t)sizeof p->vnet) {
+            (*truncated)++;
+            continue;
+        }
+        p->len = (uint32_t)(r - (ssize_t)sizeof p->vnet);
+        kept++;
+    }
+    return kept;
+}
+
+int vs_netdev_recv(int type, int fd, struct vs_packet *pkts, int n, uint64_t *truncated)
+{
+    return type == VS_PORT_AFPACKET ? recv_afpacket(fd, pkts, n, truncated)
+                                    : recv_tap(fd, pkts, n, truncated);
+}
+
+static int send_afpacket(int fd, struct vs_packet *const *pkts, int n)
+{
+    struct mmsghdr msgs[VS_BATCH];
+    struct iovec iov[VS_BATCH][2];
+    int idx = 0, sent = 0;
+    while (idx < n) {
+        int m = n - idx > VS_BATCH ? VS_BATCH : n - idx;
+        for (int i = 0; i < m; i++) {
+            struct vs_packet *p = pkts[idx + i];
+            iov[i][0].iov_base = &p->vnet;
+            iov[i][0].iov_len = sizeof p->vnet;
+            iov[i][1].iov_base = p->data;
+            iov[i][1].iov_len = p->len;
+            memset(&msgs[i], 0, sizeof msgs[i]);
+            msgs[i].msg_hdr.msg_iov = iov[i];
+            msgs[i].msg_hdr.msg_iovlen = 2;
+        }
+        int r = sendmmsg(fd, msgs, (unsigned)m, MSG_DONTWAIT);
+        if (r > 0) {
+            sent += r;
+            idx += r;
+        } else if (r < 0 && errno == EINTR) {
+            continue;
+        } else if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
+            break; /* queue full: the rest are drops */
+        } else {
+            idx++; /* a frame the kernel refuses must not block the rest */
+        }
+    }
+    return sent;
+}
+
+static int send_tap(int fd, struct vs_packet *const *pkts, int n)
+{
+    int sent = 0;
+    for (int i = 0; i < n; i++) {
+        struct vs_packet *p = pkts[i];
+        struct iovec iov[2] = {{&p->vnet, sizeof p->vnet}, {p->data, p->len}};
+        if (writev(fd, iov, 2) >= 0)
+            sent++;
+    }
+    return sent;
+}
+
+int vs_netdev_send(int type, int fd, struct vs_packet *const *pkts, int n)
+{
+    return type == VS_PORT_AFPACKET ? send_afpacket(fd, pkts, n) : send_tap(fd, pkts, n);
+}
