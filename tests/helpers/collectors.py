@@ -1,0 +1,310 @@
+"""Real flow collectors on loopback for the exporter tests.
+
+Each collector runs in its own temporary directory, listens on 127.0.0.1 on
+a free port, and is stopped by the pid this module started (plus the
+children that pid forked, found through /proc), never by name.
+  NfcapdCollector   nfdump's nfcapd (NetFlow v5 and IPFIX), read with nfdump
+  SfacctdCollector  pmacct's sfacctd (sFlow v5), print plugin + counter log
+  LoopbackCapture   dumpcap on lo, decoded afterwards with tshark
+Use them as context managers; the pytest fixtures at the bottom wrap them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+TIMEOUT = 20.0          # generous: CI is a loaded 2-core machine
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def udp_socket_state(port: int) -> dict | None:
+    """rx_queue and drops of the IPv4 UDP socket bound to `port`, or None."""
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            if int(cols[1].split(":")[1], 16) == port:
+                return {"rx_queue": int(cols[4].split(":")[1], 16), "drops": int(cols[12])}
+    return None
+
+
+def wait_for(condition, what: str, timeout: float = TIMEOUT, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+class ManagedProcess:
+    """A process we started; stop() signals it (and its children) by pid."""
+
+    def __init__(self, argv: list[str], log_path: str, cwd: str | None = None):
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=cwd)
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = TIMEOUT) -> int:
+        kids = _children(self.proc.pid) if self.alive() else []
+        try:
+            if self.alive():
+                self.proc.send_signal(sig)
+                try:
+                    self.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            for kid in kids:      # children we forked, if they outlive the parent
+                try:
+                    os.kill(kid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        finally:
+            self._log.close()
+        return self.proc.returncode
+
+
+def wait_until_listening(proc: ManagedProcess, port: int, name: str) -> None:
+    def ready():
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited: {proc.log()}")
+        return udp_socket_state(port) is not None
+    wait_for(ready, f"{name} to bind 127.0.0.1:{port}")
+
+
+def wait_until_drained(port: int) -> dict:
+    """Waits until the collector has read every queued datagram."""
+    return wait_for(lambda: (s := udp_socket_state(port)) and s["rx_queue"] == 0 and s,
+                    f"udp port {port} to drain")
+
+
+class NfcapdCollector:
+    """nfcapd writing into `workdir`; stop() (SIGTERM) flushes its file."""
+
+    def __init__(self, workdir: str):
+        self.dir = os.path.join(workdir, "flows")
+        os.makedirs(self.dir)
+        self.port = free_udp_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.summary = ""
+        self.process = None
+        self.socket_drops = 0
+
+    def __enter__(self):
+        self.process = ManagedProcess(
+            ["nfcapd", "-b", "127.0.0.1", "-p", str(self.port), "-w", self.dir, "-t", "3600"],
+            os.path.join(os.path.dirname(self.dir), "nfcapd.log"))
+        wait_until_listening(self.process, self.port, "nfcapd")
+        return self
+
+    def stop(self) -> str:
+        """Waits for the socket to drain, stops nfcapd, returns its log."""
+        if self.process.alive():
+            self.socket_drops = wait_until_drained(self.port)["drops"]
+            self.process.stop(signal.SIGTERM)
+        self.summary = self.process.log()
+        return self.summary
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def flows(self) -> list[dict]:
+        out = subprocess.run(["nfdump", "-R", self.dir, "-o", "json"], capture_output=True,
+                             text=True, timeout=TIMEOUT, check=True).stdout
+        return json.loads(out) if out.strip() else []
+
+    def stats(self) -> dict:
+        """nfdump -I: totals and 'Sequence failures' over every file."""
+        out = subprocess.run(["nfdump", "-R", self.dir, "-I"], capture_output=True,
+                             text=True, timeout=TIMEOUT, check=True).stdout
+        return {k.strip(): v.strip() for k, _, v in
+                (line.partition(":") for line in out.splitlines()) if v}
+
+
+SFACCTD_CONFIG = """\
+daemonize: false
+sfacctd_ip: 127.0.0.1
+sfacctd_port: {port}
+sfacctd_renormalize: {renormalize}
+plugins: print
+aggregate: src_host, dst_host, src_port, dst_port, proto, in_iface, out_iface, vlan, src_mac, dst_mac
+print_output: json
+print_output_file: {dir}/flows.json
+print_output_file_append: true
+print_refresh_time: 1
+sfacctd_counter_file: {dir}/counters.json
+sfacctd_counter_output: json
+"""
+
+
+class SfacctdCollector:
+    """sfacctd with the print plugin (appending JSON, 1 s refresh) and the
+    sFlow counter log. With renormalize, sfacctd multiplies packets and bytes
+    by the (effective) sampling rate."""
+
+    def __init__(self, workdir: str, renormalize: bool = True):
+        self.dir = os.path.join(workdir, "sfacctd")
+        os.makedirs(self.dir)
+        self.port = free_udp_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.config = os.path.join(self.dir, "sfacctd.conf")
+        with open(self.config, "w") as f:
+            f.write(SFACCTD_CONFIG.format(port=self.port, dir=self.dir,
+                                          renormalize=str(renormalize).lower()))
+        self.process = None
+
+    def __enter__(self):
+        self.process = ManagedProcess(["sfacctd", "-f", self.config],
+                                      os.path.join(self.dir, "sfacctd.log"))
+        wait_until_listening(self.process, self.port, "sfacctd")
+        wait_for(lambda: "Purging cache" in self.process.log() or not self.process.alive(),
+                 "sfacctd print plugin to start")
+        return self
+
+    def __exit__(self, *exc):
+        # sfacctd's core blocks SIGTERM while busy; SIGINT is its clean stop
+        self.process.stop(signal.SIGINT)
+
+    def _json_lines(self, name: str) -> list[dict]:
+        try:
+            with open(os.path.join(self.dir, name)) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def flows(self) -> list[dict]:
+        return [r for r in self._json_lines("flows.json") if r.get("event_type") == "purge"]
+
+    def counters(self) -> list[dict]:
+        return [r for r in self._json_lines("counters.json") if r.get("event_type") == "log"]
+
+
+EXPERT_WARNING = 0x00600000      # wireshark PI_WARN; PI_ERROR is 0x00800000
+
+
+class LoopbackCapture:
+    """dumpcap on lo for the given UDP ports; decode() runs tshark on the file
+    with the decode-as rules given (e.g. {port: "cflow"})."""
+
+    def __init__(self, workdir: str, ports: list[int]):
+        self.path = os.path.join(workdir, "capture.pcapng")
+        self.filter = " or ".join(f"udp port {p}" for p in ports)
+        self.process = None
+
+    def __enter__(self):
+        self.process = ManagedProcess(["dumpcap", "-i", "lo", "-f", self.filter,
+                                       "-w", self.path],
+                                      self.path + ".log")
+        wait_for(lambda: "Capturing on" in self.process.log() or not self.process.alive(),
+                 "dumpcap to start")
+        if not self.process.alive():
+            raise RuntimeError(f"dumpcap exited: {self.process.log()}")
+        return self
+
+    def captured(self) -> int:
+        counts = re.findall(r"Packets: (\d+)", self.process.log())
+        return int(counts[-1]) if counts else 0
+
+    def stop(self, expect_packets: int) -> None:
+        """Waits until dumpcap reports `expect_packets`, then stops it."""
+        try:
+            wait_for(lambda: self.captured() >= expect_packets,
+                     f"dumpcap to capture {expect_packets} packets")
+        finally:
+            self.process.stop(signal.SIGINT)
+
+    def __exit__(self, *exc):
+        if self.process.alive():
+            self.process.stop(signal.SIGINT)
+
+    def _tshark(self, decode_as: dict, *args) -> str:
+        argv = ["tshark", "-r", self.path]
+        for port, proto in decode_as.items():
+            argv += ["-d", f"udp.port=={port},{proto}"]
+        return subprocess.run(argv + list(args), capture_output=True, text=True,
+                              timeout=TIMEOUT * 3, check=True).stdout
+
+    def decode(self, decode_as: dict) -> list[dict]:
+        """Every frame as {field name: [values...]} over all protocol layers."""
+        frames = []
+        for packet in json.loads(self._tshark(decode_as, "-T", "json", "--no-duplicate-keys")):
+            fields: dict[str, list] = {}
+            _flatten(packet["_source"]["layers"], fields)
+            frames.append(fields)
+        return frames
+
+    def problems(self, decode_as: dict) -> list[str]:
+        """Frames that tshark found malformed or flagged warning or worse."""
+        out = self._tshark(decode_as, "-T", "fields", "-e", "frame.number", "-e",
+                           "_ws.malformed", "-e", "_ws.expert.severity", "-e",
+                           "_ws.expert.message")
+        bad = []
+        for line in out.splitlines():
+            cols = line.split("\t") + ["", "", ""]
+            severities = [int(s) for s in cols[2].split(",") if s]
+            if cols[1] or any(s >= EXPERT_WARNING for s in severities):
+                bad.append(line)
+        return bad
+
+
+def _flatten(node, fields: dict) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, (dict, list)):
+                _flatten(value, fields)
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    fields.setdefault(key, []).extend(value)
+            else:
+                fields.setdefault(key, []).append(value)
+    elif isinstance(node, list):
+        for item in node:
+            _flatten(item, fields)
+
+
+@pytest.fixture
+def nfcapd(tmp_path):
+    with NfcapdCollector(str(tmp_path)) as collector:
+        yield collector
+
+
+@pytest.fixture
+def sfacctd(tmp_path):
+    with SfacctdCollector(str(tmp_path)) as collector:
+        yield collector
