@@ -1,0 +1,583 @@
+"""The vsctl command engine: ovs-vsctl-style commands run on a config copy.
+
+`execute(config, commands, runtime)` runs a `--` chain as one transaction on a
+deep copy: every command is parsed and checked first, then run in order; any
+error raises CommandError and the caller keeps its old config. Each command
+yields one output (str, list, dict, bool or None) that the client renders.
+
+The command table `COMMANDS` (name -> Command) is the single source for
+argument counts, allowed options, read-only-ness and --help text. Commands
+that read live state (fdb-show, dump-ports, ...) and the Interface runtime
+columns ask the `runtime` object the daemon passes in.
+"""
+import copy
+import uuid as uuidlib
+from dataclasses import dataclass
+
+from vswitch import __version__
+from vswitch.config import schema
+from vswitch.config.schema import SchemaError
+
+
+class CommandError(Exception):
+    """A command that cannot run; the message says exactly why."""
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    min_args: int
+    max_args: object            # int, or None for "no limit"
+    options: dict               # "--name" -> True if it takes "=VALUE"
+    handler: object             # handler(txn, args, opts) -> output
+    read_only: bool             # never changes the configuration
+    usage: str = ""
+    help: str = ""
+
+
+# ---------------------------------------------------------------- transaction
+
+class Txn:
+    """The config being changed by one command chain, plus lookups on it."""
+
+    def __init__(self, config, runtime):
+        self.config, self.runtime = config, runtime
+        for table in schema.TABLES:
+            config.setdefault(table, {})
+
+    def find(self, table, name):
+        for uuid, row in self.config[table].items():
+            if row["name"] == name:
+                return uuid, row
+        return None, None
+
+    def bridge(self, name):
+        uuid, row = self.find("Bridge", name)
+        if row is None:
+            raise CommandError(f"no bridge named {name}")
+        return uuid, row
+
+    def owner(self, table, refs_column, child_uuid):
+        """The row of `table` whose `refs_column` holds `child_uuid`."""
+        for uuid, row in self.config[table].items():
+            if child_uuid in row[refs_column]:
+                return uuid, row
+        return None, None
+
+    def port(self, name):
+        """(port uuid, port row, bridge row) or raise 'no port named'."""
+        uuid, row = self.find("Port", name)
+        if row is None:
+            raise CommandError(f"no port named {name}")
+        return uuid, row, self.owner("Bridge", "ports", uuid)[1]
+
+    def bridge_of_name(self, table, name):
+        """Name of the bridge holding the Port or Interface called `name`."""
+        uuid, _ = self.find(table, name)
+        if uuid is None:
+            return None
+        if table == "Interface":
+            uuid, _ = self.owner("Port", "interfaces", uuid)
+        return self.owner("Bridge", "ports", uuid)[1]["name"]
+
+    def record(self, table, key):
+        """A row by uuid or name, as ovs-vsctl's RECORD argument."""
+        if key in self.config[table]:
+            return key, self.config[table][key]
+        uuid, row = self.find(table, key)
+        if row is None:
+            raise CommandError(f'no row "{key}" in table {table}')
+        return uuid, row
+
+    def insert(self, table, **values):
+        uuid = str(uuidlib.uuid4())
+        self.config[table][uuid] = schema.new_row(table, **values)
+        return uuid
+
+    def delete_port(self, port_uuid):
+        for iface_uuid in self.config["Port"][port_uuid]["interfaces"]:
+            del self.config["Interface"][iface_uuid]
+        del self.config["Port"][port_uuid]
+        for bridge in self.config["Bridge"].values():
+            if port_uuid in bridge["ports"]:
+                bridge["ports"].remove(port_uuid)
+
+    def call_runtime(self, command, method, *args):
+        """Ask the daemon's live state; its failures become CommandErrors."""
+        function = getattr(self.runtime, method, None)
+        if function is None:
+            raise CommandError(f"{command}: not supported yet")
+        try:
+            return function(*args)
+        except NotImplementedError:
+            raise CommandError(f"{command}: not supported yet") from None
+        except CommandError:
+            raise
+        except Exception as exc:
+            raise CommandError(f"{command}: {exc}") from exc
+
+
+def _names(config, table, uuids):
+    return sorted(config[table][uuid]["name"] for uuid in uuids)
+
+
+# ---------------------------------------------------------------- bridges and ports
+
+def cmd_add_br(txn, args, opts):
+    name = args[0]
+    if txn.find("Bridge", name)[1] is not None:
+        if "--may-exist" in opts:
+            return None
+        raise CommandError(f"cannot create a bridge named {name} because a bridge named {name} already exists")
+    _check_new_port_names(txn, "bridge", name, [name])
+    iface = txn.insert("Interface", name=name, type="internal")
+    port = txn.insert("Port", name=name, interfaces=[iface])
+    txn.insert("Bridge", name=name, ports=[port])
+    return None
+
+
+def _check_new_port_names(txn, what, name, iface_names):
+    """A new bridge/port must not reuse a Port or Interface name anywhere."""
+    if txn.find("Port", name)[1] is not None:
+        raise CommandError(f"cannot create a {what} named {name} because a port named {name} "
+                           f"already exists on bridge {txn.bridge_of_name('Port', name)}")
+    for iface in iface_names:
+        if txn.find("Interface", iface)[1] is not None:
+            raise CommandError(f"cannot create an interface named {iface} because an interface named "
+                               f"{iface} already exists on bridge {txn.bridge_of_name('Interface', iface)}")
+
+
+def cmd_del_br(txn, args, opts):
+    uuid, row = txn.find("Bridge", args[0])
+    if row is None:
+        if "--if-exists" in opts:
+            return None
+        raise CommandError(f"no bridge named {args[0]}")
+    for port in list(row["ports"]):
+        txn.delete_port(port)
+    del txn.config["Bridge"][uuid]
+    return None
+
+
+def cmd_list_br(txn, args, opts):
+    return sorted(row["name"] for row in txn.config["Bridge"].values())
+
+
+def cmd_br_exists(txn, args, opts):
+    return txn.find("Bridge", args[0])[1] is not None
+
+
+def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command):
+    _, bridge = txn.bridge(bridge_name)
+    if txn.find("Port", port_name)[1] is not None and "--may-exist" in opts:
+        actual = txn.bridge_of_name("Port", port_name)
+        if actual != bridge_name:
+            raise CommandError(f'"--may-exist {command} {bridge_name} {port_name}" but {port_name} '
+                               f"is actually attached to bridge {actual}")
+        return None
+    _check_new_port_names(txn, "port", port_name, iface_names)
+    ifaces = [txn.insert("Interface", name=name) for name in iface_names]
+    port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces)
+    bridge["ports"].append(port_uuid)
+    for setting in settings:
+        _set_column(txn, "Port", txn.config["Port"][port_uuid], setting)
+    return None
+
+
+def cmd_add_port(txn, args, opts):
+    return _add_port(txn, opts, args[0], args[1], [args[1]], args[2:], "add-port")
+
+
+def cmd_add_bond(txn, args, opts):
+    ifaces = [arg for arg in args[2:] if "=" not in arg]
+    settings = [arg for arg in args[2:] if "=" in arg]
+    if len(ifaces) < 2:
+        raise CommandError(f"add-bond requires at least 2 interfaces, but only {len(ifaces)} were specified")
+    return _add_port(txn, opts, args[0], args[1], ifaces, settings, "add-bond")
+
+
+def cmd_del_port(txn, args, opts):
+    port_name = args[-1]
+    if len(args) == 2:
+        txn.bridge(args[0])
+    if txn.find("Port", port_name)[1] is None and "--if-exists" in opts:
+        return None
+    uuid, _, bridge = txn.port(port_name)
+    if len(args) == 2 and bridge["name"] != args[0]:
+        raise CommandError(f"bridge {args[0]} does not have a port {port_name}")
+    if port_name == bridge["name"]:
+        raise CommandError(f"cannot delete port {port_name} because it is the local port for bridge "
+                           f"{port_name} (deleting this port requires deleting the entire bridge)")
+    txn.delete_port(uuid)
+    return None
+
+
+def _user_ports(txn, bridge):
+    """The bridge's ports except its own internal (local) port."""
+    return [uuid for uuid in bridge["ports"] if txn.config["Port"][uuid]["name"] != bridge["name"]]
+
+
+def cmd_list_ports(txn, args, opts):
+    _, bridge = txn.bridge(args[0])
+    return _names(txn.config, "Port", _user_ports(txn, bridge))
+
+
+def cmd_list_ifaces(txn, args, opts):
+    _, bridge = txn.bridge(args[0])
+    ifaces = [iface for port in _user_ports(txn, bridge) for iface in txn.config["Port"][port]["interfaces"]]
+    return _names(txn.config, "Interface", ifaces)
+
+
+def cmd_port_to_br(txn, args, opts):
+    if txn.find("Port", args[0])[1] is None:
+        raise CommandError(f"no port named {args[0]}")
+    return txn.bridge_of_name("Port", args[0])
+
+
+def cmd_iface_to_br(txn, args, opts):
+    if txn.find("Interface", args[0])[1] is None:
+        raise CommandError(f"no interface named {args[0]}")
+    return txn.bridge_of_name("Interface", args[0])
+
+
+def _without_refs(table, row):
+    return {name: value for name, value in row.items()
+            if not isinstance(schema.TABLES[table][name].type, schema.RefListType)}
+
+
+def cmd_show(txn, args, opts):
+    config = txn.config
+    bridges = []
+    for bridge in sorted(config["Bridge"].values(), key=lambda row: row["name"]):
+        ports = []
+        for port in sorted((config["Port"][u] for u in bridge["ports"]), key=lambda row: row["name"]):
+            ifaces = sorted((config["Interface"][u] for u in port["interfaces"]), key=lambda row: row["name"])
+            ports.append(dict(_without_refs("Port", port),
+                              interfaces=[_without_refs("Interface", i) for i in ifaces]))
+        bridges.append(dict(_without_refs("Bridge", bridge), ports=ports))
+    return {"bridges": bridges, "version": __version__}
+
+
+# ---------------------------------------------------------------- generic records
+
+def _column(table, name):
+    try:
+        return schema.column_named(table, name)
+    except SchemaError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _mutable_column(table, name):
+    column = _column(table, name)
+    if not column.mutable:
+        raise CommandError(f"cannot modify read-only column {name} in table {table}")
+    return column
+
+
+def _split_column_key(text):
+    """`col` -> (col, None); `col:key` -> (col, key) with a quoted key unquoted."""
+    column, sep, key = text.partition(":")
+    return column, (schema.unquote(key) if sep else None)
+
+
+def _set_column(txn, table, row, setting):
+    parts = schema.partition_unquoted(setting, "=")
+    if parts is None:
+        raise CommandError(f'{setting}: argument does not end in "=" followed by a value')
+    name, key = _split_column_key(parts[0].strip())
+    column = _mutable_column(table, name)
+    if key is None:
+        value = column.parse(parts[1], row["name"])
+    elif isinstance(column.type, schema.MapType):
+        value = dict(row[name], **{key: schema.unquote(parts[1])})
+    else:
+        raise CommandError(f"cannot specify key to set for non-map column {name}")
+    column.check(value, row["name"])
+    row[name] = value
+
+
+def _table(name):
+    try:
+        return schema.table_named(name)
+    except SchemaError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def cmd_set(txn, args, opts):
+    table = _table(args[0])
+    _, row = txn.record(table, args[1])
+    for setting in args[2:]:
+        _set_column(txn, table, row, setting)
+    return None
+
+
+def _column_value(txn, table, row, column, command):
+    if column.runtime is None:
+        return row[column.name]
+    return txn.call_runtime(command, column.runtime, row["name"])
+
+
+def cmd_get(txn, args, opts):
+    table = _table(args[0])
+    _, row = txn.record(table, args[1])
+    values = []
+    for text in args[2:]:
+        name, key = _split_column_key(text)
+        value = _column_value(txn, table, row, _column(table, name), "get")
+        if key is not None:
+            if not isinstance(value, dict):
+                raise CommandError(f"cannot specify key to get for non-map column {name}")
+            if key not in value:
+                if "--if-exists" in opts:
+                    continue
+                raise CommandError(f'no key "{key}" in {table} record "{args[1]}" column {name}')
+            value = value[key]
+        values.append(value)
+    return values
+
+
+def cmd_list(txn, args, opts):
+    table = _table(args[0])
+    if len(args) > 1:
+        uuids = [txn.record(table, key)[0] for key in args[1:]]
+    else:
+        uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u]["name"])
+    wanted = opts.get("--columns")
+    columns = [_column(table, name) for name in schema.split_top(wanted)] if wanted else [
+        column for column in schema.TABLES[table].values()
+        if column.runtime is None or txn.runtime is not None]
+    records = []
+    for uuid in uuids:
+        row = txn.config[table][uuid]
+        record = {"_uuid": uuid} if not wanted else {}
+        for column in columns:
+            record[column.name] = _column_value(txn, table, row, column, "list")
+        records.append(record)
+    return records
+
+
+def cmd_clear(txn, args, opts):
+    table = _table(args[0])
+    _, row = txn.record(table, args[1])
+    for name in args[2:]:
+        column = _mutable_column(table, name)
+        column.check(column.type.empty(), row["name"])
+        row[name] = column.type.empty()
+    return None
+
+
+def _change_members(txn, args, adding):
+    """`add`/`remove` on a set, map or optional scalar column."""
+    table = _table(args[0])
+    _, row = txn.record(table, args[1])
+    column = _mutable_column(table, args[2])
+    where, current, kind = row["name"], row[args[2]], column.type
+    for text in args[3:]:
+        if isinstance(kind, schema.MapType):
+            for item in schema.split_top(schema.strip_brackets(text, "{", "}")):
+                pair = schema.partition_unquoted(item, "=")
+                key = schema.unquote(pair[0] if pair else item)
+                value = schema.unquote(pair[1]) if pair else None
+                if adding:
+                    if value is None:
+                        raise CommandError(f"{item}: add to map column {args[2]} needs key=value")
+                    current = {key: value, **current}
+                elif key in current and (value is None or current[key] == value):
+                    current = {k: v for k, v in current.items() if k != key}
+        elif isinstance(kind, schema.SetType):
+            values = set(kind.parse(text, where, column.noun))
+            current = sorted(set(current) | values) if adding else [v for v in current if v not in values]
+        elif not adding and current == kind.parse(text, where, column.noun):
+            current = kind.empty()
+        elif adding:
+            raise CommandError(f"cannot add to column {args[2]} in table {table}: not a set or map")
+    column.check(current, where)
+    row[args[2]] = current
+    return None
+
+
+def cmd_add(txn, args, opts):
+    return _change_members(txn, args, adding=True)
+
+
+def cmd_remove(txn, args, opts):
+    return _change_members(txn, args, adding=False)
+
+
+# ---------------------------------------------------------------- fail mode, controller
+
+def cmd_set_fail_mode(txn, args, opts):
+    _, bridge = txn.bridge(args[0])
+    _set_column(txn, "Bridge", bridge, f"fail_mode={args[1]}")
+    return None
+
+
+def cmd_get_fail_mode(txn, args, opts):
+    return txn.bridge(args[0])[1]["fail_mode"]
+
+
+def cmd_del_fail_mode(txn, args, opts):
+    txn.bridge(args[0])[1]["fail_mode"] = None
+    return None
+
+
+def cmd_set_controller(txn, args, opts):
+    _, bridge = txn.bridge(args[0])
+    column = schema.TABLES["Bridge"]["controller"]
+    targets = column.type.parse_elements(args[1:], bridge["name"], column.noun)
+    column.check(targets, bridge["name"])
+    bridge["controller"] = targets
+    return None
+
+
+def cmd_get_controller(txn, args, opts):
+    return list(txn.bridge(args[0])[1]["controller"])
+
+
+def cmd_del_controller(txn, args, opts):
+    txn.bridge(args[0])[1]["controller"] = []
+    return None
+
+
+# ---------------------------------------------------------------- live state from the runtime
+
+def cmd_fdb_show(txn, args, opts):
+    txn.bridge(args[0])
+    return txn.call_runtime("fdb-show", "fdb_show", args[0])
+
+
+def cmd_fdb_flush(txn, args, opts):
+    if args:
+        txn.bridge(args[0])
+    return txn.call_runtime("fdb-flush", "fdb_flush", args[0] if args else None)
+
+
+def cmd_dump_ports(txn, args, opts):
+    txn.bridge(args[0])
+    if len(args) == 2:
+        _, _, bridge = txn.port(args[1])
+        if bridge["name"] != args[0]:
+            raise CommandError(f"bridge {args[0]} does not have a port {args[1]}")
+    ports = txn.call_runtime("dump-ports", "dump_ports", args[0])
+    return [p for p in ports if len(args) == 1 or p.get("port") == args[1]]
+
+
+def cmd_dump_dp_flows(txn, args, opts):
+    return txn.call_runtime("dpctl-dump-flows", "dp_flows")
+
+
+def cmd_dump_flows(txn, args, opts):
+    txn.bridge(args[0])
+    return txn.call_runtime("dump-flows", "dump_flows", args[0])
+
+
+def cmd_pmd_stats_show(txn, args, opts):
+    return txn.call_runtime("pmd-stats-show", "pmd_stats")
+
+
+# ---------------------------------------------------------------- the command table
+
+MAY_EXIST = {"--may-exist": False}
+IF_EXISTS = {"--if-exists": False}
+COLUMNS = {"--columns": True}
+_TABLE = [
+    # name, min, max, options, handler, read_only, usage, help
+    ("add-br", 1, 1, MAY_EXIST, cmd_add_br, False, "BR", "create a new bridge named BR"),
+    ("del-br", 1, 1, IF_EXISTS, cmd_del_br, False, "BR", "delete BR and all of its ports"),
+    ("list-br", 0, 0, {}, cmd_list_br, True, "", "print the names of all the bridges"),
+    ("br-exists", 1, 1, {}, cmd_br_exists, True, "BR", "exit 2 if BR does not exist"),
+    ("add-port", 2, None, MAY_EXIST, cmd_add_port, False, "BR PORT [COL[:KEY]=VALUE]...",
+     "add new PORT to BR"),
+    ("add-bond", 4, None, MAY_EXIST, cmd_add_bond, False, "BR PORT IFACE... [COL[:KEY]=VALUE]...",
+     "add bonded port PORT in BR from IFACES"),
+    ("del-port", 1, 2, IF_EXISTS, cmd_del_port, False, "[BR] PORT", "delete PORT (which must be on BR)"),
+    ("list-ports", 1, 1, {}, cmd_list_ports, True, "BR", "print the names of all the ports on BR"),
+    ("list-ifaces", 1, 1, {}, cmd_list_ifaces, True, "BR", "print the names of all interfaces on BR"),
+    ("port-to-br", 1, 1, {}, cmd_port_to_br, True, "PORT", "print name of bridge that contains PORT"),
+    ("iface-to-br", 1, 1, {}, cmd_iface_to_br, True, "IFACE", "print name of bridge that contains IFACE"),
+    ("show", 0, 0, {}, cmd_show, True, "", "print overview of the configuration"),
+    ("set", 3, None, {}, cmd_set, False, "TBL REC COL[:KEY]=VALUE...", "set COLumn values in RECord"),
+    ("get", 3, None, IF_EXISTS, cmd_get, True, "TBL REC COL[:KEY]...", "print values of COLumns"),
+    ("list", 1, None, COLUMNS, cmd_list, True, "TBL [REC...]", "list RECords (or all records) in TBL"),
+    ("clear", 3, None, {}, cmd_clear, False, "TBL REC COL...", "clear COLumn values to empty"),
+    ("add", 4, None, {}, cmd_add, False, "TBL REC COL VALUE...", "add VALUEs (KEY=VALUE) to set/map COL"),
+    ("remove", 4, None, {}, cmd_remove, False, "TBL REC COL VALUE|KEY...", "remove VALUEs or KEYs from COL"),
+    ("set-fail-mode", 2, 2, {}, cmd_set_fail_mode, False, "BR standalone|secure", "set the fail-mode"),
+    ("get-fail-mode", 1, 1, {}, cmd_get_fail_mode, True, "BR", "print the fail-mode"),
+    ("del-fail-mode", 1, 1, {}, cmd_del_fail_mode, False, "BR", "delete the fail-mode"),
+    ("set-controller", 2, None, {}, cmd_set_controller, False, "BR TARGET...", "set the controllers"),
+    ("get-controller", 1, 1, {}, cmd_get_controller, True, "BR", "print the controllers"),
+    ("del-controller", 1, 1, {}, cmd_del_controller, False, "BR", "delete the controllers"),
+    ("fdb-show", 1, 1, {}, cmd_fdb_show, True, "BR", "print the MAC learning table of BR"),
+    ("fdb-flush", 0, 1, {}, cmd_fdb_flush, True, "[BR]", "flush the MAC learning table(s)"),
+    ("dump-ports", 1, 2, {}, cmd_dump_ports, True, "BR [PORT]", "print port counters"),
+    ("dpctl-dump-flows", 0, 0, {}, cmd_dump_dp_flows, True, "", "print the datapath (megaflow) flows"),
+    ("dump-dp-flows", 0, 0, {}, cmd_dump_dp_flows, True, "", "alias of dpctl-dump-flows"),
+    ("dump-flows", 1, 1, {}, cmd_dump_flows, True, "BR", "print the OpenFlow flows of BR"),
+    ("pmd-stats-show", 0, 0, {}, cmd_pmd_stats_show, True, "", "print fast path thread statistics"),
+]
+COMMANDS = {entry[0]: Command(*entry) for entry in _TABLE}
+
+
+def usage():
+    """--help text for the commands, generated from the command table."""
+    return "\n".join(f"  {(c.name + ' ' + c.usage).strip():<46} {c.help}" for c in COMMANDS.values())
+
+
+# ---------------------------------------------------------------- parsing and running
+
+def split_command(argv):
+    """["--may-exist", "add-br", "br0"] -> (["--may-exist"], "add-br", ["br0"])."""
+    argv = list(argv)
+    n = 0
+    while n < len(argv) and argv[n].startswith("-"):
+        n += 1
+    name = argv[n] if n < len(argv) else None
+    return argv[:n], name, argv[n + 1:]
+
+
+def _count(n):
+    return f"{n} argument{'s' if n != 1 else ''}"
+
+
+def parse_command(argv):
+    """Check one command's name, options and argument count -> (Command, args, opts)."""
+    raw_options, name, args = split_command(argv)
+    if name is None:
+        raise CommandError("missing command name (see vsctl --help)")
+    command = COMMANDS.get(name)
+    if command is None:
+        raise CommandError(f"unknown command '{name}'; see vsctl --help")
+    opts = {}
+    for raw in raw_options:
+        option, has_value, value = raw.partition("=")
+        if option not in command.options:
+            raise CommandError(f"'{name}' command has no '{option}' option")
+        if command.options[option] != bool(has_value):
+            need = "requires a value" if command.options[option] else "takes no value"
+            raise CommandError(f"'{option}' option of '{name}' {need}")
+        opts[option] = value if has_value else True
+    if len(args) < command.min_args:
+        raise CommandError(f"'{name}' command requires at least {_count(command.min_args)}")
+    if command.max_args is not None and len(args) > command.max_args:
+        limit = f"at most {_count(command.max_args)}" if command.max_args else "no arguments"
+        raise CommandError(f"'{name}' command takes {limit}")
+    return command, args, opts
+
+
+def execute(config, commands, runtime=None):
+    """Run a command chain on a copy of `config` -> (new_config, outputs)."""
+    if not isinstance(commands, list) or not all(
+            isinstance(argv, list) and all(isinstance(arg, str) for arg in argv) for argv in commands):
+        raise CommandError("commands must be a list of argument lists (strings)")
+    parsed = [parse_command(argv) for argv in commands]
+    txn = Txn(copy.deepcopy(config), runtime)
+    outputs = []
+    try:
+        for command, args, opts in parsed:
+            outputs.append(command.handler(txn, args, opts))
+        if not all(command.read_only for command, _, _ in parsed):
+            schema.validate_config(txn.config)
+    except SchemaError as exc:
+        raise CommandError(str(exc)) from None
+    return txn.config, outputs

@@ -1,0 +1,133 @@
+"""Text renderings of command outputs, shaped like the OVS tools' output.
+
+`render(command, output)` -> text (no trailing newline; "" prints nothing).
+Values use OVSDB's text syntax as ovs-vsctl prints it: `[]` for empty,
+`[10, 20]` for sets, `{key=value}` for maps, strings bare when they are plain
+words and JSON-quoted otherwise. fdb-show mirrors `ovs-appctl fdb/show`,
+dump-ports `ovs-ofctl dump-ports`, dpctl-dump-flows `ovs-appctl
+dpctl/dump-flows`. Anything else falls back to one item per line.
+"""
+import json
+import re
+
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def format_value(value):
+    """A value in OVSDB text syntax, as ovs-vsctl get/list print it."""
+    if value is None:
+        return "[]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        plain = _BARE.fullmatch(value) and value not in ("true", "false")
+        return value if plain or _UUID.fullmatch(value) else json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{format_value(k)}={format_value(v)}" for k, v in sorted(value.items())) + "}"
+    return str(value)
+
+
+def render_lines(items):
+    return "\n".join(str(item) for item in items)
+
+
+def render_get(values):
+    return "\n".join(format_value(value) for value in values)
+
+
+def render_records(records):
+    """`list`: one `column : value` block per record, blank line between."""
+    return "\n\n".join("\n".join(f"{name:<20}: {format_value(value)}" for name, value in record.items())
+                       for record in records)
+
+
+def render_show(show):
+    lines = []
+    for bridge in show["bridges"]:
+        lines.append(f"    Bridge {format_value(bridge['name'])}")
+        lines += [f"        Controller {json.dumps(target)}" for target in bridge.get("controller", [])]
+        if bridge.get("fail_mode"):
+            lines.append(f"        fail_mode: {bridge['fail_mode']}")
+        for port in bridge["ports"]:
+            lines.append(f"        Port {format_value(port['name'])}")
+            lines += [f"            {key}: {format_value(port[key])}"
+                      for key in ("tag", "trunks", "vlan_mode", "bond_mode", "lacp") if port.get(key)]
+            for iface in port["interfaces"]:
+                lines.append(f"            Interface {format_value(iface['name'])}")
+                lines += [f"                {key}: {format_value(iface[key])}"
+                          for key in ("type", "options") if iface.get(key)]
+    lines.append(f"    vswitch_version: {json.dumps(show.get('version', ''))}")
+    return "\n".join(lines)
+
+
+def render_fdb(entries):
+    lines = [" port  VLAN  MAC                Age"]
+    lines += [f"{e['port']:>5}  {e['vlan']:>4}  {e['mac']:<17}  {e['age']:>3}" for e in entries]
+    return "\n".join(lines)
+
+
+def render_ports(ports):
+    lines = [f"port statistics: {len(ports)} ports"]
+    for p in ports:
+        head = f"  port {p.get('ofport', '?'):>2} ({p['port']}): "
+        lines.append(f"{head}rx pkts={p['rx_packets']}, bytes={p['rx_bytes']}, drop={p['rx_dropped']}")
+        lines.append(f"{'':<{len(head)}}tx pkts={p['tx_packets']}, bytes={p['tx_bytes']}, drop={p['tx_dropped']}")
+    return "\n".join(lines)
+
+
+def render_dp_flows(flows):
+    def used(value):
+        return "never" if value is None else f"{value:.3f}s"
+    return "\n".join(f"{f['match']}, packets:{f['packets']}, bytes:{f['bytes']}, used:{used(f.get('used'))}, "
+                     f"actions:{f['actions']}" for f in flows)
+
+
+def render_flows(flows):
+    """OpenFlow flows: ` key=value, ... MATCH actions=ACTIONS` per flow."""
+    lines = []
+    for flow in flows:
+        fields = ", ".join(f"{k}={v}" for k, v in flow.items() if k not in ("match", "actions"))
+        match = flow.get("match", "")
+        lines.append(" " + " ".join(part for part in (fields, match) if part) + f" actions={flow.get('actions', '')}")
+    return "\n".join(lines)
+
+
+def render_generic(output, indent=""):
+    """Strings as they are, lists one item per line, dicts as `key: value` trees."""
+    if output is None:
+        return ""
+    if isinstance(output, dict):
+        lines = []
+        for key, value in output.items():
+            if isinstance(value, (dict, list)):
+                lines.append(f"{indent}{key}:")
+                lines.append(render_generic(value, indent + "  "))
+            else:
+                lines.append(f"{indent}{key}: {value}")
+        return "\n".join(lines)
+    if isinstance(output, list):
+        return "\n".join(render_generic(item, indent) if isinstance(item, (dict, list)) else f"{indent}{item}"
+                         for item in output)
+    return f"{indent}{output}"
+
+
+RENDERERS = {
+    "get": render_get,
+    "list": render_records,
+    "show": render_show,
+    "fdb-show": render_fdb,
+    "dump-ports": render_ports,
+    "dpctl-dump-flows": render_dp_flows,
+    "dump-dp-flows": render_dp_flows,
+    "dump-flows": render_flows,
+    "br-exists": lambda exists: "",     # answered by the exit status, as ovs-vsctl does
+}
+
+
+def render(command, output):
+    if output is None:
+        return ""
+    return RENDERERS.get(command, render_generic)(output)

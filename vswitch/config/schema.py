@@ -1,0 +1,414 @@
+"""Tables and columns of the configuration, their types and validation.
+
+Values follow OVSDB's model: scalars (optional ones are None when unset),
+sets (lists), string->string maps and references (lists of row uuids). Each
+column type knows three things: how to parse the ovs-vsctl text syntax
+(`tag=10`, `trunks=[10,20]`, `options={a=b}`, `"quoted"`), how to check a
+value, and what its empty value is (for `clear`). Error messages start with
+the record name and say what was wrong and what is allowed.
+
+Runtime columns (Interface status/statistics/ofport) are declared here too,
+read-only, with the name of the `runtime` method that supplies them; they are
+never stored.
+"""
+import ipaddress
+import json
+import re
+
+
+class SchemaError(ValueError):
+    """A value, table or column that the schema does not allow."""
+
+
+# ---------------------------------------------------------------- text syntax
+
+def split_top(text, sep=","):
+    """Split at `sep` outside double quotes; strip blanks; drop empty items."""
+    items, current, quoted, escaped = [], [], False, False
+    for ch in text:
+        if quoted:
+            current.append(ch)
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+            current.append(ch)
+        elif ch == sep:
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    items.append("".join(current).strip())
+    return [item for item in items if item]
+
+
+def unquote(text):
+    """`"a b"` -> `a b` (JSON string escapes); bare words are kept as they are."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise SchemaError(f"invalid quoted string {text}: {exc}") from None
+    return text
+
+
+def partition_unquoted(text, sep):
+    """Split at the first `sep` outside double quotes -> (left, right) or None."""
+    quoted = escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and ch == "\\":
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            return text[:i], text[i + 1:]
+    return None
+
+
+def split_key_value(text):
+    """`key=value` (either side may be quoted) -> (key, value)."""
+    parts = partition_unquoted(text, "=")
+    if parts is None:
+        raise SchemaError(f"{text!r}: expected key=value")
+    return unquote(parts[0]), unquote(parts[1])
+
+
+def strip_brackets(text, open_, close):
+    text = text.strip()
+    if text.startswith(open_):
+        if not text.endswith(close):
+            raise SchemaError(f"{text!r}: missing '{close}'")
+        return text[1:-1]
+    return text
+
+
+# ---------------------------------------------------------------- value types
+
+class StringType:
+    """A string, optionally restricted to `choices` or checked by `check`."""
+
+    def __init__(self, choices=None, optional=False, check=None, expect=None):
+        self.choices, self.optional = choices, optional
+        self.check_fn, self.expect = check, expect
+
+    def empty(self):
+        return None if self.optional else ""
+
+    def parse(self, text, where, noun):
+        if self.optional and text.strip() == "[]":
+            return None
+        return unquote(text)
+
+    def check(self, value, where, noun):
+        if value is None and self.optional:
+            return
+        if not isinstance(value, str):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a string)")
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(json.dumps(c) for c in self.choices)
+            raise SchemaError(f"{where}: invalid {noun} {json.dumps(value)} (must be one of: {allowed})")
+        if self.check_fn is not None and not self.check_fn(value):
+            raise SchemaError(f"{where}: invalid {noun} {json.dumps(value)} (must be {self.expect})")
+
+
+class IntType:
+    """An integer in lo..hi; None when optional and unset."""
+
+    def __init__(self, lo, hi, optional=True):
+        self.lo, self.hi, self.optional = lo, hi, optional
+
+    def empty(self):
+        return None
+
+    def parse(self, text, where, noun):
+        text = unquote(text)
+        if self.optional and text == "[]":
+            return None
+        try:
+            return int(text, 10)
+        except ValueError:
+            raise SchemaError(f"{where}: invalid {noun} {text!r} (must be {self.lo}..{self.hi})") from None
+
+    def check(self, value, where, noun):
+        if value is None and self.optional:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or not self.lo <= value <= self.hi:
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be {self.lo}..{self.hi})")
+
+
+class BoolType:
+    def empty(self):
+        return False
+
+    def parse(self, text, where, noun):
+        text = unquote(text)
+        if text not in ("true", "false"):
+            raise SchemaError(f"{where}: invalid {noun} {text!r} (must be true or false)")
+        return text == "true"
+
+    def check(self, value, where, noun):
+        if not isinstance(value, bool):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be true or false)")
+
+
+class SetType:
+    """A set of atoms of `element` type, stored as a sorted list (as OVSDB does)."""
+
+    def __init__(self, element):
+        self.element = element
+
+    def empty(self):
+        return []
+
+    def parse(self, text, where, noun):
+        items = split_top(strip_brackets(text, "[", "]"))
+        return self.parse_elements(items, where, noun)
+
+    def parse_elements(self, texts, where, noun):
+        return sorted({self.element.parse(text, where, noun) for text in texts})
+
+    def check(self, value, where, noun):
+        if not isinstance(value, list):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a list)")
+        for item in value:
+            if item is None:
+                raise SchemaError(f"{where}: invalid {noun} null")
+            self.element.check(item, where, noun)
+
+
+class MapType:
+    """string->string map; `keys` names validators for well-known keys."""
+
+    def __init__(self, keys=None):
+        self.keys = keys or {}
+
+    def empty(self):
+        return {}
+
+    def parse(self, text, where, noun):
+        items = split_top(strip_brackets(text, "{", "}"))
+        return dict(split_key_value(item) for item in items)
+
+    def check(self, value, where, noun):
+        if not isinstance(value, dict):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a map)")
+        for key, item in value.items():
+            if not isinstance(key, str) or not isinstance(item, str):
+                raise SchemaError(f"{where}: invalid {noun}:{key} {item!r} (map values are strings)")
+            if key in self.keys:
+                check, expect = self.keys[key]
+                if not check(item):
+                    raise SchemaError(f"{where}: invalid {noun}:{key} {json.dumps(item)} (must be {expect})")
+
+
+class RefListType:
+    """Uuids of rows in `table`; changed only by add-br/add-port/del-* commands."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def empty(self):
+        return []
+
+    def parse(self, text, where, noun):
+        raise SchemaError(f"{where}: column {noun} is managed by add-br/add-port/del-port commands")
+
+    def check(self, value, where, noun):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a list of uuids)")
+
+
+# ---------------------------------------------------------------- checkers
+
+def is_positive_int(text):
+    return text.isdigit() and int(text) > 0
+
+
+def is_mac(text):
+    return re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", text) is not None
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text[1:-1] if text.startswith("[") and text.endswith("]") else text)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_port(text):
+    return text.isdigit() and 0 < int(text) < 65536
+
+
+def _split_ip_port(rest):
+    """`1.2.3.4:6653`, `[::1]:6653`, `1.2.3.4`, `::1` -> (ip, port or None)."""
+    if rest.startswith("["):
+        ip, _, tail = rest.partition("]")
+        return ip + "]", (tail[1:] if tail.startswith(":") else tail or None)
+    if rest.count(":") == 1:
+        ip, _, port = rest.partition(":")
+        return ip, port
+    return rest, None
+
+
+def is_controller_target(target):
+    """tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT][:IP], unix:PATH, punix:PATH."""
+    method, sep, rest = target.partition(":")
+    if not sep:
+        return False
+    if method in ("unix", "punix"):
+        return rest != ""
+    if method in ("tcp", "ssl"):
+        ip, port = _split_ip_port(rest)
+        return _is_ip(ip) and (port is None or _is_port(port))
+    if method in ("ptcp", "pssl"):
+        port, _, ip = rest.partition(":")
+        return (port == "" or _is_port(port)) and (ip == "" or _is_ip(ip))
+    return False
+
+
+CONTROLLER_SYNTAX = ("tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT][:IP], "
+                     "unix:PATH or punix:PATH")
+
+
+# ---------------------------------------------------------------- tables
+
+class Column:
+    def __init__(self, name, type_, mutable=True, runtime=None, noun=None):
+        self.name, self.type = name, type_
+        self.mutable = mutable and runtime is None
+        self.runtime = runtime          # name of the runtime method, or None
+        self.noun = noun or name        # how error messages call a value of it
+
+    def check(self, value, where):
+        self.type.check(value, where, self.noun)
+
+    def parse(self, text, where):
+        return self.type.parse(text, where, self.noun)
+
+
+def _columns(*columns):
+    return {column.name: column for column in columns}
+
+
+def _common(*columns):
+    return _columns(Column("name", StringType(), mutable=False), *columns,
+                    Column("other_config", MapType()), Column("external_ids", MapType()))
+
+
+VLAN = (0, 4095)
+INTERFACE_TYPES = ["", "system", "afpacket", "tap", "internal", "afxdp", "vxlan"]
+
+TABLES = {
+    "Bridge": _common(
+        Column("ports", RefListType("Port"), mutable=False),
+        Column("fail_mode", StringType(["standalone", "secure"], optional=True)),
+        Column("protocols", SetType(StringType(
+            ["OpenFlow10", "OpenFlow11", "OpenFlow12", "OpenFlow13", "OpenFlow14", "OpenFlow15"]))),
+        Column("controller", SetType(StringType(check=is_controller_target, expect=CONTROLLER_SYNTAX)),
+               noun="controller target"),
+    ),
+    "Port": _common(
+        Column("interfaces", RefListType("Interface"), mutable=False),
+        Column("tag", IntType(*VLAN), noun="VLAN tag"),
+        Column("trunks", SetType(IntType(*VLAN, optional=False)), noun="trunk VLAN"),
+        Column("vlan_mode", StringType(["access", "trunk", "native-tagged", "native-untagged"],
+                                       optional=True)),
+        Column("bond_mode", StringType(["active-backup", "balance-slb", "balance-tcp"], optional=True)),
+        Column("lacp", StringType(["active", "passive", "off"], optional=True)),
+    ),
+    "Interface": _common(
+        Column("type", StringType(INTERFACE_TYPES)),
+        Column("options", MapType()),
+        Column("ofport_request", IntType(1, 65279)),
+        Column("mac", StringType(optional=True, check=is_mac, expect="a MAC address xx:xx:xx:xx:xx:xx")),
+        Column("status", MapType(), runtime="interface_status"),
+        Column("statistics", MapType(), runtime="interface_statistics"),
+        Column("ofport", IntType(-1, 65535), runtime="interface_ofport"),
+    ),
+}
+
+# Validators for well-known map keys; other keys are accepted as they are.
+MAP_KEYS = {
+    ("Bridge", "other_config"): {
+        "mac-aging-time": (is_positive_int, "a positive integer number of seconds"),
+        "mac-table-size": (is_positive_int, "a positive integer"),
+        "hwaddr": (is_mac, "a MAC address xx:xx:xx:xx:xx:xx"),
+    },
+    ("Port", "other_config"): {
+        "lacp-time": (lambda v: v in ("fast", "slow"), "fast or slow"),
+        "lacp-fallback-ab": (lambda v: v in ("true", "false"), "true or false"),
+    },
+}
+for (_table, _column), _keys in MAP_KEYS.items():
+    TABLES[_table][_column].type.keys = _keys
+
+
+def table_named(name):
+    """Canonical table name, matched case-insensitively."""
+    for table in TABLES:
+        if table.lower() == name.lower():
+            return table
+    raise SchemaError(f'unknown table "{name}" (tables: {", ".join(TABLES)})')
+
+
+def column_named(table, name):
+    column = TABLES[table].get(name)
+    if column is None:
+        raise SchemaError(f'{table} does not contain a column whose name matches "{name}"')
+    return column
+
+
+def stored_columns(table):
+    return [column for column in TABLES[table].values() if column.runtime is None]
+
+
+def new_row(table, **values):
+    """A row with every stored column at its empty value, then `values`."""
+    row = {column.name: column.type.empty() for column in stored_columns(table)}
+    row.update(values)
+    return row
+
+
+def empty_config():
+    return {table: {} for table in TABLES}
+
+
+def validate_row(table, row, where):
+    for name, value in row.items():
+        column = column_named(table, name)
+        if column.runtime is not None:
+            raise SchemaError(f"{where}: runtime column {name} cannot be stored")
+        column.check(value, where)
+
+
+def validate_config(config):
+    """Check every row and the references between tables: each Port in exactly
+    one Bridge, each Interface in exactly one Port, names unique per table."""
+    for table in TABLES:
+        names = set()
+        for uuid, row in config.get(table, {}).items():
+            where = row.get("name") or uuid
+            validate_row(table, row, where)
+            if where in names:
+                raise SchemaError(f"duplicate {table} name {where}")
+            names.add(where)
+    for parent, column, child in (("Bridge", "ports", "Port"), ("Port", "interfaces", "Interface")):
+        owner = {}
+        for uuid, row in config.get(parent, {}).items():
+            for ref in row[column]:
+                if ref not in config.get(child, {}):
+                    raise SchemaError(f"{parent} {row['name']} refers to a missing {child} {ref}")
+                if ref in owner:
+                    raise SchemaError(f"{child} {config[child][ref]['name']} is in two {parent} rows")
+                owner[ref] = uuid
+        for uuid, row in config.get(child, {}).items():
+            if uuid not in owner:
+                raise SchemaError(f"{child} {row['name']} is not in any {parent}")

@@ -1,0 +1,171 @@
+"""Newline-delimited JSON-RPC 2.0 over a unix stream socket (vsctl <-> vswitchd).
+
+One request per line: {"jsonrpc": "2.0", "id": N, "method": M, "params": {...}};
+one reply per line with "result" or "error": {"code", "message"}. The server
+answers every bad line (not JSON, not a request, failing method) with an error
+reply and keeps the connection; only a line longer than MAX_LINE closes it.
+The socket file is created with mode 0600 (fchmod before bind: Linux gives the
+file the socket inode's mode, so there is no window with wider permissions).
+"""
+import asyncio
+import inspect
+import itertools
+import json
+import os
+import socket
+import stat
+import time
+
+MAX_LINE = 16 * 1024 * 1024
+
+PARSE_ERROR, INVALID_REQUEST, SERVER_ERROR = -32700, -32600, -32000
+
+
+class RpcError(Exception):
+    """An error reply (client side) or a failure to report (server side)."""
+
+    def __init__(self, message, code=SERVER_ERROR):
+        super().__init__(message)
+        self.code = code
+
+
+class DaemonUnreachable(ConnectionError):
+    """No daemon is listening on the socket."""
+
+
+# ---------------------------------------------------------------- server
+
+def _error(request_id, code, message):
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+async def _answer(line, dispatch):
+    """One request line -> reply dict (None for a notification without id)."""
+    try:
+        request = json.loads(line)
+    except ValueError as exc:
+        return _error(None, PARSE_ERROR, f"parse error: {exc}")
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        return _error(None, INVALID_REQUEST, "invalid request: expected an object with a string 'method'")
+    request_id = request.get("id")
+    params = request.get("params", {})
+    if not isinstance(params, dict):
+        return _error(request_id, INVALID_REQUEST, "invalid request: 'params' must be an object")
+    try:
+        result = dispatch(request["method"], params)
+        if inspect.isawaitable(result):
+            result = await result
+        reply = {"jsonrpc": "2.0", "id": request_id, "result": result}
+        json.dumps(reply)
+    except RpcError as exc:
+        reply = _error(request_id, exc.code, str(exc))
+    except Exception as exc:
+        reply = _error(request_id, SERVER_ERROR, str(exc) or type(exc).__name__)
+    return reply if "id" in request else None
+
+
+async def _serve_connection(reader, writer, dispatch):
+    try:
+        while True:
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                line = exc.partial          # last line without newline, or EOF
+                if not line.strip():
+                    break
+            except asyncio.LimitOverrunError:
+                writer.write(_encode(_error(None, INVALID_REQUEST, f"request longer than {MAX_LINE} bytes")))
+                break
+            if line.strip():
+                reply = await _answer(line, dispatch)
+                if reply is not None:
+                    writer.write(_encode(reply))
+                    await writer.drain()
+            if not line.endswith(b"\n"):
+                break
+    except (ConnectionError, OSError):
+        pass                                # the client went away; nothing to answer
+    finally:
+        writer.close()
+
+
+def _encode(message):
+    return json.dumps(message).encode() + b"\n"
+
+
+def _bind(path):
+    """A listening socket at `path` with mode 0600; replaces a stale socket
+    file but refuses to take over one that something still listens on."""
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise FileExistsError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+            raise OSError(f"another server is listening on {path}")
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.fchmod(sock.fileno(), 0o600)
+        sock.bind(path)
+        sock.listen(64)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def start_server(path, dispatch):
+    """Serve `dispatch(method, params)` (sync or async) on unix socket `path`."""
+    sock = _bind(path)
+    return await asyncio.start_unix_server(lambda r, w: _serve_connection(r, w, dispatch),
+                                           sock=sock, limit=MAX_LINE)
+
+
+# ---------------------------------------------------------------- client
+
+_ids = itertools.count(1)
+
+
+def call(path, method, params, timeout=5.0):
+    """Send one request and wait for its reply; return the result."""
+    request_id = next(_ids)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError, PermissionError, NotADirectoryError) as exc:
+            raise DaemonUnreachable(f"cannot connect to vswitchd at {path}: {exc.strerror}") from None
+        sock.sendall(_encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}))
+        reply = _read_reply(sock, path, timeout)
+    finally:
+        sock.close()
+    if reply.get("id") != request_id:
+        raise RpcError(f"reply for request {reply.get('id')!r} instead of {request_id}")
+    if "error" in reply:
+        error = reply["error"] or {}
+        raise RpcError(error.get("message", "unknown error"), error.get("code", SERVER_ERROR))
+    return reply.get("result")
+
+
+def _read_reply(sock, path, timeout):
+    deadline = time.monotonic() + timeout
+    buffer = bytearray()
+    while not buffer.endswith(b"\n"):
+        try:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError(f"no reply from vswitchd at {path} within {timeout:g} s") from None
+        if not chunk:
+            raise DaemonUnreachable(f"vswitchd at {path} closed the connection without replying")
+        buffer += chunk
+    try:
+        return json.loads(buffer)
+    except ValueError as exc:
+        raise RpcError(f"bad reply from vswitchd at {path}: {exc}") from None
