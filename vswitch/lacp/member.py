@@ -155,6 +155,7 @@ class Member:
         self.wait_while = self.bond.now + self.bond.aggregate_wait
 
     def mux_attached(self) -> None:
+        self.wait_while = None
         self.actor_sync = True
         self.collecting = self.distributing = False
         self.ntt = True
