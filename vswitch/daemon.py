@@ -1,0 +1,212 @@
+"""vswitchd: the switch daemon.
+
+One per run directory (a lock on RUNDIR/vswitchd.pid refuses a second copy).
+It loads the configuration from SQLite, builds the datapath and bridges,
+serves vsctl over RUNDIR/vswitchd.sock, handles upcalls from the fast path
+on the asyncio loop, and runs the revalidator once a second.  SIGTERM or
+SIGINT shuts down cleanly: the poll thread is joined, every port closed,
+every tap it created deleted (closing a tap's descriptor deletes it).
+"""
+import argparse
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import sys
+
+import vswitch
+from vswitch import rpc
+from vswitch.config import commands
+from vswitch.config.store import ConfigStore
+from vswitch.datapath.dpif import Datapath
+from vswitch.switch import Switch
+
+log = logging.getLogger("vswitch.daemon")
+
+DEFAULT_RUNDIR = "/run/vswitch"
+DEFAULT_DB = "/var/lib/vswitch/conf.db"
+REVALIDATE_SECONDS = 1.0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="vswitchd", description="vswitch switch daemon")
+    p.add_argument("--rundir", default=os.environ.get("VSWITCH_RUNDIR", DEFAULT_RUNDIR),
+                   help="holds vswitchd.sock, vswitchd.pid and the bridges' sockets")
+    p.add_argument("--db", default=os.environ.get("VSWITCH_DB", DEFAULT_DB),
+                   help="configuration database (SQLite)")
+    p.add_argument("--detach", action="store_true", help="run in the background")
+    p.add_argument("--pidfile", nargs="?", const="", default=None,
+                   help="also write the pid to this file (default RUNDIR/vswitchd.pid)")
+    p.add_argument("--log-file", help="log to this file instead of stderr")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--version", action="version", version=f"vswitchd (vswitch) {vswitch.__version__}")
+    return p.parse_args(argv)
+
+
+class PidLock:
+    """RUNDIR/vswitchd.pid, held with flock for the daemon's whole life."""
+
+    def __init__(self, path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+            os.close(self.fd)
+            raise SystemExit(f"vswitchd: another vswitchd (pid {other or '?'}) is running "
+                             f"on {os.path.dirname(path)}")
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)
+
+
+class Daemon:
+    def __init__(self, args):
+        self.args = args
+        self.sock_path = os.path.join(args.rundir, "vswitchd.sock")
+        self.store = ConfigStore(args.db)
+        self.config = self.store.load()
+        self.dp = Datapath()
+        self.switch = Switch(self.dp)
+        self.stop = None
+
+    def dispatch(self, method, params):
+        if method == "transact":
+            try:
+                new_config, outputs = commands.execute(self.config, params.get("commands"), self.switch)
+            except commands.CommandError as exc:
+                raise rpc.RpcError(str(exc)) from None
+            if new_config != self.config:
+                self.store.commit(new_config)  # durable before it takes effect
+                self.config = new_config
+                self.switch.apply_config(new_config)
+            return {"outputs": outputs}
+        if method == "ping":
+            return {"pid": os.getpid(), "version": vswitch.__version__}
+        raise rpc.RpcError(f"unknown method {method}")
+
+    async def _revalidator(self):
+        while True:
+            await asyncio.sleep(REVALIDATE_SECONDS)
+            try:
+                self.switch.revalidate()
+            except Exception:  # keep the daemon alive; the next round retries
+                log.exception("revalidator failed")
+
+    def _on_upcalls(self):
+        try:
+            self.switch.handle_upcalls()
+        except Exception:
+            log.exception("upcall handling failed")
+
+    async def run(self, ready=None):
+        loop = asyncio.get_running_loop()
+        self.stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        self.switch.apply_config(self.config)
+        loop.add_reader(self.dp.upcall_fd, self._on_upcalls)
+        server = await rpc.start_server(self.sock_path, self.dispatch)
+        revalidator = asyncio.create_task(self._revalidator())
+        log.info("vswitchd %s ready on %s", vswitch.__version__, self.sock_path)
+        if ready:
+            ready()
+        try:
+            await self.stop.wait()
+        finally:
+            log.info("shutting down")
+            revalidator.cancel()
+            server.close()
+            await server.wait_closed()
+            loop.remove_reader(self.dp.upcall_fd)
+            self.switch.close()
+            self.dp.close()
+            self.store.close()
+            try:
+                os.unlink(self.sock_path)
+            except FileNotFoundError:
+                pass
+
+
+def _setup_logging(args):
+    level = logging.DEBUG if args.verbose else logging.INFO
+    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _detach():
+    """Forks; the parent exits once the child says it is ready (or failed).
+    Returns the function the child calls when ready."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(wfd)
+        msg = os.read(rfd, 4096).decode(errors="replace")
+        if msg == "ok":
+            os._exit(0)
+        sys.stderr.write(msg or "vswitchd: failed to start\n")
+        os._exit(1)
+    os.close(rfd)
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+
+    def ready():
+        os.write(wfd, b"ok")
+        os.close(wfd)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+
+    def failed(message):
+        os.write(wfd, message.encode())
+
+    return ready, failed
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    ready = failed = None
+    if args.detach:
+        ready, failed = _detach()
+    _setup_logging(args)
+    try:
+        os.makedirs(args.rundir, exist_ok=True)
+        lock = PidLock(os.path.join(args.rundir, "vswitchd.pid"))
+    except SystemExit as exc:
+        if failed:
+            failed(f"{exc}\n")
+        raise
+    extra_pidfile = args.pidfile or None
+    if extra_pidfile:
+        with open(extra_pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    try:
+        daemon = Daemon(args)
+        asyncio.run(daemon.run(ready))
+    except Exception as exc:
+        if failed:
+            failed(f"vswitchd: {exc}\n")
+        raise
+    finally:
+        lock.release()
+        if extra_pidfile:
+            try:
+                os.unlink(extra_pidfile)
+            except FileNotFoundError:
+                pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Datapath: the batch-shaped Python interface to the C fast path."""
+import os
+from dataclasses import dataclass
+
+from . import flowkey
+from ._datapath import ffi, lib
+
+PORT_TYPES = {"afpacket": lib.VS_PORT_AFPACKET, "tap": lib.VS_PORT_TAP}
+
+# Action opcodes as Python names; an action is (name, arg).
+ACTIONS = {
+    "output": lib.VS_ACTION_OUTPUT,
+    "push_vlan": lib.VS_ACTION_PUSH_VLAN,
+    "pop_vlan": lib.VS_ACTION_POP_VLAN,
+    "userspace": lib.VS_ACTION_USERSPACE,
+}
+ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
+
+UPCALL_BATCH = 64
+UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
+
+
+@dataclass
+class Upcall:
+    in_port: int
+    cookie: int  # 0 = flow-cache miss
+    key: dict
+    frame: bytes
+    vnet: bytes  # the virtio_net_hdr to hand back with execute()
+
+
+@dataclass
+class FlowStats:
+    key: dict
+    mask: dict
+    actions: list
+    packets: int
+    bytes: int
+    used_ns: int  # CLOCK_MONOTONIC ns of the last hit, 0 = never
+    tcp_flags: int
+
+
+def encode_actions(actions):
+    words = []
+    for name, arg in actions:
+        words += [ACTIONS[name], arg or 0]
+    return ffi.new("uint32_t[]", words or [0]), len(words)
+
+
+def decode_actions(words, n):
+    return [(ACTION_NAMES.get(words[i], str(words[i])), words[i + 1]) for i in range(0, n, 2)]
+
+
+def format_actions(actions, port_names=None):
+    if not actions:
+        return "drop"
+    out = []
+    for name, arg in actions:
+        if name == "output":
+            out.append(port_names.get(arg, str(arg)) if port_names else str(arg))
+        elif name == "push_vlan":
+            out.append(f"push_vlan(vid={arg & 0xFFF},pcp={arg >> 13})")
+        elif name == "pop_vlan":
+            out.append("pop_vlan")
+        else:
+            out.append(f"{name}({arg})")
+    return ",".join(out)
+
+
+def now_ns():
+    return lib.vs_now_ns()
+
+
+class Datapath:
+    def __init__(self, upcall_ring_size=1024):
+        self._dp = lib.vs_dp_create(upcall_ring_size)
+        if self._dp == ffi.NULL:
+            raise OSError("could not create the datapath (out of memory or threads)")
+        self._ups = ffi.new("struct vs_upcall[]", UPCALL_BATCH)
+        self._buf = ffi.new("uint8_t[]", UPCALL_BUF)
+
+    def close(self):
+        if self._dp is not None:
+            lib.vs_dp_destroy(self._dp)  # joins the poll thread, closes every port
+            self._dp = None
+
+    @property
+    def upcall_fd(self):
+        return lib.vs_dp_upcall_fd(self._dp)
+
+    def add_port(self, port_no, port_type, ifname):
+        err = lib.vs_dp_port_add(self._dp, port_no, PORT_TYPES[port_type], ifname.encode())
+        if err < 0:
+            raise OSError(-err, os.strerror(-err))
+
+    def del_port(self, port_no):
+        return lib.vs_dp_port_del(self._dp, port_no) == 0
+
+    def port_stats(self, port_no):
+        st = ffi.new("struct vs_port_stats *")
+        if lib.vs_dp_port_stats(self._dp, port_no, st) < 0:
+            return None
+        return {name: getattr(st, name) for name in (
+            "rx_packets", "rx_bytes", "rx_dropped", "rx_malformed",
+            "tx_packets", "tx_bytes", "tx_dropped")}
+
+    def stats(self):
+        st = ffi.new("struct vs_dp_stats *")
+        lib.vs_dp_get_stats(self._dp, st)
+        return {name: getattr(st, name) for name in (
+            "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
+            "upcall_drops", "malformed", "n_flows", "n_subtables", "busy_ns", "idle_ns")}
+
+    @staticmethod
+    def _c_key(values):
+        return flowkey.to_c(values, ffi.new("struct vs_key *"))
+
+    def flow_put(self, key, mask, actions):
+        """Installs a megaflow; returns True if it was new."""
+        words, n = encode_actions(actions)
+        r = lib.vs_dp_flow_put(self._dp, self._c_key(key), self._c_key(mask), words, n)
+        if r < 0:
+            raise MemoryError("datapath flow table could not grow")
+        return r == 0
+
+    def flow_del(self, key, mask):
+        return lib.vs_dp_flow_del(self._dp, self._c_key(key), self._c_key(mask)) == 0
+
+    def flow_flush(self):
+        lib.vs_dp_flow_flush(self._dp)
+
+    def flow_dump(self):
+        total = ffi.new("uint64_t *")
+        cap = max(16, self.stats()["n_flows"] + 16)
+        while True:
+            out = ffi.new("struct vs_flow_dump[]", cap)
+            n = lib.vs_dp_flow_dump(self._dp, out, cap, total)
+            if total[0] <= cap:
+                break
+            cap = total[0] + 16  # grew meanwhile
+        return [FlowStats(
+            key=flowkey.from_c(d.key), mask=flowkey.from_c(d.mask),
+            actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
+            bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags) for d in out[0:n]]
+
+    def recv_upcalls(self):
+        n = lib.vs_dp_recv_upcalls(self._dp, self._ups, UPCALL_BATCH, self._buf, UPCALL_BUF)
+        result = []
+        for i in range(n):
+            u = self._ups[i]
+            result.append(Upcall(
+                in_port=u.in_port, cookie=u.cookie, key=flowkey.from_c(u.key),
+                frame=bytes(ffi.buffer(self._buf + u.offset, u.len)),
+                vnet=bytes(ffi.buffer(ffi.addressof(u, "vnet"), ffi.sizeof("struct vs_vnet_hdr")))))
+        return result
+
+    def execute(self, in_port, frame, actions, vnet=None):
+        words, n = encode_actions(actions)
+        cvnet = ffi.NULL
+        if vnet:
+            cvnet = ffi.new("struct vs_vnet_hdr *")
+            ffi.memmove(cvnet, vnet, len(vnet))
+        lib.vs_dp_execute(self._dp, in_port, frame, len(frame), cvnet, words, n)
+
+
+def parse_frame(frame, in_port=0):
+    """Parses one frame with the C parser: returns the key dict, or None if
+    the fast path would count it malformed."""
+    key = ffi.new("struct vs_key *")
+    key.in_port = in_port
+    flags = ffi.new("uint16_t *")
+    if lib.vs_parse_frame(frame, len(frame), key, flags) < 0:
+        return None
+    result = flowkey.from_c(key)
+    result["tcp_flags"] = flags[0]
+    return result

@@ -1,0 +1,373 @@
+"""The switch at run time: bridges and ports built from the configuration,
+the upcall handler that fills the flow cache, and the revalidator.
+
+Upcall: a miss comes up from C with its flow key; xlate (NORMAL) gives actions,
+a mask and staleness tags; the megaflow is installed and the packet executed.
+Revalidator (once a second): refreshes MAC learning from flows that saw
+traffic (those packets never come to Python), ages out idle megaflows and
+MAC entries, and retries interfaces that could not be opened.
+Staleness: every megaflow that forwards to (or floods for) a destination MAC
+carries the tag ("mac", vlan, mac); when that MAC is learned, moves or ages
+out, exactly those megaflows are deleted.  A configuration change flushes all
+megaflows: it is rare and the cache refills from traffic in milliseconds.
+"""
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from vswitch.datapath import dpif, flowkey
+from vswitch.ofproto import normal
+from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
+
+log = logging.getLogger("vswitch.switch")
+
+MEGAFLOW_IDLE_SECONDS = 10
+MAX_UPCALL_BATCHES = 16  # per wake-up, so the event loop stays responsive
+
+
+@dataclass
+class Interface:
+    name: str
+    bridge: str
+    port: str
+    type: str  # as configured
+    ofport: int = -1
+    dp_type: str | None = None  # afpacket or tap, once opened
+    error: str | None = None
+    notes: list = field(default_factory=list)
+
+
+@dataclass
+class Bridge:
+    name: str
+    macs: MacTable
+    ports: dict = field(default_factory=dict)  # ofport -> normal.BridgePort
+
+
+@dataclass
+class InstalledFlow:
+    key: dict
+    mask: dict
+    bridge: str
+    tags: set
+    learn: tuple | None  # (vlan, src mac, port name) to refresh on traffic
+    last_packets: int = 0
+    installed: float = 0.0
+
+
+def _flow_id(key, mask):
+    return tuple(sorted(flowkey.apply_mask(key, mask).items())), tuple(sorted(mask.items()))
+
+
+def _port_settings(port_row):
+    trunks = frozenset(port_row.get("trunks") or ())
+    return port_row.get("tag"), trunks, port_row.get("vlan_mode")
+
+
+class Switch:
+    def __init__(self, datapath, clock=time.monotonic):
+        self.dp = datapath
+        self.clock = clock
+        self.bridges = {}
+        self.ifaces = {}  # name -> Interface
+        self.flows = {}  # flow id -> InstalledFlow
+        self.tag_index = defaultdict(set)
+        self.port_settings = {}  # port name -> (tag, trunks, vlan_mode)
+
+    # ------------------------------------------------------------ configuration
+    def apply_config(self, config):
+        desired = self._desired_interfaces(config)
+        changed = False
+        for name in list(self.ifaces):
+            iface = self.ifaces[name]
+            want = desired.get(name)
+            if want is None or (want["bridge"], want["port"], want["type"]) != (
+                    iface.bridge, iface.port, iface.type):
+                self._close_interface(iface)
+                del self.ifaces[name]
+                changed = True
+        for name, want in desired.items():
+            if name not in self.ifaces:
+                iface = Interface(name, want["bridge"], want["port"], want["type"])
+                self.ifaces[name] = iface
+                self._open_interface(iface, want.get("ofport_request"))
+                changed = True
+        changed |= self._apply_bridges(config)
+        if changed:
+            self.flush_flows()
+
+    def _desired_interfaces(self, config):
+        desired = {}
+        for br in config["Bridge"].values():
+            for port_uuid in br.get("ports", []):
+                port = config["Port"].get(port_uuid)
+                if not port:
+                    continue
+                for iface_uuid in port.get("interfaces", [])[:1]:  # bonds: later
+                    iface = config["Interface"].get(iface_uuid)
+                    if iface:
+                        desired[iface["name"]] = {
+                            "bridge": br["name"], "port": port["name"],
+                            "type": iface.get("type") or "",
+                            "ofport_request": iface.get("ofport_request")}
+        return desired
+
+    def _apply_bridges(self, config):
+        changed = False
+        names = set()
+        for br in config["Bridge"].values():
+            name = br["name"]
+            names.add(name)
+            other = br.get("other_config") or {}
+            aging = int(other.get("mac-aging-time", DEFAULT_AGING))
+            size = int(other.get("mac-table-size", DEFAULT_SIZE))
+            bridge = self.bridges.get(name)
+            if bridge is None:
+                bridge = self.bridges[name] = Bridge(name, MacTable(aging, size))
+                changed = True
+            elif (aging, size) != (bridge.macs.aging_time, bridge.macs.max_entries):
+                bridge.macs.configure(aging, size)
+                changed = True
+            ports = {}
+            for port_uuid in br.get("ports", []):
+                port = config["Port"].get(port_uuid)
+                if not port:
+                    continue
+                settings = _port_settings(port)
+                if self.port_settings.get(port["name"]) != settings:
+                    self.port_settings[port["name"]] = settings
+                    bridge.macs.flush(port["name"])  # its VLANs changed
+                    changed = True
+                for iface in self.ifaces.values():
+                    if iface.port == port["name"] and iface.ofport > 0:
+                        tag, trunks, mode = settings
+                        ports[iface.ofport] = normal.BridgePort(port["name"], iface.ofport, tag, trunks, mode)
+            if ports != bridge.ports:
+                for gone in {p.name for p in bridge.ports.values()} - {p.name for p in ports.values()}:
+                    bridge.macs.flush(gone)
+                bridge.ports = ports
+                changed = True
+        for name in set(self.bridges) - names:
+            del self.bridges[name]
+            changed = True
+        return changed
+
+    def _free_ofport(self, requested):
+        used = {i.ofport for i in self.ifaces.values()}
+        if requested and 0 < requested < 1024 and requested not in used:
+            return requested
+        return next(n for n in range(1, 1024) if n not in used)
+
+    def _open_interface(self, iface, ofport_request=None):
+        kind = iface.type or "system"
+        if kind in ("", "system", "afpacket"):
+            dp_type = "afpacket"
+        elif kind in ("tap", "internal"):
+            dp_type = "tap"
+        elif kind == "afxdp":
+            dp_type = "afpacket"
+            iface.notes = ["afxdp is not implemented yet: using afpacket"]
+            log.warning("%s: afxdp not implemented yet, falling back to afpacket", iface.name)
+        else:
+            iface.error = f"interface type {kind} is not supported yet"
+            log.error("%s: %s", iface.name, iface.error)
+            return
+        ofport = self._free_ofport(ofport_request)
+        try:
+            self.dp.add_port(ofport, dp_type, iface.name)
+        except OSError as exc:
+            iface.error = f"could not open network device {iface.name} ({exc.strerror})"
+            iface.ofport = -1
+            log.warning("%s", iface.error)
+            return
+        iface.ofport, iface.dp_type, iface.error = ofport, dp_type, None
+        log.info("added %s interface %s on port %d", kind, iface.name, ofport)
+
+    def _close_interface(self, iface):
+        if iface.ofport > 0:
+            self.dp.del_port(iface.ofport)  # closing a tap's fd deletes the tap
+            log.info("removed interface %s (port %d)", iface.name, iface.ofport)
+        iface.ofport = -1
+
+    def retry_failed_interfaces(self):
+        """An interface configured before its netdev existed starts working
+        once the netdev appears, as in OVS."""
+        reopened = False
+        for iface in self.ifaces.values():
+            if iface.ofport < 0 and iface.error and iface.error.startswith("could not open"):
+                self._open_interface(iface)
+                reopened |= iface.ofport > 0
+        return reopened
+
+    def close(self):
+        for iface in self.ifaces.values():
+            self._close_interface(iface)
+        self.ifaces.clear()
+
+    # ------------------------------------------------------------ flow cache
+    def flush_flows(self):
+        self.dp.flow_flush()
+        self.flows.clear()
+        self.tag_index.clear()
+
+    def _forget(self, fid):
+        info = self.flows.pop(fid, None)
+        if info:
+            for tag in info.tags:
+                self.tag_index[tag].discard(fid)
+        return info
+
+    def invalidate(self, bridge, tag):
+        for fid in list(self.tag_index.pop((bridge,) + tag, ())):
+            info = self._forget(fid)
+            if info:
+                self.dp.flow_del(info.key, info.mask)
+
+    def _install(self, bridge_name, key, result, now):
+        masked = flowkey.apply_mask(key, result.mask)
+        fid = _flow_id(key, result.mask)
+        self.dp.flow_put(masked, result.mask, result.actions)
+        learn = None
+        src = key.get("dl_src", 0)
+        in_port = self.bridges[bridge_name].ports.get(key.get("in_port"))
+        if in_port and not flowkey.is_multicast_mac(src):
+            vlan = normal.input_vlan(in_port, key, {})[0]
+            if vlan is not None:
+                learn = (vlan, src, in_port.name)
+        tags = {(bridge_name,) + t for t in result.tags}
+        old = self._forget(fid)
+        self.flows[fid] = InstalledFlow(masked, result.mask, bridge_name, tags, learn,
+                                        old.last_packets if old else 0, now)
+        for tag in tags:
+            self.tag_index[tag].add(fid)
+
+    def bridge_of_ofport(self, ofport):
+        for bridge in self.bridges.values():
+            if ofport in bridge.ports:
+                return bridge
+        return None
+
+    def handle_upcalls(self):
+        for _ in range(MAX_UPCALL_BATCHES):
+            upcalls = self.dp.recv_upcalls()
+            for up in upcalls:
+                self._handle_upcall(up)
+            if len(upcalls) < dpif.UPCALL_BATCH:
+                break
+
+    def _handle_upcall(self, up):
+        now = self.clock()
+        bridge = self.bridge_of_ofport(up.in_port)
+        if bridge is None or up.cookie:
+            return  # port just removed, or a protocol upcall with no handler yet
+        result = normal.xlate(bridge.ports, bridge.macs, up.key, now)
+        if result.learned:
+            self.invalidate(bridge.name, ("mac",) + result.learned)
+        self._install(bridge.name, up.key, result, now)
+        self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
+
+    def revalidate(self):
+        now = self.clock()
+        now_ns = dpif.now_ns()
+        for stats in self.dp.flow_dump():
+            fid = _flow_id(stats.key, stats.mask)
+            info = self.flows.get(fid)
+            if info is None:
+                self.dp.flow_del(stats.key, stats.mask)
+                continue
+            last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
+            if now_ns / 1e9 - last_use > MEGAFLOW_IDLE_SECONDS:
+                self._forget(fid)
+                self.dp.flow_del(stats.key, stats.mask)
+                continue
+            if stats.packets > info.last_packets:
+                info.last_packets = stats.packets
+                bridge = self.bridges.get(info.bridge)
+                if info.learn and bridge:
+                    vlan, mac, port = info.learn
+                    if bridge.macs.learn(vlan, mac, port, now):
+                        self.invalidate(bridge.name, ("mac", vlan, mac))
+        for bridge in self.bridges.values():
+            for vlan, mac in bridge.macs.expire(now):
+                self.invalidate(bridge.name, ("mac", vlan, mac))
+        if self.retry_failed_interfaces():
+            self._apply_bridges_ports_only()
+
+    def _apply_bridges_ports_only(self):
+        """After an interface came up late: give it to its bridge's NORMAL."""
+        for iface in self.ifaces.values():
+            bridge = self.bridges.get(iface.bridge)
+            if bridge and iface.ofport > 0 and iface.ofport not in bridge.ports:
+                tag, trunks, mode = self.port_settings.get(iface.port, (None, frozenset(), None))
+                bridge.ports[iface.ofport] = normal.BridgePort(iface.port, iface.ofport, tag, trunks, mode)
+        self.flush_flows()
+
+    # ------------------------------------------------------------ runtime reads for vsctl
+    def _bridge(self, name):
+        bridge = self.bridges.get(name)
+        if bridge is None:
+            raise KeyError(f"no bridge named {name}")
+        return bridge
+
+    def fdb_show(self, br):
+        return self._bridge(br).macs.dump(self.clock())
+
+    def fdb_flush(self, br=None):
+        for bridge in ([self._bridge(br)] if br else self.bridges.values()):
+            bridge.macs.flush()
+        self.flush_flows()
+
+    def port_names(self):
+        return {i.ofport: i.name for i in self.ifaces.values() if i.ofport > 0}
+
+    def dump_ports(self, br):
+        self._bridge(br)
+        rows = []
+        for iface in sorted(self.ifaces.values(), key=lambda i: (i.ofport, i.name)):
+            if iface.bridge != br:
+                continue
+            stats = self.interface_statistics(iface.name)
+            rows.append({"port": iface.name, "ofport": iface.ofport, **{
+                k: stats.get(k, 0) for k in ("rx_packets", "rx_bytes", "rx_dropped",
+                                             "tx_packets", "tx_bytes", "tx_dropped")}})
+        return rows
+
+    def dp_flows(self):
+        names = self.port_names()
+        now_ns = dpif.now_ns()
+        return [{"match": flowkey.format_match(f.key, f.mask, names),
+                 "actions": dpif.format_actions(f.actions, names),
+                 "packets": f.packets, "bytes": f.bytes,
+                 "used": round((now_ns - f.used_ns) / 1e9, 3) if f.used_ns else None}
+                for f in self.dp.flow_dump()]
+
+    def interface_status(self, name):
+        iface = self.ifaces.get(name)
+        if iface is None:
+            return {}
+        status = {"driver_name": iface.dp_type or "none"}
+        if iface.error:
+            status["error"] = iface.error
+        for note in iface.notes:
+            status["note"] = note
+        return status
+
+    def interface_statistics(self, name):
+        iface = self.ifaces.get(name)
+        if iface is None or iface.ofport < 0:
+            return {}
+        return self.dp.port_stats(iface.ofport) or {}
+
+    def interface_ofport(self, name):
+        iface = self.ifaces.get(name)
+        return iface.ofport if iface else None
+
+    def dump_flows(self, br):
+        raise NotImplementedError
+
+    def pmd_stats(self):
+        stats = self.dp.stats()
+        packets = stats["packets"] or 1
+        stats["busy_ns_per_packet"] = round(stats["busy_ns"] / packets, 1)
+        return stats
