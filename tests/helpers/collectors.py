@@ -308,3 +308,29 @@ def nfcapd(tmp_path):
 def sfacctd(tmp_path):
     with SfacctdCollector(str(tmp_path)) as collector:
         yield collector
+
+
+# -- what the exporter tests feed in ------------------------------------------
+
+def flow_key(i: int, version: int = 4, **fields):
+    """A distinct TCP flow number i (IPv4 or IPv6), with MACs and ports."""
+    from vswitch.export import FlowKey
+    if version == 4:
+        src, dst = f"10.{i // 250}.{i % 250 + 1}.1", f"10.200.{i % 250 + 1}.2"
+    else:
+        src, dst = f"2001:db8::{i + 1:x}", f"2001:db8:1::{i + 1:x}"
+    base = dict(in_port=1, out_port=2, src_mac=f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                dst_mac="02:00:00:00:ff:01", ip_version=version, src_ip=src, dst_ip=dst,
+                protocol=6, src_port=10000 + i, dst_port=80)
+    base.update(fields)
+    return FlowKey(**base)
+
+
+def tcp_frame(i: int, payload: int = 100, vlan: int = 0) -> bytes:
+    """An Ethernet/IPv4/TCP frame for flow i, optionally 802.1Q tagged."""
+    from scapy.all import IP, TCP, Dot1Q, Ether, raw
+    eth = Ether(src=f"02:00:00:00:00:{i + 1:02x}", dst="02:00:00:00:ff:01")
+    if vlan:
+        eth = eth / Dot1Q(vlan=vlan)
+    return raw(eth / IP(src=f"10.0.{i}.1", dst=f"10.0.{i}.2")
+               / TCP(sport=20000 + i, dport=443, flags="A") / (b"x" * payload))
