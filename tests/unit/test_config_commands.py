@@ -303,6 +303,8 @@ def test_list_all_records_or_named_ones(cfg):
     assert (p1["name"], p1["tag"]) == ("p1", 10)
     assert out(cfg, "--columns=name,tag list Port p1 p2") == [{"name": "p1", "tag": 10},
                                                               {"name": "p2", "tag": None}]
+    assert out(cfg, "get Port p1 _uuid") == [p1["_uuid"]]
+    assert out(cfg, "--columns=_uuid,name list Port p1") == [{"_uuid": p1["_uuid"], "name": "p1"}]
     fails(cfg, "list Port p9", 'no row "p9" in table Port')
 
 

@@ -161,11 +161,12 @@ def test_version_and_help(capsys):
 
 def test_runs_as_a_program(daemon):
     """The module entry point, as a separate process, gives the exit codes."""
-    env = dict(os.environ, VSWITCH_RUNDIR=daemon.rundir)
-    command = [sys.executable, "-m", "vswitch.cli.vsctl", "--timeout", "20"]
-    done = subprocess.run(command + ["add-br", "br0"], env=env, capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stderr) == (0, "")
-    done = subprocess.run(command + ["br-exists", "nope"], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    done = subprocess.run(command + ["del-br", "nope"], env=env, capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stderr) == (1, "vsctl: no bridge named nope\n")
+    def program(*args):
+        done = subprocess.run([sys.executable, "-m", "vswitch.cli.vsctl", "--timeout", "20", *args],
+                              env=dict(os.environ, VSWITCH_RUNDIR=daemon.rundir),
+                              capture_output=True, text=True, timeout=60)
+        return done.returncode, done.stderr
+
+    assert program("add-br", "br0") == (0, "")
+    assert program("br-exists", "nope") == (2, "")
+    assert program("del-br", "nope") == (1, "vsctl: no bridge named nope\n")

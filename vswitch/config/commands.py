@@ -311,19 +311,24 @@ def cmd_set(txn, args, opts):
     return None
 
 
-def _column_value(txn, table, row, column, command):
+def _column_value(txn, table, uuid, name, command):
+    """A stored column, a runtime column (asked of the runtime) or `_uuid`."""
+    if name == "_uuid":
+        return uuid
+    column = _column(table, name)
+    row = txn.config[table][uuid]
     if column.runtime is None:
-        return row[column.name]
+        return row[name]
     return txn.call_runtime(command, column.runtime, row["name"])
 
 
 def cmd_get(txn, args, opts):
     table = _table(args[0])
-    _, row = txn.record(table, args[1])
+    uuid, _ = txn.record(table, args[1])
     values = []
     for text in args[2:]:
         name, key = _split_column_key(text)
-        value = _column_value(txn, table, row, _column(table, name), "get")
+        value = _column_value(txn, table, uuid, name, "get")
         if key is not None:
             if not isinstance(value, dict):
                 raise CommandError(f"cannot specify key to get for non-map column {name}")
@@ -337,23 +342,19 @@ def cmd_get(txn, args, opts):
 
 
 def cmd_list(txn, args, opts):
+    """Records as {column: value}; all columns (runtime ones only when a
+    runtime is there to ask) or those named by --columns."""
     table = _table(args[0])
     if len(args) > 1:
         uuids = [txn.record(table, key)[0] for key in args[1:]]
     else:
         uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u]["name"])
-    wanted = opts.get("--columns")
-    columns = [_column(table, name) for name in schema.split_top(wanted)] if wanted else [
-        column for column in schema.TABLES[table].values()
-        if column.runtime is None or txn.runtime is not None]
-    records = []
-    for uuid in uuids:
-        row = txn.config[table][uuid]
-        record = {"_uuid": uuid} if not wanted else {}
-        for column in columns:
-            record[column.name] = _column_value(txn, table, row, column, "list")
-        records.append(record)
-    return records
+    if "--columns" in opts:
+        names = schema.split_top(opts["--columns"])
+    else:
+        names = ["_uuid"] + [name for name, column in schema.TABLES[table].items()
+                             if column.runtime is None or txn.runtime is not None]
+    return [{name: _column_value(txn, table, uuid, name, "list") for name in names} for uuid in uuids]
 
 
 def cmd_clear(txn, args, opts):
