@@ -110,6 +110,12 @@ class OvsPeer:
         self.vsctl("add-br", name, "--", "set", "bridge", name,
                    "datapath_type=netdev", *extra)
 
+    def lacp_show(self, bond: str) -> dict:
+        return parse_lacp_show(self.appctl("lacp/show", bond))[bond]
+
+    def cfm_show(self, iface: str) -> dict:
+        return parse_cfm_show(self.appctl("cfm/show", iface))[iface]
+
     def log(self) -> str:
         path = os.path.join(self.dir or "", "ovs-vswitchd.log")
         return open(path).read() if os.path.exists(path) else ""
@@ -154,3 +160,45 @@ def _terminate(pid: int, grace: float = 5) -> None:
             time.sleep(0.05)
         if not _alive(pid):
             return
+
+
+# -- parsers for ovs-appctl output (OVS 3.1 layout) ------------------------------
+
+def parse_lacp_show(text: str) -> dict:
+    """`lacp/show` -> {bond: {"status": [...], "sys_id": .., "members":
+    {name: {"status": "current", "attached": True, "may_enable": True,
+    "actor sys_id": .., "partner state": [...], ...}}}}"""
+    bonds, bond, target = {}, None, None
+    for line in text.splitlines():
+        if line.startswith("---- "):
+            bond = bonds[line.strip("- ")] = {"members": {}}
+            target = bond
+        elif line.startswith(("member: ", "slave: ")):
+            name, status = line.split(": ", 1)[1].split(": ")
+            state, attached = status.split()
+            target = bond["members"][name] = {"status": state,
+                                              "attached": attached == "attached"}
+        elif ":" in line and target is not None:
+            key, value = (part.strip() for part in line.split(":", 1))
+            if key.endswith("state") or key == "status":
+                target[key] = value.split()
+            elif key == "may_enable":
+                target[key] = value == "true"
+            else:
+                target[key] = value
+    return bonds
+
+
+def parse_cfm_show(text: str) -> dict:
+    """`cfm/show` -> {iface: {"mpid": 1, "fault": [...], "remote_mpids": [..]}}"""
+    ifaces, iface = {}, None
+    for line in text.splitlines():
+        if line.startswith("---- "):
+            iface = ifaces[line.strip("- ")] = {"fault": [], "remote_mpids": []}
+        elif line.startswith("MPID "):
+            iface["mpid"] = int(line.split()[1].rstrip(":"))
+        elif line.startswith("Remote MPID "):
+            iface["remote_mpids"].append(int(line.split()[2]))
+        elif line.strip().startswith("fault:"):
+            iface["fault"] = line.split(":", 1)[1].split()
+    return ifaces
