@@ -155,3 +155,12 @@ def test_next_wakeup_follows_the_cache():
 def test_bad_settings_are_refused(settings):
     with pytest.raises(ValueError):
         engine(**settings)
+
+
+def test_a_bad_setting_leaves_the_whole_previous_configuration_in_place():
+    nf = engine(engine_id=4, active_timeout=20)
+    with pytest.raises(ValueError):
+        nf.configure({"engine_id": 5, "targets": ["127.0.0.1:9999"], "inactive_timeout": -1})
+    show = nf.show()
+    assert (show["engine_id"], show["targets"], show["active_timeout"],
+            show["inactive_timeout"]) == (4, ["127.0.0.1:2055"], 20, 10)

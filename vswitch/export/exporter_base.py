@@ -35,6 +35,26 @@ def parse_target(target) -> tuple[str, int]:
     return (str(host), port)
 
 
+def apply_numbers(target, settings: dict, spec: dict) -> set[str]:
+    """Copies the numeric settings named in spec {name: (low, high, integer)}
+    onto target's attributes after checking them; returns the names whose
+    value changed. high None means unbounded."""
+    changed = set()
+    for name, (low, high, integer) in spec.items():
+        if name not in settings:
+            continue
+        value = settings[name]
+        kinds = int if integer else (int, float)
+        if not isinstance(value, kinds) or isinstance(value, bool) or value < low \
+                or (high is not None and value > high):
+            bound = f"{low}..{high}" if high is not None else f">= {low}"
+            raise ValueError(f"{name} must be {'an integer' if integer else 'a number'} {bound}")
+        if getattr(target, name) != value:
+            changed.add(name)
+        setattr(target, name, value)
+    return changed
+
+
 class ExporterBase:
     FORMAT = "?"
 
@@ -48,6 +68,21 @@ class ExporterBase:
         self.records_sent = 0
 
     def configure(self, settings: dict) -> None:
+        """Applies settings all or nothing: a bad one raises ValueError and
+        leaves the previous configuration in place."""
+        saved = [(obj, dict(vars(obj))) for obj in self._configurable()]
+        try:
+            self._configure(settings)
+        except (ValueError, TypeError, AttributeError) as e:
+            for obj, state in saved:
+                vars(obj).clear()
+                vars(obj).update(state)
+            raise ValueError(str(e)) from None
+
+    def _configurable(self) -> list:
+        return [self]
+
+    def _configure(self, settings: dict) -> None:
         if "targets" in settings:
             self.targets = [parse_target(t) for t in settings["targets"]]
         if "ifindex_map" in settings:
@@ -104,14 +139,14 @@ class FlowCacheExporter(ExporterBase):
         super().__init__()
         self.cache = FlowCache(active_timeout=60.0, inactive_timeout=15.0)
 
-    def configure(self, settings: dict) -> None:
-        super().configure(settings)
-        for name in ("active_timeout", "inactive_timeout", "max_flows"):
-            if name in settings:
-                value = settings[name]
-                if not isinstance(value, (int, float)) or value < 0:
-                    raise ValueError(f"{name} must be a number >= 0")
-                setattr(self.cache, name, value)
+    def _configurable(self) -> list:
+        return [self, self.cache]
+
+    def _configure(self, settings: dict) -> None:
+        super()._configure(settings)
+        apply_numbers(self.cache, settings, {"active_timeout": (0, None, False),
+                                             "inactive_timeout": (0, None, False),
+                                             "max_flows": (1, None, True)})
         if "tcp_end_detection" in settings:
             self.cache.tcp_end_detection = bool(settings["tcp_end_detection"])
 

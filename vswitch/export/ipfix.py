@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 
-from .exporter_base import FlowCacheExporter
+from .exporter_base import FlowCacheExporter, apply_numbers
 
 VERSION = 10
 MESSAGE_HEADER = struct.Struct("!HHIII")
@@ -107,27 +107,16 @@ class IpfixExporter(FlowCacheExporter):
         self.templates_due: float | None = None   # None: send at next run()
         self.template_messages_sent = 0
 
-    def configure(self, settings: dict) -> None:
-        super().configure(settings)
-        for name in ("observation_domain_id", "observation_point_id"):
-            if name in settings:
-                value = settings[name]
-                if not isinstance(value, int) or not 0 <= value <= U32_MAX:
-                    raise ValueError(f"{name} must be a 32-bit unsigned integer")
-                if name == "observation_domain_id" and value != self.observation_domain_id:
-                    self.templates_due = None
-                setattr(self, name, value)
-        if "template_interval" in settings:
-            value = settings["template_interval"]
-            if not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError("template_interval must be > 0")
-            self.template_interval = value
-        if "max_message_size" in settings:
-            value = settings["max_message_size"]
-            biggest = max(s.size for s in _RECORD_STRUCTS.values())
-            if not isinstance(value, int) or not 16 + 4 + biggest <= value <= 65507:
-                raise ValueError("max_message_size cannot hold one record")
-            self.max_message_size = value
+    def _configure(self, settings: dict) -> None:
+        super()._configure(settings)
+        biggest = max(s.size for s in _RECORD_STRUCTS.values())
+        changed = apply_numbers(self, settings, {
+            "observation_domain_id": (0, U32_MAX, True),
+            "observation_point_id": (0, U32_MAX, True),
+            "template_interval": (0.001, None, False),
+            "max_message_size": (MESSAGE_HEADER.size + SET_HEADER.size + biggest, 65507, True)})
+        if "observation_domain_id" in changed:
+            self.templates_due = None      # a new domain needs its templates now
 
     def _must_send(self, now: float) -> bool:
         return self.templates_due is None or now >= self.templates_due

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import struct
 
-from .exporter_base import FlowCacheExporter
+from .exporter_base import FlowCacheExporter, apply_numbers
 
 VERSION = 5
 MAX_RECORDS = 30
@@ -45,14 +45,10 @@ class NetflowV5Exporter(FlowCacheExporter):
         self.engine_id = 0
         self.flow_sequence = 0
 
-    def configure(self, settings: dict) -> None:
-        super().configure(settings)
-        for name in ("engine_type", "engine_id"):
-            if name in settings:
-                value = settings[name]
-                if not isinstance(value, int) or not 0 <= value <= 255:
-                    raise ValueError(f"{name} must be 0..255")
-                setattr(self, name, value)
+    def _configure(self, settings: dict) -> None:
+        super()._configure(settings)
+        apply_numbers(self, settings, {"engine_type": (0, 255, True),
+                                       "engine_id": (0, 255, True)})
 
     def _accept(self, stats, parsed) -> str | None:
         if parsed.key.ip_version != 4:

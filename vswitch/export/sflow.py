@@ -25,7 +25,7 @@ import ipaddress
 import struct
 from collections import defaultdict
 
-from .exporter_base import ExporterBase
+from .exporter_base import ExporterBase, apply_numbers
 from .records import InvalidRecord, check_counters, check_packet_sample
 
 VERSION = 5
@@ -90,28 +90,20 @@ class SflowExporter(ExporterBase):
         self.flow_samples_sent = 0
         self.counter_samples_sent = 0
 
-    def configure(self, settings: dict) -> None:
-        super().configure(settings)
+    def _configure(self, settings: dict) -> None:
+        super()._configure(settings)
         if "agent_address" in settings:
             self.agent_address = ipaddress.ip_address(settings["agent_address"])
         if self.agent_address is None:
             raise ValueError("sFlow needs agent_address")
-        if "sub_agent_id" in settings:
-            self.sub_agent_id = int(settings["sub_agent_id"]) & U32
-        for name in ("polling_interval", "flush_delay"):
-            if name in settings:
-                if not isinstance(settings[name], (int, float)) or settings[name] < 0:
-                    raise ValueError(f"{name} must be a number >= 0")
-                setattr(self, name, settings[name])
-        if "polling_interval" in settings:
+        changed = apply_numbers(self, settings, {
+            "sub_agent_id": (0, U32, True), "polling_interval": (0, None, False),
+            "flush_delay": (0, None, False), "header_bytes": (14, 256, True),
+            "max_datagram": (512, 65507, True)})
+        if "polling_interval" in changed:
             self.next_poll = None
         if "counters_callback" in settings:
             self.counters_callback = settings["counters_callback"]
-        for name, low, high in (("header_bytes", 14, 256), ("max_datagram", 512, 65507)):
-            if name in settings:
-                if not isinstance(settings[name], int) or not low <= settings[name] <= high:
-                    raise ValueError(f"{name} must be {low}..{high}")
-                setattr(self, name, settings[name])
 
     # -- input ------------------------------------------------------------
     def add_packet_sample(self, sample, now: float) -> None:
