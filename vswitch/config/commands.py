@@ -125,26 +125,23 @@ def _names(config, table, uuids):
 
 def cmd_add_br(txn, args, opts):
     name = args[0]
-    if txn.find("Bridge", name)[1] is not None:
-        if "--may-exist" in opts:
-            return None
-        raise CommandError(f"cannot create a bridge named {name} because a bridge named {name} already exists")
-    _check_new_port_names(txn, "bridge", name, [name])
+    if txn.find("Bridge", name)[1] is not None and "--may-exist" in opts:
+        return None
+    _check_conflicts(txn, name, f"cannot create a bridge named {name}")
     iface = txn.insert("Interface", name=name, type="internal")
     port = txn.insert("Port", name=name, interfaces=[iface])
     txn.insert("Bridge", name=name, ports=[port])
     return None
 
 
-def _check_new_port_names(txn, what, name, iface_names):
-    """A new bridge/port must not reuse a Port or Interface name anywhere."""
-    if txn.find("Port", name)[1] is not None:
-        raise CommandError(f"cannot create a {what} named {name} because a port named {name} "
-                           f"already exists on bridge {txn.bridge_of_name('Port', name)}")
-    for iface in iface_names:
-        if txn.find("Interface", iface)[1] is not None:
-            raise CommandError(f"cannot create an interface named {iface} because an interface named "
-                               f"{iface} already exists on bridge {txn.bridge_of_name('Interface', iface)}")
+def _check_conflicts(txn, name, what):
+    """A new bridge, port or interface name must be unused (ovs-vsctl's checks, in its order)."""
+    if txn.find("Bridge", name)[1] is not None:
+        raise CommandError(f"{what} because a bridge named {name} already exists")
+    for table, noun in (("Port", "a port"), ("Interface", "an interface")):
+        if txn.find(table, name)[1] is not None:
+            raise CommandError(f"{what} because {noun} named {name} already exists on bridge "
+                               f"{txn.bridge_of_name(table, name)}")
 
 
 def cmd_del_br(txn, args, opts):
@@ -175,7 +172,9 @@ def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command)
             raise CommandError(f'"--may-exist {command} {bridge_name} {port_name}" but {port_name} '
                                f"is actually attached to bridge {actual}")
         return None
-    _check_new_port_names(txn, "port", port_name, iface_names)
+    _check_conflicts(txn, port_name, f"cannot create a port named {port_name}")
+    for iface in iface_names:
+        _check_conflicts(txn, iface, f"cannot create an interface named {iface}")
     ifaces = [txn.insert("Interface", name=name) for name in iface_names]
     port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces)
     bridge["ports"].append(port_uuid)
@@ -229,13 +228,14 @@ def cmd_list_ifaces(txn, args, opts):
 
 
 def cmd_port_to_br(txn, args, opts):
-    if txn.find("Port", args[0])[1] is None:
+    # As in ovs-vsctl, a bridge's own local port is not a "port" here.
+    if txn.find("Port", args[0])[1] is None or txn.find("Bridge", args[0])[1] is not None:
         raise CommandError(f"no port named {args[0]}")
     return txn.bridge_of_name("Port", args[0])
 
 
 def cmd_iface_to_br(txn, args, opts):
-    if txn.find("Interface", args[0])[1] is None:
+    if txn.find("Interface", args[0])[1] is None or txn.find("Bridge", args[0])[1] is not None:
         raise CommandError(f"no interface named {args[0]}")
     return txn.bridge_of_name("Interface", args[0])
 
@@ -283,7 +283,7 @@ def _split_column_key(text):
 def _set_column(txn, table, row, setting):
     parts = schema.partition_unquoted(setting, "=")
     if parts is None:
-        raise CommandError(f'{setting}: argument does not end in "=" followed by a value')
+        raise CommandError(f'{setting}: argument does not end in "=" followed by a value.')
     name, key = _split_column_key(parts[0].strip())
     column = _mutable_column(table, name)
     if key is None:
@@ -409,7 +409,9 @@ def cmd_remove(txn, args, opts):
 
 def cmd_set_fail_mode(txn, args, opts):
     _, bridge = txn.bridge(args[0])
-    _set_column(txn, "Bridge", bridge, f"fail_mode={args[1]}")
+    if args[1] not in ("standalone", "secure"):
+        raise CommandError('fail-mode must be "standalone" or "secure"')
+    bridge["fail_mode"] = args[1]
     return None
 
 
@@ -538,7 +540,7 @@ def split_command(argv):
 
 
 def _count(n):
-    return f"{n} argument{'s' if n != 1 else ''}"
+    return f"{n} argument{'' if n == 1 else 's'}"
 
 
 def parse_command(argv):
@@ -561,8 +563,7 @@ def parse_command(argv):
     if len(args) < command.min_args:
         raise CommandError(f"'{name}' command requires at least {_count(command.min_args)}")
     if command.max_args is not None and len(args) > command.max_args:
-        limit = f"at most {_count(command.max_args)}" if command.max_args else "no arguments"
-        raise CommandError(f"'{name}' command takes {limit}")
+        raise CommandError(f"'{name}' command takes at most {_count(command.max_args)}")
     return command, args, opts
 
 
