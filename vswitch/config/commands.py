@@ -179,7 +179,7 @@ def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command)
     port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces)
     bridge["ports"].append(port_uuid)
     for setting in settings:
-        _set_column(txn, "Port", txn.config["Port"][port_uuid], setting)
+        _set_column("Port", txn.config["Port"][port_uuid], setting)
     return None
 
 
@@ -260,15 +260,8 @@ def cmd_show(txn, args, opts):
 
 # ---------------------------------------------------------------- generic records
 
-def _column(table, name):
-    try:
-        return schema.column_named(table, name)
-    except SchemaError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _mutable_column(table, name):
-    column = _column(table, name)
+    column = schema.column_named(table, name)
     if not column.mutable:
         raise CommandError(f"cannot modify read-only column {name} in table {table}")
     return column
@@ -280,7 +273,7 @@ def _split_column_key(text):
     return column, (schema.unquote(key) if sep else None)
 
 
-def _set_column(txn, table, row, setting):
+def _set_column(table, row, setting):
     parts = schema.partition_unquoted(setting, "=")
     if parts is None:
         raise CommandError(f'{setting}: argument does not end in "=" followed by a value.')
@@ -296,18 +289,11 @@ def _set_column(txn, table, row, setting):
     row[name] = value
 
 
-def _table(name):
-    try:
-        return schema.table_named(name)
-    except SchemaError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def cmd_set(txn, args, opts):
-    table = _table(args[0])
+    table = schema.table_named(args[0])
     _, row = txn.record(table, args[1])
     for setting in args[2:]:
-        _set_column(txn, table, row, setting)
+        _set_column(table, row, setting)
     return None
 
 
@@ -315,7 +301,7 @@ def _column_value(txn, table, uuid, name, command):
     """A stored column, a runtime column (asked of the runtime) or `_uuid`."""
     if name == "_uuid":
         return uuid
-    column = _column(table, name)
+    column = schema.column_named(table, name)
     row = txn.config[table][uuid]
     if column.runtime is None:
         return row[name]
@@ -323,7 +309,7 @@ def _column_value(txn, table, uuid, name, command):
 
 
 def cmd_get(txn, args, opts):
-    table = _table(args[0])
+    table = schema.table_named(args[0])
     uuid, _ = txn.record(table, args[1])
     values = []
     for text in args[2:]:
@@ -344,7 +330,7 @@ def cmd_get(txn, args, opts):
 def cmd_list(txn, args, opts):
     """Records as {column: value}; all columns (runtime ones only when a
     runtime is there to ask) or those named by --columns."""
-    table = _table(args[0])
+    table = schema.table_named(args[0])
     if len(args) > 1:
         uuids = [txn.record(table, key)[0] for key in args[1:]]
     else:
@@ -358,7 +344,7 @@ def cmd_list(txn, args, opts):
 
 
 def cmd_clear(txn, args, opts):
-    table = _table(args[0])
+    table = schema.table_named(args[0])
     _, row = txn.record(table, args[1])
     for name in args[2:]:
         column = _mutable_column(table, name)
@@ -369,7 +355,7 @@ def cmd_clear(txn, args, opts):
 
 def _change_members(txn, args, adding):
     """`add`/`remove` on a set, map or optional scalar column."""
-    table = _table(args[0])
+    table = schema.table_named(args[0])
     _, row = txn.record(table, args[1])
     column = _mutable_column(table, args[2])
     where, current, kind = row["name"], row[args[2]], column.type
