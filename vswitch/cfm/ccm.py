@@ -122,6 +122,9 @@ def _decode_md(fmt: str, raw: bytes) -> str:
 
 def _encode_ma(fmt: str, name) -> bytes:
     if fmt in ("vid", "uint16"):
+        limit = 4094 if fmt == "vid" else 65535
+        if not 0 <= int(name) <= limit:
+            raise ValueError(f"{fmt} MA name {name} out of range 0-{limit}")
         raw = struct.pack("!H", int(name))
     elif fmt == "vpn-id":           # 14 hex digits: 3-octet OUI + 4-octet index
         raw = bytes.fromhex(str(name).replace(":", ""))

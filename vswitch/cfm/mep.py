@@ -187,13 +187,14 @@ class Mep:
     def next_wakeup(self) -> float:
         times = [self.tx_at, *self.fault_until.values()]
         times += [r.rmep_while for r in self.remotes.values() if r.rmep_while is not None]
-        if not self.remotes:
-            times.append(self.started + self.loss_time)
+        if self.now < self.started + self.loss_time:
+            times.append(self.started + self.loss_time)   # "nobody heard" starts
         return min(t for t in times if t is not None)
 
     # -- status -----------------------------------------------------------------------
     def faults(self) -> list[str]:
-        now, found = self.now, set(r for r, t in self.fault_until.items() if now < t)
+        now = self.now
+        found = {r for r, t in self.fault_until.items() if now < t}
         if any(r.state == "RMEP_FAILED" for r in self.remotes.values()):
             found.add("recv")
         if not any(r.state == "RMEP_OK" for r in self.remotes.values()) \
