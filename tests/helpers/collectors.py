@@ -4,7 +4,8 @@ Each collector runs in its own temporary directory, listens on 127.0.0.1 on
 a free port, and is stopped by the pid this module started (plus the
 children that pid forked, found through /proc), never by name.
   NfcapdCollector   nfdump's nfcapd (NetFlow v5 and IPFIX), read with nfdump
-  SfacctdCollector  pmacct's sfacctd (sFlow v5), print plugin + counter log
+  PmacctCollector   pmacct's sfacctd (sFlow v5, with its counter log) or
+                    nfacctd (NetFlow v5/IPFIX), print plugin
   LoopbackCapture   dumpcap on lo, decoded afterwards with tshark
 Use them as context managers; the pytest fixtures at the bottom wrap them.
 """
@@ -49,6 +50,15 @@ def wait_for(condition, what: str, timeout: float = TIMEOUT, interval: float = 0
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def poll_until(condition, timeout: float = TIMEOUT) -> bool:
+    """Like wait_for but returns False on timeout, so that the test's own
+    assert shows what differs."""
+    try:
+        return bool(wait_for(condition, "condition", timeout))
+    except TimeoutError:
+        return False
 
 
 def _children(pid: int) -> list[int]:
@@ -158,48 +168,53 @@ class NfcapdCollector:
                 (line.partition(":") for line in out.splitlines()) if v}
 
 
-SFACCTD_CONFIG = """\
+PMACCT_CONFIG = """\
 daemonize: false
-sfacctd_ip: 127.0.0.1
-sfacctd_port: {port}
-sfacctd_renormalize: {renormalize}
+{daemon}_ip: 127.0.0.1
+{daemon}_port: {port}
+{daemon}_renormalize: {renormalize}
 plugins: print
 aggregate: src_host, dst_host, src_port, dst_port, proto, in_iface, out_iface, vlan, src_mac, dst_mac
 print_output: json
 print_output_file: {dir}/flows.json
 print_output_file_append: true
 print_refresh_time: 1
+"""
+SFACCTD_COUNTERS = """\
 sfacctd_counter_file: {dir}/counters.json
 sfacctd_counter_output: json
 """
 
 
-class SfacctdCollector:
-    """sfacctd with the print plugin (appending JSON, 1 s refresh) and the
-    sFlow counter log. With renormalize, sfacctd multiplies packets and bytes
-    by the (effective) sampling rate."""
+class PmacctCollector:
+    """pmacct's sfacctd (sFlow) or nfacctd (NetFlow/IPFIX) with the print
+    plugin (appending JSON, 1 s refresh); sfacctd also logs sFlow counter
+    samples. With renormalize, sfacctd multiplies packets and bytes by the
+    (effective) sampling rate."""
 
-    def __init__(self, workdir: str, renormalize: bool = True):
-        self.dir = os.path.join(workdir, "sfacctd")
+    def __init__(self, workdir: str, daemon: str = "sfacctd", renormalize: bool = True):
+        self.daemon = daemon
+        self.dir = os.path.join(workdir, daemon)
         os.makedirs(self.dir)
         self.port = free_udp_port()
         self.target = f"127.0.0.1:{self.port}"
-        self.config = os.path.join(self.dir, "sfacctd.conf")
+        self.config = os.path.join(self.dir, f"{daemon}.conf")
+        config = PMACCT_CONFIG + (SFACCTD_COUNTERS if daemon == "sfacctd" else "")
         with open(self.config, "w") as f:
-            f.write(SFACCTD_CONFIG.format(port=self.port, dir=self.dir,
-                                          renormalize=str(renormalize).lower()))
+            f.write(config.format(daemon=daemon, port=self.port, dir=self.dir,
+                                  renormalize=str(renormalize).lower()))
         self.process = None
 
     def __enter__(self):
-        self.process = ManagedProcess(["sfacctd", "-f", self.config],
-                                      os.path.join(self.dir, "sfacctd.log"))
-        wait_until_listening(self.process, self.port, "sfacctd")
+        self.process = ManagedProcess([self.daemon, "-f", self.config],
+                                      os.path.join(self.dir, f"{self.daemon}.log"))
+        wait_until_listening(self.process, self.port, self.daemon)
         wait_for(lambda: "Purging cache" in self.process.log() or not self.process.alive(),
-                 "sfacctd print plugin to start")
+                 f"{self.daemon} print plugin to start")
         return self
 
     def __exit__(self, *exc):
-        # sfacctd's core blocks SIGTERM while busy; SIGINT is its clean stop
+        # pmacct's core blocks SIGTERM while busy; SIGINT is its clean stop
         self.process.stop(signal.SIGINT)
 
     def _json_lines(self, name: str) -> list[dict]:
@@ -306,7 +321,13 @@ def nfcapd(tmp_path):
 
 @pytest.fixture
 def sfacctd(tmp_path):
-    with SfacctdCollector(str(tmp_path)) as collector:
+    with PmacctCollector(str(tmp_path), "sfacctd") as collector:
+        yield collector
+
+
+@pytest.fixture
+def nfacctd(tmp_path):
+    with PmacctCollector(str(tmp_path), "nfacctd") as collector:
         yield collector
 
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from helpers.collectors import sfacctd, tcp_frame, wait_for  # noqa: F401  (fixture)
+from helpers.collectors import poll_until, sfacctd, tcp_frame  # noqa: F401  (fixture)
 
 from vswitch.export import InterfaceCounters, PacketSample, SflowExporter, UdpSender
 
@@ -60,8 +60,7 @@ def test_sflow_samples_and_counters_match_in_sfacctd(sfacctd):
             assert (r["iface_in"], r["iface_out"], r["port_dst"]) in \
                 {(1, 3, 443), (2, 3, 443)}
         return got
-    wait_for(lambda: totals() == expected and len(sfacctd.counters()) == 4,
-             "sfacctd to account every sample and counter", timeout=15)
+    poll_until(lambda: totals() == expected and len(sfacctd.counters()) == 4, timeout=15)
     assert totals() == expected
 
     logged = {(c["ifIndex"], c["sflow_cnt_seq"]): c for c in sfacctd.counters()}
