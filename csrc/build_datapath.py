@@ -8,14 +8,15 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["flow_key.c", "classifier.c", "netdev.c", "datapath.c"]
+SOURCES = ["flow_key.c", "classifier.c", "netdev.c", "datapath.c", "xdp_prog.c", "afxdp.c",
+           "offload.c"]
 
 
 def _cdef_from_headers():
     """The cdef is datapath.h's public API; the structs it uses come from the
     headers too, minus preprocessor lines, so C and Python cannot drift."""
     parts = []
-    for header in ("flow_key.h", "netdev.h", "classifier.h", "datapath.h"):
+    for header in ("flow_key.h", "netdev.h", "offload.h", "afxdp.h", "classifier.h", "datapath.h"):
         with open(os.path.join(HERE, header)) as f:
             text = f.read()
         text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
@@ -38,10 +39,10 @@ ffibuilder = FFI()
 ffibuilder.cdef(_cdef_from_headers())
 ffibuilder.set_source(
     "vswitch.datapath._datapath",
-    '#include "datapath.h"',
+    '#include "datapath.h"\n#include "offload.h"',
     sources=[os.path.join(HERE, s) for s in SOURCES],
     include_dirs=[HERE],
-    extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+    extra_compile_args=["-O2", "-g", "-std=gnu11", "-Wall", "-Wno-unused-function"],
     libraries=["pthread"],
 )
 

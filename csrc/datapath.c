@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include "datapath.h"
 
+#include "afxdp.h"
+
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@ struct vs_port {
     uint32_t port_no;
     int type;
     int fd;
+    void *priv; /* afxdp: struct vs_afxdp (fd is its epoll fd) */
     struct vs_port_stats stats;
     struct vs_packet *txq[TXQ_LEN];
     int n_txq;
@@ -76,7 +80,8 @@ static void tx_flush(struct tx_ctx *tx)
 {
     for (int i = 0; i < tx->n_dirty; i++) {
         struct vs_port *p = tx->dirty[i];
-        int sent = vs_netdev_send(p->type, p->fd, p->txq, p->n_txq);
+        int sent = p->type == VS_PORT_AFXDP ? vs_afxdp_send(p->priv, p->txq, p->n_txq)
+                                            : vs_netdev_send(p->type, p->fd, p->txq, p->n_txq);
         for (int j = 0; j < sent; j++) {
             p->stats.tx_packets++;
             p->stats.tx_bytes += p->txq[j]->len;
@@ -284,7 +289,9 @@ static void poll_port(struct vs_dp *dp, struct vs_port *port, int *upcalled)
      * the others while still amortising the poll() call. */
     for (int round = 0; round < 4; round++) {
         uint64_t truncated = 0;
-        int n = vs_netdev_recv(port->type, port->fd, dp->rx, VS_BATCH, &truncated);
+        int n = port->type == VS_PORT_AFXDP
+                    ? vs_afxdp_recv(port->priv, dp->rx, VS_BATCH)
+                    : vs_netdev_recv(port->type, port->fd, dp->rx, VS_BATCH, &truncated);
         port->stats.rx_dropped += truncated;
         port->stats.rx_malformed += truncated;
         if (n <= 0)
@@ -351,6 +358,15 @@ static void *poll_main(void *arg)
 
 /* ---- lifecycle and control ---- */
 
+static void port_close(struct vs_port *p)
+{
+    if (p->type == VS_PORT_AFXDP)
+        vs_afxdp_close(p->priv); /* detaches the XDP program, frees the UMEMs */
+    else
+        close(p->fd);
+    free(p);
+}
+
 static int tx_ctx_init(struct tx_ctx *tx)
 {
     memset(tx, 0, sizeof *tx);
@@ -403,10 +419,8 @@ void vs_dp_destroy(struct vs_dp *dp)
         pthread_join(dp->thread, NULL);
     }
     for (int i = 0; i < VS_MAX_PORTS; i++) {
-        if (dp->ports[i]) {
-            close(dp->ports[i]->fd);
-            free(dp->ports[i]);
-        }
+        if (dp->ports[i])
+            port_close(dp->ports[i]);
     }
     vs_cls_destroy(&dp->cls);
     for (uint32_t i = 0; dp->ring && i < dp->ring_size; i++)
@@ -478,6 +492,60 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifn
     return 0;
 }
 
+int vs_dp_port_add_afxdp(struct vs_dp *dp, uint32_t port_no, const char *ifname,
+                         int xdp_mode, struct vs_afxdp_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (port_no >= VS_MAX_PORTS)
+        return info->error = -EINVAL;
+    int err = vs_netdev_set_up(ifname);
+    if (err < 0) {
+        snprintf(info->step, sizeof info->step, "bring the device up");
+        return info->error = err;
+    }
+    struct vs_port *p = calloc(1, sizeof *p);
+    if (!p)
+        return info->error = -ENOMEM;
+    p->priv = vs_afxdp_open(ifname, xdp_mode, info);
+    if (!p->priv) {
+        free(p);
+        return info->error;
+    }
+    p->port_no = port_no;
+    p->type = VS_PORT_AFXDP;
+    p->fd = vs_afxdp_fd(p->priv);
+    pthread_mutex_lock(&dp->mutex);
+    if (dp->ports[port_no]) {
+        err = -EEXIST;
+    } else {
+        dp->ports[port_no] = p;
+        dp->ports_gen++;
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    if (err) {
+        port_close(p);
+        snprintf(info->step, sizeof info->step, "port number in use");
+        return info->error = err;
+    }
+    wake_poll_thread(dp);
+    return 0;
+}
+
+int vs_dp_port_afxdp_stats(struct vs_dp *dp, uint32_t port_no, struct vs_afxdp_stats *out)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -EINVAL;
+    int err = 0;
+    pthread_mutex_lock(&dp->mutex);
+    struct vs_port *p = dp->ports[port_no];
+    if (p && p->type == VS_PORT_AFXDP)
+        vs_afxdp_get_stats(p->priv, out);
+    else
+        err = -ENOENT;
+    pthread_mutex_unlock(&dp->mutex);
+    return err;
+}
+
 int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
 {
     if (port_no >= VS_MAX_PORTS)
@@ -491,8 +559,7 @@ int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
     if (!p)
         return -ENOENT;
     wake_poll_thread(dp);
-    close(p->fd);
-    free(p);
+    port_close(p);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "classifier.h"
 #include "flow_key.h"
 #include "netdev.h"
+#include "afxdp.h"
 
 enum {
     VS_ACTION_OUTPUT = 1,    /* arg: port number */
@@ -76,6 +77,11 @@ void vs_dp_destroy(struct vs_dp *);
 int vs_dp_upcall_fd(struct vs_dp *);
 
 int vs_dp_port_add(struct vs_dp *, uint32_t port_no, int type, const char *ifname);
+/* An afxdp port (afxdp.h): xdp_mode is a VS_XDP_* mode.  info tells the mode
+ * obtained, or the step that failed (the caller falls back to afpacket). */
+int vs_dp_port_add_afxdp(struct vs_dp *, uint32_t port_no, const char *ifname, int xdp_mode,
+                         struct vs_afxdp_info *info);
+int vs_dp_port_afxdp_stats(struct vs_dp *, uint32_t port_no, struct vs_afxdp_stats *);
 int vs_dp_port_del(struct vs_dp *, uint32_t port_no);
 int vs_dp_port_stats(struct vs_dp *, uint32_t port_no, struct vs_port_stats *);
 

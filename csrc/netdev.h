@@ -32,7 +32,7 @@ struct vs_vnet_hdr { /* struct virtio_net_hdr, little-endian on this host */
 
 #define VS_VNET_F_NEEDS_CSUM 1
 
-enum vs_port_type { VS_PORT_AFPACKET = 1, VS_PORT_TAP = 2 };
+enum vs_port_type { VS_PORT_AFPACKET = 1, VS_PORT_TAP = 2, VS_PORT_AFXDP = 3 /* afxdp.h */ };
 
 /* One packet in a batch: the frame starts at data, with headroom before it
  * so a VLAN tag can be pushed without copying. */

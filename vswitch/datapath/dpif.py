@@ -5,7 +5,22 @@ from dataclasses import dataclass
 from . import flowkey
 from ._datapath import ffi, lib
 
-PORT_TYPES = {"afpacket": lib.VS_PORT_AFPACKET, "tap": lib.VS_PORT_TAP}
+PORT_TYPES = {"afpacket": lib.VS_PORT_AFPACKET, "tap": lib.VS_PORT_TAP,
+              "afxdp": lib.VS_PORT_AFXDP}
+# options:xdp-mode values (as in OVS, minus native-with-zerocopy: copy mode only).
+XDP_MODES = {"best-effort": lib.VS_XDP_BEST_EFFORT, "native": lib.VS_XDP_NATIVE,
+             "generic": lib.VS_XDP_GENERIC}
+XDP_MODE_NAMES = {lib.VS_XDP_NATIVE: "native", lib.VS_XDP_GENERIC: "generic"}
+AFXDP_STATS = ("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
+               "tx_offload_drops")
+
+
+class AfxdpError(OSError):
+    """AF_XDP could not be set up; .step says where (e.g. "attach native XDP")."""
+
+    def __init__(self, errno_, step):
+        super().__init__(errno_, f"{step}: {os.strerror(errno_)}")
+        self.step = step
 
 # Action opcodes as Python names; an action is (name, arg).
 ACTIONS = {
@@ -92,6 +107,24 @@ class Datapath:
         err = lib.vs_dp_port_add(self._dp, port_no, PORT_TYPES[port_type], ifname.encode())
         if err < 0:
             raise OSError(-err, os.strerror(-err))
+
+    def add_afxdp_port(self, port_no, ifname, xdp_mode="best-effort"):
+        """Opens an afxdp port; returns {"xdp_mode", "n_queues", "zerocopy"}.
+        Raises AfxdpError (with the failing step) when AF_XDP cannot be set up."""
+        if xdp_mode not in XDP_MODES:
+            raise AfxdpError(22, f"xdp-mode {xdp_mode!r} (expected one of {', '.join(XDP_MODES)})")
+        info = ffi.new("struct vs_afxdp_info *")
+        err = lib.vs_dp_port_add_afxdp(self._dp, port_no, ifname.encode(), XDP_MODES[xdp_mode], info)
+        if err < 0:
+            raise AfxdpError(-err, ffi.string(info.step).decode() or "open")
+        return {"xdp_mode": XDP_MODE_NAMES.get(info.mode, str(info.mode)),
+                "n_queues": info.n_queues, "zerocopy": bool(info.zerocopy)}
+
+    def afxdp_stats(self, port_no):
+        st = ffi.new("struct vs_afxdp_stats *")
+        if lib.vs_dp_port_afxdp_stats(self._dp, port_no, st) < 0:
+            return None
+        return {name: getattr(st, name) for name in AFXDP_STATS}
 
     def del_port(self, port_no):
         return lib.vs_dp_port_del(self._dp, port_no) == 0

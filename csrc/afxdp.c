@@ -1,0 +1,460 @@
+/* afxdp.c — AF_XDP sockets, UMEM and rings for the afxdp port type. */
+#define _GNU_SOURCE
+#include "afxdp.h"
+
+#include <errno.h>
+#include <linux/ethtool.h>
+#include <linux/if_xdp.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "offload.h"
+#include "xdp_prog.h"
+
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+#ifndef SOL_XDP
+#define SOL_XDP 283
+#endif
+
+#define FRAME_SIZE 4096u
+#define N_FRAMES 2048u
+#define N_RX_FRAMES 1024u /* the rest are for transmit */
+#define RING_SIZE 1024u
+#define MAX_QUEUES 64
+#define MAX_SEGS 64 /* a 64 KiB GSO frame at MSS 1024+ */
+
+struct ring {
+    uint32_t *producer, *consumer, *flags;
+    void *descs;
+    uint32_t mask;
+    uint32_t cached_prod, cached_cons;
+    void *map;
+    size_t map_len;
+};
+
+struct xsk_queue {
+    int fd;
+    uint8_t *umem;
+    struct ring fill, comp, rx, tx;
+    uint64_t tx_free[N_FRAMES - N_RX_FRAMES]; /* chunk addresses */
+    uint32_t n_tx_free;
+    uint32_t tx_outstanding; /* submitted, not yet completed */
+};
+
+struct vs_afxdp {
+    struct vs_xdp_prog prog;
+    int epfd;
+    uint32_t n_queues, next_rx;
+    struct xsk_queue *q[MAX_QUEUES];
+    struct vs_afxdp_stats stats;
+};
+
+/* ---- ring access: one producer and one consumer; the kernel is the other
+ * side, so index loads acquire and index stores release. ---- */
+
+static inline uint32_t load_acq(uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void store_rel(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+/* Free slots in a ring we produce into. */
+static uint32_t prod_free(struct ring *r, uint32_t want)
+{
+    uint32_t size = r->mask + 1;
+    uint32_t free = size - (r->cached_prod - r->cached_cons);
+    if (free < want) {
+        r->cached_cons = load_acq(r->consumer);
+        free = size - (r->cached_prod - r->cached_cons);
+    }
+    return free;
+}
+
+/* Entries ready in a ring we consume from. */
+static uint32_t cons_avail(struct ring *r, uint32_t want)
+{
+    uint32_t avail = r->cached_prod - r->cached_cons;
+    if (avail < want) {
+        r->cached_prod = load_acq(r->producer);
+        avail = r->cached_prod - r->cached_cons;
+    }
+    return avail < want ? avail : want;
+}
+
+static int map_ring(int fd, struct ring *r, const struct xdp_ring_offset *off, uint64_t pgoff,
+                    size_t desc_size)
+{
+    r->map_len = off->desc + RING_SIZE * desc_size;
+    r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                  (off_t)pgoff);
+    if (r->map == MAP_FAILED) {
+        r->map = NULL;
+        return -errno;
+    }
+    uint8_t *base = r->map;
+    r->producer = (uint32_t *)(base + off->producer);
+    r->consumer = (uint32_t *)(base + off->consumer);
+    r->flags = (uint32_t *)(base + off->flags);
+    r->descs = base + off->desc;
+    r->mask = RING_SIZE - 1;
+    r->cached_prod = *r->producer;
+    r->cached_cons = *r->consumer;
+    return 0;
+}
+
+static void unmap_ring(struct ring *r)
+{
+    if (r->map)
+        munmap(r->map, r->map_len);
+    r->map = NULL;
+}
+
+static void queue_close(struct xsk_queue *q)
+{
+    if (!q)
+        return;
+    unmap_ring(&q->rx);
+    unmap_ring(&q->tx);
+    unmap_ring(&q->fill);
+    unmap_ring(&q->comp);
+    if (q->fd >= 0)
+        close(q->fd); /* unbinds; the kernel drops its UMEM reference */
+    if (q->umem)
+        munmap(q->umem, (size_t)N_FRAMES * FRAME_SIZE);
+    free(q);
+}
+
+static int queue_open(struct xsk_queue **out, int ifindex, uint32_t queue_id, const char **step)
+{
+    struct xsk_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    q->fd = -1;
+    int err;
+    *step = "AF_XDP socket";
+    q->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (q->fd < 0)
+        goto fail_errno;
+    *step = "UMEM allocation";
+    q->umem = mmap(NULL, (size_t)N_FRAMES * FRAME_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q->umem == MAP_FAILED) {
+        q->umem = NULL;
+        goto fail_errno;
+    }
+    struct xdp_umem_reg reg = {.addr = (uint64_t)(uintptr_t)q->umem,
+                               .len = (uint64_t)N_FRAMES * FRAME_SIZE,
+                               .chunk_size = FRAME_SIZE,
+                               .headroom = 0};
+    unsigned int rs = RING_SIZE;
+    *step = "UMEM registration";
+    if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof reg) < 0)
+        goto fail_errno;
+    *step = "ring setup";
+    if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_FILL_RING, &rs, sizeof rs) < 0 ||
+        setsockopt(q->fd, SOL_XDP, XDP_UMEM_COMPLETION_RING, &rs, sizeof rs) < 0 ||
+        setsockopt(q->fd, SOL_XDP, XDP_RX_RING, &rs, sizeof rs) < 0 ||
+        setsockopt(q->fd, SOL_XDP, XDP_TX_RING, &rs, sizeof rs) < 0)
+        goto fail_errno;
+    struct xdp_mmap_offsets off;
+    socklen_t optlen = sizeof off;
+    if (getsockopt(q->fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &optlen) < 0)
+        goto fail_errno;
+    *step = "ring mmap";
+    if ((err = map_ring(q->fd, &q->fill, &off.fr, XDP_UMEM_PGOFF_FILL_RING, sizeof(uint64_t))) ||
+        (err = map_ring(q->fd, &q->comp, &off.cr, XDP_UMEM_PGOFF_COMPLETION_RING,
+                        sizeof(uint64_t))) ||
+        (err = map_ring(q->fd, &q->rx, &off.rx, XDP_PGOFF_RX_RING, sizeof(struct xdp_desc))) ||
+        (err = map_ring(q->fd, &q->tx, &off.tx, XDP_PGOFF_TX_RING, sizeof(struct xdp_desc))))
+        goto fail;
+    /* Lend the receive half of the UMEM to the kernel before binding. */
+    uint64_t *fill = q->fill.descs;
+    for (uint32_t i = 0; i < N_RX_FRAMES; i++)
+        fill[(q->fill.cached_prod + i) & q->fill.mask] = (uint64_t)i * FRAME_SIZE;
+    q->fill.cached_prod += N_RX_FRAMES;
+    store_rel(q->fill.producer, q->fill.cached_prod);
+    for (uint32_t i = N_RX_FRAMES; i < N_FRAMES; i++)
+        q->tx_free[q->n_tx_free++] = (uint64_t)i * FRAME_SIZE;
+    struct sockaddr_xdp sxdp = {.sxdp_family = AF_XDP,
+                                .sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
+                                .sxdp_ifindex = (uint32_t)ifindex,
+                                .sxdp_queue_id = queue_id};
+    *step = "AF_XDP bind";
+    /* EBUSY: a socket closed a moment ago (a port re-added) still holds the
+     * queue; the kernel lets go of it from a workqueue, so wait a little. */
+    for (int tries = 0; bind(q->fd, (struct sockaddr *)&sxdp, sizeof sxdp) < 0; tries++) {
+        if (errno != EBUSY || tries == 200)
+            goto fail_errno;
+        usleep(5000);
+    }
+    *out = q;
+    return 0;
+fail_errno:
+    err = -errno;
+fail:
+    queue_close(q);
+    return err;
+}
+
+/* The number of rx queues the driver exposes (1 when it does not say). */
+static uint32_t rx_queue_count(const char *ifname)
+{
+    struct ethtool_channels ch = {.cmd = ETHTOOL_GCHANNELS};
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+    ifr.ifr_data = (void *)&ch;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    uint32_t n = 1;
+    if (s >= 0 && ioctl(s, SIOCETHTOOL, &ifr) == 0) {
+        uint32_t rx = ch.rx_count + ch.combined_count;
+        if (rx > n)
+            n = rx;
+    }
+    if (s >= 0)
+        close(s);
+    return n > MAX_QUEUES ? MAX_QUEUES : n;
+}
+
+static struct vs_afxdp *fail_open(struct vs_afxdp *x, struct vs_afxdp_info *info,
+                                  const char *step, int err)
+{
+    info->error = err;
+    snprintf(info->step, sizeof info->step, "%s", step);
+    vs_afxdp_close(x);
+    return NULL;
+}
+
+struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_info *info)
+{
+    memset(info, 0, sizeof *info);
+    int ifindex = (int)if_nametoindex(ifname);
+    if (!ifindex) {
+        info->error = -ENODEV;
+        snprintf(info->step, sizeof info->step, "find device");
+        return NULL;
+    }
+    if (mode != VS_XDP_NATIVE && mode != VS_XDP_GENERIC && mode != VS_XDP_BEST_EFFORT) {
+        info->error = -EINVAL;
+        snprintf(info->step, sizeof info->step, "xdp mode");
+        return NULL;
+    }
+    struct vs_afxdp *x = calloc(1, sizeof *x);
+    if (!x) {
+        info->error = -ENOMEM;
+        return NULL;
+    }
+    x->epfd = -1;
+    x->prog.map_fd = x->prog.prog_fd = x->prog.link_fd = -1;
+    x->n_queues = rx_queue_count(ifname);
+    int err = vs_xdp_prog_load(&x->prog, x->n_queues);
+    if (err)
+        return fail_open(x, info, "load XDP program", err);
+    err = -EINVAL;
+    if (mode == VS_XDP_NATIVE || mode == VS_XDP_BEST_EFFORT) {
+        err = vs_xdp_prog_attach(&x->prog, ifindex, VS_XDP_ATTACH_NATIVE);
+        info->mode = VS_XDP_NATIVE;
+        if (err && mode == VS_XDP_NATIVE)
+            return fail_open(x, info, "attach native XDP", err);
+    }
+    if (mode == VS_XDP_GENERIC || (mode == VS_XDP_BEST_EFFORT && err)) {
+        err = vs_xdp_prog_attach(&x->prog, ifindex, VS_XDP_ATTACH_GENERIC);
+        info->mode = VS_XDP_GENERIC;
+        if (err)
+            return fail_open(x, info, "attach generic XDP", err);
+    }
+    x->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (x->epfd < 0)
+        return fail_open(x, info, "epoll", -errno);
+    for (uint32_t i = 0; i < x->n_queues; i++) {
+        const char *step = "";
+        err = queue_open(&x->q[i], ifindex, i, &step);
+        if (err)
+            return fail_open(x, info, step, err);
+        err = vs_xdp_prog_set_socket(&x->prog, i, x->q[i]->fd);
+        if (err)
+            return fail_open(x, info, "XSKMAP update", err);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
+        if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->q[i]->fd, &ev) < 0)
+            return fail_open(x, info, "epoll", -errno);
+    }
+    info->n_queues = x->n_queues;
+    return x;
+}
+
+void vs_afxdp_close(struct vs_afxdp *x)
+{
+    if (!x)
+        return;
+    for (uint32_t i = 0; x->prog.map_fd >= 0 && i < x->n_queues; i++)
+        if (x->q[i])
+            vs_xdp_prog_del_socket(&x->prog, i);
+    vs_xdp_prog_close(&x->prog); /* detach first: no more redirects */
+    for (uint32_t i = 0; i < MAX_QUEUES; i++)
+        queue_close(x->q[i]);
+    if (x->epfd >= 0)
+        close(x->epfd);
+    free(x);
+}
+
+int vs_afxdp_fd(const struct vs_afxdp *x) { return x->epfd; }
+
+/* ---- receive ---- */
+
+static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n)
+{
+    uint32_t got = cons_avail(&q->rx, (uint32_t)n);
+    if (!got) {
+        /* Rx ring empty: make sure the kernel is not waiting for fill
+         * entries (need_wakeup), then report nothing. */
+        if (*q->fill.flags & XDP_RING_NEED_WAKEUP)
+            recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+        return 0;
+    }
+    /* Chunks go straight back to the fill ring: there is always room, since
+     * the ring holds every receive chunk. */
+    prod_free(&q->fill, got);
+    const struct xdp_desc *rx = q->rx.descs;
+    uint64_t *fill = q->fill.descs;
+    int kept = 0;
+    for (uint32_t i = 0; i < got; i++) {
+        const struct xdp_desc *d = &rx[(q->rx.cached_cons + i) & q->rx.mask];
+        uint64_t chunk = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
+        if (d->len <= VS_MAX_FRAME && chunk < (uint64_t)N_FRAMES * FRAME_SIZE &&
+            (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {
+            struct vs_packet *p = &pkts[kept++];
+            p->data = p->buf + VS_HEADROOM;
+            memcpy(p->data, q->umem + d->addr, d->len);
+            p->len = d->len;
+            memset(&p->vnet, 0, sizeof p->vnet);
+        }
+        fill[(q->fill.cached_prod + i) & q->fill.mask] = chunk;
+    }
+    q->rx.cached_cons += got;
+    store_rel(q->rx.consumer, q->rx.cached_cons);
+    q->fill.cached_prod += got;
+    store_rel(q->fill.producer, q->fill.cached_prod);
+    return kept;
+}
+
+int vs_afxdp_recv(struct vs_afxdp *x, struct vs_packet *pkts, int n)
+{
+    if (n > VS_BATCH)
+        n = VS_BATCH;
+    /* Round-robin over the queues so one busy queue cannot starve another. */
+    for (uint32_t k = 0; k < x->n_queues; k++) {
+        uint32_t i = (x->next_rx + k) % x->n_queues;
+        int got = queue_recv(x->q[i], pkts, n);
+        if (got > 0) {
+            x->next_rx = (i + 1) % x->n_queues;
+            return got;
+        }
+    }
+    return 0;
+}
+
+/* ---- transmit ---- */
+
+static void reap_completions(struct xsk_queue *q)
+{
+    uint32_t n = cons_avail(&q->comp, RING_SIZE);
+    const uint64_t *comp = q->comp.descs;
+    for (uint32_t i = 0; i < n; i++)
+        q->tx_free[q->n_tx_free++] = comp[(q->comp.cached_cons + i) & q->comp.mask];
+    q->comp.cached_cons += n;
+    store_rel(q->comp.consumer, q->comp.cached_cons);
+    q->tx_outstanding -= n;
+}
+
+/* Hands the tx ring to the kernel.  In copy mode each sendto() transmits a
+ * bounded number of descriptors, so keep kicking while it makes progress. */
+static void kick_tx(struct xsk_queue *q)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        if (!(*q->tx.flags & XDP_RING_NEED_WAKEUP) && tries)
+            break;
+        if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN &&
+            errno != EBUSY && errno != ENOBUFS)
+            break; /* e.g. ENETDOWN: the descriptors complete as errors */
+        if (load_acq(q->tx.consumer) == q->tx.cached_prod)
+            break;
+    }
+}
+
+int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
+{
+    struct xsk_queue *q = x->q[0];
+    reap_completions(q);
+    struct xdp_desc *tx = q->tx.descs;
+    uint8_t *outs[MAX_SEGS];
+    uint32_t lens[MAX_SEGS];
+    int sent = 0, queued = 0;
+    for (int i = 0; i < n; i++) {
+        const struct vs_packet *p = pkts[i];
+        int need = vs_offload_nsegs(p->data, p->len, &p->vnet);
+        if (need < 0 || need > MAX_SEGS) {
+            x->stats.tx_offload_drops++;
+            continue;
+        }
+        if (q->n_tx_free < (uint32_t)need || prod_free(&q->tx, (uint32_t)need) < (uint32_t)need) {
+            /* Out of room: push what we have and take back what completed. */
+            if (queued) {
+                store_rel(q->tx.producer, q->tx.cached_prod);
+                kick_tx(q);
+                queued = 0;
+            }
+            reap_completions(q);
+            if (q->n_tx_free < (uint32_t)need ||
+                prod_free(&q->tx, (uint32_t)need) < (uint32_t)need) {
+                x->stats.tx_no_room += (uint64_t)(n - i);
+                break;
+            }
+        }
+        for (int s = 0; s < need; s++)
+            outs[s] = q->umem + q->tx_free[q->n_tx_free - 1 - s];
+        int nseg = vs_offload_segment(p->data, p->len, &p->vnet, outs, FRAME_SIZE, lens, need);
+        if (nseg < 0) {
+            x->stats.tx_offload_drops++;
+            continue;
+        }
+        if ((p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE)
+            x->stats.tx_segments += (uint64_t)nseg;
+        else if (p->vnet.flags & VS_VNET_F_NEEDS_CSUM)
+            x->stats.tx_csum++;
+        for (int s = 0; s < nseg; s++) {
+            struct xdp_desc *d = &tx[q->tx.cached_prod++ & q->tx.mask];
+            d->addr = q->tx_free[--q->n_tx_free];
+            d->len = lens[s];
+            d->options = 0;
+        }
+        q->tx_outstanding += (uint32_t)nseg;
+        queued += nseg;
+        sent++;
+    }
+    if (queued) {
+        store_rel(q->tx.producer, q->tx.cached_prod);
+        kick_tx(q);
+    }
+    return sent;
+}
+
+void vs_afxdp_get_stats(struct vs_afxdp *x, struct vs_afxdp_stats *out)
+{
+    *out = x->stats;
+    for (uint32_t i = 0; i < x->n_queues; i++) {
+        struct xdp_statistics st;
+        socklen_t len = sizeof st;
+        memset(&st, 0, sizeof st);
+        if (getsockopt(x->q[i]->fd, SOL_XDP, XDP_STATISTICS, &st, &len) == 0) {
+            out->rx_dropped += st.rx_dropped + st.rx_ring_full;
+            out->rx_fill_empty += st.rx_fill_ring_empty_descs;
+        }
+    }
+}

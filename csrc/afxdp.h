@@ -1,0 +1,68 @@
+/* afxdp.h — the afxdp port type: AF_XDP sockets on a netdev's rx queues.
+ *
+ * Design note.
+ *  - One AF_XDP socket per rx queue of the netdev (ETHTOOL_GCHANNELS; 1 when
+ *    the driver does not say), each with its own UMEM: 2048 chunks of 4 KiB,
+ *    half lent to the kernel through the fill ring for receive, half kept on
+ *    a free list for transmit and returned by the completion ring.  Rings of
+ *    1024 entries; bound with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth
+ *    has no zero-copy, and copy mode works on every driver).
+ *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
+ *    attached in native (driver) mode, or generic (skb) mode, or native then
+ *    generic for best-effort.  The mode obtained is reported back.
+ *  - The poll thread sees one descriptor per port: an epoll fd over the
+ *    queues' sockets, readable when any rx ring has frames.
+ *  - Receive copies each frame out of the UMEM into the datapath's packet
+ *    buffer and gives the chunk straight back to the fill ring, so UMEM
+ *    chunks never travel through the datapath (a 64-byte copy is cheap next
+ *    to everything else a packet costs; a shared UMEM for zero-copy
+ *    forwarding between afxdp ports is a later optimisation).
+ *  - Transmit copies each frame into a free chunk, finishing offloads in
+ *    software first (offload.h): AF_XDP frames carry no virtio_net_hdr, so a
+ *    GSO frame from a tap or afpacket port is segmented and a partial
+ *    checksum completed.  Received frames get a zero vnet header: their
+ *    checksums are complete.  All transmits go through queue 0's socket.
+ *  - need_wakeup: the tx ring is kicked with sendto() only when the kernel
+ *    asks for it (always, in copy mode), the fill ring with recvfrom().
+ */
+#ifndef VS_AFXDP_H
+#define VS_AFXDP_H 1
+
+#include <stdint.h>
+
+#include "netdev.h"
+
+enum vs_xdp_mode { VS_XDP_BEST_EFFORT = 0, VS_XDP_NATIVE = 1, VS_XDP_GENERIC = 2 };
+
+/* What vs_afxdp_open() got, or where it failed. */
+struct vs_afxdp_info {
+    int32_t mode;      /* VS_XDP_NATIVE or VS_XDP_GENERIC once open */
+    uint32_t n_queues; /* sockets bound, one per rx queue */
+    uint32_t zerocopy; /* 0: copy mode */
+    int32_t error;     /* -errno of the failing step, 0 when open */
+    char step[48];     /* the failing step, e.g. "attach native XDP" */
+};
+
+/* Per-port counters beyond the datapath's own (summed over queues). */
+struct vs_afxdp_stats {
+    uint64_t rx_dropped;       /* kernel: no room in the rx ring (XDP_STATISTICS) */
+    uint64_t rx_fill_empty;    /* kernel: fill ring empty on arrival */
+    uint64_t tx_no_room;       /* frames dropped: tx ring or free chunks exhausted */
+    uint64_t tx_segments;      /* software GSO: segments produced */
+    uint64_t tx_csum;          /* software checksums completed */
+    uint64_t tx_offload_drops; /* frames whose offload could not be done */
+};
+
+struct vs_afxdp;
+
+struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_info *info);
+/* Detaches the program, closes the sockets, frees the UMEMs. */
+void vs_afxdp_close(struct vs_afxdp *);
+/* The descriptor the poll thread waits on. */
+int vs_afxdp_fd(const struct vs_afxdp *);
+/* Same contract as vs_netdev_recv()/vs_netdev_send(). */
+int vs_afxdp_recv(struct vs_afxdp *, struct vs_packet *pkts, int n);
+int vs_afxdp_send(struct vs_afxdp *, struct vs_packet *const *pkts, int n);
+void vs_afxdp_get_stats(struct vs_afxdp *, struct vs_afxdp_stats *);
+
+#endif
