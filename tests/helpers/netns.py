@@ -10,7 +10,6 @@ calling thread into a namespace (for opening sockets there) and back.
 """
 import contextlib
 import ctypes
-import os
 import secrets
 import subprocess
 

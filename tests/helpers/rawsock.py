@@ -13,6 +13,7 @@ lock so tests can read or reconfigure the engine while it runs.
 """
 import select
 import socket
+import struct
 import threading
 import time
 
@@ -20,6 +21,9 @@ from helpers import netns
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
+AUXDATA = struct.Struct("IIIHHHH")     # struct tpacket_auxdata
 
 
 class RawPort:
@@ -30,6 +34,9 @@ class RawPort:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW,
                                       socket.htons(ETH_P_ALL))
             self.sock.bind((ifname, 0))
+        # The kernel strips a received 802.1Q tag into metadata; ask for it
+        # back so tagged frames read as they were on the wire.
+        self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         self.sock.setblocking(False)
 
     def fileno(self) -> int:
@@ -42,14 +49,25 @@ class RawPort:
         frames = []
         while True:
             try:
-                frame, addr = self.sock.recvfrom(65535)
+                frame, ancdata, _flags, addr = self.sock.recvmsg(
+                    65535, socket.CMSG_SPACE(AUXDATA.size))
             except BlockingIOError:
                 return frames
             if addr[2] != PACKET_OUTGOING:
-                frames.append(frame)
+                frames.append(_with_vlan_tag(frame, ancdata))
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _with_vlan_tag(frame: bytes, ancdata) -> bytes:
+    for level, kind, data in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= AUXDATA.size:
+            status, _len, _snap, _mac, _net, tci, tpid = AUXDATA.unpack_from(data)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+    return frame
 
 
 class _nullcontext:
