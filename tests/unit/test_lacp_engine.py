@@ -219,3 +219,21 @@ def test_render_looks_like_ovs_appctl_lacp_show():
     assert f"  partner sys_id: {B_SYS}\n" in text
     assert "  actor state: activity timeout aggregation synchronized collecting " \
            "distributing\n" in text
+
+
+def test_carrier_loss_disables_a_member_at_once_and_its_return_renegotiates():
+    a, b, wire = pair()
+    wire.run_until(4.0)
+    a.set_port_enabled("m1", False)
+    wire.run_until(wire.now + 0.1)
+    assert a.enabled_members() == ["m2"]
+    assert member(a, "m1")["machines"] == {"receive": "PORT_DISABLED",
+                                           "mux": "DETACHED", "periodic": "NO_PERIODIC"}
+    down = wire.now
+    sent_while_down = [t for t in tx_times(wire, a, "m1") if t > down]
+    wire.run_until(down + 4.0)
+    assert b.enabled_members() == ["m2"]          # b's partner on m1 expired
+    assert not [t for t in tx_times(wire, a, "m1") if t > down] + sent_while_down
+    a.set_port_enabled("m1", True)
+    wire.run_until(wire.now + 3.5)
+    assert a.enabled_members() == ["m1", "m2"] == b.enabled_members()

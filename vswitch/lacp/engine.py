@@ -30,6 +30,7 @@ class LacpEngine:
         self.drops = DropCounter()
         self.now = 0.0
         self.system = bytes(6)
+        self._identity = None
         if settings:
             self.configure(settings)
 
@@ -40,7 +41,7 @@ class LacpEngine:
             raise ValueError(f"bad LACP mode/rate: {s['mode']}/{s['rate']}")
         identity = (P.mac_bytes(s["system_id"]), s["system_priority"],
                     s["mode"], s["rate"], s["aggregatable"])
-        restart_all = identity != getattr(self, "_identity", None)
+        restart_all = identity != self._identity
         self._identity = identity
         self.name = s["name"]
         self.system, self.system_priority = identity[0], identity[1]
