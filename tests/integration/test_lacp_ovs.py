@@ -95,8 +95,9 @@ def test_lacp_partner_expires_on_both_sides_when_links_are_cut():
         wait_until(theirs_expired, FAST_EXPIRY + SLACK, interval=0.05,
                    what="OVS members to leave current")
         theirs_at = time.monotonic() - cut
-        # Timer-driven, not instant: the last PDU came at most 1 s before the cut.
-        assert 1.5 <= ours_at <= FAST_EXPIRY + SLACK
+        # Timer-driven, not instant: the last PDU came about 1 s before the cut
+        # at the earliest (less a peer's scheduling stall on a busy box).
+        assert 1.0 <= ours_at <= FAST_EXPIRY + SLACK
         assert theirs_at <= FAST_EXPIRY + SLACK
         # Expired turns into defaulted after another short timeout.
         wait_until(lambda: all(m["status"] == "defaulted" for m in
