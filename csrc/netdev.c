@@ -54,6 +54,7 @@ int vs_netdev_open_afpacket(const char *ifname)
                               .sll_protocol = htons(ETH_P_ALL),
                               .sll_ifindex = (int)ifindex};
     if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0 ||
         /* Our own transmissions must not come back to us as receptions. */
         setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0 ||
         setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0 ||
@@ -87,10 +88,46 @@ int vs_netdev_open_tap(const char *ifname)
     return fd;
 }
 
+/* The kernel strips a received frame's 802.1Q tag into skb metadata before a
+ * packet socket sees it; PACKET_AUXDATA hands it back and we re-insert it, so
+ * the rest of the fast path sees the frame as it was on the wire. */
+static void restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)mh); c;
+         c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
+        if (c->cmsg_level != SOL_PACKET || c->cmsg_type != PACKET_AUXDATA)
+            continue;
+        const struct tpacket_auxdata *aux = (const void *)CMSG_DATA(c);
+        if (!(aux->tp_status & TP_STATUS_VLAN_VALID) || p->len < 12)
+            return;
+        uint16_t tpid = (aux->tp_status & TP_STATUS_VLAN_TPID_VALID) && aux->tp_vlan_tpid
+                            ? aux->tp_vlan_tpid : ETH_P_8021Q;
+        p->data -= 4;
+        memmove(p->data, p->data + 4, 12);
+        p->data[12] = (uint8_t)(tpid >> 8);
+        p->data[13] = (uint8_t)tpid;
+        p->data[14] = (uint8_t)(aux->tp_vlan_tci >> 8);
+        p->data[15] = (uint8_t)aux->tp_vlan_tci;
+        p->len += 4;
+        /* The vnet header's offsets were computed without the tag. */
+        if (p->vnet.flags & VS_VNET_F_NEEDS_CSUM)
+            p->vnet.csum_start = (uint16_t)(p->vnet.csum_start + 4);
+        if (p->vnet.gso_type && p->vnet.hdr_len)
+            p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len + 4);
+        return;
+    }
+}
+
+#define AUX_SPACE CMSG_SPACE(sizeof(struct tpacket_auxdata))
+
 static int recv_afpacket(int fd, struct vs_packet *pkts, int n, uint64_t *truncated)
 {
     struct mmsghdr msgs[VS_BATCH];
     struct iovec iov[VS_BATCH][2];
+    union {
+        char buf[AUX_SPACE];
+        struct cmsghdr align;
+    } ctrl[VS_BATCH];
     if (n > VS_BATCH)
         n = VS_BATCH;
     for (int i = 0; i < n; i++) {
@@ -102,6 +139,8 @@ static int recv_afpacket(int fd, struct vs_packet *pkts, int n, uint64_t *trunca
         memset(&msgs[i], 0, sizeof msgs[i]);
         msgs[i].msg_hdr.msg_iov = iov[i];
         msgs[i].msg_hdr.msg_iovlen = 2;
+        msgs[i].msg_hdr.msg_control = ctrl[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].buf;
     }
     int got = recvmmsg(fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
     if (got < 0)
@@ -113,12 +152,13 @@ static int recv_afpacket(int fd, struct vs_packet *pkts, int n, uint64_t *trunca
             (*truncated)++;
             continue;
         }
+        pkts[i].len = len - (uint32_t)sizeof(struct vs_vnet_hdr);
+        restore_vlan_tag(&pkts[i], &msgs[i].msg_hdr);
         if (kept != i) { /* close the gap left by a dropped frame */
             struct vs_packet tmp = pkts[kept];
             pkts[kept] = pkts[i];
             pkts[i] = tmp;
         }
-        pkts[kept].len = len - (uint32_t)sizeof(struct vs_vnet_hdr);
         kept++;
     }
     return kept;
