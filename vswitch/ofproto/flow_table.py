@@ -1,0 +1,424 @@
+"""OpenFlow flow, group and meter tables as a pure model; time is a parameter.
+
+The connection layer hands decoded FlowMod/GroupMod/MeterMod messages to
+FlowTables / GroupTable / MeterTable and turns the OFPError they raise into
+the spec's error reply.  xlate calls `lookup()`, which returns the winning rule
+and the megaflow mask the decision depends on: the union of the masks of every
+rule it had to consider (all rules at or above the winner's priority), so a
+megaflow installed from it never hides a rule of higher priority.  Counters
+are added by the caller (from datapath stats) with Rule.account().
+
+Semantics follow OF1.3 section 6.4 (with the OF1.0 differences noted where
+they apply): add replaces an identical rule (same match and priority),
+check-overlap refuses a same-priority rule that can match a common packet,
+modify/delete are loose unless strict, filtered by cookie/mask and out_port/
+out_group; an OF1.0 modify that matches nothing adds the rule.
+"""
+from dataclasses import dataclass, field
+
+from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
+                                 Match, Meter, MeterMod, OFPError, Output, WriteActions)
+from vswitch.ofproto.ofp.constants import (
+    OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT, OFPFC_MODIFY, OFPFC_MODIFY_STRICT,
+    OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPG_ALL, OFPG_ANY, OFPG_MAX,
+    OFPGC_ADD, OFPGC_DELETE, OFPGC_MODIFY, OFPGT_ALL, OFPGT_FF, OFPGT_INDIRECT, OFPGT_SELECT,
+    OFPM_ALL, OFPM_MAX, OFPMBT_DROP, OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, OFPMF_BURST, OFPMF_KBPS,
+    OFPMF_PKTPS, OFPMF_STATS, OFPP_ANY, OFPRR_DELETE, OFPRR_GROUP_DELETE, OFPRR_HARD_TIMEOUT,
+    OFPRR_IDLE_TIMEOUT, OFPTT_ALL)
+
+DEFAULT_N_TABLES = 254
+
+
+@dataclass(eq=False)
+class Rule:
+    table_id: int
+    priority: int
+    match: Match
+    instructions: list
+    cookie: int = 0
+    idle_timeout: int = 0
+    hard_timeout: int = 0
+    flags: int = 0
+    created: float = 0.0
+    last_used: float = 0.0
+    packet_count: int = 0
+    byte_count: int = 0
+
+    @property
+    def send_flow_removed(self):
+        return bool(self.flags & OFPFF_SEND_FLOW_REM)
+
+    def account(self, packets, nbytes, now):
+        """Datapath stats attributed to this rule (used by the revalidator)."""
+        self.packet_count += packets
+        self.byte_count += nbytes
+        if packets:
+            self.last_used = now
+
+    def duration(self, now):
+        """(sec, nsec) since creation, as flow stats and flow-removed carry it."""
+        elapsed = max(0.0, now - self.created)
+        return int(elapsed), int(round((elapsed - int(elapsed)) * 1e9)) % 1_000_000_000
+
+    def actions(self):
+        """All actions in apply/write-actions instructions."""
+        return [a for inst in self.instructions if isinstance(inst, (ApplyActions, WriteActions))
+                for a in inst.actions]
+
+    def outputs_to(self, port):
+        return port == OFPP_ANY or any(isinstance(a, (Output, Enqueue)) and a.port == port
+                                       for a in self.actions())
+
+    def uses_group(self, group_id):
+        return group_id == OFPG_ANY or any(isinstance(a, Group) and a.group_id == group_id
+                                           for a in self.actions())
+
+    def meter_id(self):
+        return next((i.meter_id for i in self.instructions if isinstance(i, Meter)), None)
+
+
+def matches_overlap(a, b):
+    """True if some packet can match both (fields present in both agree on
+    the bits both masks select)."""
+    for name in a.keys() & b.keys():
+        m = a.effective_mask(name) & b.effective_mask(name)
+        if a[name][0] & m != b[name][0] & m:
+            return False
+    return True
+
+
+@dataclass
+class TableCounters:
+    lookup_count: int = 0
+    matched_count: int = 0
+
+
+class FlowTables:
+    """Tables 0..n_tables-1, each a priority-ordered list of rules."""
+
+    def __init__(self, n_tables=DEFAULT_N_TABLES, groups=None, meters=None):
+        self.n_tables = n_tables
+        self.tables = [[] for _ in range(n_tables)]
+        self.counters = [TableCounters() for _ in range(n_tables)]
+        self.groups = groups
+        self.meters = meters
+
+    # --- flow-mod ---------------------------------------------------------
+
+    def flow_mod(self, fm: FlowMod, now):
+        """Apply a flow-mod.  Returns the rules it removed (deletes: reason
+        OFPRR_DELETE) so the caller can send flow-removed for those that ask."""
+        handler = {OFPFC_ADD: self._add, OFPFC_MODIFY: self._modify, OFPFC_MODIFY_STRICT: self._modify,
+                   OFPFC_DELETE: self._delete, OFPFC_DELETE_STRICT: self._delete}.get(fm.command)
+        if handler is None:
+            raise OFPError("FLOW_MOD_FAILED", "BAD_COMMAND", detail=f"command {fm.command}")
+        return handler(fm, now)
+
+    def _check_table(self, table_id, allow_all=False):
+        if table_id == OFPTT_ALL and allow_all:
+            return
+        if table_id >= self.n_tables:
+            raise OFPError("FLOW_MOD_FAILED", "BAD_TABLE_ID", detail=f"table {table_id}")
+
+    def _check_instructions(self, table_id, instructions):
+        for inst in instructions:
+            if isinstance(inst, GotoTable) and not table_id < inst.table_id < self.n_tables:
+                raise OFPError("BAD_INSTRUCTION", "BAD_TABLE_ID", detail=f"goto_table {inst.table_id}")
+            if isinstance(inst, Meter) and self.meters is not None and inst.meter_id not in self.meters.meters:
+                raise OFPError("METER_MOD_FAILED", "UNKNOWN_METER", detail=f"meter {inst.meter_id}")
+            for action in getattr(inst, "actions", ()):
+                if isinstance(action, Group) and self.groups is not None \
+                        and action.group_id not in self.groups.groups:
+                    raise OFPError("BAD_ACTION", "BAD_OUT_GROUP", detail=f"group {action.group_id}")
+
+    def _add(self, fm, now):
+        self._check_table(fm.table_id)
+        self._check_instructions(fm.table_id, fm.instructions)
+        match = fm.match.normalized()
+        table = self.tables[fm.table_id]
+        if fm.flags & OFPFF_CHECK_OVERLAP and any(
+                r.priority == fm.priority and r.match != match and matches_overlap(r.match, match)
+                for r in table):
+            raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
+        rule = Rule(fm.table_id, fm.priority, match, list(fm.instructions), fm.cookie,
+                    fm.idle_timeout, fm.hard_timeout, fm.flags, now, now)
+        old = next((r for r in table if r.priority == fm.priority and r.match == match), None)
+        if old is not None:
+            table.remove(old)
+            if not fm.flags & OFPFF_RESET_COUNTS:
+                rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
+        table.append(rule)
+        table.sort(key=lambda r: -r.priority)   # stable: equal priorities keep insertion order
+        return []
+
+    def _selected(self, fm, strict):
+        """Rules a modify/delete selects, as (table, rule) pairs."""
+        self._check_table(fm.table_id, allow_all=True)
+        match = fm.match.normalized()
+        tables = range(self.n_tables) if fm.table_id == OFPTT_ALL else [fm.table_id]
+        out = []
+        for t in tables:
+            for rule in self.tables[t]:
+                if rule.cookie & fm.cookie_mask != fm.cookie & fm.cookie_mask:
+                    continue
+                if strict and (rule.priority != fm.priority or rule.match != match):
+                    continue
+                if not strict and not rule.match.is_subset_of(match):
+                    continue
+                out.append(rule)
+        return out
+
+    def _modify(self, fm, now):
+        strict = fm.command == OFPFC_MODIFY_STRICT
+        rules = self._selected(fm, strict)
+        if not rules and fm.version == 1:   # OF1.0: a modify that matches nothing adds
+            return self._add(fm, now)
+        for rule in rules:
+            self._check_instructions(rule.table_id, fm.instructions)
+        for rule in rules:
+            rule.instructions = list(fm.instructions)
+            if fm.cookie_mask == 0:
+                rule.cookie = fm.cookie
+            if fm.flags & OFPFF_RESET_COUNTS:
+                rule.packet_count = rule.byte_count = 0
+        return []
+
+    def _delete(self, fm, now):
+        rules = [r for r in self._selected(fm, fm.command == OFPFC_DELETE_STRICT)
+                 if r.outputs_to(fm.out_port) and r.uses_group(fm.out_group)]
+        self.remove(rules)
+        return [(r, OFPRR_DELETE) for r in rules]
+
+    def remove(self, rules):
+        for rule in rules:
+            self.tables[rule.table_id].remove(rule)
+
+    # --- lookup, expiry, dumps ------------------------------------------------
+
+    def lookup(self, table_id, packet):
+        """Highest-priority rule matching `packet` ({oxm field: int}) and the
+        megaflow mask {field: mask bits} of every rule considered."""
+        counters = self.counters[table_id]
+        counters.lookup_count += 1
+        mask = {}
+        winner = None
+        for rule in self.tables[table_id]:
+            if winner is not None and rule.priority < winner.priority:
+                break
+            for name in rule.match:
+                mask[name] = mask.get(name, 0) | rule.match.effective_mask(name)
+            if winner is None and rule.match.matches(packet):
+                winner = rule
+        if winner is not None:
+            counters.matched_count += 1
+        return winner, mask
+
+    def expire(self, now):
+        """Remove timed-out rules -> [(rule, OFPRR_IDLE_TIMEOUT | OFPRR_HARD_TIMEOUT)]."""
+        expired = []
+        for table in self.tables:
+            for rule in table:
+                if rule.hard_timeout and now - rule.created >= rule.hard_timeout:
+                    expired.append((rule, OFPRR_HARD_TIMEOUT))
+                elif rule.idle_timeout and now - rule.last_used >= rule.idle_timeout:
+                    expired.append((rule, OFPRR_IDLE_TIMEOUT))
+        self.remove(r for r, _ in expired)
+        return expired
+
+    def next_expiry(self):
+        """Earliest time a rule can expire, or None."""
+        times = [t for table in self.tables for r in table
+                 for t in ((r.created + r.hard_timeout) if r.hard_timeout else None,
+                           (r.last_used + r.idle_timeout) if r.idle_timeout else None) if t is not None]
+        return min(times, default=None)
+
+    def select(self, table_id=OFPTT_ALL, match=None, out_port=OFPP_ANY, out_group=OFPG_ANY,
+               cookie=0, cookie_mask=0):
+        """Rules a flow/aggregate stats request selects (loose match)."""
+        fm = FlowMod(table_id=table_id, match=match or Match(), cookie=cookie, cookie_mask=cookie_mask)
+        return [r for r in self._selected(fm, strict=False)
+                if r.outputs_to(out_port) and r.uses_group(out_group)]
+
+    def rules(self):
+        return [r for table in self.tables for r in table]
+
+    def remove_using_group(self, group_id):
+        rules = [r for r in self.rules() if r.uses_group(group_id)]
+        self.remove(rules)
+        return [(r, OFPRR_GROUP_DELETE) for r in rules]
+
+    def remove_using_meter(self, meter_id):
+        rules = [r for r in self.rules() if r.meter_id() == meter_id]
+        self.remove(rules)
+        return [(r, OFPRR_DELETE) for r in rules]
+
+
+# --- groups ------------------------------------------------------------------
+
+@dataclass(eq=False)
+class GroupEntry:
+    group_id: int
+    type: int
+    buckets: list
+    created: float = 0.0
+    packet_count: int = 0
+    byte_count: int = 0
+    bucket_counts: list = field(default_factory=list)   # [[packets, bytes]] per bucket
+
+
+class GroupTable:
+    def __init__(self):
+        self.groups = {}
+
+    def group_mod(self, gm: GroupMod, now, flows=None):
+        """Apply a group-mod; a delete also removes the flows that use the
+        group (returned with OFPRR_GROUP_DELETE for flow-removed)."""
+        if gm.command == OFPGC_DELETE:
+            ids = list(self.groups) if gm.group_id == OFPG_ALL else [gm.group_id]
+            removed = []
+            for gid in ids:
+                if self.groups.pop(gid, None) is not None and flows is not None:
+                    removed += flows.remove_using_group(gid)
+            return removed
+        if gm.group_id > OFPG_MAX:
+            raise OFPError("GROUP_MOD_FAILED", "INVALID_GROUP", detail=f"group {gm.group_id}")
+        self._check(gm)
+        if gm.command == OFPGC_ADD:
+            if gm.group_id in self.groups:
+                raise OFPError("GROUP_MOD_FAILED", "GROUP_EXISTS")
+        elif gm.command == OFPGC_MODIFY:
+            if gm.group_id not in self.groups:
+                raise OFPError("GROUP_MOD_FAILED", "UNKNOWN_GROUP")
+        else:
+            raise OFPError("GROUP_MOD_FAILED", "BAD_COMMAND")
+        old = self.groups.get(gm.group_id)
+        entry = GroupEntry(gm.group_id, gm.type, list(gm.buckets), old.created if old else now,
+                           bucket_counts=[[0, 0] for _ in gm.buckets])
+        if old:
+            entry.packet_count, entry.byte_count = old.packet_count, old.byte_count
+        self.groups[gm.group_id] = entry
+        return []
+
+    def _check(self, gm):
+        if gm.type not in (OFPGT_ALL, OFPGT_SELECT, OFPGT_INDIRECT, OFPGT_FF):
+            raise OFPError("GROUP_MOD_FAILED", "BAD_TYPE")
+        if gm.type == OFPGT_INDIRECT and len(gm.buckets) != 1:
+            raise OFPError("GROUP_MOD_FAILED", "INVALID_GROUP", detail="indirect needs one bucket")
+        for b in gm.buckets:
+            if gm.type == OFPGT_FF and b.watch_port == OFPP_ANY and b.watch_group == OFPG_ANY:
+                raise OFPError("GROUP_MOD_FAILED", "BAD_WATCH")
+            if gm.type != OFPGT_SELECT and b.weight:
+                raise OFPError("GROUP_MOD_FAILED", "WEIGHT_UNSUPPORTED")
+            for a in b.actions:
+                if isinstance(a, Group) and (a.group_id == gm.group_id or a.group_id not in self.groups):
+                    raise OFPError("GROUP_MOD_FAILED", "LOOP" if a.group_id == gm.group_id else "UNKNOWN_GROUP")
+
+    def buckets_to_run(self, group_id, flow_hash, port_live):
+        """The buckets a packet goes through: all (ALL), one weighted by
+        flow_hash (SELECT), the only one (INDIRECT), the first live one (FF).
+        port_live(port) -> bool says which ports are up."""
+        g = self.groups[group_id]
+        if g.type in (OFPGT_ALL, OFPGT_INDIRECT):
+            return list(g.buckets)
+        if g.type == OFPGT_FF:
+            return next(([b] for b in g.buckets if self._bucket_live(b, port_live)), [])
+        live = [b for b in g.buckets if b.weight and self._bucket_live(b, port_live)]
+        total = sum(b.weight for b in live)
+        if not total:
+            return []
+        point = flow_hash % total
+        for b in live:
+            if point < b.weight:
+                return [b]
+            point -= b.weight
+        return []
+
+    def _bucket_live(self, bucket, port_live, depth=0):
+        if bucket.watch_port != OFPP_ANY and not port_live(bucket.watch_port):
+            return False
+        if bucket.watch_group != OFPG_ANY:
+            g = self.groups.get(bucket.watch_group)
+            return g is not None and depth < 8 and any(self._bucket_live(b, port_live, depth + 1)
+                                                       for b in g.buckets)
+        return True
+
+
+# --- meters ------------------------------------------------------------------
+
+@dataclass(eq=False)
+class MeterEntry:
+    meter_id: int
+    flags: int
+    bands: list
+    created: float = 0.0
+    packet_in_count: int = 0
+    byte_in_count: int = 0
+    band_counts: list = field(default_factory=list)     # [[packets, bytes]] per band
+    tokens: list = field(default_factory=list)          # per band, in bits or packets
+    last: float = 0.0
+
+    def capacity(self, band):
+        burst = band.burst_size if self.flags & OFPMF_BURST and band.burst_size else band.rate
+        return burst * (1000 if self.flags & OFPMF_KBPS else 1)
+
+
+class MeterTable:
+    """Meters with drop bands; rates in kbps or packets/s (OFPMF_KBPS/PKTPS),
+    token buckets of burst_size (OFPMF_BURST) or else one second of rate."""
+
+    def __init__(self):
+        self.meters = {}
+
+    def meter_mod(self, mm: MeterMod, now, flows=None):
+        if mm.command == OFPMC_DELETE:
+            ids = list(self.meters) if mm.meter_id == OFPM_ALL else [mm.meter_id]
+            removed = []
+            for mid in ids:
+                if self.meters.pop(mid, None) is not None and flows is not None:
+                    removed += flows.remove_using_meter(mid)
+            return removed
+        if not 0 < mm.meter_id <= OFPM_MAX:
+            raise OFPError("METER_MOD_FAILED", "INVALID_METER", detail=f"meter {mm.meter_id}")
+        if bool(mm.flags & OFPMF_KBPS) == bool(mm.flags & OFPMF_PKTPS) or \
+                mm.flags & ~(OFPMF_KBPS | OFPMF_PKTPS | OFPMF_BURST | OFPMF_STATS):
+            raise OFPError("METER_MOD_FAILED", "BAD_FLAGS")
+        if not mm.bands:
+            raise OFPError("METER_MOD_FAILED", "BAD_BAND", detail="no bands")
+        for band in mm.bands:
+            if band.type != OFPMBT_DROP:
+                raise OFPError("METER_MOD_FAILED", "BAD_BAND", detail="only drop bands")
+            if not band.rate:
+                raise OFPError("METER_MOD_FAILED", "BAD_RATE")
+        if mm.command == OFPMC_ADD and mm.meter_id in self.meters:
+            raise OFPError("METER_MOD_FAILED", "METER_EXISTS")
+        if mm.command == OFPMC_MODIFY and mm.meter_id not in self.meters:
+            raise OFPError("METER_MOD_FAILED", "UNKNOWN_METER")
+        if mm.command not in (OFPMC_ADD, OFPMC_MODIFY):
+            raise OFPError("METER_MOD_FAILED", "BAD_COMMAND")
+        entry = MeterEntry(mm.meter_id, mm.flags, sorted(mm.bands, key=lambda b: -b.rate), now,
+                           last=now)
+        entry.band_counts = [[0, 0] for _ in entry.bands]
+        entry.tokens = [entry.capacity(b) for b in entry.bands]
+        self.meters[mm.meter_id] = entry
+        return []
+
+    def admit(self, meter_id, packet_len, now):
+        """Run one packet through the meter: True to pass, False if a drop band
+        applies (the highest-rate band whose bucket is empty)."""
+        m = self.meters[meter_id]
+        elapsed, m.last = max(0.0, now - m.last), now
+        kbps = m.flags & OFPMF_KBPS
+        cost = packet_len * 8 if kbps else 1
+        m.packet_in_count += 1
+        m.byte_in_count += packet_len
+        verdict = True
+        for i, band in enumerate(m.bands):
+            rate = band.rate * (1000 if kbps else 1)
+            m.tokens[i] = min(m.capacity(band), m.tokens[i] + elapsed * rate)
+            if m.tokens[i] >= cost:
+                m.tokens[i] -= cost
+            elif verdict:
+                verdict = False
+                m.band_counts[i][0] += 1
+                m.band_counts[i][1] += packet_len
+        return verdict
