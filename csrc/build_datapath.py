@@ -35,20 +35,28 @@ def _cdef_from_headers():
     return cdef
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(_cdef_from_headers())
-ffibuilder.set_source(
-    "vswitch.datapath._datapath",
-    '#include "datapath.h"\n#include "offload.h"',
-    sources=[os.path.join(HERE, s) for s in SOURCES],
-    include_dirs=[HERE],
-    extra_compile_args=["-O2", "-g", "-std=gnu11", "-Wall", "-Wno-unused-function"],
-    libraries=["pthread"],
-)
+def make_builder(absolute_paths):
+    """setuptools insists on paths relative to setup.py (its cwd); cffi's own
+    compile() runs in a temporary directory and needs absolute ones."""
+    base = HERE if absolute_paths else "csrc"
+    builder = FFI()
+    builder.cdef(_cdef_from_headers())
+    builder.set_source(
+        "vswitch.datapath._datapath",
+        '#include "datapath.h"\n#include "offload.h"',
+        sources=[os.path.join(base, s) for s in SOURCES],
+        include_dirs=[base],
+        extra_compile_args=["-O2", "-g", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+        libraries=["pthread"],
+    )
+    return builder
+
+
+ffibuilder = make_builder(absolute_paths=False)
 
 if __name__ == "__main__":
     os.chdir(os.path.dirname(HERE))
-    ffibuilder.compile(tmpdir="build/cffi", verbose=False)
+    make_builder(absolute_paths=True).compile(tmpdir="build/cffi", verbose=False)
     import glob
     import shutil
 
