@@ -253,6 +253,15 @@ class FlowTables:
         return [(r, OFPRR_DELETE) for r in rules]
 
 
+def _delete_entries(entries, entry_id, all_id, remove_flows):
+    """Group/meter delete: one id or all; the flows using them go too (spec)."""
+    removed = []
+    for eid in list(entries) if entry_id == all_id else [entry_id]:
+        if entries.pop(eid, None) is not None and remove_flows is not None:
+            removed += remove_flows(eid)
+    return removed
+
+
 # --- groups ------------------------------------------------------------------
 
 @dataclass(eq=False)
@@ -274,12 +283,8 @@ class GroupTable:
         """Apply a group-mod; a delete also removes the flows that use the
         group (returned with OFPRR_GROUP_DELETE for flow-removed)."""
         if gm.command == OFPGC_DELETE:
-            ids = list(self.groups) if gm.group_id == OFPG_ALL else [gm.group_id]
-            removed = []
-            for gid in ids:
-                if self.groups.pop(gid, None) is not None and flows is not None:
-                    removed += flows.remove_using_group(gid)
-            return removed
+            return _delete_entries(self.groups, gm.group_id, OFPG_ALL,
+                                   flows.remove_using_group if flows else None)
         if gm.group_id > OFPG_MAX:
             raise OFPError("GROUP_MOD_FAILED", "INVALID_GROUP", detail=f"group {gm.group_id}")
         self._check(gm)
@@ -371,12 +376,8 @@ class MeterTable:
 
     def meter_mod(self, mm: MeterMod, now, flows=None):
         if mm.command == OFPMC_DELETE:
-            ids = list(self.meters) if mm.meter_id == OFPM_ALL else [mm.meter_id]
-            removed = []
-            for mid in ids:
-                if self.meters.pop(mid, None) is not None and flows is not None:
-                    removed += flows.remove_using_meter(mid)
-            return removed
+            return _delete_entries(self.meters, mm.meter_id, OFPM_ALL,
+                                   flows.remove_using_meter if flows else None)
         if not 0 < mm.meter_id <= OFPM_MAX:
             raise OFPError("METER_MOD_FAILED", "INVALID_METER", detail=f"meter {mm.meter_id}")
         if bool(mm.flags & OFPMF_KBPS) == bool(mm.flags & OFPMF_PKTPS) or \
