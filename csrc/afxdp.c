@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <linux/ethtool.h>
+#include <linux/if_packet.h>
 #include <linux/if_xdp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
@@ -54,6 +55,7 @@ struct xsk_queue {
 struct vs_afxdp {
     struct vs_xdp_prog prog;
     int epfd;
+    int promisc_fd; /* AF_PACKET socket holding the promiscuity reference */
     uint32_t n_queues, next_rx;
     struct xsk_queue *q[MAX_QUEUES];
     struct vs_afxdp_stats stats;
@@ -223,6 +225,24 @@ static uint32_t rx_queue_count(const char *ifname)
     return n > MAX_QUEUES ? MAX_QUEUES : n;
 }
 
+/* A switch port receives every frame, as with afpacket.  The membership is
+ * reference-counted by the kernel and dropped when the socket closes, so a
+ * crash cannot leave the device promiscuous.  Protocol 0: it receives
+ * nothing itself. */
+static int hold_promisc(int ifindex)
+{
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct packet_mreq mr = {.mr_ifindex = ifindex, .mr_type = PACKET_MR_PROMISC};
+    if (setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
 static struct vs_afxdp *fail_open(struct vs_afxdp *x, struct vs_afxdp_info *info,
                                   const char *step, int err)
 {
@@ -251,7 +271,7 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_inf
         info->error = -ENOMEM;
         return NULL;
     }
-    x->epfd = -1;
+    x->epfd = x->promisc_fd = -1;
     x->prog.map_fd = x->prog.prog_fd = x->prog.link_fd = -1;
     x->n_queues = rx_queue_count(ifname);
     int err = vs_xdp_prog_load(&x->prog, x->n_queues);
@@ -285,6 +305,9 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_inf
         if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->q[i]->fd, &ev) < 0)
             return fail_open(x, info, "epoll", -errno);
     }
+    x->promisc_fd = hold_promisc(ifindex);
+    if (x->promisc_fd < 0)
+        return fail_open(x, info, "promiscuous mode", x->promisc_fd);
     info->n_queues = x->n_queues;
     return x;
 }
@@ -301,6 +324,8 @@ void vs_afxdp_close(struct vs_afxdp *x)
         queue_close(x->q[i]);
     if (x->epfd >= 0)
         close(x->epfd);
+    if (x->promisc_fd >= 0)
+        close(x->promisc_fd);
     free(x);
 }
 
@@ -308,7 +333,7 @@ int vs_afxdp_fd(const struct vs_afxdp *x) { return x->epfd; }
 
 /* ---- receive ---- */
 
-static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n)
+static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64_t *csum_fixed)
 {
     uint32_t got = cons_avail(&q->rx, (uint32_t)n);
     if (!got) {
@@ -334,6 +359,7 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n)
             memcpy(p->data, q->umem + d->addr, d->len);
             p->len = d->len;
             memset(&p->vnet, 0, sizeof p->vnet);
+            *csum_fixed += (uint64_t)vs_offload_rx_fix_csum(p->data, p->len);
         }
         fill[(q->fill.cached_prod + i) & q->fill.mask] = chunk;
     }
@@ -351,7 +377,7 @@ int vs_afxdp_recv(struct vs_afxdp *x, struct vs_packet *pkts, int n)
     /* Round-robin over the queues so one busy queue cannot starve another. */
     for (uint32_t k = 0; k < x->n_queues; k++) {
         uint32_t i = (x->next_rx + k) % x->n_queues;
-        int got = queue_recv(x->q[i], pkts, n);
+        int got = queue_recv(x->q[i], pkts, n, &x->stats.rx_csum_fixed);
         if (got > 0) {
             x->next_rx = (i + 1) % x->n_queues;
             return got;

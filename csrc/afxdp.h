@@ -51,6 +51,7 @@ struct vs_afxdp_stats {
     uint64_t tx_segments;      /* software GSO: segments produced */
     uint64_t tx_csum;          /* software checksums completed */
     uint64_t tx_offload_drops; /* frames whose offload could not be done */
+    uint64_t rx_csum_fixed;    /* partial checksums completed on receive */
 };
 
 struct vs_afxdp;

@@ -50,6 +50,68 @@ int vs_offload_csum(uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet
     return 0;
 }
 
+static uint16_t fold16(uint64_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+int vs_offload_rx_fix_csum(uint8_t *f, uint32_t len)
+{
+    if (len < 14 + 20)
+        return 0;
+    uint32_t off = 14;
+    uint16_t type = rd16(f + 12);
+    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
+        if (off + 4 > len)
+            return 0;
+        type = rd16(f + off + 2);
+        off += 4;
+    }
+    uint32_t l4, l4len;
+    uint8_t proto;
+    uint64_t pseudo;
+    if (type == 0x0800) {
+        if (off + 20 > len || (f[off] >> 4) != 4 || (rd16(f + off + 6) & 0x3fff))
+            return 0; /* not IPv4, or a fragment */
+        uint32_t ihl = (uint32_t)(f[off] & 15) * 4, tot = rd16(f + off + 2);
+        if (ihl < 20 || tot < ihl || off + tot > len)
+            return 0;
+        proto = f[off + 9];
+        l4 = off + ihl;
+        l4len = tot - ihl;
+        pseudo = csum_add(0, f + off + 12, 8);
+    } else if (type == 0x86dd) {
+        if (off + 40 > len || (f[off] >> 4) != 6)
+            return 0;
+        proto = f[off + 6]; /* extension headers: left alone */
+        l4 = off + 40;
+        l4len = rd16(f + off + 4);
+        if (l4 + l4len > len)
+            return 0;
+        pseudo = csum_add(0, f + off + 8, 32);
+    } else {
+        return 0;
+    }
+    uint32_t field;
+    if (proto == 6 && l4len >= 20)
+        field = l4 + 16;
+    else if (proto == 17 && l4len >= 8)
+        field = l4 + 6;
+    else
+        return 0;
+    pseudo += (uint64_t)proto + l4len;
+    if (rd16(f + field) != fold16(pseudo))
+        return 0; /* cheap test first: most frames stop here */
+    uint64_t s = csum_add(0, f + l4, l4len);
+    if (fold16(pseudo + s) == 0xffff)
+        return 0; /* verifies: complete already */
+    uint16_t c = (uint16_t)~fold16(s);
+    wr16(f + field, c == 0 && proto == 17 ? 0xffff : c);
+    return 1;
+}
+
 struct hdrs {
     uint32_t l3, l4, hlen; /* offsets of the IP and L4 headers; all headers */
     int v6;

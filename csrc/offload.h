@@ -46,6 +46,14 @@ enum {
  * Returns 0 or VS_OFFLOAD_E*. */
 int vs_offload_csum(uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet);
 
+/* For frames that arrive without a vnet header (afxdp): the kernel hands a
+ * veth peer's CHECKSUM_PARTIAL frames to XDP as they are, the TCP/UDP field
+ * holding only the pseudo-header sum.  If the field equals that sum and the
+ * frame does not verify, complete the checksum in place.  A frame that
+ * verifies is never touched, so a complete checksum that happens to equal
+ * the pseudo-header sum is safe.  Returns 1 if fixed, 0 if left alone. */
+int vs_offload_rx_fix_csum(uint8_t *frame, uint32_t len);
+
 /* How many frames vs_offload_segment() will write (1 for a non-GSO frame or
  * a GSO frame whose payload fits one segment), or VS_OFFLOAD_E*. */
 int vs_offload_nsegs(const uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet);

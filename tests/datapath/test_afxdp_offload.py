@@ -206,3 +206,37 @@ def test_fuzz_never_reads_or_writes_out_of_bounds():
             assert bytes(ffi.buffer(b + cap, len(guard))) == guard, f"overflow at case {i}"
         for k in range(max(n, 0)):
             assert lens[k] <= cap
+
+
+@pytest.mark.parametrize("l3", ["ipv4", "ipv6"])
+def test_rx_partial_checksum_is_completed_and_good_ones_untouched(l3):
+    """What a veth peer's CHECKSUM_PARTIAL frame looks like once XDP handed
+    it to AF_XDP: the field holds only the pseudo-header sum."""
+    ip = IP(src="10.0.0.1", dst="10.0.0.2") if l3 == "ipv4" else IPv6(src="fd00::1", dst="fd00::2")
+    l4 = 34 if l3 == "ipv4" else 54
+    good = bytes(Ether() / ip / TCP(sport=1, dport=2, flags="A") / Raw(b"data" * 100))
+    bad = bytearray(partial(good, l4, 16, 6))
+    assert lib.vs_offload_rx_fix_csum(ffi.from_buffer(bad), len(bad)) == 1
+    assert bytes(bad) == good
+    same = bytearray(good)
+    assert lib.vs_offload_rx_fix_csum(ffi.from_buffer(same), len(same)) == 0
+    assert bytes(same) == good
+    # A corrupted checksum that is not the pseudo-header sum stays corrupted:
+    # the receiver must still be able to drop it.
+    corrupt = bytearray(good)
+    corrupt[l4 + 16] ^= 0x55
+    assert lib.vs_offload_rx_fix_csum(ffi.from_buffer(corrupt), len(corrupt)) == 0
+    udp = bytearray(partial(bytes(Ether() / ip / UDP(sport=3, dport=4) / Raw(b"u" * 33)), l4, 6, 17))
+    assert lib.vs_offload_rx_fix_csum(ffi.from_buffer(udp), len(udp)) == 1
+    assert checksums_ok(bytes(udp))
+
+
+def test_rx_fix_survives_truncation_and_garbage():
+    rng = random.Random(5)
+    good = partial(bytes(Ether() / IP(src="1.2.3.4", dst="5.6.7.8") / UDP() / Raw(b"x" * 60)), 34, 6, 17)
+    for _ in range(2000):
+        f = bytearray(good[:rng.randrange(len(good) + 1)])
+        for _ in range(rng.randrange(4)):
+            if f:
+                f[rng.randrange(len(f))] = rng.getrandbits(8)
+        lib.vs_offload_rx_fix_csum(ffi.from_buffer(f), len(f))

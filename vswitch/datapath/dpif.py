@@ -12,7 +12,7 @@ XDP_MODES = {"best-effort": lib.VS_XDP_BEST_EFFORT, "native": lib.VS_XDP_NATIVE,
              "generic": lib.VS_XDP_GENERIC}
 XDP_MODE_NAMES = {lib.VS_XDP_NATIVE: "native", lib.VS_XDP_GENERIC: "generic"}
 AFXDP_STATS = ("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
-               "tx_offload_drops")
+               "tx_offload_drops", "rx_csum_fixed")
 
 
 class AfxdpError(OSError):

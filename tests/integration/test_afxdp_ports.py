@@ -1,0 +1,224 @@
+"""afxdp ports end to end: a real vswitchd in a namespace, hosts in their own
+namespaces, real ping and TCP.  Checks the XDP mode reported in the
+interface status, data integrity across afxdp<->afpacket and afxdp<->tap
+with the endpoints' default offloads (GSO frames and partial checksums that
+the switch must segment and checksum in software before an afxdp transmit),
+that del-port and shutdown detach the program, and the fallback to
+afpacket on a device without native XDP."""
+import contextlib
+import hashlib
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from helpers import netns
+from helpers.vswitchd import running_vswitchd, wait_for
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Net:
+    def __init__(self, stack, sw, vs):
+        self.stack, self.sw, self.vs, self.hosts = stack, sw, vs, {}
+
+    def veth_host(self, port, ip, *iface_cols, queues=None):
+        """A host namespace joined to the switch by a veth; the switch end
+        becomes `port` with the given Interface columns."""
+        ns = self.stack.enter_context(netns.namespace("h" + port))
+        q = ["numrxqueues", str(queues), "numtxqueues", str(queues)] if queues else []
+        netns.run(self.sw, "ip", "link", "add", port, *q, "type", "veth", "peer", "name", "eth0",
+                  *q, "netns", ns)
+        netns.run(self.sw, "ip", "link", "set", port, "up")
+        self._up(ns, "eth0", ip)
+        extra = ["--", "set", "interface", port, *iface_cols] if iface_cols else []
+        self.vs.vsctl("add-port", "br0", port, *extra)
+        self.hosts[port] = (ns, "eth0", ip)
+        return ns
+
+    def tap_host(self, port, ip):
+        ns = self.stack.enter_context(netns.namespace("h" + port))
+        self.vs.vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
+        wait_for(lambda: netns.run(self.sw, "ip", "link", "show", port, check=False).returncode == 0,
+                 what=f"tap {port}")
+        netns.run(self.sw, "ip", "link", "set", port, "netns", ns)
+        self._up(ns, port, ip)
+        self.hosts[port] = (ns, port, ip)
+
+    @staticmethod
+    def _up(ns, ifname, ip):
+        netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
+        netns.run(ns, "ip", "link", "set", ifname, "up")
+
+    def ping(self, src, dst, count=3):
+        proc = netns.run(self.hosts[src][0], "ping", "-c", str(count), "-i", "0.2", "-W", "2",
+                         self.hosts[dst][2], check=False)
+        return proc.returncode == 0
+
+    def status(self, iface):
+        return self.vs.json("get", "interface", iface, "status")
+
+    def xdp_attached(self, iface):
+        out = netns.run(self.sw, "ip", "link", "show", iface).stdout
+        return "xdp" in out.split(">")[1].split("qdisc")[0] or "prog/xdp" in out
+
+
+def _status_map(value):
+    """`get ... status` in JSON: [map] (one value per column asked for)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and value and value[0] == "map":
+        return dict(value[1])
+    raise AssertionError(f"unexpected status shape {value!r}")
+
+
+@pytest.fixture
+def net(tmp_path):
+    with contextlib.ExitStack() as stack:
+        sw = stack.enter_context(netns.namespace("sw"))
+        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
+        vs.vsctl("add-br", "br0")
+        yield Net(stack, sw, vs)
+
+
+def tcp_transfer(net, src, dst, size=16 << 20, port=5001):
+    """Sends `size` random bytes src -> dst with socat; asserts they arrived
+    intact.  The receiver writes to a file, not a pipe nobody reads yet."""
+    payload = os.urandom(size)
+    src_ns, dst_ns = net.hosts[src][0], net.hosts[dst][0]
+    with tempfile.TemporaryFile() as sink:
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", dst_ns, "socat", "-u", f"TCP-LISTEN:{port},reuseaddr", "STDOUT"],
+            stdout=sink)
+        try:
+            wait_for(lambda: f":{port}" in netns.run(dst_ns, "ss", "-ltn").stdout, what="listener")
+            client = subprocess.run(
+                ["ip", "netns", "exec", src_ns, "socat", "-u", "STDIN",
+                 f"TCP:{net.hosts[dst][2]}:{port}"], input=payload, timeout=90)
+            assert client.returncode == 0
+            server.wait(timeout=30)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        sink.seek(0)
+        received = sink.read()
+    assert len(received) == size, f"{src}->{dst}: {len(received)} of {size} bytes"
+    assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest(), \
+        f"{src}->{dst}: data corrupted"
+
+
+def offloads_on(ns, ifname):
+    out = netns.run(ns, "ethtool", "-k", ifname).stdout
+    return "tx-checksumming: on" in out and "tcp-segmentation-offload: on" in out
+
+
+@pytest.mark.parametrize("mode", ["native", "generic"])
+def test_ping_between_afxdp_ports_reports_mode(net, mode):
+    net.veth_host("x1", "10.5.0.1", "type=afxdp", f"options:xdp-mode={mode}")
+    net.veth_host("x2", "10.5.0.2", "type=afxdp", f"options:xdp-mode={mode}")
+    for port in ("x1", "x2"):
+        st = _status_map(net.status(port))
+        assert st.get("driver_name") == "afxdp", st
+        assert st.get("xdp_mode") == mode and st.get("xdp_bind") == "copy", st
+        assert "note" not in st, st
+        assert net.xdp_attached(port)
+    assert "xdp_mode" in net.vs.vsctl("list", "interface", "x1")
+    assert net.ping("x1", "x2", count=5)
+    stats = {r["port"]: r for r in net.vs.json("dump-ports", "br0")}
+    assert stats["x1"]["rx_packets"] >= 5 and stats["x2"]["tx_packets"] >= 5
+
+
+def test_best_effort_gets_native_on_veth_and_all_queues(net):
+    net.veth_host("q1", "10.6.0.1", "type=afxdp", queues=4)
+    net.veth_host("q2", "10.6.0.2", "type=afxdp")
+    st = _status_map(net.status("q1"))
+    assert st["xdp_mode"] == "native" and st["n_rxq"] == "4", st
+    assert net.ping("q1", "q2")
+    # Flows spread over the peer's tx queues land on q1's rx queues by hash;
+    # every queue has its socket, so both transfers arrive whichever they hit.
+    tcp_transfer(net, "q1", "q2", size=2 << 20, port=5101)
+    tcp_transfer(net, "q2", "q1", size=2 << 20, port=5102)
+
+
+# Generic mode leaves TSO on at the veth peer, and generic XDP hands a 64 KiB
+# GSO frame to AF_XDP whole: more than a UMEM chunk, so the kernel drops it
+# (counted in afxdp_rx_dropped).  Only the direction into the afxdp port is
+# tested there; see the README note on xdp-mode=generic.
+@pytest.mark.parametrize("other,mode", [("afpacket", "native"), ("tap", "native"),
+                                        ("afpacket", "generic"), ("tap", "generic")])
+def test_tcp_afxdp_to_and_from_offloading_ports(net, other, mode):
+    net.veth_host("ax", "10.7.0.1", "type=afxdp", f"options:xdp-mode={mode}")
+    if other == "tap":
+        net.tap_host("tp", "10.7.0.2")
+        peer = "tp"
+    else:
+        net.veth_host("ap", "10.7.0.2")
+        peer = "ap"
+    # The endpoints keep the kernel's defaults: TSO and partial checksums.
+    # (Native XDP on a veth makes the kernel turn TSO off on its peer, but
+    # tx checksum offload stays on there.)
+    assert offloads_on(*net.hosts[peer][:2])
+    assert "tx-checksumming: on" in netns.run(*net.hosts["ax"][:1], "ethtool", "-k", "eth0").stdout
+    assert net.ping("ax", peer)
+    tcp_transfer(net, peer, "ax", port=5201)  # GSO frames out of the afxdp port
+    if mode == "native":
+        tcp_transfer(net, "ax", peer, port=5202)  # partial checksums into it
+    stats = net.vs.json("get", "interface", "ax", "statistics")
+    stats = _status_map(stats)
+    # The big frames from the offloading side were cut up in software.
+    assert int(stats["afxdp_tx_segments"]) > 1000, stats
+    assert int(stats["afxdp_tx_offload_drops"]) == 0, stats
+    # The hosts' partial checksums (ACKs at least) were completed on receive.
+    assert int(stats["afxdp_rx_csum_fixed"]) > 0, stats
+    assert int(stats["tx_bytes"]) > 16 << 20
+
+
+def test_del_port_and_shutdown_detach_the_program(net):
+    net.veth_host("d1", "10.8.0.1", "type=afxdp")
+    net.veth_host("d2", "10.8.0.2", "type=afxdp")
+    assert net.xdp_attached("d1") and net.xdp_attached("d2")
+    assert net.ping("d1", "d2")
+    net.vs.vsctl("del-port", "br0", "d1")
+    wait_for(lambda: not net.xdp_attached("d1"), what="d1 detached")
+    assert net.xdp_attached("d2")
+    # Re-adding the port right away binds the queue again.
+    net.vs.vsctl("add-port", "br0", "d1", "--", "set", "interface", "d1", "type=afxdp")
+    assert _status_map(net.status("d1")).get("driver_name") == "afxdp"
+    assert net.ping("d1", "d2")
+    assert net.vs.stop()
+    assert not net.xdp_attached("d1") and not net.xdp_attached("d2")
+    assert "bpf" not in netns.run(net.sw, "ip", "link", "show").stdout
+
+
+def test_fallback_to_afpacket_when_native_xdp_is_missing(net):
+    """A Linux bridge device has no native XDP: xdp-mode=native cannot be
+    honoured, so the port runs on afpacket, says so, and still forwards."""
+    net.veth_host("f1", "10.9.0.1", "type=afxdp")
+    ns = net.stack.enter_context(netns.namespace("hf2"))
+    netns.run(net.sw, "ip", "link", "add", "lb0", "type", "bridge")
+    netns.run(net.sw, "ip", "link", "add", "lbp", "type", "veth", "peer", "name", "eth0", "netns", ns)
+    netns.run(net.sw, "ip", "link", "set", "lbp", "master", "lb0")
+    netns.run(net.sw, "ip", "link", "set", "lbp", "up")
+    netns.run(net.sw, "ip", "link", "set", "lb0", "up")
+    Net._up(ns, "eth0", "10.9.0.2")
+    net.hosts["lb0"] = (ns, "eth0", "10.9.0.2")
+    net.vs.vsctl("add-port", "br0", "lb0", "--", "set", "interface", "lb0", "type=afxdp",
+                 "options:xdp-mode=native")
+    st = _status_map(net.status("lb0"))
+    assert st.get("driver_name") == "afpacket", st
+    assert "fell back to afpacket" in st.get("note", ""), st
+    assert "xdp_mode" not in st
+    assert "fell back to afpacket" in net.vs.read_log()
+    assert not net.xdp_attached("lb0")
+    assert net.ping("f1", "lb0", count=5)
+    tcp_transfer(net, "lb0", "f1", size=4 << 20, port=5301)
+    # generic mode works on the same device.
+    net.vs.vsctl("set", "interface", "lb0", "options:xdp-mode=generic")
+    st = wait_for(lambda: (s := _status_map(net.status("lb0"))).get("driver_name") == "afxdp" and s,
+                  what="lb0 reopened in generic mode")
+    assert st["xdp_mode"] == "generic"
+    assert net.ping("f1", "lb0", count=3)
