@@ -63,6 +63,11 @@ int vs_netdev_open_afpacket(const char *ifname)
         close(fd);
         return err;
     }
+    /* Binding to a device that is down leaves ENETDOWN pending on the socket,
+     * which would fail the first send; the device is up now, so clear it. */
+    int pending;
+    socklen_t plen = sizeof pending;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &pending, &plen);
     /* Larger buffers absorb bursts while the poll thread is busy elsewhere;
      * failure only costs burst tolerance. */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz);
