@@ -8,7 +8,7 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["flow_key.c", "classifier.c", "netdev.c", "datapath.c", "xdp_prog.c", "afxdp.c",
+SOURCES = ["flow_key.c", "classifier.c", "netdev.c", "datapath.c", "packet_edit.c", "xdp_prog.c", "afxdp.c",
            "offload.c"]
 
 
@@ -16,7 +16,7 @@ def _cdef_from_headers():
     """The cdef is datapath.h's public API; the structs it uses come from the
     headers too, minus preprocessor lines, so C and Python cannot drift."""
     parts = []
-    for header in ("flow_key.h", "netdev.h", "offload.h", "afxdp.h", "classifier.h", "datapath.h"):
+    for header in ("flow_key.h", "netdev.h", "packet_edit.h", "offload.h", "afxdp.h", "classifier.h", "datapath.h"):
         with open(os.path.join(HERE, header)) as f:
             text = f.read()
         text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)

@@ -197,46 +197,73 @@ static void pop_vlan(struct vs_packet *pkt)
     vnet_shift(pkt, -4);
 }
 
+static const uint8_t edit_width[] = {
+    [VS_EDIT_ETH_SRC] = 6,  [VS_EDIT_ETH_DST] = 6,  [VS_EDIT_IPV4_SRC] = 4,
+    [VS_EDIT_IPV4_DST] = 4, [VS_EDIT_IPV4_TOS] = 1, [VS_EDIT_IPV4_TTL] = 1,
+    [VS_EDIT_IPV6_SRC] = 16, [VS_EDIT_IPV6_DST] = 16, [VS_EDIT_TP_SRC] = 2,
+    [VS_EDIT_TP_DST] = 2,
+};
+
+static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t nargs)
+{
+    uint32_t field = args[0], nwords = nargs - 1;
+    if (field >= sizeof edit_width || !edit_width[field] || nwords > 4 ||
+        nwords * 4 < edit_width[field])
+        return;
+    uint8_t buf[16];
+    for (uint32_t k = 0; k < nwords; k++) {
+        buf[4 * k] = (uint8_t)(args[1 + k] >> 24);
+        buf[4 * k + 1] = (uint8_t)(args[1 + k] >> 16);
+        buf[4 * k + 2] = (uint8_t)(args[1 + k] >> 8);
+        buf[4 * k + 3] = (uint8_t)args[1 + k];
+    }
+    vs_packet_edit(pkt, (int)field, buf + 4 * nwords - edit_width[field]);
+}
+
+#define ACT_OP(w) ((w) & 0xffffu)
+#define ACT_NARGS(w) ((w) >> 16)
+
 /* Executes `acts` on pkt.  The final output hands over the packet itself;
- * earlier outputs send copies, since later actions may still change it. */
+ * earlier outputs send copies, since later actions may still change it.
+ * A truncated action list stops at the last whole action. */
 static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_packet *pkt,
                         uint32_t in_port, const struct vs_key *key, const uint32_t *acts,
                         uint32_t n)
 {
-    int handed_over = 0, upcalled = 0;
+    int upcalled = 0;
     uint32_t last_output = UINT32_MAX;
-    for (uint32_t i = 0; i + 1 < n; i += 2)
-        if (acts[i] == VS_ACTION_OUTPUT)
+    for (uint32_t i = 0; i < n && i + ACT_NARGS(acts[i]) < n; i += 1 + ACT_NARGS(acts[i]))
+        if (ACT_OP(acts[i]) == VS_ACTION_OUTPUT)
             last_output = i;
-    for (uint32_t i = 0; i + 1 < n; i += 2) {
-        uint32_t arg = acts[i + 1];
-        switch (acts[i]) {
+    for (uint32_t i = 0; i < n; i += 1 + ACT_NARGS(acts[i])) {
+        uint32_t nargs = ACT_NARGS(acts[i]);
+        if (!nargs || i + nargs >= n)
+            break;
+        const uint32_t *args = &acts[i + 1];
+        switch (ACT_OP(acts[i])) {
         case VS_ACTION_OUTPUT: {
-            struct vs_port *p = arg < VS_MAX_PORTS ? dp->ports[arg] : NULL;
+            struct vs_port *p = args[0] < VS_MAX_PORTS ? dp->ports[args[0]] : NULL;
             if (!p)
                 break;
-            if (i == last_output) {
-                tx_enqueue(tx, p, pkt);
-                handed_over = 1;
-            } else {
-                tx_enqueue(tx, p, tx_copy(tx, pkt));
-            }
+            tx_enqueue(tx, p, i == last_output ? pkt : tx_copy(tx, pkt));
             break;
         }
         case VS_ACTION_PUSH_VLAN:
-            push_vlan(pkt, (uint16_t)arg);
+            push_vlan(pkt, (uint16_t)args[0]);
             break;
         case VS_ACTION_POP_VLAN:
             pop_vlan(pkt);
             break;
         case VS_ACTION_USERSPACE:
-            upcalled |= upcall_enqueue(dp, in_port, arg, key, pkt);
+            upcalled |= upcall_enqueue(dp, in_port, args[0], key, pkt);
+            break;
+        case VS_ACTION_SET_FIELD:
+            set_field(pkt, args, nargs);
             break;
         default:
             break;
         }
     }
-    (void)handed_over;
     return upcalled;
 }
 

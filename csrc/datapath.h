@@ -16,8 +16,9 @@
  *    control call.  Both sides hold it only inside C for bounded work (one
  *    batch, one flow operation), never across Python code, so the poll thread
  *    never waits on the interpreter.  The upcall ring has its own lock.
- *  - Actions are a flat array of 32-bit words, each action an (opcode, arg)
- *    pair: see VS_ACTION_*.  An empty list drops.
+ *  - Actions are a flat array of 32-bit words: each action is a header word
+ *    (opcode | number of argument words << 16) followed by its arguments;
+ *    see VS_ACTION_*.  An empty list drops.
  */
 #ifndef VS_DATAPATH_H
 #define VS_DATAPATH_H 1
@@ -27,6 +28,7 @@
 #include "classifier.h"
 #include "flow_key.h"
 #include "netdev.h"
+#include "packet_edit.h"
 #include "afxdp.h"
 
 enum {
@@ -34,7 +36,11 @@ enum {
     VS_ACTION_PUSH_VLAN = 2, /* arg: TCI (TPID 0x8100) */
     VS_ACTION_POP_VLAN = 3,  /* arg: unused */
     VS_ACTION_USERSPACE = 4, /* arg: cookie handed to Python with the packet */
+    VS_ACTION_SET_FIELD = 5, /* args: a VS_EDIT_* field, then its new value as
+                              * big-endian words, right-aligned (packet_edit.h) */
 };
+
+#define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)
 
 #define VS_MAX_PORTS 1024
 #define VS_DUMP_MAX_ACTIONS 128

@@ -1,4 +1,5 @@
 """Datapath: the batch-shaped Python interface to the C fast path."""
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ class AfxdpError(OSError):
         super().__init__(errno_, f"{step}: {os.strerror(errno_)}")
         self.step = step
 
-# Action opcodes as Python names; an action is (name, arg).
+# Datapath actions are (name, arg) tuples.  Simple ones carry one 32-bit
+# argument; set-field ones carry the field's new value as an int.
 ACTIONS = {
     "output": lib.VS_ACTION_OUTPUT,
     "push_vlan": lib.VS_ACTION_PUSH_VLAN,
@@ -30,6 +32,20 @@ ACTIONS = {
     "userspace": lib.VS_ACTION_USERSPACE,
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
+# set-field actions: name -> (VS_EDIT_* field, width in bytes)
+SET_FIELDS = {
+    "set_eth_src": (lib.VS_EDIT_ETH_SRC, 6),
+    "set_eth_dst": (lib.VS_EDIT_ETH_DST, 6),
+    "set_ipv4_src": (lib.VS_EDIT_IPV4_SRC, 4),
+    "set_ipv4_dst": (lib.VS_EDIT_IPV4_DST, 4),
+    "set_ipv4_tos": (lib.VS_EDIT_IPV4_TOS, 1),
+    "set_ipv4_ttl": (lib.VS_EDIT_IPV4_TTL, 1),
+    "set_ipv6_src": (lib.VS_EDIT_IPV6_SRC, 16),
+    "set_ipv6_dst": (lib.VS_EDIT_IPV6_DST, 16),
+    "set_tp_src": (lib.VS_EDIT_TP_SRC, 2),
+    "set_tp_dst": (lib.VS_EDIT_TP_DST, 2),
+}
+SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 
 UPCALL_BATCH = 64
 UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
@@ -55,15 +71,39 @@ class FlowStats:
     tcp_flags: int
 
 
+def _header(op, nargs):
+    return op | nargs << 16
+
+
 def encode_actions(actions):
+    """[(name, arg)] -> (uint32_t[] cdata, word count) in the C layout: a
+    header word (opcode | nargs << 16) then the arguments."""
     words = []
     for name, arg in actions:
-        words += [ACTIONS[name], arg or 0]
+        if name in SET_FIELDS:
+            field, width = SET_FIELDS[name]
+            nwords = (width + 3) // 4
+            value = [(arg >> (32 * (nwords - 1 - k))) & 0xFFFFFFFF for k in range(nwords)]
+            words += [_header(lib.VS_ACTION_SET_FIELD, 1 + nwords), field, *value]
+        else:
+            words += [_header(ACTIONS[name], 1), arg or 0]
     return ffi.new("uint32_t[]", words or [0]), len(words)
 
 
 def decode_actions(words, n):
-    return [(ACTION_NAMES.get(words[i], str(words[i])), words[i + 1]) for i in range(0, n, 2)]
+    actions, i = [], 0
+    while i < n:
+        op, nargs = words[i] & 0xFFFF, words[i] >> 16
+        args = [words[i + 1 + k] for k in range(nargs)]
+        if op == lib.VS_ACTION_SET_FIELD:
+            value = 0
+            for w in args[1:]:
+                value = value << 32 | w
+            actions.append((SET_FIELD_NAMES.get(args[0], f"set_field{args[0]}"), value))
+        else:
+            actions.append((ACTION_NAMES.get(op, str(op)), args[0] if args else 0))
+        i += 1 + nargs
+    return actions
 
 
 def format_actions(actions, port_names=None):
@@ -77,9 +117,21 @@ def format_actions(actions, port_names=None):
             out.append(f"push_vlan(vid={arg & 0xFFF},pcp={arg >> 13})")
         elif name == "pop_vlan":
             out.append("pop_vlan")
+        elif name in SET_FIELDS:
+            out.append(f"{name}({_format_value(name, arg)})")
         else:
             out.append(f"{name}({arg})")
     return ",".join(out)
+
+
+def _format_value(name, value):
+    if name.startswith("set_eth"):
+        return flowkey.mac_str(value)
+    if name.startswith("set_ipv4_src") or name.startswith("set_ipv4_dst"):
+        return str(ipaddress.IPv4Address(value))
+    if name.startswith("set_ipv6"):
+        return str(ipaddress.IPv6Address(value))
+    return str(value)
 
 
 def now_ns():

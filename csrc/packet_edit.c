@@ -1,0 +1,194 @@
+/* packet_edit.c — set-field rewrites with incremental checksum updates. */
+#include "packet_edit.h"
+
+#include <string.h>
+
+struct layout {
+    uint32_t l3;        /* offset of the IP header */
+    uint32_t l4;        /* offset of the L4 header, 0 if none */
+    uint16_t ethertype; /* 0x0800, 0x86dd, or other */
+    uint8_t proto;
+};
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static void find_layout(const struct vs_packet *pkt, struct layout *lo)
+{
+    memset(lo, 0, sizeof *lo);
+    const uint8_t *d = pkt->data;
+    uint32_t off = 12;
+    if (pkt->len < 14)
+        return;
+    uint16_t type = rd16(d + off);
+    if ((type == 0x8100 || type == 0x88a8) && pkt->len >= 18) {
+        off += 4;
+        type = rd16(d + off);
+    }
+    off += 2;
+    lo->ethertype = type;
+    lo->l3 = off;
+    if (type == 0x0800 && pkt->len >= off + 20) {
+        uint32_t ihl = (uint32_t)(d[off] & 0x0f) * 4;
+        lo->proto = d[off + 9];
+        if (!(rd16(d + off + 6) & 0x1fff) && ihl >= 20 && pkt->len >= off + ihl)
+            lo->l4 = off + ihl; /* first fragment or whole packet */
+    } else if (type == 0x86dd && pkt->len >= off + 40) {
+        lo->proto = d[off + 6]; /* extension headers: L4 edits not supported */
+        lo->l4 = off + 40;
+    } else {
+        lo->ethertype = 0;
+    }
+}
+
+/* RFC 1624 eqn. 3 on a complemented checksum, 16 bits at a time. */
+static uint16_t csum_replace(uint16_t sum, const uint8_t *old, const uint8_t *new, int len)
+{
+    uint32_t acc = (uint16_t)~sum;
+    for (int i = 0; i < len; i += 2) {
+        acc += (uint16_t)~rd16(old + i);
+        acc += rd16(new + i);
+    }
+    while (acc >> 16)
+        acc = (acc & 0xffff) + (acc >> 16);
+    return (uint16_t)~acc;
+}
+
+/* Where the L4 checksum lives, or NULL. */
+static uint8_t *l4_csum(struct vs_packet *pkt, const struct layout *lo, uint32_t *min_len)
+{
+    if (!lo->l4)
+        return NULL;
+    uint32_t at;
+    if (lo->proto == 6)
+        at = lo->l4 + 16, *min_len = lo->l4 + 20;
+    else if (lo->proto == 17)
+        at = lo->l4 + 6, *min_len = lo->l4 + 8;
+    else if (lo->proto == 58 && lo->ethertype == 0x86dd)
+        at = lo->l4 + 2, *min_len = lo->l4 + 4;
+    else
+        return NULL;
+    return pkt->len >= *min_len ? pkt->data + at : NULL;
+}
+
+static int l4_partial(const struct vs_packet *pkt, const struct layout *lo)
+{
+    return (pkt->vnet.flags & VS_VNET_F_NEEDS_CSUM) && pkt->vnet.csum_start == lo->l4;
+}
+
+/* An address in the pseudo-header changed from old to new. */
+static void update_pseudo(struct vs_packet *pkt, const struct layout *lo, const uint8_t *old,
+                          const uint8_t *new, int len)
+{
+    uint32_t min_len;
+    uint8_t *c = l4_csum(pkt, lo, &min_len);
+    if (!c)
+        return;
+    uint16_t sum = rd16(c);
+    if (l4_partial(pkt, lo)) {
+        wr16(c, (uint16_t)~csum_replace((uint16_t)~sum, old, new, len));
+    } else if (lo->proto == 17 && lo->ethertype == 0x0800 && sum == 0) {
+        return; /* IPv4 UDP without a checksum stays without */
+    } else {
+        sum = csum_replace(sum, old, new, len);
+        if (lo->proto == 17 && sum == 0)
+            sum = 0xffff;
+        wr16(c, sum);
+    }
+}
+
+static int edit_ipv4(struct vs_packet *pkt, const struct layout *lo, int field,
+                     const uint8_t *value)
+{
+    if (lo->ethertype != 0x0800)
+        return -1;
+    uint8_t *ip = pkt->data + lo->l3;
+    uint8_t old[4], new[4];
+    int at;
+    switch (field) {
+    case VS_EDIT_IPV4_SRC:
+    case VS_EDIT_IPV4_DST:
+        at = field == VS_EDIT_IPV4_SRC ? 12 : 16;
+        memcpy(old, ip + at, 4);
+        memcpy(ip + at, value, 4);
+        wr16(ip + 10, csum_replace(rd16(ip + 10), old, value, 4));
+        update_pseudo(pkt, lo, old, value, 4);
+        return 0;
+    case VS_EDIT_IPV4_TOS:
+    case VS_EDIT_IPV4_TTL:
+        at = field == VS_EDIT_IPV4_TOS ? 0 : 8; /* the 16-bit word holding it */
+        memcpy(old, ip + at, 2);
+        memcpy(new, ip + at, 2);
+        new[field == VS_EDIT_IPV4_TOS ? 1 : 0] = value[0];
+        memcpy(ip + at, new, 2);
+        wr16(ip + 10, csum_replace(rd16(ip + 10), old, new, 2));
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static int edit_ipv6(struct vs_packet *pkt, const struct layout *lo, int field,
+                     const uint8_t *value)
+{
+    if (lo->ethertype != 0x86dd)
+        return -1;
+    uint8_t *addr = pkt->data + lo->l3 + (field == VS_EDIT_IPV6_SRC ? 8 : 24);
+    uint8_t old[16];
+    memcpy(old, addr, 16);
+    memcpy(addr, value, 16);
+    update_pseudo(pkt, lo, old, value, 16);
+    return 0;
+}
+
+static int edit_port(struct vs_packet *pkt, const struct layout *lo, int field,
+                     const uint8_t *value)
+{
+    uint32_t min_len;
+    uint8_t *c = l4_csum(pkt, lo, &min_len);
+    if (!c || (lo->proto != 6 && lo->proto != 17))
+        return -1;
+    uint8_t *port = pkt->data + lo->l4 + (field == VS_EDIT_TP_SRC ? 0 : 2);
+    uint8_t old[2];
+    memcpy(old, port, 2);
+    memcpy(port, value, 2);
+    uint16_t sum = rd16(c);
+    if (l4_partial(pkt, lo) || (lo->proto == 17 && sum == 0))
+        return 0; /* not summed yet, or no checksum at all */
+    sum = csum_replace(sum, old, value, 2);
+    if (lo->proto == 17 && sum == 0)
+        sum = 0xffff;
+    wr16(c, sum);
+    return 0;
+}
+
+int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
+{
+    if (field == VS_EDIT_ETH_SRC || field == VS_EDIT_ETH_DST) {
+        if (pkt->len < 12)
+            return -1;
+        memcpy(pkt->data + (field == VS_EDIT_ETH_SRC ? 6 : 0), value, 6);
+        return 0;
+    }
+    struct layout lo;
+    find_layout(pkt, &lo);
+    switch (field) {
+    case VS_EDIT_IPV4_SRC:
+    case VS_EDIT_IPV4_DST:
+    case VS_EDIT_IPV4_TOS:
+    case VS_EDIT_IPV4_TTL:
+        return edit_ipv4(pkt, &lo, field, value);
+    case VS_EDIT_IPV6_SRC:
+    case VS_EDIT_IPV6_DST:
+        return edit_ipv6(pkt, &lo, field, value);
+    case VS_EDIT_TP_SRC:
+    case VS_EDIT_TP_DST:
+        return edit_port(pkt, &lo, field, value);
+    default:
+        return -1;
+    }
+}

@@ -1,0 +1,41 @@
+/* packet_edit.h — header rewrites for set-field actions, checksums kept right.
+ *
+ * Design note.  The slow path turns OpenFlow set-field (and dec_ttl, which
+ * xlate resolves to "set TTL to the value it read minus one") into these
+ * edits.  Each edit finds its header by walking the frame again (a VLAN tag
+ * may have been pushed or popped by an earlier action), rewrites the field,
+ * and updates checksums incrementally (RFC 1624):
+ *  - IPv4 header checksum for address, TOS and TTL changes;
+ *  - TCP/UDP checksums for address (pseudo-header) and port changes.
+ * A frame whose virtio-net header says the L4 checksum is still to be
+ * computed (NEEDS_CSUM) holds only the pseudo-header sum in that field, not
+ * its complement: address changes update it the other way round, and port
+ * changes leave it alone (the kernel sums the ports later).
+ * A frame without the header the edit needs is left unchanged.
+ */
+#ifndef VS_PACKET_EDIT_H
+#define VS_PACKET_EDIT_H 1
+
+#include <stdint.h>
+
+#include "netdev.h"
+
+enum vs_edit_field {
+    VS_EDIT_ETH_SRC = 1,
+    VS_EDIT_ETH_DST,
+    VS_EDIT_IPV4_SRC,
+    VS_EDIT_IPV4_DST,
+    VS_EDIT_IPV4_TOS,
+    VS_EDIT_IPV4_TTL,
+    VS_EDIT_IPV6_SRC,
+    VS_EDIT_IPV6_DST,
+    VS_EDIT_TP_SRC,
+    VS_EDIT_TP_DST,
+};
+
+/* Applies one edit; `value` holds the new field in network byte order, as
+ * many bytes as the field has (6 for MACs, 4 for IPv4, 16 for IPv6, 2 for
+ * ports, 1 for TOS/TTL).  Returns 0, or -1 if the frame has no such field. */
+int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value);
+
+#endif
