@@ -390,7 +390,8 @@ int vs_afxdp_recv(struct vs_afxdp *x, struct vs_packet *pkts, int n)
 
 static void reap_completions(struct xsk_queue *q)
 {
-    uint32_t n = cons_avail(&q->comp, RING_SIZE);
+    /* Never more than we lent: a misbehaving ring cannot overrun tx_free. */
+    uint32_t n = cons_avail(&q->comp, (N_FRAMES - N_RX_FRAMES) - q->n_tx_free);
     const uint64_t *comp = q->comp.descs;
     for (uint32_t i = 0; i < n; i++)
         q->tx_free[q->n_tx_free++] = comp[(q->comp.cached_cons + i) & q->comp.mask];
