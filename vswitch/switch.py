@@ -61,8 +61,7 @@ class InstalledFlow:
 def _flow_id(key, mask):
     """Identity of a megaflow: its mask and masked key, zero fields dropped so
     that what xlate produced and what the datapath dumps compare equal."""
-    return (tuple(sorted(flowkey.apply_mask(key, mask).items())),
-            tuple(sorted((f, m) for f, m in mask.items() if m)))
+    return flowkey.pack(flowkey.apply_mask(key, mask)) + flowkey.pack(mask)
 
 
 def _port_settings(port_row):
@@ -257,7 +256,7 @@ class Switch:
         src = key.get("dl_src", 0)
         in_port = self.bridges[bridge_name].ports.get(key.get("in_port"))
         if in_port and not flowkey.is_multicast_mac(src):
-            vlan = normal.input_vlan(in_port, key, {})[0]
+            vlan = getattr(result, "vlan", None)
             if vlan is not None:
                 learn = (vlan, src, in_port.name)
         tags = {(bridge_name,) + t for t in result.tags}
@@ -286,7 +285,7 @@ class Switch:
         bridge = self.bridge_of_ofport(up.in_port)
         if bridge is None or up.cookie:
             return  # port just removed, or a protocol upcall with no handler yet
-        result = normal.xlate(bridge.ports, bridge.macs, up.key, now)
+        result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now)

@@ -6,6 +6,7 @@ MACs are 48-bit ints, IPv4 addresses 32-bit ints in the usual order
 mask are wildcarded.
 """
 import ipaddress
+import struct
 
 # field name -> (C member, width in bits, kind); kind says how C stores it.
 FIELDS = {
@@ -34,30 +35,47 @@ def full_mask(field):
     return (1 << FIELDS[field][1]) - 1
 
 
+# The C struct vs_key as bytes (72, little-endian host): see csrc/flow_key.h.
+_LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHH4x")
+_ORDER = ("in_port", "vlan_tci", "dl_type", "dl_dst", "dl_src", "nw_src", "nw_dst",
+          "ipv6_src", "ipv6_dst", "nw_proto", "nw_tos", "nw_ttl", "nw_frag", "tp_src", "tp_dst")
+_BYTES = {"dl_dst": 6, "dl_src": 6, "nw_src": 4, "nw_dst": 4, "ipv6_src": 16, "ipv6_dst": 16}
+_from_bytes = int.from_bytes
+
+
+def unpack(raw):
+    """72 bytes of a C struct vs_key -> dict (the hot path of every upcall)."""
+    v = _LAYOUT.unpack(raw)
+    return {"in_port": v[0], "vlan_tci": v[1], "dl_type": v[2],
+            "dl_dst": _from_bytes(v[3], "big"), "dl_src": _from_bytes(v[4], "big"),
+            "nw_src": _from_bytes(v[5], "big"), "nw_dst": _from_bytes(v[6], "big"),
+            "ipv6_src": _from_bytes(v[7], "big"), "ipv6_dst": _from_bytes(v[8], "big"),
+            "nw_proto": v[9], "nw_tos": v[10], "nw_ttl": v[11], "nw_frag": v[12],
+            "tp_src": v[13], "tp_dst": v[14]}
+
+
+def pack(values):
+    """dict -> 72 bytes laid out as C struct vs_key (missing fields are 0)."""
+    get = values.get
+    return _LAYOUT.pack(*(get(f, 0).to_bytes(_BYTES[f], "big") if f in _BYTES else get(f, 0)
+                          for f in _ORDER))
+
+
+def _pointer(ffi, ckey):
+    # A struct field or array element comes as the struct itself, not a pointer.
+    return ffi.addressof(ckey) if ffi.typeof(ckey).kind == "struct" else ckey
+
+
 def from_c(ckey):
-    """C struct vs_key -> dict."""
-    key = {}
-    for name, (member, bits, kind) in FIELDS.items():
-        value = getattr(ckey, member)
-        if kind == "bytes":
-            key[name] = int.from_bytes(bytes(value), "big")
-        elif kind == "be32":
-            key[name] = int.from_bytes(value.to_bytes(4, "little"), "big")
-        else:
-            key[name] = value
-    return key
+    """C struct vs_key (cdata) -> dict."""
+    from ._datapath import ffi
+    return unpack(ffi.buffer(_pointer(ffi, ckey), _LAYOUT.size)[:])
 
 
 def to_c(values, ckey):
     """dict -> C struct vs_key (fields not given stay zero)."""
-    for name, value in values.items():
-        member, bits, kind = FIELDS[name]
-        if kind == "bytes":
-            setattr(ckey, member, list(value.to_bytes(bits // 8, "big")))
-        elif kind == "be32":
-            setattr(ckey, member, int.from_bytes(value.to_bytes(4, "big"), "little"))
-        else:
-            setattr(ckey, member, value)
+    from ._datapath import ffi
+    ffi.memmove(_pointer(ffi, ckey), pack(values), _LAYOUT.size)
     return ckey
 
 

@@ -64,6 +64,7 @@ class XlateResult:
     tags: set = field(default_factory=set)  # ("mac", vlan, mac): stale when that MAC moves
     trace: list = field(default_factory=list)
     learned: tuple | None = None  # (vlan, mac) whose location changed
+    vlan: int | None = None  # the VLAN the frame was found to be in
 
 
 def _read(key, mask, name):
@@ -130,55 +131,63 @@ def _output_actions(key, vlan, out_ports):
     return actions
 
 
-def xlate(ports_by_ofport, mac_table, key, now):
-    """Translates one flow through NORMAL.  ports_by_ofport: {ofport: BridgePort}."""
+def _discard(_message):
+    pass
+
+
+def xlate(ports_by_ofport, mac_table, key, now, trace=True):
+    """Translates one flow through NORMAL.  ports_by_ofport: {ofport: BridgePort}.
+    With trace=False (the upcall path) the explanation is not built: its
+    strings cost more than the decisions."""
     r = XlateResult()
+    note = (lambda make: r.trace.append(make())) if trace else _discard
     in_ofport = _read(key, r.mask, "in_port")
     in_port = ports_by_ofport.get(in_ofport)
     if in_port is None:
-        r.trace.append(f"input port {in_ofport} is not on this bridge: dropped")
+        note(lambda: f"input port {in_ofport} is not on this bridge: dropped")
         return r
     vlan, why = input_vlan(in_port, key, r.mask)
-    r.trace.append(why)
+    note(lambda: why)
     if vlan is None:
         return r
+    r.vlan = vlan
 
     src = _read(key, r.mask, "dl_src")
     if is_multicast_mac(src):
-        r.trace.append(f"source {mac_str(src)} is multicast: not learned")
+        note(lambda: f"source {mac_str(src)} is multicast: not learned")
     elif mac_table.learn(vlan, src, in_port.name, now):
         r.learned = (vlan, src)
-        r.trace.append(f"learned {mac_str(src)} on port {in_port.name} in VLAN {vlan}")
+        note(lambda: f"learned {mac_str(src)} on port {in_port.name} in VLAN {vlan}")
 
     dst = _read(key, r.mask, "dl_dst")
     if _is_reserved_multicast(dst):
-        r.trace.append(f"destination {mac_str(dst)} is an IEEE 802.1D reserved address: dropped")
+        note(lambda: f"destination {mac_str(dst)} is an IEEE 802.1D reserved address: dropped")
         return r
     out_ports = []
     if is_multicast_mac(dst):
-        r.trace.append(f"destination {mac_str(dst)} is multicast/broadcast: flood VLAN {vlan}")
+        note(lambda: f"destination {mac_str(dst)} is multicast/broadcast: flood VLAN {vlan}")
         flood = True
     else:
         r.tags.add(("mac", vlan, dst))
         out_name = mac_table.lookup(vlan, dst, now)
         flood = out_name is None
         if flood:
-            r.trace.append(f"no learned port for {mac_str(dst)} in VLAN {vlan}: flood VLAN {vlan}")
+            note(lambda: f"no learned port for {mac_str(dst)} in VLAN {vlan}: flood VLAN {vlan}")
         elif out_name == in_port.name:
-            r.trace.append(f"{mac_str(dst)} was learned on the input port {out_name}: dropped")
+            note(lambda: f"{mac_str(dst)} was learned on the input port {out_name}: dropped")
             return r
         else:
             out = next((p for p in ports_by_ofport.values() if p.name == out_name), None)
             if out is not None and out.includes_vlan(vlan):
                 out_ports = [out]
-                r.trace.append(f"{mac_str(dst)} is on port {out_name} (learned): forward")
+                note(lambda: f"{mac_str(dst)} is on port {out_name} (learned): forward")
             else:
-                r.trace.append(f"learned port {out_name} no longer carries VLAN {vlan}: dropped")
+                note(lambda: f"learned port {out_name} no longer carries VLAN {vlan}: dropped")
                 return r
     if flood:
         out_ports = sorted((p for p in ports_by_ofport.values()
                             if p.ofport != in_ofport and p.includes_vlan(vlan)),
                            key=lambda p: p.ofport)
-        r.trace.append("flood to: " + (", ".join(p.name for p in out_ports) or "(no other port)"))
+        note(lambda: "flood to: " + (", ".join(p.name for p in out_ports) or "(no other port)"))
     r.actions = _output_actions(key, vlan, out_ports)
     return r
