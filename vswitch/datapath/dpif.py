@@ -198,7 +198,9 @@ class Datapath:
 
     @staticmethod
     def _c_key(values):
-        return flowkey.to_c(values, ffi.new("struct vs_key *"))
+        """A key or mask given as a dict, or already packed (flowkey.pack)."""
+        packed = values if isinstance(values, bytes) else flowkey.pack(values)
+        return ffi.from_buffer("struct vs_key *", packed)
 
     def flow_put(self, key, mask, actions):
         """Installs a megaflow; returns True if it was new."""
