@@ -20,6 +20,7 @@ from vswitch import rpc
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
+from vswitch.ofproto.connmgr import ConnManager
 from vswitch.switch import Switch
 
 log = logging.getLogger("vswitch.daemon")
@@ -39,9 +40,24 @@ def parse_args(argv):
     p.add_argument("--pidfile", nargs="?", const="", default=None,
                    help="also write the pid to this file (default RUNDIR/vswitchd.pid)")
     p.add_argument("--log-file", help="log to this file instead of stderr")
+    p.add_argument("--pmd-cpu-mask", default=os.environ.get("VSWITCH_PMD_CPU_MASK"),
+                   help="hex CPU mask: one poll thread pinned to each CPU set "
+                        "(like OVS other_config:pmd-cpu-mask); default one unpinned thread")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--version", action="version", version=f"vswitchd (vswitch) {vswitch.__version__}")
     return p.parse_args(argv)
+
+
+def cpus_of_mask(text):
+    """'0x6' -> [1, 2]; refuses an empty mask."""
+    try:
+        mask = int(text, 16)
+    except ValueError:
+        raise SystemExit(f"vswitchd: --pmd-cpu-mask {text!r} is not a hex CPU mask") from None
+    cpus = [cpu for cpu in range(mask.bit_length()) if mask >> cpu & 1]
+    if not cpus:
+        raise SystemExit("vswitchd: --pmd-cpu-mask selects no CPU")
+    return cpus
 
 
 class PidLock:
@@ -75,8 +91,23 @@ class Daemon:
         self.store = ConfigStore(args.db)
         self.config = self.store.load()
         self.dp = Datapath()
+        if args.pmd_cpu_mask:
+            self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask))
         self.switch = Switch(self.dp)
+        self.connmgrs = {}  # bridge name -> ConnManager (OpenFlow listeners and controllers)
         self.stop = None
+
+    def _apply(self, config):
+        """Configuration -> switch, then the bridges' OpenFlow connections."""
+        self.switch.apply_config(config)
+        for name in set(self.connmgrs) - set(self.switch.of):
+            self.connmgrs.pop(name).close()
+        for name, ofs in self.switch.of.items():
+            mgr = self.connmgrs.get(name)
+            if mgr is None or mgr.switch is not ofs:
+                mgr = self.connmgrs[name] = ConnManager(
+                    ofs, self.args.rundir, on_change=lambda n=name: self.switch.flush_bridge(n))
+            mgr.reconcile(ofs.controllers)
 
     def dispatch(self, method, params):
         if method == "transact":
@@ -87,7 +118,7 @@ class Daemon:
             if new_config != self.config:
                 self.store.commit(new_config)  # durable before it takes effect
                 self.config = new_config
-                self.switch.apply_config(new_config)
+                self._apply(new_config)
             return {"outputs": outputs}
         if method == "ping":
             return {"pid": os.getpid(), "version": vswitch.__version__}
@@ -112,7 +143,7 @@ class Daemon:
         self.stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
-        self.switch.apply_config(self.config)
+        self._apply(self.config)
         loop.add_reader(self.dp.upcall_fd, self._on_upcalls)
         server = await rpc.start_server(self.sock_path, self.dispatch)
         revalidator = asyncio.create_task(self._revalidator())
@@ -124,6 +155,8 @@ class Daemon:
         finally:
             log.info("shutting down")
             revalidator.cancel()
+            for mgr in self.connmgrs.values():
+                mgr.close()
             server.close()
             await server.wait_closed()
             loop.remove_reader(self.dp.upcall_fd)

@@ -11,19 +11,35 @@ carries the tag ("mac", vlan, mac); when that MAC is learned, moves or ages
 out, exactly those megaflows are deleted.  A configuration change flushes all
 megaflows: it is rare and the cache refills from traffic in milliseconds.
 """
+import copy
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from vswitch.datapath import dpif, flowkey
-from vswitch.ofproto import normal
+from vswitch.ofproto import normal, ofctl_runtime, ofctl_syntax, pipeline
+from vswitch.ofproto.ofswitch import OFSwitch, read_mac
+from vswitch.ofproto.ofp.constants import OFPP_LOCAL
 from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
 
 log = logging.getLogger("vswitch.switch")
 
 MEGAFLOW_IDLE_SECONDS = 10
 MAX_UPCALL_BATCHES = 16  # per wake-up, so the event loop stays responsive
+
+
+def _account(result, packets, nbytes, now):
+    """Traffic of one megaflow (or one slow-path packet) counted to the
+    OpenFlow rules, groups and buckets its translation went through."""
+    for rule in result.rules:
+        rule.account(packets, nbytes, now)
+    for group in result.groups:
+        group.packet_count += packets
+        group.byte_count += nbytes
+    for group, i in result.buckets:
+        group.bucket_counts[i][0] += packets
+        group.bucket_counts[i][1] += nbytes
 
 
 @dataclass
@@ -56,6 +72,8 @@ class InstalledFlow:
     learn: tuple | None  # (vlan, src mac, port name) to refresh on traffic
     last_packets: int = 0
     installed: float = 0.0
+    last_bytes: int = 0
+    of: object = None  # pipeline.OFXlateResult: the rules/groups its traffic is counted to
 
 
 def _flow_id(key, mask):
@@ -78,6 +96,7 @@ class Switch:
         self.flows = {}  # flow id -> InstalledFlow
         self.tag_index = defaultdict(set)
         self.port_settings = {}  # port name -> (tag, trunks, vlan_mode)
+        self.of = {}  # bridge name -> OFSwitch (OpenFlow state)
 
     # ------------------------------------------------------------ configuration
     def apply_config(self, config):
@@ -131,10 +150,12 @@ class Switch:
             bridge = self.bridges.get(name)
             if bridge is None:
                 bridge = self.bridges[name] = Bridge(name, MacTable(aging, size))
+                self.of[name] = OFSwitch(name, self)
                 changed = True
             elif (aging, size) != (bridge.macs.aging_time, bridge.macs.max_entries):
                 bridge.macs.configure(aging, size)
                 changed = True
+            changed |= self.of[name].configure(br, read_mac(name))
             ports = {}
             for port_uuid in br.get("ports", []):
                 port = config["Port"].get(port_uuid)
@@ -154,16 +175,32 @@ class Switch:
                     bridge.macs.flush(gone)
                 bridge.ports = ports
                 changed = True
+            self._sync_of_ports(bridge)
         for name in set(self.bridges) - names:
             del self.bridges[name]
+            del self.of[name]
             changed = True
         return changed
 
-    def _free_ofport(self, requested):
+    def _of_ports(self, bridge):
+        """{OpenFlow port: (name, datapath port)}: the bridge's own internal
+        interface is OpenFlow's LOCAL port, the others keep their ofport."""
+        return {(OFPP_LOCAL if p.name == bridge.name else dp): (p.name, dp)
+                for dp, p in bridge.ports.items()}
+
+    def _sync_of_ports(self, bridge):
+        ofs = self.of.get(bridge.name)
+        if ofs:
+            ofs.sync_ports(self._of_ports(bridge))
+
+    def _free_ofport(self, requested, local=False):
+        """A free datapath port number.  A bridge's own internal interface is
+        OpenFlow's LOCAL port: it takes numbers from the top, so that the
+        first added port is ofport 1, as in OVS."""
         used = {i.ofport for i in self.ifaces.values()}
         if requested and 0 < requested < 1024 and requested not in used:
             return requested
-        return next(n for n in range(1, 1024) if n not in used)
+        return next(n for n in (range(1023, 0, -1) if local else range(1, 1024)) if n not in used)
 
     def _open_interface(self, iface, ofport_request=None):
         kind = iface.type or "system"
@@ -179,7 +216,7 @@ class Switch:
             iface.error = f"interface type {kind} is not supported yet"
             log.error("%s: %s", iface.name, iface.error)
             return
-        ofport = self._free_ofport(ofport_request)
+        ofport = self._free_ofport(ofport_request, local=iface.name == iface.bridge)
         try:
             self.dp.add_port(ofport, dp_type, iface.name)
         except OSError as exc:
@@ -250,8 +287,9 @@ class Switch:
 
     def _install(self, bridge_name, key, result, now):
         masked = flowkey.apply_mask(key, result.mask)
-        fid = _flow_id(key, result.mask)
-        self.dp.flow_put(masked, result.mask, result.actions)
+        packed_key, packed_mask = flowkey.pack(masked), flowkey.pack(result.mask)
+        fid = packed_key + packed_mask  # == _flow_id(key, result.mask)
+        self.dp.flow_put(packed_key, packed_mask, result.actions)
         learn = None
         src = key.get("dl_src", 0)
         in_port = self.bridges[bridge_name].ports.get(key.get("in_port"))
@@ -262,7 +300,9 @@ class Switch:
         tags = {(bridge_name,) + t for t in result.tags}
         old = self._forget(fid)
         self.flows[fid] = InstalledFlow(masked, result.mask, bridge_name, tags, learn,
-                                        old.last_packets if old else 0, now)
+                                        old.last_packets if old else 0, now,
+                                        old.last_bytes if old else 0,
+                                        result if isinstance(result, pipeline.OFXlateResult) else None)
         for tag in tags:
             self.tag_index[tag].add(fid)
 
@@ -283,13 +323,68 @@ class Switch:
     def _handle_upcall(self, up):
         now = self.clock()
         bridge = self.bridge_of_ofport(up.in_port)
-        if bridge is None or up.cookie:
-            return  # port just removed, or a protocol upcall with no handler yet
+        if bridge is None:
+            return  # port just removed
+        ofs = self.of.get(bridge.name)
+        if up.cookie:
+            if ofs:
+                ofs.packet_in(up.cookie, up.in_port, up.frame)
+            return
+        if ofs and ofs.mode() == "openflow":
+            self._handle_openflow_upcall(bridge, up, now)
+            return
         result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
+
+    def _handle_openflow_upcall(self, bridge, up, now):
+        result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame))
+        if result.learned:
+            self.invalidate(bridge.name, ("mac",) + result.learned)
+        if not result.slow_path:
+            self._install(bridge.name, up.key, result, now)
+        if not result.dropped_by_meter:
+            _account(result, 1, len(up.frame), now)
+        self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
+
+    # ------------------------------------------------------------ OpenFlow glue (OFSwitch's host)
+    def of_view(self, name, now, macs=None):
+        """What pipeline.xlate needs about bridge `name`; `macs` replaces the
+        MAC table (a copy, for a trace that must not learn)."""
+        bridge, ofs = self.bridges[name], self.of[name]
+        table = macs or bridge.macs
+        return pipeline.Bridge(
+            ofs.tables, ofs.groups, ofs.meters,
+            {of: dp for of, (_, dp) in self._of_ports(bridge).items()},
+            normal=lambda key: normal.xlate(bridge.ports, table, key, now),
+            controller_cookie=ofs.controller_cookie if ofs.controllers or ofs.connected else None,
+            miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len)
+
+    def flush_bridge(self, name):
+        """Deletes bridge `name`'s megaflows, first counting their last packets
+        to the OpenFlow rules they came from."""
+        now = self.clock()
+        for stats in self.dp.flow_dump():
+            fid = _flow_id(stats.key, stats.mask)
+            info = self.flows.get(fid)
+            if info is not None and info.bridge == name:
+                self._attribute(info, stats, now)
+                self._forget(fid)
+                self.dp.flow_del(stats.key, stats.mask)
+
+    def dp_execute(self, in_port, frame, actions):
+        self.dp.execute(in_port, frame, actions)
+
+    def port_stats(self, dp_port):
+        return self.dp.port_stats(dp_port)
+
+    @staticmethod
+    def _attribute(info, stats, now):
+        if info.of is not None and stats.packets > info.last_packets:
+            _account(info.of, stats.packets - info.last_packets, stats.bytes - info.last_bytes, now)
+        info.last_bytes = stats.bytes
 
     def revalidate(self):
         now = self.clock()
@@ -300,6 +395,7 @@ class Switch:
             if info is None:
                 self.dp.flow_del(stats.key, stats.mask)
                 continue
+            self._attribute(info, stats, now)
             last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
             if now_ns / 1e9 - last_use > MEGAFLOW_IDLE_SECONDS:
                 self._forget(fid)
@@ -315,6 +411,8 @@ class Switch:
         for bridge in self.bridges.values():
             for vlan, mac in bridge.macs.expire(now):
                 self.invalidate(bridge.name, ("mac", vlan, mac))
+        for ofs in list(self.of.values()):
+            ofs.run(now)
         if self.retry_failed_interfaces():
             self._apply_bridges_ports_only()
 
@@ -325,6 +423,7 @@ class Switch:
             if bridge and iface.ofport > 0 and iface.ofport not in bridge.ports:
                 tag, trunks, mode = self.port_settings.get(iface.port, (None, frozenset(), None))
                 bridge.ports[iface.ofport] = normal.BridgePort(iface.port, iface.ofport, tag, trunks, mode)
+                self._sync_of_ports(bridge)
         self.flush_flows()
 
     # ------------------------------------------------------------ runtime reads for vsctl
@@ -394,11 +493,70 @@ class Switch:
         iface = self.ifaces.get(name)
         return iface.ofport if iface else None
 
-    def dump_flows(self, br):
-        raise NotImplementedError
+    # OpenFlow commands of vsctl (ovs-ofctl syntax): see ofproto/ofctl_runtime.py
+    def _ofs(self, br):
+        self._bridge(br)
+        return self.of[br]
+
+    def add_flows(self, br, lines):
+        return ofctl_runtime.add_flows(self._ofs(br), lines, self.clock())
+
+    def mod_flows(self, br, text, strict=False):
+        return ofctl_runtime.mod_flows(self._ofs(br), text, strict, self.clock())
+
+    def del_flows(self, br, text=None, strict=False):
+        return ofctl_runtime.del_flows(self._ofs(br), text, strict, self.clock())
+
+    def dump_flows(self, br, text=None):
+        return ofctl_runtime.dump_flows(self._ofs(br), text, self.clock())
+
+    def dump_tables(self, br):
+        return ofctl_runtime.dump_tables(self._ofs(br))
+
+    def add_group(self, br, text):
+        return ofctl_runtime.add_group(self._ofs(br), text, self.clock())
+
+    def dump_groups(self, br):
+        return ofctl_runtime.dump_groups(self._ofs(br))
+
+    def add_meter(self, br, text):
+        return ofctl_runtime.add_meter(self._ofs(br), text, self.clock())
+
+    def dump_meters(self, br):
+        return ofctl_runtime.dump_meters(self._ofs(br))
+
+    def trace(self, br, text):
+        """`vsctl trace BR FLOW`: the upcall's xlate on a flow given in
+        ovs-ofctl syntax, without installing anything or learning MACs."""
+        bridge, ofs, now = self._bridge(br), self._ofs(br), self.clock()
+        spec = ofctl_syntax.parse_flow(text, actions_required=False)
+        macs = copy.deepcopy(bridge.macs)
+        ports = {of: dp for of, (_, dp) in self._of_ports(bridge).items()}
+        key = pipeline.match_to_key(spec.match, ports)
+        if ofs.mode() == "openflow":
+            result = pipeline.xlate(self.of_view(br, now, macs), key, now)
+            pipeline_name = "OpenFlow tables"
+        else:
+            result = normal.xlate(bridge.ports, macs, key, now)
+            pipeline_name = "NORMAL (no OpenFlow flows, or standalone without a connected controller)"
+        names = self.port_names()
+        return {"bridge": br, "flow": flowkey.format_match(key, {f: flowkey.full_mask(f) for f in key if key[f]}, names),
+                "pipeline": pipeline_name, "trace": result.trace,
+                "megaflow": flowkey.format_match(key, result.mask, names),
+                "datapath_actions": dpif.format_actions(result.actions, names)}
 
     def pmd_stats(self):
-        stats = self.dp.stats()
-        packets = stats["packets"] or 1
-        stats["busy_ns_per_packet"] = round(stats["busy_ns"] / packets, 1)
-        return stats
+        """Datapath totals plus one entry per poll thread, with the derived
+        figures that say where the cycles go."""
+        def derive(st):
+            packets = st["packets"]
+            st["cycles_per_packet"] = round(st["busy_cycles"] / packets, 1) if packets else None
+            st["packets_per_batch"] = round(packets / st["batches"], 2) if st["batches"] else None
+            hits = st["emc_hits"] + st["megaflow_hits"]
+            st["hit_rate"] = round(hits / (hits + st["misses"]), 4) if hits + st["misses"] else None
+            busy = st["busy_ns"] + st["idle_ns"]
+            st["busy_fraction"] = round(st["busy_ns"] / busy, 4) if busy else None
+            return st
+        total = derive(self.dp.stats())
+        total["pmds"] = [derive(st) for st in self.dp.pmd_stats()]
+        return total

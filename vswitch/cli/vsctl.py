@@ -97,6 +97,20 @@ def print_outputs(names, outputs, fmt):
             print(text)
 
 
+def read_flow_file(command):
+    """add-flows BR FILE: the client reads FILE ("-" = stdin); the daemon may
+    run elsewhere (another namespace) and gets the text."""
+    _, name, args = command_table.split_command(command)
+    if name != "add-flows" or len(args) != 2:
+        return command
+    if args[1] == "-":
+        text = sys.stdin.read()
+    else:
+        with open(args[1]) as f:
+            text = f.read()
+    return command[:len(command) - 1] + [text]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -111,6 +125,10 @@ def main(argv=None):
         return 0
     if not commands:
         return fail("missing command name (use --help for help)")
+    try:
+        commands = [read_flow_file(command) for command in commands]
+    except OSError as exc:
+        return fail(str(exc))
     socket_path = os.path.join(settings["rundir"], SOCKET_NAME)
     try:
         reply = rpc.call(socket_path, "transact", {"commands": commands}, timeout=settings["timeout"])

@@ -455,9 +455,35 @@ def cmd_dump_dp_flows(txn, args, opts):
     return txn.call_runtime("dpctl-dump-flows", "dp_flows")
 
 
-def cmd_dump_flows(txn, args, opts):
+def _openflow(method, name, *fixed):
+    """A vsctl OpenFlow command (ovs-ofctl syntax), run by the daemon's
+    OpenFlow state: BR [ARG]; --strict where ovs-ofctl has it."""
+    def handler(txn, args, opts):
+        txn.bridge(args[0])
+        extra = [True] if "--strict" in opts else []
+        return txn.call_runtime(name, method, *args, *fixed, *extra)
+    return handler
+
+
+def cmd_add_flows(txn, args, opts):
+    """add-flows BR TEXT: vsctl has already replaced the file name by its content."""
     txn.bridge(args[0])
-    return txn.call_runtime("dump-flows", "dump_flows", args[0])
+    lines = [line for line in args[1].splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return txn.call_runtime("add-flows", "add_flows", args[0], lines)
+
+
+def cmd_add_flow(txn, args, opts):
+    txn.bridge(args[0])
+    return txn.call_runtime("add-flow", "add_flows", args[0], [args[1]])
+
+
+def cmd_del_flows(txn, args, opts):
+    txn.bridge(args[0])
+    return txn.call_runtime("del-flows", "del_flows", args[0], args[1] if len(args) > 1 else None,
+                            "--strict" in opts)
+
+
+cmd_dump_flows = _openflow("dump_flows", "dump-flows")
 
 
 def cmd_pmd_stats_show(txn, args, opts):
@@ -469,6 +495,7 @@ def cmd_pmd_stats_show(txn, args, opts):
 MAY_EXIST = {"--may-exist": False}
 IF_EXISTS = {"--if-exists": False}
 COLUMNS = {"--columns": True}
+STRICT = {"--strict": False}
 _TABLE = [
     # name, min, max, options, handler, read_only, usage, help
     ("add-br", 1, 1, MAY_EXIST, cmd_add_br, False, "BR", "create a new bridge named BR"),
@@ -502,7 +529,20 @@ _TABLE = [
     ("dump-ports", 1, 2, {}, cmd_dump_ports, True, "BR [PORT]", "print port counters"),
     ("dpctl-dump-flows", 0, 0, {}, cmd_dump_dp_flows, True, "", "print the datapath (megaflow) flows"),
     ("dump-dp-flows", 0, 0, {}, cmd_dump_dp_flows, True, "", "alias of dpctl-dump-flows"),
-    ("dump-flows", 1, 1, {}, cmd_dump_flows, True, "BR", "print the OpenFlow flows of BR"),
+    ("dump-flows", 1, 2, {}, cmd_dump_flows, True, "BR [FLOW]", "print the OpenFlow flows of BR"),
+    ("add-flow", 2, 2, {}, cmd_add_flow, True, "BR FLOW", "add an OpenFlow flow (ovs-ofctl syntax)"),
+    ("add-flows", 2, 2, {}, cmd_add_flows, True, "BR FILE", "add the flows in FILE (- for stdin)"),
+    ("mod-flows", 2, 2, STRICT, _openflow("mod_flows", "mod-flows"), True, "BR FLOW",
+     "change the actions of matching flows"),
+    ("del-flows", 1, 2, STRICT, cmd_del_flows, True, "BR [FLOW]", "delete matching (or all) flows"),
+    ("dump-tables", 1, 1, {}, _openflow("dump_tables", "dump-tables"), True, "BR",
+     "print OpenFlow table statistics"),
+    ("add-group", 2, 2, {}, _openflow("add_group", "add-group"), True, "BR GROUP", "add an OpenFlow group"),
+    ("dump-groups", 1, 1, {}, _openflow("dump_groups", "dump-groups"), True, "BR", "print the groups"),
+    ("add-meter", 2, 2, {}, _openflow("add_meter", "add-meter"), True, "BR METER", "add an OpenFlow meter"),
+    ("dump-meters", 1, 1, {}, _openflow("dump_meters", "dump-meters"), True, "BR", "print the meters"),
+    ("trace", 2, 2, {}, _openflow("trace", "trace"), True, "BR FLOW",
+     "explain how BR handles a packet of FLOW"),
     ("pmd-stats-show", 0, 0, {}, cmd_pmd_stats_show, True, "", "print fast path thread statistics"),
 ]
 COMMANDS = {entry[0]: Command(*entry) for entry in _TABLE}

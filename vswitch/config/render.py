@@ -89,6 +89,9 @@ def render_flows(flows):
     """OpenFlow flows: ` key=value, ... MATCH actions=ACTIONS` per flow."""
     lines = []
     for flow in flows:
+        if "text" in flow:  # already in ovs-ofctl's layout
+            lines.append(flow["text"])
+            continue
         fields = ", ".join(f"{k}={v}" for k, v in flow.items() if k not in ("match", "actions"))
         match = flow.get("match", "")
         lines.append(" " + " ".join(part for part in (fields, match) if part) + f" actions={flow.get('actions', '')}")
@@ -114,6 +117,18 @@ def render_generic(output, indent=""):
     return f"{indent}{output}"
 
 
+def render_trace(t):
+    lines = [f"Bridge: {t['bridge']}", f"Flow: {t['flow']}", f"Pipeline: {t['pipeline']}", ""]
+    lines += t["trace"]
+    lines += ["", f"Megaflow: {t['megaflow']}", f"Datapath actions: {t['datapath_actions']}"]
+    return "\n".join(lines)
+
+
+def render_tables(tables):
+    return "\n".join(f"  table {t['table']}: active={t['active']}, lookup={t['lookup']}, "
+                     f"matched={t['matched']}" for t in tables)
+
+
 RENDERERS = {
     "get": render_get,
     "list": render_records,
@@ -123,6 +138,9 @@ RENDERERS = {
     "dpctl-dump-flows": render_dp_flows,
     "dump-dp-flows": render_dp_flows,
     "dump-flows": render_flows,
+    "dump-groups": render_flows,
+    "dump-tables": render_tables,
+    "trace": render_trace,
     "br-exists": lambda exists: "",     # answered by the exit status, as ovs-vsctl does
 }
 

@@ -1,0 +1,171 @@
+"""Per-bridge OpenFlow connection manager: listeners, active connections
+with reconnect and backoff, async messages to whoever asked for them.
+
+Design note.  Every bridge always listens on RUNDIR/BR.mgmt (a "service"
+socket for ovs-ofctl and friends).  The bridge's controller targets are
+"primary" connections: active ones (tcp:, unix:) are dialled and redialled
+with exponential backoff (1 s doubling to 8 s); passive ones (ptcp:, punix:)
+are listened on.  Listening sockets are bound synchronously, so a socket
+exists as soon as the vsctl command that asked for it returns.  Role state
+(one master, generation id) is shared by the bridge's connections and kept
+here.  `reconcile(targets)` is called after every configuration change.
+"""
+import asyncio
+import logging
+import os
+import socket
+import time
+
+from vswitch.ofproto.conn import targets as targets_mod
+from vswitch.ofproto.conn.ofconn import OFConnection
+from vswitch.ofproto.ofp.constants import OFPCR_ROLE_MASTER, OFPCR_ROLE_SLAVE
+from vswitch.ofproto.ofp import OFPError
+
+log = logging.getLogger("vswitch.connmgr")
+
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 8.0
+ASYNC_REASON = {"packet_in": lambda msg: msg.reason, "flow_removed": lambda msg: msg.reason,
+                "port_status": lambda msg: msg.reason}
+
+
+class ConnManager:
+    def __init__(self, switch, rundir, clock=time.monotonic, on_change=None):
+        self.switch, self.clock = switch, clock
+        self.on_change = on_change or (lambda: None)
+        self.conns = set()
+        self.generation_id = None
+        self.services = {}            # target text -> (server task or dialer task, socket)
+        self.mgmt_path = os.path.join(rundir, f"{switch.name}.mgmt")
+        switch.notify = self.notify
+        self._listen("mgmt", targets_mod.Target(f"punix:{self.mgmt_path}", False, "unix",
+                                                path=self.mgmt_path), primary=False)
+
+    # ------------------------------------------------------------ targets
+    def reconcile(self, target_texts):
+        wanted = set(target_texts)
+        for text in list(self.services):
+            if text != "mgmt" and text not in wanted:
+                self._stop(text)
+        for text in wanted - set(self.services):
+            try:
+                target = targets_mod.parse(text)
+            except (targets_mod.TargetError, ValueError) as exc:
+                log.error("%s: %s", self.switch.name, exc)
+                continue
+            if target.active:
+                task = asyncio.get_running_loop().create_task(self._dial(target))
+                self.services[text] = (task, None)
+            else:
+                self._listen(text, target, primary=True)
+
+    def _listen(self, key, target, primary):
+        try:
+            if target.kind == "unix":
+                try:
+                    os.unlink(target.path)
+                except FileNotFoundError:
+                    pass
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.bind(target.path)
+            else:
+                family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((target.host, target.port))
+            sock.listen(16)
+            sock.setblocking(False)
+        except OSError as exc:
+            log.error("%s: cannot listen on %s: %s", self.switch.name, target.text, exc)
+            return
+
+        async def serve():
+            start = asyncio.start_unix_server if target.kind == "unix" else asyncio.start_server
+            server = await start(lambda r, w: self._run(r, w, f"{self.switch.name}<->{target.text}",
+                                                        primary), sock=sock)
+            async with server:
+                await server.serve_forever()
+        task = asyncio.get_running_loop().create_task(serve())
+        self.services[key] = (task, (sock, target))
+        log.info("%s: listening for OpenFlow on %s", self.switch.name, target.text)
+
+    async def _dial(self, target):
+        backoff = BACKOFF_MIN
+        name = f"{self.switch.name}->{target.text}"
+        while True:
+            try:
+                if target.kind == "unix":
+                    reader, writer = await asyncio.open_unix_connection(target.path)
+                else:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(target.host, target.port), 5)
+            except (OSError, asyncio.TimeoutError) as exc:
+                log.info("%s: connection failed (%s), retrying in %.0f s", name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            started = self.clock()
+            await self._run(reader, writer, name, True)
+            if self.clock() - started > BACKOFF_MAX:
+                backoff = BACKOFF_MIN
+            log.info("%s: disconnected, reconnecting in %.0f s", name, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _run(self, reader, writer, name, primary):
+        conn = OFConnection(self, reader, writer, name, primary)
+        self.conns.add(conn)
+        await conn.run()
+
+    def _stop(self, key):
+        task, listen = self.services.pop(key)
+        task.cancel()
+        if listen:
+            sock, target = listen
+            sock.close()
+            if target.kind == "unix":
+                try:
+                    os.unlink(target.path)
+                except FileNotFoundError:
+                    pass
+        for conn in list(self.conns):
+            if key != "mgmt" and key in conn.name:
+                conn.close()
+
+    def close(self):
+        for key in list(self.services):
+            self._stop(key)
+        for conn in list(self.conns):
+            conn.close()
+
+    # ------------------------------------------------------------ connection events
+    def connected(self, conn):
+        if conn.primary:
+            before = self.switch.mode(), self.switch.miss_to_controller()
+            self.switch.connected[id(conn)] = conn.version
+            if before != (self.switch.mode(), self.switch.miss_to_controller()):
+                self.on_change()
+
+    def disconnected(self, conn):
+        self.conns.discard(conn)
+        if self.switch.connected.pop(id(conn), None) is not None:
+            log.info("%s: controller connection closed", conn.name)
+            self.on_change()
+
+    def check_generation(self, generation_id):
+        if self.generation_id is not None and \
+                ((generation_id - self.generation_id) & (2**64 - 1)) >= 2**63:
+            raise OFPError("ROLE_REQUEST_FAILED", "STALE")
+        self.generation_id = generation_id
+
+    def demote_others(self, master):
+        for conn in self.conns:
+            if conn is not master and conn.role == OFPCR_ROLE_MASTER:
+                conn.role = OFPCR_ROLE_SLAVE
+
+    # ------------------------------------------------------------ async messages
+    def notify(self, kind, msg):
+        reason = ASYNC_REASON[kind](msg)
+        for conn in list(self.conns):
+            if conn.wants(kind, reason):
+                msg.version, msg.xid = conn.version, 0
+                conn.send(msg)

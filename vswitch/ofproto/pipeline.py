@@ -1,0 +1,482 @@
+"""OpenFlow xlate: one flow key through the bridge's OpenFlow tables.
+
+Design note.  xlate() walks tables from 0 (goto-table, write-metadata,
+apply/write/clear actions, meters, groups), as OF1.3 section 5 describes, and
+emits datapath actions as it goes ("eager" commit: a set-field becomes a
+datapath set action at once, so later outputs see the rewritten packet).  The
+packet it looks at is `state`, a copy of the flow key that set-fields update,
+so later tables match the rewritten values.
+
+Megaflow mask: the union of the masks FlowTables.lookup() returns for every
+table visited (converted from OXM fields to flow key fields) plus every field
+an action reads (in_port always: the datapath is shared by all bridges, and
+output to the input port must be refused).  Being wider than needed is never
+wrong, only slower; being narrower would be.
+
+Packets that must come back to Python go through ("userspace", cookie): the
+caller's `controller_cookie(reason, table_id, rule_cookie, max_len)` returns a
+nonzero 32-bit cookie for which the upcall becomes a packet-in.  A flow that
+passes a meter is not cached (result.slow_path): every packet is metered here
+(meters run in the slow path; the fast path has no token buckets).
+
+OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
+whatever L4 header the packet has.  Actions that this datapath cannot perform
+(MPLS, PBB, copy-TTL, set-field on ARP/ICMP/IPv6 label...) are refused when
+the flow is added, by check_instructions(), with the error the spec names.
+"""
+import zlib
+from dataclasses import dataclass, field
+
+from vswitch.datapath.flowkey import VLAN_CFI, full_mask
+from vswitch.ofproto.ofp import (ApplyActions, ClearActions, CopyTtlIn, CopyTtlOut, DecMplsTtl,
+                                 DecNwTtl, Enqueue, Experimenter, ExperimenterInstruction, GotoTable,
+                                 Group, Meter, OFPError, Output, PopMpls, PopPbb, PopVlan, PushMpls,
+                                 PushPbb, PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue,
+                                 WriteActions, WriteMetadata)
+from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
+                                           OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
+                                           OFPP_MAX, OFPP_NORMAL, OFPP_TABLE, OFPR_ACTION,
+                                           OFPR_INVALID_TTL, OFPR_NO_MATCH)
+
+ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
+MAX_DEPTH = 16  # nested groups / table passes of one packet
+FRAG_LATER = 2
+
+# OXM field -> (flow key field, OXM mask -> key mask)
+_same = lambda m: m  # noqa: E731
+OXM_TO_KEY = {
+    "in_port": ("in_port", _same), "eth_dst": ("dl_dst", _same), "eth_src": ("dl_src", _same),
+    "eth_type": ("dl_type", _same), "vlan_vid": ("vlan_tci", lambda m: m & 0x1FFF),
+    "vlan_pcp": ("vlan_tci", lambda m: (m << 13) & 0xE000 | VLAN_CFI),
+    "ip_dscp": ("nw_tos", lambda m: (m << 2) & 0xFC), "ip_ecn": ("nw_tos", lambda m: m & 3),
+    "ip_proto": ("nw_proto", _same), "arp_op": ("nw_proto", lambda m: m & 0xFF),
+    "ipv4_src": ("nw_src", _same), "ipv4_dst": ("nw_dst", _same),
+    "arp_spa": ("nw_src", _same), "arp_tpa": ("nw_dst", _same),
+    "ipv6_src": ("ipv6_src", _same), "ipv6_dst": ("ipv6_dst", _same),
+}
+L4_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmpv4", 58: "icmpv6"}
+for _proto, _name in L4_NAMES.items():
+    _src, _dst = ("type", "code") if _name.startswith("icmp") else ("src", "dst")
+    OXM_TO_KEY[f"{_name}_{_src}"] = ("tp_src", _same)
+    OXM_TO_KEY[f"{_name}_{_dst}"] = ("tp_dst", _same)
+
+# set-field target -> (datapath action, key field, protocol it needs)
+SETTABLE = {
+    "eth_src": ("set_eth_src", "dl_src", None), "eth_dst": ("set_eth_dst", "dl_dst", None),
+    "ipv4_src": ("set_ipv4_src", "nw_src", ETH_IP), "ipv4_dst": ("set_ipv4_dst", "nw_dst", ETH_IP),
+    "ipv6_src": ("set_ipv6_src", "ipv6_src", ETH_IPV6), "ipv6_dst": ("set_ipv6_dst", "ipv6_dst", ETH_IPV6),
+    "tp_src": ("set_tp_src", "tp_src", "l4"), "tp_dst": ("set_tp_dst", "tp_dst", "l4"),
+    "tcp_src": ("set_tp_src", "tp_src", 6), "tcp_dst": ("set_tp_dst", "tp_dst", 6),
+    "udp_src": ("set_tp_src", "tp_src", 17), "udp_dst": ("set_tp_dst", "tp_dst", 17),
+}
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn"}
+UNSUPPORTED_ACTIONS = (PushMpls, PopMpls, SetMplsTtl, DecMplsTtl, PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
+# Action-set execution order (OF1.3 section 5.10).
+SET_ORDER = [PopVlan, PushVlan, DecNwTtl, SetNwTtl, SetField, SetQueue, Group, Output, Enqueue]
+
+
+def packet_fields(state, metadata=0):
+    """Flow key (as modified so far) -> {OXM field: value}, only the fields the
+    packet has (a rule on a field the packet lacks never matches)."""
+    tci = state.get("vlan_tci", 0)
+    p = {"in_port": state.get("in_port", 0), "metadata": metadata,
+         "eth_dst": state.get("dl_dst", 0), "eth_src": state.get("dl_src", 0),
+         "eth_type": state.get("dl_type", 0), "vlan_vid": tci & 0x1FFF}
+    if tci & VLAN_CFI:
+        p["vlan_pcp"] = tci >> 13
+    dl_type = p["eth_type"]
+    if dl_type == ETH_ARP:
+        p.update(arp_op=state.get("nw_proto", 0), arp_spa=state.get("nw_src", 0),
+                 arp_tpa=state.get("nw_dst", 0))
+    elif dl_type in (ETH_IP, ETH_IPV6):
+        tos, proto = state.get("nw_tos", 0), state.get("nw_proto", 0)
+        p.update(ip_dscp=tos >> 2, ip_ecn=tos & 3, ip_proto=proto)
+        if dl_type == ETH_IP:
+            p.update(ipv4_src=state.get("nw_src", 0), ipv4_dst=state.get("nw_dst", 0))
+        else:
+            p.update(ipv6_src=state.get("ipv6_src", 0), ipv6_dst=state.get("ipv6_dst", 0))
+        name = L4_NAMES.get(proto)
+        if name and not state.get("nw_frag", 0) & FRAG_LATER:
+            src, dst = ("type", "code") if name.startswith("icmp") else ("src", "dst")
+            p[f"{name}_{src}"], p[f"{name}_{dst}"] = state.get("tp_src", 0), state.get("tp_dst", 0)
+    return p
+
+
+def key_mask(oxm_mask):
+    """{OXM field: mask} -> {flow key field: mask} (metadata and fields the
+    key does not carry drop out)."""
+    out = {}
+    for name, m in oxm_mask.items():
+        conv = OXM_TO_KEY.get(name)
+        if conv:
+            kf, f = conv
+            out[kf] = out.get(kf, 0) | f(m)
+            if kf in ("tp_src", "tp_dst"):
+                out["nw_frag"] = full_mask("nw_frag")
+    return out
+
+
+def check_instructions(instructions, n_tables):
+    """Refuse at flow-mod time what xlate cannot do, with the spec's error."""
+    for inst in instructions:
+        if isinstance(inst, ExperimenterInstruction):
+            raise OFPError("BAD_INSTRUCTION", "BAD_EXPERIMENTER")
+        if isinstance(inst, GotoTable) and inst.table_id >= n_tables:
+            raise OFPError("BAD_INSTRUCTION", "BAD_TABLE_ID")
+        check_actions(getattr(inst, "actions", ()))
+
+
+def check_actions(actions, packet_out=False):
+    for a in actions:
+        if isinstance(a, Experimenter):
+            raise OFPError("BAD_ACTION", "BAD_EXPERIMENTER", detail=f"experimenter {a.experimenter:#x}")
+        if isinstance(a, UNSUPPORTED_ACTIONS):
+            raise OFPError("BAD_ACTION", "BAD_TYPE", detail=f"{type(a).__name__} is not supported")
+        if isinstance(a, SetField) and a.field not in SETTABLE and a.field not in SETTABLE_SPECIAL:
+            raise OFPError("BAD_ACTION", "BAD_SET_TYPE", detail=f"set-field {a.field} is not supported")
+        if isinstance(a, (Output, Enqueue)):
+            if a.port == 0 or a.port == OFPP_ANY or (OFPP_MAX < a.port < OFPP_IN_PORT):
+                raise OFPError("BAD_ACTION", "BAD_OUT_PORT", detail=f"port {a.port:#x}")
+            if a.port == OFPP_TABLE and not packet_out:
+                raise OFPError("BAD_ACTION", "BAD_OUT_PORT", detail="output:TABLE outside packet-out")
+
+
+@dataclass
+class Bridge:
+    """What xlate needs to know about the bridge (built by the caller)."""
+    tables: object                 # FlowTables
+    groups: object                 # GroupTable
+    meters: object                 # MeterTable
+    ports: dict                    # OpenFlow port number -> datapath port number
+    normal: object = None          # normal(key) -> normal.XlateResult, for output:NORMAL
+    controller_cookie: object = None  # (reason, table_id, cookie, max_len) -> userspace cookie
+    miss_to_controller: bool = False  # OF1.0 table-miss sends a packet-in
+    miss_send_len: int = 128
+
+
+@dataclass
+class OFXlateResult:
+    actions: list = field(default_factory=list)
+    mask: dict = field(default_factory=dict)
+    tags: set = field(default_factory=set)
+    trace: list = field(default_factory=list)
+    learned: tuple | None = None
+    rules: list = field(default_factory=list)    # rules whose counters this flow feeds
+    groups: list = field(default_factory=list)   # group entries likewise
+    buckets: list = field(default_factory=list)  # (group entry, bucket index)
+    slow_path: bool = False                      # do not cache (meters)
+    dropped_by_meter: bool = False
+
+
+class _Xlate:
+    def __init__(self, bridge, key, now, packet_len, in_port_dp):
+        self.br, self.now, self.packet_len = bridge, now, packet_len
+        self.state = dict(key)
+        self.r = OFXlateResult()
+        self.metadata = 0
+        self.in_port_dp = in_port_dp
+        self.dp_to_of = {dp: of for of, dp in bridge.ports.items()}
+        self.read("in_port")
+
+    # --- reading and writing the packet --------------------------------------
+    def read(self, name, bits=None):
+        self.r.mask[name] = self.r.mask.get(name, 0) | (full_mask(name) if bits is None else bits)
+        return self.state.get(name, 0)
+
+    def in_port_of(self):
+        return self.dp_to_of.get(self.state.get("in_port"), self.state.get("in_port"))
+
+    def emit(self, name, arg=0):
+        self.r.actions.append((name, arg))
+        if name == "pop_vlan":
+            self.state["vlan_tci"] = 0
+        elif name == "push_vlan":
+            self.state["vlan_tci"] = arg | VLAN_CFI
+
+    def set_vlan(self, tci):
+        """Make the packet carry tag `tci` (with CFI)."""
+        if self.read("vlan_tci") & VLAN_CFI:
+            self.emit("pop_vlan")
+        self.emit("push_vlan", tci & ~VLAN_CFI)
+
+    def set_field(self, a):
+        name, value = a.field, a.value
+        if name == "vlan_vid":
+            tci = self.read("vlan_tci")
+            self.set_vlan((tci & 0xE000) | VLAN_CFI | (value & 0xFFF))
+            return
+        if name == "vlan_pcp":
+            tci = self.read("vlan_tci")
+            self.set_vlan((tci & 0x1FFF) | VLAN_CFI | ((value & 7) << 13))
+            return
+        dl_type = self.read("dl_type")
+        if name in ("ip_dscp", "ip_ecn"):
+            if dl_type != ETH_IP:
+                self.r.trace.append(f"    set {name}: not IPv4, skipped")
+                return
+            tos = self.read("nw_tos")
+            tos = (value << 2) | (tos & 3) if name == "ip_dscp" else (tos & 0xFC) | (value & 3)
+            self.emit("set_ipv4_tos", tos)
+            self.state["nw_tos"] = tos
+            return
+        action, key_field, needs = SETTABLE[name]
+        if needs == "l4" or isinstance(needs, int) and needs in (6, 17):
+            proto = self.read("nw_proto") if dl_type in (ETH_IP, ETH_IPV6) else None
+            if proto not in (6, 17) or (needs != "l4" and proto != needs):
+                self.r.trace.append(f"    set {name}: no TCP/UDP header, skipped")
+                return
+        elif needs is not None and dl_type != needs:
+            self.r.trace.append(f"    set {name}: wrong protocol, skipped")
+            return
+        self.emit(action, value)
+        self.state[key_field] = value
+
+    def restore(self, saved):
+        """Undo the packet changes made since `saved` (group buckets work on copies)."""
+        for name, action in (("dl_src", "set_eth_src"), ("dl_dst", "set_eth_dst"),
+                             ("nw_src", "set_ipv4_src"), ("nw_dst", "set_ipv4_dst"),
+                             ("ipv6_src", "set_ipv6_src"), ("ipv6_dst", "set_ipv6_dst"),
+                             ("nw_tos", "set_ipv4_tos"), ("nw_ttl", "set_ipv4_ttl"),
+                             ("tp_src", "set_tp_src"), ("tp_dst", "set_tp_dst")):
+            if self.state.get(name, 0) != saved.get(name, 0):
+                self.emit(action, saved.get(name, 0))
+                self.state[name] = saved.get(name, 0)
+        if self.state.get("vlan_tci", 0) != saved.get("vlan_tci", 0):
+            if saved.get("vlan_tci", 0) & VLAN_CFI:
+                self.set_vlan(saved["vlan_tci"])
+            else:
+                self.emit("pop_vlan")
+
+    # --- outputs -------------------------------------------------------------
+    def controller(self, reason, table_id, cookie, max_len):
+        if self.br.controller_cookie is None:
+            self.r.trace.append("    controller: no controller to send to, dropped")
+            return
+        self.emit("userspace", self.br.controller_cookie(reason, table_id, cookie, max_len))
+        self.r.trace.append(f"    packet-in to the controller (reason {REASONS[reason]}, "
+                            f"table {table_id}, cookie {cookie:#x}, max_len {max_len})")
+
+    def output(self, port, max_len, table_id, cookie, depth):
+        in_of = self.in_port_of()
+        if port == OFPP_CONTROLLER:
+            self.controller(OFPR_ACTION, table_id, cookie, max_len)
+        elif port in (OFPP_FLOOD, OFPP_ALL):
+            outs = [dp for of, dp in sorted(self.br.ports.items()) if of != in_of]
+            self.r.actions += [("output", dp) for dp in outs]
+            self.r.trace.append(f"    {'flood' if port == OFPP_FLOOD else 'all'}: output to "
+                                f"{len(outs)} port(s)")
+        elif port == OFPP_IN_PORT:
+            self.emit("output", self.state["in_port"])
+            self.r.trace.append("    output to the input port")
+        elif port == OFPP_NORMAL:
+            self.normal()
+        elif port == OFPP_TABLE:
+            self.r.trace.append("    resubmit to table 0 (packet-out output:TABLE)")
+            self.run_table(0, depth + 1)
+        else:
+            dp = self.br.ports.get(port)
+            if dp is None:
+                self.r.trace.append(f"    output:{_port_name(port)}: no such port, dropped")
+            elif port == in_of:
+                self.r.trace.append(f"    output:{_port_name(port)} is the input port: dropped "
+                                    "(use in_port)")
+            else:
+                self.emit("output", dp)
+                self.r.trace.append(f"    output to port {_port_name(port)}")
+
+    def normal(self):
+        if self.br.normal is None:
+            self.r.trace.append("    NORMAL: not available, dropped")
+            return
+        nr = self.br.normal(dict(self.state))
+        for name, m in nr.mask.items():
+            self.read(name, m)
+        self.r.tags |= nr.tags
+        self.r.learned = self.r.learned or nr.learned
+        self.r.trace += ["    NORMAL: " + line for line in nr.trace]
+        for name, arg in nr.actions:
+            self.emit(name, arg)
+
+    # --- actions -------------------------------------------------------------
+    def apply(self, actions, table_id, cookie, depth):
+        for a in actions:
+            if not self.apply_one(a, table_id, cookie, depth):
+                return False
+        return True
+
+    def apply_one(self, a, table_id, cookie, depth):
+        """Runs one action; False stops the pipeline (invalid TTL)."""
+        if isinstance(a, Output):
+            self.output(a.port, a.max_len, table_id, cookie, depth)
+        elif isinstance(a, Enqueue):
+            self.output(a.port, 0, table_id, cookie, depth)
+        elif isinstance(a, SetField):
+            self.set_field(a)
+        elif isinstance(a, PushVlan):
+            tci = self.read("vlan_tci")
+            self.set_vlan(tci if tci & VLAN_CFI else VLAN_CFI)
+        elif isinstance(a, PopVlan):
+            if self.read("vlan_tci") & VLAN_CFI:
+                self.emit("pop_vlan")
+        elif isinstance(a, (DecNwTtl, SetNwTtl)):
+            return self.ttl(a, table_id, cookie)
+        elif isinstance(a, Group):
+            self.group(a.group_id, depth, table_id, cookie)
+        elif isinstance(a, SetQueue):
+            pass  # no queues: output goes to the port's only queue
+        return True
+
+    def ttl(self, a, table_id, cookie):
+        if self.read("dl_type") != ETH_IP:
+            self.r.trace.append(f"    {type(a).__name__}: not IPv4, no change")
+            return True
+        if isinstance(a, SetNwTtl):
+            self.emit("set_ipv4_ttl", a.ttl)
+            self.state["nw_ttl"] = a.ttl
+            return True
+        ttl = self.read("nw_ttl")
+        if ttl <= 1:
+            self.r.trace.append(f"    dec_ttl: TTL {ttl} expires")
+            self.controller(OFPR_INVALID_TTL, table_id, cookie, self.br.miss_send_len)
+            return False
+        self.emit("set_ipv4_ttl", ttl - 1)
+        self.state["nw_ttl"] = ttl - 1
+        return True
+
+    def group(self, group_id, depth, table_id, cookie):
+        entry = self.br.groups.groups.get(group_id)
+        if entry is None or depth > MAX_DEPTH:
+            self.r.trace.append(f"    group {group_id}: no such group, dropped")
+            return
+        self.r.groups.append(entry)
+        # select hashes the addresses and ports: they join the mask
+        flow_hash = zlib.crc32(repr([self.read(f) for f in
+                                     ("dl_src", "dl_dst", "nw_src", "nw_dst", "tp_src", "tp_dst")]
+                                    ).encode()) if entry.type == 1 else 0
+        buckets = self.br.groups.buckets_to_run(group_id, flow_hash, lambda p: p in self.br.ports)
+        self.r.trace.append(f"    group {group_id}: {len(buckets)} bucket(s)")
+        for i, bucket in enumerate(buckets):
+            saved = dict(self.state)
+            self.apply(bucket.actions, table_id, cookie, depth + 1)
+            if entry.type == OFPGT_ALL and i + 1 < len(buckets):
+                self.restore(saved)
+            self.r.buckets.append((entry, next(j for j, b in enumerate(entry.buckets) if b is bucket)))
+
+    # --- tables --------------------------------------------------------------
+    def run_table(self, table_id, depth=0):
+        action_set = {}
+        while table_id is not None:
+            if depth > MAX_DEPTH:
+                self.r.trace.append("too many table passes: dropped")
+                return
+            rule, mask = self.br.tables.lookup(table_id, packet_fields(self.state, self.metadata))
+            for name, m in key_mask(mask).items():
+                self.read(name, m)
+            if rule is None:
+                self.miss(table_id)
+                return
+            self.r.rules.append(rule)
+            self.r.trace.append(f"table {table_id}: matched {_rule_text(rule)}")
+            table_id = None
+            for inst in rule.instructions:
+                if isinstance(inst, Meter):
+                    if not self.meter(inst.meter_id):
+                        return
+                elif isinstance(inst, ApplyActions):
+                    if not self.apply(inst.actions, rule.table_id, rule.cookie, depth):
+                        return
+                elif isinstance(inst, ClearActions):
+                    action_set.clear()
+                elif isinstance(inst, WriteActions):
+                    for a in inst.actions:
+                        action_set[(type(a), getattr(a, "field", None))] = a
+                elif isinstance(inst, WriteMetadata):
+                    self.metadata = (self.metadata & ~inst.mask) | (inst.metadata & inst.mask)
+                elif isinstance(inst, GotoTable):
+                    table_id = inst.table_id
+                    self.r.trace.append(f"    goto table {table_id}")
+            if table_id is None and action_set:
+                self.run_action_set(action_set, rule, depth)
+            depth += 1
+
+    def run_action_set(self, action_set, rule, depth):
+        items = sorted(action_set.values(), key=lambda a: SET_ORDER.index(type(a))
+                       if type(a) in SET_ORDER else len(SET_ORDER))
+        if any(isinstance(a, Group) for a in items):  # a group replaces the output
+            items = [a for a in items if not isinstance(a, (Output, Enqueue))]
+        self.r.trace.append("    action set: " + ", ".join(type(a).__name__ for a in items))
+        self.apply(items, rule.table_id, rule.cookie, depth)
+
+    def meter(self, meter_id):
+        if meter_id not in self.br.meters.meters:
+            self.r.trace.append(f"    meter {meter_id}: no such meter, dropped")
+            return False
+        self.r.slow_path = True
+        if self.packet_len is None:
+            self.r.trace.append(f"    meter {meter_id}: rate checked per packet (not in a trace)")
+            return True
+        if self.br.meters.admit(meter_id, self.packet_len, self.now):
+            self.r.trace.append(f"    meter {meter_id}: within rate")
+            return True
+        self.r.trace.append(f"    meter {meter_id}: over rate, dropped by band")
+        self.r.dropped_by_meter = True
+        return False
+
+    def miss(self, table_id):
+        if self.br.miss_to_controller:
+            self.r.trace.append(f"table {table_id}: no match: packet-in (OpenFlow 1.0 table-miss)")
+            self.controller(OFPR_NO_MATCH, table_id, 0, self.br.miss_send_len)
+        else:
+            self.r.trace.append(f"table {table_id}: no match: drop (OpenFlow 1.3 table-miss)")
+
+
+REASONS = {OFPR_NO_MATCH: "no_match", OFPR_ACTION: "action", OFPR_INVALID_TTL: "invalid_ttl"}
+
+
+def _port_name(port):
+    names = {OFPP_LOCAL: "LOCAL", OFPP_CONTROLLER: "CONTROLLER", OFPP_IN_PORT: "IN_PORT"}
+    return names.get(port, str(port))
+
+
+def _rule_text(rule):
+    from vswitch.ofproto.ofctl_syntax import FlowSpec, format_flow
+    return f"cookie={rule.cookie:#x}, " + format_flow(FlowSpec(rule.match, rule.instructions,
+                                                               priority=rule.priority))
+
+
+def xlate(bridge, key, now, packet_len=None):
+    """Runs `key` through the OpenFlow tables -> OFXlateResult.  packet_len is
+    the frame length for meters (None in a trace: meters then pass)."""
+    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"))
+    x.run_table(0)
+    return x.r
+
+
+def execute_actions(bridge, key, actions, now, packet_len=None):
+    """A packet-out: its action list as if applied by a rule (output:TABLE
+    runs the tables)."""
+    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"))
+    x.r.trace.append("packet-out actions")
+    x.apply(actions, 0xFF, 0, 0)
+    return x.r
+
+
+def match_to_key(match, ports):
+    """An ovs-ofctl flow's match (for `trace`) -> a flow key; `ports` maps
+    OpenFlow ports to datapath ports.  Unspecified fields are zero."""
+    v = match.value
+    key = {"in_port": ports.get(v("in_port", 0), v("in_port", 0)),
+           "dl_dst": v("eth_dst", 0), "dl_src": v("eth_src", 0), "dl_type": v("eth_type", 0)}
+    if "vlan_vid" in match and v("vlan_vid") & VLAN_CFI:
+        key["vlan_tci"] = v("vlan_vid") & 0x1FFF | (v("vlan_pcp", 0) << 13)
+    key["nw_src"] = v("ipv4_src", v("arp_spa", 0))
+    key["nw_dst"] = v("ipv4_dst", v("arp_tpa", 0))
+    key["ipv6_src"], key["ipv6_dst"] = v("ipv6_src", 0), v("ipv6_dst", 0)
+    key["nw_proto"] = v("ip_proto", v("arp_op", 0))
+    key["nw_tos"] = (v("ip_dscp", 0) << 2) | v("ip_ecn", 0)
+    key["nw_ttl"] = 64 if key["dl_type"] in (ETH_IP, ETH_IPV6) else 0
+    for name in match:
+        kf = OXM_TO_KEY.get(name, ("",))[0]
+        if kf in ("tp_src", "tp_dst"):
+            key[kf] = v(name)
+    return key
