@@ -203,6 +203,7 @@ class Setup:
         ROLES[self.vma], ROLES[self.vmb] = "vma", "vmb"
         self.if_a = self.if_b = "eth0"
         self.sw = None
+        self.log_path = None
 
     def sh(self, ns, *cmd, **kw):
         return sh(ns, *cmd, record=self.name, **kw)
@@ -224,12 +225,17 @@ class Setup:
             self.sh(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
             self.sh(ns, "ip", "link", "set", ifname, "up")
 
-    # Per-switch datapath counters; {} when the switch has none.
-    def dp_counters(self):
-        return {}
-
-    def busy_ns_per_packet(self, before, after):
-        return None
+    def diagnose(self):
+        """What to add to an error: is the switch alive, the end of its log."""
+        out = ""
+        for pid in self.pids:
+            if not ovs_peer._alive(pid):
+                out += f"; switch pid {pid} is gone"
+        if self.log_path and os.path.exists(self.log_path):
+            with open(self.log_path, errors="replace") as f:
+                tail = f.read()[-600:]
+            out += "; log tail: " + " | ".join(tail.strip().splitlines()[-6:])
+        return out
 
 
 def build_veth(s):
@@ -273,6 +279,7 @@ def build_ovs(s, port_type):
                          "--pidfile", "--detach"])
     s.ovs = ovs
     s.pids = [ovs._pid("ovs-vswitchd")]
+    s.log_path = os.path.join(ovs.dir, "ovs-vswitchd.log")
 
     def vsctl(*args):
         _record(s.name, sw, ["ovs-vsctl", "--db=unix:$DIR/db.sock", *args])
@@ -341,6 +348,7 @@ def build_vswitch(s, port_type):
     if proc.returncode != 0:
         raise RuntimeError(f"vswitchd failed: {proc.stderr}")
     s.vs_run, s.vs_env = run, env
+    s.log_path = os.path.join(run, "log")
 
     def vsctl(*args, record=True):
         cmd = [sys.executable, "-m", "vswitch.cli.vsctl", "--rundir", run, *args]
@@ -503,14 +511,17 @@ def run_config(name, opts, blaster, tmp):
     sample = {"load_start": loadavg()}
     with contextlib.ExitStack() as stack:
         s = Setup(name, stack, tmp)
-        BUILDERS[name](s)
-        wait_connected(s)
-        sample["ping"] = measure_ping(s, opts.ping_count)
-        sample["tcp_on"] = measure_tcp(s, opts.tcp_seconds)
-        set_offloads(s, False)
-        sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
-        sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, blaster)
-        sample["udp10k"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+        try:
+            BUILDERS[name](s)
+            wait_connected(s)
+            sample["ping"] = measure_ping(s, opts.ping_count)
+            sample["tcp_on"] = measure_tcp(s, opts.tcp_seconds)
+            set_offloads(s, False)
+            sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
+            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, blaster)
+            sample["udp10k"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+        except Exception as e:
+            raise RuntimeError(f"{type(e).__name__}: {e}{s.diagnose()}") from e
         sample["notes"] = s.notes
     sample["load_end"] = loadavg()
     return sample
@@ -789,7 +800,7 @@ def parse_args(argv=None):
     p.add_argument("--only", default="vswitch,bridge,ovs,veth",
                    help="comma list of groups (vswitch,bridge,ovs,veth) or configuration names")
     p.add_argument("--reps", type=int, help="repetitions per configuration (default 3, quick 1)")
-    p.add_argument("--tcp-seconds", type=float)
+    p.add_argument("--tcp-seconds", type=int)
     p.add_argument("--udp-seconds", type=float)
     p.add_argument("--ping-count", type=int)
     p.add_argument("--budget", type=float,
@@ -862,7 +873,7 @@ def main(argv=None):
                 try:
                     smp = run_config(cfg, opts, blaster, tmp)
                 except Exception as e:  # noqa: BLE001 — one broken switch must not end the run
-                    errors.append(f"{cfg} rep {rep + 1}: {type(e).__name__}: {str(e).strip()[:300]}")
+                    errors.append(f"{cfg} rep {rep + 1}: {str(e).strip()[:900]}")
                     print(f"    failed: {e}", flush=True)
                     continue
                 samples[cfg].append(smp)
