@@ -28,7 +28,7 @@ def _cdef_from_headers():
         "VS_VLAN_CFI": None, "VS_KEY_WORDS": None, "VS_FRAG_ANY": None,
         "VS_FRAG_LATER": None, "VS_VNET_F_NEEDS_CSUM": None, "VS_HEADROOM": None,
         "VS_MAX_FRAME": None, "VS_BATCH": None, "VS_EMC_SIZE": None,
-        "VS_MAX_PORTS": None, "VS_DUMP_MAX_ACTIONS": None,
+        "VS_MAX_PORTS": None, "VS_MAX_PMDS": None, "VS_DUMP_MAX_ACTIONS": None,
     }
     cdef = re.sub(r"\[VS_EMC_SIZE\]|\[VS_DUMP_MAX_ACTIONS\]|\[VS_BATCH\]", "[...]", cdef)
     cdef += "\n" + "\n".join(f"#define {name} ..." for name in consts)

@@ -22,6 +22,7 @@ struct vs_port {
     uint32_t port_no;
     int type;
     int fd;
+    int pmd; /* the poll thread that receives on it */
     void *priv; /* afxdp: struct vs_afxdp (fd is its epoll fd) */
     struct vs_port_stats stats;
     struct vs_packet *txq[TXQ_LEN];
@@ -45,27 +46,49 @@ struct upcall_slot {
     uint32_t cap;
 };
 
+/* One poll thread ("PMD" in OVS's words): its own EMC, receive buffers,
+ * output staging and counters; it polls the ports assigned to it. */
+struct vs_pmd {
+    struct vs_dp *dp;
+    int id;
+    pthread_t thread;
+    int started;
+    int ctl_efd;
+    volatile int stop;
+    struct vs_emc_entry *emc;
+    struct vs_packet rx[VS_BATCH];
+    struct tx_ctx tx;
+    struct vs_pmd_stats stats;
+};
+
 struct vs_dp {
     pthread_mutex_t mutex;
     struct vs_classifier cls;
-    struct vs_emc_entry *emc;
     struct vs_port *ports[VS_MAX_PORTS];
     uint32_t ports_gen;
-    struct vs_dp_stats stats;
 
-    struct tx_ctx poll_tx, exec_tx;
-    struct vs_packet rx[VS_BATCH];
+    struct vs_pmd *pmds[VS_MAX_PMDS];
+    int n_pmds;
+    struct vs_pmd_stats retired; /* counters of poll threads since replaced */
+    struct vs_pmd_stats exec_stats; /* upcalls made by execute() */
+
+    struct tx_ctx exec_tx;
     struct vs_packet exec_pkt;
 
     pthread_mutex_t up_mutex;
     struct upcall_slot *ring;
     uint32_t ring_size, ring_head, ring_count;
     int up_efd;
-
-    int ctl_efd;
-    volatile int stop;
-    pthread_t thread;
 };
+
+static inline uint64_t cycles_now(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    return __builtin_ia32_rdtsc();
+#else
+    return vs_now_ns();
+#endif
+}
 
 uint64_t vs_now_ns(void)
 {
@@ -120,8 +143,9 @@ static void tx_enqueue(struct tx_ctx *tx, struct vs_port *p, struct vs_packet *p
 
 /* ---- upcalls ---- */
 
-static int upcall_enqueue(struct vs_dp *dp, uint32_t in_port, uint32_t cookie,
-                          const struct vs_key *key, const struct vs_packet *pkt)
+static int upcall_enqueue(struct vs_dp *dp, struct vs_pmd_stats *st, uint32_t in_port,
+                          uint32_t cookie, const struct vs_key *key,
+                          const struct vs_packet *pkt)
 {
     int ok = 0;
     pthread_mutex_lock(&dp->up_mutex);
@@ -147,9 +171,9 @@ static int upcall_enqueue(struct vs_dp *dp, uint32_t in_port, uint32_t cookie,
     }
     pthread_mutex_unlock(&dp->up_mutex);
     if (ok)
-        dp->stats.upcalls++;
+        st->upcalls++;
     else
-        dp->stats.upcall_drops++;
+        st->upcall_drops++;
     return ok;
 }
 
@@ -226,9 +250,9 @@ static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t narg
 /* Executes `acts` on pkt.  The final output hands over the packet itself;
  * earlier outputs send copies, since later actions may still change it.
  * A truncated action list stops at the last whole action. */
-static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_packet *pkt,
-                        uint32_t in_port, const struct vs_key *key, const uint32_t *acts,
-                        uint32_t n)
+static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats *st,
+                        struct vs_packet *pkt, uint32_t in_port, const struct vs_key *key,
+                        const uint32_t *acts, uint32_t n)
 {
     int upcalled = 0;
     uint32_t last_output = UINT32_MAX;
@@ -255,7 +279,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_packet *p
             pop_vlan(pkt);
             break;
         case VS_ACTION_USERSPACE:
-            upcalled |= upcall_enqueue(dp, in_port, args[0], key, pkt);
+            upcalled |= upcall_enqueue(dp, st, in_port, args[0], key, pkt);
             break;
         case VS_ACTION_SET_FIELD:
             set_field(pkt, args, nargs);
@@ -269,9 +293,11 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_packet *p
 
 /* ---- the poll thread ---- */
 
-static int process_batch(struct vs_dp *dp, struct vs_port *port, struct vs_packet *pkts,
+static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
+    struct vs_dp *dp = pmd->dp;
+    struct vs_pmd_stats *st = &pmd->stats;
     int upcalled = 0;
     for (int i = 0; i < n; i++) {
         struct vs_packet *pkt = &pkts[i];
@@ -283,68 +309,69 @@ static int process_batch(struct vs_dp *dp, struct vs_port *port, struct vs_packe
         if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
             port->stats.rx_malformed++;
             port->stats.rx_dropped++;
-            dp->stats.malformed++;
+            st->malformed++;
             continue;
         }
         int tier;
-        struct vs_flow *f = vs_emc_lookup(&dp->cls, dp->emc, &key, &tier);
+        struct vs_flow *f = vs_emc_lookup(&dp->cls, pmd->emc, &key, &tier);
         if (!f) {
-            dp->stats.misses++;
-            upcalled |= upcall_enqueue(dp, port->port_no, 0, &key, pkt);
+            st->misses++;
+            upcalled |= upcall_enqueue(dp, st, port->port_no, 0, &key, pkt);
             continue;
         }
         if (tier == 1)
-            dp->stats.emc_hits++;
+            st->emc_hits++;
         else
-            dp->stats.megaflow_hits++;
+            st->megaflow_hits++;
         f->packets++;
         f->bytes += pkt->len;
         f->used_ns = now;
         f->tcp_flags |= tcp_flags;
-        upcalled |= exec_actions(dp, &dp->poll_tx, pkt, port->port_no, &key, f->actions,
+        upcalled |= exec_actions(dp, &pmd->tx, st, pkt, port->port_no, &key, f->actions,
                                  f->n_actions);
     }
-    tx_flush(&dp->poll_tx);
-    dp->stats.packets += (uint64_t)n;
-    dp->stats.batches++;
+    tx_flush(&pmd->tx);
+    st->packets += (uint64_t)n;
+    st->batches++;
     return upcalled;
 }
 
-static void poll_port(struct vs_dp *dp, struct vs_port *port, int *upcalled)
+static void poll_port(struct vs_pmd *pmd, struct vs_port *port, int *upcalled)
 {
     /* A few batches per port per round keeps one busy port from starving
      * the others while still amortising the poll() call. */
     for (int round = 0; round < 4; round++) {
         uint64_t truncated = 0;
         int n = port->type == VS_PORT_AFXDP
-                    ? vs_afxdp_recv(port->priv, dp->rx, VS_BATCH)
-                    : vs_netdev_recv(port->type, port->fd, dp->rx, VS_BATCH, &truncated);
+                    ? vs_afxdp_recv(port->priv, pmd->rx, VS_BATCH)
+                    : vs_netdev_recv(port->type, port->fd, pmd->rx, VS_BATCH, &truncated);
         port->stats.rx_dropped += truncated;
         port->stats.rx_malformed += truncated;
         if (n <= 0)
             break;
-        *upcalled |= process_batch(dp, port, dp->rx, n, vs_now_ns());
+        *upcalled |= process_batch(pmd, port, pmd->rx, n, vs_now_ns());
         if (n < VS_BATCH)
             break;
     }
 }
 
-static void *poll_main(void *arg)
+static void *pmd_main(void *arg)
 {
-    struct vs_dp *dp = arg;
+    struct vs_pmd *pmd = arg;
+    struct vs_dp *dp = pmd->dp;
     struct pollfd pfds[VS_MAX_PORTS + 1];
     uint32_t port_of[VS_MAX_PORTS + 1];
     int npfd = 0;
     uint32_t gen = UINT32_MAX;
-    while (!dp->stop) {
+    while (!pmd->stop) {
         pthread_mutex_lock(&dp->mutex);
         if (gen != dp->ports_gen) {
             gen = dp->ports_gen;
             npfd = 0;
-            pfds[npfd].fd = dp->ctl_efd;
+            pfds[npfd].fd = pmd->ctl_efd;
             pfds[npfd++].events = POLLIN;
             for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
-                if (dp->ports[i]) {
+                if (dp->ports[i] && dp->ports[i]->pmd == pmd->id) {
                     port_of[npfd] = i;
                     pfds[npfd].fd = dp->ports[i]->fd;
                     pfds[npfd++].events = POLLIN;
@@ -353,30 +380,32 @@ static void *poll_main(void *arg)
         }
         pthread_mutex_unlock(&dp->mutex);
 
-        uint64_t t0 = vs_now_ns();
+        uint64_t t0 = vs_now_ns(), c0 = cycles_now();
         int r = poll(pfds, (nfds_t)npfd, 100);
-        uint64_t t1 = vs_now_ns();
+        uint64_t t1 = vs_now_ns(), c1 = cycles_now();
+        pmd->stats.idle_ns += t1 - t0;
+        pmd->stats.idle_cycles += c1 - c0;
         if (r <= 0)
             continue;
         if (pfds[0].revents & POLLIN) {
             uint64_t v;
-            ssize_t rr = read(dp->ctl_efd, &v, sizeof v);
+            ssize_t rr = read(pmd->ctl_efd, &v, sizeof v);
             (void)rr;
         }
         int upcalled = 0;
         pthread_mutex_lock(&dp->mutex);
-        dp->stats.idle_ns += t1 - t0;
         if (gen == dp->ports_gen) {
             for (int i = 1; i < npfd; i++) {
                 if (!(pfds[i].revents & POLLIN))
                     continue;
                 struct vs_port *port = dp->ports[port_of[i]];
                 if (port)
-                    poll_port(dp, port, &upcalled);
+                    poll_port(pmd, port, &upcalled);
             }
         }
-        dp->stats.busy_ns += vs_now_ns() - t1;
         pthread_mutex_unlock(&dp->mutex);
+        pmd->stats.busy_ns += vs_now_ns() - t1;
+        pmd->stats.busy_cycles += cycles_now() - c1;
         if (upcalled)
             upcall_notify(dp);
     }
@@ -406,6 +435,132 @@ static uint8_t *new_packet_buf(void)
     return malloc(VS_HEADROOM + VS_MAX_FRAME);
 }
 
+static void pmd_free(struct vs_pmd *pmd)
+{
+    if (!pmd)
+        return;
+    if (pmd->started) {
+        pmd->stop = 1;
+        uint64_t one = 1;
+        ssize_t r = write(pmd->ctl_efd, &one, sizeof one);
+        (void)r;
+        pthread_join(pmd->thread, NULL);
+    }
+    tx_flush(&pmd->tx); /* nothing may stay queued on ports */
+    free(pmd->emc);
+    free(pmd->tx.arena);
+    for (int i = 0; i < VS_BATCH; i++)
+        free(pmd->rx[i].buf);
+    if (pmd->ctl_efd >= 0)
+        close(pmd->ctl_efd);
+    free(pmd);
+}
+
+/* A poll thread pinned to `cpu` (-1: not pinned), started. */
+static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu)
+{
+    struct vs_pmd *pmd = calloc(1, sizeof *pmd);
+    if (!pmd)
+        return NULL;
+    pmd->dp = dp;
+    pmd->id = id;
+    pmd->stats.cpu = cpu;
+    pmd->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pmd->emc = calloc(VS_EMC_SIZE, sizeof *pmd->emc);
+    int ok = pmd->ctl_efd >= 0 && pmd->emc && !tx_ctx_init(&pmd->tx);
+    for (int i = 0; ok && i < VS_BATCH; i++)
+        ok = (pmd->rx[i].buf = new_packet_buf()) != NULL;
+    if (ok && !pthread_create(&pmd->thread, NULL, pmd_main, pmd)) {
+        pmd->started = 1;
+        if (cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(cpu, &set);
+            pthread_setaffinity_np(pmd->thread, sizeof set, &set);
+        }
+        char name[16];
+        snprintf(name, sizeof name, "pmd%d", id);
+        pthread_setname_np(pmd->thread, name);
+        return pmd;
+    }
+    pmd_free(pmd);
+    return NULL;
+}
+
+static void stats_add(struct vs_pmd_stats *acc, const struct vs_pmd_stats *s)
+{
+    acc->packets += s->packets;
+    acc->batches += s->batches;
+    acc->emc_hits += s->emc_hits;
+    acc->megaflow_hits += s->megaflow_hits;
+    acc->misses += s->misses;
+    acc->upcalls += s->upcalls;
+    acc->upcall_drops += s->upcall_drops;
+    acc->malformed += s->malformed;
+    acc->busy_ns += s->busy_ns;
+    acc->idle_ns += s->idle_ns;
+    acc->busy_cycles += s->busy_cycles;
+    acc->idle_cycles += s->idle_cycles;
+}
+
+/* Ports go to the poll thread with the fewest of them. */
+static int least_loaded_pmd(struct vs_dp *dp)
+{
+    int count[VS_MAX_PMDS] = {0};
+    for (int i = 0; i < VS_MAX_PORTS; i++)
+        if (dp->ports[i] && dp->ports[i]->pmd < dp->n_pmds)
+            count[dp->ports[i]->pmd]++;
+    int best = 0;
+    for (int i = 1; i < dp->n_pmds; i++)
+        if (count[i] < count[best])
+            best = i;
+    return best;
+}
+
+int vs_dp_set_pmds(struct vs_dp *dp, const int *cpus, int n)
+{
+    if (n < 1 || n > VS_MAX_PMDS)
+        return -EINVAL;
+    /* Stop the old threads first: the mutex is not held while joining, so
+     * a thread finishing its batch can still take it. */
+    for (int i = 0; i < dp->n_pmds; i++) {
+        struct vs_pmd *old = dp->pmds[i];
+        pthread_mutex_lock(&dp->mutex);
+        stats_add(&dp->retired, &old->stats);
+        pthread_mutex_unlock(&dp->mutex);
+        dp->pmds[i] = NULL;
+        pmd_free(old);
+    }
+    pthread_mutex_lock(&dp->mutex);
+    dp->n_pmds = 0;
+    int k = 0;
+    for (int i = 0; i < VS_MAX_PORTS; i++)
+        if (dp->ports[i])
+            dp->ports[i]->pmd = k++ % n;
+    dp->ports_gen++;
+    pthread_mutex_unlock(&dp->mutex);
+    for (int i = 0; i < n; i++) {
+        struct vs_pmd *pmd = pmd_create(dp, i, cpus ? cpus[i] : -1);
+        if (!pmd)
+            return i ? i : -ENOMEM; /* keep what started; ports of missing ones wait */
+        pthread_mutex_lock(&dp->mutex);
+        dp->pmds[i] = pmd;
+        dp->n_pmds = i + 1;
+        pthread_mutex_unlock(&dp->mutex);
+    }
+    return n;
+}
+
+int vs_dp_pmd_stats(struct vs_dp *dp, struct vs_pmd_stats *out, int max)
+{
+    pthread_mutex_lock(&dp->mutex);
+    int n = dp->n_pmds < max ? dp->n_pmds : max;
+    for (int i = 0; i < n; i++)
+        out[i] = dp->pmds[i]->stats;
+    pthread_mutex_unlock(&dp->mutex);
+    return n;
+}
+
 struct vs_dp *vs_dp_create(uint32_t ring_size)
 {
     struct vs_dp *dp = calloc(1, sizeof *dp);
@@ -414,20 +569,12 @@ struct vs_dp *vs_dp_create(uint32_t ring_size)
     pthread_mutex_init(&dp->mutex, NULL);
     pthread_mutex_init(&dp->up_mutex, NULL);
     vs_cls_init(&dp->cls);
-    dp->emc = calloc(VS_EMC_SIZE, sizeof *dp->emc);
     dp->ring_size = ring_size ? ring_size : 1024;
     dp->ring = calloc(dp->ring_size, sizeof *dp->ring);
     dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    dp->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int ok = dp->emc && dp->ring && dp->up_efd >= 0 && dp->ctl_efd >= 0 &&
-             !tx_ctx_init(&dp->poll_tx) && !tx_ctx_init(&dp->exec_tx);
-    for (int i = 0; ok && i < VS_BATCH; i++)
-        ok = (dp->rx[i].buf = new_packet_buf()) != NULL;
+    int ok = dp->ring && dp->up_efd >= 0 && !tx_ctx_init(&dp->exec_tx);
     ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
-    if (!ok || pthread_create(&dp->thread, NULL, poll_main, dp)) {
-        /* Partially built: release what exists (thread not started). */
-        dp->stop = 1;
-        dp->thread = 0;
+    if (!ok || vs_dp_set_pmds(dp, NULL, 1) != 1) {
         vs_dp_destroy(dp);
         return NULL;
     }
@@ -438,13 +585,8 @@ void vs_dp_destroy(struct vs_dp *dp)
 {
     if (!dp)
         return;
-    if (dp->thread) {
-        dp->stop = 1;
-        uint64_t one = 1;
-        ssize_t r = write(dp->ctl_efd, &one, sizeof one);
-        (void)r;
-        pthread_join(dp->thread, NULL);
-    }
+    for (int i = 0; i < dp->n_pmds; i++)
+        pmd_free(dp->pmds[i]);
     for (int i = 0; i < VS_MAX_PORTS; i++) {
         if (dp->ports[i])
             port_close(dp->ports[i]);
@@ -453,16 +595,10 @@ void vs_dp_destroy(struct vs_dp *dp)
     for (uint32_t i = 0; dp->ring && i < dp->ring_size; i++)
         free(dp->ring[i].data);
     free(dp->ring);
-    free(dp->emc);
-    free(dp->poll_tx.arena);
     free(dp->exec_tx.arena);
-    for (int i = 0; i < VS_BATCH; i++)
-        free(dp->rx[i].buf);
     free(dp->exec_pkt.buf);
-    if (dp->up_efd >= 0)
+    if (dp->up_efd > 0)
         close(dp->up_efd);
-    if (dp->ctl_efd >= 0)
-        close(dp->ctl_efd);
     free(dp);
 }
 
@@ -471,8 +607,10 @@ int vs_dp_upcall_fd(struct vs_dp *dp) { return dp->up_efd; }
 static void wake_poll_thread(struct vs_dp *dp)
 {
     uint64_t one = 1;
-    ssize_t r = write(dp->ctl_efd, &one, sizeof one);
-    (void)r;
+    for (int i = 0; i < dp->n_pmds; i++) {
+        ssize_t r = write(dp->pmds[i]->ctl_efd, &one, sizeof one);
+        (void)r;
+    }
 }
 
 int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifname)
@@ -512,6 +650,7 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifn
     if (dp->ports[port_no]) {
         err = -EEXIST;
     } else {
+        p->pmd = least_loaded_pmd(dp);
         dp->ports[port_no] = p;
         dp->ports_gen++;
     }
@@ -551,6 +690,7 @@ int vs_dp_port_add_afxdp(struct vs_dp *dp, uint32_t port_no, const char *ifname,
     if (dp->ports[port_no]) {
         err = -EEXIST;
     } else {
+        p->pmd = least_loaded_pmd(dp);
         dp->ports[port_no] = p;
         dp->ports_gen++;
     }
@@ -712,7 +852,8 @@ int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint
     else
         memset(&pkt->vnet, 0, sizeof pkt->vnet);
     vs_parse(pkt->data, len, &key, &tcp_flags);
-    int upcalled = exec_actions(dp, &dp->exec_tx, pkt, in_port, &key, actions, n_actions);
+    int upcalled = exec_actions(dp, &dp->exec_tx, &dp->exec_stats, pkt, in_port, &key, actions,
+                                n_actions);
     tx_flush(&dp->exec_tx);
     pthread_mutex_unlock(&dp->mutex);
     if (upcalled)
@@ -722,11 +863,28 @@ int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint
 
 void vs_dp_get_stats(struct vs_dp *dp, struct vs_dp_stats *out)
 {
+    struct vs_pmd_stats sum = {0};
     pthread_mutex_lock(&dp->mutex);
-    *out = dp->stats;
+    stats_add(&sum, &dp->retired);
+    stats_add(&sum, &dp->exec_stats);
+    for (int i = 0; i < dp->n_pmds; i++)
+        stats_add(&sum, &dp->pmds[i]->stats);
     out->n_flows = dp->cls.n_flows;
     out->n_subtables = dp->cls.n_subtables;
+    out->n_pmds = (uint64_t)dp->n_pmds;
     pthread_mutex_unlock(&dp->mutex);
+    out->packets = sum.packets;
+    out->batches = sum.batches;
+    out->emc_hits = sum.emc_hits;
+    out->megaflow_hits = sum.megaflow_hits;
+    out->misses = sum.misses;
+    out->upcalls = sum.upcalls;
+    out->upcall_drops = sum.upcall_drops;
+    out->malformed = sum.malformed;
+    out->busy_ns = sum.busy_ns;
+    out->idle_ns = sum.idle_ns;
+    out->busy_cycles = sum.busy_cycles;
+    out->idle_cycles = sum.idle_cycles;
 }
 
 /* ---- test entry points ---- */

@@ -43,6 +43,7 @@ enum {
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)
 
 #define VS_MAX_PORTS 1024
+#define VS_MAX_PMDS 64
 #define VS_DUMP_MAX_ACTIONS 128
 
 struct vs_port_stats {
@@ -50,12 +51,22 @@ struct vs_port_stats {
     uint64_t tx_packets, tx_bytes, tx_dropped;
 };
 
+/* Datapath-wide totals (all poll threads, past and present). */
 struct vs_dp_stats {
     uint64_t packets, batches;
     uint64_t emc_hits, megaflow_hits, misses;
     uint64_t upcalls, upcall_drops, malformed;
-    uint64_t n_flows, n_subtables;
-    uint64_t busy_ns, idle_ns;
+    uint64_t n_flows, n_subtables, n_pmds;
+    uint64_t busy_ns, idle_ns, busy_cycles, idle_cycles;
+};
+
+/* One poll thread's counters.  Cycles are TSC ticks (ns on non-x86). */
+struct vs_pmd_stats {
+    int64_t cpu; /* pinned CPU, -1 if not pinned */
+    uint64_t packets, batches;
+    uint64_t emc_hits, megaflow_hits, misses;
+    uint64_t upcalls, upcall_drops, malformed;
+    uint64_t busy_ns, idle_ns, busy_cycles, idle_cycles;
 };
 
 struct vs_upcall {
@@ -78,7 +89,12 @@ struct vs_flow_dump {
 
 struct vs_dp;
 
+/* Creates a datapath with one unpinned poll thread. */
 struct vs_dp *vs_dp_create(uint32_t upcall_ring_size);
+/* Replaces the poll threads by n threads pinned to cpus[i] (cpus NULL or
+ * cpus[i] < 0: not pinned); ports are spread over them.  Returns n. */
+int vs_dp_set_pmds(struct vs_dp *, const int *cpus, int n);
+int vs_dp_pmd_stats(struct vs_dp *, struct vs_pmd_stats *out, int max);
 void vs_dp_destroy(struct vs_dp *);
 int vs_dp_upcall_fd(struct vs_dp *);
 

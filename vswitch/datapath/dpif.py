@@ -194,7 +194,23 @@ class Datapath:
         lib.vs_dp_get_stats(self._dp, st)
         return {name: getattr(st, name) for name in (
             "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
-            "upcall_drops", "malformed", "n_flows", "n_subtables", "busy_ns", "idle_ns")}
+            "upcall_drops", "malformed", "n_flows", "n_subtables", "n_pmds",
+            "busy_ns", "idle_ns", "busy_cycles", "idle_cycles")}
+
+    def set_pmds(self, cpus):
+        """Runs one poll thread per entry of cpus (None: not pinned)."""
+        arr = ffi.new("int[]", [-1 if c is None else c for c in cpus])
+        n = lib.vs_dp_set_pmds(self._dp, arr, len(cpus))
+        if n != len(cpus):
+            raise OSError(f"could only start {max(n, 0)} of {len(cpus)} poll threads")
+
+    def pmd_stats(self):
+        out = ffi.new("struct vs_pmd_stats[]", lib.VS_MAX_PMDS)
+        n = lib.vs_dp_pmd_stats(self._dp, out, lib.VS_MAX_PMDS)
+        return [{name: getattr(out[i], name) for name in (
+            "cpu", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
+            "upcall_drops", "malformed", "busy_ns", "idle_ns", "busy_cycles", "idle_cycles")}
+            for i in range(n)]
 
     @staticmethod
     def _c_key(values):
