@@ -75,11 +75,12 @@ UNSUPPORTED_ACTIONS = (PushMpls, PopMpls, SetMplsTtl, DecMplsTtl, PushPbb, PopPb
 SET_ORDER = [PopVlan, PushVlan, DecNwTtl, SetNwTtl, SetField, SetQueue, Group, Output, Enqueue]
 
 
-def packet_fields(state, metadata=0):
+def packet_fields(state, metadata=0, in_port=None):
     """Flow key (as modified so far) -> {OXM field: value}, only the fields the
-    packet has (a rule on a field the packet lacks never matches)."""
+    packet has (a rule on a field the packet lacks never matches).  in_port:
+    the OpenFlow number of the input port (LOCAL differs from the datapath's)."""
     tci = state.get("vlan_tci", 0)
-    p = {"in_port": state.get("in_port", 0), "metadata": metadata,
+    p = {"in_port": state.get("in_port", 0) if in_port is None else in_port, "metadata": metadata,
          "eth_dst": state.get("dl_dst", 0), "eth_src": state.get("dl_src", 0),
          "eth_type": state.get("dl_type", 0), "vlan_vid": tci & 0x1FFF}
     if tci & VLAN_CFI:
@@ -369,7 +370,7 @@ class _Xlate:
             if depth > MAX_DEPTH:
                 self.r.trace.append("too many table passes: dropped")
                 return
-            rule, mask = self.br.tables.lookup(table_id, packet_fields(self.state, self.metadata))
+            rule, mask = self.br.tables.lookup(table_id, packet_fields(self.state, self.metadata, self.in_port_of()))
             for name, m in key_mask(mask).items():
                 self.read(name, m)
             if rule is None:
