@@ -458,6 +458,8 @@ def measure_tcp(s, seconds):
     out_segs = after["OutSegs"] - before["OutSegs"]
     retrans = after["RetransSegs"] - before["RetransSegs"]
     res = {"gbps": bps / 1e9, "retrans_pct": 100.0 * retrans / out_segs if out_segs else None}
+    if bps == 0:
+        res.update(retrans_pct=None, error="no data delivered (TCP stalled)")
     if result.get("error"):
         res["error"] = result["error"][:200]
     return res
@@ -473,6 +475,7 @@ def measure_udp(s, seconds, flows, blaster):
         rx0 = iface_stats(s.vmb, s.if_b)["rx_packets"]
         cpu0 = proc_cpu_ns(s.pids)
         c0 = counters(s)
+        perf = _start_profile(s, f"udp{flows}", seconds)
         sent = sh(s.vma, blaster, "send", s.if_a, mac_b, IP_A, IP_B, str(UDP_PORT), str(flows),
                   str(seconds), cpu=TRAFFIC_CPU, timeout=seconds + 15, record=s.name)
         out, err = sink.communicate(timeout=seconds + 10)
@@ -480,8 +483,11 @@ def measure_udp(s, seconds, flows, blaster):
         rx1 = iface_stats(s.vmb, s.if_b)["rx_packets"]
         cpu1 = proc_cpu_ns(s.pids)
         c1 = counters(s)
+        _finish_profile(perf)
     finally:
         stop_proc(sink)
+        if perf:
+            stop_proc(perf[0])
     tx = json.loads(sent.stdout)
     got = json.loads(out.strip().splitlines()[-1])
     delivered = rx1 - rx0
@@ -493,6 +499,34 @@ def measure_udp(s, seconds, flows, blaster):
         "cpu_ns_per_pkt": (cpu1 - cpu0) / delivered if s.pids and delivered else None,
         "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if delivered else None,
     }
+
+
+PROFILE = {"dir": None}
+
+
+def _start_profile(s, what, seconds):
+    """perf record (cpu-clock: this VM has no cycles event) of the switch's threads."""
+    if not PROFILE["dir"] or not s.pids or what != "udp1":
+        return None
+    data = os.path.join(PROFILE["dir"], f"{s.name}.perf.data")
+    proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g",
+                             "-p", ",".join(map(str, s.pids)), "-o", data, "--",
+                             "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, data, os.path.join(PROFILE["dir"], f"{s.name}.txt")
+
+
+def _finish_profile(perf):
+    if not perf:
+        return
+    proc, data, txt = perf
+    proc.wait(timeout=30)
+    out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none",
+                          "--sort", "comm,dso,sym", "--percent-limit", "0.7"],
+                         capture_output=True, text=True, timeout=120).stdout
+    with open(txt, "w") as f:
+        f.write(out)
+    os.unlink(data)
 
 
 def measure_ping(s, count):
@@ -768,6 +802,19 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
       "pmd-stats-show busy_ns, OVS pmd-stats-show processing cycles ÷ TSC MHz).  OVS PMD "
       "threads poll without sleeping, so their process CPU is a whole core whatever the rate.")
     w("")
+    if PROFILE["dir"]:
+        w("## Profiles (perf record -e cpu-clock -g -p <switch pids>, last 1-flow UDP run)\n")
+        w(f"Full reports: `{PROFILE['dir']}`.  This VM exposes no hardware cycles event, so "
+          "samples are cpu-clock (time).\n")
+        for cfg in configs:
+            path_ = os.path.join(PROFILE["dir"], f"{cfg}.txt")
+            if not os.path.exists(path_):
+                continue
+            with open(path_) as f:
+                top = [l.rstrip() for l in f if "%" in l and not l.startswith("#")][:15]
+            w(f"<details><summary>{cfg}</summary>\n\n```")
+            lines.extend(top)
+            w("```\n</details>\n")
     w("## Exact commands (first run of each configuration)\n")
     w("Namespaces are shown by role (`vma`, `vmb`, `sw`; the script gives them unique "
       "names), `$TMP`/`$DIR` are the script's temporary directories, `udp_blast` is "
@@ -808,6 +855,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     p.add_argument("--json", help="also write the raw samples here")
     p.add_argument("--no-megaflows", action="store_true", help="skip the megaflow memory probe")
+    p.add_argument("--profile", metavar="DIR",
+                   help="perf record the switch's threads during each 1-flow UDP run; reports in DIR")
     opts = p.parse_args(argv)
     q = opts.quick
     for name, full, quick in (("reps", 3, 1), ("tcp_seconds", 5, 1), ("udp_seconds", 3, 1),
@@ -850,6 +899,11 @@ def preflight(configs):
 def main(argv=None):
     opts = parse_args(argv)
     preflight(opts.configs)
+    if opts.profile:
+        if not shutil.which("perf"):
+            sys.exit("--profile needs perf")
+        os.makedirs(opts.profile, exist_ok=True)
+        PROFILE["dir"] = opts.profile
     signal.signal(signal.SIGTERM, _on_sigterm)
     started = time.time()
     t0 = time.monotonic()
@@ -884,7 +938,7 @@ def main(argv=None):
                               f"{rep} full repetition(s); later runs skipped")
                 break
         if not opts.no_megaflows and any(c.startswith("vswitch") for c in opts.configs):
-            n = 100_000 if opts.quick else 1_000_000
+            n = 1_000_000
             print(f"[{time.monotonic() - t0:5.0f}s] megaflow memory probe ({n:,} flows)",
                   flush=True)
             megaflows = measure_megaflows(n, timeout=30 if opts.quick else 120)
