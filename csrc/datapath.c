@@ -330,7 +330,9 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         upcalled |= exec_actions(dp, &pmd->tx, st, pkt, port->port_no, &key, f->actions,
                                  f->n_actions);
     }
+    uint64_t c = cycles_now();
     tx_flush(&pmd->tx);
+    st->tx_cycles += cycles_now() - c;
     st->packets += (uint64_t)n;
     st->batches++;
     return upcalled;
@@ -342,14 +344,20 @@ static void poll_port(struct vs_pmd *pmd, struct vs_port *port, int *upcalled)
      * the others while still amortising the poll() call. */
     for (int round = 0; round < 4; round++) {
         uint64_t truncated = 0;
+        uint64_t c0 = cycles_now();
         int n = port->type == VS_PORT_AFXDP
                     ? vs_afxdp_recv(port->priv, pmd->rx, VS_BATCH)
                     : vs_netdev_recv(port->type, port->fd, pmd->rx, VS_BATCH, &truncated);
+        uint64_t c1 = cycles_now();
+        pmd->stats.rx_cycles += c1 - c0;
         port->stats.rx_dropped += truncated;
         port->stats.rx_malformed += truncated;
         if (n <= 0)
             break;
+        uint64_t tx_before = pmd->stats.tx_cycles;
         *upcalled |= process_batch(pmd, port, pmd->rx, n, vs_now_ns());
+        /* process = the batch minus its transmit, measured inside it */
+        pmd->stats.process_cycles += cycles_now() - c1 - (pmd->stats.tx_cycles - tx_before);
         if (n < VS_BATCH)
             break;
     }
@@ -501,6 +509,9 @@ static void stats_add(struct vs_pmd_stats *acc, const struct vs_pmd_stats *s)
     acc->idle_ns += s->idle_ns;
     acc->busy_cycles += s->busy_cycles;
     acc->idle_cycles += s->idle_cycles;
+    acc->rx_cycles += s->rx_cycles;
+    acc->process_cycles += s->process_cycles;
+    acc->tx_cycles += s->tx_cycles;
 }
 
 /* Ports go to the poll thread with the fewest of them. */

@@ -67,6 +67,9 @@ struct vs_pmd_stats {
     uint64_t emc_hits, megaflow_hits, misses;
     uint64_t upcalls, upcall_drops, malformed;
     uint64_t busy_ns, idle_ns, busy_cycles, idle_cycles;
+    /* Where the busy cycles go: receive syscalls/ring reads, parse + lookup +
+     * actions, and transmit (sendmmsg/writes, offload work). */
+    uint64_t rx_cycles, process_cycles, tx_cycles;
 };
 
 struct vs_upcall {

@@ -209,7 +209,8 @@ class Datapath:
         n = lib.vs_dp_pmd_stats(self._dp, out, lib.VS_MAX_PMDS)
         return [{name: getattr(out[i], name) for name in (
             "cpu", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
-            "upcall_drops", "malformed", "busy_ns", "idle_ns", "busy_cycles", "idle_cycles")}
+            "upcall_drops", "malformed", "busy_ns", "idle_ns", "busy_cycles", "idle_cycles",
+            "rx_cycles", "process_cycles", "tx_cycles")}
             for i in range(n)]
 
     @staticmethod
