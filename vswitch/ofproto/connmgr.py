@@ -78,14 +78,15 @@ class ConnManager:
             log.error("%s: cannot listen on %s: %s", self.switch.name, target.text, exc)
             return
 
+        holder = {}
+
         async def serve():
             start = asyncio.start_unix_server if target.kind == "unix" else asyncio.start_server
-            server = await start(lambda r, w: self._run(r, w, f"{self.switch.name}<->{target.text}",
-                                                        primary), sock=sock)
-            async with server:
-                await server.serve_forever()
+            holder["server"] = await start(
+                lambda r, w: self._run(r, w, f"{self.switch.name}<->{target.text}", primary), sock=sock)
+            await holder["server"].serve_forever()
         task = asyncio.get_running_loop().create_task(serve())
-        self.services[key] = (task, (sock, target))
+        self.services[key] = (task, (sock, target, holder))
         log.info("%s: listening for OpenFlow on %s", self.switch.name, target.text)
 
     async def _dial(self, target):
@@ -120,8 +121,11 @@ class ConnManager:
         task, listen = self.services.pop(key)
         task.cancel()
         if listen:
-            sock, target = listen
-            sock.close()
+            sock, target, holder = listen
+            if "server" in holder:
+                holder["server"].close()   # closes the socket it owns
+            else:
+                sock.close()
             if target.kind == "unix":
                 try:
                     os.unlink(target.path)

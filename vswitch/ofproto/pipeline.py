@@ -176,6 +176,7 @@ class _Xlate:
         self.r = OFXlateResult()
         self.metadata = 0
         self.in_port_dp = in_port_dp
+        self.rule = None  # the rule whose instructions run now
         self.dp_to_of = {dp: of for of, dp in bridge.ports.items()}
         self.read("in_port")
 
@@ -260,7 +261,11 @@ class _Xlate:
     def output(self, port, max_len, table_id, cookie, depth):
         in_of = self.in_port_of()
         if port == OFPP_CONTROLLER:
-            self.controller(OFPR_ACTION, table_id, cookie, max_len)
+            # OF1.3 section 7.4.1: a packet-in from the table-miss flow entry
+            # (priority 0, empty match) has reason NO_MATCH.
+            rule = self.rule
+            miss = rule is not None and rule.priority == 0 and not rule.match
+            self.controller(OFPR_NO_MATCH if miss else OFPR_ACTION, table_id, cookie, max_len)
         elif port in (OFPP_FLOOD, OFPP_ALL):
             outs = [dp for of, dp in sorted(self.br.ports.items()) if of != in_of]
             self.r.actions += [("output", dp) for dp in outs]
@@ -377,6 +382,7 @@ class _Xlate:
                 self.miss(table_id)
                 return
             self.r.rules.append(rule)
+            self.rule = rule
             self.r.trace.append(f"table {table_id}: matched {_rule_text(rule)}")
             table_id = None
             for inst in rule.instructions:
