@@ -551,6 +551,10 @@ class Switch:
         def derive(st):
             packets = st["packets"]
             st["cycles_per_packet"] = round(st["busy_cycles"] / packets, 1) if packets else None
+            for stage in ("rx", "process", "tx"):  # only per-thread entries have these
+                if f"{stage}_cycles" in st:
+                    st[f"{stage}_cycles_per_packet"] = (
+                        round(st[f"{stage}_cycles"] / packets, 1) if packets else None)
             st["packets_per_batch"] = round(packets / st["batches"], 2) if st["batches"] else None
             hits = st["emc_hits"] + st["megaflow_hits"]
             st["hit_rate"] = round(hits / (hits + st["misses"]), 4) if hits + st["misses"] else None
