@@ -1,29 +1,23 @@
 """The real ovs-ofctl (OpenFlow 1.0 and 1.3) against a vswitch bridge's mgmt
 socket, with hosts in namespaces pinging through the flows it installs."""
-import contextlib
 import re
 
 import pytest
 
 from helpers import netns
-from helpers.vswitchd import have, running_vswitchd, wait_for
-from test_switch_forwarding import Topology
+from helpers.vswitchd import have, wait_for
+from test_switch_forwarding import topo  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not have("ovs-ofctl"), reason="needs ovs-ofctl")]
 
 
 @pytest.fixture
-def net(tmp_path):
-    with contextlib.ExitStack() as stack:
-        sw = stack.enter_context(netns.namespace("sw"))
-        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
-        vs.vsctl("add-br", "br0")
-        t = Topology(sw, vs)
-        t.stack = stack
-        for i in (1, 2):
-            t.add_veth_host(stack, f"p{i}", f"10.0.0.{i}")
-        t.mgmt = f"unix:{vs.rundir}/br0.mgmt"
-        yield t
+def net(topo):
+    """The forwarding tests' switch and br0, with hosts p1 and p2 (ofports 1, 2)."""
+    for i in (1, 2):
+        topo.add_veth_host(topo.stack, f"p{i}", f"10.0.0.{i}")
+    topo.mgmt = f"unix:{topo.vs.rundir}/br0.mgmt"
+    return topo
 
 
 def ofctl(t, version, command, *args):
