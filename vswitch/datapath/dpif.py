@@ -1,6 +1,7 @@
 """Datapath: the batch-shaped Python interface to the C fast path."""
 import ipaddress
 import os
+import struct
 from dataclasses import dataclass
 
 from . import flowkey
@@ -47,6 +48,12 @@ SET_FIELDS = {
 }
 SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 
+_UPCALL_SIZE = ffi.sizeof("struct vs_upcall")
+_UPCALL_KEY = ffi.offsetof("struct vs_upcall", "key")
+_UPCALL_VNET = ffi.offsetof("struct vs_upcall", "vnet")
+_VNET_SIZE = ffi.sizeof("struct vs_vnet_hdr")
+_UPCALL_HEAD = struct.Struct("=IIII")  # in_port, cookie, len, offset
+
 UPCALL_BATCH = 64
 UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
 
@@ -75,9 +82,25 @@ def _header(op, nargs):
     return op | nargs << 16
 
 
+_encoded_cache = {}
+
+
 def encode_actions(actions):
     """[(name, arg)] -> (uint32_t[] cdata, word count) in the C layout: a
-    header word (opcode | nargs << 16) then the arguments."""
+    header word (opcode | nargs << 16) then the arguments.  Encodings are
+    cached: a switch uses few distinct action lists, each many times (the C
+    side copies them, so sharing the cdata is safe)."""
+    cache_key = tuple(actions)
+    hit = _encoded_cache.get(cache_key)
+    if hit is not None:
+        return hit
+    if len(_encoded_cache) >= 4096:
+        _encoded_cache.clear()
+    hit = _encoded_cache[cache_key] = _encode_actions(actions)
+    return hit
+
+
+def _encode_actions(actions):
     words = []
     for name, arg in actions:
         if name in SET_FIELDS:
@@ -248,14 +271,22 @@ class Datapath:
             bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags) for d in out[0:n]]
 
     def recv_upcalls(self):
+        """Drains up to UPCALL_BATCH upcalls.  The C structs are read as one
+        buffer and unpacked with struct: this runs for every flow setup."""
         n = lib.vs_dp_recv_upcalls(self._dp, self._ups, UPCALL_BATCH, self._buf, UPCALL_BUF)
+        if not n:
+            return []
+        raw = ffi.buffer(self._ups, n * _UPCALL_SIZE)[:]
+        frames = ffi.buffer(self._buf, UPCALL_BUF)
         result = []
         for i in range(n):
-            u = self._ups[i]
+            base = i * _UPCALL_SIZE
+            in_port, cookie, length, offset = _UPCALL_HEAD.unpack_from(raw, base)
             result.append(Upcall(
-                in_port=u.in_port, cookie=u.cookie, key=flowkey.from_c(u.key),
-                frame=bytes(ffi.buffer(self._buf + u.offset, u.len)),
-                vnet=bytes(ffi.buffer(ffi.addressof(u, "vnet"), ffi.sizeof("struct vs_vnet_hdr")))))
+                in_port=in_port, cookie=cookie,
+                key=flowkey.unpack(raw[base + _UPCALL_KEY:base + _UPCALL_KEY + 72]),
+                frame=frames[offset:offset + length],
+                vnet=raw[base + _UPCALL_VNET:base + _UPCALL_VNET + _VNET_SIZE]))
         return result
 
     def execute(self, in_port, frame, actions, vnet=None):

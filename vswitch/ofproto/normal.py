@@ -67,8 +67,11 @@ class XlateResult:
     vlan: int | None = None  # the VLAN the frame was found to be in
 
 
+_FULL = {name: full_mask(name) for name in ("in_port", "vlan_tci", "dl_src", "dl_dst")}
+
+
 def _read(key, mask, name):
-    mask[name] = full_mask(name)
+    mask[name] = _FULL[name]
     return key.get(name, 0)
 
 
