@@ -220,6 +220,25 @@ class Setup:
                     "netns", vm)
             self.sh(self.sw, "ip", "link", "set", port, "up")
 
+    def attach_ports(self, vsctl, port_type, afxdp_options):
+        """Ports on the switch's br0 through its `vsctl`: taps it creates
+        (ta, tb) whose kernel side moves into the VMs, or the veth ends pa/pb
+        (plain, or type=afxdp with `afxdp_options`); then the VMs' addresses."""
+        if port_type == "tap":
+            for port, vm in (("ta", self.vma), ("tb", self.vmb)):
+                vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
+                wait_until(lambda: sh(self.sw, "ip", "link", "show", port,
+                                      check=False).returncode == 0, 10)
+                self.sh(self.sw, "ip", "link", "set", port, "netns", vm)
+            self.if_a, self.if_b = "ta", "tb"
+        else:
+            self.veth_links()
+            for port in ("pa", "pb"):
+                extra = ["--", "set", "interface", port, "type=afxdp", *afxdp_options] \
+                    if port_type == "afxdp" else []
+                vsctl("add-port", "br0", port, *extra)
+        self.vm_up()
+
     def vm_up(self):
         for ns, ifname, ip in ((self.vma, self.if_a, IP_A), (self.vmb, self.if_b, IP_B)):
             self.sh(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
@@ -287,19 +306,7 @@ def build_ovs(s, port_type):
 
     vsctl("set", "Open_vSwitch", ".", f"other_config:pmd-cpu-mask={1 << int(SWITCH_CPU):#x}")
     vsctl("add-br", "br0", "--", "set", "bridge", "br0", "datapath_type=netdev")
-    if port_type == "tap":
-        for port, vm in (("ta", s.vma), ("tb", s.vmb)):
-            vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
-            wait_until(lambda: sh(sw, "ip", "link", "show", port, check=False).returncode == 0, 10)
-            s.sh(sw, "ip", "link", "set", port, "netns", vm)
-        s.if_a, s.if_b = "ta", "tb"
-    else:
-        s.veth_links()
-        for port in ("pa", "pb"):
-            extra = ["--", "set", "interface", port, "type=afxdp", "options:xdp-mode=native",
-                     "options:n_rxq=1"] if port_type == "afxdp" else []
-            vsctl("add-port", "br0", port, *extra)
-    s.vm_up()
+    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native", "options:n_rxq=1"])
     if port_type == "afxdp":
         # OVS shows the XDP mode in dpctl/show, not in the Interface status.
         show = wait_until(lambda: (lambda t: t if t.count("xdp-mode-in-use") >= 2 else None)(
@@ -327,9 +334,33 @@ def ovs_counters(s):
     return {"packets": packets, "cycles": cycles}
 
 
+SNAPSHOT = {"dir": ROOT, "so": ""}
+
+
+def snapshot_vswitch(tmp):
+    """Run a copy of the vswitch package: colleagues rebuild the C fast path
+    in place while we measure, and a process whose mapped .so is rewritten
+    dies (SIGBUS).  Returns "name sha256[:12] mtime" of the fast path."""
+    dst = os.path.join(tmp, "snapshot")
+    shutil.copytree(os.path.join(ROOT, "vswitch"), os.path.join(dst, "vswitch"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    SNAPSHOT["dir"] = dst
+    import glob
+    import hashlib
+    sos = glob.glob(os.path.join(dst, "vswitch", "datapath", "_datapath*.so"))
+    if not sos:
+        sys.exit("the C fast path is not built: python3 csrc/build_datapath.py")
+    with open(sos[0], "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:12]
+    mtime = time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(
+        os.path.join(ROOT, "vswitch", "datapath", os.path.basename(sos[0])))))
+    SNAPSHOT["so"] = f"{os.path.basename(sos[0])} sha256 {digest}, built {mtime}"
+    return SNAPSHOT["so"]
+
+
 def vswitch_env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = SNAPSHOT["dir"] + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -339,6 +370,8 @@ def build_vswitch(s, port_type):
     env = vswitch_env()
     daemon = [sys.executable, "-m", "vswitch.daemon", "--rundir", run, "--db",
               os.path.join(run, "conf.db"), "--log-file", os.path.join(run, "log"), "--detach"]
+    if SNAPSHOT.get("pmd_mask"):
+        daemon += ["--pmd-cpu-mask", f"{1 << int(SWITCH_CPU):#x}"]
     proc = sh(sw, *daemon, cpu=SWITCH_CPU, env=env, check=False, record=s.name)
     pidfile = os.path.join(run, "vswitchd.pid")
     if os.path.exists(pidfile):
@@ -356,19 +389,7 @@ def build_vswitch(s, port_type):
 
     s.vsctl = vsctl
     vsctl("add-br", "br0")
-    if port_type == "tap":
-        for port, vm in (("ta", s.vma), ("tb", s.vmb)):
-            vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
-            wait_until(lambda: sh(sw, "ip", "link", "show", port, check=False).returncode == 0, 10)
-            s.sh(sw, "ip", "link", "set", port, "netns", vm)
-        s.if_a, s.if_b = "ta", "tb"
-    else:
-        s.veth_links()
-        for port in ("pa", "pb"):
-            extra = ["--", "set", "interface", port, "type=afxdp",
-                     "options:xdp-mode=native"] if port_type == "afxdp" else []
-            vsctl("add-port", "br0", port, *extra)
-    s.vm_up()
+    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native"])
     if port_type == "afxdp":
         for port in ("pa", "pb"):
             st = vsctl("--format", "json", "get", "interface", port, "status", record=False)
@@ -416,6 +437,21 @@ def busy_ns_per_packet(s, before, after):
         return cycles / tsc_mhz() * 1000 / pk if pk > 0 and cycles > 0 else None
     pk = after["packets"] - before["packets"]
     return (after["busy_ns"] - before["busy_ns"]) / pk if pk > 0 else None
+
+
+def stage_cycles(before, after):
+    """vswitch's per-thread cycle breakdown over the run, per packet."""
+    if not before or not after or "pmds" not in after:
+        return None
+    def total(st, key):
+        return sum(p.get(key, 0) for p in st.get("pmds", []))
+    pk = total(after, "packets") - total(before, "packets")
+    if pk <= 0:
+        return None
+    out = {k: (total(after, f"{k}_cycles") - total(before, f"{k}_cycles")) / pk
+           for k in ("rx", "process", "tx", "busy")}
+    out["packets_per_batch"] = pk / max(1, total(after, "batches") - total(before, "batches"))
+    return out
 
 
 # -- measurements --------------------------------------------------------------
@@ -467,6 +503,7 @@ def measure_tcp(s, seconds):
 
 def measure_udp(s, seconds, flows, blaster):
     mac_b = sh(s.vmb, "cat", f"/sys/class/net/{s.if_b}/address").stdout.strip()
+    perf = None
     sink = popen(s.vmb, blaster, "sink", str(UDP_PORT), str(seconds + 5), "500",
                  cpu=TRAFFIC_CPU, record=s.name)
     try:
@@ -498,6 +535,7 @@ def measure_udp(s, seconds, flows, blaster):
         "loss_pct": 100.0 * (1 - delivered / tx["sent"]) if tx["sent"] else None,
         "cpu_ns_per_pkt": (cpu1 - cpu0) / delivered if s.pids and delivered else None,
         "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if delivered else None,
+        "stages": stage_cycles(c0, c1),
     }
 
 
@@ -588,7 +626,7 @@ dp.close()
 def measure_megaflows(n, timeout):
     try:
         proc = subprocess.run([sys.executable, "-c", MEGAFLOW_PROBE, str(n)], env=vswitch_env(),
-                              capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+                              capture_output=True, text=True, timeout=timeout, cwd=SNAPSHOT["dir"])
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout}s"}
     if proc.returncode != 0:
@@ -730,6 +768,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
       f"(min {min(loads[2]):.2f}, max {max(loads[2]):.2f}).  The machine is shared with "
       f"other engineers' test runs, so absolute numbers are noisy; the ratios come "
       f"from interleaved runs.\n")
+    if SNAPSHOT["so"]:
+        w(f"vswitch ran from a snapshot of the package taken at start: {SNAPSHOT['so']}.\n")
     w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
 
@@ -762,6 +802,26 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
                 r = ratio(m[vs][path_], m[ref][path_])
                 cells.append("—" if r is None else f"{r:.2f}×")
             w(f"| {label} | " + " | ".join(cells) + " |")
+        w("")
+
+    stage_rows = []
+    for cfg in configs:
+        for key in ("udp1", "udp10k"):
+            st = [x.get(key, {}).get("stages") for x in samples[cfg]]
+            st = [x for x in st if x]
+            if st:
+                stage_rows.append((cfg, key, {k: med([x.get(k) for x in st])
+                                              for k in ("rx", "process", "tx", "busy",
+                                                        "packets_per_batch")}))
+    if stage_rows:
+        w("## Where vswitch's poll-thread cycles go (pmd-stats-show, TSC cycles per packet, medians)\n")
+        w("| configuration | traffic | receive | parse+lookup+actions | transmit | busy total "
+          "| packets/batch |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        for cfg, key, st in stage_rows:
+            w(f"| {cfg} | {'1 flow' if key == 'udp1' else '10k flows'} | "
+              + " | ".join(fmt(st[k], "{:.0f}") for k in ("rx", "process", "tx", "busy"))
+              + f" | {fmt(st['packets_per_batch'], '{:.1f}')} |")
         w("")
 
     w("## Targets from issue 3\n")
@@ -914,6 +974,11 @@ def main(argv=None):
     megaflows = None
     try:
         blaster = build_blaster(tmp)
+        if any(c.startswith("vswitch") for c in opts.configs):
+            print("vswitch fast path: " + snapshot_vswitch(tmp), flush=True)
+            SNAPSHOT["pmd_mask"] = "--pmd-cpu-mask" in subprocess.run(
+                [sys.executable, "-m", "vswitch.daemon", "--help"], env=vswitch_env(),
+                capture_output=True, text=True).stdout
         stopped = False
         for rep in range(opts.reps):
             k = rep % len(opts.configs)
