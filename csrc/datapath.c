@@ -624,6 +624,24 @@ static void wake_poll_thread(struct vs_dp *dp)
     }
 }
 
+/* Publishes an opened port to the poll threads; -EEXIST if the number is taken. */
+static int port_register(struct vs_dp *dp, struct vs_port *p)
+{
+    int err = 0;
+    pthread_mutex_lock(&dp->mutex);
+    if (dp->ports[p->port_no]) {
+        err = -EEXIST;
+    } else {
+        p->pmd = least_loaded_pmd(dp);
+        dp->ports[p->port_no] = p;
+        dp->ports_gen++;
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    if (!err)
+        wake_poll_thread(dp);
+    return err;
+}
+
 int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifname)
 {
     if (port_no >= VS_MAX_PORTS)
@@ -656,23 +674,12 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifn
     p->port_no = port_no;
     p->type = type;
     p->fd = fd;
-    pthread_mutex_lock(&dp->mutex);
-    int err = 0;
-    if (dp->ports[port_no]) {
-        err = -EEXIST;
-    } else {
-        p->pmd = least_loaded_pmd(dp);
-        dp->ports[port_no] = p;
-        dp->ports_gen++;
-    }
-    pthread_mutex_unlock(&dp->mutex);
+    int err = port_register(dp, p);
     if (err) {
         close(fd);
         free(p);
-        return err;
     }
-    wake_poll_thread(dp);
-    return 0;
+    return err;
 }
 
 int vs_dp_port_add_afxdp(struct vs_dp *dp, uint32_t port_no, const char *ifname,
@@ -697,21 +704,12 @@ int vs_dp_port_add_afxdp(struct vs_dp *dp, uint32_t port_no, const char *ifname,
     p->port_no = port_no;
     p->type = VS_PORT_AFXDP;
     p->fd = vs_afxdp_fd(p->priv);
-    pthread_mutex_lock(&dp->mutex);
-    if (dp->ports[port_no]) {
-        err = -EEXIST;
-    } else {
-        p->pmd = least_loaded_pmd(dp);
-        dp->ports[port_no] = p;
-        dp->ports_gen++;
-    }
-    pthread_mutex_unlock(&dp->mutex);
+    err = port_register(dp, p);
     if (err) {
         port_close(p);
         snprintf(info->step, sizeof info->step, "port number in use");
         return info->error = err;
     }
-    wake_poll_thread(dp);
     return 0;
 }
 

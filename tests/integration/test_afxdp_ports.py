@@ -6,14 +6,10 @@ the switch must segment and checksum in software before an afxdp transmit),
 that del-port and shutdown detach the program, and the fallback to
 afpacket on a device without native XDP."""
 import contextlib
-import hashlib
-import os
-import subprocess
-import tempfile
 
 import pytest
 
-from helpers import netns
+from helpers import netns, traffic
 from helpers.vswitchd import running_vswitchd, wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -85,35 +81,8 @@ def net(tmp_path):
 
 
 def tcp_transfer(net, src, dst, size=16 << 20, port=5001):
-    """Sends `size` random bytes src -> dst with socat; asserts they arrived
-    intact.  The receiver writes to a file, not a pipe nobody reads yet."""
-    payload = os.urandom(size)
-    src_ns, dst_ns = net.hosts[src][0], net.hosts[dst][0]
-    with tempfile.TemporaryFile() as sink:
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", dst_ns, "socat", "-u", f"TCP-LISTEN:{port},reuseaddr", "STDOUT"],
-            stdout=sink)
-        try:
-            wait_for(lambda: f":{port}" in netns.run(dst_ns, "ss", "-ltn").stdout, what="listener")
-            client = subprocess.run(
-                ["ip", "netns", "exec", src_ns, "socat", "-u", "STDIN",
-                 f"TCP:{net.hosts[dst][2]}:{port}"], input=payload, timeout=90)
-            assert client.returncode == 0
-            server.wait(timeout=30)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-        sink.seek(0)
-        received = sink.read()
-    assert len(received) == size, f"{src}->{dst}: {len(received)} of {size} bytes"
-    assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest(), \
-        f"{src}->{dst}: data corrupted"
-
-
-def offloads_on(ns, ifname):
-    out = netns.run(ns, "ethtool", "-k", ifname).stdout
-    return "tx-checksumming: on" in out and "tcp-segmentation-offload: on" in out
+    traffic.tcp_transfer(net.hosts[src][0], net.hosts[dst][0], net.hosts[dst][2], size, port,
+                         what=f"{src}->{dst}")
 
 
 @pytest.mark.parametrize("mode", ["native", "generic"])
@@ -161,7 +130,7 @@ def test_tcp_afxdp_to_and_from_offloading_ports(net, other, mode):
     # The endpoints keep the kernel's defaults: TSO and partial checksums.
     # (Native XDP on a veth makes the kernel turn TSO off on its peer, but
     # tx checksum offload stays on there.)
-    assert offloads_on(*net.hosts[peer][:2])
+    assert traffic.offloads_on(*net.hosts[peer][:2])
     assert "tx-checksumming: on" in netns.run(*net.hosts["ax"][:1], "ethtool", "-k", "eth0").stdout
     assert net.ping("ax", peer)
     tcp_transfer(net, peer, "ax", port=5201)  # GSO frames out of the afxdp port

@@ -1,13 +1,11 @@
 """A real vswitchd in a namespace, hosts in their own namespaces attached by
 veth (afpacket ports) and by a switch-owned tap, real ping and TCP traffic."""
-import hashlib
 import os
-import subprocess
 import time
 
 import pytest
 
-from helpers import netns
+from helpers import netns, traffic
 from helpers.vswitchd import VSWITCHD, running_vswitchd, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -71,52 +69,19 @@ def topo(tmp_path):
         yield t
 
 
-def tcp_transfer(topo, src, dst, size=8 << 20, port=5001):
-    """Sends `size` random bytes from src to dst over TCP; returns
-    (sent sha256, received sha256, received length)."""
-    import tempfile
-    payload = os.urandom(size)
-    src_ns, dst_ns = topo.hosts[src][0], topo.hosts[dst][0]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "received")
-        # The receiver writes to a file: a pipe nobody reads would stall TCP.
-        server = subprocess.Popen(["ip", "netns", "exec", dst_ns, "socat", "-u",
-                                   f"TCP-LISTEN:{port},reuseaddr", f"CREATE:{out}"])
-        try:
-            wait_for(lambda: f":{port}" in netns.run(dst_ns, "ss", "-ltn").stdout, what="listener")
-            client = subprocess.run(
-                ["ip", "netns", "exec", src_ns, "socat", "-u", "STDIN",
-                 f"TCP:{topo.hosts[dst][2]}:{port}"], input=payload, timeout=60)
-            assert client.returncode == 0
-            server.wait(timeout=30)
-        finally:
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-        with open(out, "rb") as f:
-            received = f.read()
-    return hashlib.sha256(payload).hexdigest(), hashlib.sha256(received).hexdigest(), len(received)
-
-
-def offloads_on(ns, ifname):
-    out = netns.run(ns, "ethtool", "-k", ifname).stdout
-    return "tx-checksumming: on" in out and "tcp-segmentation-offload: on" in out
-
-
 def test_ping_and_tcp_through_afpacket_and_tap_ports_with_default_offloads(topo):
     topo.add_veth_host(topo.stack, "p1", "10.0.0.1")
     topo.add_veth_host(topo.stack, "p2", "10.0.0.2")
     topo.add_tap_host(topo.stack, "vm1", "10.0.0.3")
     # The endpoints keep the kernel's defaults: partial checksums and TSO.
-    assert offloads_on(topo.hosts["p1"][0], "eth0")
-    assert offloads_on(topo.hosts["vm1"][0], "vm1")
+    assert traffic.offloads_on(topo.hosts["p1"][0], "eth0")
+    assert traffic.offloads_on(topo.hosts["vm1"][0], "vm1")
 
     assert topo.ping("p1", "p2")
     assert topo.ping("p1", "vm1")
     for src, dst in (("p1", "p2"), ("p2", "vm1"), ("vm1", "p1")):
-        sent, got, n = tcp_transfer(topo, src, dst)
-        assert n == 8 << 20, f"{src}->{dst}: received {n} bytes"
-        assert sent == got, f"{src}->{dst}: data corrupted"
+        traffic.tcp_transfer(topo.hosts[src][0], topo.hosts[dst][0], topo.hosts[dst][2],
+                             what=f"{src}->{dst}")
 
     stats = {row["port"]: row for row in topo.vs.json("dump-ports", "br0")}
     # The transfers went through the fast path: megabytes counted per port.
