@@ -17,9 +17,10 @@ import re
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
+
+from helpers.wait import wait_until
 
 TIMEOUT = 20.0          # generous: CI is a loaded 2-core machine
 
@@ -42,14 +43,7 @@ def udp_socket_state(port: int) -> dict | None:
 
 
 def wait_for(condition, what: str, timeout: float = TIMEOUT, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
+    return wait_until(condition, timeout, interval, what)
 
 
 def poll_until(condition, timeout: float = TIMEOUT) -> bool:

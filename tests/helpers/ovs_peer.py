@@ -38,22 +38,6 @@ def skip_unless_available():
         pytest.skip("needs root for network namespaces")
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.1, what: str = ""):
-    """Poll `predicate()` until it returns a truthy value; return it.
-
-    Raises AssertionError with the last value seen after `timeout` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for "
-                                 f"{what or predicate}; last value: {value!r}")
-        time.sleep(interval)
-
-
 class OvsPeer:
     def __init__(self, ns: str, timeout: float = 30):
         self.ns = ns

@@ -10,11 +10,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
 from helpers import netns
+from helpers.wait import wait_until
 
 
 def _console_script(name, module):
@@ -100,15 +100,7 @@ def running_vswitchd(ns, workdir):
         vs.stop()
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+wait_for = wait_until  # the name the switch tests use
 
 
 def have(tool):

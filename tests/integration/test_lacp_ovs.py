@@ -10,7 +10,8 @@ import time
 
 import pytest
 from helpers import netns
-from helpers.ovs_peer import OvsPeer, skip_unless_available, wait_until
+from helpers.ovs_peer import OvsPeer, skip_unless_available
+from helpers.wait import wait_until
 from helpers.rawsock import EngineLoop, RawPort
 
 from vswitch.lacp import LacpEngine, pdu, render_show

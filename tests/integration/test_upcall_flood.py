@@ -5,7 +5,6 @@ import contextlib
 import socket
 import struct
 import threading
-import time
 
 from helpers import netns
 from helpers.vswitchd import running_vswitchd, wait_for
