@@ -63,6 +63,7 @@ struct vs_dp_stats {
 /* One poll thread's counters.  Cycles are TSC ticks (ns on non-x86). */
 struct vs_pmd_stats {
     int64_t cpu; /* pinned CPU, -1 if not pinned */
+    int64_t busy_poll;
     uint64_t packets, batches;
     uint64_t emc_hits, megaflow_hits, misses;
     uint64_t upcalls, upcall_drops, malformed;
@@ -95,8 +96,9 @@ struct vs_dp;
 /* Creates a datapath with one unpinned poll thread. */
 struct vs_dp *vs_dp_create(uint32_t upcall_ring_size);
 /* Replaces the poll threads by n threads pinned to cpus[i] (cpus NULL or
- * cpus[i] < 0: not pinned); ports are spread over them.  Returns n. */
-int vs_dp_set_pmds(struct vs_dp *, const int *cpus, int n);
+ * cpus[i] < 0: not pinned); ports are spread over them.  With busy_poll the
+ * threads spin instead of sleeping when idle.  Returns n. */
+int vs_dp_set_pmds(struct vs_dp *, const int *cpus, int n, int busy_poll);
 int vs_dp_pmd_stats(struct vs_dp *, struct vs_pmd_stats *out, int max);
 void vs_dp_destroy(struct vs_dp *);
 int vs_dp_upcall_fd(struct vs_dp *);

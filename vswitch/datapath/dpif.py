@@ -220,10 +220,11 @@ class Datapath:
             "upcall_drops", "malformed", "n_flows", "n_subtables", "n_pmds",
             "busy_ns", "idle_ns", "busy_cycles", "idle_cycles")}
 
-    def set_pmds(self, cpus):
-        """Runs one poll thread per entry of cpus (None: not pinned)."""
+    def set_pmds(self, cpus, busy_poll=False):
+        """Runs one poll thread per entry of cpus (None: not pinned); with
+        busy_poll they spin on their ports instead of sleeping."""
         arr = ffi.new("int[]", [-1 if c is None else c for c in cpus])
-        n = lib.vs_dp_set_pmds(self._dp, arr, len(cpus))
+        n = lib.vs_dp_set_pmds(self._dp, arr, len(cpus), int(busy_poll))
         if n != len(cpus):
             raise OSError(f"could only start {max(n, 0)} of {len(cpus)} poll threads")
 
@@ -231,7 +232,7 @@ class Datapath:
         out = ffi.new("struct vs_pmd_stats[]", lib.VS_MAX_PMDS)
         n = lib.vs_dp_pmd_stats(self._dp, out, lib.VS_MAX_PMDS)
         return [{name: getattr(out[i], name) for name in (
-            "cpu", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
+            "cpu", "busy_poll", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
             "upcall_drops", "malformed", "busy_ns", "idle_ns", "busy_cycles", "idle_cycles",
             "rx_cycles", "process_cycles", "tx_cycles")}
             for i in range(n)]
