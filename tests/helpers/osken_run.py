@@ -5,9 +5,12 @@ Parses os-ken's own options, loads the apps, instantiates them and joins
 their threads, as osken-manager does."""
 import sys
 
-from os_ken import cfg, log
-from os_ken.base.app_manager import AppManager
 from os_ken.lib import hub
+
+hub.patch(thread=False)  # as osken-manager does first: eventlet-friendly sockets, sleeps, timers
+
+from os_ken import cfg, log  # noqa: E402
+from os_ken.base.app_manager import AppManager  # noqa: E402
 
 
 def main(argv):
