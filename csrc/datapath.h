@@ -1,21 +1,29 @@
-/* datapath.h — the fast path: ports, a poll thread, the flow cache, actions,
+/* datapath.h — the fast path: ports, poll threads, the flow cache, actions,
  * and the upcall ring.  This is the whole C API the Python slow path sees.
  *
  * Design note.
  *  - Batch-shaped: one call per batch or per control operation.  Python never
  *    handles a packet that hits the cache.
- *  - The poll thread (plain pthread, never touches Python) polls its ports,
- *    receives up to VS_BATCH frames per port per round, parses each once,
- *    looks up EMC → megaflow classifier, executes actions, and sends output
- *    batched per port at the end of the batch.
+ *  - Poll threads ("PMDs", plain pthreads that never touch Python), one by
+ *    default, or one pinned per CPU (vs_dp_set_pmds).  Each owns some ports,
+ *    its EMC, receive buffers and output staging: it receives up to VS_BATCH
+ *    frames per port per round, parses each once, looks up EMC → megaflow
+ *    classifier, executes actions, and sends output batched per port at the
+ *    end of the batch.  It sleeps in poll() when idle (or spins, if asked),
+ *    and skips poll() while its ports keep filling batches.
+ *  - Counters per thread say where the cycles go: receive, parse + lookup +
+ *    actions, transmit, idle (vs_dp_pmd_stats).
  *  - A miss becomes an upcall: key + frame copied into a bounded ring, an
  *    eventfd is written once per batch, and Python (asyncio) drains it with
  *    vs_dp_recv_upcalls().  A full ring drops the packet and counts it, so a
  *    flood of new flows cannot stall established ones.
- *  - Locking: one datapath mutex serialises the poll thread's batches and every
+ *  - Locking: one datapath mutex serialises the poll threads' batches and every
  *    control call.  Both sides hold it only inside C for bounded work (one
- *    batch, one flow operation), never across Python code, so the poll thread
- *    never waits on the interpreter.  The upcall ring has its own lock.
+ *    batch, one flow operation), never across Python code, so a poll thread
+ *    never waits on the interpreter; control calls announce themselves and
+ *    poll threads let them in first.  The upcall ring has its own lock.
+ *    (Simpler than RCU publication, at the cost that poll threads do not
+ *    look up in parallel.)
  *  - Actions are a flat array of 32-bit words: each action is a header word
  *    (opcode | number of argument words << 16) followed by its arguments;
  *    see VS_ACTION_*.  An empty list drops.
