@@ -361,6 +361,9 @@ def snapshot_vswitch(tmp):
 def vswitch_env():
     env = dict(os.environ)
     env["PYTHONPATH"] = SNAPSHOT["dir"] + (":" + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # `python -m` would otherwise put the working directory (the source tree,
+    # whose .so colleagues rebuild) ahead of the snapshot.
+    env["PYTHONSAFEPATH"] = "1"
     return env
 
 

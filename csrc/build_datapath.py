@@ -61,5 +61,9 @@ if __name__ == "__main__":
     import shutil
 
     for so in glob.glob("build/cffi/vswitch/datapath/_datapath*.so"):
-        shutil.copy(so, "vswitch/datapath/")
-        print("built", so)
+        # Copy, then rename over the old file: running daemons keep the inode
+        # they mapped.  Writing into it in place crashes them.
+        dst = os.path.join("vswitch/datapath", os.path.basename(so))
+        shutil.copy(so, dst + ".tmp")
+        os.replace(dst + ".tmp", dst)
+        print("built", dst)
