@@ -337,24 +337,38 @@ def ovs_counters(s):
 SNAPSHOT = {"dir": ROOT, "so": ""}
 
 
+def _built_package():
+    """The vswitch package to measure: the source tree if its fast path is
+    built in place, else the installed one (as after `pip install .`)."""
+    import glob
+    import importlib.util
+    here = os.path.join(ROOT, "vswitch")
+    if glob.glob(os.path.join(here, "datapath", "_datapath*.so")):
+        return here
+    spec = importlib.util.find_spec("vswitch")
+    if spec and spec.origin:
+        installed = os.path.dirname(spec.origin)
+        if glob.glob(os.path.join(installed, "datapath", "_datapath*.so")):
+            return installed
+    sys.exit("the C fast path is not built: `pip install .` or python3 csrc/build_datapath.py")
+
+
 def snapshot_vswitch(tmp):
     """Run a copy of the vswitch package: colleagues rebuild the C fast path
     in place while we measure, and a process whose mapped .so is rewritten
-    dies (SIGBUS).  Returns "name sha256[:12] mtime" of the fast path."""
-    dst = os.path.join(tmp, "snapshot")
-    shutil.copytree(os.path.join(ROOT, "vswitch"), os.path.join(dst, "vswitch"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    SNAPSHOT["dir"] = dst
+    dies.  Returns "name sha256[:12] mtime" of the fast path."""
     import glob
     import hashlib
-    sos = glob.glob(os.path.join(dst, "vswitch", "datapath", "_datapath*.so"))
-    if not sos:
-        sys.exit("the C fast path is not built: python3 csrc/build_datapath.py")
-    with open(sos[0], "rb") as f:
+    src = _built_package()
+    dst = os.path.join(tmp, "snapshot")
+    shutil.copytree(src, os.path.join(dst, "vswitch"), ignore=shutil.ignore_patterns("__pycache__"))
+    SNAPSHOT["dir"] = dst
+    so = glob.glob(os.path.join(dst, "vswitch", "datapath", "_datapath*.so"))[0]
+    with open(so, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()[:12]
     mtime = time.strftime("%H:%M:%S", time.localtime(os.path.getmtime(
-        os.path.join(ROOT, "vswitch", "datapath", os.path.basename(sos[0])))))
-    SNAPSHOT["so"] = f"{os.path.basename(sos[0])} sha256 {digest}, built {mtime}"
+        os.path.join(src, "datapath", os.path.basename(so)))))
+    SNAPSHOT["so"] = f"{os.path.basename(so)} sha256 {digest}, built {mtime}, from {src}"
     return SNAPSHOT["so"]
 
 
