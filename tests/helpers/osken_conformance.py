@@ -3,6 +3,8 @@ tester.py with its JSON cases) against vswitch or a private Open vSwitch.
 
     python3 tests/helpers/osken_conformance.py vswitch|ovs [match action group meter]
 
+(from the repository root: vswitchd runs as `python3 -m vswitch.daemon`).
+
 Layout: namespace "sw" holds the target switch (vswitchd, or OVS with the
 netdev datapath) and the os-ken tester; namespace "tst" holds the tester
 switch (a private OVS).  Three veth links join target ports 1,2,3 to tester
@@ -10,11 +12,11 @@ ports 1,2,3 (tester.py's defaults); a fourth link lets the tester switch reach
 the controller on 192.168.77.1:6633.  Prints the tester's per-case results and
 the tester's OK/ERROR counts per directory.  Everything is torn down at exit.
 
-Status: both switches connect and the tester starts ("Join target SW",
-"Join tester SW"), but it then stalls on the first case (action 00_OUTPUT)
-with this launcher; not yet diagnosed, so no pass counts yet.
+Per-case results go to LOGDIR/<kind>-<category>.json ([{file, case, result,
+reason}]); results and reasons are summarized in docs/CONFORMANCE.md.
 """
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -30,6 +32,12 @@ import os_ken  # noqa: E402
 
 SUITE = os.path.join(os.path.dirname(os_ken.__file__), "tests", "switch")
 CTL_IP = "192.168.77.1"
+# os-ken 4.x defaults to its "native" hub (OS threads), where tester.py cannot
+# work: hub.Timeout is never started and cannot interrupt Event.wait(), and
+# hub.Event can lose a wake-up, so the first reply it waits for that is late
+# or missing hangs it forever.  The eventlet hub (chosen by this environment
+# variable before os_ken.lib.hub is imported) gives it its 3 s timeouts.
+HUB = "eventlet"
 
 
 def link(ns_a, a, ns_b, b, ip_a=None, ip_b=None):
@@ -48,7 +56,9 @@ def ovs_bridge(ovs, name, dpid, ports):
     ovs.vsctl("set-controller", name, f"tcp:{CTL_IP}:6633")
 
 
-def run(target_kind, dirs, workdir):
+def run(target_kind, dirs, workdir, timeout=3600):
+    """dirs: category names under of13/ or absolute paths (a directory or one
+    JSON file).  Returns {label: [case dicts]} (see parse_cases)."""
     with contextlib.ExitStack() as stack:
         sw = stack.enter_context(netns.namespace("sw"))
         tst = stack.enter_context(netns.namespace("tst"))
@@ -70,20 +80,48 @@ def run(target_kind, dirs, workdir):
             ovs_bridge(target, "br0", "0000000000000001", ["t1", "t2", "t3"])
         results = {}
         for d in dirs:
-            log_path = os.path.join(workdir, f"{target_kind}-{d}.log")
+            label = os.path.basename(d.rstrip("/")) if os.path.isabs(d) else d
+            log_path = os.path.join(workdir, f"{target_kind}-{label}.log")
             with open(log_path, "w") as log:   # written as it runs: `tail -f` shows progress
-                subprocess.run(
-                    ["ip", "netns", "exec", sw, sys.executable,
-                     os.path.join(os.path.dirname(__file__), "osken_run.py"),
-                     "--ofp-listen-host", CTL_IP, "--test-switch-dir", os.path.join(SUITE, "of13", d),
-                     os.path.join(SUITE, "tester.py")], stdout=log, stderr=subprocess.STDOUT, timeout=3600)
+                try:
+                    subprocess.run(
+                        ["ip", "netns", "exec", sw, sys.executable,
+                         os.path.join(os.path.dirname(__file__), "osken_run.py"),
+                         "--ofp-listen-host", CTL_IP,
+                         "--test-switch-dir", d if os.path.isabs(d) else os.path.join(SUITE, "of13", d),
+                         os.path.join(SUITE, "tester.py")], stdout=log, stderr=subprocess.STDOUT,
+                        timeout=timeout, env={**os.environ, "OSKEN_HUB_TYPE": HUB})
+                except subprocess.TimeoutExpired:
+                    print(f"{target_kind} {label}: stopped after {timeout} s", flush=True)
             with open(log_path) as f:
-                text = f.read()
-            m = re.search(r"OK\((\d+)\) / ERROR\((\d+)\)", text)   # the tester's report line
-            ok, err = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-            results[d] = (ok, err)
-            print(f"{target_kind} {d}: {ok} OK, {err} ERROR", flush=True)
+                cases = parse_cases(f.read())
+            with open(os.path.join(workdir, f"{target_kind}-{label}.json"), "w") as f:
+                json.dump(cases, f, indent=1)
+            ok = sum(c["result"] == "OK" for c in cases)
+            results[label] = cases
+            print(f"{target_kind} {label}: {ok} OK, {len(cases) - ok} ERROR", flush=True)
         return results
+
+
+CASE = re.compile(r"^    (\S.*?)\s+(OK|ERROR)$")
+
+
+def parse_cases(text):
+    """The tester's per-case lines: a file's description ("action: 00_OUTPUT")
+    on its own line, then "    <case> OK|ERROR", an ERROR followed by its
+    reason indented by eight spaces.  Returns [{file, case, result, reason}]."""
+    cases, current = [], None
+    for line in text.splitlines():
+        if line.startswith("--- Test report"):
+            break
+        m = CASE.match(line)
+        if m:
+            cases.append({"file": current, "case": m.group(1), "result": m.group(2), "reason": ""})
+        elif line.startswith("        ") and cases and cases[-1]["result"] == "ERROR" and not cases[-1]["reason"]:
+            cases[-1]["reason"] = line.strip()
+        elif re.match(r"^\w[\w-]*: \S", line) and not line.startswith(("dpid=", "loading", "instantiating")):
+            current = line.strip()
+    return cases
 
 
 if __name__ == "__main__":
