@@ -237,7 +237,10 @@ static const uint8_t edit_width[] = {
     [VS_EDIT_ETH_SRC] = 6,  [VS_EDIT_ETH_DST] = 6,  [VS_EDIT_IPV4_SRC] = 4,
     [VS_EDIT_IPV4_DST] = 4, [VS_EDIT_IPV4_TOS] = 1, [VS_EDIT_IPV4_TTL] = 1,
     [VS_EDIT_IPV6_SRC] = 16, [VS_EDIT_IPV6_DST] = 16, [VS_EDIT_TP_SRC] = 2,
-    [VS_EDIT_TP_DST] = 2,
+    [VS_EDIT_TP_DST] = 2, [VS_EDIT_IPV6_TC] = 1, [VS_EDIT_IPV6_HLIMIT] = 1,
+    [VS_EDIT_IPV6_FLABEL] = 4, [VS_EDIT_ICMP_TYPE] = 1, [VS_EDIT_ICMP_CODE] = 1,
+    [VS_EDIT_ARP_OP] = 2, [VS_EDIT_ARP_SHA] = 6, [VS_EDIT_ARP_SPA] = 4,
+    [VS_EDIT_ARP_THA] = 6, [VS_EDIT_ARP_TPA] = 4,
 };
 
 static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t nargs)

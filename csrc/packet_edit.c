@@ -40,6 +40,8 @@ static void find_layout(const struct vs_packet *pkt, struct layout *lo)
     } else if (type == 0x86dd && pkt->len >= off + 40) {
         lo->proto = d[off + 6]; /* extension headers: L4 edits not supported */
         lo->l4 = off + 40;
+    } else if (type == 0x0806 && pkt->len >= off + 28) {
+        /* ARP for Ethernet/IPv4: fixed offsets from l3 */
     } else {
         lo->ethertype = 0;
     }
@@ -166,6 +168,62 @@ static int edit_port(struct vs_packet *pkt, const struct layout *lo, int field,
     return 0;
 }
 
+/* IPv6 header fields outside the pseudo-header: no checksum changes. */
+static int edit_ipv6_hdr(struct vs_packet *pkt, const struct layout *lo, int field,
+                         const uint8_t *value)
+{
+    if (lo->ethertype != 0x86dd)
+        return -1;
+    uint8_t *ip = pkt->data + lo->l3;
+    switch (field) {
+    case VS_EDIT_IPV6_TC:
+        ip[0] = (uint8_t)((ip[0] & 0xf0) | (value[0] >> 4));
+        ip[1] = (uint8_t)((ip[1] & 0x0f) | (value[0] << 4));
+        return 0;
+    case VS_EDIT_IPV6_HLIMIT:
+        ip[7] = value[0];
+        return 0;
+    default: /* VS_EDIT_IPV6_FLABEL */
+        ip[1] = (uint8_t)((ip[1] & 0xf0) | (value[1] & 0x0f));
+        ip[2] = value[2];
+        ip[3] = value[3];
+        return 0;
+    }
+}
+
+static int edit_icmp(struct vs_packet *pkt, const struct layout *lo, int field,
+                     const uint8_t *value)
+{
+    if (!lo->l4 || !((lo->proto == 1 && lo->ethertype == 0x0800) ||
+                     (lo->proto == 58 && lo->ethertype == 0x86dd)) ||
+        pkt->len < lo->l4 + 4)
+        return -1;
+    uint8_t *icmp = pkt->data + lo->l4;
+    uint8_t old[2], new[2];
+    memcpy(old, icmp, 2);
+    memcpy(new, icmp, 2);
+    new[field == VS_EDIT_ICMP_TYPE ? 0 : 1] = value[0];
+    memcpy(icmp, new, 2);
+    if (!l4_partial(pkt, lo))
+        wr16(icmp + 2, csum_replace(rd16(icmp + 2), old, new, 2));
+    return 0;
+}
+
+static int edit_arp(struct vs_packet *pkt, const struct layout *lo, int field,
+                    const uint8_t *value)
+{
+    static const uint8_t at[] = {[VS_EDIT_ARP_OP] = 6,   [VS_EDIT_ARP_SHA] = 8,
+                                 [VS_EDIT_ARP_SPA] = 14, [VS_EDIT_ARP_THA] = 18,
+                                 [VS_EDIT_ARP_TPA] = 24};
+    static const uint8_t width[] = {[VS_EDIT_ARP_OP] = 2,  [VS_EDIT_ARP_SHA] = 6,
+                                    [VS_EDIT_ARP_SPA] = 4, [VS_EDIT_ARP_THA] = 6,
+                                    [VS_EDIT_ARP_TPA] = 4};
+    if (lo->ethertype != 0x0806)
+        return -1;
+    memcpy(pkt->data + lo->l3 + at[field], value, width[field]);
+    return 0;
+}
+
 int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
 {
     if (field == VS_EDIT_ETH_SRC || field == VS_EDIT_ETH_DST) {
@@ -188,6 +246,19 @@ int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
     case VS_EDIT_TP_SRC:
     case VS_EDIT_TP_DST:
         return edit_port(pkt, &lo, field, value);
+    case VS_EDIT_IPV6_TC:
+    case VS_EDIT_IPV6_HLIMIT:
+    case VS_EDIT_IPV6_FLABEL:
+        return edit_ipv6_hdr(pkt, &lo, field, value);
+    case VS_EDIT_ICMP_TYPE:
+    case VS_EDIT_ICMP_CODE:
+        return edit_icmp(pkt, &lo, field, value);
+    case VS_EDIT_ARP_OP:
+    case VS_EDIT_ARP_SHA:
+    case VS_EDIT_ARP_SPA:
+    case VS_EDIT_ARP_THA:
+    case VS_EDIT_ARP_TPA:
+        return edit_arp(pkt, &lo, field, value);
     default:
         return -1;
     }

@@ -31,11 +31,22 @@ enum vs_edit_field {
     VS_EDIT_IPV6_DST,
     VS_EDIT_TP_SRC,
     VS_EDIT_TP_DST,
+    VS_EDIT_IPV6_TC,     /* traffic class byte (DSCP and ECN) */
+    VS_EDIT_IPV6_HLIMIT,
+    VS_EDIT_IPV6_FLABEL, /* 4 bytes, the low 20 bits used */
+    VS_EDIT_ICMP_TYPE,   /* ICMPv4 or ICMPv6, checksum updated */
+    VS_EDIT_ICMP_CODE,
+    VS_EDIT_ARP_OP,      /* 2 bytes */
+    VS_EDIT_ARP_SHA,
+    VS_EDIT_ARP_SPA,
+    VS_EDIT_ARP_THA,
+    VS_EDIT_ARP_TPA,
 };
 
 /* Applies one edit; `value` holds the new field in network byte order, as
  * many bytes as the field has (6 for MACs, 4 for IPv4, 16 for IPv6, 2 for
- * ports, 1 for TOS/TTL).  Returns 0, or -1 if the frame has no such field. */
+ * ports, 1 for TOS/TTL/traffic class/hop limit/ICMP type and code, 4 for
+ * the flow label, 2 for the ARP opcode).  Returns 0, or -1 if the frame has no such field. */
 int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value);
 
 #endif

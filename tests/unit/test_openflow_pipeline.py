@@ -91,7 +91,7 @@ def test_table_miss_per_version_and_controller_reasons():
 
 @pytest.mark.parametrize("flow, code", [
     ("actions=push_mpls:0x8847", "BAD_TYPE"),
-    ("arp,actions=set_field:1->arp_op", "BAD_SET_TYPE"),
+    ("mpls,actions=set_field:5->mpls_label", "BAD_SET_TYPE"),
     ("actions=output:0", "BAD_OUT_PORT"),
 ])
 def test_unsupported_actions_refused_at_flow_mod(flow, code):
@@ -105,3 +105,18 @@ def test_trace_key_from_ofctl_match():
     key = pipeline.match_to_key(spec.match, {OFPP_LOCAL: 1023})
     assert key["in_port"] == 1023 and key["vlan_tci"] == 0x1005 and key["tp_dst"] == 443
     assert key["nw_dst"] == 0x0A000002 and key["nw_proto"] == 6
+
+
+@pytest.mark.parametrize("flow, key, action", [
+    ("ipv6,actions=dec_ttl,output:2", {"dl_type": 0x86DD, "nw_ttl": 64}, ("set_ipv6_hlimit", 63)),
+    ("ipv6,actions=set_field:16->ip_dscp,output:2", {"dl_type": 0x86DD, "nw_tos": 0x21},
+     ("set_ipv6_tc", 0x41)),
+    ("arp,actions=set_field:2->arp_op,output:2", {"dl_type": 0x0806, "nw_proto": 1}, ("set_arp_op", 2)),
+    ("icmp,actions=set_field:0->icmpv4_type,output:2", {"nw_proto": 1, "tp_src": 8}, ("set_icmp_type", 0)),
+    ("ipv6,actions=set_field:203->ipv6_flabel,output:2", {"dl_type": 0x86DD}, ("set_ipv6_flabel", 203)),
+])
+def test_set_fields_beyond_ipv4(flow, key, action):
+    """IPv6 TTL/traffic class, ARP and ICMP fields and the flow label become
+    datapath set actions (the OF1.3 conformance suite's set_field cases)."""
+    r = pipeline.xlate(bridge(flow), dict(KEY, **key), 0)
+    assert r.actions[0] == action and r.actions[-1][0] == "output"

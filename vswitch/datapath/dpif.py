@@ -45,6 +45,16 @@ SET_FIELDS = {
     "set_ipv6_dst": (lib.VS_EDIT_IPV6_DST, 16),
     "set_tp_src": (lib.VS_EDIT_TP_SRC, 2),
     "set_tp_dst": (lib.VS_EDIT_TP_DST, 2),
+    "set_ipv6_tc": (lib.VS_EDIT_IPV6_TC, 1),
+    "set_ipv6_hlimit": (lib.VS_EDIT_IPV6_HLIMIT, 1),
+    "set_ipv6_flabel": (lib.VS_EDIT_IPV6_FLABEL, 4),
+    "set_icmp_type": (lib.VS_EDIT_ICMP_TYPE, 1),
+    "set_icmp_code": (lib.VS_EDIT_ICMP_CODE, 1),
+    "set_arp_op": (lib.VS_EDIT_ARP_OP, 2),
+    "set_arp_sha": (lib.VS_EDIT_ARP_SHA, 6),
+    "set_arp_spa": (lib.VS_EDIT_ARP_SPA, 4),
+    "set_arp_tha": (lib.VS_EDIT_ARP_THA, 6),
+    "set_arp_tpa": (lib.VS_EDIT_ARP_TPA, 4),
 }
 SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 
@@ -148,11 +158,11 @@ def format_actions(actions, port_names=None):
 
 
 def _format_value(name, value):
-    if name.startswith("set_eth"):
+    if name.startswith(("set_eth", "set_arp_sha", "set_arp_tha")):
         return flowkey.mac_str(value)
-    if name.startswith("set_ipv4_src") or name.startswith("set_ipv4_dst"):
+    if name.startswith(("set_ipv4_src", "set_ipv4_dst", "set_arp_spa", "set_arp_tpa")):
         return str(ipaddress.IPv4Address(value))
-    if name.startswith("set_ipv6"):
+    if name in ("set_ipv6_src", "set_ipv6_dst"):
         return str(ipaddress.IPv6Address(value))
     return str(value)
 

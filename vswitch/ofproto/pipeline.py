@@ -21,7 +21,7 @@ passes a meter is not cached (result.slow_path): every packet is metered here
 
 OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
 whatever L4 header the packet has.  Actions that this datapath cannot perform
-(MPLS, PBB, copy-TTL, set-field on ARP/ICMP/IPv6 label...) are refused when
+(MPLS, PBB, copy-TTL, set-field on MPLS/tunnel/ND fields...) are refused when
 the flow is added, by check_instructions(), with the error the spec names.
 """
 import zlib
@@ -68,6 +68,24 @@ SETTABLE = {
     "tp_src": ("set_tp_src", "tp_src", "l4"), "tp_dst": ("set_tp_dst", "tp_dst", "l4"),
     "tcp_src": ("set_tp_src", "tp_src", 6), "tcp_dst": ("set_tp_dst", "tp_dst", 6),
     "udp_src": ("set_tp_src", "tp_src", 17), "udp_dst": ("set_tp_dst", "tp_dst", 17),
+    "icmpv4_type": ("set_icmp_type", "tp_src", 1), "icmpv4_code": ("set_icmp_code", "tp_dst", 1),
+    "icmpv6_type": ("set_icmp_type", "tp_src", 58), "icmpv6_code": ("set_icmp_code", "tp_dst", 58),
+    "arp_op": ("set_arp_op", "nw_proto", ETH_ARP), "arp_spa": ("set_arp_spa", "nw_src", ETH_ARP),
+    "arp_tpa": ("set_arp_tpa", "nw_dst", ETH_ARP),
+    # not in the flow key: written, never read back
+    "arp_sha": ("set_arp_sha", None, ETH_ARP), "arp_tha": ("set_arp_tha", None, ETH_ARP),
+    "ipv6_flabel": ("set_ipv6_flabel", None, ETH_IPV6),
+}
+L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 1: (1,), 58: (58,)}
+# key field -> datapath action that writes it back, by ethertype (restore())
+RESTORE = {
+    "dl_src": {None: "set_eth_src"}, "dl_dst": {None: "set_eth_dst"},
+    "nw_src": {ETH_IP: "set_ipv4_src", ETH_ARP: "set_arp_spa"},
+    "nw_dst": {ETH_IP: "set_ipv4_dst", ETH_ARP: "set_arp_tpa"},
+    "ipv6_src": {ETH_IPV6: "set_ipv6_src"}, "ipv6_dst": {ETH_IPV6: "set_ipv6_dst"},
+    "nw_tos": {ETH_IP: "set_ipv4_tos", ETH_IPV6: "set_ipv6_tc"},
+    "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
+    "nw_proto": {ETH_ARP: "set_arp_op"},
 }
 SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn"}
 UNSUPPORTED_ACTIONS = (PushMpls, PopMpls, SetMplsTtl, DecMplsTtl, PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
@@ -213,34 +231,39 @@ class _Xlate:
             return
         dl_type = self.read("dl_type")
         if name in ("ip_dscp", "ip_ecn"):
-            if dl_type != ETH_IP:
-                self.r.trace.append(f"    set {name}: not IPv4, skipped")
+            if dl_type not in (ETH_IP, ETH_IPV6):
+                self.r.trace.append(f"    set {name}: not IP, skipped")
                 return
             tos = self.read("nw_tos")
             tos = (value << 2) | (tos & 3) if name == "ip_dscp" else (tos & 0xFC) | (value & 3)
-            self.emit("set_ipv4_tos", tos)
+            self.emit("set_ipv4_tos" if dl_type == ETH_IP else "set_ipv6_tc", tos)
             self.state["nw_tos"] = tos
             return
         action, key_field, needs = SETTABLE[name]
-        if needs == "l4" or isinstance(needs, int) and needs in (6, 17):
+        if needs in L4_PROTOS:
             proto = self.read("nw_proto") if dl_type in (ETH_IP, ETH_IPV6) else None
-            if proto not in (6, 17) or (needs != "l4" and proto != needs):
-                self.r.trace.append(f"    set {name}: no TCP/UDP header, skipped")
+            if proto not in L4_PROTOS[needs] or (proto == 1 and dl_type != ETH_IP) \
+                    or (proto == 58 and dl_type != ETH_IPV6):
+                self.r.trace.append(f"    set {name}: no such L4 header, skipped")
                 return
         elif needs is not None and dl_type != needs:
             self.r.trace.append(f"    set {name}: wrong protocol, skipped")
             return
+        if name in ("icmpv4_type", "icmpv4_code", "icmpv6_type", "icmpv6_code"):
+            value &= 0xFF
         self.emit(action, value)
-        self.state[key_field] = value
+        if key_field:
+            self.state[key_field] = value
 
     def restore(self, saved):
         """Undo the packet changes made since `saved` (group buckets work on copies)."""
-        for name, action in (("dl_src", "set_eth_src"), ("dl_dst", "set_eth_dst"),
-                             ("nw_src", "set_ipv4_src"), ("nw_dst", "set_ipv4_dst"),
-                             ("ipv6_src", "set_ipv6_src"), ("ipv6_dst", "set_ipv6_dst"),
-                             ("nw_tos", "set_ipv4_tos"), ("nw_ttl", "set_ipv4_ttl"),
-                             ("tp_src", "set_tp_src"), ("tp_dst", "set_tp_dst")):
-            if self.state.get(name, 0) != saved.get(name, 0):
+        dl_type = self.state.get("dl_type", 0)
+        icmp = dl_type in (ETH_IP, ETH_IPV6) and self.state.get("nw_proto") in (1, 58)
+        for name, by_type in (*RESTORE.items(),
+                              ("tp_src", {None: "set_icmp_type" if icmp else "set_tp_src"}),
+                              ("tp_dst", {None: "set_icmp_code" if icmp else "set_tp_dst"})):
+            action = by_type.get(None) or by_type.get(dl_type)
+            if action and self.state.get(name, 0) != saved.get(name, 0):
                 self.emit(action, saved.get(name, 0))
                 self.state[name] = saved.get(name, 0)
         if self.state.get("vlan_tci", 0) != saved.get("vlan_tci", 0):
@@ -333,11 +356,13 @@ class _Xlate:
         return True
 
     def ttl(self, a, table_id, cookie):
-        if self.read("dl_type") != ETH_IP:
-            self.r.trace.append(f"    {type(a).__name__}: not IPv4, no change")
+        dl_type = self.read("dl_type")
+        if dl_type not in (ETH_IP, ETH_IPV6):
+            self.r.trace.append(f"    {type(a).__name__}: not IP, no change")
             return True
+        set_ttl = "set_ipv4_ttl" if dl_type == ETH_IP else "set_ipv6_hlimit"
         if isinstance(a, SetNwTtl):
-            self.emit("set_ipv4_ttl", a.ttl)
+            self.emit(set_ttl, a.ttl)
             self.state["nw_ttl"] = a.ttl
             return True
         ttl = self.read("nw_ttl")
@@ -345,7 +370,7 @@ class _Xlate:
             self.r.trace.append(f"    dec_ttl: TTL {ttl} expires")
             self.controller(OFPR_INVALID_TTL, table_id, cookie, self.br.miss_send_len)
             return False
-        self.emit("set_ipv4_ttl", ttl - 1)
+        self.emit(set_ttl, ttl - 1)
         self.state["nw_ttl"] = ttl - 1
         return True
 
