@@ -111,7 +111,9 @@ class Match(dict):
 
     def normalized(self):
         """Same match with full masks written as exact and zero masks dropped,
-        so two matches that select the same packets compare equal."""
+        so two matches that select the same packets compare equal.  Fields
+        come in OXM field-number order (in_port, ..., vlan_vid, vlan_pcp, ...),
+        the order OVS replies in and controllers compare against."""
         out = {}
         for name, (value, mask) in self.items():
             if mask is not None and mask & full(name) == full(name):
@@ -119,7 +121,7 @@ class Match(dict):
             if mask == 0:
                 continue
             out[name] = (value if mask is None else value & mask, mask)
-        return Match(sorted(out.items()))
+        return Match(sorted(out.items(), key=lambda item: FIELDS[item[0]].number))
 
     def matches(self, packet):
         """packet: {field: int}.  A field the packet lacks never matches."""
