@@ -233,6 +233,47 @@ static void pop_vlan(struct vs_packet *pkt)
     vnet_shift(pkt, -4);
 }
 
+/* Offset of the Ethertype after the Ethernet header and one VLAN tag. */
+static uint32_t ethertype_offset(const struct vs_packet *pkt)
+{
+    uint32_t off = 12;
+    if (pkt->len >= 18 && pkt->data[12] == 0x81 && pkt->data[13] == 0x00)
+        off = 16;
+    else if (pkt->len >= 18 && pkt->data[12] == 0x88 && pkt->data[13] == 0xa8)
+        off = 16;
+    return off;
+}
+
+static void push_mpls(struct vs_packet *pkt, uint16_t ethertype)
+{
+    if (pkt->data - pkt->buf < 4 || pkt->len < 14)
+        return;
+    uint32_t off = ethertype_offset(pkt);
+    pkt->data -= 4;
+    memmove(pkt->data, pkt->data + 4, off);
+    pkt->data[off] = (uint8_t)(ethertype >> 8);
+    pkt->data[off + 1] = (uint8_t)ethertype;
+    memset(pkt->data + off + 2, 0, 4);
+    pkt->len += 4;
+    vnet_shift(pkt, 4);
+}
+
+static void pop_mpls(struct vs_packet *pkt, uint16_t ethertype)
+{
+    uint32_t off = ethertype_offset(pkt);
+    if (pkt->len < off + 6)
+        return;
+    uint16_t type = (uint16_t)(pkt->data[off] << 8 | pkt->data[off + 1]);
+    if (type != 0x8847 && type != 0x8848)
+        return;
+    memmove(pkt->data + 4, pkt->data, off);
+    pkt->data += 4;
+    pkt->len -= 4;
+    pkt->data[off] = (uint8_t)(ethertype >> 8);
+    pkt->data[off + 1] = (uint8_t)ethertype;
+    vnet_shift(pkt, -4);
+}
+
 static const uint8_t edit_width[] = {
     [VS_EDIT_ETH_SRC] = 6,  [VS_EDIT_ETH_DST] = 6,  [VS_EDIT_IPV4_SRC] = 4,
     [VS_EDIT_IPV4_DST] = 4, [VS_EDIT_IPV4_TOS] = 1, [VS_EDIT_IPV4_TTL] = 1,
@@ -240,7 +281,7 @@ static const uint8_t edit_width[] = {
     [VS_EDIT_TP_DST] = 2, [VS_EDIT_IPV6_TC] = 1, [VS_EDIT_IPV6_HLIMIT] = 1,
     [VS_EDIT_IPV6_FLABEL] = 4, [VS_EDIT_ICMP_TYPE] = 1, [VS_EDIT_ICMP_CODE] = 1,
     [VS_EDIT_ARP_OP] = 2, [VS_EDIT_ARP_SHA] = 6, [VS_EDIT_ARP_SPA] = 4,
-    [VS_EDIT_ARP_THA] = 6, [VS_EDIT_ARP_TPA] = 4,
+    [VS_EDIT_ARP_THA] = 6, [VS_EDIT_ARP_TPA] = 4, [VS_EDIT_MPLS_LSE] = 4,
 };
 
 static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t nargs)
@@ -292,6 +333,12 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
             break;
         case VS_ACTION_POP_VLAN:
             pop_vlan(pkt);
+            break;
+        case VS_ACTION_PUSH_MPLS:
+            push_mpls(pkt, (uint16_t)args[0]);
+            break;
+        case VS_ACTION_POP_MPLS:
+            pop_mpls(pkt, (uint16_t)args[0]);
             break;
         case VS_ACTION_USERSPACE:
             upcalled |= upcall_enqueue(dp, st, in_port, args[0], key, pkt);

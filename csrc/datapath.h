@@ -46,6 +46,9 @@ enum {
     VS_ACTION_USERSPACE = 4, /* arg: cookie handed to Python with the packet */
     VS_ACTION_SET_FIELD = 5, /* args: a VS_EDIT_* field, then its new value as
                               * big-endian words, right-aligned (packet_edit.h) */
+    VS_ACTION_PUSH_MPLS = 6, /* arg: Ethertype; pushes a zero label stack entry
+                              * after the VLAN tag (set it with VS_EDIT_MPLS_LSE) */
+    VS_ACTION_POP_MPLS = 7,  /* arg: Ethertype of what follows the popped entry */
 };
 
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)

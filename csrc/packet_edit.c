@@ -232,6 +232,15 @@ int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
         memcpy(pkt->data + (field == VS_EDIT_ETH_SRC ? 6 : 0), value, 6);
         return 0;
     }
+    if (field == VS_EDIT_MPLS_LSE) {
+        uint32_t off = 12;
+        if (pkt->len >= 18 && (rd16(pkt->data + 12) == 0x8100 || rd16(pkt->data + 12) == 0x88a8))
+            off = 16;
+        if (pkt->len < off + 6 || (rd16(pkt->data + off) != 0x8847 && rd16(pkt->data + off) != 0x8848))
+            return -1;
+        memcpy(pkt->data + off + 2, value, 4);
+        return 0;
+    }
     struct layout lo;
     find_layout(pkt, &lo);
     switch (field) {

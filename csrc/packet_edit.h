@@ -41,6 +41,7 @@ enum vs_edit_field {
     VS_EDIT_ARP_SPA,
     VS_EDIT_ARP_THA,
     VS_EDIT_ARP_TPA,
+    VS_EDIT_MPLS_LSE,    /* the top MPLS label stack entry, 4 bytes */
 };
 
 /* Applies one edit; `value` holds the new field in network byte order, as

@@ -340,7 +340,7 @@ class Switch:
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
 
     def _handle_openflow_upcall(self, bridge, up, now):
-        result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame))
+        result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         if not result.slow_path:

@@ -6,7 +6,7 @@ from vswitch.ofproto import pipeline
 from vswitch.ofproto.flow_table import FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofctl_runtime import parse_group
 from vswitch.ofproto.ofctl_syntax import parse_flow
-from vswitch.ofproto.ofp import OFPError
+from vswitch.ofproto.ofp import OFPError, PushPbb
 from vswitch.ofproto.ofp.constants import OFPFC_ADD, OFPP_LOCAL, OFPR_ACTION, OFPR_INVALID_TTL, OFPR_NO_MATCH
 
 KEY = {"in_port": 1, "vlan_tci": 0, "dl_type": 0x0800, "dl_src": 0x0A, "dl_dst": 0x0B,
@@ -90,14 +90,16 @@ def test_table_miss_per_version_and_controller_reasons():
 
 
 @pytest.mark.parametrize("flow, code", [
-    ("actions=push_mpls:0x8847", "BAD_TYPE"),
-    ("mpls,actions=set_field:5->mpls_label", "BAD_SET_TYPE"),
+    ("actions=set_field:5->tunnel_id", "BAD_SET_TYPE"),
     ("actions=output:0", "BAD_OUT_PORT"),
 ])
 def test_unsupported_actions_refused_at_flow_mod(flow, code):
     with pytest.raises(OFPError) as err:
         bridge(flow)
     assert err.value.code == code
+    with pytest.raises(OFPError) as err:
+        pipeline.check_actions([PushPbb(0x88E7)])
+    assert err.value.code == "BAD_TYPE"
 
 
 def test_trace_key_from_ofctl_match():
@@ -120,3 +122,31 @@ def test_set_fields_beyond_ipv4(flow, key, action):
     datapath set actions (the OF1.3 conformance suite's set_field cases)."""
     r = pipeline.xlate(bridge(flow), dict(KEY, **key), 0)
     assert r.actions[0] == action and r.actions[-1][0] == "output"
+
+
+def _mpls_frame(lse, inner):
+    return bytes(6) + bytes.fromhex("0000000000aa") + b"\x88\x47" + lse.to_bytes(4, "big") + inner
+
+
+IPV4_TCP = bytes.fromhex("45200028000000004006f9ccc0a80a0ac0a81414") + bytes.fromhex(
+    "2b6708ae000000000000000050000000" "00000000")
+
+
+def test_mpls_labels_from_the_frame_and_pop_uncovers_ipv4():
+    """The key stops at the MPLS Ethertype: labels come from the frame, pop_mpls
+    exposes the IPv4 header to the next table, and nothing is cached."""
+    frame = _mpls_frame(100 << 12 | 3 << 9 | 0x100 | 64, IPV4_TCP)
+    key = dict(KEY, dl_type=0x8847, nw_src=0, nw_dst=0, nw_proto=0, tp_src=0, tp_dst=0)
+    br = bridge("mpls,mpls_label=100,actions=pop_mpls:0x0800,goto_table:1",
+                "table=1,ip,nw_dst=192.168.20.20,ip_dscp=8,tcp,tp_dst=2222,actions=dec_mpls_ttl,output:2")
+    r = pipeline.xlate(br, key, 0, len(frame), frame)
+    assert r.actions == [("pop_mpls", 0x0800), ("output", 2)] and r.slow_path
+    br = bridge("mpls,actions=dec_mpls_ttl,set_field:5->mpls_tc,push_mpls:0x8847,output:2")
+    r = pipeline.xlate(br, key, 0, len(frame), frame)
+    lse = 100 << 12 | 3 << 9 | 0x100 | 63
+    assert r.actions == [("set_mpls_lse", lse), ("set_mpls_lse", lse & ~(7 << 9) | 5 << 9),
+                         ("push_mpls", 0x8847), ("set_mpls_lse", (lse & ~(7 << 9) | 5 << 9) & ~0x100),
+                         ("output", 2)]
+    br = bridge("ip,actions=push_mpls:0x8847,output:2")
+    assert pipeline.xlate(br, KEY, 0).actions == [("push_mpls", 0x8847), ("set_mpls_lse", 0x100 | 64),
+                                                  ("output", 2)]

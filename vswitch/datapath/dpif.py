@@ -31,6 +31,8 @@ ACTIONS = {
     "push_vlan": lib.VS_ACTION_PUSH_VLAN,
     "pop_vlan": lib.VS_ACTION_POP_VLAN,
     "userspace": lib.VS_ACTION_USERSPACE,
+    "push_mpls": lib.VS_ACTION_PUSH_MPLS,
+    "pop_mpls": lib.VS_ACTION_POP_MPLS,
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 # set-field actions: name -> (VS_EDIT_* field, width in bytes)
@@ -55,6 +57,7 @@ SET_FIELDS = {
     "set_arp_spa": (lib.VS_EDIT_ARP_SPA, 4),
     "set_arp_tha": (lib.VS_EDIT_ARP_THA, 6),
     "set_arp_tpa": (lib.VS_EDIT_ARP_TPA, 4),
+    "set_mpls_lse": (lib.VS_EDIT_MPLS_LSE, 4),
 }
 SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 

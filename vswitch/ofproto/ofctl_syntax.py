@@ -11,9 +11,10 @@ ovs-fields(7) and ovs-actions(7).
 import ipaddress
 from dataclasses import dataclass, field
 
-from vswitch.ofproto.ofp import (ApplyActions, ClearActions, DecNwTtl, Enqueue, FlowMod, GotoTable,
+from vswitch.ofproto.ofp import (ApplyActions, ClearActions, DecMplsTtl, DecNwTtl, Enqueue, FlowMod, GotoTable,
                                  Group, Match, Meter, OFPError, Output, PopMpls, PopVlan, PushMpls,
-                                 PushVlan, SetField, SetNwTtl, SetQueue, WriteActions, WriteMetadata)
+                                 PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue, WriteActions,
+                                 WriteMetadata)
 from vswitch.ofproto.ofp.constants import (OFPCML_NO_BUFFER, OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS,
                                            OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER,
                                            RESERVED_PORTS)
@@ -319,6 +320,10 @@ ACTION_WORDS = {
     "dec_ttl": lambda a: DecNwTtl(),
     "push_mpls": lambda a: PushMpls(_int(a)),
     "pop_mpls": lambda a: PopMpls(_int(a)),
+    "set_mpls_ttl": lambda a: SetMplsTtl(_int(a)),
+    "dec_mpls_ttl": lambda a: DecMplsTtl(),
+    "set_mpls_label": _set("mpls_label", _int),
+    "set_mpls_tc": _set("mpls_tc", _int),
     "group": lambda a: Group(_int(a)),
     "set_queue": lambda a: SetQueue(_int(a)),
     "enqueue": lambda a: Enqueue(_port(a.split(":")[0]), _int(a.split(":")[1])),
@@ -436,12 +441,12 @@ def format_action(a, version=4):
         return PORT_NAMES.get(a.port, f"output:{a.port}")
     if isinstance(a, SetField):
         return f"set_field:{_format_set_value(a)}->{SET_FIELD_PRINT.get(a.field, a.field)}"
-    simple = {PopVlan: "pop_vlan", DecNwTtl: "dec_ttl"}
+    simple = {PopVlan: "pop_vlan", DecNwTtl: "dec_ttl", DecMplsTtl: "dec_mpls_ttl"}
     if type(a) in simple:
         return simple[type(a)]
     words = {PushVlan: ("push_vlan", "0x{:x}"), PushMpls: ("push_mpls", "0x{:x}"),
              PopMpls: ("pop_mpls", "0x{:04x}"), Group: ("group", "{}"), SetQueue: ("set_queue", "{}"),
-             SetNwTtl: ("mod_nw_ttl", "{}")}
+             SetNwTtl: ("mod_nw_ttl", "{}"), SetMplsTtl: ("set_mpls_ttl", "{}")}
     if type(a) in words:
         word, fmt = words[type(a)]
         return f"{word}:{fmt.format(*vars(a).values())}"

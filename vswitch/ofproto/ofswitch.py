@@ -253,7 +253,7 @@ class OFSwitch:
             raise OFPError("BAD_REQUEST", "BAD_PACKET", detail="packet-out frame does not parse")
         key.pop("tcp_flags", None)
         view = self.host.of_view(self.name, now)
-        result = pipeline.execute_actions(view, key, msg.actions, now, len(msg.data))
+        result = pipeline.execute_actions(view, key, msg.actions, now, len(msg.data), bytes(msg.data))
         self.host.dp_execute(dp_in, msg.data, result.actions)
         return result
 

@@ -39,6 +39,7 @@ from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
                                            OFPR_INVALID_TTL, OFPR_NO_MATCH)
 
 ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
+ETH_MPLS = (0x8847, 0x8848)
 MAX_DEPTH = 16  # nested groups / table passes of one packet
 FRAG_LATER = 2
 
@@ -87,10 +88,12 @@ RESTORE = {
     "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
     "nw_proto": {ETH_ARP: "set_arp_op"},
 }
-SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn"}
-UNSUPPORTED_ACTIONS = (PushMpls, PopMpls, SetMplsTtl, DecMplsTtl, PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc"}
+UNSUPPORTED_ACTIONS = (PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
+SETTABLE_MPLS = {"mpls_label": (12, 0xFFFFF), "mpls_tc": (9, 7)}  # shift, width mask in the LSE
 # Action-set execution order (OF1.3 section 5.10).
-SET_ORDER = [PopVlan, PushVlan, DecNwTtl, SetNwTtl, SetField, SetQueue, Group, Output, Enqueue]
+SET_ORDER = [PopVlan, PopMpls, PushMpls, PushVlan, DecNwTtl, DecMplsTtl, SetNwTtl, SetMplsTtl,
+             SetField, SetQueue, Group, Output, Enqueue]
 
 
 def packet_fields(state, metadata=0, in_port=None):
@@ -104,6 +107,9 @@ def packet_fields(state, metadata=0, in_port=None):
     if tci & VLAN_CFI:
         p["vlan_pcp"] = tci >> 13
     dl_type = p["eth_type"]
+    if dl_type in ETH_MPLS and "mpls_lse" in state:
+        lse = state["mpls_lse"]
+        p.update(mpls_label=lse >> 12, mpls_tc=(lse >> 9) & 7, mpls_bos=(lse >> 8) & 1)
     if dl_type == ETH_ARP:
         p.update(arp_op=state.get("nw_proto", 0), arp_spa=state.get("nw_src", 0),
                  arp_tpa=state.get("nw_dst", 0))
@@ -188,15 +194,105 @@ class OFXlateResult:
 
 
 class _Xlate:
-    def __init__(self, bridge, key, now, packet_len, in_port_dp):
+    def __init__(self, bridge, key, now, packet_len, in_port_dp, frame=None):
         self.br, self.now, self.packet_len = bridge, now, packet_len
         self.state = dict(key)
         self.r = OFXlateResult()
+        self.frame = frame
+        self.mpls = []          # the label stack entries (top first) as the packet has them now
+        self.mpls_payload = None  # offset in `frame` of what follows the frame's own labels
+        if key.get("dl_type") in ETH_MPLS:
+            self._parse_mpls()
         self.metadata = 0
         self.in_port_dp = in_port_dp
         self.rule = None  # the rule whose instructions run now
         self.dp_to_of = {dp: of for of, dp in bridge.ports.items()}
         self.read("in_port")
+
+    # --- MPLS ------------------------------------------------------------------
+    # The flow key stops at the MPLS Ethertype, so a packet whose translation
+    # depends on its labels (or on what a pop_mpls uncovers) is not cached:
+    # result.slow_path, and the labels come from the frame itself.
+    def _parse_mpls(self):
+        self.r.slow_path = True
+        f = self.frame
+        if f is None:
+            return
+        off = 18 if len(f) >= 18 and f[12:14] in (b"\x81\x00", b"\x88\xa8") else 14
+        while len(f) >= off + 4:
+            lse = int.from_bytes(f[off:off + 4], "big")
+            self.mpls.append(lse)
+            off += 4
+            if lse & 0x100:
+                break
+        self.mpls_payload = off
+        self._mpls_state()
+
+    def _mpls_state(self):
+        if self.mpls:
+            self.state["mpls_lse"] = self.mpls[0]
+        else:
+            self.state.pop("mpls_lse", None)
+
+    def set_mpls_lse(self, lse):
+        self.mpls[0] = lse
+        self.emit("set_mpls_lse", lse)
+        self._mpls_state()
+
+    def push_mpls(self, ethertype):
+        self.r.slow_path = True
+        dl_type = self.read("dl_type")
+        if dl_type in ETH_MPLS and self.mpls:
+            lse = self.mpls[0] & ~0x100
+        else:
+            ttl = self.read("nw_ttl") if dl_type in (ETH_IP, ETH_IPV6) else 0
+            lse = 0x100 | ttl
+        self.emit("push_mpls", ethertype)
+        self.emit("set_mpls_lse", lse)
+        self.mpls.insert(0, lse)
+        self.state["dl_type"] = ethertype
+        self._mpls_state()
+
+    def pop_mpls(self, ethertype):
+        if self.read("dl_type") not in ETH_MPLS or not self.mpls:
+            self.r.trace.append("    pop_mpls: no MPLS label, no change")
+            return
+        self.r.slow_path = True
+        self.emit("pop_mpls", ethertype)
+        self.mpls.pop(0)
+        self.state["dl_type"] = ethertype
+        self._mpls_state()
+        if ethertype in ETH_MPLS or self.mpls:
+            return
+        # What the frame carried under its labels becomes the packet's L3/L4.
+        for name in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto", "nw_tos",
+                     "nw_ttl", "nw_frag", "tp_src", "tp_dst"):
+            self.state[name] = 0
+        if self.frame is None or self.mpls_payload is None:
+            return
+        from vswitch.datapath import dpif
+        inner = dpif.parse_frame(self.frame[:12] + ethertype.to_bytes(2, "big")
+                                 + self.frame[self.mpls_payload:], self.state.get("in_port", 0))
+        if inner:
+            for name in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto", "nw_tos",
+                         "nw_ttl", "nw_frag", "tp_src", "tp_dst"):
+                self.state[name] = inner.get(name, 0)
+
+    def mpls_ttl(self, a, table_id, cookie):
+        if self.read("dl_type") not in ETH_MPLS or not self.mpls:
+            self.r.trace.append(f"    {type(a).__name__}: no MPLS label, no change")
+            return True
+        lse = self.mpls[0]
+        if isinstance(a, SetMplsTtl):
+            ttl = a.ttl & 0xFF
+        else:
+            if lse & 0xFF <= 1:
+                self.r.trace.append(f"    dec_mpls_ttl: TTL {lse & 0xFF} expires")
+                self.controller(OFPR_INVALID_TTL, table_id, cookie, self.br.miss_send_len)
+                return False
+            ttl = (lse & 0xFF) - 1
+        self.set_mpls_lse((lse & ~0xFF) | ttl)
+        return True
 
     # --- reading and writing the packet --------------------------------------
     def read(self, name, bits=None):
@@ -230,6 +326,13 @@ class _Xlate:
             self.set_vlan((tci & 0x1FFF) | VLAN_CFI | ((value & 7) << 13))
             return
         dl_type = self.read("dl_type")
+        if name in SETTABLE_MPLS:
+            if dl_type not in ETH_MPLS or not self.mpls:
+                self.r.trace.append(f"    set {name}: no MPLS label, skipped")
+                return
+            shift, width = SETTABLE_MPLS[name]
+            self.set_mpls_lse((self.mpls[0] & ~(width << shift)) | ((value & width) << shift))
+            return
         if name in ("ip_dscp", "ip_ecn"):
             if dl_type not in (ETH_IP, ETH_IPV6):
                 self.r.trace.append(f"    set {name}: not IP, skipped")
@@ -349,6 +452,12 @@ class _Xlate:
                 self.emit("pop_vlan")
         elif isinstance(a, (DecNwTtl, SetNwTtl)):
             return self.ttl(a, table_id, cookie)
+        elif isinstance(a, PushMpls):
+            self.push_mpls(a.ethertype)
+        elif isinstance(a, PopMpls):
+            self.pop_mpls(a.ethertype)
+        elif isinstance(a, (SetMplsTtl, DecMplsTtl)):
+            return self.mpls_ttl(a, table_id, cookie)
         elif isinstance(a, Group):
             self.group(a.group_id, depth, table_id, cookie)
         elif isinstance(a, SetQueue):
@@ -476,18 +585,19 @@ def _rule_text(rule):
                                                                priority=rule.priority))
 
 
-def xlate(bridge, key, now, packet_len=None):
+def xlate(bridge, key, now, packet_len=None, frame=None):
     """Runs `key` through the OpenFlow tables -> OFXlateResult.  packet_len is
-    the frame length for meters (None in a trace: meters then pass)."""
-    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"))
+    the frame length for meters (None in a trace: meters then pass); frame,
+    when given, supplies what the key lacks (MPLS labels and what they hide)."""
+    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"), frame)
     x.run_table(0)
     return x.r
 
 
-def execute_actions(bridge, key, actions, now, packet_len=None):
+def execute_actions(bridge, key, actions, now, packet_len=None, frame=None):
     """A packet-out: its action list as if applied by a rule (output:TABLE
     runs the tables)."""
-    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"))
+    x = _Xlate(bridge, key, now, packet_len, key.get("in_port"), frame)
     x.r.trace.append("packet-out actions")
     x.apply(actions, 0xFF, 0, 0)
     return x.r
