@@ -1,0 +1,55 @@
+"""A fast slice of os-ken's OpenFlow 1.3 switch conformance suite
+(os_ken/tests/switch/tester.py) against vswitch, with a private OVS as the
+tester switch (tests/helpers/osken_conformance.py sets both up).  The full
+comparison with OVS is the script itself; its results are in
+docs/CONFORMANCE.md."""
+import json
+import os
+import shutil
+
+import pytest
+
+from helpers import ovs_peer
+
+pytestmark = pytest.mark.timeout(120)
+
+# Files whose every case OVS 3.1 passes too, except PBB ones (which neither
+# switch supports): output, MPLS pop, set-field through a new datapath edit
+# (IPv6 traffic class, also after pop_mpls + goto_table; ARP opcode).
+CASES = [
+    "action/00_OUTPUT.json",
+    "action/20_POP_MPLS.json",
+    "action/25_SET_FIELD/08_IP_DSCP_IPv6.json",
+    "action/25_SET_FIELD/21_ARP_OP.json",
+]  # (group cases measure throughput for ~10 s each: left to the script)
+# Seen with OVS as the target too: the tester switch counts the packet on
+# its port but no packet-in reaches the tester within its 3 s, now and then.
+TESTER_LOSS = "increment in rx_packets in tester"
+
+
+def _failures(results):
+    return [c for cases in results.values() for c in cases
+            if c["result"] != "OK" and "pbb" not in c["case"]]
+
+
+def test_osken_switch_suite_slice_passes_on_vswitch(tmp_path):
+    ovs_peer.skip_unless_available()
+    from helpers import osken_conformance
+    cases_dir = tmp_path / "cases"
+    cases_dir.mkdir()
+    files = {}
+    for i, rel in enumerate(CASES):
+        path = cases_dir / f"{i:02d}_{os.path.basename(rel)}"
+        shutil.copy(os.path.join(osken_conformance.SUITE, "of13", rel), path)
+        files[json.load(open(path))[0]] = path   # the file's description names it in the log
+    results = osken_conformance.run("vswitch", [str(cases_dir)], str(tmp_path), timeout=50)
+    cases = results["cases"]
+    assert len(cases) >= 12, f"only {len(cases)} cases ran (logs in {tmp_path})"
+    failed = _failures(results)
+    if failed and all(TESTER_LOSS in c["reason"] for c in failed):
+        retry = tmp_path / "retry"
+        retry.mkdir()
+        for c in failed:
+            shutil.copy(files[c["file"]], retry)
+        failed = _failures(osken_conformance.run("vswitch", [str(retry)], str(tmp_path), timeout=40))
+    assert not failed, "\n".join(f"{c['file']} {c['case']}: {c['reason']}" for c in failed)
