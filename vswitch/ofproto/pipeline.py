@@ -20,9 +20,12 @@ passes a meter is not cached (result.slow_path): every packet is metered here
 (meters run in the slow path; the fast path has no token buckets).
 
 OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
-whatever L4 header the packet has.  Actions that this datapath cannot perform
-(MPLS, PBB, copy-TTL, set-field on MPLS/tunnel/ND fields...) are refused when
-the flow is added, by check_instructions(), with the error the spec names.
+whatever L4 header the packet has.  MPLS: the flow key stops at the MPLS
+Ethertype, so labels are read from the frame (xlate's `frame`), pop_mpls
+parses what it uncovers, and such flows stay in the slow path.  Actions that
+this datapath cannot perform (PBB, copy-TTL, set-field on tunnel/ND/...) are
+refused when the flow is added, by check_instructions(), with the error the
+spec names.
 """
 import zlib
 from dataclasses import dataclass, field
