@@ -259,6 +259,16 @@ struct vs_flow *vs_cls_lookup(struct vs_classifier *c, const struct vs_key *key)
     return NULL;
 }
 
+/* Per-thread xorshift: cheap, and poll threads never share it. */
+static inline uint32_t next_random(void)
+{
+    static __thread uint32_t x = 2463534242u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+}
+
 struct vs_flow *vs_emc_lookup(struct vs_classifier *c, struct vs_emc_entry *emc,
                               const struct vs_key *key, int *tier)
 {
@@ -271,10 +281,16 @@ struct vs_flow *vs_emc_lookup(struct vs_classifier *c, struct vs_emc_entry *emc,
     }
     struct vs_flow *f = vs_cls_lookup(c, key);
     if (f) {
-        e->hash = hash;
-        e->gen = c->gen;
-        e->key = *key;
-        e->flow = f;
+        /* Insert only about one miss in VS_EMC_INSERT_INV_PROB (OVS's
+         * emc-insert-inv-prob): a long-lived flow gets in after a few dozen
+         * packets, while thousands of short flows sharing a megaflow do not
+         * evict each other on every packet.  An empty slot is always taken. */
+        if (!e->flow || e->gen != c->gen || next_random() % VS_EMC_INSERT_INV_PROB == 0) {
+            e->hash = hash;
+            e->gen = c->gen;
+            e->key = *key;
+            e->flow = f;
+        }
         *tier = 2;
     } else {
         *tier = 0;

@@ -12,7 +12,9 @@
  * indexed by the full key's hash.  An EMC entry is valid only while the
  * classifier's generation number is unchanged; deleting any flow bumps the
  * generation, which empties the EMC in O(1) and means an entry never points
- * at a freed flow.
+ * at a freed flow.  Hits found in the classifier enter the EMC with
+ * probability 1/VS_EMC_INSERT_INV_PROB (as OVS's emc-insert-inv-prob), so
+ * thousands of short flows under one megaflow do not thrash it.
  *
  * Concurrency: the datapath serialises all classifier access under its mutex
  * (taken once per batch by the poll thread, and inside each control call), so
@@ -47,6 +49,7 @@ struct vs_subtable {
 };
 
 #define VS_EMC_SIZE 8192
+#define VS_EMC_INSERT_INV_PROB 32
 
 struct vs_emc_entry {
     uint32_t hash;
