@@ -28,9 +28,9 @@
 #endif
 
 #define FRAME_SIZE 4096u
-#define N_FRAMES 2048u
-#define N_RX_FRAMES 1024u /* the rest are for transmit */
-#define RING_SIZE 1024u
+#define N_FRAMES 6144u
+#define N_RX_FRAMES 4096u /* the rest are for transmit; a TCP window of frames */
+#define RING_SIZE 4096u
 #define MAX_QUEUES 64
 #define MAX_SEGS 64 /* a 64 KiB GSO frame at MSS 1024+ */
 

@@ -2,10 +2,12 @@
  *
  * Design note.
  *  - One AF_XDP socket per rx queue of the netdev (ETHTOOL_GCHANNELS; 1 when
- *    the driver does not say), each with its own UMEM: 2048 chunks of 4 KiB,
- *    half lent to the kernel through the fill ring for receive, half kept on
- *    a free list for transmit and returned by the completion ring.  Rings of
- *    1024 entries; bound with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth
+ *    the driver does not say), each with its own UMEM: 6144 chunks of 4 KiB
+ *    (24 MiB), 4096 lent to the kernel through the fill ring for receive (a
+ *    TCP window's worth: with 1024 a sender's burst emptied the fill ring
+ *    while the poll thread was transmitting, and TCP retransmitted), 2048
+ *    kept on a free list for transmit and returned by the completion ring.
+ *    Rings of 4096 entries; bound with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth
  *    has no zero-copy, and copy mode works on every driver).
  *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
  *    attached in native (driver) mode, or generic (skb) mode, or native then
