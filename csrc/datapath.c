@@ -282,6 +282,7 @@ static const uint8_t edit_width[] = {
     [VS_EDIT_IPV6_FLABEL] = 4, [VS_EDIT_ICMP_TYPE] = 1, [VS_EDIT_ICMP_CODE] = 1,
     [VS_EDIT_ARP_OP] = 2, [VS_EDIT_ARP_SHA] = 6, [VS_EDIT_ARP_SPA] = 4,
     [VS_EDIT_ARP_THA] = 6, [VS_EDIT_ARP_TPA] = 4, [VS_EDIT_MPLS_LSE] = 4,
+    [VS_EDIT_ND_TARGET] = 16, [VS_EDIT_ND_SLL] = 6, [VS_EDIT_ND_TLL] = 6,
 };
 
 static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t nargs)

@@ -209,6 +209,43 @@ static int edit_icmp(struct vs_packet *pkt, const struct layout *lo, int field,
     return 0;
 }
 
+/* IPv6 neighbor discovery: the target address, or the link-layer address
+ * option (source for a solicitation, target for an advertisement). */
+static int edit_nd(struct vs_packet *pkt, const struct layout *lo, int field,
+                   const uint8_t *value)
+{
+    if (!lo->l4 || lo->ethertype != 0x86dd || lo->proto != 58 || pkt->len < lo->l4 + 24)
+        return -1;
+    uint8_t *icmp = pkt->data + lo->l4;
+    if (icmp[0] != 135 && icmp[0] != 136)
+        return -1;
+    uint8_t *at = NULL;
+    int len = 16;
+    if (field == VS_EDIT_ND_TARGET) {
+        at = icmp + 8;
+    } else {
+        uint8_t want = field == VS_EDIT_ND_SLL ? 1 : 2;
+        if (icmp[0] != (field == VS_EDIT_ND_SLL ? 135 : 136))
+            return -1;
+        for (uint32_t opt = lo->l4 + 24; pkt->len >= opt + 8 && pkt->data[opt + 1];
+             opt += pkt->data[opt + 1] * 8u) {
+            if (pkt->data[opt] == want) {
+                at = pkt->data + opt + 2;
+                break;
+            }
+        }
+        len = 6;
+    }
+    if (!at)
+        return -1;
+    uint8_t old[16];
+    memcpy(old, at, (size_t)len);
+    memcpy(at, value, (size_t)len);
+    if (!l4_partial(pkt, lo))
+        wr16(icmp + 2, csum_replace(rd16(icmp + 2), old, value, len));
+    return 0;
+}
+
 static int edit_arp(struct vs_packet *pkt, const struct layout *lo, int field,
                     const uint8_t *value)
 {
@@ -262,6 +299,10 @@ int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
     case VS_EDIT_ICMP_TYPE:
     case VS_EDIT_ICMP_CODE:
         return edit_icmp(pkt, &lo, field, value);
+    case VS_EDIT_ND_TARGET:
+    case VS_EDIT_ND_SLL:
+    case VS_EDIT_ND_TLL:
+        return edit_nd(pkt, &lo, field, value);
     case VS_EDIT_ARP_OP:
     case VS_EDIT_ARP_SHA:
     case VS_EDIT_ARP_SPA:

@@ -42,6 +42,9 @@ enum vs_edit_field {
     VS_EDIT_ARP_THA,
     VS_EDIT_ARP_TPA,
     VS_EDIT_MPLS_LSE,    /* the top MPLS label stack entry, 4 bytes */
+    VS_EDIT_ND_TARGET,   /* IPv6 ND target (NS/NA), 16 bytes, checksum updated */
+    VS_EDIT_ND_SLL,      /* the NS source link-layer address option, 6 bytes */
+    VS_EDIT_ND_TLL,      /* the NA target link-layer address option, 6 bytes */
 };
 
 /* Applies one edit; `value` holds the new field in network byte order, as

@@ -6,7 +6,7 @@ from vswitch.ofproto import pipeline
 from vswitch.ofproto.flow_table import FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofctl_runtime import parse_group
 from vswitch.ofproto.ofctl_syntax import parse_flow
-from vswitch.ofproto.ofp import OFPError, PushPbb
+from vswitch.ofproto.ofp import OFPError, PushPbb, SetField
 from vswitch.ofproto.ofp.constants import OFPFC_ADD, OFPP_LOCAL, OFPR_ACTION, OFPR_INVALID_TTL, OFPR_NO_MATCH
 
 KEY = {"in_port": 1, "vlan_tci": 0, "dl_type": 0x0800, "dl_src": 0x0A, "dl_dst": 0x0B,
@@ -90,7 +90,6 @@ def test_table_miss_per_version_and_controller_reasons():
 
 
 @pytest.mark.parametrize("flow, code", [
-    ("actions=set_field:5->tunnel_id", "BAD_SET_TYPE"),
     ("actions=output:0", "BAD_OUT_PORT"),
 ])
 def test_unsupported_actions_refused_at_flow_mod(flow, code):
@@ -100,6 +99,9 @@ def test_unsupported_actions_refused_at_flow_mod(flow, code):
     with pytest.raises(OFPError) as err:
         pipeline.check_actions([PushPbb(0x88E7)])
     assert err.value.code == "BAD_TYPE"
+    with pytest.raises(OFPError) as err:
+        pipeline.check_actions([SetField("mpls_bos", 1)])
+    assert err.value.code == "BAD_SET_TYPE"
 
 
 def test_trace_key_from_ofctl_match():
@@ -150,3 +152,29 @@ def test_mpls_labels_from_the_frame_and_pop_uncovers_ipv4():
     br = bridge("ip,actions=push_mpls:0x8847,output:2")
     assert pipeline.xlate(br, KEY, 0).actions == [("push_mpls", 0x8847), ("set_mpls_lse", 0x100 | 64),
                                                   ("output", 2)]
+
+
+def test_fields_outside_the_key_come_from_the_frame_and_stay_slow_path():
+    """arp_sha (and the IPv6 label, ND fields) are not in the flow key: read
+    from the frame, and a flow decided on them is not cached.  tunnel_id is
+    pipeline state set by one table and matched by the next."""
+    arp = bytes(12) + b"\x08\x06" + bytes.fromhex("0001080006040001" "121111111111" "c0a80a0a"
+                                                  "000000000000" "c0a81414")
+    key = dict(KEY, dl_type=0x0806, nw_proto=1, tp_src=0, tp_dst=0)
+    br = bridge("arp,arp_sha=12:11:11:11:11:11,actions=output:2")
+    r = pipeline.xlate(br, key, 0, len(arp), arp)
+    assert r.actions == [("output", 2)] and r.slow_path
+    assert pipeline.xlate(bridge("arp,actions=output:2"), key, 0, len(arp), arp).slow_path is False
+    br = bridge("actions=set_field:12345->tunnel_id,goto_table:1", "table=1,tun_id=12345,actions=output:3")
+    r = pipeline.xlate(br, KEY, 0)
+    assert r.actions == [("output", 3)] and not r.slow_path
+
+
+def test_nd_target_and_link_layer_options_are_rewritten():
+    ns = (bytes(12) + b"\x86\xdd" + bytes.fromhex("6000000000203aff") + bytes(32)
+          + bytes.fromhex("87000000" "00000000") + (0x20 << 120 | 0x20).to_bytes(16, "big")
+          + bytes.fromhex("0101" "222222222222"))
+    key = dict(KEY, dl_type=0x86DD, nw_proto=58, tp_src=135, tp_dst=0)
+    br = bridge("icmp6,icmp_type=135,actions=set_field:::1->ipv6_nd_target,set_field:0xaabbccddeeff->ipv6_nd_sll,output:2")
+    r = pipeline.xlate(br, key, 0, len(ns), ns)
+    assert r.actions == [("set_nd_target", 1), ("set_nd_sll", 0xAABBCCDDEEFF), ("output", 2)]

@@ -58,6 +58,9 @@ SET_FIELDS = {
     "set_arp_tha": (lib.VS_EDIT_ARP_THA, 6),
     "set_arp_tpa": (lib.VS_EDIT_ARP_TPA, 4),
     "set_mpls_lse": (lib.VS_EDIT_MPLS_LSE, 4),
+    "set_nd_target": (lib.VS_EDIT_ND_TARGET, 16),
+    "set_nd_sll": (lib.VS_EDIT_ND_SLL, 6),
+    "set_nd_tll": (lib.VS_EDIT_ND_TLL, 6),
 }
 SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 

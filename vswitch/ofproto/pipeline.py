@@ -76,10 +76,42 @@ SETTABLE = {
     "icmpv6_type": ("set_icmp_type", "tp_src", 58), "icmpv6_code": ("set_icmp_code", "tp_dst", 58),
     "arp_op": ("set_arp_op", "nw_proto", ETH_ARP), "arp_spa": ("set_arp_spa", "nw_src", ETH_ARP),
     "arp_tpa": ("set_arp_tpa", "nw_dst", ETH_ARP),
-    # not in the flow key: written, never read back
-    "arp_sha": ("set_arp_sha", None, ETH_ARP), "arp_tha": ("set_arp_tha", None, ETH_ARP),
-    "ipv6_flabel": ("set_ipv6_flabel", None, ETH_IPV6),
+    # not in the flow key: kept in the xlate state (FRAME_FIELDS)
+    "arp_sha": ("set_arp_sha", "arp_sha", ETH_ARP), "arp_tha": ("set_arp_tha", "arp_tha", ETH_ARP),
+    "ipv6_flabel": ("set_ipv6_flabel", "ipv6_flabel", ETH_IPV6),
+    "ipv6_nd_target": ("set_nd_target", "ipv6_nd_target", "nd"),
+    "ipv6_nd_sll": ("set_nd_sll", "ipv6_nd_sll", "nd"),
+    "ipv6_nd_tll": ("set_nd_tll", "ipv6_nd_tll", "nd"),
 }
+# OXM fields the flow key lacks, read from the frame (frame_fields()): a
+# table lookup that consults one the packet has makes the flow slow-path.
+FRAME_FIELDS = ("arp_sha", "arp_tha", "ipv6_flabel", "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll")
+
+
+def frame_fields(frame, key):
+    """The FRAME_FIELDS this frame has, {OXM name: int}; `key` is its flow key."""
+    out = {}
+    if frame is None:
+        return out
+    l3 = 18 if len(frame) >= 18 and frame[12:14] in (b"\x81\x00", b"\x88\xa8") else 14
+    dl_type = key.get("dl_type")
+    if dl_type == ETH_ARP and len(frame) >= l3 + 28:
+        out["arp_sha"] = int.from_bytes(frame[l3 + 8:l3 + 14], "big")
+        out["arp_tha"] = int.from_bytes(frame[l3 + 18:l3 + 24], "big")
+    elif dl_type == ETH_IPV6 and len(frame) >= l3 + 40:
+        out["ipv6_flabel"] = int.from_bytes(frame[l3:l3 + 4], "big") & 0xFFFFF
+        icmp_type, l4 = key.get("tp_src"), l3 + 40
+        if key.get("nw_proto") == 58 and icmp_type in (135, 136) and len(frame) >= l4 + 24:
+            out["ipv6_nd_target"] = int.from_bytes(frame[l4 + 8:l4 + 24], "big")
+            out["ipv6_nd_sll" if icmp_type == 135 else "ipv6_nd_tll"] = 0
+            opt = l4 + 24
+            while len(frame) >= opt + 8 and frame[opt + 1]:
+                if (frame[opt], icmp_type) in ((1, 135), (2, 136)):
+                    out["ipv6_nd_sll" if icmp_type == 135 else "ipv6_nd_tll"] = \
+                        int.from_bytes(frame[opt + 2:opt + 8], "big")
+                    break
+                opt += frame[opt + 1] * 8
+    return out
 L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 1: (1,), 58: (58,)}
 # key field -> datapath action that writes it back, by ethertype (restore())
 RESTORE = {
@@ -91,7 +123,7 @@ RESTORE = {
     "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
     "nw_proto": {ETH_ARP: "set_arp_op"},
 }
-SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc"}
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", "tunnel_id"}
 UNSUPPORTED_ACTIONS = (PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
 SETTABLE_MPLS = {"mpls_label": (12, 0xFFFFF), "mpls_tc": (9, 7)}  # shift, width mask in the LSE
 # Action-set execution order (OF1.3 section 5.10).
@@ -110,6 +142,10 @@ def packet_fields(state, metadata=0, in_port=None):
     if tci & VLAN_CFI:
         p["vlan_pcp"] = tci >> 13
     dl_type = p["eth_type"]
+    p["tunnel_id"] = state.get("tunnel_id", 0)
+    for name in FRAME_FIELDS:
+        if name in state:
+            p[name] = state[name]
     if dl_type in ETH_MPLS and "mpls_lse" in state:
         lse = state["mpls_lse"]
         p.update(mpls_label=lse >> 12, mpls_tc=(lse >> 9) & 7, mpls_bos=(lse >> 8) & 1)
@@ -206,6 +242,8 @@ class _Xlate:
         self.mpls_payload = None  # offset in `frame` of what follows the frame's own labels
         if key.get("dl_type") in ETH_MPLS:
             self._parse_mpls()
+        else:
+            self.state.update(frame_fields(frame, key))
         self.metadata = 0
         self.in_port_dp = in_port_dp
         self.rule = None  # the rule whose instructions run now
@@ -280,6 +318,8 @@ class _Xlate:
             for name in ("nw_src", "nw_dst", "ipv6_src", "ipv6_dst", "nw_proto", "nw_tos",
                          "nw_ttl", "nw_frag", "tp_src", "tp_dst"):
                 self.state[name] = inner.get(name, 0)
+            self.state.update(frame_fields(self.frame[:12] + ethertype.to_bytes(2, "big")
+                                           + self.frame[self.mpls_payload:], inner))
 
     def mpls_ttl(self, a, table_id, cookie):
         if self.read("dl_type") not in ETH_MPLS or not self.mpls:
@@ -329,6 +369,12 @@ class _Xlate:
             self.set_vlan((tci & 0x1FFF) | VLAN_CFI | ((value & 7) << 13))
             return
         dl_type = self.read("dl_type")
+        if name == "tunnel_id":
+            # Pipeline metadata here: no tunnel port outputs it (packets
+            # enter with 0, so a later match on it depends only on what the
+            # earlier tables read: the megaflow stays exact).
+            self.state["tunnel_id"] = value
+            return
         if name in SETTABLE_MPLS:
             if dl_type not in ETH_MPLS or not self.mpls:
                 self.r.trace.append(f"    set {name}: no MPLS label, skipped")
@@ -352,6 +398,11 @@ class _Xlate:
                     or (proto == 58 and dl_type != ETH_IPV6):
                 self.r.trace.append(f"    set {name}: no such L4 header, skipped")
                 return
+        elif needs == "nd":
+            if name not in self.state:   # frame_fields() found no such ND field
+                self.r.trace.append(f"    set {name}: no such ND field, skipped")
+                return
+            self.r.slow_path = True
         elif needs is not None and dl_type != needs:
             self.r.trace.append(f"    set {name}: wrong protocol, skipped")
             return
@@ -515,6 +566,8 @@ class _Xlate:
             rule, mask = self.br.tables.lookup(table_id, packet_fields(self.state, self.metadata, self.in_port_of()))
             for name, m in key_mask(mask).items():
                 self.read(name, m)
+            if any(mask.get(name) and name in self.state for name in FRAME_FIELDS):
+                self.r.slow_path = True  # decided on a field the megaflow cannot hold
             if rule is None:
                 self.miss(table_id)
                 return
