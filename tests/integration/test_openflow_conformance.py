@@ -23,7 +23,8 @@ CASES = [
     "action/25_SET_FIELD/21_ARP_OP.json",
 ]  # (group cases measure throughput for ~10 s each: left to the script)
 # Seen with OVS as the target too: the tester switch counts the packet on
-# its port but no packet-in reaches the tester within its 3 s, now and then.
+# its port but no packet-in reaches the tester within its 3 s, now and then
+# (more often on a loaded machine): such cases get up to two more runs.
 TESTER_LOSS = "increment in rx_packets in tester"
 
 
@@ -46,10 +47,12 @@ def test_osken_switch_suite_slice_passes_on_vswitch(tmp_path):
     cases = results["cases"]
     assert len(cases) >= 12, f"only {len(cases)} cases ran (logs in {tmp_path})"
     failed = _failures(results)
-    if failed and all(TESTER_LOSS in c["reason"] for c in failed):
-        retry = tmp_path / "retry"
-        retry.mkdir()
+    for attempt in range(2):
+        if not failed or not all(TESTER_LOSS in c["reason"] for c in failed):
+            break
+        retry = tmp_path / f"retry{attempt}"   # a fresh vswitchd (its database lives in the workdir)
+        (retry / "cases").mkdir(parents=True)
         for c in failed:
-            shutil.copy(files[c["file"]], retry)
-        failed = _failures(osken_conformance.run("vswitch", [str(retry)], str(tmp_path), timeout=40))
+            shutil.copy(files[c["file"]], retry / "cases")
+        failed = _failures(osken_conformance.run("vswitch", [str(retry / "cases")], str(retry), timeout=40))
     assert not failed, "\n".join(f"{c['file']} {c['case']}: {c['reason']}" for c in failed)
