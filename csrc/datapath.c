@@ -233,22 +233,11 @@ static void pop_vlan(struct vs_packet *pkt)
     vnet_shift(pkt, -4);
 }
 
-/* Offset of the Ethertype after the Ethernet header and one VLAN tag. */
-static uint32_t ethertype_offset(const struct vs_packet *pkt)
-{
-    uint32_t off = 12;
-    if (pkt->len >= 18 && pkt->data[12] == 0x81 && pkt->data[13] == 0x00)
-        off = 16;
-    else if (pkt->len >= 18 && pkt->data[12] == 0x88 && pkt->data[13] == 0xa8)
-        off = 16;
-    return off;
-}
-
 static void push_mpls(struct vs_packet *pkt, uint16_t ethertype)
 {
     if (pkt->data - pkt->buf < 4 || pkt->len < 14)
         return;
-    uint32_t off = ethertype_offset(pkt);
+    uint32_t off = vs_ethertype_offset(pkt);
     pkt->data -= 4;
     memmove(pkt->data, pkt->data + 4, off);
     pkt->data[off] = (uint8_t)(ethertype >> 8);
@@ -260,7 +249,7 @@ static void push_mpls(struct vs_packet *pkt, uint16_t ethertype)
 
 static void pop_mpls(struct vs_packet *pkt, uint16_t ethertype)
 {
-    uint32_t off = ethertype_offset(pkt);
+    uint32_t off = vs_ethertype_offset(pkt);
     if (pkt->len < off + 6)
         return;
     uint16_t type = (uint16_t)(pkt->data[off] << 8 | pkt->data[off + 1]);

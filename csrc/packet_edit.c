@@ -261,6 +261,13 @@ static int edit_arp(struct vs_packet *pkt, const struct layout *lo, int field,
     return 0;
 }
 
+uint32_t vs_ethertype_offset(const struct vs_packet *pkt)
+{
+    if (pkt->len >= 18 && (rd16(pkt->data + 12) == 0x8100 || rd16(pkt->data + 12) == 0x88a8))
+        return 16;
+    return 12;
+}
+
 int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
 {
     if (field == VS_EDIT_ETH_SRC || field == VS_EDIT_ETH_DST) {
@@ -270,9 +277,7 @@ int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
         return 0;
     }
     if (field == VS_EDIT_MPLS_LSE) {
-        uint32_t off = 12;
-        if (pkt->len >= 18 && (rd16(pkt->data + 12) == 0x8100 || rd16(pkt->data + 12) == 0x88a8))
-            off = 16;
+        uint32_t off = vs_ethertype_offset(pkt);
         if (pkt->len < off + 6 || (rd16(pkt->data + off) != 0x8847 && rd16(pkt->data + off) != 0x8848))
             return -1;
         memcpy(pkt->data + off + 2, value, 4);

@@ -53,4 +53,7 @@ enum vs_edit_field {
  * the flow label, 2 for the ARP opcode).  Returns 0, or -1 if the frame has no such field. */
 int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value);
 
+/* Offset of the Ethertype after the Ethernet header and one VLAN tag. */
+uint32_t vs_ethertype_offset(const struct vs_packet *pkt);
+
 #endif
