@@ -389,6 +389,9 @@ def build_vswitch(s, port_type):
               os.path.join(run, "conf.db"), "--log-file", os.path.join(run, "log"), "--detach"]
     if SNAPSHOT.get("pmd_mask"):
         daemon += ["--pmd-cpu-mask", f"{1 << int(SWITCH_CPU):#x}"]
+        if SNAPSHOT.get("busy_poll"):
+            # OVS's PMDs always spin on their core; compare like with like.
+            daemon += ["--pmd-busy-poll", "yes"]
     proc = sh(sw, *daemon, cpu=SWITCH_CPU, env=env, check=False, record=s.name)
     pidfile = os.path.join(run, "vswitchd.pid")
     if os.path.exists(pidfile):
@@ -998,9 +1001,11 @@ def main(argv=None):
         blaster = build_blaster(tmp)
         if any(c.startswith("vswitch") for c in opts.configs):
             print("vswitch fast path: " + snapshot_vswitch(tmp), flush=True)
-            SNAPSHOT["pmd_mask"] = "--pmd-cpu-mask" in subprocess.run(
+            daemon_help = subprocess.run(
                 [sys.executable, "-m", "vswitch.daemon", "--help"], env=vswitch_env(),
                 capture_output=True, text=True).stdout
+            SNAPSHOT["pmd_mask"] = "--pmd-cpu-mask" in daemon_help
+            SNAPSHOT["busy_poll"] = "--pmd-busy-poll" in daemon_help
         stopped = False
         for rep in range(opts.reps):
             k = rep % len(opts.configs)
