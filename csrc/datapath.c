@@ -488,10 +488,12 @@ static void *pmd_main(void *arg)
                     pfds[i].revents = 0; /* drained: wait for poll() to say more */
             }
         }
-        pthread_mutex_unlock(&dp->mutex);
-        busy_rounds = still_busy ? busy_rounds + 1 : 0;
+        /* Counted before unlocking, so a reader (under the lock) always sees
+         * the busy time cover the stage counters inside it. */
         pmd->stats.busy_ns += vs_now_ns() - t1;
         pmd->stats.busy_cycles += cycles_now() - c1;
+        pthread_mutex_unlock(&dp->mutex);
+        busy_rounds = still_busy ? busy_rounds + 1 : 0;
         if (upcalled)
             upcall_notify(dp);
     }

@@ -89,6 +89,13 @@ def test_ping_and_tcp_through_afpacket_and_tap_ports_with_default_offloads(topo)
     assert stats["vm1"]["tx_bytes"] > 8 << 20
     pmd = topo.vs.json("pmd-stats-show")
     assert pmd["emc_hits"] + pmd["megaflow_hits"] > pmd["misses"]
+    # One poll thread did all of it, and its stage counters account for its
+    # busy cycles: receive + parse/lookup/actions + transmit fit inside them.
+    (thread,) = pmd["pmds"]
+    assert thread["packets"] == pmd["packets"] > 0
+    stages = thread["rx_cycles"] + thread["process_cycles"] + thread["tx_cycles"]
+    assert 0 < stages <= thread["busy_cycles"]
+    assert thread["cycles_per_packet"] > 0 and thread["tx_cycles_per_packet"] > 0
 
 
 def test_vlan_access_ports_are_isolated_and_trunk_carries_tags(topo):
