@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """bench/run.py — vswitch beside Linux bridge, Open vSwitch and a bare veth.
 
-    sudo python3 bench/run.py                 # full run (~10 min), writes bench/RESULTS.md
-    sudo python3 bench/run.py --quick         # short run (< 2 min)
-    sudo python3 bench/run.py --only vswitch,ovs --reps 5 --out /tmp/r.md
+    python3 bench/run.py                 # full run (~10 min), writes bench/RESULTS.md
+    python3 bench/run.py --quick         # short run (< 2 min)
+    python3 bench/run.py --only vswitch,ovs --reps 5 --out /tmp/r.md
 
 Two network namespaces play the VMs ("vma" sends, "vmb" receives); a third
 holds the switch.  Each configuration is built, measured and torn down in
