@@ -5,52 +5,18 @@ with the endpoints' default offloads (GSO frames and partial checksums that
 the switch must segment and checksum in software before an afxdp transmit),
 that del-port and shutdown detach the program, and the fallback to
 afpacket on a device without native XDP."""
-import contextlib
 
 import pytest
 
 from helpers import netns, traffic
-from helpers.vswitchd import running_vswitchd, wait_for
+from helpers.topology import Topology, switch_with_bridge
+from helpers.vswitchd import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
 
-class Net:
-    def __init__(self, stack, sw, vs):
-        self.stack, self.sw, self.vs, self.hosts = stack, sw, vs, {}
-
-    def veth_host(self, port, ip, *iface_cols, queues=None):
-        """A host namespace joined to the switch by a veth; the switch end
-        becomes `port` with the given Interface columns."""
-        ns = self.stack.enter_context(netns.namespace("h" + port))
-        q = ["numrxqueues", str(queues), "numtxqueues", str(queues)] if queues else []
-        netns.run(self.sw, "ip", "link", "add", port, *q, "type", "veth", "peer", "name", "eth0",
-                  *q, "netns", ns)
-        netns.run(self.sw, "ip", "link", "set", port, "up")
-        self._up(ns, "eth0", ip)
-        extra = ["--", "set", "interface", port, *iface_cols] if iface_cols else []
-        self.vs.vsctl("add-port", "br0", port, *extra)
-        self.hosts[port] = (ns, "eth0", ip)
-        return ns
-
-    def tap_host(self, port, ip):
-        ns = self.stack.enter_context(netns.namespace("h" + port))
-        self.vs.vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
-        wait_for(lambda: netns.run(self.sw, "ip", "link", "show", port, check=False).returncode == 0,
-                 what=f"tap {port}")
-        netns.run(self.sw, "ip", "link", "set", port, "netns", ns)
-        self._up(ns, port, ip)
-        self.hosts[port] = (ns, port, ip)
-
-    @staticmethod
-    def _up(ns, ifname, ip):
-        netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
-        netns.run(ns, "ip", "link", "set", ifname, "up")
-
-    def ping(self, src, dst, count=3):
-        proc = netns.run(self.hosts[src][0], "ping", "-c", str(count), "-i", "0.2", "-W", "2",
-                         self.hosts[dst][2], check=False)
-        return proc.returncode == 0
+class Net(Topology):
+    ping_wait = 2
 
     def status(self, iface):
         return self.vs.json("get", "interface", iface, "status")
@@ -73,11 +39,8 @@ def _status_map(value):
 
 @pytest.fixture
 def net(tmp_path):
-    with contextlib.ExitStack() as stack:
-        sw = stack.enter_context(netns.namespace("sw"))
-        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
-        vs.vsctl("add-br", "br0")
-        yield Net(stack, sw, vs)
+    with switch_with_bridge(tmp_path, Net) as n:
+        yield n
 
 
 def tcp_transfer(net, src, dst, size=16 << 20, port=5001):
@@ -173,7 +136,7 @@ def test_fallback_to_afpacket_when_native_xdp_is_missing(net):
     netns.run(net.sw, "ip", "link", "set", "lbp", "master", "lb0")
     netns.run(net.sw, "ip", "link", "set", "lbp", "up")
     netns.run(net.sw, "ip", "link", "set", "lb0", "up")
-    Net._up(ns, "eth0", "10.9.0.2")
+    Net._host_up(ns, "eth0", "10.9.0.2")
     net.hosts["lb0"] = (ns, "eth0", "10.9.0.2")
     net.vs.vsctl("add-port", "br0", "lb0", "--", "set", "interface", "lb0", "type=afxdp",
                  "options:xdp-mode=native")

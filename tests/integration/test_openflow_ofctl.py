@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not have("ovs-ofctl")
 def net(topo):
     """The forwarding tests' switch and br0, with hosts p1 and p2 (ofports 1, 2)."""
     for i in (1, 2):
-        topo.add_veth_host(topo.stack, f"p{i}", f"10.0.0.{i}")
+        topo.veth_host(f"p{i}", f"10.0.0.{i}")
     topo.mgmt = f"unix:{topo.vs.rundir}/br0.mgmt"
     return topo
 

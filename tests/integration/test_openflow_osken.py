@@ -12,9 +12,8 @@ import time
 
 import pytest
 
-from helpers import netns
-from helpers.vswitchd import running_vswitchd, wait_for
-from test_switch_forwarding import Topology
+from helpers.topology import switch_with_bridge
+from helpers.vswitchd import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 HELPERS = os.path.join(os.path.dirname(__file__), "..", "helpers")
@@ -56,13 +55,10 @@ def events(log_path, kind):
 def test_osken_learning_switch_then_controller_loss(tmp_path, fail_mode):
     log_path = tmp_path / "osken.jsonl"
     port = free_port()
-    with contextlib.ExitStack() as stack:
-        sw = stack.enter_context(netns.namespace("sw"))
-        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
-        vs.vsctl("add-br", "br0")
-        t = Topology(sw, vs)
+    with switch_with_bridge(tmp_path) as t:
+        stack, sw, vs = t.stack, t.sw, t.vs
         for i in (1, 2, 3):
-            t.add_veth_host(stack, f"p{i}", f"10.0.0.{i}")
+            t.veth_host(f"p{i}", f"10.0.0.{i}")
         ctl = stack.enter_context(osken(sw, port, log_path))
         vs.vsctl("set-fail-mode", "br0", fail_mode, "--", "set-controller", "br0", f"tcp:127.0.0.1:{port}")
         features = wait_for(lambda: events(log_path, "features"), timeout=30, what="os-ken to see the switch")

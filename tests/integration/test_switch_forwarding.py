@@ -6,73 +6,22 @@ import time
 import pytest
 
 from helpers import netns, traffic
-from helpers.vswitchd import VSWITCHD, running_vswitchd, wait_for
+from helpers.topology import switch_with_bridge
+from helpers.vswitchd import VSWITCHD, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
-class Topology:
-    """sw: the switch's namespace; hosts: name -> (namespace, ifname, ip)."""
-
-    def __init__(self, sw, vs):
-        self.sw, self.vs, self.hosts = sw, vs, {}
-
-    def add_veth_host(self, stack, port, ip, sw_end_up=True, **port_cols):
-        ns = stack.enter_context(netns.namespace("h" + port))
-        sw_end, host_end = port, "eth0"
-        netns.run(self.sw, "ip", "link", "add", "name", sw_end, "type", "veth", "peer", "name",
-                  host_end, "netns", ns)
-        if sw_end_up:
-            netns.run(self.sw, "ip", "link", "set", sw_end, "up")
-        self._host_up(ns, host_end, ip)
-        cols = [f"{k}={v}" for k, v in port_cols.items()]
-        self.vs.vsctl("add-port", "br0", port, *cols)
-        self.hosts[port] = (ns, host_end, ip)
-        return ns
-
-    def add_tap_host(self, stack, port, ip):
-        ns = stack.enter_context(netns.namespace("h" + port))
-        self.vs.vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
-        wait_for(lambda: netns.run(self.sw, "ip", "link", "show", port, check=False).returncode == 0,
-                 what=f"tap {port} to appear")
-        netns.run(self.sw, "ip", "link", "set", port, "netns", ns)
-        self._host_up(ns, port, ip)
-        self.hosts[port] = (ns, port, ip)
-        return ns
-
-    @staticmethod
-    def _host_up(ns, ifname, ip):
-        netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", ifname)
-        netns.run(ns, "ip", "link", "set", ifname, "up")
-
-    def ping(self, src, dst, count=3):
-        ns = self.hosts[src][0]
-        proc = netns.run(ns, "ping", "-c", str(count), "-i", "0.2", "-W", "1",
-                         self.hosts[dst][2], check=False)
-        return proc.returncode == 0
-
-    def mac(self, port):
-        ns, ifname, _ = self.hosts[port]
-        out = netns.run(ns, "cat", f"/sys/class/net/{ifname}/address").stdout
-        return out.strip()
-
-
 @pytest.fixture
 def topo(tmp_path):
-    import contextlib
-    with contextlib.ExitStack() as stack:
-        sw = stack.enter_context(netns.namespace("sw"))
-        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
-        vs.vsctl("add-br", "br0")
-        t = Topology(sw, vs)
-        t.stack = stack
+    with switch_with_bridge(tmp_path) as t:
         yield t
 
 
 def test_ping_and_tcp_through_afpacket_and_tap_ports_with_default_offloads(topo):
-    topo.add_veth_host(topo.stack, "p1", "10.0.0.1")
-    topo.add_veth_host(topo.stack, "p2", "10.0.0.2")
-    topo.add_tap_host(topo.stack, "vm1", "10.0.0.3")
+    topo.veth_host("p1", "10.0.0.1")
+    topo.veth_host("p2", "10.0.0.2")
+    topo.tap_host("vm1", "10.0.0.3")
     # The endpoints keep the kernel's defaults: partial checksums and TSO.
     assert traffic.offloads_on(topo.hosts["p1"][0], "eth0")
     assert traffic.offloads_on(topo.hosts["vm1"][0], "vm1")
@@ -103,10 +52,10 @@ def test_vlan_access_ports_are_isolated_and_trunk_carries_tags(topo):
 
     from helpers.rawsock import RawPort
 
-    topo.add_veth_host(topo.stack, "a10", "10.1.0.1", tag=10)
-    topo.add_veth_host(topo.stack, "b10", "10.1.0.2", tag=10)
-    topo.add_veth_host(topo.stack, "c20", "10.1.0.3", tag=20)
-    trunk_ns = topo.add_veth_host(topo.stack, "trk", "10.9.9.9", trunks="10,20")
+    topo.veth_host("a10", "10.1.0.1", tag=10)
+    topo.veth_host("b10", "10.1.0.2", tag=10)
+    topo.veth_host("c20", "10.1.0.3", tag=20)
+    trunk_ns = topo.veth_host("trk", "10.9.9.9", trunks="10,20")
 
     assert topo.ping("a10", "b10")
     assert not topo.ping("a10", "c20", count=2)
@@ -150,7 +99,7 @@ def test_unicast_is_not_flooded_after_learning(topo):
     from helpers.rawsock import RawPort
 
     for i, port in enumerate(("u1", "u2", "u3"), 1):
-        topo.add_veth_host(topo.stack, port, f"10.2.0.{i}")
+        topo.veth_host(port, f"10.2.0.{i}")
     assert topo.ping("u1", "u2", count=2)  # learns both MACs
     third = RawPort(topo.hosts["u3"][0], "eth0")
     try:
@@ -169,8 +118,8 @@ def test_unicast_is_not_flooded_after_learning(topo):
 def test_ports_added_while_their_link_is_down_lose_nothing(topo):
     # The switch brings the netdevs up itself; binding a packet socket to a
     # device that was down must not leave an error that drops the first frame.
-    topo.add_veth_host(topo.stack, "d1", "10.7.0.1", sw_end_up=False)
-    topo.add_veth_host(topo.stack, "d2", "10.7.0.2", sw_end_up=False)
+    topo.veth_host("d1", "10.7.0.1", sw_end_up=False)
+    topo.veth_host("d2", "10.7.0.2", sw_end_up=False)
     assert topo.ping("d1", "d2", count=2)
     stats = {row["port"]: row for row in topo.vs.json("dump-ports", "br0")}
     assert stats["d1"]["tx_dropped"] == 0 and stats["d2"]["tx_dropped"] == 0
@@ -180,8 +129,8 @@ def test_ports_added_while_their_link_is_down_lose_nothing(topo):
 def test_malformed_frames_are_counted_and_dropped(topo):
     from helpers.rawsock import RawPort
 
-    topo.add_veth_host(topo.stack, "m1", "10.3.0.1")
-    topo.add_veth_host(topo.stack, "m2", "10.3.0.2")
+    topo.veth_host("m1", "10.3.0.1")
+    topo.veth_host("m2", "10.3.0.2")
     sender = RawPort(topo.hosts["m1"][0], "eth0")
     try:
         # Ethernet + IPv4 ethertype + 6 bytes: the IPv4 header is cut short.
@@ -196,8 +145,8 @@ def test_malformed_frames_are_counted_and_dropped(topo):
 
 
 def test_restart_keeps_configuration(topo, tmp_path):
-    topo.add_veth_host(topo.stack, "r1", "10.4.0.1", tag=30)
-    topo.add_veth_host(topo.stack, "r2", "10.4.0.2", tag=30)
+    topo.veth_host("r1", "10.4.0.1", tag=30)
+    topo.veth_host("r2", "10.4.0.2", tag=30)
     topo.vs.vsctl("set", "bridge", "br0", "other_config:mac-aging-time=120")
     assert topo.ping("r1", "r2")
     before = topo.vs.json("show")
@@ -209,7 +158,7 @@ def test_restart_keeps_configuration(topo, tmp_path):
 
 
 def test_bad_vsctl_commands_change_nothing(topo):
-    topo.add_veth_host(topo.stack, "g1", "10.5.0.1")
+    topo.veth_host("g1", "10.5.0.1")
     before = topo.vs.json("show")
     cases = [
         (["add-port", "br9", "x1"], "no bridge named br9"),
@@ -227,7 +176,7 @@ def test_bad_vsctl_commands_change_nothing(topo):
 
 
 def test_second_daemon_is_refused_and_sigterm_cleans_up(topo, tmp_path):
-    topo.add_tap_host(topo.stack, "vmx", "10.6.0.1")
+    topo.tap_host("vmx", "10.6.0.1")
     second = netns.run(topo.sw, *VSWITCHD,
                        "--rundir", topo.vs.rundir, "--db", topo.vs.db, "--detach", check=False)
     assert second.returncode != 0
