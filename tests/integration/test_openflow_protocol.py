@@ -2,7 +2,6 @@
 messages, barrier ordering, idle timeout with flow-removed, roles.  Requests
 are built and replies decoded by os-ken's OpenFlow library (an independent
 implementation); the broken ones are raw bytes."""
-import contextlib
 import socket
 import struct
 import time
@@ -12,7 +11,7 @@ from os_ken.ofproto import ofproto_parser, ofproto_v1_0, ofproto_v1_0_parser, of
 from os_ken.ofproto import ofproto_v1_3_parser as p13
 
 from helpers import netns
-from helpers.vswitchd import running_vswitchd
+from helpers.topology import switch_with_bridge
 
 pytestmark = pytest.mark.timeout(60)
 OFP = ofproto_v1_3
@@ -80,12 +79,9 @@ class Client:
 
 @pytest.fixture
 def switch(tmp_path):
-    with contextlib.ExitStack() as stack:
-        sw = stack.enter_context(netns.namespace("sw"))
-        vs = stack.enter_context(running_vswitchd(sw, tmp_path))
-        vs.vsctl("add-br", "br0")
-        vs.mgmt = f"{vs.rundir}/br0.mgmt"
-        yield sw, vs
+    with switch_with_bridge(tmp_path) as t:
+        t.vs.mgmt = f"{t.vs.rundir}/br0.mgmt"
+        yield t.sw, t.vs
 
 
 def flow_mod(dp, **kw):
