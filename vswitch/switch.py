@@ -65,8 +65,8 @@ class Bridge:
 
 @dataclass
 class InstalledFlow:
-    key: dict
-    mask: dict
+    key: bytes  # masked key and mask, packed as in C (flowkey.pack)
+    mask: bytes
     bridge: str
     tags: set
     learn: tuple | None  # (vlan, src mac, port name) to refresh on traffic
@@ -76,10 +76,11 @@ class InstalledFlow:
     of: object = None  # pipeline.OFXlateResult: the rules/groups its traffic is counted to
 
 
-def _flow_id(key, mask):
-    """Identity of a megaflow: its mask and masked key, zero fields dropped so
-    that what xlate produced and what the datapath dumps compare equal."""
-    return flowkey.pack(flowkey.apply_mask(key, mask)) + flowkey.pack(mask)
+def _packed(key, mask):
+    """A megaflow's masked key and mask laid out as C stores them: what xlate
+    produced and what the datapath dumps (FlowStats.packed_*) compare equal.
+    Their concatenation is the megaflow's identity in Switch.flows."""
+    return flowkey.pack(flowkey.apply_mask(key, mask)), flowkey.pack(mask)
 
 
 def _port_settings(port_row):
@@ -97,9 +98,11 @@ class Switch:
         self.tag_index = defaultdict(set)
         self.port_settings = {}  # port name -> (tag, trunks, vlan_mode)
         self.of = {}  # bridge name -> OFSwitch (OpenFlow state)
+        self.config = None  # the configuration last applied
 
     # ------------------------------------------------------------ configuration
     def apply_config(self, config):
+        self.config = config
         desired = self._desired_interfaces(config)
         changed = False
         for name in list(self.ifaces):
@@ -286,9 +289,8 @@ class Switch:
                 self.dp.flow_del(info.key, info.mask)
 
     def _install(self, bridge_name, key, result, now):
-        masked = flowkey.apply_mask(key, result.mask)
-        packed_key, packed_mask = flowkey.pack(masked), flowkey.pack(result.mask)
-        fid = packed_key + packed_mask  # == _flow_id(key, result.mask)
+        packed_key, packed_mask = _packed(key, result.mask)
+        fid = packed_key + packed_mask
         self.dp.flow_put(packed_key, packed_mask, result.actions)
         learn = None
         src = key.get("dl_src", 0)
@@ -299,7 +301,7 @@ class Switch:
                 learn = (vlan, src, in_port.name)
         tags = {(bridge_name,) + t for t in result.tags}
         old = self._forget(fid)
-        self.flows[fid] = InstalledFlow(masked, result.mask, bridge_name, tags, learn,
+        self.flows[fid] = InstalledFlow(packed_key, packed_mask, bridge_name, tags, learn,
                                         old.last_packets if old else 0, now,
                                         old.last_bytes if old else 0,
                                         result if isinstance(result, pipeline.OFXlateResult) else None)
@@ -367,12 +369,12 @@ class Switch:
         to the OpenFlow rules they came from."""
         now = self.clock()
         for stats in self.dp.flow_dump():
-            fid = _flow_id(stats.key, stats.mask)
+            fid = stats.packed_key + stats.packed_mask
             info = self.flows.get(fid)
             if info is not None and info.bridge == name:
                 self._attribute(info, stats, now)
                 self._forget(fid)
-                self.dp.flow_del(stats.key, stats.mask)
+                self.dp.flow_del(stats.packed_key, stats.packed_mask)
 
     def dp_execute(self, in_port, frame, actions):
         self.dp.execute(in_port, frame, actions)
@@ -382,27 +384,29 @@ class Switch:
 
     @staticmethod
     def _attribute(info, stats, now):
+        """Counts the megaflow's traffic since the last look to its OpenFlow
+        rules, and remembers where the counters stand."""
         if info.of is not None and stats.packets > info.last_packets:
             _account(info.of, stats.packets - info.last_packets, stats.bytes - info.last_bytes, now)
-        info.last_bytes = stats.bytes
+        info.last_packets, info.last_bytes = stats.packets, stats.bytes
 
     def revalidate(self):
         now = self.clock()
         now_ns = dpif.now_ns()
         for stats in self.dp.flow_dump():
-            fid = _flow_id(stats.key, stats.mask)
+            fid = stats.packed_key + stats.packed_mask
             info = self.flows.get(fid)
             if info is None:
-                self.dp.flow_del(stats.key, stats.mask)
+                self.dp.flow_del(stats.packed_key, stats.packed_mask)
                 continue
+            saw_traffic = stats.packets > info.last_packets
             self._attribute(info, stats, now)
             last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
             if now_ns / 1e9 - last_use > MEGAFLOW_IDLE_SECONDS:
                 self._forget(fid)
-                self.dp.flow_del(stats.key, stats.mask)
+                self.dp.flow_del(stats.packed_key, stats.packed_mask)
                 continue
-            if stats.packets > info.last_packets:
-                info.last_packets = stats.packets
+            if saw_traffic:
                 bridge = self.bridges.get(info.bridge)
                 if info.learn and bridge:
                     vlan, mac, port = info.learn
@@ -414,17 +418,9 @@ class Switch:
         for ofs in list(self.of.values()):
             ofs.run(now)
         if self.retry_failed_interfaces():
-            self._apply_bridges_ports_only()
-
-    def _apply_bridges_ports_only(self):
-        """After an interface came up late: give it to its bridge's NORMAL."""
-        for iface in self.ifaces.values():
-            bridge = self.bridges.get(iface.bridge)
-            if bridge and iface.ofport > 0 and iface.ofport not in bridge.ports:
-                tag, trunks, mode = self.port_settings.get(iface.port, (None, frozenset(), None))
-                bridge.ports[iface.ofport] = normal.BridgePort(iface.port, iface.ofport, tag, trunks, mode)
-                self._sync_of_ports(bridge)
-        self.flush_flows()
+            # An interface that came up late joins its bridge's ports.
+            self._apply_bridges(self.config)
+            self.flush_flows()
 
     # ------------------------------------------------------------ runtime reads for vsctl
     def _bridge(self, name):

@@ -126,6 +126,22 @@ def test_ports_added_while_their_link_is_down_lose_nothing(topo):
     assert stats["d2"]["tx_packets"] >= 3  # ARP request + 2 echo requests
 
 
+def test_port_configured_before_its_netdev_exists_joins_when_it_appears(topo):
+    topo.veth_host("n1", "10.9.1.1")
+    topo.vs.vsctl("add-port", "br0", "n2")  # no such device yet: kept, with an error
+    status = topo.vs.json("get", "interface", "n2", "status")[0]
+    assert "could not open network device n2" in status.get("error", ""), status
+    ns = topo.stack.enter_context(netns.namespace("hn2"))
+    netns.run(topo.sw, "ip", "link", "add", "name", "n2", "type", "veth", "peer", "name", "eth0",
+              "netns", ns)
+    topo._host_up(ns, "eth0", "10.9.1.2")
+    topo.hosts["n2"] = (ns, "eth0", "10.9.1.2")
+    wait_for(lambda: topo.vs.json("get", "interface", "n2", "status")[0].get("driver_name") == "afpacket",
+             what="n2 opened by the revalidator's retry")
+    assert topo.ping("n1", "n2")
+    assert topo.vs.json("get", "interface", "n2", "statistics")[0]["tx_packets"] > 0
+
+
 def test_malformed_frames_are_counted_and_dropped(topo):
     from helpers.rawsock import RawPort
 

@@ -92,6 +92,10 @@ class FlowStats:
     bytes: int
     used_ns: int  # CLOCK_MONOTONIC ns of the last hit, 0 = never
     tcp_flags: int
+    # The masked key and mask as C lays them out (flowkey.pack): the
+    # megaflow's identity without unpacking and packing again.
+    packed_key: bytes = b""
+    packed_mask: bytes = b""
 
 
 def _header(op, nargs):
@@ -282,10 +286,17 @@ class Datapath:
             if total[0] <= cap:
                 break
             cap = total[0] + 16  # grew meanwhile
-        return [FlowStats(
-            key=flowkey.from_c(d.key), mask=flowkey.from_c(d.mask),
-            actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
-            bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags) for d in out[0:n]]
+        size = ffi.sizeof("struct vs_key")
+        flows = []
+        for d in out[0:n]:
+            packed_key = ffi.buffer(ffi.addressof(d, "key"), size)[:]
+            packed_mask = ffi.buffer(ffi.addressof(d, "mask"), size)[:]
+            flows.append(FlowStats(
+                key=flowkey.unpack(packed_key), mask=flowkey.unpack(packed_mask),
+                actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
+                bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags,
+                packed_key=packed_key, packed_mask=packed_mask))
+        return flows
 
     def recv_upcalls(self):
         """Drains up to UPCALL_BATCH upcalls.  The C structs are read as one
