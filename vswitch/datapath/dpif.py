@@ -319,10 +319,8 @@ class Datapath:
 
     def execute(self, in_port, frame, actions, vnet=None):
         words, n = encode_actions(actions)
-        cvnet = ffi.NULL
-        if vnet:
-            cvnet = ffi.new("struct vs_vnet_hdr *")
-            ffi.memmove(cvnet, vnet, len(vnet))
+        # The header bytes from an upcall are passed in place, not copied.
+        cvnet = ffi.from_buffer("struct vs_vnet_hdr *", vnet) if vnet else ffi.NULL
         lib.vs_dp_execute(self._dp, in_port, frame, len(frame), cvnet, words, n)
 
 
