@@ -37,8 +37,6 @@ def full_mask(field):
 
 # The C struct vs_key as bytes (72, little-endian host): see csrc/flow_key.h.
 _LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHH4x")
-_ORDER = ("in_port", "vlan_tci", "dl_type", "dl_dst", "dl_src", "nw_src", "nw_dst",
-          "ipv6_src", "ipv6_dst", "nw_proto", "nw_tos", "nw_ttl", "nw_frag", "tp_src", "tp_dst")
 _from_bytes = int.from_bytes
 
 
