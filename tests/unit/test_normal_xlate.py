@@ -122,3 +122,15 @@ def test_table_size_limit_evicts_oldest():
 ])
 def test_default_vlan_mode(port, expect):
     assert port.mode == expect
+
+
+def test_full_table_evicts_the_least_recently_seen_and_ages_in_order():
+    macs = MacTable(aging_time=300, max_entries=2)
+    macs.learn(10, A, "a1", 1)
+    macs.learn(10, B, "a1", 2)
+    assert macs.learn(10, A, "a1", 3) is False  # refresh: A is now the newest
+    macs.learn(10, C, "a2", 4)                   # full: B, the least recently seen, goes
+    assert (macs.lookup(10, A, 4), macs.lookup(10, B, 4), macs.lookup(10, C, 4)) == ("a1", None, "a2")
+    assert macs.expire(now=303.5) == [(10, A)]   # seen at 3: aged; C (seen at 4) not yet
+    assert macs.expire(now=304.5) == [(10, C)]
+    assert macs.dump(305) == []

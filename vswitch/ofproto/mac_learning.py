@@ -1,4 +1,11 @@
-"""MAC learning table: (VLAN, MAC) -> port, with aging and a size limit."""
+"""MAC learning table: (VLAN, MAC) -> port, with aging and a size limit.
+
+Entries are kept in least-recently-learned order (an OrderedDict, refreshed
+entries move to the end), so evicting the oldest when full and ageing out
+are O(1) per entry rather than a scan of the table on every new MAC.  That
+order is last_seen order because `now` comes from a monotonic clock.
+"""
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from vswitch.datapath.flowkey import mac_str
@@ -17,7 +24,7 @@ class MacTable:
     def __init__(self, aging_time=DEFAULT_AGING, max_entries=DEFAULT_SIZE):
         self.aging_time = aging_time
         self.max_entries = max_entries
-        self.entries = {}  # (vlan, mac) -> MacEntry
+        self.entries = OrderedDict()  # (vlan, mac) -> MacEntry, oldest first
 
     def configure(self, aging_time=None, max_entries=None):
         if aging_time:
@@ -35,22 +42,28 @@ class MacTable:
         """Records that (vlan, mac) is behind port.  Returns True when that
         changed where the MAC goes (new or moved), i.e. megaflows forwarding to
         it are now stale."""
-        entry = self.entries.get((vlan, mac))
+        key = (vlan, mac)
+        entry = self.entries.get(key)
         if entry and entry.port == port:
             entry.last_seen = now
+            self.entries.move_to_end(key)
             return False
-        if not entry and len(self.entries) >= self.max_entries:
-            # Full: evict the oldest entry, as OVS does.
-            oldest = min(self.entries, key=lambda k: self.entries[k].last_seen)
-            del self.entries[oldest]
-        self.entries[(vlan, mac)] = MacEntry(port, now)
+        if entry:
+            del self.entries[key]  # moved: re-inserted at the end below
+        elif len(self.entries) >= self.max_entries:
+            self.entries.popitem(last=False)  # full: evict the oldest, as OVS does
+        self.entries[key] = MacEntry(port, now)
         return True
 
     def expire(self, now):
         """Drops aged-out entries; returns their (vlan, mac) keys."""
-        gone = [k for k, e in self.entries.items() if now - e.last_seen > self.aging_time]
-        for k in gone:
-            del self.entries[k]
+        gone = []
+        while self.entries:
+            key, entry = next(iter(self.entries.items()))
+            if now - entry.last_seen <= self.aging_time:
+                break  # everything after it was seen later still
+            del self.entries[key]
+            gone.append(key)
         return gone
 
     def flush(self, port=None):
