@@ -729,25 +729,14 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifn
     if (port_no >= VS_MAX_PORTS)
         return -EINVAL;
     int fd;
-    if (type == VS_PORT_AFPACKET) {
-        int up = vs_netdev_set_up(ifname);
-        if (up < 0)
-            return up;
+    if (type == VS_PORT_AFPACKET)
         fd = vs_netdev_open_afpacket(ifname);
-    } else if (type == VS_PORT_TAP) {
+    else if (type == VS_PORT_TAP)
         fd = vs_netdev_open_tap(ifname);
-    } else {
+    else
         return -EINVAL;
-    }
     if (fd < 0)
         return fd;
-    /* A tap exists only once opened; other netdevs are up before their
-     * socket binds (see vs_netdev_open_afpacket). */
-    int up = vs_netdev_set_up(ifname);
-    if (up < 0) {
-        close(fd);
-        return up;
-    }
     struct vs_port *p = calloc(1, sizeof *p);
     if (!p) {
         close(fd);

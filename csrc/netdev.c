@@ -44,6 +44,10 @@ int vs_netdev_open_afpacket(const char *ifname)
     unsigned int ifindex = if_nametoindex(ifname);
     if (!ifindex)
         return -ENODEV;
+    /* Up before binding: see the pending-error note below. */
+    int up = vs_netdev_set_up(ifname);
+    if (up < 0)
+        return up;
     int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -89,6 +93,11 @@ int vs_netdev_open_tap(const char *ifname)
         int err = -errno;
         close(fd);
         return err;
+    }
+    int up = vs_netdev_set_up(ifname); /* the tap exists only now */
+    if (up < 0) {
+        close(fd);
+        return up;
     }
     return fd;
 }

@@ -47,7 +47,8 @@ struct vs_packet {
 #define VS_MAX_FRAME (65536 + 64)
 #define VS_BATCH 32
 
-/* Opens the I/O handle for a port; returns an fd or -errno. */
+/* Opens the I/O handle for a port, bringing the netdev up; returns an fd
+ * or -errno. */
 int vs_netdev_open_afpacket(const char *ifname);
 int vs_netdev_open_tap(const char *ifname);
 /* Brings an interface up (SIOCSIFFLAGS); returns 0 or -errno. */
