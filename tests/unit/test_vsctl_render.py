@@ -18,6 +18,8 @@ def test_format_value_like_ovs_vsctl(value, text):
 
 
 def test_show_text():
+    # As ovs-vsctl show: a port shows only tag and trunks, then its interfaces
+    # (a bond's several); vlan_mode, bond_mode and lacp are not shown.
     config, _ = execute(empty_config(), [
         ["add-br", "br0"], ["set-controller", "br0", "tcp:127.0.0.1:6653"], ["set-fail-mode", "br0", "secure"],
         ["add-bond", "br0", "bond0", "e1", "e2", "bond_mode=active-backup", "lacp=active"],
@@ -29,8 +31,6 @@ def test_show_text():
         '        Controller "tcp:127.0.0.1:6653"',
         "        fail_mode: secure",
         "        Port bond0",
-        "            bond_mode: active-backup",
-        "            lacp: active",
         "            Interface e1",
         "            Interface e2",
         "        Port br0",
@@ -38,7 +38,6 @@ def test_show_text():
         "                type: internal",
         "        Port vx0",
         "            trunks: [10, 20]",
-        "            vlan_mode: trunk",
         "            Interface vx0",
         "                type: vxlan",
         '                options: {key="5", remote_ip="10.0.0.2"}',

@@ -43,7 +43,11 @@ class Txn:
     def __init__(self, config, runtime):
         self.config, self.runtime = config, runtime
         for table in schema.TABLES:
-            config.setdefault(table, {})
+            rows = config.setdefault(table, {})
+            # Rows stored before a column existed get its empty value.
+            for row in rows.values():
+                for column in schema.stored_columns(table):
+                    row.setdefault(column.name, column.type.empty())
 
     def find(self, table, name):
         for uuid, row in self.config[table].items():
@@ -164,19 +168,29 @@ def cmd_br_exists(txn, args, opts):
     return txn.find("Bridge", args[0])[1] is not None
 
 
-def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command):
+def _command_text(opts, command, args):
+    """The command as ovs-vsctl quotes it in --may-exist errors: options, name, arguments."""
+    return " ".join([*opts, command, *args])
+
+
+def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command, args, fake_iface=False):
     _, bridge = txn.bridge(bridge_name)
-    if txn.find("Port", port_name)[1] is not None and "--may-exist" in opts:
+    port_uuid, port = txn.find("Port", port_name)
+    if port is not None and "--may-exist" in opts:
         actual = txn.bridge_of_name("Port", port_name)
         if actual != bridge_name:
-            raise CommandError(f'"--may-exist {command} {bridge_name} {port_name}" but {port_name} '
+            raise CommandError(f'"{_command_text(opts, command, args)}" but {port_name} '
                                f"is actually attached to bridge {actual}")
+        have = _names(txn.config, "Interface", port["interfaces"])
+        if sorted(iface_names) != have:
+            raise CommandError(f'"{_command_text(opts, command, args)}" but {port_name} '
+                               f"actually has interface(s) {', '.join(have)}")
         return None
     _check_conflicts(txn, port_name, f"cannot create a port named {port_name}")
     for iface in iface_names:
         _check_conflicts(txn, iface, f"cannot create an interface named {iface}")
     ifaces = [txn.insert("Interface", name=name) for name in iface_names]
-    port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces)
+    port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces, bond_fake_iface=fake_iface)
     bridge["ports"].append(port_uuid)
     for setting in settings:
         _set_column("Port", txn.config["Port"][port_uuid], setting)
@@ -184,15 +198,60 @@ def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command)
 
 
 def cmd_add_port(txn, args, opts):
-    return _add_port(txn, opts, args[0], args[1], [args[1]], args[2:], "add-port")
+    return _add_port(txn, opts, args[0], args[1], [args[1]], args[2:], "add-port", args)
 
 
 def cmd_add_bond(txn, args, opts):
-    ifaces = [arg for arg in args[2:] if "=" not in arg]
-    settings = [arg for arg in args[2:] if "=" in arg]
+    """As ovs-vsctl: the interfaces end at the first argument holding "="."""
+    n_ifaces = next((i for i, arg in enumerate(args[2:]) if "=" in arg), len(args) - 2)
+    ifaces, settings = args[2:2 + n_ifaces], args[2 + n_ifaces:]
     if len(ifaces) < 2:
         raise CommandError(f"add-bond requires at least 2 interfaces, but only {len(ifaces)} were specified")
-    return _add_port(txn, opts, args[0], args[1], ifaces, settings, "add-bond")
+    return _add_port(txn, opts, args[0], args[1], ifaces, settings, "add-bond", args,
+                     fake_iface="--fake-iface" in opts)
+
+
+def _user_port(txn, name):
+    """(uuid, row) of a port that is not a bridge's local port, or 'no port named' (ovs-vsctl's find_port)."""
+    uuid, row = txn.find("Port", name)
+    if row is None or txn.find("Bridge", name)[1] is not None:
+        raise CommandError(f"no port named {name}")
+    return uuid, row
+
+
+def cmd_add_bond_iface(txn, args, opts):
+    port_uuid, port = _user_port(txn, args[0])
+    iface_name = args[1]
+    if "--may-exist" in opts:
+        iface_uuid, _ = txn.find("Interface", iface_name)
+        if iface_uuid is not None:
+            owner_uuid, owner = txn.owner("Port", "interfaces", iface_uuid)
+            if owner_uuid == port_uuid:
+                return None
+            raise CommandError(f'"{_command_text(opts, "add-bond-iface", args)}" but {iface_name} '
+                               f"is actually attached to port {owner['name']}")
+    _check_conflicts(txn, iface_name, f"cannot create an interface named {iface_name}")
+    port["interfaces"].append(txn.insert("Interface", name=iface_name))
+    return None
+
+
+def cmd_del_bond_iface(txn, args, opts):
+    iface_name = args[-1]
+    iface_uuid, _ = txn.find("Interface", iface_name)
+    if iface_uuid is None or txn.find("Bridge", iface_name)[1] is not None:
+        if "--if-exists" in opts:
+            return None
+        raise CommandError(f"no interface named {iface_name}")
+    _, owner = txn.owner("Port", "interfaces", iface_uuid)
+    if len(args) == 2:
+        port_uuid, _ = _user_port(txn, args[0])
+        if owner is not txn.config["Port"][port_uuid]:
+            raise CommandError(f"port {args[0]} does not have an interface {iface_name}")
+    if len(owner["interfaces"]) == 1:
+        raise CommandError(f"cannot delete last interface from port {owner['name']}")
+    owner["interfaces"].remove(iface_uuid)
+    del txn.config["Interface"][iface_uuid]
+    return None
 
 
 def cmd_del_port(txn, args, opts):
@@ -305,6 +364,8 @@ def _column_value(txn, table, uuid, name, command):
     row = txn.config[table][uuid]
     if column.runtime is None:
         return row[name]
+    if column.runtime_keyed:
+        return txn.call_runtime(command, column.runtime, table, name, row["name"])
     return txn.call_runtime(command, column.runtime, row["name"])
 
 
@@ -338,8 +399,9 @@ def cmd_list(txn, args, opts):
     if "--columns" in opts:
         names = schema.split_top(opts["--columns"])
     else:
+        # Runtime columns only when the runtime can answer them.
         names = ["_uuid"] + [name for name, column in schema.TABLES[table].items()
-                             if column.runtime is None or txn.runtime is not None]
+                             if column.runtime is None or hasattr(txn.runtime, column.runtime)]
     return [{name: _column_value(txn, table, uuid, name, "list") for name in names} for uuid in uuids]
 
 
@@ -348,6 +410,9 @@ def cmd_clear(txn, args, opts):
     _, row = txn.record(table, args[1])
     for name in args[2:]:
         column = _mutable_column(table, name)
+        if not column.can_be_empty():
+            raise CommandError(f'"clear" operation cannot be applied to column {name} of table {table}, '
+                               "which is not allowed to be empty")
         column.check(column.type.empty(), row["name"])
         row[name] = column.type.empty()
     return None
@@ -486,6 +551,29 @@ def cmd_del_flows(txn, args, opts):
 cmd_dump_flows = _openflow("dump_flows", "dump-flows")
 
 
+def _feature_show(feature, noun):
+    """lacp-show [BOND], bond-show [BOND], cfm-show [IFACE]: the runtime's
+    `feature_show(feature, name or None)` -> a list of show dicts; an unknown
+    name is the runtime's KeyError ("no such bond"), which becomes the error."""
+    command = f"{feature}-show"
+
+    def handler(txn, args, opts):
+        function = getattr(txn.runtime, "feature_show", None)
+        if function is None:
+            raise CommandError(f"{command}: not supported yet")
+        try:
+            return function(feature, args[0] if args else None)
+        except KeyError as exc:
+            raise CommandError(exc.args[0] if exc.args else f"no such {noun}") from None
+        except NotImplementedError:
+            raise CommandError(f"{command}: not supported yet") from None
+        except CommandError:
+            raise
+        except Exception as exc:
+            raise CommandError(f"{command}: {exc}") from exc
+    return handler
+
+
 def cmd_pmd_stats_show(txn, args, opts):
     return txn.call_runtime("pmd-stats-show", "pmd_stats")
 
@@ -504,8 +592,10 @@ _TABLE = [
     ("br-exists", 1, 1, {}, cmd_br_exists, True, "BR", "exit 2 if BR does not exist"),
     ("add-port", 2, None, MAY_EXIST, cmd_add_port, False, "BR PORT [COL[:KEY]=VALUE]...",
      "add new PORT to BR"),
-    ("add-bond", 4, None, MAY_EXIST, cmd_add_bond, False, "BR PORT IFACE... [COL[:KEY]=VALUE]...",
-     "add bonded port PORT in BR from IFACES"),
+    ("add-bond", 4, None, {**MAY_EXIST, "--fake-iface": False}, cmd_add_bond, False,
+     "BR PORT IFACE... [COL[:KEY]=VALUE]...", "add bonded port PORT in BR from IFACES"),
+    ("add-bond-iface", 2, 2, MAY_EXIST, cmd_add_bond_iface, False, "BOND IFACE", "add IFACE as a new bond interface"),
+    ("del-bond-iface", 1, 2, IF_EXISTS, cmd_del_bond_iface, False, "[BOND] IFACE", "delete IFACE from its bond"),
     ("del-port", 1, 2, IF_EXISTS, cmd_del_port, False, "[BR] PORT", "delete PORT (which must be on BR)"),
     ("list-ports", 1, 1, {}, cmd_list_ports, True, "BR", "print the names of all the ports on BR"),
     ("list-ifaces", 1, 1, {}, cmd_list_ifaces, True, "BR", "print the names of all interfaces on BR"),
@@ -544,6 +634,12 @@ _TABLE = [
     ("trace", 2, 2, {}, _openflow("trace", "trace"), True, "BR FLOW",
      "explain how BR handles a packet of FLOW"),
     ("pmd-stats-show", 0, 0, {}, cmd_pmd_stats_show, True, "", "print fast path thread statistics"),
+    ("lacp-show", 0, 1, {}, _feature_show("lacp", "bond"), True, "[BOND]",
+     "print LACP state (as ovs-appctl lacp/show)"),
+    ("bond-show", 0, 1, {}, _feature_show("bond", "bond"), True, "[BOND]",
+     "print bond state (as ovs-appctl bond/show)"),
+    ("cfm-show", 0, 1, {}, _feature_show("cfm", "interface"), True, "[IFACE]",
+     "print CFM state (as ovs-appctl cfm/show)"),
 ]
 COMMANDS = {entry[0]: Command(*entry) for entry in _TABLE}
 

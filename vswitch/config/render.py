@@ -5,10 +5,16 @@ Values use OVSDB's text syntax as ovs-vsctl prints it: `[]` for empty,
 `[10, 20]` for sets, `{key=value}` for maps, strings bare when they are plain
 words and JSON-quoted otherwise. fdb-show mirrors `ovs-appctl fdb/show`,
 dump-ports `ovs-ofctl dump-ports`, dpctl-dump-flows `ovs-appctl
-dpctl/dump-flows`. Anything else falls back to one item per line.
+dpctl/dump-flows`, lacp-show/bond-show/cfm-show `ovs-appctl lacp/show`,
+`bond/show`, `cfm/show` (OVS 3.1 layout). Anything else falls back to one
+item per line.
 """
 import json
 import re
+
+from vswitch.cfm import show as cfm_show
+from vswitch.config import bond_show
+from vswitch.lacp import show as lacp_show
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -52,9 +58,10 @@ def render_show(show):
         if bridge.get("fail_mode"):
             lines.append(f"        fail_mode: {bridge['fail_mode']}")
         for port in bridge["ports"]:
+            # As ovs-vsctl show: of a port's own columns only tag and trunks.
             lines.append(f"        Port {format_value(port['name'])}")
             lines += [f"            {key}: {format_value(port[key])}"
-                      for key in ("tag", "trunks", "vlan_mode", "bond_mode", "lacp") if port.get(key)]
+                      for key in ("tag", "trunks") if port.get(key) not in (None, [])]
             for iface in port["interfaces"]:
                 lines.append(f"            Interface {format_value(iface['name'])}")
                 lines += [f"                {key}: {format_value(iface[key])}"
@@ -129,7 +136,19 @@ def render_tables(tables):
                      f"matched={t['matched']}" for t in tables)
 
 
+def _concatenated(render_one):
+    """A list of show dicts -> the OVS tool's text for all of them, which
+    ends in a newline that print() adds back."""
+    def render_all(shows):
+        text = "".join(render_one(show) for show in shows)
+        return text[:-1] if text.endswith("\n") else text
+    return render_all
+
+
 RENDERERS = {
+    "lacp-show": _concatenated(lacp_show.render),
+    "bond-show": _concatenated(bond_show.render),
+    "cfm-show": _concatenated(cfm_show.render),
     "get": render_get,
     "list": render_records,
     "show": render_show,

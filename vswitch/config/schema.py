@@ -7,9 +7,17 @@ column type knows three things: how to parse the ovs-vsctl text syntax
 value, and what its empty value is (for `clear`). Error messages start with
 the record name and say what was wrong and what is allowed.
 
-Runtime columns (Interface status/statistics/ofport) are declared here too,
-read-only, with the name of the `runtime` method that supplies them; they are
-never stored.
+Runtime columns (Interface status/statistics/ofport, the CFM and LACP
+status columns) are declared here too, read-only, with the name of the
+`runtime` method that supplies them; they are never stored. A plain runtime
+column's method is called with the row name (`interface_ofport("p1")`); a
+`runtime_keyed` one's with (table, column, row name) (`feature_column(
+"Interface", "cfm_fault", "p1")`), so one method serves a family of columns.
+A runtime answer of None is the empty value (`[]`, as ovs-vsctl prints it).
+
+Some checks involve two columns of a row (a non-extended `cfm_mpid` must be
+1..8191, as OVS's cfm.c requires): `ROW_CHECKS` run on whole rows when the
+configuration is validated at the end of each command chain.
 """
 import ipaddress
 import json
@@ -119,13 +127,14 @@ class StringType:
 
 
 class IntType:
-    """An integer in lo..hi; None when optional and unset."""
+    """An integer in lo..hi; None when optional and unset, `default` (the
+    value of a new row) when not optional."""
 
-    def __init__(self, lo, hi, optional=True):
-        self.lo, self.hi, self.optional = lo, hi, optional
+    def __init__(self, lo, hi, optional=True, default=0):
+        self.lo, self.hi, self.optional, self.default = lo, hi, optional, default
 
     def empty(self):
-        return None
+        return None if self.optional else self.default
 
     def parse(self, text, where, noun):
         text = unquote(text)
@@ -144,6 +153,8 @@ class IntType:
 
 
 class BoolType:
+    optional = False
+
     def empty(self):
         return False
 
@@ -280,12 +291,36 @@ CONTROLLER_SYNTAX = ("tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT
 
 # ---------------------------------------------------------------- tables
 
+def int_text(lo, hi=None):
+    """A checker for a map value holding a decimal integer in lo..hi."""
+    def check(text):
+        return re.fullmatch(r"-?[0-9]+", text) is not None and lo <= int(text) and (hi is None or int(text) <= hi)
+    return check
+
+
+def one_of(*words):
+    return lambda text: text in words
+
+
+def _range(lo, hi=None):
+    return f"an integer {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+
+
+INT64_MAX = 2 ** 63 - 1
+INT32_MAX = 2 ** 31 - 1
+
+
 class Column:
-    def __init__(self, name, type_, mutable=True, runtime=None, noun=None):
+    def __init__(self, name, type_, mutable=True, runtime=None, noun=None, runtime_keyed=False):
         self.name, self.type = name, type_
         self.mutable = mutable and runtime is None
         self.runtime = runtime          # name of the runtime method, or None
+        self.runtime_keyed = runtime_keyed  # method takes (table, column, name), not (name)
         self.noun = noun or name        # how error messages call a value of it
+
+    def can_be_empty(self):
+        """Whether `clear` may empty it (OVSDB: a column with min 0)."""
+        return getattr(self.type, "optional", True)
 
     def check(self, value, where):
         self.type.check(value, where, self.noun)
@@ -323,6 +358,9 @@ TABLES = {
                                        optional=True)),
         Column("bond_mode", StringType(["active-backup", "balance-slb", "balance-tcp"], optional=True)),
         Column("lacp", StringType(["active", "passive", "off"], optional=True)),
+        Column("bond_updelay", IntType(0, INT32_MAX, optional=False), noun="bond_updelay (ms)"),
+        Column("bond_downdelay", IntType(0, INT32_MAX, optional=False), noun="bond_downdelay (ms)"),
+        Column("bond_fake_iface", BoolType()),
     ),
     "Interface": _common(
         Column("type", StringType(INTERFACE_TYPES)),
@@ -332,6 +370,18 @@ TABLES = {
         Column("status", MapType(), runtime="interface_status"),
         Column("statistics", MapType(), runtime="interface_statistics"),
         Column("ofport", IntType(-1, 65535), runtime="interface_ofport"),
+        # OVS's schema: an optional integer; cfm.c wants 1..8191, or any
+        # positive value with other_config:cfm_extended=true (ROW_CHECKS).
+        Column("cfm_mpid", IntType(1, INT64_MAX)),
+        *(Column(name, type_, runtime="feature_column", runtime_keyed=True) for name, type_ in (
+            ("cfm_fault", BoolType()),
+            ("cfm_fault_status", SetType(StringType())),
+            ("cfm_remote_mpids", SetType(IntType(1, INT64_MAX, optional=False))),
+            ("cfm_health", IntType(0, 100)),
+            ("cfm_remote_opstate", StringType(["up", "down"], optional=True)),
+            ("cfm_flap_count", IntType(0, INT64_MAX)),
+            ("lacp_current", BoolType()),
+        )),
     ),
 }
 
@@ -342,13 +392,48 @@ MAP_KEYS = {
         "mac-table-size": (is_positive_int, "a positive integer"),
         "hwaddr": (is_mac, "a MAC address xx:xx:xx:xx:xx:xx"),
     },
+    # Ranges as documented in ovs-vswitchd.conf.db(5) for OVS 3.1.
     ("Port", "other_config"): {
-        "lacp-time": (lambda v: v in ("fast", "slow"), "fast or slow"),
-        "lacp-fallback-ab": (lambda v: v in ("true", "false"), "true or false"),
+        "lacp-time": (one_of("fast", "slow"), "fast or slow"),
+        "lacp-system-id": (is_mac, "a MAC address xx:xx:xx:xx:xx:xx"),
+        "lacp-system-priority": (int_text(1, 65535), _range(1, 65535)),
+        "lacp-fallback-ab": (one_of("true", "false"), "true or false"),
+        "bond-detect-mode": (one_of("carrier", "miimon"), "carrier or miimon"),
+        "bond-miimon-interval": (int_text(1, INT32_MAX), "a positive integer number of milliseconds"),
+        "bond-rebalance-interval": (int_text(0, INT32_MAX),
+                                    f"an integer number of milliseconds 0..{INT32_MAX} (0 disables rebalancing)"),
+        "bond-primary": (lambda v: v != "", "an interface name"),
+        "bond-hash-basis": (int_text(0, 2 ** 32 - 1), _range(0, 2 ** 32 - 1)),
+    },
+    ("Interface", "other_config"): {
+        "lacp-port-id": (int_text(1, 65535), _range(1, 65535)),
+        "lacp-port-priority": (int_text(1, 65535), _range(1, 65535)),
+        "lacp-aggregation-key": (int_text(1, 65535), _range(1, 65535)),
+        "cfm_interval": (int_text(1, INT32_MAX), "a positive integer number of milliseconds"),
+        "cfm_extended": (one_of("true", "false"), "true or false"),
+        "cfm_opstate": (one_of("up", "down"), "up or down"),
+        "cfm_ccm_vlan": (lambda v: v == "random" or int_text(1, 4095)(v), 'an integer 1..4095 or "random"'),
+        "cfm_ccm_pcp": (int_text(1, 7), _range(1, 7)),
+        "cfm_demand": (one_of("true", "false"), "true or false"),
+        # Our extensions (OVS always uses MD and MA name "ovs" at level 0).
+        "cfm_md_name": (lambda v: 1 <= len(v) <= 43, "a string of 1..43 characters"),
+        "cfm_ma_name": (lambda v: 1 <= len(v) <= 43, "a string of 1..43 characters"),
+        "cfm_md_level": (int_text(0, 7), _range(0, 7)),
     },
 }
 for (_table, _column), _keys in MAP_KEYS.items():
     TABLES[_table][_column].type.keys = _keys
+
+
+def _check_cfm_mpid(row, where):
+    mpid = row.get("cfm_mpid")
+    extended = row.get("other_config", {}).get("cfm_extended") == "true"
+    if mpid is not None and not extended and not 1 <= mpid <= 8191:
+        raise SchemaError(f"{where}: invalid cfm_mpid {mpid} (must be 1..8191 unless "
+                          f"other_config:cfm_extended=true)")
+
+
+ROW_CHECKS = {"Interface": [_check_cfm_mpid]}
 
 
 def table_named(name):
@@ -387,6 +472,8 @@ def validate_row(table, row, where):
         if column.runtime is not None:
             raise SchemaError(f"{where}: runtime column {name} cannot be stored")
         column.check(value, where)
+    for check in ROW_CHECKS.get(table, []):
+        check(row, where)
 
 
 def validate_config(config):
