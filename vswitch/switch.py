@@ -8,8 +8,16 @@ traffic (those packets never come to Python), ages out idle megaflows and
 MAC entries, and retries interfaces that could not be opened.
 Staleness: every megaflow that forwards to (or floods for) a destination MAC
 carries the tag ("mac", vlan, mac); when that MAC is learned, moves or ages
-out, exactly those megaflows are deleted.  A configuration change flushes all
-megaflows: it is rare and the cache refills from traffic in milliseconds.
+out, exactly those megaflows are deleted.  Bridge features tag theirs too
+(a bond's member, bucket, admission: bridge/bond.py).  A configuration change
+flushes all megaflows: it is rare and the cache refills from traffic in
+milliseconds.
+
+Bridge features (bridge/feature.py) first see every upcall: a frame one of
+them claims (LACPDU, CCM) gets a megaflow that sends it to userspace with the
+feature's cookie and is handed to the feature; every other megaflow carries
+what the features looked at in its mask.  The daemon calls run_features() at
+next_wakeup(), and link_changed() on netlink carrier events.
 """
 import copy
 import logging
@@ -17,6 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
 from vswitch.datapath import dpif, flowkey
 from vswitch.ofproto import normal, ofctl_runtime, ofctl_syntax, pipeline
 from vswitch.ofproto.ofswitch import OFSwitch, read_mac
@@ -49,18 +58,12 @@ class Interface:
     port: str
     type: str  # as configured
     ofport: int = -1
+    mac: bytes | None = None  # the netdev's address once opened
     dp_type: str | None = None  # afpacket or tap, once opened
     error: str | None = None
     notes: list = field(default_factory=list)
     xdp_mode: str = "best-effort"  # options:xdp-mode, for type afxdp
     afxdp: dict | None = None  # what AF_XDP obtained: xdp_mode, n_queues
-
-
-@dataclass
-class Bridge:
-    name: str
-    macs: MacTable
-    ports: dict = field(default_factory=dict)  # ofport -> normal.BridgePort
 
 
 @dataclass
@@ -78,14 +81,14 @@ class InstalledFlow:
 
 def _packed(key, mask):
     """A megaflow's masked key and mask laid out as C stores them: what xlate
-    produced and what the datapath dumps (FlowStats.packed_*) compare equal.
+    produced and what the datapath dumps (MegaflowStats.packed_*) compare equal.
     Their concatenation is the megaflow's identity in Switch.flows."""
     return flowkey.pack(flowkey.apply_mask(key, mask)), flowkey.pack(mask)
 
 
-def _port_settings(port_row):
-    trunks = frozenset(port_row.get("trunks") or ())
-    return port_row.get("tag"), trunks, port_row.get("vlan_mode")
+def _merge_masks(mask, extra):
+    for name, bits in extra.items():
+        mask[name] = mask.get(name, 0) | bits
 
 
 class Switch:
@@ -96,7 +99,8 @@ class Switch:
         self.ifaces = {}  # name -> Interface
         self.flows = {}  # flow id -> InstalledFlow
         self.tag_index = defaultdict(set)
-        self.port_settings = {}  # port name -> (tag, trunks, vlan_mode)
+        self.carriers = {}  # interface name -> carrier, from netlink events
+        self.wake = lambda: None  # the daemon's: run_features is due earlier
         self.of = {}  # bridge name -> OFSwitch (OpenFlow state)
         self.config = None  # the configuration last applied
 
@@ -131,7 +135,7 @@ class Switch:
                 port = config["Port"].get(port_uuid)
                 if not port:
                     continue
-                for iface_uuid in port.get("interfaces", [])[:1]:  # bonds: later
+                for iface_uuid in port.get("interfaces", []):
                     iface = config["Interface"].get(iface_uuid)
                     if iface:
                         desired[iface["name"]] = {
@@ -144,6 +148,7 @@ class Switch:
     def _apply_bridges(self, config):
         changed = False
         names = set()
+        now = self.clock()
         for br in config["Bridge"].values():
             name = br["name"]
             names.add(name)
@@ -152,44 +157,38 @@ class Switch:
             size = int(other.get("mac-table-size", DEFAULT_SIZE))
             bridge = self.bridges.get(name)
             if bridge is None:
-                bridge = self.bridges[name] = Bridge(name, MacTable(aging, size))
+                bridge = self.bridges[name] = Bridge(
+                    name, MacTable(aging, size), interfaces=self.ifaces.get,
+                    invalidate_tag=lambda tag, n=name: self.invalidate(n, tag),
+                    flush_all=lambda n=name: self.flush_bridge(n), clock=self.clock,
+                    wake=lambda: self.wake(), carriers=self.carriers)
                 self.of[name] = OFSwitch(name, self)
                 changed = True
             elif (aging, size) != (bridge.macs.aging_time, bridge.macs.max_entries):
                 bridge.macs.configure(aging, size)
                 changed = True
+            bridge.mac = read_mac(name).to_bytes(6, "big")
             changed |= self.of[name].configure(br, read_mac(name))
             ports = {}
             for port_uuid in br.get("ports", []):
                 port = config["Port"].get(port_uuid)
-                if not port:
-                    continue
-                settings = _port_settings(port)
-                if self.port_settings.get(port["name"]) != settings:
-                    self.port_settings[port["name"]] = settings
-                    bridge.macs.flush(port["name"])  # its VLANs changed
-                    changed = True
-                for iface in self.ifaces.values():
-                    if iface.port == port["name"] and iface.ofport > 0:
-                        tag, trunks, mode = settings
-                        ports[iface.ofport] = normal.BridgePort(port["name"], iface.ofport, tag, trunks, mode)
-            if ports != bridge.ports:
-                for gone in {p.name for p in bridge.ports.values()} - {p.name for p in ports.values()}:
-                    bridge.macs.flush(gone)
-                bridge.ports = ports
-                changed = True
+                if port:
+                    ifaces = (config["Interface"].get(u) for u in port.get("interfaces", []))
+                    ports[port["name"]] = PortConfig(port, {i["name"]: i for i in ifaces if i})
+            changed |= bridge.configure(BridgeConfig(br, ports, now))
             self._sync_of_ports(bridge)
         for name in set(self.bridges) - names:
-            del self.bridges[name]
+            self.bridges.pop(name).close()
             del self.of[name]
             changed = True
+        self.wake()
         return changed
 
     def _of_ports(self, bridge):
         """{OpenFlow port: (name, datapath port)}: the bridge's own internal
         interface is OpenFlow's LOCAL port, the others keep their ofport."""
-        return {(OFPP_LOCAL if p.name == bridge.name else dp): (p.name, dp)
-                for dp, p in bridge.ports.items()}
+        return {(OFPP_LOCAL if name == bridge.name else dp): (name, dp)
+                for dp, name in bridge.iface_names.items()}
 
     def _sync_of_ports(self, bridge):
         ofs = self.of.get(bridge.name)
@@ -228,6 +227,7 @@ class Switch:
             log.warning("%s", iface.error)
             return
         iface.ofport, iface.dp_type, iface.error = ofport, dp_type, None
+        iface.mac = read_mac(iface.name).to_bytes(6, "big")
         log.info("added %s interface %s on port %d", kind, iface.name, ofport)
 
     def _open_afxdp(self, iface, ofport_request):
@@ -244,6 +244,7 @@ class Switch:
             log.warning("%s: %s", iface.name, iface.notes[0])
             return False
         iface.ofport, iface.dp_type, iface.error, iface.notes = ofport, "afxdp", None, []
+        iface.mac = read_mac(iface.name).to_bytes(6, "big")
         log.info("added afxdp interface %s on port %d (XDP %s mode, copy, %d queue(s))",
                  iface.name, ofport, iface.afxdp["xdp_mode"], iface.afxdp["n_queues"])
         return True
@@ -265,6 +266,8 @@ class Switch:
         return reopened
 
     def close(self):
+        for bridge in self.bridges.values():
+            bridge.close()
         for iface in self.ifaces.values():
             self._close_interface(iface)
         self.ifaces.clear()
@@ -310,7 +313,7 @@ class Switch:
 
     def bridge_of_ofport(self, ofport):
         for bridge in self.bridges.values():
-            if ofport in bridge.ports:
+            if ofport in bridge.iface_names:
                 return bridge
         return None
 
@@ -329,20 +332,34 @@ class Switch:
             return  # port just removed
         ofs = self.of.get(bridge.name)
         if up.cookie:
-            if ofs:
+            if up.cookie in bridge.cookies:
+                self._transmit(bridge.process_claimed(up.cookie, up.in_port, up.frame, now))
+                self.wake()
+            elif ofs:
                 ofs.packet_in(up.cookie, up.in_port, up.frame)
             return
+        cookie, special_mask = bridge.claim(up.in_port, up.key)
+        if cookie is not None:
+            # Claimed frames stay in the slow path: the megaflow brings the
+            # next ones up with the feature's cookie.
+            special_mask["in_port"] = flowkey.full_mask("in_port")
+            self._install(bridge.name, up.key, ClaimedFlow([("userspace", cookie)], special_mask), now)
+            self._transmit(bridge.process_claimed(cookie, up.in_port, up.frame, now))
+            self.wake()
+            return
         if ofs and ofs.mode() == "openflow":
-            self._handle_openflow_upcall(bridge, up, now)
+            self._handle_openflow_upcall(bridge, up, now, special_mask)
             return
         result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
+        _merge_masks(result.mask, special_mask)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
 
-    def _handle_openflow_upcall(self, bridge, up, now):
+    def _handle_openflow_upcall(self, bridge, up, now, special_mask):
         result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
+        _merge_masks(result.mask, special_mask)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         if not result.slow_path:
@@ -357,7 +374,7 @@ class Switch:
         MAC table (a copy, for a trace that must not learn)."""
         bridge, ofs = self.bridges[name], self.of[name]
         table = macs or bridge.macs
-        return pipeline.Bridge(
+        return pipeline.PipelineView(
             ofs.tables, ofs.groups, ofs.meters,
             {of: dp for of, (_, dp) in self._of_ports(bridge).items()},
             normal=lambda key: normal.xlate(bridge.ports, table, key, now),
@@ -400,6 +417,10 @@ class Switch:
                 self.dp.flow_del(stats.packed_key, stats.packed_mask)
                 continue
             saw_traffic = stats.packets > info.last_packets
+            if saw_traffic and info.tags and info.bridge in self.bridges:
+                self.bridges[info.bridge].flow_stats(
+                    {t[1:] for t in info.tags}, stats.packets - info.last_packets,
+                    stats.bytes - info.last_bytes, now)
             self._attribute(info, stats, now)
             last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
             if now_ns / 1e9 - last_use > MEGAFLOW_IDLE_SECONDS:
@@ -421,6 +442,56 @@ class Switch:
             # An interface that came up late joins its bridge's ports.
             self._apply_bridges(self.config)
             self.flush_flows()
+
+    # ------------------------------------------------------------ bridge features
+    def _transmit(self, frames):
+        for dp_port, frame in frames:
+            self.dp.execute(0, frame, [("output", dp_port)])
+
+    def run_features(self):
+        now = self.clock()
+        for bridge in list(self.bridges.values()):
+            self._transmit(bridge.run(now))
+
+    def next_wakeup(self):
+        """When run_features is next due (switch clock), or None."""
+        return min((t for t in (b.next_wakeup() for b in self.bridges.values()) if t is not None),
+                   default=None)
+
+    def link_changed(self, name, carrier):
+        """A netdev's carrier changed (netlink): its bridge's features and
+        bonds react at once."""
+        if self.carriers.get(name, True) == carrier:
+            return
+        self.carriers[name] = carrier
+        iface = self.ifaces.get(name)
+        bridge = self.bridges.get(iface.bridge) if iface else None
+        if bridge is not None:
+            self._transmit(bridge.link_changed(name, carrier, self.clock()))
+            self.wake()
+
+    def feature_show(self, kind, name=None):
+        """`vsctl KIND-show [NAME]`: the show() of feature KIND of every bridge."""
+        shown, found = [], name is None
+        for bridge in self.bridges.values():
+            try:
+                shown += bridge.show(kind, name)
+                found = True
+            except KeyError:
+                continue
+        if not found:
+            raise KeyError(f"no such {'interface' if kind == 'cfm' else 'bond'} {name}")
+        return shown
+
+    def feature_column(self, table, column, name):
+        """A read-only column a feature supplies (cfm_fault, lacp_current...)."""
+        iface = self.ifaces.get(name) if table == "Interface" else None
+        bridges = [self.bridges[iface.bridge]] if iface and iface.bridge in self.bridges else []
+        for bridge in bridges:
+            value = bridge.column(table, column, name)
+            if value is not None:
+                return value
+        return None
 
     # ------------------------------------------------------------ runtime reads for vsctl
     def _bridge(self, name):

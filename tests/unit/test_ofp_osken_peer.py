@@ -274,7 +274,7 @@ def _reply(body, mp_type, version=4):
 def test_multipart_replies_13():
     r = _reply(mp.Desc("vswitch", "hw", "sw", "1", "br0"), mp.OFPMP_DESC)
     assert (r.body.mfr_desc, r.body.dp_desc) == (b"vswitch", b"br0")
-    fs = mp.FlowStats(1, 2, 3, 100, 10, 20, 1, 0xAB, 5, 500, ofp.Match(in_port=(1, None)),
+    fs = mp.FlowStatsEntry(1, 2, 3, 100, 10, 20, 1, 0xAB, 5, 500, ofp.Match(in_port=(1, None)),
                       [ofp.ApplyActions([ofp.Output(2)]), ofp.GotoTable(2)])
     r = _reply([fs, fs], mp.OFPMP_FLOW)
     assert len(r.body) == 2
@@ -321,7 +321,7 @@ def test_table_features_reply():
 
 
 def test_multipart_replies_10():
-    fs = mp.FlowStats(0, 2, 3, 100, 10, 20, 0, 0xAB, 5, 500, ofp.Match(in_port=(1, None)),
+    fs = mp.FlowStatsEntry(0, 2, 3, 100, 10, 20, 0, 0xAB, 5, 500, ofp.Match(in_port=(1, None)),
                       [ofp.ApplyActions([ofp.Output(2)])])
     r = _reply([fs], mp.OFPMP_FLOW, version=1)
     s = r.body[0]

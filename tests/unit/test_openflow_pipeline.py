@@ -24,7 +24,7 @@ def bridge(*flows, groups=(), miss_to_controller=False):
         pipeline.check_instructions(spec.instructions, 8)
         tables.flow_mod(spec.flow_mod(OFPFC_ADD), 0)
     cookies = []
-    br = pipeline.Bridge(tables, g, m, {1: 1, 2: 2, 3: 3, OFPP_LOCAL: 1023},
+    br = pipeline.PipelineView(tables, g, m, {1: 1, 2: 2, 3: 3, OFPP_LOCAL: 1023},
                          controller_cookie=lambda *shape: cookies.append(shape) or len(cookies),
                          miss_to_controller=miss_to_controller)
     br.cookies = cookies

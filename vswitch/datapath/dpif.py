@@ -84,7 +84,7 @@ class Upcall:
 
 
 @dataclass
-class FlowStats:
+class MegaflowStats:
     key: dict
     mask: dict
     actions: list
@@ -291,7 +291,7 @@ class Datapath:
         for d in out[0:n]:
             packed_key = ffi.buffer(ffi.addressof(d, "key"), size)[:]
             packed_mask = ffi.buffer(ffi.addressof(d, "mask"), size)[:]
-            flows.append(FlowStats(
+            flows.append(MegaflowStats(
                 key=flowkey.unpack(packed_key), mask=flowkey.unpack(packed_mask),
                 actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
                 bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags,

@@ -13,6 +13,13 @@ VLAN modes follow OVS (vswitch.xml, Port vlan_mode):
   native-untagged  like trunk, but untagged frames join VLAN `tag`, and VLAN
                    `tag` leaves untagged.
   native-tagged    like native-untagged, but VLAN `tag` leaves tagged.
+
+A port of several interfaces (a bond) appears once under each member's
+datapath port, with `xlate` set: the bond decides whether a frame arriving on
+a member is admitted and which member a frame leaves on (bridge/bond.py), and
+adds what it read to the mask and its staleness tags to the result.  NORMAL
+itself only ever deals in port names, so a bond is learned and flooded to as
+one port.
 """
 from dataclasses import dataclass, field
 
@@ -29,6 +36,11 @@ class BridgePort:
     tag: int | None = None
     trunks: frozenset = frozenset()
     vlan_mode: str | None = None
+    xlate: object = None  # a bond: admit(in_dp, key, mask, tags), select(key, mask, tags)
+
+    def output_port(self, key, mask, tags):
+        """The datapath port to send on (None: a bond with no usable member)."""
+        return self.xlate.select(key, mask, tags) if self.xlate else self.ofport
 
     @property
     def mode(self):
@@ -99,12 +111,12 @@ def _is_reserved_multicast(mac):
 
 
 def _output_actions(key, vlan, out_ports):
-    """Actions that deliver the frame to each port with the right tagging,
-    changing the tag as few times as possible."""
+    """Actions that deliver the frame to each (port, datapath port) with the
+    right tagging, changing the tag as few times as possible."""
     tci = key.get("vlan_tci", 0)
     pcp_bits = tci & 0xE000 if tci & VLAN_CFI else 0
-    untagged = [p for p in out_ports if not p.output_tagged(vlan)]
-    tagged = [p for p in out_ports if p.output_tagged(vlan)]
+    untagged = [dp for p, dp in out_ports if not p.output_tagged(vlan)]
+    tagged = [dp for p, dp in out_ports if p.output_tagged(vlan)]
     in_tagged_same = bool(tci & VLAN_CFI) and (tci & VLAN_VID_MASK) == vlan
     actions = []
     state = "tagged" if in_tagged_same else ("other" if tci & VLAN_CFI else "untagged")
@@ -114,7 +126,7 @@ def _output_actions(key, vlan, out_ports):
         if untagged and state != "untagged":
             actions.append(("pop_vlan", 0))
             state = "untagged"
-        actions.extend(("output", p.ofport) for p in untagged)
+        actions.extend(("output", dp) for dp in untagged)
 
     def emit_tagged():
         nonlocal state
@@ -123,7 +135,7 @@ def _output_actions(key, vlan, out_ports):
                 actions.append(("pop_vlan", 0))
             actions.append(("push_vlan", pcp_bits | vlan))
             state = "tagged"
-        actions.extend(("output", p.ofport) for p in tagged)
+        actions.extend(("output", dp) for dp in tagged)
 
     if state == "tagged":
         emit_tagged()
@@ -153,6 +165,11 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
     note(lambda: why)
     if vlan is None:
         return r
+    if in_port.xlate:
+        refused = in_port.xlate.admit(in_ofport, key, r.mask, r.tags)
+        if refused:
+            note(lambda: f"{refused}: dropped")
+            return r
     r.vlan = vlan
 
     src = _read(key, r.mask, "dl_src")
@@ -188,9 +205,17 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
                 note(lambda: f"learned port {out_name} no longer carries VLAN {vlan}: dropped")
                 return r
     if flood:
-        out_ports = sorted((p for p in ports_by_ofport.values()
-                            if p.ofport != in_ofport and p.includes_vlan(vlan)),
-                           key=lambda p: p.ofport)
+        # A bond is listed under each member's datapath port: once is enough.
+        unique = {p.name: p for p in ports_by_ofport.values()
+                  if p.name != in_port.name and p.includes_vlan(vlan)}
+        out_ports = sorted(unique.values(), key=lambda p: p.ofport)
         note(lambda: "flood to: " + (", ".join(p.name for p in out_ports) or "(no other port)"))
-    r.actions = _output_actions(key, vlan, out_ports)
+    chosen = []
+    for p in out_ports:
+        dp = p.output_port(key, r.mask, r.tags)
+        if dp is None:
+            note(lambda: f"bond {p.name} has no enabled member: not sent there")
+        else:
+            chosen.append((p, dp))
+    r.actions = _output_actions(key, vlan, chosen)
     return r

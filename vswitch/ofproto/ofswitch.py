@@ -8,7 +8,7 @@ raises OFPError; the caller sends the error reply and the connection stays up.
 
 It talks to the rest of the switch through `host` (the Switch):
   host.flush_bridge(name)          megaflows that may now be wrong
-  host.of_view(name, now)          a pipeline.Bridge for xlate
+  host.of_view(name, now)          a pipeline.PipelineView for xlate
   host.dp_execute(dp_in, frame, actions)
   host.port_stats(dp_port)         datapath counters
 and to controllers through `self.notify(kind, msg)`, set by the connection
@@ -277,7 +277,7 @@ class OFSwitch:
         for rule in self.tables.select(req.table_id, req.match, req.out_port, req.out_group,
                                        req.cookie, req.cookie_mask):
             sec, nsec = rule.duration(now)
-            out.append(mp.FlowStats(rule.table_id, sec, nsec, rule.priority, rule.idle_timeout,
+            out.append(mp.FlowStatsEntry(rule.table_id, sec, nsec, rule.priority, rule.idle_timeout,
                                     rule.hard_timeout, rule.flags, rule.cookie, rule.packet_count,
                                     rule.byte_count, rule.match, rule.instructions))
         return out

@@ -206,7 +206,7 @@ def check_actions(actions, packet_out=False):
 
 
 @dataclass
-class Bridge:
+class PipelineView:
     """What xlate needs to know about the bridge (built by the caller)."""
     tables: object                 # FlowTables
     groups: object                 # GroupTable

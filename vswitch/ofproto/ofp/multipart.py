@@ -43,7 +43,7 @@ class FlowStatsRequest:
 
 
 @dataclass
-class FlowStats:
+class FlowStatsEntry:
     table_id: int = 0
     duration_sec: int = 0
     duration_nsec: int = 0
@@ -314,7 +314,7 @@ class FlowStatsCodec:
         else:
             match = MATCH[1][0](entry)
             fields = dict(zip(self.NAMES_10.split(), entry.unpack(self.TAIL_10)))
-        return FlowStats(table_id=vals[1], match=match,
+        return FlowStatsEntry(table_id=vals[1], match=match,
                          instructions=decode_program(self.version, entry), **fields)
 
     def encode(self, s):

@@ -1,0 +1,119 @@
+"""A datapath in Python for bridge-layer tests that need no root and no
+kernel devices: the switch's real slow path (Switch, Bridge, features, NORMAL,
+OpenFlow xlate) runs on top of it unchanged.
+
+Frames are parsed by the real C parser (dpif.parse_frame: no device needed);
+megaflows are matched like the reference classifier of the datapath tests
+(the one flow whose mask and masked key match).  A hit records the flow's
+actions as the frame's fate and counts packets/bytes; a miss queues an
+upcall.  `sent` collects every (datapath port, frame, actions) that left,
+including frames the slow path executed or features transmitted.
+
+    dp = FakeDatapath()
+    sw = Switch(dp, clock=clock)
+    dp.receive(1, frame)       # hit -> sent, miss -> upcall queued
+    sw.handle_upcalls()
+"""
+from dataclasses import dataclass
+
+from vswitch.datapath import dpif, flowkey
+
+
+@dataclass
+class FakeMegaflow:
+    key: dict
+    mask: dict
+    actions: list
+    packets: int = 0
+    bytes: int = 0
+    used_ns: int = 0
+
+
+class FakeDatapath:
+    upcall_fd = -1
+
+    def __init__(self):
+        self.ports = {}  # port number -> (type, ifname)
+        self.flows = {}  # (packed key, packed mask) -> FakeMegaflow
+        self.upcalls = []
+        self.sent = []  # (datapath port, frame, actions of the whole decision)
+        self.hits = 0
+        self.misses = 0
+
+    # -- ports ---------------------------------------------------------------------
+    def add_port(self, port_no, port_type, ifname):
+        self.ports[port_no] = (port_type, ifname)
+
+    def add_afxdp_port(self, port_no, ifname, xdp_mode="best-effort"):
+        raise dpif.AfxdpError(95, "open")
+
+    def del_port(self, port_no):
+        return self.ports.pop(port_no, None) is not None
+
+    def port_stats(self, port_no):
+        return {} if port_no in self.ports else None
+
+    # -- flows ---------------------------------------------------------------------
+    def flow_put(self, key, mask, actions):
+        fid = (key, mask)
+        new = fid not in self.flows
+        self.flows[fid] = FakeMegaflow(flowkey.unpack(key), flowkey.unpack(mask), list(actions))
+        return new
+
+    def flow_del(self, key, mask):
+        return self.flows.pop((key, mask), None) is not None
+
+    def flow_flush(self):
+        self.flows.clear()
+
+    def flow_dump(self):
+        return [dpif.MegaflowStats(key=f.key, mask=f.mask, actions=f.actions, packets=f.packets,
+                               bytes=f.bytes, used_ns=f.used_ns, tcp_flags=0,
+                               packed_key=k, packed_mask=m)
+                for (k, m), f in self.flows.items()]
+
+    def stats(self):
+        return {"n_flows": len(self.flows)}
+
+    # -- packets -------------------------------------------------------------------
+    def lookup(self, key):
+        hits = [f for f in self.flows.values()
+                if flowkey.apply_mask(key, f.mask) == flowkey.apply_mask(f.key, f.mask)]
+        assert len(hits) <= 1, f"overlapping megaflows for {key}: {hits}"
+        return hits[0] if hits else None
+
+    def receive(self, in_port, frame):
+        """A frame arriving on a port: the fast path's lookup, then its fate."""
+        key = dpif.parse_frame(frame, in_port)
+        assert key is not None, "malformed test frame"
+        key.pop("tcp_flags", None)
+        flow = self.lookup(key)
+        if flow is None:
+            self.misses += 1
+            self.upcalls.append(dpif.Upcall(in_port=in_port, cookie=0, key=key, frame=frame, vnet=None))
+            return None
+        self.hits += 1
+        flow.packets += 1
+        flow.bytes += len(frame)
+        flow.used_ns = dpif.now_ns()
+        self._apply(in_port, frame, flow.actions)
+        return flow
+
+    def _apply(self, in_port, frame, actions):
+        for name, arg in actions:
+            if name == "output":
+                self.sent.append((arg, frame, list(actions)))
+            elif name == "userspace":
+                key = dpif.parse_frame(frame, in_port)
+                self.upcalls.append(dpif.Upcall(in_port=in_port, cookie=arg, key=key,
+                                                frame=frame, vnet=None))
+
+    def recv_upcalls(self):
+        batch, self.upcalls = self.upcalls[:dpif.UPCALL_BATCH], self.upcalls[dpif.UPCALL_BATCH:]
+        return batch
+
+    def execute(self, in_port, frame, actions, vnet=None):
+        self._apply(in_port, frame, actions)
+
+    def outputs(self, port):
+        return [frame for p, frame, _ in self.sent if p == port]

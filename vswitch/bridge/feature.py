@@ -1,0 +1,95 @@
+"""The interface every bridge feature implements, and what the bridge offers it.
+
+A feature (bonds, LACP, CFM; later mirrors, exporters, tunnels) is one object
+per bridge.  The bridge calls the hooks below in a loop over its features and
+never knows which feature it is talking to; every hook has a do-nothing
+default, so a feature implements only what it needs.  This is Open vSwitch's
+`process_special` plus Faucet's managers, in one small shape:
+
+  configure(ctx)            the bridge's rows changed (ports, interfaces,
+                            columns); return True if forwarding decisions the
+                            cache holds may now be wrong (the bridge flushes).
+  claim(iface, key, mask)   before any pipeline: is this frame mine (LACPDU,
+                            CCM)?  Every field looked at goes into `mask`,
+                            claimed or not, so no megaflow of the pipeline can
+                            swallow a frame the feature would have claimed.
+  process_packet(iface, frame, now)   a claimed frame (they stay in the slow
+                            path: the megaflow sends them to userspace).
+  port_xlate(port_name)     contribute to translation: an object NORMAL asks
+                            which member a multi-interface port sends on and
+                            whether it admits a frame (bonds), or None.
+  usable(iface)             False vetoes an interface carrying traffic (LACP
+                            not collecting/distributing, a CFM fault);
+                            None = no opinion.
+  link_changed(iface, carrier, now)   the netdev's carrier, from netlink.
+  flow_stats(tags, packets, nbytes, now)  the revalidator's per-megaflow
+                            deltas, with the tags its translation left.
+  run(now) -> [(iface, frame)]   timers; frames to send out of interfaces.
+  next_wakeup() -> float|None    when run() is next due (the daemon sleeps
+                            until the earliest of all features).
+  show(name) -> [dict]      state for `vsctl KIND-show [NAME]`; KeyError for
+                            an unknown name.
+  column(table, column, name)  a read-only column value (cfm_fault, ...).
+  close()
+
+Time is always passed in: tests drive features with a fake clock.
+"""
+
+
+class Feature:
+    kind = ""  # the word of `vsctl KIND-show`
+
+    def __init__(self, host):
+        self.host = host  # the Bridge: see FeatureHost below
+
+    def configure(self, ctx):
+        return False
+
+    def claim(self, iface, key, mask):
+        return False
+
+    def process_packet(self, iface, frame, now):
+        pass
+
+    def port_xlate(self, port_name):
+        return None
+
+    def usable(self, iface):
+        return None
+
+    def link_changed(self, iface, carrier, now):
+        pass
+
+    def flow_stats(self, tags, packets, nbytes, now):
+        pass
+
+    def run(self, now):
+        return []
+
+    def next_wakeup(self):
+        return None
+
+    def show(self, name=None):
+        return []
+
+    def column(self, table, column, name):
+        return None
+
+    def close(self):
+        pass
+
+
+class FeatureHost:
+    """What a feature may ask of its bridge (implemented by bridge.Bridge):
+
+    name                       the bridge's name
+    clock()                    now, on the switch's clock
+    iface_port(iface)          datapath port number of an open interface, or None
+    iface_mac(iface)           the interface's MAC as bytes, or None
+    carrier(iface)             True/False (netlink's word), True if unknown
+    usable(iface)              carrier and no feature vetoes it
+    invalidate(tag)            delete exactly the megaflows carrying `tag`
+    flush()                    delete all of this bridge's megaflows
+    feature(kind)              another feature of this bridge, or None
+    wake()                     next_wakeup() moved earlier: reschedule
+    """
