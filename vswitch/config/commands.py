@@ -335,6 +335,7 @@ def _split_column_key(text):
 def _set_column(table, row, setting):
     parts = schema.partition_unquoted(setting, "=")
     if parts is None:
+        schema.column_named(table, _split_column_key(setting.strip())[0])   # an unknown column is named first
         raise CommandError(f'{setting}: argument does not end in "=" followed by a value.')
     name, key = _split_column_key(parts[0].strip())
     column = _mutable_column(table, name)
