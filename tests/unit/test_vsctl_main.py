@@ -155,7 +155,9 @@ def test_version_and_help(capsys):
     assert capsys.readouterr().out == f"vsctl (vswitch) {__version__}\n"
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for line in ("add-br BR", "del-port [BR] PORT", "fdb-show BR", "--format FORMAT"):
+    for line in ("add-br BR", "del-port [BR] PORT", "fdb-show BR", "--format FORMAT", "add-bond-iface BOND IFACE",
+                 "del-bond-iface [BOND] IFACE", "bond-show [BOND]", "lacp-show [BOND]", "cfm-show [IFACE]",
+                 "--fake-iface"):
         assert line in out
 
 

@@ -32,7 +32,7 @@ Options:
   --timeout SECS        give up waiting for vswitchd after SECS seconds (default 5)
   --version             print the version and exit
   -h, --help            print this help and exit
-Command options (before the command name): --may-exist, --if-exists, --columns=COL,..."""
+Command options (before the command name): --may-exist, --if-exists, --fake-iface, --columns=COL,..."""
 
 
 class UsageError(Exception):
