@@ -3,7 +3,9 @@
 One per run directory (a lock on RUNDIR/vswitchd.pid refuses a second copy).
 It loads the configuration from SQLite, builds the datapath and bridges,
 serves vsctl over RUNDIR/vswitchd.sock, handles upcalls from the fast path
-on the asyncio loop, and runs the revalidator once a second.  SIGTERM or
+on the asyncio loop, runs the revalidator once a second, wakes the bridges'
+features (LACP, CFM, bonds) at the earliest time any of them asked for, and
+follows netdevs' carrier through netlink link events (vswitch/linkmon.py).  SIGTERM or
 SIGINT shuts down cleanly: the poll thread is joined, every port closed,
 every tap it created deleted (closing a tap's descriptor deletes it).
 """
@@ -20,6 +22,7 @@ from vswitch import rpc
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
+from vswitch.linkmon import LinkMonitor
 from vswitch.ofproto.connmgr import ConnManager
 from vswitch.switch import Switch
 
@@ -99,6 +102,9 @@ class Daemon:
             # else runs on, so it is asked for explicitly.
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
         self.switch = Switch(self.dp)
+        self.switch.wake = self._schedule_features
+        self.linkmon = None
+        self._feature_timer = None  # asyncio TimerHandle of the next run_features
         self.connmgrs = {}  # bridge name -> ConnManager (OpenFlow listeners and controllers)
         self.stop = None
 
@@ -137,6 +143,53 @@ class Daemon:
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("revalidator failed")
 
+    def _schedule_features(self):
+        """(Re)arms the one timer that runs the features when the earliest
+        of them is due; called whenever a feature's next_wakeup may have moved."""
+        if self.stop is None:
+            return  # not running yet: run() schedules
+        loop = asyncio.get_running_loop()
+        due = self.switch.next_wakeup()
+        if self._feature_timer is not None:
+            if due is not None and abs(self._feature_timer.when() - (loop.time() + due - self.switch.clock())) < 1e-4:
+                return
+            self._feature_timer.cancel()
+            self._feature_timer = None
+        if due is not None:
+            delay = max(0.0, due - self.switch.clock())
+            self._feature_timer = loop.call_later(delay, self._run_features)
+
+    def _run_features(self):
+        self._feature_timer = None
+        try:
+            self.switch.run_features()
+        except Exception:
+            log.exception("bridge features failed")
+        self._schedule_features()
+
+    def _on_link_events(self):
+        try:
+            events = self.linkmon.drain()
+            if events.resync:
+                present = {ev.name for ev in events if ev.exists}
+                for name in set(self.switch.carriers) - present:
+                    self.switch.link_changed(name, False)
+            for ev in events:
+                self.switch.link_changed(ev.name, ev.exists and ev.carrier)
+        except Exception:
+            log.exception("link event handling failed")
+
+    def _start_link_monitor(self, loop):
+        """Carrier of every netdev now, then its changes as netlink reports them."""
+        try:
+            self.linkmon = LinkMonitor()
+        except OSError as exc:
+            log.error("no netlink link monitor (%s): carrier changes will not be seen", exc)
+            return
+        for name, ev in self.linkmon.snapshot().items():
+            self.switch.carriers[name] = ev.carrier
+        loop.add_reader(self.linkmon.fileno(), self._on_link_events)
+
     def _on_upcalls(self):
         try:
             self.switch.handle_upcalls()
@@ -148,8 +201,10 @@ class Daemon:
         self.stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        self._start_link_monitor(loop)
         self._apply(self.config)
         loop.add_reader(self.dp.upcall_fd, self._on_upcalls)
+        self._schedule_features()
         server = await rpc.start_server(self.sock_path, self.dispatch)
         revalidator = asyncio.create_task(self._revalidator())
         log.info("vswitchd %s ready on %s", vswitch.__version__, self.sock_path)
@@ -160,6 +215,11 @@ class Daemon:
         finally:
             log.info("shutting down")
             revalidator.cancel()
+            if self._feature_timer is not None:
+                self._feature_timer.cancel()
+            if self.linkmon is not None:
+                loop.remove_reader(self.linkmon.fileno())
+                self.linkmon.close()
             for mgr in self.connmgrs.values():
                 mgr.close()
             server.close()
