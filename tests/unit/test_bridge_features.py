@@ -245,3 +245,16 @@ def test_cfm_claims_ccms_and_transmits_on_time(sw):
         sw.run_features()
     assert sw.feature_column("Interface", "cfm_fault_status", "p1") == ["recv"]
     assert sw.feature_column("Interface", "cfm_flap_count", "p1") == 1
+
+
+def test_failover_sends_learning_packets_for_macs_learned_elsewhere(sw):
+    p = bond_switch(sw, "active-backup", "other_config:bond-primary=m1")
+    deliver(sw, p["p3"], frame(MAC_C, "ff:ff:ff:ff:ff:ff"))  # C learned on p3
+    deliver(sw, p["m1"], frame(MAC_A, "ff:ff:ff:ff:ff:ff"))  # A learned on the bond
+    sw.dp.sent.clear()
+    sw.link_changed("m1", False)
+    rarps = [(port, data) for port, data, _ in sw.dp.sent if data[12:14] == b"\x80\x35"]
+    assert rarps == [(p["m2"], rarps[0][1])]  # one, for C only, on the new active member
+    data = rarps[0][1]
+    assert data[:6] == b"\xff" * 6 and data[6:12] == bytes.fromhex(MAC_C.replace(":", ""))
+    assert data[20:22] == b"\x00\x03"  # RARP request

@@ -10,8 +10,8 @@ that a change deletes exactly what it makes wrong:
                                  the member is disabled (its buckets move)
   ("bond-bucket", bond, n)       hashed into bucket n: deleted when the
                                  rebalancer moves that bucket
-  ("bond-rx", bond)              an admission decision: deleted when the
-                                 active member or LACP status changes
+  ("bond-rx", bond)              an admission decision: deleted when a
+                                 member or the active member changes
   ("bond", bond)                 anything through the bond: deleted when a
                                  member is enabled (buckets are spread anew)
 
@@ -29,7 +29,15 @@ collecting/distributing, a CFM fault), after bond_updelay / bond_downdelay ms
 bond-rebalance-interval ms (default 10 s; 0 = never) balance modes move
 buckets from the most to the least loaded member, by the bytes the
 revalidator attributed to each bucket since the last rebalance.
+
+Learning packets (as OVS's bundle_send_learning_packets): when the active
+member of an active-backup or balance-slb bond without LACP changes, the
+upstream switch still sends our hosts' traffic to the old member until it
+relearns.  So, once per change, a RARP from every MAC learned on the bridge's
+other ports leaves on the member that MAC's traffic now uses.
 """
+import struct
+
 from dataclasses import dataclass, field
 
 from vswitch.bridge.feature import Feature
@@ -40,12 +48,26 @@ DEFAULT_MODE = "active-backup"  # OVS's default bond_mode
 DEFAULT_REBALANCE_MS = 10000
 ETH_TYPE_IPV4 = 0x0800
 ETH_TYPE_IPV6 = 0x86DD
+ETH_TYPE_RARP = 0x8035
+ETH_TYPE_VLAN = 0x8100
+BROADCAST = b"\xff" * 6
+# RARP request (RFC 903): Ethernet/IPv4, opcode 3, sender and target = our MAC.
+_RARP = struct.Struct("!HHBBH6s4s6s4s")
+RARP_REQUEST = 3
 _TCP_FIELDS_V4 = ("nw_src", "nw_dst", "nw_proto", "tp_src", "tp_dst")
 _TCP_FIELDS_V6 = ("ipv6_src", "ipv6_dst", "nw_proto", "tp_src", "tp_dst")
 _L2_FIELDS = ("dl_src", "dl_dst")
 _FULL = {name: full_mask(name) for name in
          ("dl_type", "vlan_tci", "dl_src", "dl_dst", "nw_src", "nw_dst", "ipv6_src",
           "ipv6_dst", "nw_proto", "tp_src", "tp_dst")}
+
+
+def rarp_frame(mac, vlan):
+    """The learning packet of (vlan, mac): what OVS's compose_rarp builds."""
+    src = mac.to_bytes(6, "big")
+    tag = struct.pack("!HH", ETH_TYPE_VLAN, vlan) if vlan else b""
+    body = _RARP.pack(1, ETH_TYPE_IPV4, 6, 4, RARP_REQUEST, src, bytes(4), src, bytes(4))
+    return BROADCAST + src + tag + ETH_TYPE_RARP.to_bytes(2, "big") + body
 
 
 def _read(key, mask, name, bits=None):
@@ -101,6 +123,7 @@ class Bond:
         self.buckets = [None] * N_BUCKETS  # bucket -> member name
         self.bucket_load = [0] * N_BUCKETS
         self.active = None
+        self.learning_due = False  # send learning packets at the next run
         self.next_rebalance = now + settings.rebalance_ms / 1000 if settings.rebalance_ms else None
 
     @property
@@ -194,11 +217,13 @@ class Bond:
         for b in moved:
             self.buckets[b] = self._least_loaded()
         self.host.invalidate(("bond-member", self.name, member.name))
+        self.host.invalidate(("bond-rx", self.name))  # it admitted frames
 
     def _member_up(self, member):
         enabled = self._enabled()
         self.buckets = [enabled[b % len(enabled)] for b in range(N_BUCKETS)]
         self.host.invalidate(("bond", self.name))
+        self.host.invalidate(("bond-rx", self.name))  # it dropped what it now admits
 
     def _least_loaded(self):
         enabled = self._enabled()
@@ -221,11 +246,29 @@ class Bond:
             want = enabled[0] if enabled else None
         if want == self.active:
             return False
+        if want is not None and self.settings.mode in ("active-backup", "balance-slb") \
+                and self.lacp_status() != "negotiated":
+            self.learning_due = True
         self.active = want
         self.host.invalidate(("bond-rx", self.name))
         if not self.balancing:
             self.host.invalidate(("bond", self.name))
         return True
+
+    def learning_packets(self):
+        """(member, frame) RARPs for every MAC learned elsewhere on the bridge."""
+        if not self.learning_due:
+            return []
+        self.learning_due = False
+        out = []
+        for vlan, mac, port in self.host.learned_macs():
+            if port == self.name:
+                continue
+            key = {"dl_src": mac, "vlan_tci": vlan, "dl_type": ETH_TYPE_RARP}
+            member = self.active if not self.balancing else self.buckets[self._bucket(key, {})]
+            if member is not None:
+                out.append((member, rarp_frame(mac, vlan)))
+        return out
 
     # -- load and rebalancing -----------------------------------------------------------
     def account(self, bucket, nbytes):
@@ -334,10 +377,12 @@ class BondFeature(Feature):
                     bond.account(tag[2], nbytes)
 
     def run(self, now):
+        out = []
         for bond in self.bonds.values():
             bond.update(now)
             bond.rebalance(now)
-        return []
+            out += bond.learning_packets()
+        return out
 
     def next_wakeup(self):
         return min((t for t in (b.next_wakeup() for b in self.bonds.values()) if t is not None),

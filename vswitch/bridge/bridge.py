@@ -198,5 +198,8 @@ class Bridge:
     def flush(self):
         self.flush_all()
 
+    def learned_macs(self):
+        return [(vlan, mac, e.port) for (vlan, mac), e in self.macs.entries.items()]
+
     def feature(self, kind):
         return next((f for f in self.features if f.kind == kind), None)

@@ -90,6 +90,7 @@ class FeatureHost:
     usable(iface)              carrier and no feature vetoes it
     invalidate(tag)            delete exactly the megaflows carrying `tag`
     flush()                    delete all of this bridge's megaflows
+    learned_macs()             [(vlan, mac, port name)] of the MAC table
     feature(kind)              another feature of this bridge, or None
     wake()                     next_wakeup() moved earlier: reschedule
     """
