@@ -258,3 +258,14 @@ def test_failover_sends_learning_packets_for_macs_learned_elsewhere(sw):
     data = rarps[0][1]
     assert data[:6] == b"\xff" * 6 and data[6:12] == bytes.fromhex(MAC_C.replace(":", ""))
     assert data[20:22] == b"\x00\x03"  # RARP request
+
+
+def test_balance_slb_drops_our_own_frames_reflected_by_the_upstream_switch(sw):
+    p = bond_switch(sw, "balance-slb")
+    active = sw.feature_show("bond", "bond0")[0]["active_member"]
+    deliver(sw, p["p3"], frame(MAC_C, MAC_A))  # C learned on p3
+    _, out = deliver(sw, p[active], frame(MAC_C, MAC_B))  # C's frame comes back on the bond
+    assert out == []
+    assert {e["port"] for e in sw.fdb_show("br0") if e["mac"] == MAC_C} == {"p3"}
+    _, out = deliver(sw, p[active], frame(MAC_A, MAC_C))  # a host behind the bond: fine
+    assert out == [p["p3"]]

@@ -148,7 +148,7 @@ class Bond:
                 return self.members[name]
         return None
 
-    def admit(self, in_dp, key, mask, tags):
+    def admit(self, in_dp, key, mask, tags, vlan=0):
         """None to accept a received frame, or the reason it is dropped."""
         tags.add(("bond-rx", self.name))
         member = self._member_of_dp(in_dp)
@@ -160,6 +160,14 @@ class Bond:
             return f"multicast on inactive member {member.name} of bond {self.name}"
         if not self.balancing and member.name != self.active:
             return f"active-backup bond {self.name}: {member.name} is not the active member"
+        if self.settings.mode == "balance-slb":
+            # Our own frame reflected by the upstream switch (OVS's
+            # BV_DROP_IF_MOVED): its source was learned on another port.
+            src = _read(key, mask, "dl_src")
+            tags.add(("mac", vlan, src))
+            port = self.host.mac_port(vlan, src)
+            if port is not None and port != self.name:
+                return f"source learned on {port}, not on bond {self.name}: reflected"
         return None
 
     def select(self, key, mask, tags):

@@ -198,6 +198,10 @@ class Bridge:
     def flush(self):
         self.flush_all()
 
+    def mac_port(self, vlan, mac):
+        entry = self.macs.entries.get((vlan, mac))
+        return entry.port if entry else None
+
     def learned_macs(self):
         return [(vlan, mac, e.port) for (vlan, mac), e in self.macs.entries.items()]
 

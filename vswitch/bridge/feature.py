@@ -91,6 +91,7 @@ class FeatureHost:
     invalidate(tag)            delete exactly the megaflows carrying `tag`
     flush()                    delete all of this bridge's megaflows
     learned_macs()             [(vlan, mac, port name)] of the MAC table
+    mac_port(vlan, mac)        the port name a MAC was learned on, or None
     feature(kind)              another feature of this bridge, or None
     wake()                     next_wakeup() moved earlier: reschedule
     """

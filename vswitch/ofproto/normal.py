@@ -36,7 +36,7 @@ class BridgePort:
     tag: int | None = None
     trunks: frozenset = frozenset()
     vlan_mode: str | None = None
-    xlate: object = None  # a bond: admit(in_dp, key, mask, tags), select(key, mask, tags)
+    xlate: object = None  # a bond: admit(in_dp, key, mask, tags, vlan), select(key, mask, tags)
 
     def output_port(self, key, mask, tags):
         """The datapath port to send on (None: a bond with no usable member)."""
@@ -166,7 +166,7 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
     if vlan is None:
         return r
     if in_port.xlate:
-        refused = in_port.xlate.admit(in_ofport, key, r.mask, r.tags)
+        refused = in_port.xlate.admit(in_ofport, key, r.mask, r.tags, vlan)
         if refused:
             note(lambda: f"{refused}: dropped")
             return r
