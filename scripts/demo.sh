@@ -1,8 +1,9 @@
 #!/bin/bash
 # The main demo: a vswitch bridge with VM-like hosts in network namespaces,
 # two VLANs, one host on a switch-owned tap port and the others on veths;
-# ping and a TCP transfer, then the switch's view: show, MAC table,
-# megaflows and port counters.  Cleans up everything it creates.
+# a second bridge joined to the first by an LACP bond of two links; ping and
+# a TCP transfer, then the switch's view: show, MAC table, megaflows and
+# port counters.  Cleans up everything it creates.
 # Run as root.  `scripts/demo.sh --no-install` skips the setup step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ fi
 BIN="$PWD/.venv/bin"
 RUN=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
 SW=vsdemo-sw
-HOSTS="vm1 vm2 vm3 vm4"
+HOSTS="vm1 vm2 vm3 vm4 vm5"
 VSCTL="ip netns exec $SW $BIN/vsctl --rundir $RUN"
 
 cleanup() {
@@ -55,11 +56,26 @@ addr vm1 10.0.10.1 vm1; addr vm2 10.0.10.2 eth0; addr vm3 10.0.20.3 eth0; addr v
 # Same subnet on both VLANs' hosts to show isolation: vm1 -> 10.0.20.3 must fail.
 ip -n vsdemo-vm1 addr add 10.0.20.1/24 dev vm1
 
+say "a bond with LACP: br0's bond0 {bo1,bo2} to br1's bond1 {bp1,bp2} over two veth links; vm5 on br1, VLAN 10"
+for i in 1 2; do ip -n $SW link add "bo$i" type veth peer name "bp$i"; done
+ip -n $SW link add vm5 type veth peer name eth0 netns vsdemo-vm5
+run $VSCTL add-bond br0 bond0 bo1 bo2 lacp=active bond_mode=balance-tcp other_config:lacp-time=fast
+run $VSCTL add-br br1 -- add-bond br1 bond1 bp1 bp2 lacp=active bond_mode=balance-tcp other_config:lacp-time=fast
+run $VSCTL add-port br1 vm5 tag=10
+addr vm5 10.0.10.5 eth0
+for i in $(seq 50); do
+    [ "$($VSCTL bond-show bond0 | grep -c ': enabled')" = 2 ] && break
+    sleep 0.2
+done
+run $VSCTL lacp-show bond0
+run $VSCTL bond-show bond0
+
 
 
 say "traffic"
 run ip netns exec vsdemo-vm1 ping -c 3 -i 0.2 10.0.10.2
 run ip netns exec vsdemo-vm3 ping -c 3 -i 0.2 10.0.20.4
+run ip netns exec vsdemo-vm5 ping -c 3 -i 0.2 10.0.10.1      # across the bond
 printf '$ ping from VLAN 10 to VLAN 20 (must fail)\n'
 if ip netns exec vsdemo-vm1 ping -c 2 -W 1 -i 0.2 10.0.20.3 >/dev/null; then echo "VLANs leak!"; exit 1; else echo "no reply: VLANs are isolated"; fi
 say "TCP: 64 MiB from vm2 to vm1 (tap), default offloads on both ends"
