@@ -269,3 +269,40 @@ def test_balance_slb_drops_our_own_frames_reflected_by_the_upstream_switch(sw):
     assert {e["port"] for e in sw.fdb_show("br0") if e["mac"] == MAC_C} == {"p3"}
     _, out = deliver(sw, p[active], frame(MAC_A, MAC_C))  # a host behind the bond: fine
     assert out == [p["p3"]]
+
+
+# `ovs-appctl cfm/show` of Open vSwitch 3.1 (captured here: MEP 1, one
+# remote MEP, 100 ms, after a cut of the far direction).
+OVS_CFM_SHOW = ("---- c-68e565a ----\nMPID 1:\n  fault: rdi\n  average health: 100\n  opstate: up\n"
+                "  remote_opstate: up\n  interval: 100ms\n  next CCM tx: 80ms\n  next fault check: 270ms\n"
+                "Remote MPID 2\n  recv since check: true\n  opstate: up\n")
+
+
+def _shape(text):
+    """Lines with names and numbers blanked: what a parser of OVS's text relies on."""
+    import re
+    return [re.sub(r"\d+", "N", re.sub(r"^---- .* ----$", "---- X ----", line)) for line in text.splitlines()]
+
+
+def test_cfm_show_text_and_health_follow_ovs(sw):
+    from vswitch.cfm import render_show
+    config = configure(sw, ["add-br", "br0"], ["add-port", "br0", "p1"])
+    config = {t: {u: dict(r) for u, r in rows.items()} for t, rows in config.items()}
+    for row in config["Interface"].values():
+        if row["name"] == "p1":
+            row["cfm_mpid"], row["other_config"] = 1, {"cfm_interval": "100"}
+    sw.apply_config(config)
+    p = ports(sw)
+    maid = sw.bridges["br0"].feature("cfm").engine.meps["p1"].maid
+    for seq in range(1, 60):  # 5.9 s of CCMs from MPID 2 with RDI set
+        ccm = C.encode(C.Ccm(mpid=2, seq=seq, interval=C.interval_code(100), maid=maid, level=0, rdi=True),
+                       bytes.fromhex("020000000002"))
+        deliver(sw, p["p1"], ccm)
+        sw.clock_.now += 0.1
+        sw.run_features()
+    show = sw.feature_show("cfm", "p1")
+    text = render_show(show[0])
+    assert _shape(text) == _shape(OVS_CFM_SHOW)
+    assert show[0]["interfaces"]["p1"]["health"] == 100
+    assert sw.feature_column("Interface", "cfm_health", "p1") == 100
+    assert sw.feature_column("Interface", "cfm_remote_opstate", "p1") is None  # not extended, as OVS

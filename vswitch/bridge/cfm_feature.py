@@ -10,6 +10,11 @@ pipeline (the megaflow keeps dl_type in its mask and sends them up); a fault
 vetoes the interface (`usable`), so a faulty bond member is disabled, as OVS.
 The read-only columns cfm_fault, cfm_fault_status, cfm_remote_mpids,
 cfm_health, cfm_remote_opstate and cfm_flap_count come from the MEP.
+
+Health, as OVS: with exactly one remote MEP, the share of the CCMs expected
+over 6 fault-check periods (3.5 CCM intervals each) that arrived, in percent,
+recomputed at the end of every such window; undefined otherwise.  The show
+dict gains `health` and each remote MEP `recv_since_check` for cfm-show.
 """
 import logging
 
@@ -21,6 +26,29 @@ from vswitch.datapath.flowkey import full_mask
 log = logging.getLogger("vswitch.bridge.cfm")
 
 DEFAULT_INTERVAL_MS = 1000
+HEALTH_CHECKS = 6  # OVS's CFM_HEALTH_INTERVAL, in fault-check periods
+
+
+class CfmHealth:
+    """OVS's average health of one MEP (see the module note)."""
+
+    def __init__(self, now):
+        self.window_start = now
+        self.rx_at_start = None
+        self.value = None  # percent, or None = undefined
+
+    def update(self, mep, now):
+        window = HEALTH_CHECKS * mep.loss_time
+        if now < self.window_start + window:
+            return
+        remotes = list(mep.remotes.values())
+        rx = remotes[0].rx if len(remotes) == 1 else None
+        if rx is None or self.rx_at_start is None:
+            self.value = None
+        else:
+            expected = window / mep.interval_time
+            self.value = min(100, round(100 * (rx - self.rx_at_start) / expected))
+        self.window_start, self.rx_at_start = now, rx
 
 
 def _mep_settings(iface, row, host):
@@ -52,6 +80,7 @@ class CfmFeature(Feature):
         self.engine = CfmEngine()
         self.flaps = {}  # iface -> times the fault state went from clear to set
         self.faulted = {}  # iface -> fault state at the last run
+        self.health = {}  # iface -> CfmHealth
 
     def configure(self, ctx):
         wanted = {}
@@ -68,9 +97,14 @@ class CfmFeature(Feature):
             self.engine.configure({"interfaces": wanted})
         except ValueError as exc:
             log.error("CFM not configured: %s", exc)
-        for iface in set(self.flaps) - set(self.engine.meps):
-            del self.flaps[iface]
+        for iface in set(self.health) - set(self.engine.meps):
+            del self.health[iface]
+            self.flaps.pop(iface, None)
             self.faulted.pop(iface, None)
+        for iface, mep in self.engine.meps.items():
+            if iface not in self.health:
+                self.health[iface] = CfmHealth(ctx.now)
+                self.health[iface].rx_at_start = 0 if not mep.remotes else None
         return before != self.engine._settings
 
     def claim(self, iface, key, mask):
@@ -93,6 +127,7 @@ class CfmFeature(Feature):
             if fault and not self.faulted.get(iface, False):
                 self.flaps[iface] = self.flaps.get(iface, 0) + 1
             self.faulted[iface] = fault
+            self.health[iface].update(mep, now)
         return out
 
     def next_wakeup(self):
@@ -102,6 +137,12 @@ class CfmFeature(Feature):
         if name is not None and name not in self.engine.meps:
             raise KeyError(f"no such interface {name}")
         shown = self.engine.show()["interfaces"]
+        for iface, m in shown.items():
+            mep = self.engine.meps[iface]
+            m["health"] = self.health[iface].value
+            for r in m["remote_meps"].values():
+                age = r["last_rx_age_ms"]
+                r["recv_since_check"] = age is not None and age < mep.loss_time * 1000
         return [{"interfaces": {n: m}} for n, m in shown.items() if name in (None, n)]
 
     def column(self, table, column, name):
@@ -116,9 +157,9 @@ class CfmFeature(Feature):
         if column == "cfm_remote_mpids":
             return show["remote_mpids"]
         if column == "cfm_remote_opstate":
-            return show["remote_opstate"]
+            return show["remote_opstate"] if mep.extended else None  # as OVS
         if column == "cfm_flap_count":
             return self.flaps.get(name, 0)
         if column == "cfm_health":
-            return None  # OVS reports health only in extended demand mode; not computed
+            return self.health[name].value
         return None

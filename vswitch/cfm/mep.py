@@ -224,6 +224,9 @@ class Mep:
             "remote_opstate": "up" if self.remote_opup() else "down",
             "seq": self.seq,
             "next_ccm_tx_ms": max(0.0, (self.tx_at - self.now) * 1000),
+            "next_fault_check_ms": max(0.0, (min(
+                (r.rmep_while for r in self.remotes.values() if r.rmep_while is not None),
+                default=self.now + self.loss_time) - self.now) * 1000),
             "remote_mpids": [m for m, r in sorted(self.remotes.items())
                              if r.state == "RMEP_OK"],
             "remote_meps": {m: _show_remote(r, self.now)
