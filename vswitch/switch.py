@@ -167,7 +167,7 @@ class Switch:
             elif (aging, size) != (bridge.macs.aging_time, bridge.macs.max_entries):
                 bridge.macs.configure(aging, size)
                 changed = True
-            bridge.mac = read_mac(name).to_bytes(6, "big")
+            bridge.mac = self._bridge_mac(br)
             changed |= self.of[name].configure(br, read_mac(name))
             ports = {}
             for port_uuid in br.get("ports", []):
@@ -183,6 +183,17 @@ class Switch:
             changed = True
         self.wake()
         return changed
+
+    def _bridge_mac(self, br):
+        """The bridge's MAC as OVS picks it (bridge_pick_local_hw_addr):
+        other_config:hwaddr, else the lowest MAC of its other interfaces, else
+        its internal interface's; so LACP's system id survives a restart."""
+        hwaddr = (br.get("other_config") or {}).get("hwaddr")
+        if hwaddr:
+            return bytes.fromhex(hwaddr.replace(":", ""))
+        macs = [i.mac for i in self.ifaces.values()
+                if i.bridge == br["name"] and i.name != br["name"] and i.mac and any(i.mac)]
+        return min(macs) if macs else read_mac(br["name"]).to_bytes(6, "big")
 
     def _of_ports(self, bridge):
         """{OpenFlow port: (name, datapath port)}: the bridge's own internal

@@ -110,3 +110,13 @@ def test_bad_bond_and_cfm_values_are_refused_and_change_nothing(tmp_path, cmd, t
         sw.vs = VSwitchd(sw.ns, sw.workdir).start()
         assert sw.vs.vsctl("list", "port", "bond0") == port_before
         assert settings(sw) == before
+
+
+def test_lacp_system_id_survives_a_restart(tmp_path):
+    """OVS derives it from the bridge's interfaces, so a partner sees the same
+    system after the daemon restarts."""
+    with configured_switch(tmp_path) as sw:
+        first = sw.vs.json("lacp-show", "bond0")[0]["sys_id"]
+        assert sw.vs.stop(), "vswitchd did not exit on SIGTERM"
+        sw.vs = VSwitchd(sw.ns, sw.workdir).start()
+        assert sw.vs.json("lacp-show", "bond0")[0]["sys_id"] == first
