@@ -5,15 +5,17 @@ to it once.  The Bond object below is the port's `port_xlate` contribution:
   admit(in_dp, key, mask, tags)  may a frame that arrived on this member enter?
   select(key, mask, tags)        which member's datapath port sends it?
 Both add every field they read to the megaflow mask and tag the megaflow so
-that a change deletes exactly what it makes wrong:
-  ("bond-member", bond, member)  chose that member to send on: deleted when
-                                 the member is disabled (its buckets move)
-  ("bond-bucket", bond, n)       hashed into bucket n: deleted when the
-                                 rebalancer moves that bucket
+that a change deletes exactly what it makes wrong (one tag per choice: tags
+cost every flow setup):
+  ("bond-bucket", bond, n)       a balancing bond hashed it into bucket n:
+                                 deleted when bucket n changes hands (its
+                                 member went down, the rebalancer moved it,
+                                 a member came up and buckets were spread anew)
+  ("bond-member", bond, member)  active-backup sent it on that member (None:
+                                 on no member): deleted when the active
+                                 member changes
   ("bond-rx", bond)              an admission decision: deleted when a
                                  member or the active member changes
-  ("bond", bond)                 anything through the bond: deleted when a
-                                 member is enabled (buckets are spread anew)
 
 Modes (Port bond_mode), as OVS:
   active-backup  one active member sends; frames arriving on the others are
@@ -22,7 +24,9 @@ Modes (Port bond_mode), as OVS:
                  member; multicast/broadcast arriving on a member other than
                  the active one is dropped (it would loop back otherwise).
   balance-tcp    L3/L4 5-tuple (L2 for non-IP) hashed likewise; with LACP
-                 negotiated every enabled member admits everything.
+                 negotiated every enabled member admits everything.  Without
+                 LACP (OVS refuses traffic then; we run it on carrier) it
+                 admits like balance-slb.
 A member is enabled when its carrier is up and no feature vetoes it (LACP not
 collecting/distributing, a CFM fault), after bond_updelay / bond_downdelay ms
 (updelay is skipped when no member is enabled, as OVS does).  Every
@@ -123,12 +127,13 @@ class Bond:
         self.buckets = [None] * N_BUCKETS  # bucket -> member name
         self.bucket_load = [0] * N_BUCKETS
         self.active = None
+        # Refreshed by update(), which runs after every feature's turn, so
+        # that translation (every flow setup) reads attributes only.
+        self.dp_ports = {}  # member -> datapath port
+        self.balancing = settings.mode != "active-backup"  # not lacp-fallback-ab's active-backup
+        self.lacp_negotiated = False
         self.learning_due = False  # send learning packets at the next run
         self.next_rebalance = now + settings.rebalance_ms / 1000 if settings.rebalance_ms else None
-
-    @property
-    def balancing(self):
-        return self.settings.mode != "active-backup" and not self._lacp_fallback()
 
     def _lacp(self):
         return self.host.feature("lacp")
@@ -143,8 +148,8 @@ class Bond:
 
     # -- translation ------------------------------------------------------------------
     def _member_of_dp(self, dp):
-        for name in self.members:
-            if self.host.iface_port(name) == dp:
+        for name, port in self.dp_ports.items():
+            if port == dp:
                 return self.members[name]
         return None
 
@@ -154,15 +159,17 @@ class Bond:
         member = self._member_of_dp(in_dp)
         if member is None or not member.enabled:
             return f"member of bond {self.name} is disabled"
-        if self.lacp_status() == "negotiated" and self.balancing:
+        if self.lacp_negotiated and self.balancing:
             return None
         if is_multicast_mac(_read(key, mask, "dl_dst")) and member.name != self.active:
             return f"multicast on inactive member {member.name} of bond {self.name}"
         if not self.balancing and member.name != self.active:
             return f"active-backup bond {self.name}: {member.name} is not the active member"
-        if self.settings.mode == "balance-slb":
+        if self.balancing:
             # Our own frame reflected by the upstream switch (OVS's
-            # BV_DROP_IF_MOVED): its source was learned on another port.
+            # BV_DROP_IF_MOVED for balance-slb; balance-tcp without LACP
+            # meets the same plain switch): its source was learned on
+            # another port.
             src = _read(key, mask, "dl_src")
             tags.add(("mac", vlan, src))
             port = self.host.mac_port(vlan, src)
@@ -172,17 +179,14 @@ class Bond:
 
     def select(self, key, mask, tags):
         """The datapath port to send on, or None when no member is enabled."""
-        tags.add(("bond", self.name))
         if not self.balancing:
             chosen = self.active
+            tags.add(("bond-member", self.name, chosen))
         else:
             bucket = self._bucket(key, mask)
             tags.add(("bond-bucket", self.name, bucket))
             chosen = self.buckets[bucket]
-        if chosen is None:
-            return None
-        tags.add(("bond-member", self.name, chosen))
-        return self.host.iface_port(chosen)
+        return self.dp_ports.get(chosen)
 
     def _bucket(self, key, mask):
         basis = self.settings.hash_basis
@@ -199,6 +203,10 @@ class Bond:
         """Applies carrier/veto changes after their delays; returns True if
         anything about forwarding changed."""
         changed = False
+        self.dp_ports = {name: dp for name in self.members
+                         if (dp := self.host.iface_port(name)) is not None}
+        self.balancing = self.settings.mode != "active-backup" and not self._lacp_fallback()
+        self.lacp_negotiated = self.lacp_status() == "negotiated"
         any_enabled = any(m.enabled for m in self.members.values())
         for m in self.members.values():
             want = self.host.usable(m.name)
@@ -221,16 +229,17 @@ class Bond:
         return sorted(name for name, m in self.members.items() if m.enabled)
 
     def _member_down(self, member):
-        moved = [b for b, owner in enumerate(self.buckets) if owner == member.name]
-        for b in moved:
-            self.buckets[b] = self._least_loaded()
-        self.host.invalidate(("bond-member", self.name, member.name))
+        for b, owner in enumerate(self.buckets):
+            if owner == member.name:
+                self.buckets[b] = self._least_loaded()
+                self.host.invalidate(("bond-bucket", self.name, b))
         self.host.invalidate(("bond-rx", self.name))  # it admitted frames
 
     def _member_up(self, member):
         enabled = self._enabled()
         self.buckets = [enabled[b % len(enabled)] for b in range(N_BUCKETS)]
-        self.host.invalidate(("bond", self.name))
+        for b in range(N_BUCKETS):
+            self.host.invalidate(("bond-bucket", self.name, b))
         self.host.invalidate(("bond-rx", self.name))  # it dropped what it now admits
 
     def _least_loaded(self):
@@ -254,13 +263,12 @@ class Bond:
             want = enabled[0] if enabled else None
         if want == self.active:
             return False
+        self.host.invalidate(("bond-member", self.name, self.active))
         if want is not None and self.settings.mode in ("active-backup", "balance-slb") \
-                and self.lacp_status() != "negotiated":
+                and not self.lacp_negotiated:
             self.learning_due = True
         self.active = want
         self.host.invalidate(("bond-rx", self.name))
-        if not self.balancing:
-            self.host.invalidate(("bond", self.name))
         return True
 
     def learning_packets(self):
