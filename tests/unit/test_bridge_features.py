@@ -306,3 +306,50 @@ def test_cfm_show_text_and_health_follow_ovs(sw):
     assert show[0]["interfaces"]["p1"]["health"] == 100
     assert sw.feature_column("Interface", "cfm_health", "p1") == 100
     assert sw.feature_column("Interface", "cfm_remote_opstate", "p1") is None  # not extended, as OVS
+
+
+def test_rebalance_moves_load_to_the_idle_member_and_only_those_flows(sw):
+    p = bond_switch(sw, "balance-tcp", "other_config:bond-rebalance-interval=1000")
+    bond = sw.bridges["br0"].feature("bond").bonds["bond0"]
+    sports, chose = range(1000, 1016), {}
+    for sport in sports:
+        _, out = deliver(sw, p["p3"], frame(MAC_C, MAC_A, sport=sport))
+        chose[sport] = out[0]
+    # Every flow onto m1: hand m1 all buckets, as if m2 had just come back idle.
+    busy = [s for s, port in chose.items() if port == p["m1"]]
+    assert busy
+    for sport in busy:  # heavy traffic on m1's flows only, counted by the revalidator
+        for _ in range(50):
+            sw.dp.receive(p["p3"], frame(MAC_C, MAC_A, sport=sport))
+    sw.revalidate()
+    loads = bond._member_loads()
+    assert loads["m1"] > 0 and loads["m2"] == 0
+    before = {f.key["tp_src"]: f for f in sw.dp.flows.values() if f.key.get("tp_src")}
+    sw.clock_.now += 1.0
+    sw.run_features()
+    after = {f.key["tp_src"]: f for f in sw.dp.flows.values() if f.key.get("tp_src")}
+    moved = set(before) - set(after)
+    assert moved and moved <= set(busy)  # only flows of moved buckets were deleted
+    for sport in moved:
+        _, out = deliver(sw, p["p3"], frame(MAC_C, MAC_A, sport=sport))
+        assert out == [p["m2"]]
+    assert all(after[s] is before[s] for s in after)
+
+
+def test_cfm_fault_disables_a_bond_member(sw):
+    config = configure(sw, ["add-br", "br0"],
+                       ["add-bond", "br0", "bond0", "m1", "m2", "bond_mode=active-backup",
+                        "other_config:bond-primary=m1"], ["add-port", "br0", "p3"])
+    config = {t: {u: dict(r) for u, r in rows.items()} for t, rows in config.items()}
+    for row in config["Interface"].values():
+        if row["name"] == "m1":
+            row["cfm_mpid"], row["other_config"] = 1, {"cfm_interval": "100"}
+    sw.apply_config(config)
+    sw.run_features()
+    assert sw.feature_show("bond", "bond0")[0]["active_member"] == "m1"  # no fault yet
+    for _ in range(4):  # nobody answers: recv fault after 3.5 intervals
+        sw.clock_.now += 0.1
+        sw.run_features()
+    assert sw.feature_column("Interface", "cfm_fault", "m1") is True
+    status = sw.feature_show("bond", "bond0")[0]
+    assert status["members"]["m1"]["enabled"] is False and status["active_member"] == "m2"
