@@ -111,11 +111,12 @@ PINGS = 200
 
 def requests_lost_over_cut(pair, cut):
     """A 10 ms ping from the host across a cut made 0.5 s in; returns how many
-    echo requests never reached OVS's br0 (what our failover decides: the
-    replies' path is the partner's business) and the ping's own summary."""
-    dump = subprocess.Popen(["ip", "netns", "exec", pair.on, "tcpdump", "-nn", "-l", "--immediate-mode",
-                             "-i", "br0", "icmp[icmptype] == 8"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    echo requests arrived on neither of the partner's links (captured as they
+    enter its namespace: what our failover decides, not how fast the partner
+    forwards after its own port went down) and the ping's own summary."""
+    dumps = [subprocess.Popen(["ip", "netns", "exec", pair.on, "tcpdump", "-nn", "-l", "--immediate-mode",
+                               "-Q", "in", "-i", o, "icmp[icmptype] == 8"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True) for o in pair.theirs]
     try:
         time.sleep(1.0)  # tcpdump listening
         pinger = subprocess.Popen(["ip", "netns", "exec", pair.host, "ping", "-c", str(PINGS), "-i", "0.01",
@@ -125,8 +126,10 @@ def requests_lost_over_cut(pair, cut):
         out, _ = pinger.communicate(timeout=30)
         time.sleep(0.5)
     finally:
-        dump.terminate()
-        seen, _ = dump.communicate(timeout=10)
+        seen = ""
+        for dump in dumps:
+            dump.terminate()
+            seen += dump.communicate(timeout=10)[0]
     seqs = {int(m) for m in re.findall(r"seq (\d+)", seen)}
     assert seqs, seen
     return PINGS - len(seqs & set(range(1, PINGS + 1))), out.strip().splitlines()[-2:]
