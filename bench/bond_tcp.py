@@ -57,6 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from helpers import netns  # noqa: E402
+from run import wait_until  # noqa: E402  (bench/run.py: the one the benches share)
 
 IP_C, IP_M = "10.88.0.1", "10.88.0.2"
 PORT = 5201
@@ -140,16 +141,6 @@ def cpu_ns(pid):
         return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK
     except (OSError, ValueError, IndexError):
         return 0
-
-
-def wait_until(pred, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    return pred()
 
 
 # -- one run -------------------------------------------------------------------

@@ -115,6 +115,8 @@ class Txn:
             return function(*args)
         except NotImplementedError:
             raise CommandError(f"{command}: not supported yet") from None
+        except KeyError as exc:  # the runtime's "no such ...": its message as it is
+            raise CommandError(str(exc.args[0]) if exc.args else f"{command}: not found") from None
         except CommandError:
             raise
         except Exception as exc:
@@ -552,26 +554,14 @@ def cmd_del_flows(txn, args, opts):
 cmd_dump_flows = _openflow("dump_flows", "dump-flows")
 
 
-def _feature_show(feature, noun):
+def _feature_show(feature):
     """lacp-show [BOND], bond-show [BOND], cfm-show [IFACE]: the runtime's
     `feature_show(feature, name or None)` -> a list of show dicts; an unknown
     name is the runtime's KeyError ("no such bond"), which becomes the error."""
     command = f"{feature}-show"
 
     def handler(txn, args, opts):
-        function = getattr(txn.runtime, "feature_show", None)
-        if function is None:
-            raise CommandError(f"{command}: not supported yet")
-        try:
-            return function(feature, args[0] if args else None)
-        except KeyError as exc:
-            raise CommandError(exc.args[0] if exc.args else f"no such {noun}") from None
-        except NotImplementedError:
-            raise CommandError(f"{command}: not supported yet") from None
-        except CommandError:
-            raise
-        except Exception as exc:
-            raise CommandError(f"{command}: {exc}") from exc
+        return txn.call_runtime(command, "feature_show", feature, args[0] if args else None)
     return handler
 
 
@@ -635,11 +625,11 @@ _TABLE = [
     ("trace", 2, 2, {}, _openflow("trace", "trace"), True, "BR FLOW",
      "explain how BR handles a packet of FLOW"),
     ("pmd-stats-show", 0, 0, {}, cmd_pmd_stats_show, True, "", "print fast path thread statistics"),
-    ("lacp-show", 0, 1, {}, _feature_show("lacp", "bond"), True, "[BOND]",
+    ("lacp-show", 0, 1, {}, _feature_show("lacp"), True, "[BOND]",
      "print LACP state (as ovs-appctl lacp/show)"),
-    ("bond-show", 0, 1, {}, _feature_show("bond", "bond"), True, "[BOND]",
+    ("bond-show", 0, 1, {}, _feature_show("bond"), True, "[BOND]",
      "print bond state (as ovs-appctl bond/show)"),
-    ("cfm-show", 0, 1, {}, _feature_show("cfm", "interface"), True, "[IFACE]",
+    ("cfm-show", 0, 1, {}, _feature_show("cfm"), True, "[IFACE]",
      "print CFM state (as ovs-appctl cfm/show)"),
 ]
 COMMANDS = {entry[0]: Command(*entry) for entry in _TABLE}
