@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -417,6 +418,24 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int *upcalled)
     return 1;
 }
 
+/* poll() said POLLERR/POLLHUP/POLLNVAL without POLLIN.  A socket's pending
+ * error is read (that clears it: a packet socket whose netdev went down or
+ * away then sleeps in poll() again); anything else cannot be cleared, so the
+ * port is marked dead and left out of poll() until the slow path replaces it.
+ * Returns 1 if the port must not be polled any more.  Called under the
+ * datapath mutex. */
+static int port_poll_error(struct vs_port *port, short revents)
+{
+    port->stats.poll_errors++;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (!(revents & (POLLNVAL | POLLHUP))
+        && getsockopt(port->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0)
+        return 0;
+    port->stats.dead = 1;
+    return 1;
+}
+
 static void *pmd_main(void *arg)
 {
     struct vs_pmd *pmd = arg;
@@ -438,7 +457,8 @@ static void *pmd_main(void *arg)
             for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
                 if (dp->ports[i] && dp->ports[i]->pmd == pmd->id) {
                     port_of[npfd] = i;
-                    pfds[npfd].fd = dp->ports[i]->fd;
+                    /* A negative fd is skipped by poll(). */
+                    pfds[npfd].fd = dp->ports[i]->stats.dead ? -1 : dp->ports[i]->fd;
                     pfds[npfd++].events = POLLIN;
                 }
             }
@@ -479,8 +499,13 @@ static void *pmd_main(void *arg)
         int still_busy = 0;
         if (gen == dp->ports_gen) {
             for (int i = 1; i < npfd; i++) {
-                if (!(pfds[i].revents & POLLIN))
+                if (!(pfds[i].revents & POLLIN)) {
+                    if (pfds[i].revents && dp->ports[port_of[i]]
+                        && port_poll_error(dp->ports[port_of[i]], pfds[i].revents))
+                        pfds[i].fd = -1;
+                    pfds[i].revents = 0;
                     continue;
+                }
                 struct vs_port *port = dp->ports[port_of[i]];
                 if (port && poll_port(pmd, port, &upcalled))
                     still_busy = 1;

@@ -60,6 +60,12 @@ enum {
 struct vs_port_stats {
     uint64_t rx_packets, rx_bytes, rx_dropped, rx_malformed;
     uint64_t tx_packets, tx_bytes, tx_dropped;
+    /* poll() reported an error on the port's descriptor (a packet socket's
+     * netdev went down or away: ENETDOWN is read and counted); `dead` is set
+     * when the error cannot be cleared (a tap whose device was deleted): the
+     * port is no longer polled, so a vanished netdev never spins a CPU, until
+     * the slow path closes and reopens it. */
+    uint64_t poll_errors, dead;
 };
 
 /* Datapath-wide totals (all poll threads, past and present). */

@@ -230,7 +230,7 @@ class Datapath:
             return None
         return {name: getattr(st, name) for name in (
             "rx_packets", "rx_bytes", "rx_dropped", "rx_malformed",
-            "tx_packets", "tx_bytes", "tx_dropped")}
+            "tx_packets", "tx_bytes", "tx_dropped", "poll_errors", "dead")}
 
     def stats(self):
         st = ffi.new("struct vs_dp_stats *")
