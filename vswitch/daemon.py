@@ -168,16 +168,13 @@ class Daemon:
         self._schedule_features()
 
     def _on_link_events(self):
-        try:
-            events = self.linkmon.drain()
-            if events.resync:
-                present = {ev.name for ev in events if ev.exists}
-                for name in set(self.switch.carriers) - present:
-                    self.switch.link_changed(name, False)
-            for ev in events:
-                self.switch.link_changed(ev.name, ev.exists and ev.carrier)
-        except Exception:
-            log.exception("link event handling failed")
+        # After an overrun the monitor's resync already starts with a "gone"
+        # event for every link that vanished meanwhile.
+        for ev in self.linkmon.drain():
+            try:
+                self.switch.link_event(ev)
+            except Exception:
+                log.exception("handling the link event of %s failed", ev.name)
 
     def _start_link_monitor(self, loop):
         """Carrier of every netdev now, then its changes as netlink reports them."""
@@ -187,7 +184,9 @@ class Daemon:
             log.error("no netlink link monitor (%s): carrier changes will not be seen", exc)
             return
         for name, ev in self.linkmon.snapshot().items():
+            self.switch.interfaces.links[name] = ev
             self.switch.carriers[name] = ev.carrier
+        self.switch.interfaces.following_links = True
         loop.add_reader(self.linkmon.fileno(), self._on_link_events)
 
     def _on_upcalls(self):

@@ -23,10 +23,11 @@ import copy
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
 from vswitch.datapath import dpif, flowkey
+from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, ofctl_syntax, pipeline
 from vswitch.ofproto.ofswitch import OFSwitch, read_mac
 from vswitch.ofproto.ofp.constants import OFPP_LOCAL
@@ -49,21 +50,6 @@ def _account(result, packets, nbytes, now):
     for group, i in result.buckets:
         group.bucket_counts[i][0] += packets
         group.bucket_counts[i][1] += nbytes
-
-
-@dataclass
-class Interface:
-    name: str
-    bridge: str
-    port: str
-    type: str  # as configured
-    ofport: int = -1
-    mac: bytes | None = None  # the netdev's address once opened
-    dp_type: str | None = None  # afpacket or tap, once opened
-    error: str | None = None
-    notes: list = field(default_factory=list)
-    xdp_mode: str = "best-effort"  # options:xdp-mode, for type afxdp
-    afxdp: dict | None = None  # what AF_XDP obtained: xdp_mode, n_queues
 
 
 @dataclass
@@ -96,7 +82,8 @@ class Switch:
         self.dp = datapath
         self.clock = clock
         self.bridges = {}
-        self.ifaces = {}  # name -> Interface
+        self.interfaces = Interfaces(datapath)
+        self.ifaces = self.interfaces.by_name  # name -> interfaces.Interface
         self.flows = {}  # flow id -> InstalledFlow
         self.tag_index = defaultdict(set)
         self.carriers = {}  # interface name -> carrier, from netlink events
@@ -107,43 +94,10 @@ class Switch:
     # ------------------------------------------------------------ configuration
     def apply_config(self, config):
         self.config = config
-        desired = self._desired_interfaces(config)
-        changed = False
-        for name in list(self.ifaces):
-            iface = self.ifaces[name]
-            want = desired.get(name)
-            if want is None or (want["bridge"], want["port"], want["type"], want["xdp_mode"]) != (
-                    iface.bridge, iface.port, iface.type, iface.xdp_mode):
-                self._close_interface(iface)
-                del self.ifaces[name]
-                changed = True
-        for name, want in desired.items():
-            if name not in self.ifaces:
-                iface = Interface(name, want["bridge"], want["port"], want["type"],
-                                  xdp_mode=want["xdp_mode"])
-                self.ifaces[name] = iface
-                self._open_interface(iface, want.get("ofport_request"))
-                changed = True
+        changed = self.interfaces.reconcile(config)
         changed |= self._apply_bridges(config)
         if changed:
             self.flush_flows()
-
-    def _desired_interfaces(self, config):
-        desired = {}
-        for br in config["Bridge"].values():
-            for port_uuid in br.get("ports", []):
-                port = config["Port"].get(port_uuid)
-                if not port:
-                    continue
-                for iface_uuid in port.get("interfaces", []):
-                    iface = config["Interface"].get(iface_uuid)
-                    if iface:
-                        desired[iface["name"]] = {
-                            "bridge": br["name"], "port": port["name"],
-                            "type": iface.get("type") or "",
-                            "xdp_mode": (iface.get("options") or {}).get("xdp-mode", "best-effort"),
-                            "ofport_request": iface.get("ofport_request")}
-        return desired
 
     def _apply_bridges(self, config):
         changed = False
@@ -204,84 +158,14 @@ class Switch:
     def _sync_of_ports(self, bridge):
         ofs = self.of.get(bridge.name)
         if ofs:
-            ofs.sync_ports(self._of_ports(bridge))
-
-    def _free_ofport(self, requested, local=False):
-        """A free datapath port number.  A bridge's own internal interface is
-        OpenFlow's LOCAL port: it takes numbers from the top, so that the
-        first added port is ofport 1, as in OVS."""
-        used = {i.ofport for i in self.ifaces.values()}
-        if requested and 0 < requested < 1024 and requested not in used:
-            return requested
-        return next(n for n in (range(1023, 0, -1) if local else range(1, 1024)) if n not in used)
-
-    def _open_interface(self, iface, ofport_request=None):
-        kind = iface.type or "system"
-        if kind in ("", "system", "afpacket"):
-            dp_type = "afpacket"
-        elif kind in ("tap", "internal"):
-            dp_type = "tap"
-        elif kind == "afxdp":
-            if self._open_afxdp(iface, ofport_request):
-                return
-            dp_type = "afpacket"  # said so in the log and the status note
-        else:
-            iface.error = f"interface type {kind} is not supported yet"
-            log.error("%s: %s", iface.name, iface.error)
-            return
-        ofport = self._free_ofport(ofport_request, local=iface.name == iface.bridge)
-        try:
-            self.dp.add_port(ofport, dp_type, iface.name)
-        except OSError as exc:
-            iface.error = f"could not open network device {iface.name} ({exc.strerror})"
-            iface.ofport = -1
-            log.warning("%s", iface.error)
-            return
-        iface.ofport, iface.dp_type, iface.error = ofport, dp_type, None
-        iface.mac = read_mac(iface.name).to_bytes(6, "big")
-        log.info("added %s interface %s on port %d", kind, iface.name, ofport)
-
-    def _open_afxdp(self, iface, ofport_request):
-        """True when AF_XDP is up; otherwise notes why, for the afpacket fallback."""
-        ofport = self._free_ofport(ofport_request)
-        try:
-            iface.afxdp = self.dp.add_afxdp_port(ofport, iface.name, iface.xdp_mode)
-        except dpif.AfxdpError as exc:
-            iface.afxdp = None
-            if exc.step == "find device":
-                return False  # no netdev yet: afpacket fails too and is retried
-            iface.notes = [f"afxdp unavailable (xdp-mode {iface.xdp_mode}: {exc.strerror}), "
-                           f"fell back to afpacket"]
-            log.warning("%s: %s", iface.name, iface.notes[0])
-            return False
-        iface.ofport, iface.dp_type, iface.error, iface.notes = ofport, "afxdp", None, []
-        iface.mac = read_mac(iface.name).to_bytes(6, "big")
-        log.info("added afxdp interface %s on port %d (XDP %s mode, copy, %d queue(s))",
-                 iface.name, ofport, iface.afxdp["xdp_mode"], iface.afxdp["n_queues"])
-        return True
-
-    def _close_interface(self, iface):
-        if iface.ofport > 0:
-            self.dp.del_port(iface.ofport)  # closing a tap's fd deletes the tap
-            log.info("removed interface %s (port %d)", iface.name, iface.ofport)
-        iface.ofport = -1
-
-    def retry_failed_interfaces(self):
-        """An interface configured before its netdev existed starts working
-        once the netdev appears, as in OVS."""
-        reopened = False
-        for iface in self.ifaces.values():
-            if iface.ofport < 0 and iface.error and iface.error.startswith("could not open"):
-                self._open_interface(iface)
-                reopened |= iface.ofport > 0
-        return reopened
+            of_ports = self._of_ports(bridge)
+            ofs.sync_ports(of_ports, {no for no, (name, _) in of_ports.items()
+                                      if not self.carriers.get(name, True)})
 
     def close(self):
         for bridge in self.bridges.values():
             bridge.close()
-        for iface in self.ifaces.values():
-            self._close_interface(iface)
-        self.ifaces.clear()
+        self.interfaces.close_all()
 
     # ------------------------------------------------------------ flow cache
     def flush_flows(self):
@@ -449,7 +333,7 @@ class Switch:
                 self.invalidate(bridge.name, ("mac", vlan, mac))
         for ofs in list(self.of.values()):
             ofs.run(now)
-        if self.retry_failed_interfaces():
+        if not self.interfaces.following_links and self.interfaces.retry_failed():
             # An interface that came up late joins its bridge's ports.
             self._apply_bridges(self.config)
             self.flush_flows()
@@ -469,16 +353,29 @@ class Switch:
         return min((t for t in (b.next_wakeup() for b in self.bridges.values()) if t is not None),
                    default=None)
 
+    def link_event(self, ev):
+        """A netlink link event (linkmon.LinkEvent): a port whose netdev went
+        away is closed and one that came back reopened (interfaces.py), and
+        the bridge's features and bonds hear of carrier changes at once."""
+        ports_changed, carrier = self.interfaces.link_event(ev)
+        if ports_changed and self.config is not None:
+            self._apply_bridges(self.config)
+            self.flush_flows()
+        if carrier is not None:
+            self.link_changed(*carrier)
+
     def link_changed(self, name, carrier):
-        """A netdev's carrier changed (netlink): its bridge's features and
-        bonds react at once."""
+        """A netdev's carrier changed: its bridge's features and bonds react
+        at once, and OpenFlow controllers get a PORT_STATUS."""
         if self.carriers.get(name, True) == carrier:
+            self.carriers[name] = carrier
             return
         self.carriers[name] = carrier
         iface = self.ifaces.get(name)
         bridge = self.bridges.get(iface.bridge) if iface else None
         if bridge is not None:
             self._transmit(bridge.link_changed(name, carrier, self.clock()))
+            self._sync_of_ports(bridge)
             self.wake()
 
     def feature_show(self, kind, name=None):
@@ -520,7 +417,7 @@ class Switch:
         self.flush_flows()
 
     def port_names(self):
-        return {i.ofport: i.name for i in self.ifaces.values() if i.ofport > 0}
+        return self.interfaces.port_names()
 
     def dump_ports(self, br):
         self._bridge(br)
@@ -544,32 +441,17 @@ class Switch:
                 for f in self.dp.flow_dump()]
 
     def interface_status(self, name):
-        iface = self.ifaces.get(name)
-        if iface is None:
-            return {}
-        status = {"driver_name": iface.dp_type or "none"}
-        if iface.error:
-            status["error"] = iface.error
-        for note in iface.notes:
-            status["note"] = note
-        if iface.afxdp and iface.dp_type == "afxdp":
-            status["xdp_mode"] = iface.afxdp["xdp_mode"]
-            status["xdp_bind"] = "zerocopy" if iface.afxdp["zerocopy"] else "copy"
-            status["n_rxq"] = str(iface.afxdp["n_queues"])
-        return status
+        return self.interfaces.status(name)
 
     def interface_statistics(self, name):
-        iface = self.ifaces.get(name)
-        if iface is None or iface.ofport < 0:
-            return {}
-        stats = self.dp.port_stats(iface.ofport) or {}
-        if iface.dp_type == "afxdp":  # software offloads, kernel ring drops
-            stats.update({f"afxdp_{k}": v for k, v in (self.dp.afxdp_stats(iface.ofport) or {}).items()})
-        return stats
+        return self.interfaces.statistics(name)
 
     def interface_ofport(self, name):
-        iface = self.ifaces.get(name)
-        return iface.ofport if iface else None
+        return self.interfaces.ofport(name)
+
+    def netdev_column(self, table, column, name):
+        """link_state, admin_state, link_resets, mtu, mac_in_use, ifindex."""
+        return self.interfaces.column(column, name) if table == "Interface" else None
 
     # OpenFlow commands of vsctl (ovs-ofctl syntax): see ofproto/ofctl_runtime.py
     def _ofs(self, br):

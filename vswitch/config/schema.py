@@ -382,6 +382,15 @@ TABLES = {
             ("cfm_flap_count", IntType(0, INT64_MAX)),
             ("lacp_current", BoolType()),
         )),
+        # The netdev's state as the last netlink link event told it.
+        *(Column(name, type_, runtime="netdev_column", runtime_keyed=True) for name, type_ in (
+            ("link_state", StringType(["up", "down"], optional=True)),
+            ("admin_state", StringType(["up", "down"], optional=True)),
+            ("link_resets", IntType(0, INT64_MAX)),
+            ("mtu", IntType(0, INT64_MAX)),
+            ("mac_in_use", StringType(optional=True)),
+            ("ifindex", IntType(0, INT64_MAX)),
+        )),
     ),
 }
 

@@ -34,7 +34,8 @@ from vswitch.ofproto.ofp import multipart as mp
 from vswitch.ofproto.ofp import OFPError, FIELDS
 from vswitch.ofproto.ofp.constants import (
     OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPG_ALL,
-    OFPM_ALL, OFPP_ANY, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_MAX, OFPPR_ADD, OFPPR_DELETE, OFPTT_ALL)
+    OFPM_ALL, OFPP_ANY, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_MAX, OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY,
+    OFPTT_ALL)
 
 CAPABILITIES_13 = 1 | 2 | 4 | 8 | 0x40          # flow, table, port, group stats; queue stats
 CAPABILITIES_10 = 1 | 2 | 4 | 0x40
@@ -43,6 +44,10 @@ PORT_FEATURES = (1 << 6) | (1 << 11)             # 10GB_FD, copper (as OVS repor
 PORT_SPEED_KBPS = 10_000_000
 MAX_REPLY = 60000
 COOKIE_BASE = 1 << 24    # packet-in userspace cookies: 0x01xxxxxx (lower values: other modules)
+
+
+OFPPS_LINK_DOWN = 1  # ofp_port_state: no physical link
+OFPPS_LIVE = 4       # live for fast failover (OVS reports it on every up port)
 
 
 def read_mac(ifname):
@@ -89,20 +94,25 @@ class OFSwitch:
         return sorted({1: 1, 4: 4}[v] for v in (
             {"OpenFlow10": 1, "OpenFlow13": 4}.get(n) for n in names) if v)
 
-    def sync_ports(self, of_ports):
-        """of_ports: {OpenFlow port: (name, datapath port)}; port-status for changes."""
+    def sync_ports(self, of_ports, link_down=frozenset()):
+        """of_ports: {OpenFlow port: (name, datapath port)}; link_down: the
+        OpenFlow ports without carrier.  PORT_STATUS for every change: a port
+        added or deleted, or its state moving between LIVE and LINK_DOWN."""
         for no in set(self.ports) - set(of_ports):
             port = self.ports.pop(no)
             self.dp_port.pop(no, None)
             self.notify("port_status", m.PortStatus(OFPPR_DELETE, port))
         for no, (name, dp) in of_ports.items():
-            if no in self.ports and self.ports[no].name == name:
+            state = OFPPS_LINK_DOWN if no in link_down else OFPPS_LIVE
+            old = self.ports.get(no)
+            if old is not None and old.name == name and old.state == state:
                 continue
             port = m.Port(no, read_mac(name), name, curr=PORT_FEATURES, advertised=0,
-                          supported=PORT_FEATURES, state=4, curr_speed=PORT_SPEED_KBPS,
+                          supported=PORT_FEATURES, state=state, curr_speed=PORT_SPEED_KBPS,
                           max_speed=PORT_SPEED_KBPS)
             self.ports[no], self.dp_port[no] = port, dp
-            self.notify("port_status", m.PortStatus(OFPPR_ADD, port))
+            reason = OFPPR_MODIFY if old is not None and old.name == name else OFPPR_ADD
+            self.notify("port_status", m.PortStatus(reason, port))
 
     # ------------------------------------------------------------ pipeline choice
     def controller_connected(self):
