@@ -122,12 +122,12 @@ def main():
             for flow in dp.flow_dump():
                 ports = tuple(a[1] for a in flow.actions if a[0] == "output")
                 outs[ports] = outs.get(ports, 0) + 1
-            names = {i.ofport: i.name for i in sw.ifaces.values()}
+            names = {i.dp_port: i.name for i in sw.ifaces.values()}
             print("megaflows by output ports: " + ", ".join(
                 f"{'+'.join(names.get(p, str(p)) for p in k) or 'drop'}: {v:,}" for k, v in sorted(outs.items())))
             if args.bond:
                 members = sw.feature_show("bond", "bond0")[0]["members"]
-                port_of = {sw.ifaces[m].ofport: m for m in ("qa", "ra")}
+                port_of = {sw.ifaces[m].dp_port: m for m in ("qa", "ra")}
                 chose = {m: 0 for m in ("qa", "ra")}
                 for flow in dp.flow_dump():
                     for act in flow.actions:

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" != "--no-install" ]; then
     ./scripts/install-deps.sh
     python3 -m venv .venv
+    echo "creating .venv and installing vswitch (compiles the fast path)"
     .venv/bin/pip install -q --upgrade pip
     .venv/bin/pip install -q .
 fi
@@ -78,19 +79,19 @@ run ip netns exec vsdemo-vm3 ping -c 3 -i 0.2 10.0.20.4
 run ip netns exec vsdemo-vm5 ping -c 3 -i 0.2 10.0.10.1      # across the bond
 printf '$ ping from VLAN 10 to VLAN 20 (must fail)\n'
 if ip netns exec vsdemo-vm1 ping -c 2 -W 1 -i 0.2 10.0.20.3 >/dev/null; then echo "VLANs leak!"; exit 1; else echo "no reply: VLANs are isolated"; fi
-say "TCP: 64 MiB from vm2 to vm1 (tap), default offloads on both ends"
+say "TCP: 64 MiB from vm2 to vm1 (tap), default offloads on both ends, checked byte for byte"
 head -c 67108864 /dev/urandom > "$RUN/blob"
 ip netns exec vsdemo-vm1 socat -u TCP-LISTEN:5001,reuseaddr "CREATE:$RUN/blob.rx" &
 sleep 0.5
-start=$(date +%s.%N)
 ip netns exec vsdemo-vm2 socat -u "OPEN:$RUN/blob" TCP:10.0.10.1:5001
 wait
-end=$(date +%s.%N)
-if cmp -s "$RUN/blob" "$RUN/blob.rx"; then
-    python3 -c "print(f'64 MiB received intact in {$end-$start:.2f} s ({64*8*1.048576/1000/($end-$start):.2f} Gbit/s)')"
-else
-    echo "TCP data corrupted"; exit 1
-fi
+if cmp -s "$RUN/blob" "$RUN/blob.rx"; then echo "64 MiB received intact"; else echo "TCP data corrupted"; exit 1; fi
+
+say "TCP throughput vm2 -> vm1 (iperf3, 3 s; socat's timing measures socat, not the switch)"
+ip netns exec vsdemo-vm1 iperf3 -s -1 -B 10.0.10.1 >/dev/null 2>&1 &
+sleep 0.5
+ip netns exec vsdemo-vm2 iperf3 -c 10.0.10.1 -t 3 | grep -E "sender|receiver"
+wait
 
 say "what the switch knows"
 run $VSCTL show

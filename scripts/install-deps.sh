@@ -1,5 +1,7 @@
 #!/bin/sh
 # System packages the tests and the demo use (Debian). Idempotent.
+# On a busy host another apt may hold the package manager's lock: wait for it
+# (apt's own DPkg::Lock::Timeout, up to 10 minutes) instead of failing.
 set -eu
 need=""
 for pkg in openvswitch-switch tshark nfdump pmacct iproute2 iputils-ping ethtool iperf3 tcpdump socat gcc python3-venv; do
@@ -7,6 +9,9 @@ for pkg in openvswitch-switch tshark nfdump pmacct iproute2 iputils-ping ethtool
 done
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq $need >/dev/null
+    wait_lock="-o DPkg::Lock::Timeout=600"
+    echo "installing Debian packages:$need (waits for another apt if one runs)"
+    apt-get $wait_lock update -qq
+    apt-get $wait_lock install -y -qq $need >/dev/null
+    echo "Debian packages installed"
 fi

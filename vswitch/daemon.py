@@ -102,15 +102,27 @@ class Daemon:
             # else runs on, so it is asked for explicitly.
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
         self.switch = Switch(self.dp)
+        self.switch.interfaces.remembered = self.store.load_ofports()
+        self._saved_ofports = dict(self.switch.interfaces.remembered)
         self.switch.wake = self._schedule_features
         self.linkmon = None
         self._feature_timer = None  # asyncio TimerHandle of the next run_features
         self.connmgrs = {}  # bridge name -> ConnManager (OpenFlow listeners and controllers)
         self.stop = None
 
+    def _save_ofports(self):
+        """Keeps the OpenFlow numbers the switch assigned, as OVS writes them
+        into the Interface table, so a restart hands out the same ones."""
+        assigned = self.switch.interfaces.assigned_ofports()
+        if assigned != self._saved_ofports:
+            self.store.save_ofports(assigned)
+            self._saved_ofports = assigned
+            self.switch.interfaces.remembered = dict(assigned)
+
     def _apply(self, config):
         """Configuration -> switch, then the bridges' OpenFlow connections."""
         self.switch.apply_config(config)
+        self._save_ofports()
         for name in set(self.connmgrs) - set(self.switch.of):
             self.connmgrs.pop(name).close()
         for name, ofs in self.switch.of.items():

@@ -6,14 +6,20 @@ exists and closed when it goes away, as link events say (vswitch/linkmon.py),
 never by polling.  An afpacket or afxdp port whose netdev is deleted (a VM
 exits, a veth pair is removed) is closed at once, so nothing polls a dead
 socket, and shows the reason in `status`; when a netdev of that name appears
-again (a new ifindex) it is reopened on the same datapath port number, so
-OpenFlow port numbers do not move.  Taps and internal ports are the switch's
+again (a new ifindex) it is reopened on the same port numbers.  Taps and internal ports are the switch's
 own devices: the switch holds their descriptor, and a link event for their
 name in this namespace may only mean the kernel side moved to a container's
 namespace, so they are left alone (the fast path marks one whose device was
 deleted dead and stops polling it).  A row deleted and added again in one
 transaction (libvirt's `--if-exists del-port ... -- add-port ...`) is a new
 row: its netdev is closed and opened again.
+
+Two numbers per interface: its datapath port (global, 1..MAX_DP_PORT, what
+the fast path and megaflows use) and its OpenFlow port (per bridge,
+1..65279, as OVS): `ofport_request` if free in the bridge, else the number it
+had before the daemon restarted (`remembered`, which the daemon keeps in the
+store as OVS keeps the Interface ofport column), else the lowest free one; a
+bridge's own internal interface is OpenFlow's LOCAL (65534).
 
 Each interface keeps its netdev's last link state for the OVS columns
 link_state, admin_state, link_resets, mtu, mac_in_use and ifindex.
@@ -28,7 +34,9 @@ from vswitch.ofproto.ofswitch import read_mac
 
 log = logging.getLogger("vswitch.interfaces")
 
-MAX_DP_PORT = 1023  # datapath port numbers (and, for now, OpenFlow ones) 1..1023
+MAX_DP_PORT = 1023  # datapath port numbers 1..1023 (VS_MAX_PORTS - 1)
+MAX_OFPORT = 65279  # OpenFlow port numbers 1..65279 (0xfeff), as OVS
+OFPORT_LOCAL = 65534  # the bridge's internal interface, as OVS shows it
 OWNED_TYPES = ("tap", "internal")  # devices the switch creates and holds
 
 
@@ -38,7 +46,8 @@ class Interface:
     bridge: str
     port: str
     type: str  # as configured
-    ofport: int = -1
+    dp_port: int = -1  # datapath port number while open
+    assigned_ofport: int | None = None  # OpenFlow number in its bridge, kept while the row lives
     mac: bytes | None = None  # the netdev's address once opened
     dp_type: str | None = None  # afpacket, tap or afxdp, once opened
     error: str | None = None
@@ -47,7 +56,7 @@ class Interface:
     afxdp: dict | None = None  # what AF_XDP obtained: xdp_mode, n_queues
     row: str | None = None  # the Interface row's uuid
     ofport_request: int | None = None
-    last_ofport: int | None = None  # kept while the netdev is away, to reopen on it
+    last_dp_port: int | None = None  # kept while the netdev is away, to reopen on it
     link_resets: int = 0  # carrier transitions seen (OVS's link_resets)
 
     @property
@@ -56,7 +65,12 @@ class Interface:
 
     @property
     def open(self):
-        return self.ofport > 0
+        return self.dp_port > 0
+
+    @property
+    def ofport(self):
+        """The Interface ofport column: -1 while the netdev is not open, as OVS."""
+        return self.assigned_ofport if self.open and self.assigned_ofport else -1
 
 
 def _desired(config):
@@ -85,6 +99,7 @@ class Interfaces:
         self.by_name = {}
         self.links = {}  # netdev name -> its last linkmon.LinkEvent
         self.following_links = False  # a link monitor feeds link_event()
+        self.remembered = {}  # (bridge, interface) -> OpenFlow port it had (from the store)
 
     # -- configuration ---------------------------------------------------------------
     def reconcile(self, config):
@@ -93,37 +108,56 @@ class Interfaces:
         changed = False
         for name in list(self.by_name):
             iface, want = self.by_name[name], desired.get(name)
-            if want is None or (want["bridge"], want["port"], want["type"], want["xdp_mode"], want["row"]) != (
-                    iface.bridge, iface.port, iface.type, iface.xdp_mode, iface.row):
+            if want is None or (want["bridge"], want["port"], want["type"], want["xdp_mode"], want["row"],
+                                want["ofport_request"]) != (
+                    iface.bridge, iface.port, iface.type, iface.xdp_mode, iface.row, iface.ofport_request):
                 self._close(iface)
                 del self.by_name[name]
                 changed = True
+        new = []
         for name, want in desired.items():
             if name not in self.by_name:
                 iface = Interface(name, want["bridge"], want["port"], want["type"],
                                   xdp_mode=want["xdp_mode"], row=want["row"],
                                   ofport_request=want["ofport_request"])
                 self.by_name[name] = iface
-                self._open(iface)
-                changed = True
-        return changed
+                new.append(iface)
+        # Numbers asked for or had before go first, so that a port numbered
+        # freely cannot take them.
+        new.sort(key=lambda i: not (i.ofport_request or (i.bridge, i.name) in self.remembered))
+        for iface in new:
+            self._assign_ofport(iface)
+        for iface in new:
+            self._open(iface)
+        return changed or bool(new)
 
-    def _free_ofport(self, requested, local=False):
-        """A free datapath port number.  A bridge's own internal interface is
-        OpenFlow's LOCAL port: it takes numbers from the top, so that the
-        first added port is ofport 1, as in OVS."""
-        used = {i.ofport for i in self.by_name.values()} | {
-            i.last_ofport for i in self.by_name.values() if not i.open}
-        if requested and 0 < requested <= MAX_DP_PORT and requested not in used:
-            return requested
-        order = range(MAX_DP_PORT, 0, -1) if local else range(1, MAX_DP_PORT + 1)
-        return next(n for n in order if n not in used)
+    def _free_dp_port(self):
+        used = {i.dp_port for i in self.by_name.values()} | {
+            i.last_dp_port for i in self.by_name.values() if not i.open}
+        return next(n for n in range(1, MAX_DP_PORT + 1) if n not in used)
 
-    def _number_for(self, iface):
-        if iface.last_ofport is not None:
-            number, iface.last_ofport = iface.last_ofport, None
+    def _dp_port_for(self, iface):
+        if iface.last_dp_port is not None:
+            number, iface.last_dp_port = iface.last_dp_port, None
             return number
-        return self._free_ofport(iface.ofport_request, local=iface.name == iface.bridge)
+        return self._free_dp_port()
+
+    def _assign_ofport(self, iface):
+        """The interface's OpenFlow number in its bridge (see the module note)."""
+        if iface.name == iface.bridge:
+            iface.assigned_ofport = OFPORT_LOCAL
+            return
+        used = {i.assigned_ofport for i in self.by_name.values() if i.bridge == iface.bridge and i is not iface}
+        for candidate in (iface.ofport_request, self.remembered.get((iface.bridge, iface.name))):
+            if candidate and 0 < candidate <= MAX_OFPORT and candidate not in used:
+                iface.assigned_ofport = candidate
+                return
+        iface.assigned_ofport = next(n for n in range(1, MAX_OFPORT + 1) if n not in used)
+
+    def assigned_ofports(self):
+        """{(bridge, interface): OpenFlow port} for the daemon to remember."""
+        return {(i.bridge, i.name): i.assigned_ofport for i in self.by_name.values()
+                if i.assigned_ofport and i.name != i.bridge}
 
     def _open(self, iface):
         kind = iface.type or "system"
@@ -139,24 +173,24 @@ class Interfaces:
             iface.error = f"interface type {kind} is not supported yet"
             log.error("%s: %s", iface.name, iface.error)
             return
-        ofport = self._number_for(iface)
+        dp_port = self._dp_port_for(iface)
         try:
-            self.dp.add_port(ofport, dp_type, iface.name)
+            self.dp.add_port(dp_port, dp_type, iface.name)
         except OSError as exc:
             iface.error = f"could not open network device {iface.name} ({exc.strerror})"
-            iface.ofport, iface.last_ofport = -1, ofport
+            iface.dp_port, iface.last_dp_port = -1, dp_port
             log.warning("%s", iface.error)
             return
-        self._opened(iface, ofport, dp_type)
-        log.info("added %s interface %s on port %d", kind, iface.name, ofport)
+        self._opened(iface, dp_port, dp_type)
+        log.info("added %s interface %s on port %d", kind, iface.name, iface.ofport)
 
     def _open_afxdp(self, iface):
         """True when AF_XDP is up; otherwise notes why, for the afpacket fallback."""
-        ofport = self._number_for(iface)
+        dp_port = self._dp_port_for(iface)
         try:
-            iface.afxdp = self.dp.add_afxdp_port(ofport, iface.name, iface.xdp_mode)
+            iface.afxdp = self.dp.add_afxdp_port(dp_port, iface.name, iface.xdp_mode)
         except dpif.AfxdpError as exc:
-            iface.afxdp, iface.last_ofport = None, ofport
+            iface.afxdp, iface.last_dp_port = None, dp_port
             if exc.step == "find device":
                 return False  # no netdev yet: afpacket fails too and is retried
             iface.notes = [f"afxdp unavailable (xdp-mode {iface.xdp_mode}: {exc.strerror}), "
@@ -164,23 +198,23 @@ class Interfaces:
             log.warning("%s: %s", iface.name, iface.notes[0])
             return False
         iface.notes = []
-        self._opened(iface, ofport, "afxdp")
+        self._opened(iface, dp_port, "afxdp")
         log.info("added afxdp interface %s on port %d (XDP %s mode, copy, %d queue(s))",
-                 iface.name, ofport, iface.afxdp["xdp_mode"], iface.afxdp["n_queues"])
+                 iface.name, iface.ofport, iface.afxdp["xdp_mode"], iface.afxdp["n_queues"])
         return True
 
     @staticmethod
-    def _opened(iface, ofport, dp_type):
-        iface.ofport, iface.dp_type, iface.error, iface.last_ofport = ofport, dp_type, None, None
+    def _opened(iface, dp_port, dp_type):
+        iface.dp_port, iface.dp_type, iface.error, iface.last_dp_port = dp_port, dp_type, None, None
         iface.mac = read_mac(iface.name).to_bytes(6, "big")
 
     def _close(self, iface, keep_number=False):
         if iface.open:
-            self.dp.del_port(iface.ofport)  # closing a tap's fd deletes the tap
             log.info("removed interface %s (port %d)", iface.name, iface.ofport)
+            self.dp.del_port(iface.dp_port)  # closing a tap's fd deletes the tap
             if keep_number:
-                iface.last_ofport = iface.ofport
-        iface.ofport = -1
+                iface.last_dp_port = iface.dp_port
+        iface.dp_port = -1
 
     def close_all(self):
         for iface in self.by_name.values():
@@ -231,7 +265,8 @@ class Interfaces:
 
     # -- what vsctl reads -------------------------------------------------------------------
     def port_names(self):
-        return {i.ofport: i.name for i in self.by_name.values() if i.open}
+        """{datapath port: interface name}, for showing megaflows."""
+        return {i.dp_port: i.name for i in self.by_name.values() if i.open}
 
     def status(self, name):
         iface = self.by_name.get(name)
@@ -246,7 +281,7 @@ class Interfaces:
             status["xdp_mode"] = iface.afxdp["xdp_mode"]
             status["xdp_bind"] = "zerocopy" if iface.afxdp["zerocopy"] else "copy"
             status["n_rxq"] = str(iface.afxdp["n_queues"])
-        if iface.open and (self.dp.port_stats(iface.ofport) or {}).get("dead"):
+        if iface.open and (self.dp.port_stats(iface.dp_port) or {}).get("dead"):
             status["error"] = f"network device {iface.name} was deleted"
         return status
 
@@ -254,9 +289,9 @@ class Interfaces:
         iface = self.by_name.get(name)
         if iface is None or not iface.open:
             return {}
-        stats = self.dp.port_stats(iface.ofport) or {}
+        stats = self.dp.port_stats(iface.dp_port) or {}
         if iface.dp_type == "afxdp":  # software offloads, kernel ring drops
-            stats.update({f"afxdp_{k}": v for k, v in (self.dp.afxdp_stats(iface.ofport) or {}).items()})
+            stats.update({f"afxdp_{k}": v for k, v in (self.dp.afxdp_stats(iface.dp_port) or {}).items()})
         return stats
 
     def ofport(self, name):

@@ -152,7 +152,7 @@ class Switch:
     def _of_ports(self, bridge):
         """{OpenFlow port: (name, datapath port)}: the bridge's own internal
         interface is OpenFlow's LOCAL port, the others keep their ofport."""
-        return {(OFPP_LOCAL if name == bridge.name else dp): (name, dp)
+        return {(OFPP_LOCAL if name == bridge.name else self.ifaces[name].ofport): (name, dp)
                 for dp, name in bridge.iface_names.items()}
 
     def _sync_of_ports(self, bridge):

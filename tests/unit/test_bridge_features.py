@@ -45,7 +45,7 @@ def sw():
 
 
 def ports(sw):
-    return {name: i.ofport for name, i in sw.ifaces.items()}
+    return {name: i.dp_port for name, i in sw.ifaces.items()}
 
 
 def deliver(sw, port, data):
@@ -55,7 +55,7 @@ def deliver(sw, port, data):
     sw.dp.sent.clear()
     hit = sw.dp.receive(port, data)
     sw.handle_upcalls()
-    local = sw.ifaces["br0"].ofport
+    local = sw.ifaces["br0"].dp_port
     return hit, [p for p, _, _ in sw.dp.sent if p != local]
 
 

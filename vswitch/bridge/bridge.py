@@ -95,9 +95,9 @@ class Bridge:
             dps = []
             for iface_name in sorted(port.ifaces):
                 iface = self.interfaces(iface_name)
-                if iface is not None and iface.ofport > 0:
-                    dps.append(iface.ofport)
-                    names[iface.ofport] = iface_name
+                if iface is not None and iface.open:
+                    dps.append(iface.dp_port)
+                    names[iface.dp_port] = iface_name
             if dps:
                 bp = normal.BridgePort(port_name, dps[0], settings.tag, settings.trunks,
                                        settings.vlan_mode, xlate=xlate)
@@ -175,7 +175,7 @@ class Bridge:
     # -- FeatureHost ----------------------------------------------------------------------
     def iface_port(self, iface):
         i = self.interfaces(iface)
-        return i.ofport if i is not None and i.ofport > 0 else None
+        return i.dp_port if i is not None and i.open else None
 
     def iface_mac(self, iface):
         i = self.interfaces(iface)

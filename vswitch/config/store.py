@@ -29,6 +29,10 @@ class ConfigStore:
             self.db.execute("CREATE TABLE IF NOT EXISTS rows (tbl TEXT NOT NULL, uuid TEXT NOT NULL, "
                             "data TEXT NOT NULL, PRIMARY KEY (tbl, uuid))")
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            # The OpenFlow port numbers the daemon assigned (what OVS writes
+            # into Interface ofport), so they survive a restart.
+            self.db.execute("CREATE TABLE IF NOT EXISTS ofports (bridge TEXT NOT NULL, iface TEXT NOT NULL, "
+                            "ofport INTEGER NOT NULL, PRIMARY KEY (bridge, iface))")
 
     @contextlib.contextmanager
     def _transaction(self):
@@ -58,6 +62,17 @@ class ConfigStore:
                     # part-way through rolls back everything written so far.
                     self.db.execute("INSERT INTO rows VALUES (?, ?, ?)",
                                     (table, uuid, json.dumps(row, sort_keys=True)))
+
+    def load_ofports(self):
+        """{(bridge, interface): OpenFlow port} as last saved."""
+        return {(b, i): n for b, i, n in self.db.execute("SELECT bridge, iface, ofport FROM ofports")}
+
+    def save_ofports(self, assigned):
+        """Replaces the saved OpenFlow port numbers with `assigned`."""
+        with self._transaction():
+            self.db.execute("DELETE FROM ofports")
+            self.db.executemany("INSERT INTO ofports VALUES (?, ?, ?)",
+                                [(b, i, n) for (b, i), n in sorted(assigned.items())])
 
     def close(self):
         self.db.close()

@@ -105,6 +105,7 @@ class OFSwitch:
         for no, (name, dp) in of_ports.items():
             state = OFPPS_LINK_DOWN if no in link_down else OFPPS_LIVE
             old = self.ports.get(no)
+            self.dp_port[no] = dp
             if old is not None and old.name == name and old.state == state:
                 continue
             port = m.Port(no, read_mac(name), name, curr=PORT_FEATURES, advertised=0,
