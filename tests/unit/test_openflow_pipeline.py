@@ -175,6 +175,6 @@ def test_nd_target_and_link_layer_options_are_rewritten():
           + bytes.fromhex("87000000" "00000000") + (0x20 << 120 | 0x20).to_bytes(16, "big")
           + bytes.fromhex("0101" "222222222222"))
     key = dict(KEY, dl_type=0x86DD, nw_proto=58, tp_src=135, tp_dst=0)
-    br = bridge("icmp6,icmp_type=135,actions=set_field:::1->ipv6_nd_target,set_field:0xaabbccddeeff->ipv6_nd_sll,output:2")
+    br = bridge("icmp6,icmp_type=135,actions=set_field:::1->ipv6_nd_target,set_field:aa:bb:cc:dd:ee:ff->ipv6_nd_sll,output:2")
     r = pipeline.xlate(br, key, 0, len(ns), ns)
     assert r.actions == [("set_nd_target", 1), ("set_nd_sll", 0xAABBCCDDEEFF), ("output", 2)]

@@ -5,12 +5,18 @@ operator typed it, turns it into the same FlowMod/GroupMod/MeterMod a
 controller would send, and applies it through OFSwitch — so vsctl and
 controllers share one code path (validation, flow-removed, megaflow
 invalidation).  Errors come back as ValueError with the OpenFlow error name.
+Ports may be named wherever ovs-ofctl takes a name (in_port=vm1,
+out_port=vm1, output:vm1, enqueue:vm1:Q, a bare `vm1` action, bucket
+watch_port): names are looked up in the bridge's OpenFlow ports (ofs.ports,
+what PORT_DESC replies list), as ovs-ofctl looks them up in the switch's
+port descriptions; an unknown name gets ovs-ofctl's error ("vm9: invalid or
+unknown port for in_port", "vm9: output to unknown port").
 Group and meter text follows ovs-ofctl(8):
   group_id=1,type=select,bucket=weight:2,output:1,bucket=output:2
   meter=1,kbps,burst,band=type=drop,rate=1000,burst_size=100
 """
 from vswitch.ofproto import ofctl_syntax
-from vswitch.ofproto.ofctl_syntax import SyntaxError_, format_actions, format_flow_stats, parse_flow
+from vswitch.ofproto.ofctl_syntax import SyntaxError_, _checked, format_actions, format_flow_stats, parse_flow
 from vswitch.ofproto.ofp import ApplyActions, GroupMod, MeterMod, OFPError
 from vswitch.ofproto.ofp.constants import (OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT, OFPFC_MODIFY,
                                            OFPFC_MODIFY_STRICT, OFPGC_ADD, OFPGT_ALL, OFPGT_FF,
@@ -34,19 +40,36 @@ def _apply(fn, *args):
             from None
 
 
+def port_map(ofs):
+    """{port name: OpenFlow port number} of the bridge's OpenFlow ports."""
+    return {port.name: no for no, port in ofs.ports.items() if getattr(port, "name", None)}
+
+
+def parse_flow_on(ofs, text, actions_required=True):
+    """parse_flow with the bridge's port names (for trace and the flow commands)."""
+    return parse_flow(text, actions_required=actions_required, port_map=port_map(ofs))
+
+
 def _flow_mod(ofs, text, command, now, actions_required=True):
-    spec = parse_flow(text, actions_required=actions_required)
+    return ofs.flow_mod(_flow_mod_msg(ofs, text, command, actions_required), now)
+
+
+def _flow_mod_msg(ofs, text, command, actions_required=True):
+    spec = parse_flow_on(ofs, text, actions_required)
     fm = spec.flow_mod(command)
     if command in (OFPFC_DELETE, OFPFC_MODIFY) and "table=" not in text:
         fm.table_id = OFPTT_ALL   # as ovs-ofctl: loose mod/del without table= means every table
     if command in (OFPFC_DELETE, OFPFC_DELETE_STRICT) and spec.cookie and not spec.cookie_mask:
         fm.cookie_mask = 0xFFFFFFFFFFFFFFFF
-    return ofs.flow_mod(fm, now)
+    return fm
 
 
 def add_flows(ofs, lines, now):
-    for line in lines:
-        _apply(_flow_mod, ofs, line, OFPFC_ADD, now)
+    """Every line is parsed before any is applied (as ovs-ofctl add-flows
+    reads its whole file first), so one bad line adds nothing."""
+    mods = [_apply(_flow_mod_msg, ofs, line, OFPFC_ADD) for line in lines]
+    for fm in mods:
+        _apply(ofs.flow_mod, fm, now)
     return None
 
 
@@ -59,7 +82,7 @@ def del_flows(ofs, text, strict, now):
 
 
 def dump_flows(ofs, text, now):
-    spec = _apply(parse_flow, text or "", False)
+    spec = _apply(parse_flow_on, ofs, text or "", False)
     table = spec.table_id if text and "table=" in text else OFPTT_ALL
     rules = ofs.tables.select(table, spec.match, spec.out_port, spec.out_group, spec.cookie,
                               spec.cookie_mask)
@@ -78,13 +101,14 @@ def dump_tables(ofs):
 
 # --- groups -------------------------------------------------------------------
 
-def parse_group(text):
+def parse_group(text, ports=None):
+    """ports: {name: OpenFlow port} for port names in the buckets."""
     head, *buckets = text.replace(" ", ",").split(",bucket=")
     gid, gtype = None, OFPGT_ALL
     for item in (p for p in head.split(",") if p):
         key, _, value = item.partition("=")
         if key == "group_id":
-            gid = int(value, 0)
+            gid = _checked(value, 0xFFFFFF00, 'invalid group_id "{text}"')
         elif key == "type":
             if value not in GROUP_TYPES:
                 raise ValueError(f"unknown group type {value}")
@@ -93,24 +117,28 @@ def parse_group(text):
             raise ValueError(f"unknown group keyword {key}")
     if gid is None:
         raise ValueError("group_id is required")
-    return GroupMod(OFPGC_ADD, gtype, gid, [_bucket(b) for b in buckets])
+    return GroupMod(OFPGC_ADD, gtype, gid, [_bucket(b, ports) for b in buckets])
 
 
-def _bucket(text):
+def _bucket(text, ports=None):
     bucket, actions = Bucket(), []
     for item in ofctl_syntax._split_top(text.removeprefix("actions=")):
         word, _, value = item.partition(":")
-        if word in ("weight", "watch_port", "watch_group"):
-            setattr(bucket, word, int(value, 0))
+        if word == "weight":
+            bucket.weight = _checked(value, 0xFFFF, 'invalid weight "{text}"')
+        elif word == "watch_port":
+            bucket.watch_port = ofctl_syntax._port(value, ports, "{text}: invalid or unknown port for watch_port")
+        elif word == "watch_group":
+            bucket.watch_group = _checked(value, 0xFFFFFFFF, 'invalid watch_group "{text}"')
         else:
             actions.append(item.removeprefix("actions="))
-    insts = ofctl_syntax.parse_actions(",".join(actions))
+    insts = ofctl_syntax.parse_actions(",".join(actions), port_map=ports)
     bucket.actions = [a for i in insts if isinstance(i, ApplyActions) for a in i.actions]
     return bucket
 
 
 def add_group(ofs, text, now):
-    gm = _apply(parse_group, text)
+    gm = _apply(parse_group, text, port_map(ofs))
     _apply(ofs.group_mod, gm, now)
 
 
@@ -135,7 +163,7 @@ def parse_meter(text):
     for item in (p for p in head.split(",") if p):
         key, _, value = item.partition("=")
         if key == "meter":
-            mid = int(value, 0)
+            mid = _checked(value, 0xFFFF0000, 'invalid meter "{text}"')
         elif key in METER_FLAGS:
             flags |= METER_FLAGS[key]
         else:
@@ -151,7 +179,7 @@ def parse_meter(text):
                 if value != "drop":
                     raise ValueError("only drop bands are supported")
             elif key in ("rate", "burst_size"):
-                setattr(band, key, int(value))
+                setattr(band, key, _checked(value, 0xFFFFFFFF, f'invalid {key} "{{text}}"'))
             else:
                 raise ValueError(f"unknown band keyword {key}")
         out.append(band)

@@ -9,6 +9,7 @@ names are tables (MATCH_FIELDS, SHORTHANDS, ACTION_WORDS) read against
 ovs-fields(7) and ovs-actions(7).
 """
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from vswitch.ofproto.ofp import (ApplyActions, ClearActions, DecMplsTtl, DecNwTtl, Enqueue, FlowMod, GotoTable,
@@ -18,7 +19,7 @@ from vswitch.ofproto.ofp import (ApplyActions, ClearActions, DecMplsTtl, DecNwTt
 from vswitch.ofproto.ofp.constants import (OFPCML_NO_BUFFER, OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS,
                                            OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP_ANY, OFPP_CONTROLLER,
                                            RESERVED_PORTS)
-from vswitch.ofproto.ofp.oxm import FIELDS, OFPVID_PRESENT
+from vswitch.ofproto.ofp.oxm import FIELDS, OFPVID_PRESENT, full
 
 DEFAULT_PRIORITY = 0x8000
 
@@ -50,38 +51,98 @@ class FlowSpec:
 
 
 # --- values -----------------------------------------------------------------
+#
+# Every value is checked against the width of its field: a bad token is
+# refused with a message that names it, worded as ovs-ofctl words it where
+# ovs-ofctl refuses it too ("65536: value too large for 2-byte field tcp_dst",
+# "1:2:3: invalid Ethernet address", "10.0.0.0/33: IPv4 network prefix bits
+# not between 0 and 32, inclusive").  Where ovs-ofctl silently keeps only the
+# low bits (dl_vlan=4096, dl_vlan_pcp=8, ip_dscp=64, nw_tos=3, mpls_tc=8) we
+# refuse instead: a flow must match what the operator wrote.
 
-def _int(text):
-    return int(text, 0)
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*")
 
 
-def _mac(text):
-    return int(text.replace(":", ""), 16)
+def _int(text, name="value", hi=None):
+    """An unsigned number as strtoull(base 0) reads it (decimal, 0x hex, 0
+    octal), checked against 0..hi when hi is given."""
+    t = text.strip()
+    negative = t.startswith("-") and _NUMBER.fullmatch(t[1:]) is not None
+    if not negative and not _NUMBER.fullmatch(t):
+        raise SyntaxError_(f"{text}: bad syntax for {name} value")
+    if hi is not None and (negative or _to_int(t) > hi):
+        raise SyntaxError_(_range_error(text, name, hi))
+    if negative:
+        raise SyntaxError_(f"{text}: bad syntax for {name} value")
+    return _to_int(t)
+
+
+def _to_int(t):
+    if t[:2].lower() == "0x":
+        return int(t, 16)
+    return int(t, 8) if t.startswith("0") else int(t)
+
+
+def _range_error(text, name, hi):
+    nbytes = (hi.bit_length() + 7) // 8
+    if hi == (1 << (8 * nbytes)) - 1:
+        return f"{text}: value too large for {nbytes}-byte field {name}"
+    return f"{text}: value out of range for {name} (must be 0..{hi})"
+
+
+def _checked(text, hi, message):
+    """A number 0..hi, or `message` (with {text} in it) as the error."""
+    try:
+        return _int(text, hi=hi)
+    except SyntaxError_:
+        raise SyntaxError_(message.format(text=text)) from None
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}")
+
+
+def _mac(text, error="{text}: invalid Ethernet address"):
+    if not _MAC.fullmatch(text.strip()):
+        raise SyntaxError_(error.format(text=text))
+    return int("".join(f"{int(b, 16):02x}" for b in text.strip().split(":")), 16)
 
 
 def _fmt_mac(v):
     return ":".join(f"{b:02x}" for b in v.to_bytes(6, "big"))
 
 
-def _ipv4(text):
-    return int(ipaddress.IPv4Address(text))
+def _ipv4(text, error="{text}: invalid IP address"):
+    try:
+        return int(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        raise SyntaxError_(error.format(text=text)) from None
 
 
-def _ipv6(text):
-    return int(ipaddress.IPv6Address(text))
+def _ipv6(text, error="{text}: invalid IPv6 address"):
+    try:
+        return int(ipaddress.IPv6Address(text.strip()))
+    except ValueError:
+        raise SyntaxError_(error.format(text=text)) from None
 
 
 def _prefix(bits, width):
     return ((1 << width) - 1) ^ ((1 << (width - bits)) - 1)
 
 
-def _ip_value(parse, width):
-    def value_mask(text):
-        addr, _, mask = text.partition("/")
-        if not mask:
+def _ip_value(parse, width, family):
+    """ADDR, ADDR/BITS (0..width) or ADDR/MASK (any mask) -> (value, mask)."""
+    def value_mask(text, name=None):
+        addr, slash, mask = text.partition("/")
+        if not slash:
             return parse(addr), None
-        m = _prefix(int(mask), width) if mask.isdigit() else parse(mask)
-        return parse(addr) & m, m
+        if re.fullmatch(r"-?[0-9]+", mask.strip()):
+            bits = int(mask)
+            if not 0 <= bits <= width:
+                raise SyntaxError_(f"{text}: {family} network prefix bits not between 0 and {width}, inclusive")
+            m = _prefix(bits, width)
+        else:
+            m = parse(mask, error=f"{text}: invalid {'IP' if width == 32 else 'IPv6'} address")
+        return parse(addr, error=f"{text}: invalid {'IP' if width == 32 else 'IPv6'} address") & m, m
     return value_mask
 
 
@@ -97,50 +158,66 @@ def _fmt_ip(kind, width):
     return fmt
 
 
-def _hex_value(text):
-    value, _, mask = text.partition("/")
-    return _int(value), (_int(mask) if mask else None)
-
-
-def _plain(parse):
-    def value_mask(text):
+def _uint_field(oxm, hi=None):
+    """VALUE or VALUE/MASK, each 0..hi (the field's width by default)."""
+    def value_mask(text, name):
+        top = full(oxm) if hi is None else hi
         value, _, mask = text.partition("/")
-        return parse(value), (parse(mask) if mask else None)
+        if not mask:
+            return _int(value, name, top), None
+        m = _int(mask, name, top)
+        return _int(value, name, top) & m, m
     return value_mask
+
+
+def _exact_field(oxm, hi=None):
+    parse = _uint_field(oxm, hi)
+
+    def value(text, name):
+        if "/" in text:
+            raise SyntaxError_(f"{text}: {name} cannot be masked")
+        return parse(text, name)
+    return value
+
+
+def _macs(text, name=None):
+    value, _, mask = text.partition("/")
+    if not mask:
+        return _mac(value), None
+    m = _mac(mask, error=f"{text}: invalid Ethernet address")
+    return _mac(value, error=f"{text}: invalid Ethernet address") & m, m
 
 
 def _fmt_plain(fmt):
     return lambda v, m: fmt(v) if m is None else f"{fmt(v)}/{fmt(m)}"
 
 
-_dec = _plain(_int)
 _fmt_dec = _fmt_plain(str)
 _fmt_hex = _fmt_plain(hex)
-_macs = _plain(_mac)
 _fmt_macs = _fmt_plain(_fmt_mac)
-_v4 = (_ip_value(_ipv4, 32), _fmt_ip(ipaddress.IPv4Address, 32))
-_v6 = (_ip_value(_ipv6, 128), _fmt_ip(ipaddress.IPv6Address, 128))
+_v4 = (_ip_value(_ipv4, 32, "IPv4"), _fmt_ip(ipaddress.IPv4Address, 32))
+_v6 = (_ip_value(_ipv6, 128, "IPv6"), _fmt_ip(ipaddress.IPv6Address, 128))
 
 # ovs-ofctl name -> (oxm field, parse(text) -> (value, mask), format(value, mask)).
 # Names that depend on the protocol (nw_src, tp_dst, icmp_type...) are in CONTEXT_FIELDS.
 MATCH_FIELDS = {
-    "in_port": ("in_port", lambda t: (_port(t), None), lambda v, m: _fmt_port(v)),
-    "metadata": ("metadata", _hex_value, _fmt_hex),
-    "tun_id": ("tunnel_id", _hex_value, _fmt_hex),
+    "in_port": ("in_port", None, lambda v, m: _fmt_port(v)),      # parsed by _port (names)
+    "metadata": ("metadata", _uint_field("metadata"), _fmt_hex),
+    "tun_id": ("tunnel_id", _uint_field("tunnel_id"), _fmt_hex),
     "dl_src": ("eth_src", _macs, _fmt_macs),
     "dl_dst": ("eth_dst", _macs, _fmt_macs),
-    "dl_type": ("eth_type", lambda t: (_int(t), None), lambda v, m: f"0x{v:04x}"),
-    "dl_vlan_pcp": ("vlan_pcp", _dec, _fmt_dec),
+    "dl_type": ("eth_type", _exact_field("eth_type"), lambda v, m: f"0x{v:04x}"),
+    "dl_vlan_pcp": ("vlan_pcp", _exact_field("vlan_pcp"), _fmt_dec),
     "ipv6_src": ("ipv6_src",) + _v6,
     "ipv6_dst": ("ipv6_dst",) + _v6,
-    "ipv6_label": ("ipv6_flabel", _hex_value, _fmt_hex),
+    "ipv6_label": ("ipv6_flabel", _uint_field("ipv6_flabel"), _fmt_hex),
     "arp_sha": ("arp_sha", _macs, _fmt_macs),
     "arp_tha": ("arp_tha", _macs, _fmt_macs),
-    "nw_ecn": ("ip_ecn", _dec, _fmt_dec),
-    "ip_dscp": ("ip_dscp", _dec, _fmt_dec),
-    "mpls_label": ("mpls_label", _dec, _fmt_dec),
-    "mpls_tc": ("mpls_tc", _dec, _fmt_dec),
-    "mpls_bos": ("mpls_bos", _dec, _fmt_dec),
+    "nw_ecn": ("ip_ecn", _exact_field("ip_ecn"), _fmt_dec),
+    "ip_dscp": ("ip_dscp", _exact_field("ip_dscp"), _fmt_dec),
+    "mpls_label": ("mpls_label", _exact_field("mpls_label"), _fmt_dec),
+    "mpls_tc": ("mpls_tc", _exact_field("mpls_tc"), _fmt_dec),
+    "mpls_bos": ("mpls_bos", _exact_field("mpls_bos"), _fmt_dec),
     "nd_target": ("ipv6_nd_target",) + _v6,
     "nd_sll": ("ipv6_nd_sll", _macs, _fmt_macs),
     "nd_tll": ("ipv6_nd_tll", _macs, _fmt_macs),
@@ -165,11 +242,34 @@ L4_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 ICMP_NAMES = {(0x0800, 1): "icmpv4", (0x86DD, 58): "icmpv6"}
 
 
-def _port(text):
-    low = text.lower()
+OF10_RESERVED_BASE = 0xFFFF0000   # OF1.0 port 0xff00..0xffff -> OF1.1+ 0xffffff00..
+
+
+def _port(text, port_map=None, error="{text}: invalid or unknown port"):
+    """A port as ovs-ofctl reads one: a number (0..0xffff, or a 32-bit
+    reserved number 0xffffff00..), a reserved name (LOCAL, CONTROLLER...,
+    any case), or a port name looked up in port_map {name: OpenFlow port}
+    (the switch's port descriptions; None when there is no switch).
+    Unknown names and numbers out of range raise `error`."""
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] == '"':
+        t = t[1:-1]
+    low = t.lower()
     if low in RESERVED_PORTS:
         return RESERVED_PORTS[low]
-    return _int(text)
+    if _NUMBER.fullmatch(t):
+        number = _to_int(t)
+        if number < 0xFF00 or number >= 0xFFFFFF00:
+            return number
+        if number <= 0xFFFF:
+            return number + OF10_RESERVED_BASE
+        raise SyntaxError_(error.format(text=text) + " (port numbers are 0..65535)")
+    if port_map is not None and t in port_map:
+        return port_map[t]
+    message = error.format(text=text)
+    if port_map is None and re.fullmatch(r"[^\s,=:()]+", t) and not t.lstrip("-").isdigit():
+        message += " (a port name needs the bridge's ports: use the OpenFlow port number)"
+    raise SyntaxError_(message)
 
 
 PORT_NAMES = {v: k.upper() for k, v in RESERVED_PORTS.items()}
@@ -204,27 +304,39 @@ def _context_field(name, match):
 
 
 CONTEXT_PARSERS = {"ipv4_src": _v4[0], "ipv4_dst": _v4[0], "arp_spa": _v4[0], "arp_tpa": _v4[0],
-                   "arp_op": _dec, "ip_proto": _dec}
+                   "arp_op": _exact_field("arp_op"), "ip_proto": _exact_field("ip_proto")}
 
 
-def _set_match_field(match, name, text):
+def _set_match_field(match, name, text, port_map=None):
+    typed = name
     name = ALIASES.get(name, name)
-    if name == "dl_vlan":
-        vid = _int(text)
+    if name == "in_port":
+        match["in_port"] = (_port(text, port_map, "{text}: invalid or unknown port for in_port"), None)
+    elif name == "dl_vlan":
+        vid = _exact_field("vlan_vid", 0xFFFF)(text, typed)[0]
+        if 4095 < vid < 0xFFFF:
+            raise SyntaxError_(f"{text}: value out of range for {typed} (must be 0..4095, or 0xffff for "
+                               f"no VLAN)")
         match["vlan_vid"] = (0, None) if vid == 0xFFFF else (vid | OFPVID_PRESENT, None)
     elif name == "dl_vlan_pcp":
+        pcp = _exact_field("vlan_pcp")(text, typed)[0]
         match.setdefault("vlan_vid", (OFPVID_PRESENT, OFPVID_PRESENT))   # a PCP implies a tag
-        match["vlan_pcp"] = (_int(text), None)
+        match["vlan_pcp"] = (pcp, None)
     elif name == "nw_tos":
-        match["ip_dscp"] = (_int(text) >> 2, None)
+        tos = _exact_field("ip_dscp", 255)(text, typed)[0]
+        if tos & 3:
+            raise SyntaxError_(f"{text}: not a valid TOS for nw_tos (its low 2 bits are ECN: use a multiple "
+                               f"of 4, or ip_dscp and nw_ecn)")
+        match["ip_dscp"] = (tos >> 2, None)
     elif name in MATCH_FIELDS:
         oxm, parse, _ = MATCH_FIELDS[name]
-        match[oxm] = parse(text)
+        match[oxm] = parse(text, typed)
     else:
         oxm = name if name in CONTEXT_PARSERS else _context_field(name, match)
         if oxm is None:
-            raise SyntaxError_(f"unknown field {name}")
-        match[oxm] = CONTEXT_PARSERS.get(oxm, _dec)(text)
+            raise SyntaxError_(f"unknown keyword {typed}")
+        shown = oxm if name in ("tp_src", "tp_dst") else typed     # ovs-ofctl says tcp_dst for tp_dst
+        match[oxm] = CONTEXT_PARSERS.get(oxm, _uint_field(oxm))(text, shown)
 
 
 # OVS's print order (lib/match.c match_format), by oxm field
@@ -288,47 +400,73 @@ def _set(field_name, parse):
     return lambda arg: SetField(field_name, parse(arg))
 
 
-def _output(arg):
-    return Output(_port(arg), OFPCML_NO_BUFFER if _port(arg) == OFPP_CONTROLLER else 0)
+def _output(arg, port_map=None):
+    port = _port(arg, port_map, "{text}: output to unknown port")
+    return Output(port, OFPCML_NO_BUFFER if port == OFPP_CONTROLLER else 0)
 
 
 def _controller(arg):
     if arg.startswith("max_len="):
         arg = arg[8:]
-    return Output(OFPP_CONTROLLER, _int(arg) if arg else OFPCML_NO_BUFFER)
+    return Output(OFPP_CONTROLLER, _checked(arg, 0xFFFF, 'invalid max_len "{text}"') if arg else OFPCML_NO_BUFFER)
 
+
+def _enqueue(arg, port_map=None):
+    port, sep, queue = arg.rpartition(":") if ":" in arg else arg.rpartition(",")
+    if not sep or not port:
+        raise SyntaxError_('"enqueue" syntax is "enqueue:PORT:QUEUE" or "enqueue(PORT,QUEUE)"')
+    return Enqueue(_port(port, port_map, "{text}: enqueue to unknown port"), _int(queue, "queue", 0xFFFFFFFF))
+
+
+def _tos(arg):
+    tos = _checked(arg, 255, 'invalid TOS "{text}"')
+    if tos & 3:
+        raise SyntaxError_(f"{arg}: not a valid TOS")
+    return SetField("ip_dscp", tos >> 2)
+
+
+def _vlan_ethertype(arg):
+    tpid = _checked(arg, 0xFFFF, 'invalid ethertype "{text}"')
+    if tpid not in (0x8100, 0x88A8):
+        raise SyntaxError_(f"{arg}: not a valid VLAN ethertype")
+    return PushVlan(tpid)
+
+
+U32 = 0xFFFFFFFF
 
 # action word -> build(argument text) -> action
 ACTION_WORDS = {
     "output": _output,
     "controller": _controller,
     "drop": None,
-    "mod_vlan_vid": lambda a: SetField("vlan_vid", _int(a) | OFPVID_PRESENT),
-    "mod_vlan_pcp": _set("vlan_pcp", _int),
+    "mod_vlan_vid": lambda a: SetField("vlan_vid", _checked(a, 4095, "{text}: not a valid VLAN VID")
+                                       | OFPVID_PRESENT),
+    "mod_vlan_pcp": _set("vlan_pcp", lambda a: _checked(a, 7, "{text}: not a valid VLAN PCP")),
     "strip_vlan": lambda a: PopVlan(),
     "pop_vlan": lambda a: PopVlan(),
-    "push_vlan": lambda a: PushVlan(_int(a)),
-    "mod_dl_src": _set("eth_src", _mac),
-    "mod_dl_dst": _set("eth_dst", _mac),
-    "mod_nw_src": _set("ipv4_src", _ipv4),
-    "mod_nw_dst": _set("ipv4_dst", _ipv4),
-    "mod_nw_tos": lambda a: SetField("ip_dscp", _int(a) >> 2),
-    "mod_tp_src": _set("tp_src", _int),
-    "mod_tp_dst": _set("tp_dst", _int),
-    "mod_nw_ttl": lambda a: SetNwTtl(_int(a)),
-    "set_nw_ttl": lambda a: SetNwTtl(_int(a)),
+    "push_vlan": _vlan_ethertype,
+    "mod_dl_src": _set("eth_src", lambda a: _mac(a, "invalid mac address {text}")),
+    "mod_dl_dst": _set("eth_dst", lambda a: _mac(a, "invalid mac address {text}")),
+    "mod_nw_src": _set("ipv4_src", lambda a: _ipv4(a, "{text}: could not convert to IP address")),
+    "mod_nw_dst": _set("ipv4_dst", lambda a: _ipv4(a, "{text}: could not convert to IP address")),
+    "mod_nw_tos": _tos,
+    "mod_tp_src": _set("tp_src", lambda a: _checked(a, 0xFFFF, 'invalid source port "{text}"')),
+    "mod_tp_dst": _set("tp_dst", lambda a: _checked(a, 0xFFFF, 'invalid destination port "{text}"')),
+    "mod_nw_ttl": lambda a: SetNwTtl(_checked(a, 255, 'invalid TTL "{text}"')),
+    "set_nw_ttl": lambda a: SetNwTtl(_checked(a, 255, 'invalid TTL "{text}"')),
     "dec_ttl": lambda a: DecNwTtl(),
-    "push_mpls": lambda a: PushMpls(_int(a)),
-    "pop_mpls": lambda a: PopMpls(_int(a)),
-    "set_mpls_ttl": lambda a: SetMplsTtl(_int(a)),
+    "push_mpls": lambda a: PushMpls(_checked(a, 0xFFFF, 'invalid ethertype "{text}"')),
+    "pop_mpls": lambda a: PopMpls(_checked(a, 0xFFFF, 'invalid pop_mpls "{text}"')),
+    "set_mpls_ttl": lambda a: SetMplsTtl(_checked(a, 255, 'invalid MPLS TTL "{text}"')),
     "dec_mpls_ttl": lambda a: DecMplsTtl(),
-    "set_mpls_label": _set("mpls_label", _int),
-    "set_mpls_tc": _set("mpls_tc", _int),
-    "group": lambda a: Group(_int(a)),
-    "set_queue": lambda a: SetQueue(_int(a)),
-    "enqueue": lambda a: Enqueue(_port(a.split(":")[0]), _int(a.split(":")[1])),
+    "set_mpls_label": _set("mpls_label", lambda a: _checked(a, full("mpls_label"), "{text}: not a valid MPLS label")),
+    "set_mpls_tc": _set("mpls_tc", lambda a: _checked(a, 7, "{text}: not a valid MPLS TC")),
+    "group": lambda a: Group(_checked(a, U32, "invalid numeric format {text}")),
+    "set_queue": lambda a: SetQueue(_checked(a, U32, "invalid numeric format {text}")),
+    "enqueue": _enqueue,
     "set_field": lambda a: _parse_set_field(a),
 }
+PORT_ACTIONS = {"output", "enqueue"}      # builders that take the port map too
 for _word in ("normal", "flood", "all", "local", "in_port"):
     ACTION_WORDS[_word] = (lambda p: lambda a: Output(p, 0))(RESERVED_PORTS[_word])
 
@@ -339,18 +477,32 @@ SET_FIELD_PRINT = {v: k for k, v in SET_FIELD_NAMES.items() if k.startswith("ip"
 
 
 def _parse_set_field(arg):
-    value, _, name = arg.partition("->")
-    oxm = SET_FIELD_NAMES.get(name, name)
+    value, arrow, name = arg.partition("->")
+    if not arrow:
+        raise SyntaxError_(f"{arg}: missing `->' in set_field")
+    oxm = SET_FIELD_NAMES.get(name.strip(), name.strip())
     if oxm not in FIELDS:
         raise SyntaxError_(f"unknown set_field target {name}")
-    if "src" in oxm or "dst" in oxm or "sha" in oxm or "tha" in oxm or "target" in oxm:
-        if ":" in value and FIELDS[oxm].size == 6:
-            return SetField(oxm, _mac(value))
-        if FIELDS[oxm].size == 16:
-            return SetField(oxm, _ipv6(value))
-        if "." in value:
-            return SetField(oxm, _ipv4(value))
-    return SetField(oxm, _int(value))
+    f = FIELDS[oxm]
+    if oxm in ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"):
+        return SetField(oxm, _ipv4(value))
+    if f.size == 6:
+        return SetField(oxm, _mac(value))
+    if f.size == 16:
+        return SetField(oxm, _ipv6(value))
+    hi = full(oxm)
+    try:
+        number = _int(value, oxm, hi)
+    except SyntaxError_:
+        if _NUMBER.fullmatch(value.strip()) and FIELDS[oxm].bits % 8:
+            raise SyntaxError_(f"{value} is not a valid value for field {oxm} (must be 0..{hi})") from None
+        raise
+    if oxm == "vlan_vid" and not number & OFPVID_PRESENT:
+        # the OXM value: 0x1000 (OFPVID_PRESENT) | VID, as ovs-ofctl wants it
+        raise SyntaxError_(f"{value} is not a valid value for field vlan_vid (set_field takes "
+                           f"0x1000|VID, e.g. {number | OFPVID_PRESENT} for VLAN {number}; or use "
+                           f"mod_vlan_vid:{number})")
+    return SetField(oxm, number)
 
 
 def _split_top(text, sep=","):
@@ -368,9 +520,9 @@ def _split_top(text, sep=","):
     return [p.strip() for p in out if p.strip()]
 
 
-def _parse_action(word_arg):
+def _parse_action(word_arg, port_map=None):
     if word_arg.isdigit():
-        return Output(int(word_arg), 0)
+        return _output(word_arg)
     for sep in (":", "(", "="):
         if sep in word_arg:
             word, arg = word_arg.split(sep, 1)
@@ -380,7 +532,11 @@ def _parse_action(word_arg):
         word, arg = word_arg, ""
     builder = ACTION_WORDS.get(word.lower())
     if builder is None:
+        if port_map is not None and word_arg in port_map:     # a bare port name: output to it
+            return Output(port_map[word_arg], 0)
         raise SyntaxError_(f"unknown action {word}")
+    if word.lower() in PORT_ACTIONS:
+        return builder(arg, port_map)
     return builder(arg)
 
 
@@ -392,27 +548,39 @@ def _resolve_l4(action, match):
     return action
 
 
-def parse_actions(text, match=None):
-    """'output:2,goto_table:1' -> instructions (in the order OVS keeps them)."""
+def _argument(item, word):
+    _, sep, arg = item.partition(":")
+    if not sep or not arg.strip():
+        raise SyntaxError_(f"{word}: missing argument (syntax: {word}:VALUE)")
+    return arg
+
+
+def parse_actions(text, match=None, port_map=None):
+    """'output:2,goto_table:1' -> instructions (in the order OVS keeps them).
+    port_map {name: OpenFlow port} resolves port names (output:vm1, vm1)."""
     apply, insts = [], []
     for item in _split_top(text):
         word = item.split(":", 1)[0].split("(", 1)[0].lower()
         if word == "drop":
             continue
         if word == "goto_table":
-            insts.append(GotoTable(_int(item.split(":", 1)[1])))
+            insts.append(GotoTable(_checked(_argument(item, word), 254, 'unknown table "{text}"')))
         elif word == "meter":
-            insts.append(Meter(_int(item.split(":", 1)[1])))
+            insts.append(Meter(_checked(_argument(item, word), U32, "invalid numeric format {text}")))
         elif word == "clear_actions":
             insts.append(ClearActions())
         elif word == "write_metadata":
-            value, _, mask = item.split(":", 1)[1].partition("/")
-            insts.append(WriteMetadata(_int(value), _int(mask) if mask else 0xFFFFFFFFFFFFFFFF))
+            value, _, mask = _argument(item, word).partition("/")
+            insts.append(WriteMetadata(_int(value, "write_metadata", full("metadata")),
+                                       _int(mask, "write_metadata", full("metadata")) if mask
+                                       else 0xFFFFFFFFFFFFFFFF))
         elif word == "write_actions":
+            if "(" not in item or not item.endswith(")"):
+                raise SyntaxError_(f"{item}: syntax is write_actions(ACTIONS)")
             inner = item[item.index("(") + 1:item.rindex(")")]
-            insts.append(WriteActions([_parse_action(a) for a in _split_top(inner)]))
+            insts.append(WriteActions([_parse_action(a, port_map) for a in _split_top(inner)]))
         else:
-            apply.append(_resolve_l4(_parse_action(item), match))
+            apply.append(_resolve_l4(_parse_action(item, port_map), match))
     order = {Meter: 0, ApplyActions: 1, ClearActions: 2, WriteActions: 3, WriteMetadata: 4, GotoTable: 5}
     if apply:
         insts.append(ApplyActions(apply))
@@ -490,12 +658,24 @@ def format_actions(instructions, version=4):
 
 FLAG_WORDS = {"send_flow_rem": OFPFF_SEND_FLOW_REM, "check_overlap": OFPFF_CHECK_OVERLAP,
               "reset_counts": OFPFF_RESET_COUNTS}
-NUMBER_KEYS = {"table": "table_id", "priority": "priority", "idle_timeout": "idle_timeout",
-               "hard_timeout": "hard_timeout", "out_group": "out_group"}
+# key -> (FlowSpec attribute, largest value); ovs-ofctl's error is 'invalid KEY "TEXT"'
+NUMBER_KEYS = {"table": ("table_id", 255), "priority": ("priority", 0xFFFF),
+               "idle_timeout": ("idle_timeout", 0xFFFF), "hard_timeout": ("hard_timeout", 0xFFFF),
+               "out_group": ("out_group", U32)}
+U64 = 0xFFFFFFFFFFFFFFFF
 
 
-def parse_flow(text, actions_required=True):
-    """One ovs-ofctl flow (add-flow / del-flows syntax) -> FlowSpec."""
+def _is_field(key):
+    key = ALIASES.get(key, key)
+    return key in MATCH_FIELDS or key in CONTEXT_PARSERS or key in (
+        "dl_vlan", "nw_tos", "nw_src", "nw_dst", "nw_proto", "tp_src", "tp_dst", "icmp_type", "icmp_code")
+
+
+def parse_flow(text, actions_required=True, port_map=None):
+    """One ovs-ofctl flow (add-flow / del-flows syntax) -> FlowSpec.
+    port_map {name: OpenFlow port} lets in_port=, out_port= and output
+    actions name ports (ovs-ofctl looks names up in the switch's port
+    descriptions); without it a port name is refused."""
     spec = FlowSpec()
     head, sep, actions = text.partition("actions=")
     if actions_required and not sep:
@@ -510,23 +690,28 @@ def parse_flow(text, actions_required=True):
                     spec.match[f] = (v, None)
             elif key in FLAG_WORDS:
                 spec.flags |= FLAG_WORDS[key]
+            elif _is_field(key) or key in NUMBER_KEYS or key in ("cookie", "out_port"):
+                raise SyntaxError_(f"field {key} missing value")
             else:
                 raise SyntaxError_(f"unknown keyword {key}")
         elif key in NUMBER_KEYS:
-            setattr(spec, NUMBER_KEYS[key], _int(value))
+            attr, hi = NUMBER_KEYS[key]
+            error = 'unknown table "{text}"' if key == "table" else f'invalid {key} "{{text}}"'
+            setattr(spec, attr, _checked(value, hi, error))
         elif key == "cookie":
             cookie, _, mask = value.partition("/")
-            spec.cookie = _int(cookie)
-            spec.cookie_mask = (0xFFFFFFFFFFFFFFFF if mask == "-1" else _int(mask)) if mask else 0
+            spec.cookie = _checked(cookie, U64, "invalid numeric format {text}")
+            spec.cookie_mask = ((U64 if mask.strip() == "-1" else _checked(mask, U64, "invalid numeric format {text}"))
+                                if mask else 0)
         elif key == "out_port":
-            spec.out_port = _port(value)
+            spec.out_port = _port(value, port_map, "{text}: invalid or unknown port for out_port")
         else:
-            _set_match_field(spec.match, key, value)
+            _set_match_field(spec.match, key, value, port_map)
     try:
         spec.match.check()
     except OFPError as err:
         raise SyntaxError_(str(err)) from None
-    spec.instructions = parse_actions(actions, spec.match) if sep else []
+    spec.instructions = parse_actions(actions, spec.match, port_map) if sep else []
     return spec
 
 
