@@ -18,7 +18,7 @@ def test_numbers_are_per_bridge_requested_and_survive_a_restart(tmp_path):
         vs.vsctl("add-br", "br1")
         topo.veth_host("a1", "10.6.0.1")
         topo.veth_host("a2", "10.6.0.2")
-        topo.veth_host("a3", "10.6.0.3", ofport_request=5000)
+        topo.veth_host("a3", "10.6.0.3", "ofport_request=5000")  # an Interface column
         for name in ("b1", "b2"):
             netns.run(topo.sw, "ip", "link", "add", name, "type", "veth", "peer", "name", name + "p")
             vs.vsctl("add-port", "br1", name)
