@@ -8,6 +8,14 @@ features (LACP, CFM, bonds) at the earliest time any of them asked for, and
 follows netdevs' carrier through netlink link events (vswitch/linkmon.py).  SIGTERM or
 SIGINT shuts down cleanly: the poll thread is joined, every port closed,
 every tap it created deleted (closing a tap's descriptor deletes it).
+
+Operations (as Open vSwitch's daemons): logging and its levels live in
+vswitch/vlog.py (log file reopened on SIGHUP, syslog when detached without
+--log-file, rate-limited warnings and tracebacks, `vsctl vlog-set/vlog-list`
+through `vlog.Runtime`, which the command engine gets instead of the bare
+Switch); `--monitor` restarts a crashed daemon; readiness is reported to
+systemd (sd_notify READY=1) and to a --detach parent; a start-up error is
+one line on stderr and a non-zero exit.
 """
 import argparse
 import asyncio
@@ -15,26 +23,82 @@ import fcntl
 import logging
 import os
 import signal
+import socket
+import sqlite3
 import sys
+import time
+from importlib import resources
 
 import vswitch
-from vswitch import rpc
+from vswitch import rpc, vlog
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
 from vswitch.linkmon import LinkMonitor
 from vswitch.ofproto.connmgr import ConnManager
 from vswitch.switch import Switch
+from vswitch.vlog import StartupError
 
 log = logging.getLogger("vswitch.daemon")
 
 DEFAULT_RUNDIR = "/run/vswitch"
 DEFAULT_DB = "/var/lib/vswitch/conf.db"
 REVALIDATE_SECONDS = 1.0
+# --monitor restarts a daemon killed by one of these (OVS's list, plus
+# SIGKILL: the OOM killer's), at most once per RESTART_BACKOFF seconds.
+RESTART_SIGNALS = frozenset({signal.SIGABRT, signal.SIGALRM, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
+                             signal.SIGPIPE, signal.SIGSEGV, signal.SIGXCPU, signal.SIGXFSZ, signal.SIGKILL})
+RESTART_BACKOFF = 10.0
+UNIT_PATH = os.path.join(os.path.dirname(vswitch.__file__), "data", "vswitchd.service")
+
+DESCRIPTION = """\
+vswitchd: the vswitch switch daemon.
+
+Builds the datapath and bridges from the configuration database, serves
+vsctl on RUNDIR/vswitchd.sock and OpenFlow on each bridge's socket, and runs
+until SIGTERM or SIGINT. Only one vswitchd runs on a run directory."""
+
+EPILOG = """\
+logging:
+  In the foreground vswitchd logs to stderr; with --log-file to that file;
+  detached without --log-file to syslog (/dev/log, ident "vswitchd", facility
+  daemon; if there is no /dev/log it says so on stderr and logs nowhere once
+  detached). Levels change at run time with `vsctl vlog-set [MODULE:]LEVEL`
+  (LEVEL: off emer err warn info dbg; MODULE as `vsctl vlog-list` prints
+  them, or ANY). A warning or error repeated from the same place is logged at
+  most 5 times a minute, then counted ("N similar messages suppressed"); the
+  same traceback at most once a minute.
+
+files:
+  RUNDIR/vswitchd.pid   pid of the running daemon (with --monitor: the
+                        monitored daemon, not the monitor, as OVS); locked
+  RUNDIR/vswitchd.sock  vsctl's JSON-RPC socket (mode 0600)
+  RUNDIR/BRIDGE.mgmt    each bridge's OpenFlow socket (ovs-ofctl)
+  DB                    configuration (SQLite; default %(db)s)
+  %(unit)s
+                        systemd unit (Type=notify); --print-systemd-unit
+
+signals:
+  SIGTERM, SIGINT       shut down cleanly (to a monitor: stops both)
+  SIGHUP                reopen the log file (log rotation)
+
+environment:
+  VSWITCH_RUNDIR        default for --rundir (%(rundir)s)
+  VSWITCH_DB            default for --db
+  VSWITCH_PMD_CPU_MASK  default for --pmd-cpu-mask
+  NOTIFY_SOCKET         systemd's notification socket: READY=1 is sent
+                        there once vswitchd serves vsctl
+
+exit status:
+  0 after a clean shutdown; 1 when it cannot start (one line on stderr
+  says why, naming the file or directory)."""
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="vswitchd", description="vswitch switch daemon")
+    p = argparse.ArgumentParser(
+        prog="vswitchd", description=DESCRIPTION,
+        epilog=EPILOG % {"db": DEFAULT_DB, "rundir": DEFAULT_RUNDIR, "unit": UNIT_PATH},
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rundir", default=os.environ.get("VSWITCH_RUNDIR", DEFAULT_RUNDIR),
                    help="holds vswitchd.sock, vswitchd.pid and the bridges' sockets")
     p.add_argument("--db", default=os.environ.get("VSWITCH_DB", DEFAULT_DB),
@@ -42,7 +106,15 @@ def parse_args(argv):
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--pidfile", nargs="?", const="", default=None,
                    help="also write the pid to this file (default RUNDIR/vswitchd.pid)")
-    p.add_argument("--log-file", help="log to this file instead of stderr")
+    p.add_argument("--monitor", action="store_true",
+                   help="a monitor process restarts the daemon when it crashes "
+                        "(killed by SEGV, ABRT, KILL, ...), at most once per 10 s")
+    p.add_argument("--log-file", help="log to this file (reopened on SIGHUP) instead of stderr/syslog")
+    p.add_argument("--syslog-target", metavar="PATH|HOST:PORT",
+                   help="syslog to this unix datagram socket or UDP address instead of /dev/log "
+                        "(used when detached without --log-file, or whenever given)")
+    p.add_argument("--print-systemd-unit", action="store_true",
+                   help="print the systemd unit shipped with vswitchd and exit")
     p.add_argument("--pmd-cpu-mask", default=os.environ.get("VSWITCH_PMD_CPU_MASK"),
                    help="hex CPU mask: one poll thread pinned to each CPU set "
                         "(like OVS other_config:pmd-cpu-mask); default one unpinned thread")
@@ -90,12 +162,35 @@ class PidLock:
         os.close(self.fd)
 
 
+def _reason(exc):
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
+def open_store(path):
+    """The configuration store and its contents, or one StartupError line."""
+    try:
+        store = ConfigStore(path)
+        return store, store.load()
+    except (OSError, sqlite3.Error) as exc:
+        raise StartupError(f"vswitchd: cannot open database {path}: {_reason(exc)}") from None
+
+
+def make_dir(path, what):
+    try:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:
+        raise StartupError(f"vswitchd: cannot create {what} {path}: not a directory") from None
+    except OSError as exc:
+        raise StartupError(f"vswitchd: cannot create {what} {path}: {_reason(exc)}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StartupError(f"vswitchd: cannot write in {what} {path}")
+
+
 class Daemon:
     def __init__(self, args):
         self.args = args
         self.sock_path = os.path.join(args.rundir, "vswitchd.sock")
-        self.store = ConfigStore(args.db)
-        self.config = self.store.load()
+        self.store, self.config = open_store(args.db)
         self.dp = Datapath()
         if args.pmd_cpu_mask:
             # Spinning (as OVS's PMDs always do) only pays on a CPU nothing
@@ -105,6 +200,7 @@ class Daemon:
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)
         self.switch.wake = self._schedule_features
+        self.runtime = vlog.Runtime(self.switch)  # the Switch, plus vlog_set / vlog_list
         self.linkmon = None
         self._feature_timer = None  # asyncio TimerHandle of the next run_features
         self.connmgrs = {}  # bridge name -> ConnManager (OpenFlow listeners and controllers)
@@ -135,7 +231,7 @@ class Daemon:
     def dispatch(self, method, params):
         if method == "transact":
             try:
-                new_config, outputs = commands.execute(self.config, params.get("commands"), self.switch)
+                new_config, outputs = commands.execute(self.config, params.get("commands"), self.runtime)
             except commands.CommandError as exc:
                 raise rpc.RpcError(str(exc)) from None
             if new_config != self.config:
@@ -212,6 +308,8 @@ class Daemon:
         self.stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, vlog.reopen)
+        suppressed = _every(loop, vlog.RATE_LIMIT.interval, vlog.RATE_LIMIT.flush)
         self._start_link_monitor(loop)
         self._apply(self.config)
         loop.add_reader(self.dp.upcall_fd, self._on_upcalls)
@@ -225,6 +323,8 @@ class Daemon:
             await self.stop.wait()
         finally:
             log.info("shutting down")
+            sd_notify("STOPPING=1")
+            suppressed.cancel()
             revalidator.cancel()
             if self._feature_timer is not None:
                 self._feature_timer.cancel()
@@ -245,23 +345,88 @@ class Daemon:
                 pass
 
 
-def _setup_logging(args):
-    level = logging.DEBUG if args.verbose else logging.INFO
-    handler = logging.FileHandler(args.log_file) if args.log_file else logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(level)
+async def _periodic(interval, function):
+    while True:
+        await asyncio.sleep(interval)
+        function()
+
+
+def _every(loop, interval, function):
+    return loop.create_task(_periodic(interval, function))
+
+
+def sd_notify(state):
+    """systemd's sd_notify: one datagram to $NOTIFY_SOCKET (a path, or
+    '@name' for an abstract socket). Returns whether it was sent."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
+    address = "\0" + path[1:] if path.startswith("@") else path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd at %s: %s", path, _reason(exc))
+        return False
+    return True
+
+
+def systemd_unit():
+    """The shipped unit, its ExecStart pointing at this installation's vswitchd."""
+    text = resources.files("vswitch").joinpath("data", "vswitchd.service").read_text()
+    script = os.path.join(os.path.dirname(sys.executable), "vswitchd")
+    if os.path.exists(script):
+        text = text.replace("ExecStart=/usr/local/bin/vswitchd", f"ExecStart={os.path.abspath(script)}")
+    return text
+
+
+def _devnull_stdio():
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
+def _startup_pipe(detached):
+    """(read end, ready, failed): `ready()` writes "ok" (and, when detached,
+    stops using the terminal), `failed(line)` writes the reason."""
+    rfd, wfd = os.pipe()
+
+    def ready():
+        os.write(wfd, b"ok")
+        os.close(wfd)
+        if detached:
+            _devnull_stdio()
+
+    def failed(message):
+        os.write(wfd, message.encode())
+
+    return rfd, wfd, ready, failed
+
+
+def _wait_startup(rfd):
+    """What the child said: "ok", its failure line, or "" if it died first."""
+    chunks = []
+    while True:
+        data = os.read(rfd, 4096)
+        if not data:
+            break
+        chunks.append(data)
+        if b"".join(chunks) == b"ok":
+            break
+    os.close(rfd)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _detach():
     """Forks; the parent exits once the child says it is ready (or failed).
-    Returns the function the child calls when ready."""
-    rfd, wfd = os.pipe()
+    Returns the functions the child calls when ready or failed."""
+    rfd, wfd, ready, failed = _startup_pipe(detached=True)
     pid = os.fork()
     if pid:
         os.close(wfd)
-        msg = os.read(rfd, 4096).decode(errors="replace")
+        msg = _wait_startup(rfd)
         if msg == "ok":
             os._exit(0)
         sys.stderr.write(msg or "vswitchd: failed to start\n")
@@ -270,43 +435,163 @@ def _detach():
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-
-    def ready():
-        os.write(wfd, b"ok")
-        os.close(wfd)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-
-    def failed(message):
-        os.write(wfd, message.encode())
-
+    os.close(devnull)
     return ready, failed
+
+
+def _describe(status):
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"killed ({signal.Signals(sig).name}){', core dumped' if os.WCOREDUMP(status) else ''}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"
+
+
+def _monitor(detached, outer_ready, outer_failed):
+    """--monitor, as OVS's: this process stays as the monitor and forks the
+    daemon; it restarts the daemon when a RESTART_SIGNALS signal killed it
+    (at most once per RESTART_BACKOFF s) and exits when it exited otherwise.
+    SIGTERM/SIGINT to the monitor go to the daemon and stop both; SIGHUP
+    reopens both's logs. Returns (ready, failed) in the daemon process only;
+    the daemon writes the pidfile, so it holds the daemon's pid (as OVS)."""
+    mlog = logging.getLogger("vswitch.monitor")
+    state = {"child": None, "stopping": False}
+
+    def forward(signum, frame):
+        if signum == signal.SIGHUP:
+            vlog.reopen()
+        else:
+            state["stopping"] = True
+        if state["child"]:
+            try:
+                os.kill(state["child"], signum)
+            except ProcessLookupError:
+                pass
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for sig in handled:
+        signal.signal(sig, forward)
+    first, last_restart = True, None
+    while True:
+        rfd, wfd, ready, failed = _startup_pipe(detached)
+        pid = os.fork()
+        if pid == 0:
+            os.close(rfd)
+            for sig in handled:
+                signal.signal(sig, signal.SIG_DFL)
+            return ready, failed
+        os.close(wfd)
+        state["child"] = pid
+        if state["stopping"]:  # a signal between fork and child
+            os.kill(pid, signal.SIGTERM)
+        msg = _wait_startup(rfd)
+        if msg != "ok":
+            _, status = os.waitpid(pid, 0)
+            line = msg or f"vswitchd: daemon pid {pid} failed to start ({_describe(status)})\n"
+            if first and outer_failed:
+                outer_failed(line)
+            elif first:
+                sys.stderr.write(line)
+            else:
+                mlog.error("%s", line.strip())
+            os._exit(1)
+        if first:
+            mlog.info("monitoring pid %d", pid)
+            if outer_ready:
+                outer_ready()
+            first = False
+        _, status = os.waitpid(pid, 0)
+        state["child"] = None
+        crashed = os.WIFSIGNALED(status) and os.WTERMSIG(status) in RESTART_SIGNALS
+        if state["stopping"] or not crashed:
+            mlog.info("pid %d died, %s, exiting", pid, _describe(status))
+            os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0)
+        if last_restart is not None and time.monotonic() - last_restart < RESTART_BACKOFF:
+            mlog.warning("pid %d died, %s, waiting until %g seconds since last restart",
+                         pid, _describe(status), RESTART_BACKOFF)
+            while not state["stopping"] and time.monotonic() - last_restart < RESTART_BACKOFF:
+                time.sleep(0.1)
+            if state["stopping"]:
+                os._exit(0)
+        last_restart = time.monotonic()
+        mlog.error("pid %d died, %s, restarting", pid, _describe(status))
+
+
+def _fail(message, failed, logged=False):
+    """A start-up error: one line to the user (through the --detach parent
+    or straight to stderr), also to the log when that is not stderr."""
+    line = message.rstrip("\n")
+    if not logged and not vlog.logs_to_stderr():
+        log.error("%s", line.removeprefix("vswitchd: "))
+    if failed:
+        failed(line + "\n")
+    else:
+        sys.stderr.write(line + "\n")
+    return 1
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.print_systemd_unit:
+        sys.stdout.write(systemd_unit())
+        return 0
+    # What can be checked before forking is, so its error reaches the terminal.
+    try:
+        warning = vlog.configure(log_file=args.log_file, syslog_target=args.syslog_target,
+                                 use_syslog=args.detach, verbose=args.verbose)
+        make_dir(args.rundir, "run directory")
+        make_dir(os.path.dirname(os.path.abspath(args.db)), "database directory")
+    except StartupError as exc:
+        return _fail(str(exc), None)
+    if warning:
+        sys.stderr.write(warning + "\n")
     ready = failed = None
     if args.detach:
         ready, failed = _detach()
-    _setup_logging(args)
+    if args.monitor:
+        ready, failed = _monitor(args.detach, ready, failed)
+    vlog.set_syslog_ident()
+    # Until the event loop takes SIGHUP over, it must not kill the daemon.
+    signal.signal(signal.SIGHUP, lambda signum, frame: vlog.reopen())
+    return _run(args, ready, failed)
+
+
+def _run(args, ready, failed):
     try:
-        os.makedirs(args.rundir, exist_ok=True)
         lock = PidLock(os.path.join(args.rundir, "vswitchd.pid"))
     except SystemExit as exc:
-        if failed:
-            failed(f"{exc}\n")
-        raise
-    extra_pidfile = args.pidfile or None
-    if extra_pidfile:
-        with open(extra_pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
+        return _fail(str(exc), failed)
+    except OSError as exc:
+        return _fail(f"vswitchd: cannot create pidfile in {args.rundir}: {_reason(exc)}", failed)
+    extra_pidfile = None
+    started = False
+
+    def on_ready():
+        nonlocal started
+        started = True
+        if ready:
+            ready()
+        sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=ready on {os.path.join(args.rundir, 'vswitchd.sock')}")
+
     try:
+        if args.pidfile:
+            try:
+                with open(args.pidfile, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except OSError as exc:
+                raise StartupError(f"vswitchd: cannot write pidfile {args.pidfile}: {_reason(exc)}") from None
+            extra_pidfile = args.pidfile
         daemon = Daemon(args)
-        asyncio.run(daemon.run(ready))
+        asyncio.run(daemon.run(on_ready))
+    except StartupError as exc:
+        return _fail(str(exc), failed)
     except Exception as exc:
-        if failed:
-            failed(f"vswitchd: {exc}\n")
-        raise
+        if started:
+            raise
+        # Not one of the expected errors: the traceback goes to the log
+        # (unless that is the terminal), the user gets one line.
+        if not vlog.logs_to_stderr():
+            log.exception("start-up failed")
+        return _fail(f"vswitchd: start-up failed: {exc}", failed, logged=True)
     finally:
         lock.release()
         if extra_pidfile:

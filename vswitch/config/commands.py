@@ -569,6 +569,16 @@ def cmd_pmd_stats_show(txn, args, opts):
     return txn.call_runtime("pmd-stats-show", "pmd_stats")
 
 
+def cmd_vlog_set(txn, args, opts):
+    """The daemon's log levels (vswitch/vlog.py), not configuration: they
+    change at once and do not survive a restart, as ovs-appctl vlog/set."""
+    return txn.call_runtime("vlog-set", "vlog_set", list(args))
+
+
+def cmd_vlog_list(txn, args, opts):
+    return txn.call_runtime("vlog-list", "vlog_list")
+
+
 # ---------------------------------------------------------------- the command table
 
 MAY_EXIST = {"--may-exist": False}
@@ -631,6 +641,9 @@ _TABLE = [
      "print bond state (as ovs-appctl bond/show)"),
     ("cfm-show", 0, 1, {}, _feature_show("cfm"), True, "[IFACE]",
      "print CFM state (as ovs-appctl cfm/show)"),
+    ("vlog-set", 0, None, {}, cmd_vlog_set, True, "[MODULE:]LEVEL...",
+     "set log levels (as ovs-appctl vlog/set; ANY for all modules)"),
+    ("vlog-list", 0, 0, {}, cmd_vlog_list, True, "", "print log levels (as ovs-appctl vlog/list)"),
 ]
 COMMANDS = {entry[0]: Command(*entry) for entry in _TABLE}
 

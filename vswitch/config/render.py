@@ -6,7 +6,7 @@ Values use OVSDB's text syntax as ovs-vsctl prints it: `[]` for empty,
 words and JSON-quoted otherwise. fdb-show mirrors `ovs-appctl fdb/show`,
 dump-ports `ovs-ofctl dump-ports`, dpctl-dump-flows `ovs-appctl
 dpctl/dump-flows`, lacp-show/bond-show/cfm-show `ovs-appctl lacp/show`,
-`bond/show`, `cfm/show` (OVS 3.1 layout). Anything else falls back to one
+`bond/show`, `cfm/show` (OVS 3.1 layout), vlog-list `vlog/list`. Anything else falls back to one
 item per line.
 """
 import json
@@ -15,6 +15,7 @@ import re
 from vswitch.cfm import show as cfm_show
 from vswitch.config import bond_show
 from vswitch.lacp import show as lacp_show
+from vswitch.vlog import render_list as render_vlog_list
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -160,6 +161,7 @@ RENDERERS = {
     "dump-groups": render_flows,
     "dump-tables": render_tables,
     "trace": render_trace,
+    "vlog-list": render_vlog_list,
     "br-exists": lambda exists: "",     # answered by the exit status, as ovs-vsctl does
 }
 
