@@ -216,7 +216,7 @@ def test_port_and_iface_to_br(cfg):
 
 
 def test_show_nests_bridges_ports_interfaces(cfg):
-    config, _ = run(cfg, "set Port p2 trunks=[5,6] -- set Interface p2 type=vxlan options:remote_ip=10.0.0.2")
+    config, _ = run(cfg, "set Port p2 trunks=[5,6] -- set Interface p2 type=afxdp options:xdp-mode=native")
     show = out(config, "show")
     assert [b["name"] for b in show["bridges"]] == ["br0", "br1"]
     br0 = show["bridges"][0]
@@ -224,7 +224,7 @@ def test_show_nests_bridges_ports_interfaces(cfg):
     p1, p2 = br0["ports"][1:]
     assert p1["tag"] == 10 and p2["trunks"] == [5, 6]
     assert p2["interfaces"] == [dict(iface_row(config, "p2"))]
-    assert p2["interfaces"][0]["options"] == {"remote_ip": "10.0.0.2"}
+    assert p2["interfaces"][0]["options"] == {"xdp-mode": "native"}
     assert br0["ports"][0]["interfaces"][0]["type"] == "internal"
 
 
@@ -237,7 +237,7 @@ def test_show_nests_bridges_ports_interfaces(cfg):
     ("'trunks=[30, 20]'", "trunks", [20, 30]),
     ("trunks=[]", "trunks", []),
     ("vlan_mode=native-untagged", "vlan_mode", "native-untagged"),
-    ("""'other_config:note="a b=c"'""", "other_config", {"note": "a b=c"}),
+    ("""'external_ids:note="a b=c"'""", "external_ids", {"note": "a b=c"}),
     ("'external_ids={vm=web1, tier=front}'", "external_ids", {"vm": "web1", "tier": "front"}),
 ])
 def test_set_port_values(cfg, setting, column, expected):
@@ -247,11 +247,11 @@ def test_set_port_values(cfg, setting, column, expected):
 
 
 def test_set_interface_and_bridge_values(cfg):
-    config, _ = run(cfg, "set interface p1 type=tap options:remote_ip=10.0.0.1 ofport_request=5 "
+    config, _ = run(cfg, "set interface p1 type=afxdp options:xdp-mode=generic ofport_request=5 "
                          "mac=02:00:00:00:00:01 -- set BRIDGE br0 other_config:mac-aging-time=60 "
                          "other_config:mac-table-size=2048 protocols=OpenFlow13")
-    assert out(config, "get Interface p1 type options:remote_ip ofport_request mac") == [
-        "tap", "10.0.0.1", 5, "02:00:00:00:00:01"]
+    assert out(config, "get Interface p1 type options:xdp-mode ofport_request mac") == [
+        "afxdp", "generic", 5, "02:00:00:00:00:01"]
     assert out(config, "get Bridge br0 other_config protocols") == [
         {"mac-aging-time": "60", "mac-table-size": "2048"}, ["OpenFlow13"]]
 
@@ -268,7 +268,7 @@ def test_records_can_be_named_by_uuid(cfg):
     ("set Port p1 vlan_mode=hybrid", 'p1: invalid vlan_mode "hybrid" (must be one of: "access", "trunk", '
                                      '"native-tagged", "native-untagged")'),
     ("set Interface p1 type=gre", 'p1: invalid type "gre" (must be one of: "", "system", "afpacket", '
-                                  '"tap", "internal", "afxdp", "vxlan")'),
+                                  '"tap", "internal", "afxdp")'),
     ("set Bridge br0 other_config:mac-aging-time=0",
      'br0: invalid other_config:mac-aging-time "0" (must be a positive integer number of seconds)'),
     ("set Bridge br0 other_config:mac-table-size=lots",
@@ -323,16 +323,16 @@ def test_runtime_columns_come_from_the_runtime(cfg):
 
 
 def test_clear_add_remove(cfg):
-    config, _ = run(cfg, "set Port p1 trunks=1,2,3 vlan_mode=trunk other_config:a=1 other_config:b=2 "
-                         "other_config:c=3")
-    config, _ = run(config, "remove Port p1 trunks 2 -- remove Port p1 other_config a b=9 c=3 "
-                            "-- add Port p1 trunks 7,8 -- add Port p1 other_config a=5 b=6")
+    config, _ = run(cfg, "set Port p1 trunks=1,2,3 vlan_mode=trunk external_ids:a=1 external_ids:b=2 "
+                         "external_ids:c=3")
+    config, _ = run(config, "remove Port p1 trunks 2 -- remove Port p1 external_ids a b=9 c=3 "
+                            "-- add Port p1 trunks 7,8 -- add Port p1 external_ids a=5 b=6")
     row = port_row(config, "p1")
     assert row["trunks"] == [1, 3, 7, 8]
-    assert row["other_config"] == {"a": "5", "b": "2"}      # add does not overwrite b; b=9 did not match
-    config, _ = run(config, "clear Port p1 trunks vlan_mode other_config tag")
+    assert row["external_ids"] == {"a": "5", "b": "2"}      # add does not overwrite b; b=9 did not match
+    config, _ = run(config, "clear Port p1 trunks vlan_mode external_ids tag")
     row = port_row(config, "p1")
-    assert (row["trunks"], row["vlan_mode"], row["other_config"], row["tag"]) == ([], None, {}, None)
+    assert (row["trunks"], row["vlan_mode"], row["external_ids"], row["tag"]) == ([], None, {}, None)
     fails(config, "add Port p1 trunks 9999", "p1: invalid trunk VLAN 9999 (must be 0..4095)")
     fails(config, "clear Port p1 name", "cannot modify read-only column name in table Port")
 

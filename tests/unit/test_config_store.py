@@ -10,7 +10,7 @@ from vswitch.config.store import ConfigStore
 
 def sample_config():
     config, _ = execute(empty_config(), [["add-br", "br0"], ["add-port", "br0", "p1", "tag=10"],
-                                         ["set", "Interface", "p1", "type=tap", "options:queues=2"]])
+                                         ["set", "Interface", "p1", "type=afxdp", "options:xdp-mode=native"]])
     return config
 
 

@@ -2,12 +2,18 @@
 stored that the switch will not act on: ovs-ofctl flow syntax (every field
 checked against its width, every prefix and mask form), port names resolved
 through the bridge's OpenFlow ports.  Where ovs-ofctl refuses the same text
-too, the message is ovs-ofctl's, checked against the real tool."""
+too, the message is ovs-ofctl's, checked against the real tool.  And the
+configuration: OpenFlow versions the codec speaks, other_config keys the
+switch reads, Interface options the interface's type uses."""
+import copy
+import shlex
 import shutil
 import subprocess
 
 import pytest
 
+from vswitch.config.commands import CommandError, execute
+from vswitch.config.schema import empty_config
 from vswitch.ofproto import ofctl_runtime
 from vswitch.ofproto.ofctl_syntax import SyntaxError_, format_flow, parse_flow
 from vswitch.ofproto.ofp import Enqueue, Output
@@ -232,3 +238,91 @@ def test_groups_take_port_names():
     ofctl_runtime.add_group(ofs, "group_id=1,type=ff,bucket=watch_port:vm2,output:vm2,bucket=watch_port:vm1,vm1", 0)
     buckets = ofs.groups.groups[1].buckets
     assert [(b.watch_port, b.actions) for b in buckets] == [(2, [Output(2, 0)]), (1, [Output(1, 0)])]
+
+
+# --- configuration: only what the switch acts on is stored ---------------------
+
+def _run(config, text):
+    commands, current = [], []
+    for word in shlex.split(text):
+        if word == "--":
+            commands.append(current)
+            current = []
+        else:
+            current.append(word)
+    return execute(config, commands + [current])[0]
+
+
+@pytest.fixture
+def cfg():
+    return _run(empty_config(), "add-br br0 -- add-port br0 p1 -- add-port br0 x1 -- set Interface x1 type=afxdp")
+
+
+def _fails(config, text, message):
+    before = copy.deepcopy(config)
+    with pytest.raises(CommandError) as info:
+        _run(config, text)
+    assert str(info.value) == message
+    assert config == before
+
+
+BRIDGE_KEYS = "datapath-id, hwaddr, inactivity-probe, mac-aging-time, mac-table-size"
+PORT_KEYS = ("bond-detect-mode, bond-hash-basis, bond-miimon-interval, bond-primary, bond-rebalance-interval, "
+             "lacp-fallback-ab, lacp-system-id, lacp-system-priority, lacp-time")
+IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval, cfm_ma_name, cfm_md_level, "
+              "cfm_md_name, cfm_opstate, lacp-aggregation-key, lacp-port-id, lacp-port-priority")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("set Bridge br0 protocols=OpenFlow14",
+     'br0: invalid protocol "OpenFlow14" (must be one of: "OpenFlow10", "OpenFlow13")'),
+    ("set Bridge br0 protocols=OpenFlow10,OpenFlow15",
+     'br0: invalid protocol "OpenFlow15" (must be one of: "OpenFlow10", "OpenFlow13")'),
+    ("add Bridge br0 protocols OpenFlow11",
+     'br0: invalid protocol "OpenFlow11" (must be one of: "OpenFlow10", "OpenFlow13")'),
+    ("set Bridge br0 other_config:flow-eviction-threshold=10",
+     f"br0: unknown key other_config:flow-eviction-threshold (this switch uses only: {BRIDGE_KEYS})"),
+    ("set Bridge br0 other_config:mac-aging-time=60 other_config:mac-agin-time=60",
+     f"br0: unknown key other_config:mac-agin-time (this switch uses only: {BRIDGE_KEYS})"),
+    ("set Bridge br0 other_config:datapath-id=0x12", 'br0: invalid other_config:datapath-id "0x12" '
+                                                     '(must be exactly 16 hex digits)'),
+    ("set Bridge br0 other_config:inactivity-probe=0", 'br0: invalid other_config:inactivity-probe "0" '
+                                                       '(must be an integer number of milliseconds 1000..2147483647)'),
+    ("set Port p1 other_config:priority-tags=true",
+     f"p1: unknown key other_config:priority-tags (this switch uses only: {PORT_KEYS})"),
+    ("add-bond br0 bond0 e1 e2 other_config:bond_primary=e1",
+     f"bond0: unknown key other_config:bond_primary (this switch uses only: {PORT_KEYS})"),
+    ("set Interface p1 other_config:enable-vlan-splinters=true",
+     f"p1: unknown key other_config:enable-vlan-splinters (this switch uses only: {IFACE_KEYS})"),
+    ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2",
+     'p1: invalid type "vxlan" (must be one of: "", "system", "afpacket", "tap", "internal", "afxdp")'),
+    ("set Interface p1 options:remote_ip=10.0.0.2",
+     'p1: unknown key options:remote_ip (interface type "system" takes no options)'),
+    ("set Interface p1 type=tap options:queues=2",
+     'p1: unknown key options:queues (interface type "tap" takes no options)'),
+    ("set Interface p1 options:xdp-mode=native",
+     'p1: unknown key options:xdp-mode (interface type "system" takes no options)'),
+    ("set Interface x1 options:xdp-mode=native-with-zerocopy",
+     'x1: invalid options:xdp-mode "native-with-zerocopy" (must be best-effort, native or generic)'),
+    ("set Interface x1 options:n_rxq=2", 'x1: unknown key options:n_rxq (interface type "afxdp" uses only: xdp-mode)'),
+    ("set Interface x1 options:xdp-mode=native -- set Interface x1 type=tap",
+     'x1: unknown key options:xdp-mode (interface type "tap" takes no options)'),
+    ("set Interface p1 ofport_request=0", "p1: invalid ofport_request 0 (must be 1..65279)"),
+    ("set Interface p1 ofport_request=65280", "p1: invalid ofport_request 65280 (must be 1..65279)"),
+])
+def test_configuration_the_switch_would_not_act_on_is_refused(cfg, text, message):
+    _fails(cfg, text, message)
+
+
+def test_what_the_switch_acts_on_is_accepted(cfg):
+    config = _run(cfg, "set Bridge br0 protocols=OpenFlow10,OpenFlow13 other_config:datapath-id=00000000000000ab "
+                       "other_config:inactivity-probe=10000 'external_ids:anything goes=yes' "
+                       "-- set Interface x1 options:xdp-mode=generic -- set Interface p1 ofport_request=65279 "
+                       "-- set Port p1 other_config:lacp-time=fast external_ids:vm=web1 "
+                       "-- set Interface p1 other_config:cfm_interval=100 external_ids:iface-id=abc")
+    br = next(r for r in config["Bridge"].values() if r["name"] == "br0")
+    assert br["protocols"] == ["OpenFlow10", "OpenFlow13"] and br["external_ids"] == {"anything goes": "yes"}
+    iface = {r["name"]: r for r in config["Interface"].values()}
+    assert iface["x1"]["options"] == {"xdp-mode": "generic"} and iface["p1"]["ofport_request"] == 65279
+    # clearing the type's options and then changing the type is fine
+    _run(config, "clear Interface x1 options -- set Interface x1 type=tap")

@@ -19,7 +19,7 @@ from vswitch.config.schema import empty_config
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 
 SETUP = ("add-br br0 -- add-port br0 p1 tag=10 trunks=20,30 -- add-port br0 p2 -- add-br br1 "
-         "-- add-port br1 p3 -- set Interface p1 type=tap options:remote_ip=1.2.3.4 options:key=5 "
+         "-- add-port br1 p3 -- set Interface p1 type=afxdp options:xdp-mode=native "
          "-- set Bridge br0 other_config:mac-aging-time=60 'external_ids:note=a b' "
          "-- set Port p2 vlan_mode=native-untagged -- set-fail-mode br0 secure "
          "-- set-controller br1 tcp:127.0.0.1:6653 ptcp:6654")
@@ -27,7 +27,7 @@ SETUP = ("add-br br0 -- add-port br0 p1 tag=10 trunks=20,30 -- add-port br0 p2 -
 READS = [
     "list-br", "list-ports br0", "list-ifaces br1", "port-to-br p3", "iface-to-br p1", "port-to-br br1",
     "get Port p1 trunks tag vlan_mode", "get Port p2 vlan_mode tag trunks",
-    "get Interface p1 options type options:key", "get Interface p3 options type",
+    "get Interface p1 options type options:xdp-mode", "get Interface p3 options type",
     "get Bridge br0 other_config external_ids fail_mode other_config:mac-aging-time",
     "get-fail-mode br0", "get-fail-mode br1", "get-controller br1",
     "--columns=name,tag,trunks,vlan_mode list Port p1 p2",
@@ -40,7 +40,7 @@ CHANGES = [
     "del-port br0 p1 -- del-br br1 -- add-port br0 p4 tag=4 -- del-fail-mode br0",
     "--may-exist add-br br0 -- --may-exist add-port br0 p2 -- --if-exists del-port p9 -- --if-exists del-br br9",
     "set Port p2 tag=[] trunks=[] -- set Interface p2 'external_ids={a=1, b=\"x y\"}'",
-    "add-bond br0 bond0 e1 e2 -- remove Interface p1 options key=6 remote_ip",
+    "add-bond br0 bond0 e1 e2 -- remove Interface p1 options xdp-mode=generic xdp-mode",
 ]
 
 ERRORS = [

@@ -24,7 +24,7 @@ def test_show_text():
         ["add-br", "br0"], ["set-controller", "br0", "tcp:127.0.0.1:6653"], ["set-fail-mode", "br0", "secure"],
         ["add-bond", "br0", "bond0", "e1", "e2", "bond_mode=active-backup", "lacp=active"],
         ["add-port", "br0", "vx0", "trunks=10,20", "vlan_mode=trunk"],
-        ["set", "Interface", "vx0", "type=vxlan", "options:remote_ip=10.0.0.2", "options:key=5"]])
+        ["set", "Interface", "vx0", "type=afxdp", "options:xdp-mode=native"]])
     _, (show,) = execute(config, [["show"]])
     assert render("show", show).splitlines() == [
         "    Bridge br0",
@@ -39,8 +39,8 @@ def test_show_text():
         "        Port vx0",
         "            trunks: [10, 20]",
         "            Interface vx0",
-        "                type: vxlan",
-        '                options: {key="5", remote_ip="10.0.0.2"}',
+        "                type: afxdp",
+        '                options: {xdp-mode=native}',
         f'    vswitch_version: "{__version__}"',
     ]
 

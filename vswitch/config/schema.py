@@ -195,10 +195,12 @@ class SetType:
 
 
 class MapType:
-    """string->string map; `keys` names validators for well-known keys."""
+    """string->string map; `keys` names validators for well-known keys.
+    A `strict` map (other_config) refuses every key not in `keys`: the
+    switch would store it and never act on it."""
 
-    def __init__(self, keys=None):
-        self.keys = keys or {}
+    def __init__(self, keys=None, strict=False):
+        self.keys, self.strict = keys or {}, strict
 
     def empty(self):
         return {}
@@ -217,6 +219,9 @@ class MapType:
                 check, expect = self.keys[key]
                 if not check(item):
                     raise SchemaError(f"{where}: invalid {noun}:{key} {json.dumps(item)} (must be {expect})")
+            elif self.strict:
+                known = ", ".join(sorted(self.keys))
+                raise SchemaError(f"{where}: unknown key {noun}:{key} (this switch uses only: {known})")
 
 
 class RefListType:
@@ -334,19 +339,24 @@ def _columns(*columns):
 
 
 def _common(*columns):
+    # other_config keys are the ones the switch reads (MAP_KEYS); external_ids
+    # is the free-form map of OVS, for the integrators' own use.
     return _columns(Column("name", StringType(), mutable=False), *columns,
-                    Column("other_config", MapType()), Column("external_ids", MapType()))
+                    Column("other_config", MapType(strict=True)), Column("external_ids", MapType()))
 
 
 VLAN = (0, 4095)
-INTERFACE_TYPES = ["", "system", "afpacket", "tap", "internal", "afxdp", "vxlan"]
+# The types the datapath opens (interfaces.py).  vxlan is not implemented
+# (it would be stored and the interface never opened), so it is refused.
+INTERFACE_TYPES = ["", "system", "afpacket", "tap", "internal", "afxdp"]
+# The versions the OpenFlow codec speaks (ofproto/ofp, OFSwitch.versions()).
+OPENFLOW_VERSIONS = ["OpenFlow10", "OpenFlow13"]
 
 TABLES = {
     "Bridge": _common(
         Column("ports", RefListType("Port"), mutable=False),
         Column("fail_mode", StringType(["standalone", "secure"], optional=True)),
-        Column("protocols", SetType(StringType(
-            ["OpenFlow10", "OpenFlow11", "OpenFlow12", "OpenFlow13", "OpenFlow14", "OpenFlow15"]))),
+        Column("protocols", SetType(StringType(OPENFLOW_VERSIONS)), noun="protocol"),
         Column("controller", SetType(StringType(check=is_controller_target, expect=CONTROLLER_SYNTAX)),
                noun="controller target"),
     ),
@@ -394,12 +404,17 @@ TABLES = {
     ),
 }
 
-# Validators for well-known map keys; other keys are accepted as they are.
+# The other_config keys the switch reads, with their validators: every other
+# key is refused (MapType strict), since the switch would never act on it.
 MAP_KEYS = {
     ("Bridge", "other_config"): {
         "mac-aging-time": (is_positive_int, "a positive integer number of seconds"),
         "mac-table-size": (is_positive_int, "a positive integer"),
         "hwaddr": (is_mac, "a MAC address xx:xx:xx:xx:xx:xx"),
+        # read by ofproto/ofswitch.py; ranges as ovs-vswitchd.conf.db(5)
+        # (0, "disable", would make every read time out at once: not offered)
+        "inactivity-probe": (int_text(1000, INT32_MAX), f"an integer number of milliseconds 1000..{INT32_MAX}"),
+        "datapath-id": (lambda v: re.fullmatch(r"[0-9a-fA-F]{16}", v) is not None, "exactly 16 hex digits"),
     },
     # Ranges as documented in ovs-vswitchd.conf.db(5) for OVS 3.1.
     ("Port", "other_config"): {
@@ -442,7 +457,27 @@ def _check_cfm_mpid(row, where):
                           f"other_config:cfm_extended=true)")
 
 
-ROW_CHECKS = {"Interface": [_check_cfm_mpid]}
+# Interface options each type uses (interfaces.py, datapath/dpif.py XDP_MODES);
+# every other key would be stored and never acted on.
+INTERFACE_OPTIONS = {
+    "afxdp": {"xdp-mode": (one_of("best-effort", "native", "generic"), "best-effort, native or generic")},
+}
+
+
+def _check_options(row, where):
+    kind = row.get("type") or ""
+    allowed = INTERFACE_OPTIONS.get(kind, {})
+    for key, value in (row.get("options") or {}).items():
+        if key not in allowed:
+            uses = ("uses only: " + ", ".join(sorted(allowed))) if allowed else "takes no options"
+            raise SchemaError(f"{where}: unknown key options:{key} (interface type "
+                              f"{json.dumps(kind or 'system')} {uses})")
+        check, expect = allowed[key]
+        if not check(value):
+            raise SchemaError(f"{where}: invalid options:{key} {json.dumps(value)} (must be {expect})")
+
+
+ROW_CHECKS = {"Interface": [_check_cfm_mpid, _check_options]}
 
 
 def table_named(name):
