@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
-from vswitch.ofproto import normal, ofctl_runtime, ofctl_syntax, pipeline
+from vswitch.ofproto import normal, ofctl_runtime, pipeline
 from vswitch.ofproto.ofswitch import OFSwitch, read_mac
 from vswitch.ofproto.ofp.constants import OFPP_LOCAL
 from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
@@ -489,7 +489,7 @@ class Switch:
         """`vsctl trace BR FLOW`: the upcall's xlate on a flow given in
         ovs-ofctl syntax, without installing anything or learning MACs."""
         bridge, ofs, now = self._bridge(br), self._ofs(br), self.clock()
-        spec = ofctl_syntax.parse_flow(text, actions_required=False)
+        spec = ofctl_runtime.parse_flow_on(ofs, text, actions_required=False)
         macs = copy.deepcopy(bridge.macs)
         ports = {of: dp for of, (_, dp) in self._of_ports(bridge).items()}
         key = pipeline.match_to_key(spec.match, ports)

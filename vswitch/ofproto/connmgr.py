@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import stat
 import time
 
 from vswitch.ofproto.conn import targets as targets_mod
@@ -24,6 +25,9 @@ from vswitch.ofproto.ofp import OFPError
 log = logging.getLogger("vswitch.connmgr")
 
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 8.0
+MAX_CONNS_PER_LISTENER = 64  # OpenFlow connections one listener accepts at once
+MAX_CONNS = 256  # and all of a bridge's listeners together
+REFUSAL_LOG_INTERVAL = 10.0  # seconds between two log lines about refused peers
 ASYNC_REASON = {"packet_in": lambda msg: msg.reason, "flow_removed": lambda msg: msg.reason,
                 "port_status": lambda msg: msg.reason}
 
@@ -35,6 +39,8 @@ class ConnManager:
         self.conns = set()
         self.generation_id = None
         self.services = {}            # target text -> (server task or dialer task, socket)
+        self.rundir = os.path.realpath(rundir)
+        self._refused, self._refusal_logged_at = 0, float("-inf")
         self.mgmt_path = os.path.join(rundir, f"{switch.name}.mgmt")
         switch.notify = self.notify
         self._listen("mgmt", targets_mod.Target(f"punix:{self.mgmt_path}", False, "unix",
@@ -58,15 +64,31 @@ class ConnManager:
             else:
                 self._listen(text, target, primary=True)
 
+    def _unix_path_allowed(self, path):
+        """punix paths stay inside the run directory (as OVS confines them),
+        and only a stale socket may be replaced: never a file of someone else."""
+        real_dir = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        if real_dir != self.rundir and not real_dir.startswith(self.rundir + os.sep):
+            return f"{path} is outside the run directory {self.rundir}"
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISSOCK(st.st_mode):
+            return f"{path} exists and is not a socket"
+        os.unlink(path)  # a stale socket of ours (or of a previous run)
+        return None
+
     def _listen(self, key, target, primary):
         try:
             if target.kind == "unix":
-                try:
-                    os.unlink(target.path)
-                except FileNotFoundError:
-                    pass
+                refused = self._unix_path_allowed(target.path)
+                if refused:
+                    log.error("%s: refusing to listen on %s: %s", self.switch.name, target.text, refused)
+                    return
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.bind(target.path)
+                os.chmod(target.path, 0o600)  # whatever the umask: root's only
             else:
                 family = socket.AF_INET6 if ":" in target.host else socket.AF_INET
                 sock = socket.socket(family, socket.SOCK_STREAM)
@@ -78,12 +100,13 @@ class ConnManager:
             log.error("%s: cannot listen on %s: %s", self.switch.name, target.text, exc)
             return
 
-        holder = {}
+        holder = {"conns": set()}
 
         async def serve():
             start = asyncio.start_unix_server if target.kind == "unix" else asyncio.start_server
             holder["server"] = await start(
-                lambda r, w: self._run(r, w, f"{self.switch.name}<->{target.text}", primary), sock=sock)
+                lambda r, w: self._accept(r, w, f"{self.switch.name}<->{target.text}", primary,
+                                          holder["conns"]), sock=sock)
             await holder["server"].serve_forever()
         task = asyncio.get_running_loop().create_task(serve())
         self.services[key] = (task, (sock, target, holder))
@@ -112,7 +135,36 @@ class ConnManager:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
+    async def _accept(self, reader, writer, name, primary, listener_conns):
+        """A connection a listener accepted, within the caps."""
+        if len(listener_conns) >= MAX_CONNS_PER_LISTENER or len(self.conns) >= MAX_CONNS:
+            self.log_refusal(f"{name}: too many OpenFlow connections "
+                             f"({len(listener_conns)} on this listener, {len(self.conns)} in all), refused")
+            writer.close()
+            return
+        marker = object()
+        listener_conns.add(marker)
+        try:
+            await self._run(reader, writer, name, primary)
+        finally:
+            listener_conns.discard(marker)
+
+    def log_refusal(self, message):
+        """Refused peers are logged at most once per REFUSAL_LOG_INTERVAL, with a
+        count of what was not logged: a flood of them must not flood the log."""
+        now = self.clock()
+        self._refused += 1
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL:
+            more = f" ({self._refused - 1} more refused since the last report)" if self._refused > 1 else ""
+            log.warning("%s%s", message, more)
+            self._refusal_logged_at, self._refused = now, 0
+
     async def _run(self, reader, writer, name, primary):
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Requests answered with two messages (error + echo, barrier +
+            # reply) would otherwise wait 40 ms for Nagle and delayed ACKs.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = OFConnection(self, reader, writer, name, primary)
         self.conns.add(conn)
         await conn.run()

@@ -30,6 +30,7 @@ log = logging.getLogger("vswitch.ofconn")
 # flow-removed reasons — the defaults of OF1.3 section 7.3.10 as OVS sets them.
 DEFAULT_ASYNC = {"packet_in": (0x3, 0x0), "port_status": (0x7, 0x7), "flow_removed": (0xF, 0x0)}
 NO_ASYNC = {"packet_in": (0, 0), "port_status": (0, 0), "flow_removed": (0, 0)}
+HELLO_TIMEOUT = 5.0  # seconds a new connection has to send its hello
 TO_CONTROLLER = (m.FeaturesReply, m.GetConfigReply, m.PacketIn, m.FlowRemoved, m.PortStatus,
                  m.MultipartReply, m.BarrierReply, m.RoleReply, m.GetAsyncReply, m.QueueGetConfigReply)
 MODIFYING = (m.FlowMod, m.GroupMod, m.MeterMod, m.PortMod, m.TableMod, m.PacketOut, m.SetAsync)
@@ -78,10 +79,18 @@ class OFConnection:
         probed = False
         try:
             while not self.closed:
-                timeout = self.mgr.switch.probe_interval if self.primary and self.version else None
+                if self.version is None:
+                    # Until the hello: a peer that connects and says nothing
+                    # must not hold a connection slot.
+                    timeout = HELLO_TIMEOUT
+                else:
+                    timeout = self.mgr.switch.probe_interval if self.primary else None
                 try:
                     data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
                 except asyncio.TimeoutError:
+                    if self.version is None:
+                        self.mgr.log_refusal(f"{self.name}: no hello within {HELLO_TIMEOUT:g} s, disconnecting")
+                        return
                     if probed:
                         log.warning("%s: no answer to the inactivity probe, disconnecting", self.name)
                         return

@@ -1,0 +1,134 @@
+"""The OpenFlow listeners cannot be abused: punix paths stay in the run
+directory and never replace someone's file, sockets are 0600 whatever the
+umask, connections are capped per listener with refusals logged sparingly,
+a peer that never says hello is dropped, and TCP answers are not held back
+by Nagle."""
+import os
+import socket
+import stat
+import struct
+import time
+
+import pytest
+from helpers import netns
+from helpers.topology import switch_with_bridge
+from helpers.vswitchd import wait_for
+
+from vswitch.ofproto.connmgr import MAX_CONNS_PER_LISTENER
+from vswitch.ofproto.conn.ofconn import HELLO_TIMEOUT
+
+pytestmark = pytest.mark.timeout(120)
+PORT = 16654
+HELLO13 = struct.pack("!BBHI", 4, 0, 8, 1)
+ECHO13 = struct.pack("!BBHI", 4, 2, 8, 7)
+
+
+def tcp(ns, port=PORT):
+    with netns.entered(ns):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    return s
+
+
+def test_punix_outside_rundir_or_over_a_file_is_refused_and_the_file_untouched(tmp_path):
+    victim_dir = tmp_path / "elsewhere"
+    victim_dir.mkdir()
+    victim = victim_dir / "victim"
+    victim.write_text("precious")
+    with switch_with_bridge(tmp_path) as topo:
+        inside = os.path.join(topo.vs.rundir, "notasocket")
+        with open(inside, "w") as f:
+            f.write("also precious")
+        topo.vs.vsctl("set-controller", "br0", f"punix:{victim}", f"punix:{inside}")
+        wait_for(lambda: "is outside the run directory" in topo.vs.read_log()
+                 and "exists and is not a socket" in topo.vs.read_log(), what="both refusals logged")
+        assert victim.read_text() == "precious" and stat.S_ISREG(os.lstat(victim).st_mode)
+        with open(inside) as f:
+            assert f.read() == "also precious"
+        # A socket path of our own inside the run directory works.
+        ours = os.path.join(topo.vs.rundir, "ctl.sock")
+        topo.vs.vsctl("set-controller", "br0", f"punix:{ours}")
+        wait_for(lambda: os.path.exists(ours), what="our punix socket")
+        assert stat.S_IMODE(os.stat(ours).st_mode) == 0o600
+
+
+def test_sockets_are_0600_under_umask_000(tmp_path):
+    old = os.umask(0)
+    try:
+        with switch_with_bridge(tmp_path) as topo:
+            mgmt = os.path.join(topo.vs.rundir, "br0.mgmt")
+            wait_for(lambda: os.path.exists(mgmt), what="br0.mgmt")
+            assert stat.S_IMODE(os.stat(mgmt).st_mode) == 0o600
+            assert stat.S_IMODE(os.stat(os.path.join(topo.vs.rundir, "vswitchd.sock")).st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_connection_flood_is_capped_and_vsctl_keeps_answering(tmp_path):
+    with switch_with_bridge(tmp_path) as topo:
+        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
+        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        flood = []
+        try:
+            for _ in range(3 * MAX_CONNS_PER_LISTENER):
+                flood.append(tcp(topo.sw))
+            time.sleep(1.0)
+            alive = 0
+            for s in flood:
+                s.settimeout(0.2)
+                try:
+                    alive += s.recv(8)[:1] == b"\x04"  # our hello: accepted and served
+                except socket.timeout:
+                    pass
+                except OSError:
+                    pass
+            assert alive <= MAX_CONNS_PER_LISTENER
+            start = time.monotonic()
+            topo.vs.vsctl("show")
+            assert time.monotonic() - start < 1.0
+            log = topo.vs.read_log()
+            assert log.count("too many OpenFlow connections") <= 2
+        finally:
+            for s in flood:
+                s.close()
+
+
+def test_a_peer_without_hello_is_dropped(tmp_path):
+    with switch_with_bridge(tmp_path) as topo:
+        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
+        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        s = tcp(topo.sw)
+        s.settimeout(HELLO_TIMEOUT + 5)
+        start = time.monotonic()
+        assert s.recv(8)[:1] == b"\x04"  # our hello
+        while s.recv(4096):
+            pass  # until we are dropped (EOF)
+        assert HELLO_TIMEOUT - 0.5 <= time.monotonic() - start <= HELLO_TIMEOUT + 3
+        s.close()
+
+
+def test_two_replies_over_tcp_are_not_delayed_by_nagle(tmp_path):
+    with switch_with_bridge(tmp_path) as topo:
+        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
+        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        s = tcp(topo.sw)
+        s.sendall(HELLO13)
+        s.recv(8)
+        time.sleep(0.3)
+        s.settimeout(0.05)
+        try:
+            while s.recv(4096):
+                pass
+        except socket.timeout:
+            pass
+        s.settimeout(5)
+        worst = 0.0
+        for _ in range(5):
+            bad = struct.pack("!BBHI", 4, 250, 8, 9)  # an unknown type: an error reply
+            start = time.monotonic()
+            s.sendall(bad + ECHO13)
+            got = b""
+            while b"\x04\x03" not in got:  # the echo reply after the error
+                got += s.recv(4096)
+            worst = max(worst, time.monotonic() - start)
+        s.close()
+        assert worst < 0.02, worst
