@@ -338,10 +338,31 @@ def _columns(*columns):
     return {column.name: column for column in columns}
 
 
-def _common(*columns):
+IFNAMSIZ = 16  # Linux: a netdev name is at most 15 bytes and a NUL
+PORT_NAME_MAX = 255  # a Port need not be a netdev (bonds), but its name is bounded too
+
+
+def is_netdev_name(text):
+    """Linux's dev_valid_name(): 1..15 bytes, not "." or "..", no "/", ":" or
+    whitespace.  Bridge and interface names become netdevs and file names
+    (RUNDIR/BR.mgmt), so they are checked before they reach C or the disk."""
+    return (0 < len(text.encode()) < IFNAMSIZ and text not in (".", "..")
+            and not any(c in "/:" or c.isspace() for c in text))
+
+
+def is_port_name(text):
+    return (0 < len(text.encode()) <= PORT_NAME_MAX and text not in (".", "..")
+            and not any(c == "/" or c.isspace() for c in text))
+
+
+NETDEV_NAME = "1 to 15 bytes without '/', ':' or white space, and not '.' or '..'"
+
+
+def _common(*columns, name_check=is_netdev_name, name_rule=NETDEV_NAME):
     # other_config keys are the ones the switch reads (MAP_KEYS); external_ids
     # is the free-form map of OVS, for the integrators' own use.
-    return _columns(Column("name", StringType(), mutable=False), *columns,
+    name = StringType(check=name_check, expect=name_rule)
+    return _columns(Column("name", name, mutable=False), *columns,
                     Column("other_config", MapType(strict=True)), Column("external_ids", MapType()))
 
 
@@ -371,6 +392,7 @@ TABLES = {
         Column("bond_updelay", IntType(0, INT32_MAX, optional=False), noun="bond_updelay (ms)"),
         Column("bond_downdelay", IntType(0, INT32_MAX, optional=False), noun="bond_downdelay (ms)"),
         Column("bond_fake_iface", BoolType()),
+        name_check=is_port_name, name_rule="1 to 255 bytes without '/' or white space, and not '.' or '..'",
     ),
     "Interface": _common(
         Column("type", StringType(INTERFACE_TYPES)),
