@@ -454,6 +454,7 @@ def _monitor(detached, outer_ready, outer_failed):
     reopens both's logs. Returns (ready, failed) in the daemon process only;
     the daemon writes the pidfile, so it holds the daemon's pid (as OVS)."""
     mlog = logging.getLogger("vswitch.monitor")
+    vlog.set_syslog_ident()  # the monitor's own pid
     state = {"child": None, "stopping": False}
 
     def forward(signum, frame):
