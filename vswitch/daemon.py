@@ -30,7 +30,7 @@ import time
 from importlib import resources
 
 import vswitch
-from vswitch import rpc, vlog
+from vswitch import metrics, rpc, vlog
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
@@ -121,6 +121,9 @@ def parse_args(argv):
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
                    help="pinned poll threads spin instead of sleeping when idle: lower "
                         "latency on a CPU the switch owns, worse on a shared one (default no)")
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=metrics.listen_argument, default=None,
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
+                        "HOST defaults to 127.0.0.1, any other address must be written out)")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--version", action="version", version=f"vswitchd (vswitch) {vswitch.__version__}")
     return p.parse_args(argv)
@@ -314,6 +317,9 @@ class Daemon:
         self._apply(self.config)
         loop.add_reader(self.dp.upcall_fd, self._on_upcalls)
         self._schedule_features()
+        metrics_server = None
+        if self.args.metrics:  # before the control socket: a busy port stops the start
+            metrics_server = await metrics.start_metrics_server(self.switch, *self.args.metrics)
         server = await rpc.start_server(self.sock_path, self.dispatch)
         revalidator = asyncio.create_task(self._revalidator())
         log.info("vswitchd %s ready on %s", vswitch.__version__, self.sock_path)
@@ -333,6 +339,8 @@ class Daemon:
                 self.linkmon.close()
             for mgr in self.connmgrs.values():
                 mgr.close()
+            if metrics_server is not None:
+                await metrics.stop_metrics_server(metrics_server)
             server.close()
             await server.wait_closed()
             loop.remove_reader(self.dp.upcall_fd)

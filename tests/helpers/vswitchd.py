@@ -35,10 +35,10 @@ class VSwitchd:
         self.log = os.path.join(workdir, "vswitchd.log")
         self.pid = None
 
-    def start(self, timeout=15):
+    def start(self, *extra_args, timeout=15):
         os.makedirs(self.rundir, exist_ok=True)
         proc = netns.run(self.ns, *VSWITCHD, "--rundir", self.rundir, "--db", self.db,
-                         "--log-file", self.log, "--detach", timeout=timeout, check=False)
+                         "--log-file", self.log, "--detach", *extra_args, timeout=timeout, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"vswitchd failed to start: {proc.stderr}\n{self.read_log()}")
         with open(os.path.join(self.rundir, "vswitchd.pid")) as f:
