@@ -65,11 +65,15 @@ class InstalledFlow:
     of: object = None  # pipeline.OFXlateResult: the rules/groups its traffic is counted to
 
 
-def _packed(key, mask):
+def _packed(key, mask, packed_key=b""):
     """A megaflow's masked key and mask laid out as C stores them: what xlate
     produced and what the datapath dumps (MegaflowStats.packed_*) compare equal.
-    Their concatenation is the megaflow's identity in Switch.flows."""
-    return flowkey.pack(flowkey.apply_mask(key, mask)), flowkey.pack(mask)
+    Their concatenation is the megaflow's identity in Switch.flows.  With the
+    key as C laid it out (an upcall's), masking is one AND over the bytes."""
+    packed_mask = flowkey.pack(mask)
+    if packed_key:
+        return flowkey.mask_packed(packed_key, packed_mask), packed_mask
+    return flowkey.pack(flowkey.apply_mask(key, mask)), packed_mask
 
 
 def _merge_masks(mask, extra):
@@ -186,8 +190,8 @@ class Switch:
             if info:
                 self.dp.flow_del(info.key, info.mask)
 
-    def _install(self, bridge_name, key, result, now):
-        packed_key, packed_mask = _packed(key, result.mask)
+    def _install(self, bridge_name, key, result, now, packed_key=b""):
+        packed_key, packed_mask = _packed(key, result.mask, packed_key)
         fid = packed_key + packed_mask
         self.dp.flow_put(packed_key, packed_mask, result.actions)
         learn = None
@@ -238,7 +242,8 @@ class Switch:
             # Claimed frames stay in the slow path: the megaflow brings the
             # next ones up with the feature's cookie.
             special_mask["in_port"] = flowkey.full_mask("in_port")
-            self._install(bridge.name, up.key, ClaimedFlow([("userspace", cookie)], special_mask), now)
+            self._install(bridge.name, up.key, ClaimedFlow([("userspace", cookie)], special_mask), now,
+                          up.packed_key)
             self._transmit(bridge.process_claimed(cookie, up.in_port, up.frame, now))
             self.wake()
             return
@@ -249,7 +254,7 @@ class Switch:
         _merge_masks(result.mask, special_mask)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
-        self._install(bridge.name, up.key, result, now)
+        self._install(bridge.name, up.key, result, now, up.packed_key)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
 
     def _handle_openflow_upcall(self, bridge, up, now, special_mask):
@@ -258,7 +263,7 @@ class Switch:
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         if not result.slow_path:
-            self._install(bridge.name, up.key, result, now)
+            self._install(bridge.name, up.key, result, now, up.packed_key)
         if not result.dropped_by_meter:
             _account(result, 1, len(up.frame), now)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)

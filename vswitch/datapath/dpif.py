@@ -81,6 +81,7 @@ class Upcall:
     key: dict
     frame: bytes
     vnet: bytes  # the virtio_net_hdr to hand back with execute()
+    packed_key: bytes = b""  # the key as C laid it out (flowkey.pack's layout)
 
 
 @dataclass
@@ -310,11 +311,12 @@ class Datapath:
         for i in range(n):
             base = i * _UPCALL_SIZE
             in_port, cookie, length, offset = _UPCALL_HEAD.unpack_from(raw, base)
+            packed_key = raw[base + _UPCALL_KEY:base + _UPCALL_KEY + flowkey.PACKED_SIZE]
             result.append(Upcall(
-                in_port=in_port, cookie=cookie,
-                key=flowkey.unpack(raw[base + _UPCALL_KEY:base + _UPCALL_KEY + 72]),
+                in_port=in_port, cookie=cookie, key=flowkey.unpack(packed_key),
                 frame=frames[offset:offset + length],
-                vnet=raw[base + _UPCALL_VNET:base + _UPCALL_VNET + _VNET_SIZE]))
+                vnet=raw[base + _UPCALL_VNET:base + _UPCALL_VNET + _VNET_SIZE],
+                packed_key=packed_key))
         return result
 
     def execute(self, in_port, frame, actions, vnet=None):
