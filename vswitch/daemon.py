@@ -36,7 +36,7 @@ from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
 from vswitch.linkmon import LinkMonitor
 from vswitch.ofproto.connmgr import ConnManager
-from vswitch.switch import Switch
+from vswitch.switch import DEFAULT_FLOW_LIMIT, Switch
 from vswitch.vlog import StartupError
 
 log = logging.getLogger("vswitch.daemon")
@@ -94,6 +94,16 @@ exit status:
   says why, naming the file or directory)."""
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog="vswitchd", description=DESCRIPTION,
@@ -118,6 +128,10 @@ def parse_args(argv):
     p.add_argument("--pmd-cpu-mask", default=os.environ.get("VSWITCH_PMD_CPU_MASK"),
                    help="hex CPU mask: one poll thread pinned to each CPU set "
                         "(like OVS other_config:pmd-cpu-mask); default one unpinned thread")
+    p.add_argument("--flow-limit", type=_positive_int, metavar="N",
+                   default=int(os.environ.get("VSWITCH_FLOW_LIMIT", DEFAULT_FLOW_LIMIT)),
+                   help="megaflows at most (OVS's other_config:flow-limit); at the limit new "
+                        "flows are forwarded by the slow path uncached (default %(default)s)")
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
                    help="pinned poll threads spin instead of sleeping when idle: lower "
                         "latency on a CPU the switch owns, worse on a shared one (default no)")
@@ -199,7 +213,7 @@ class Daemon:
             # Spinning (as OVS's PMDs always do) only pays on a CPU nothing
             # else runs on, so it is asked for explicitly.
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
-        self.switch = Switch(self.dp)
+        self.switch = Switch(self.dp, flow_limit=args.flow_limit)
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)
         self.switch.wake = self._schedule_features

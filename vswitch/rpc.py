@@ -4,6 +4,9 @@ One request per line: {"jsonrpc": "2.0", "id": N, "method": M, "params": {...}};
 one reply per line with "result" or "error": {"code", "message"}. The server
 answers every bad line (not JSON, not a request, failing method) with an error
 reply and keeps the connection; only a line longer than MAX_LINE closes it.
+Bounded so that one request cannot take the daemon's memory or its loop: a
+request line is at most MAX_LINE bytes, JSON nested at most MAX_DEPTH deep, and
+a reply over MAX_REPLY bytes is replaced by an error saying so.
 The socket file is created with mode 0600 (fchmod before bind: Linux gives the
 file the socket inode's mode, so there is no window with wider permissions).
 """
@@ -16,7 +19,9 @@ import socket
 import stat
 import time
 
-MAX_LINE = 16 * 1024 * 1024
+MAX_LINE = 16 * 1024 * 1024  # vsctl add-flows sends a whole file in one request
+MAX_REPLY = 8 * 1024 * 1024
+MAX_DEPTH = 32
 
 PARSE_ERROR, INVALID_REQUEST, SERVER_ERROR = -32700, -32600, -32000
 
@@ -39,12 +44,29 @@ def _error(request_id, code, message):
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
+def _depth(value):
+    """How deeply `value` nests lists and objects (iteratively: no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 async def _answer(line, dispatch):
     """One request line -> reply dict (None for a notification without id)."""
     try:
         request = json.loads(line)
     except ValueError as exc:
         return _error(None, PARSE_ERROR, f"parse error: {exc}")
+    except RecursionError:
+        return _error(None, INVALID_REQUEST, f"invalid request: JSON nested deeper than {MAX_DEPTH}")
+    if _depth(request) > MAX_DEPTH:
+        return _error(request.get("id") if isinstance(request, dict) else None, INVALID_REQUEST,
+                      f"invalid request: JSON nested deeper than {MAX_DEPTH}")
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):
         return _error(None, INVALID_REQUEST, "invalid request: expected an object with a string 'method'")
     request_id = request.get("id")
@@ -56,7 +78,10 @@ async def _answer(line, dispatch):
         if inspect.isawaitable(result):
             result = await result
         reply = {"jsonrpc": "2.0", "id": request_id, "result": result}
-        json.dumps(reply)
+        size = len(json.dumps(reply))
+        if size > MAX_REPLY:
+            reply = _error(request_id, SERVER_ERROR, f"reply of {size} bytes is over the limit of "
+                                                     f"{MAX_REPLY}: ask for less (fewer commands or records)")
     except RpcError as exc:
         reply = _error(request_id, exc.code, str(exc))
     except Exception as exc:

@@ -36,6 +36,13 @@ from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
 log = logging.getLogger("vswitch.switch")
 
 MEGAFLOW_IDLE_SECONDS = 10
+# Megaflows at most (OVS's other_config:flow-limit default).  At the limit a
+# new flow is forwarded by the slow path without being cached, so a flood of
+# new flows cannot grow memory or evict what established flows use; above
+# three quarters of it idle megaflows expire after PRESSURE_IDLE_SECONDS, as
+# OVS's revalidators shorten the idle time under pressure.
+DEFAULT_FLOW_LIMIT = 200_000
+PRESSURE_IDLE_SECONDS = 1
 MAX_UPCALL_BATCHES = 16  # per wake-up, so the event loop stays responsive
 
 
@@ -82,8 +89,10 @@ def _merge_masks(mask, extra):
 
 
 class Switch:
-    def __init__(self, datapath, clock=time.monotonic):
+    def __init__(self, datapath, clock=time.monotonic, flow_limit=DEFAULT_FLOW_LIMIT):
         self.dp = datapath
+        self.flow_limit = flow_limit
+        self.flows_not_cached = 0  # flow setups refused by the flow limit
         self.clock = clock
         self.bridges = {}
         self.interfaces = Interfaces(datapath)
@@ -191,6 +200,9 @@ class Switch:
                 self.dp.flow_del(info.key, info.mask)
 
     def _install(self, bridge_name, key, result, now, packed_key=b""):
+        if len(self.flows) >= self.flow_limit:
+            self.flows_not_cached += 1
+            return
         packed_key, packed_mask = _packed(key, result.mask, packed_key)
         fid = packed_key + packed_mask
         self.dp.flow_put(packed_key, packed_mask, result.actions)
@@ -310,6 +322,8 @@ class Switch:
     def revalidate(self):
         now = self.clock()
         now_ns = dpif.now_ns()
+        idle_limit = (PRESSURE_IDLE_SECONDS if len(self.flows) > self.flow_limit * 3 // 4
+                      else MEGAFLOW_IDLE_SECONDS)
         for stats in self.dp.flow_dump():
             fid = stats.packed_key + stats.packed_mask
             info = self.flows.get(fid)
@@ -323,7 +337,7 @@ class Switch:
                     stats.bytes - info.last_bytes, now)
             self._attribute(info, stats, now)
             last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
-            if now_ns / 1e9 - last_use > MEGAFLOW_IDLE_SECONDS:
+            if now_ns / 1e9 - last_use > idle_limit:
                 self._forget(fid)
                 self.dp.flow_del(stats.packed_key, stats.packed_mask)
                 continue
@@ -528,4 +542,5 @@ class Switch:
             return st
         total = derive(self.dp.stats())
         total["pmds"] = [derive(st) for st in self.dp.pmd_stats()]
+        total["flow_limit"], total["flows_not_cached"] = self.flow_limit, self.flows_not_cached
         return total

@@ -353,3 +353,32 @@ def test_cfm_fault_disables_a_bond_member(sw):
     assert sw.feature_column("Interface", "cfm_fault", "m1") is True
     status = sw.feature_show("bond", "bond0")[0]
     assert status["members"]["m1"]["enabled"] is False and status["active_member"] == "m2"
+
+
+def test_lowering_mac_table_size_shrinks_the_table_at_once(sw):
+    configure(sw, ["add-br", "br0"], ["add-port", "br0", "p1"], ["add-port", "br0", "p2"])
+    p = ports(sw)
+    for i in range(20):
+        deliver(sw, p["p1"], frame(f"02:00:00:00:01:{i:02x}", "ff:ff:ff:ff:ff:ff"))
+    assert len(sw.fdb_show("br0")) == 20
+    configure(sw, ["set", "bridge", "br0", "other_config:mac-table-size=5"])
+    macs = [e["mac"] for e in sw.fdb_show("br0")]
+    assert sorted(macs) == [f"02:00:00:00:01:{i:02x}" for i in range(15, 20)]  # the newest 5
+
+
+def test_flow_limit_keeps_established_flows_and_forwards_new_ones_uncached():
+    dp, clock = FakeDatapath(), Clock()
+    sw = Switch(dp, clock=clock, flow_limit=10)
+    try:
+        configure(sw, ["add-br", "br0"], ["add-port", "br0", "p1"], ["add-port", "br0", "p2"])
+        p = ports(sw)
+        deliver(sw, p["p2"], frame(MAC_B, "ff:ff:ff:ff:ff:ff"))  # B learned on p2
+        for i in range(30):  # a flood of new source MACs towards B
+            _, out = deliver(sw, p["p1"], frame(f"02:00:00:00:02:{i:02x}", MAC_B))
+            assert out == [p["p2"]]  # forwarded, cached or not
+        assert len(dp.flows) == 10 and sw.flows_not_cached == 21
+        first = frame("02:00:00:00:02:00", MAC_B)
+        hit, _ = deliver(sw, p["p1"], first)
+        assert hit is not None  # an established flow stays in the fast path
+    finally:
+        sw.close()

@@ -156,3 +156,23 @@ def test_client_times_out(sock_path):
         with pytest.raises(TimeoutError, match="no reply from vswitchd"):
             rpc.call(sock_path, "wait", {"seconds": 30}, timeout=0.2)
         assert rpc.call(sock_path, "wait", {}) == "done"
+
+
+def big(method, params):
+    return "x" * params.get("size", 0)
+
+
+def test_deep_nesting_and_huge_replies_get_errors_and_the_server_keeps_serving(sock_path):
+    with running_server(sock_path, big), socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(10)
+        conn.connect(sock_path)
+        deep = b'{"id": 1, "method": "m", "params": {"a": ' + b"[" * 5000 + b"]" * 5000 + b"}}\n"
+        reply = raw_exchange(conn, deep)
+        assert reply["error"]["code"] == rpc.INVALID_REQUEST and "nested deeper" in reply["error"]["message"]
+        reply = raw_exchange(conn, b'{"id": 2, "method": "m", "params": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}\n")
+        assert "nested deeper than 32" in reply["error"]["message"] and reply["id"] == 2
+        reply = raw_exchange(conn, json.dumps({"id": 3, "method": "m",
+                                               "params": {"size": rpc.MAX_REPLY + 1}}).encode() + b"\n")
+        assert reply["id"] == 3 and "over the limit" in reply["error"]["message"]
+        reply = raw_exchange(conn, json.dumps({"id": 4, "method": "m", "params": {"size": 10}}).encode() + b"\n")
+        assert reply["result"] == "x" * 10

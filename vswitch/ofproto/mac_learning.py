@@ -27,10 +27,16 @@ class MacTable:
         self.entries = OrderedDict()  # (vlan, mac) -> MacEntry, oldest first
 
     def configure(self, aging_time=None, max_entries=None):
+        """New limits; a smaller size evicts the oldest entries at once (the
+        table never stays over its size).  Returns the evicted keys."""
         if aging_time:
             self.aging_time = aging_time
+        evicted = []
         if max_entries:
             self.max_entries = max_entries
+            while len(self.entries) > self.max_entries:
+                evicted.append(self.entries.popitem(last=False)[0])
+        return evicted
 
     def lookup(self, vlan, mac, now):
         entry = self.entries.get((vlan, mac))
