@@ -51,7 +51,7 @@ class Txn:
 
     def find(self, table, name):
         for uuid, row in self.config[table].items():
-            if row["name"] == name:
+            if row.get("name") == name:   # SSL rows have no name
                 return uuid, row
         return None, None
 
@@ -88,6 +88,8 @@ class Txn:
         """A row by uuid or name, as ovs-vsctl's RECORD argument."""
         if key in self.config[table]:
             return key, self.config[table][key]
+        if key == "." and table == "SSL" and len(self.config[table]) == 1:
+            return next(iter(self.config[table].items()))   # ovs-vsctl's "." for the SSL row
         uuid, row = self.find(table, key)
         if row is None:
             raise CommandError(f'no row "{key}" in table {table}')
@@ -398,7 +400,7 @@ def cmd_list(txn, args, opts):
     if len(args) > 1:
         uuids = [txn.record(table, key)[0] for key in args[1:]]
     else:
-        uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u]["name"])
+        uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u].get("name", u))
     if "--columns" in opts:
         names = schema.split_top(opts["--columns"])
     else:
@@ -493,6 +495,34 @@ def cmd_get_controller(txn, args, opts):
 
 def cmd_del_controller(txn, args, opts):
     txn.bridge(args[0])[1]["controller"] = []
+    return None
+
+
+# ---------------------------------------------------------------- SSL
+
+def cmd_set_ssl(txn, args, opts):
+    """As ovs-vsctl set-ssl, except that nothing is stored that the switch
+    could not use: each file must be readable PEM of its kind (absolute
+    paths: the switch reads them, not vsctl), and the key must fit the
+    certificate.  The one SSL row is replaced."""
+    from vswitch.ofproto.conn import tls    # ssl only when asked for
+    try:
+        tls.check_files(*args)
+    except tls.TLSConfigError as exc:
+        raise CommandError(f"set-ssl: {exc}") from None
+    txn.config["SSL"] = {}
+    txn.insert("SSL", private_key=args[0], certificate=args[1], ca_cert=args[2], bootstrap_ca_cert=False)
+    return None
+
+
+def cmd_get_ssl(txn, args, opts):
+    for row in txn.config["SSL"].values():
+        return {key: row[key] for key in ("private_key", "certificate", "ca_cert", "bootstrap_ca_cert")}
+    return None
+
+
+def cmd_del_ssl(txn, args, opts):
+    txn.config["SSL"] = {}
     return None
 
 
@@ -615,6 +645,10 @@ _TABLE = [
     ("set-controller", 2, None, {}, cmd_set_controller, False, "BR TARGET...", "set the controllers"),
     ("get-controller", 1, 1, {}, cmd_get_controller, True, "BR", "print the controllers"),
     ("del-controller", 1, 1, {}, cmd_del_controller, False, "BR", "delete the controllers"),
+    ("set-ssl", 3, 3, {}, cmd_set_ssl, False, "PRIV-KEY CERT CA-CERT",
+     "set the SSL configuration (absolute paths of PEM files)"),
+    ("get-ssl", 0, 0, {}, cmd_get_ssl, True, "", "print the SSL configuration"),
+    ("del-ssl", 0, 0, {}, cmd_del_ssl, False, "", "delete the SSL configuration"),
     ("fdb-show", 1, 1, {}, cmd_fdb_show, True, "BR", "print the MAC learning table of BR"),
     ("fdb-flush", 0, 1, {}, cmd_fdb_flush, True, "[BR]", "flush the MAC learning table(s)"),
     ("dump-ports", 1, 2, {}, cmd_dump_ports, True, "BR [PORT]", "print port counters"),

@@ -71,6 +71,12 @@ def render_show(show):
     return "\n".join(lines)
 
 
+def render_ssl(ssl):
+    """get-ssl, as ovs-vsctl prints it."""
+    return (f"Private key: {ssl['private_key']}\nCertificate: {ssl['certificate']}\n"
+            f"CA Certificate: {ssl['ca_cert']}\nBootstrap: {'true' if ssl['bootstrap_ca_cert'] else 'false'}")
+
+
 def render_fdb(entries):
     lines = [" port  VLAN  MAC                Age"]
     lines += [f"{e['port']:>5}  {e['vlan']:>4}  {e['mac']:<17}  {e['age']:>3}" for e in entries]
@@ -154,6 +160,7 @@ RENDERERS = {
     "list": render_records,
     "show": render_show,
     "fdb-show": render_fdb,
+    "get-ssl": render_ssl,
     "dump-ports": render_ports,
     "dpctl-dump-flows": render_dp_flows,
     "dump-dp-flows": render_dp_flows,

@@ -424,6 +424,17 @@ TABLES = {
             ("ifindex", IntType(0, INT64_MAX)),
         )),
     ),
+    # OVS's SSL table, which OVS references from its Open_vSwitch row; there
+    # is no Open_vSwitch table here, so the table holds at most one row,
+    # written only by set-ssl (which checks the files first) and del-ssl:
+    # the columns are read-only to set/clear.  Bootstrapping the CA
+    # certificate is not supported, so bootstrap_ca_cert is always false.
+    "SSL": _columns(
+        Column("private_key", StringType(), mutable=False),
+        Column("certificate", StringType(), mutable=False),
+        Column("ca_cert", StringType(), mutable=False),
+        Column("bootstrap_ca_cert", BoolType(), mutable=False),
+    ),
 }
 
 # The other_config keys the switch reads, with their validators: every other
