@@ -30,7 +30,7 @@ import time
 from importlib import resources
 
 import vswitch
-from vswitch import metrics, rpc, vlog
+from vswitch import rpc, vlog
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
@@ -44,6 +44,7 @@ log = logging.getLogger("vswitch.daemon")
 DEFAULT_RUNDIR = "/run/vswitch"
 DEFAULT_DB = "/var/lib/vswitch/conf.db"
 REVALIDATE_SECONDS = 1.0
+LOCK_WAIT = 1.0  # seconds a new daemon waits for an exiting one's pid lock
 # --monitor restarts a daemon killed by one of these (OVS's list, plus
 # SIGKILL: the OOM killer's), at most once per RESTART_BACKOFF seconds.
 RESTART_SIGNALS = frozenset({signal.SIGABRT, signal.SIGALRM, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
@@ -94,6 +95,13 @@ exit status:
   says why, naming the file or directory)."""
 
 
+def _metrics_listen(text):
+    # prometheus-client is imported only when metrics are asked for: a
+    # restart pays for every module imported before the ports reopen.
+    from vswitch import metrics
+    return metrics.listen_argument(text)
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -135,7 +143,7 @@ def parse_args(argv):
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
                    help="pinned poll threads spin instead of sleeping when idle: lower "
                         "latency on a CPU the switch owns, worse on a shared one (default no)")
-    p.add_argument("--metrics", metavar="[HOST:]PORT", type=metrics.listen_argument, default=None,
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -156,27 +164,50 @@ def cpus_of_mask(text):
 
 
 class PidLock:
-    """RUNDIR/vswitchd.pid, held with flock for the daemon's whole life."""
+    """RUNDIR/vswitchd.pid, held with flock for the daemon's whole life.
+
+    A daemon still exiting holds it for a moment (about 0.1 s after SIGTERM):
+    a new one waits up to LOCK_WAIT seconds for it instead of being refused,
+    so `kill OLD; vswitchd ...` works.  The exiting daemon unlinks the file
+    before closing it, so a lock won on that old inode is retried on the
+    file now at the path."""
 
     def __init__(self, path):
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
-            os.close(self.fd)
-            raise SystemExit(f"vswitchd: another vswitchd (pid {other or '?'}) is running "
-                             f"on {os.path.dirname(path)}")
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    os.close(self.fd)
+                    time.sleep(0.01)
+                    continue
+                other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+                os.close(self.fd)
+                raise SystemExit(f"vswitchd: another vswitchd (pid {other or '?'}) is running "
+                                 f"on {os.path.dirname(path)}")
+            try:
+                if os.stat(path).st_ino == os.fstat(self.fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)  # won the lock of a file the old daemon just unlinked
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self):
+        """Idempotent: the daemon lets go as soon as its ports are closed."""
+        if self.fd is None:
+            return
         try:
-            os.unlink(self.path)
+            if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                os.unlink(self.path)  # ours, not a successor's
         except FileNotFoundError:
             pass
         os.close(self.fd)
+        self.fd = None
 
 
 def _reason(exc):
@@ -217,6 +248,7 @@ class Daemon:
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)
         self.switch.wake = self._schedule_features
+        self.pid_lock = None  # set by main: released as soon as the ports are closed
         self.runtime = vlog.Runtime(self.switch)  # the Switch, plus vlog_set / vlog_list
         self.linkmon = None
         self._feature_timer = None  # asyncio TimerHandle of the next run_features
@@ -238,12 +270,13 @@ class Daemon:
         self._save_ofports()
         for name in set(self.connmgrs) - set(self.switch.of):
             self.connmgrs.pop(name).close()
+        ssl_row = next(iter(config.get("SSL", {}).values()), None)  # set-ssl's single row
         for name, ofs in self.switch.of.items():
             mgr = self.connmgrs.get(name)
             if mgr is None or mgr.switch is not ofs:
                 mgr = self.connmgrs[name] = ConnManager(
                     ofs, self.args.rundir, on_change=lambda n=name: self.switch.flush_bridge(n))
-            mgr.reconcile(ofs.controllers)
+            mgr.reconcile(ofs.controllers, ssl_row)
 
     def dispatch(self, method, params):
         if method == "transact":
@@ -333,6 +366,7 @@ class Daemon:
         self._schedule_features()
         metrics_server = None
         if self.args.metrics:  # before the control socket: a busy port stops the start
+            from vswitch import metrics
             metrics_server = await metrics.start_metrics_server(self.switch, *self.args.metrics)
         server = await rpc.start_server(self.sock_path, self.dispatch)
         revalidator = asyncio.create_task(self._revalidator())
@@ -354,11 +388,16 @@ class Daemon:
             for mgr in self.connmgrs.values():
                 mgr.close()
             if metrics_server is not None:
+                from vswitch import metrics
                 await metrics.stop_metrics_server(metrics_server)
             server.close()
             await server.wait_closed()
             loop.remove_reader(self.dp.upcall_fd)
             self.switch.close()
+            if self.pid_lock is not None:
+                # Ports are closed: a successor may take over now, while the
+                # poll threads are joined and the rest is torn down.
+                self.pid_lock.release()
             self.dp.close()
             self.store.close()
             try:
@@ -604,6 +643,7 @@ def _run(args, ready, failed):
                 raise StartupError(f"vswitchd: cannot write pidfile {args.pidfile}: {_reason(exc)}") from None
             extra_pidfile = args.pidfile
         daemon = Daemon(args)
+        daemon.pid_lock = lock
         asyncio.run(daemon.run(on_ready))
     except StartupError as exc:
         return _fail(str(exc), failed)

@@ -33,6 +33,7 @@ def test_numbers_are_per_bridge_requested_and_survive_a_restart(tmp_path):
         # A restart brings the same numbers back, not a compacted 1, 2.
         assert vs.stop()
         topo.vs = vs = VSwitchd(topo.sw, str(tmp_path)).start()
+        topo.stack.callback(vs.stop)  # the topology stops only the daemon it started
         assert [ofport(vs, n) for n in ("a2", "a3")] == [2, 5000]
         assert [ofport(vs, n) for n in ("b1", "b2")] == [1, 2]
         if have("ovs-ofctl"):
