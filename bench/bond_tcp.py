@@ -57,7 +57,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from helpers import netns  # noqa: E402
-from run import wait_until  # noqa: E402  (bench/run.py: the one the benches share)
+from run import stop_proc, wait_until  # noqa: E402  (bench/run.py's, shared by the benches)
 
 IP_C, IP_M = "10.88.0.1", "10.88.0.2"
 PORT = 5201
@@ -121,17 +121,6 @@ def stop_pid(pid, grace=10):
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-
-
-def stop_proc(proc, timeout=3):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def cpu_ns(pid):

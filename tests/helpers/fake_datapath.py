@@ -16,7 +16,27 @@ including frames the slow path executed or features transmitted.
 """
 from dataclasses import dataclass
 
+from vswitch.config.commands import execute
+from vswitch.config.schema import empty_config
 from vswitch.datapath import dpif, flowkey
+
+
+class Clock:
+    """The switch's injected clock: tests move `now` by hand."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def configure(switch, *chain):
+    """Runs vsctl commands (lists of words) on the switch's config and applies it."""
+    config = switch.config or empty_config()
+    config, _ = execute(config, [list(c) for c in chain], switch)
+    switch.apply_config(config)
+    return config
 
 
 @dataclass

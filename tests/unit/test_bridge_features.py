@@ -2,33 +2,16 @@
 Bridge, features and NORMAL over tests/helpers/fake_datapath.py, with an
 injected clock."""
 import pytest
-from helpers.fake_datapath import FakeDatapath
-from scapy.layers.inet import IP, TCP, UDP
+from helpers.fake_datapath import Clock, FakeDatapath, configure
+from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from vswitch.bridge.bridge import FEATURE_COOKIE_BASE
 from vswitch.cfm import ccm as C
-from vswitch.config.commands import execute
-from vswitch.config.schema import empty_config
 from vswitch.lacp import pdu as lacp_pdu
 from vswitch.switch import Switch
 
 MAC_A, MAC_B, MAC_C = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def configure(switch, *chain):
-    config = switch.config or empty_config()
-    config, _ = execute(config, [list(c) for c in chain], switch)
-    switch.apply_config(config)
-    return config
 
 
 def frame(src, dst, sport=1000, dport=80, proto=TCP):

@@ -4,14 +4,12 @@ HTTP server answers, refuses and times out as it should."""
 import asyncio
 
 import pytest
-from helpers.fake_datapath import FakeDatapath
+from helpers.fake_datapath import Clock, FakeDatapath, configure
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from scapy.layers.l2 import Ether
 
 from vswitch import metrics
-from vswitch.config.commands import execute
-from vswitch.config.schema import empty_config
 from vswitch.linkmon import LinkEvent
 from vswitch.switch import Switch
 
@@ -54,21 +52,6 @@ class StatsDatapath(FakeDatapath):
 
     def pmd_stats(self):
         return [dict(p) for p in self.PMDS]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-def configure(switch, *chain):
-    config = switch.config or empty_config()
-    config, _ = execute(config, [list(c) for c in chain], switch)
-    switch.apply_config(config)
-    return config
 
 
 def make_switch(dp):

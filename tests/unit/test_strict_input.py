@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from vswitch.cli.vsctl import split_commands
 from vswitch.config.commands import CommandError, execute
 from vswitch.config.schema import empty_config
 from vswitch.ofproto import ofctl_runtime
@@ -243,14 +244,7 @@ def test_groups_take_port_names():
 # --- configuration: only what the switch acts on is stored ---------------------
 
 def _run(config, text):
-    commands, current = [], []
-    for word in shlex.split(text):
-        if word == "--":
-            commands.append(current)
-            current = []
-        else:
-            current.append(word)
-    return execute(config, commands + [current])[0]
+    return execute(config, split_commands(shlex.split(text)))[0]
 
 
 @pytest.fixture
