@@ -22,7 +22,8 @@ store as OVS keeps the Interface ofport column), else the lowest free one; a
 bridge's own internal interface is OpenFlow's LOCAL (65534).
 
 Each interface keeps its netdev's last link state for the OVS columns
-link_state, admin_state, link_resets, mtu, mac_in_use and ifindex.
+link_state, admin_state, link_resets, mtu, mac_in_use and ifindex; `error`
+says why its netdev is not open.
 Without a link monitor (none could be opened) `retry_failed` is the
 revalidator's once-a-second fallback.
 """
@@ -305,6 +306,8 @@ class Interfaces:
             return None
         if column == "link_resets":
             return iface.link_resets
+        if column == "error":
+            return self.status(name).get("error")
         if ev is None:
             return None
         return {"link_state": "up" if ev.carrier else "down",

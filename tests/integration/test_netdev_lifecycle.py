@@ -49,6 +49,8 @@ def test_deleted_veth_idles_and_a_recreated_one_forwards_again(tmp_path):
         netns.run(topo.sw, "ip", "link", "del", "p2")
         wait_for(lambda: "went away" in topo.vs.vsctl("get", "interface", "p2", "status"),
                  what="p2's status to report the lost netdev")
+        assert 'error: "network device p2 went away"' in topo.vs.vsctl("show")  # as ovs-vsctl show
+        assert "went away" in topo.vs.vsctl("get", "interface", "p2", "error")
         assert cpu_share(topo.vs.pid) < 0.02
         recreate_veth(topo, "p2", mac)
         start = time.monotonic()

@@ -308,6 +308,13 @@ def _without_refs(table, row):
             if not isinstance(schema.TABLES[table][name].type, schema.RefListType)}
 
 
+def _with_error(txn, iface):
+    """The interface's `error` (why its netdev is not open), as ovs-vsctl show prints it."""
+    column = getattr(txn.runtime, "netdev_column", None)
+    error = column("Interface", "error", iface["name"]) if column else None
+    return dict(iface, error=error) if error else iface
+
+
 def cmd_show(txn, args, opts):
     config = txn.config
     bridges = []
@@ -316,7 +323,7 @@ def cmd_show(txn, args, opts):
         for port in sorted((config["Port"][u] for u in bridge["ports"]), key=lambda row: row["name"]):
             ifaces = sorted((config["Interface"][u] for u in port["interfaces"]), key=lambda row: row["name"])
             ports.append(dict(_without_refs("Port", port),
-                              interfaces=[_without_refs("Interface", i) for i in ifaces]))
+                              interfaces=[_with_error(txn, _without_refs("Interface", i)) for i in ifaces]))
         bridges.append(dict(_without_refs("Bridge", bridge), ports=ports))
     return {"bridges": bridges, "version": __version__}
 

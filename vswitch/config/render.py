@@ -66,7 +66,7 @@ def render_show(show):
             for iface in port["interfaces"]:
                 lines.append(f"            Interface {format_value(iface['name'])}")
                 lines += [f"                {key}: {format_value(iface[key])}"
-                          for key in ("type", "options") if iface.get(key)]
+                          for key in ("type", "options", "error") if iface.get(key)]
     lines.append(f"    vswitch_version: {json.dumps(show.get('version', ''))}")
     return "\n".join(lines)
 

@@ -422,6 +422,7 @@ TABLES = {
             ("mtu", IntType(0, INT64_MAX)),
             ("mac_in_use", StringType(optional=True)),
             ("ifindex", IntType(0, INT64_MAX)),
+            ("error", StringType(optional=True)),
         )),
     ),
     # OVS's SSL table, which OVS references from its Open_vSwitch row; there
