@@ -8,16 +8,29 @@ with exponential backoff (1 s doubling to 8 s); passive ones (ptcp:, punix:)
 are listened on.  Listening sockets are bound synchronously, so a socket
 exists as soon as the vsctl command that asked for it returns.  Role state
 (one master, generation id) is shared by the bridge's connections and kept
-here.  `reconcile(targets)` is called after every configuration change.
+here.  `reconcile(targets, ssl_row)` is called after every configuration
+change.
+
+ssl: and pssl: are tcp: and ptcp: wrapped in TLS with the contexts built
+from the SSL row (conn/tls.py): mutual authentication, TLS 1.2 or later.  A
+pssl listener accepts TCP itself and counts the connection against the caps
+before the handshake, which must end within tls.HANDSHAKE_TIMEOUT; a failed
+handshake is logged (as refusals are, sparingly) with the reason.  When the
+SSL row changes (or its files do, seen at the next reconcile), every
+ssl/pssl listener and dialler is stopped (dropping its connections) and
+started again with the new contexts; without a usable SSL row they are not
+started, and the log says why.
 """
 import asyncio
 import logging
 import os
 import socket
+import ssl
 import stat
 import time
 
 from vswitch.ofproto.conn import targets as targets_mod
+from vswitch.ofproto.conn import tls
 from vswitch.ofproto.conn.ofconn import OFConnection
 from vswitch.ofproto.ofp.constants import OFPCR_ROLE_MASTER, OFPCR_ROLE_SLAVE
 from vswitch.ofproto.ofp import OFPError
@@ -41,13 +54,17 @@ class ConnManager:
         self.services = {}            # target text -> (server task or dialer task, socket)
         self.rundir = os.path.realpath(rundir)
         self._refused, self._refusal_logged_at = 0, float("-inf")
+        self.ssl_config, self.tls = None, None   # tls.SSLConfig, tls.Contexts (None: unusable)
+        self._ssl_state = (None, None)             # the config and its files' stat, as last applied
+        self._ssl_missing_logged = set()           # ssl targets already logged as waiting for set-ssl
         self.mgmt_path = os.path.join(rundir, f"{switch.name}.mgmt")
         switch.notify = self.notify
         self._listen("mgmt", targets_mod.Target(f"punix:{self.mgmt_path}", False, "unix",
                                                 path=self.mgmt_path), primary=False)
 
     # ------------------------------------------------------------ targets
-    def reconcile(self, target_texts):
+    def reconcile(self, target_texts, ssl_row=None):
+        self._set_ssl(tls.SSLConfig.from_row(ssl_row))
         wanted = set(target_texts)
         for text in list(self.services):
             if text != "mgmt" and text not in wanted:
@@ -58,11 +75,37 @@ class ConnManager:
             except (targets_mod.TargetError, ValueError) as exc:
                 log.error("%s: %s", self.switch.name, exc)
                 continue
+            if target.tls and self.tls is None:
+                if text not in self._ssl_missing_logged:
+                    self._ssl_missing_logged.add(text)
+                    why = "it is unusable (see above)" if self.ssl_config else "none is set"
+                    log.error("%s: not starting %s: it needs the SSL configuration and %s "
+                              "(vsctl set-ssl PRIVKEY CERT CACERT)", self.switch.name, text, why)
+                continue
             if target.active:
-                task = asyncio.get_running_loop().create_task(self._dial(target))
+                task = asyncio.get_running_loop().create_task(self._dial(target, self.tls))
                 self.services[text] = (task, None)
             else:
                 self._listen(text, target, primary=True)
+
+    def _set_ssl(self, config):
+        """A changed SSL row: new contexts, and the ssl/pssl services restarted
+        with them (reconcile starts them again)."""
+        state = (config, tls.files_state(config))
+        if state == self._ssl_state:
+            return
+        self._ssl_state = state
+        self.ssl_config, self.tls = config, None
+        self._ssl_missing_logged.clear()
+        if config is not None:
+            try:
+                self.tls = tls.Contexts(config)
+            except tls.TLSConfigError as exc:
+                log.error("%s: the SSL configuration cannot be used: %s", self.switch.name, exc)
+        for text in list(self.services):
+            if text.startswith(("ssl:", "pssl:")):
+                log.info("%s: SSL configuration changed, restarting %s", self.switch.name, text)
+                self._stop(text)
 
     def _unix_path_allowed(self, path):
         """punix paths stay inside the run directory (as OVS confines them),
@@ -100,7 +143,17 @@ class ConnManager:
             log.error("%s: cannot listen on %s: %s", self.switch.name, target.text, exc)
             return
 
-        holder = {"conns": set()}
+        holder = {"conns": set(), "tasks": set()}
+        name = f"{self.switch.name}<->{target.text}"
+
+        async def serve_tls(contexts):
+            loop = asyncio.get_running_loop()
+            while True:
+                conn_sock, addr = await loop.sock_accept(sock)
+                task = loop.create_task(self._accept_tls(conn_sock, addr, name, primary,
+                                                         holder["conns"], contexts))
+                holder["tasks"].add(task)
+                task.add_done_callback(holder["tasks"].discard)
 
         async def serve():
             start = asyncio.start_unix_server if target.kind == "unix" else asyncio.start_server
@@ -108,38 +161,58 @@ class ConnManager:
                 lambda r, w: self._accept(r, w, f"{self.switch.name}<->{target.text}", primary,
                                           holder["conns"]), sock=sock)
             await holder["server"].serve_forever()
-        task = asyncio.get_running_loop().create_task(serve())
+        task = asyncio.get_running_loop().create_task(serve_tls(self.tls) if target.tls else serve())
         self.services[key] = (task, (sock, target, holder))
         log.info("%s: listening for OpenFlow on %s", self.switch.name, target.text)
 
-    async def _dial(self, target):
+    async def _dial(self, target, contexts=None):
         backoff = BACKOFF_MIN
         name = f"{self.switch.name}->{target.text}"
         while True:
             try:
                 if target.kind == "unix":
                     reader, writer = await asyncio.open_unix_connection(target.path)
+                elif target.tls:
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                        target.host, target.port, ssl=contexts.client,
+                        ssl_handshake_timeout=tls.HANDSHAKE_TIMEOUT), 5 + tls.HANDSHAKE_TIMEOUT)
+                    self._log_peer(name, writer)
                 else:
                     reader, writer = await asyncio.wait_for(
                         asyncio.open_connection(target.host, target.port), 5)
             except (OSError, asyncio.TimeoutError) as exc:
-                log.info("%s: connection failed (%s), retrying in %.0f s", name, exc, backoff)
+                if isinstance(exc, ssl.SSLError):
+                    log.warning("%s: TLS handshake failed (%s), retrying in %.0f s", name,
+                                tls.describe_failure(exc), backoff)
+                else:
+                    log.info("%s: connection failed (%s), retrying in %.0f s", name, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             started = self.clock()
-            await self._run(reader, writer, name, True)
+            conn = await self._run(reader, writer, name, True)
             if self.clock() - started > BACKOFF_MAX:
                 backoff = BACKOFF_MIN
-            log.info("%s: disconnected, reconnecting in %.0f s", name, backoff)
+            if isinstance(conn.error, ssl.SSLError):
+                # With TLS 1.3 a peer refusing our certificate says so after
+                # our side of the handshake is done: at the first read.
+                log.warning("%s: disconnected by a TLS error (%s), reconnecting in %.0f s", name,
+                            tls.describe_failure(conn.error), backoff)
+            else:
+                log.info("%s: disconnected, reconnecting in %.0f s", name, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, BACKOFF_MAX)
 
-    async def _accept(self, reader, writer, name, primary, listener_conns):
-        """A connection a listener accepted, within the caps."""
+    def _over_caps(self, name, listener_conns):
         if len(listener_conns) >= MAX_CONNS_PER_LISTENER or len(self.conns) >= MAX_CONNS:
             self.log_refusal(f"{name}: too many OpenFlow connections "
                              f"({len(listener_conns)} on this listener, {len(self.conns)} in all), refused")
+            return True
+        return False
+
+    async def _accept(self, reader, writer, name, primary, listener_conns):
+        """A connection a listener accepted, within the caps."""
+        if self._over_caps(name, listener_conns):
             writer.close()
             return
         marker = object()
@@ -148,6 +221,40 @@ class ConnManager:
             await self._run(reader, writer, name, primary)
         finally:
             listener_conns.discard(marker)
+
+    async def _accept_tls(self, conn_sock, addr, name, primary, listener_conns, contexts):
+        """A pssl connection: counted against the caps from the start, then
+        the TLS handshake (bounded in time), then OpenFlow."""
+        if self._over_caps(name, listener_conns):
+            conn_sock.close()
+            return
+        marker = object()
+        listener_conns.add(marker)
+        try:
+            loop = asyncio.get_running_loop()
+            reader = asyncio.StreamReader(loop=loop)
+            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            try:
+                transport, _ = await asyncio.wait_for(loop.connect_accepted_socket(
+                    lambda: protocol, conn_sock, ssl=contexts.server,
+                    ssl_handshake_timeout=tls.HANDSHAKE_TIMEOUT), tls.HANDSHAKE_TIMEOUT + 1)
+            except (OSError, asyncio.TimeoutError) as exc:   # ssl.SSLError is an OSError
+                conn_sock.close()
+                self.log_refusal(f"{name}: TLS handshake with {_peer(addr)} failed: "
+                                 f"{tls.describe_failure(exc)}; connection refused")
+                return
+            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+            self._log_peer(f"{name} ({_peer(addr)})", writer)
+            await self._run(reader, writer, name, primary)
+        finally:
+            listener_conns.discard(marker)
+
+    @staticmethod
+    def _log_peer(name, writer):
+        cert = writer.get_extra_info("peercert") or {}
+        subject = ", ".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+        version = writer.get_extra_info("ssl_object").version() or "connection"
+        log.info("%s: TLS %s with peer certificate %s", name, version, subject or "(no subject)")
 
     def log_refusal(self, message):
         """Refused peers are logged at most once per REFUSAL_LOG_INTERVAL, with a
@@ -168,12 +275,15 @@ class ConnManager:
         conn = OFConnection(self, reader, writer, name, primary)
         self.conns.add(conn)
         await conn.run()
+        return conn
 
     def _stop(self, key):
         task, listen = self.services.pop(key)
         task.cancel()
         if listen:
             sock, target, holder = listen
+            for pending in list(holder.get("tasks", ())):
+                pending.cancel()         # TLS handshakes under way
             if "server" in holder:
                 holder["server"].close()   # closes the socket it owns
             else:
@@ -225,3 +335,8 @@ class ConnManager:
             if conn.wants(kind, reason):
                 msg.version, msg.xid = conn.version, 0
                 conn.send(msg)
+
+
+def _peer(addr):
+    host, port = addr[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -45,6 +45,7 @@ class OFConnection:
         self.role = OFPCR_ROLE_EQUAL
         self.async_masks = dict(DEFAULT_ASYNC if primary else NO_ASYNC)
         self.closed = False
+        self.error = None  # the OSError that ended the connection, if one did
 
     # ------------------------------------------------------------ sending
     def send(self, msg):
@@ -110,7 +111,8 @@ class OFConnection:
                     if not self.handle_raw(raw):
                         return
                 await self.writer.drain()
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError) as exc:   # ssl.SSLError too: e.g. the peer refused our certificate
+            self.error = exc
             return
         finally:
             self.close()

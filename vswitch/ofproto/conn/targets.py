@@ -1,8 +1,10 @@
 """Controller target strings -> (kind, address), as ovs-vsctl set-controller
-takes them: tcp:IP[:PORT], unix:PATH (active); ptcp:[PORT][:IP], punix:PATH
-(passive).  ptcp binds 127.0.0.1 unless an address is given (not every
-interface, as OVS would: a controller port should not be open to the world by
-default).  ssl:/pssl: are not supported yet."""
+takes them: tcp:IP[:PORT], ssl:IP[:PORT], unix:PATH (active); ptcp:[PORT][:IP],
+pssl:[PORT][:IP], punix:PATH (passive).  ptcp and pssl bind 127.0.0.1 unless
+an address is given (not every interface, as OVS would: a controller port
+should not be open to the world by default).  ssl and pssl are TCP with
+`tls` set: the connection manager wraps them in TLS with the SSL row's
+key, certificate and CA certificate (conn/tls.py)."""
 from dataclasses import dataclass
 
 DEFAULT_PORT = 6653
@@ -16,6 +18,7 @@ class Target:
     host: str = ""
     port: int = 0
     path: str = ""
+    tls: bool = False  # ssl: / pssl:
 
 
 class TargetError(ValueError):
@@ -26,14 +29,13 @@ def parse(text):
     method, _, rest = text.partition(":")
     if method in ("unix", "punix"):
         return Target(text, method == "unix", "unix", path=rest)
-    if method == "tcp":
+    if method in ("tcp", "ssl"):
         host, port = _host_port(rest)
-        return Target(text, True, "tcp", host, port or DEFAULT_PORT)
-    if method == "ptcp":
+        return Target(text, True, "tcp", host, port or DEFAULT_PORT, tls=method == "ssl")
+    if method in ("ptcp", "pssl"):
         port, _, host = rest.partition(":")
-        return Target(text, False, "tcp", (host or "127.0.0.1").strip("[]"), int(port or DEFAULT_PORT))
-    if method in ("ssl", "pssl"):
-        raise TargetError(f"{text}: SSL connections are not supported yet")
+        return Target(text, False, "tcp", (host or "127.0.0.1").strip("[]"), int(port or DEFAULT_PORT),
+                      tls=method == "pssl")
     raise TargetError(f"{text}: unknown connection method {method}")
 
 

@@ -120,12 +120,21 @@ class Contexts:
         self.client = _context("client", config)
 
 
+# TLS alerts by which a peer says it does not accept our certificate.
+_REFUSED_US = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+               "TLSV13_ALERT_CERTIFICATE_REQUIRED", "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE",
+               "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED"}
+
+
 def describe_failure(exc):
     """A handshake failure as one short line for the log."""
     if isinstance(exc, ssl.SSLCertVerificationError):
         return f"peer certificate refused: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
+        reason = exc.reason or str(exc)
+        if reason in _REFUSED_US:
+            return f"the peer refused our certificate ({reason})"
+        return reason
     if isinstance(exc, asyncio.TimeoutError):
         return f"no TLS handshake within {HANDSHAKE_TIMEOUT:g} s"
     return str(exc) or type(exc).__name__
