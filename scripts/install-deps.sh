@@ -4,7 +4,7 @@
 # (apt's own DPkg::Lock::Timeout, up to 10 minutes) instead of failing.
 set -eu
 need=""
-for pkg in openvswitch-switch tshark nfdump pmacct iproute2 iputils-ping ethtool iperf3 tcpdump socat gcc python3-venv qemu-system-x86 linux-image-amd64 busybox-static; do
+for pkg in openvswitch-switch openvswitch-testcontroller tshark nfdump pmacct iproute2 iputils-ping ethtool iperf3 tcpdump socat gcc python3-venv qemu-system-x86 linux-image-amd64 busybox-static; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
 done
 if [ -n "$need" ]; then
