@@ -224,8 +224,10 @@ def open_store(path):
 
 
 def make_dir(path, what):
+    """A directory the daemon creates is root's alone (0700, whatever the
+    umask); an existing one is left as its owner made it."""
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except FileExistsError:
         raise StartupError(f"vswitchd: cannot create {what} {path}: not a directory") from None
     except OSError as exc:

@@ -249,3 +249,19 @@ def test_log_file_in_missing_directory_is_one_line(tmp_path):
 
 def test_missing_syslog_socket_is_a_warning(tmp_path):
     assert vlog.syslog_handler(str(tmp_path / "nolog")) is None
+
+
+def test_directories_the_daemon_creates_are_0700_under_umask_000(tmp_path):
+    import stat
+
+    from vswitch.config.store import ConfigStore
+    from vswitch.daemon import make_dir
+    old = os.umask(0)
+    try:
+        make_dir(str(tmp_path / "run" / "vswitch"), "run directory")
+        store = ConfigStore(str(tmp_path / "lib" / "conf.db"))
+        store.close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "run" / "vswitch").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "lib").st_mode) == 0o700

@@ -19,7 +19,7 @@ class ConfigStore:
     def __init__(self, path):
         self.path = path
         parent = os.path.dirname(os.path.abspath(path))
-        os.makedirs(parent, exist_ok=True)
+        os.makedirs(parent, mode=0o700, exist_ok=True)  # root's alone if we create it
         # isolation_level=None: we issue BEGIN/COMMIT ourselves.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
