@@ -29,6 +29,11 @@ def tcp(ns, port=PORT):
     return s
 
 
+def ptcp_listener(topo):
+    topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
+    wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+
+
 def test_punix_outside_rundir_or_over_a_file_is_refused_and_the_file_untouched(tmp_path):
     victim_dir = tmp_path / "elsewhere"
     victim_dir.mkdir()
@@ -65,8 +70,7 @@ def test_sockets_are_0600_under_umask_000(tmp_path):
 
 def test_connection_flood_is_capped_and_vsctl_keeps_answering(tmp_path):
     with switch_with_bridge(tmp_path) as topo:
-        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
-        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        ptcp_listener(topo)
         flood = []
         try:
             for _ in range(3 * MAX_CONNS_PER_LISTENER):
@@ -94,8 +98,7 @@ def test_connection_flood_is_capped_and_vsctl_keeps_answering(tmp_path):
 
 def test_a_peer_without_hello_is_dropped(tmp_path):
     with switch_with_bridge(tmp_path) as topo:
-        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
-        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        ptcp_listener(topo)
         s = tcp(topo.sw)
         s.settimeout(HELLO_TIMEOUT + 5)
         start = time.monotonic()
@@ -108,8 +111,7 @@ def test_a_peer_without_hello_is_dropped(tmp_path):
 
 def test_two_replies_over_tcp_are_not_delayed_by_nagle(tmp_path):
     with switch_with_bridge(tmp_path) as topo:
-        topo.vs.vsctl("set-controller", "br0", f"ptcp:{PORT}:127.0.0.1")
-        wait_for(lambda: f":{PORT}" in netns.run(topo.sw, "ss", "-ltn").stdout, what="ptcp listener")
+        ptcp_listener(topo)
         s = tcp(topo.sw)
         s.sendall(HELLO13)
         s.recv(8)
