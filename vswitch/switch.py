@@ -142,7 +142,7 @@ class Switch:
                 if port:
                     ifaces = (config["Interface"].get(u) for u in port.get("interfaces", []))
                     ports[port["name"]] = PortConfig(port, {i["name"]: i for i in ifaces if i})
-            changed |= bridge.configure(BridgeConfig(br, ports, now))
+            changed |= bridge.configure(BridgeConfig(br, ports, now, config))
             self._sync_of_ports(bridge)
         for name in set(self.bridges) - names:
             self.bridges.pop(name).close()
@@ -264,6 +264,8 @@ class Switch:
             return
         result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
         _merge_masks(result.mask, special_mask)
+        result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask,
+                                              result.tags)  # mirrors
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now, up.packed_key)
@@ -272,6 +274,8 @@ class Switch:
     def _handle_openflow_upcall(self, bridge, up, now, special_mask):
         result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
         _merge_masks(result.mask, special_mask)
+        result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask,
+                                              result.tags)  # mirrors
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         if not result.slow_path:

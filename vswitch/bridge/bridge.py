@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from vswitch.bridge.bond import BondFeature
 from vswitch.bridge.cfm_feature import CfmFeature
 from vswitch.bridge.lacp_feature import LacpFeature
+from vswitch.bridge.mirror import MirrorFeature
 from vswitch.ofproto import normal
 from vswitch.ofproto.mac_learning import MacTable
 
-FEATURES = (LacpFeature, CfmFeature, BondFeature)
+FEATURES = (LacpFeature, CfmFeature, BondFeature, MirrorFeature)
 # Datapath userspace cookies of claimed frames: one per feature class (the
 # upcall's in_port says which bridge).  OpenFlow packet-ins use 1 << 24 up.
 FEATURE_COOKIE_BASE = 0x100
@@ -33,6 +34,7 @@ class BridgeConfig:
     row: dict
     ports: dict  # port name -> PortConfig
     now: float
+    tables: dict | None = None  # the whole configuration (Mirror rows, Port uuids)
 
 
 @dataclass
@@ -84,6 +86,13 @@ class Bridge:
         changed = False
         for f in self.features:
             changed |= bool(f.configure(ctx))
+        flood_vlans = frozenset(ctx.row.get("flood_vlans") or ())
+        if flood_vlans != getattr(self.macs, "flood_vlans", frozenset()):
+            # As OVS's mac_learning_set_flood_vlans: NORMAL never learns
+            # these VLANs (normal.py); what was learned in them goes.
+            self.macs.flood_vlans = flood_vlans
+            self.macs.flush()
+            changed = True
         ports, names = {}, {}
         for port_name, port in ctx.ports.items():
             settings = PortSettings.from_row(port.row)
@@ -98,7 +107,7 @@ class Bridge:
                 if iface is not None and iface.open:
                     dps.append(iface.dp_port)
                     names[iface.dp_port] = iface_name
-            if dps:
+            if dps and not any(f.reserves(port_name) for f in self.features):
                 bp = normal.BridgePort(port_name, dps[0], settings.tag, settings.trunks,
                                        settings.vlan_mode, xlate=xlate)
                 for dp in dps:
@@ -152,6 +161,13 @@ class Bridge:
         for f in self.features:
             f.link_changed(iface, carrier, now)
         return self.run(now)
+
+    def xlate_actions(self, in_dp, key, actions, mask, tags):
+        """A translation's datapath actions as the features rewrite them
+        (mirror outputs), before the megaflow is installed."""
+        for f in self.features:
+            actions = f.xlate_actions(in_dp, key, actions, mask, tags)
+        return actions
 
     def flow_stats(self, tags, packets, nbytes, now):
         for f in self.features:

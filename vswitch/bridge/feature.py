@@ -18,6 +18,13 @@ default, so a feature implements only what it needs.  This is Open vSwitch's
   port_xlate(port_name)     contribute to translation: an object NORMAL asks
                             which member a multi-interface port sends on and
                             whether it admits a frame (bonds), or None.
+  reserves(port_name)       True takes the port out of NORMAL's port map
+                            (a mirror's output port: OVS reserves it).
+  xlate_actions(in_dp, key, actions, mask, tags) -> actions
+                            the datapath actions of a translated flow (NORMAL
+                            or OpenFlow), returned rewritten: mirrors insert
+                            their outputs.  Fields read go into `mask`, tags
+                            for the megaflow into `tags`.
   usable(iface)             False vetoes an interface carrying traffic (LACP
                             not collecting/distributing, a CFM fault);
                             None = no opinion.
@@ -53,6 +60,12 @@ class Feature:
 
     def port_xlate(self, port_name):
         return None
+
+    def reserves(self, port_name):
+        return False
+
+    def xlate_actions(self, in_dp, key, actions, mask, tags):
+        return actions
 
     def usable(self, iface):
         return None
@@ -93,5 +106,6 @@ class FeatureHost:
     learned_macs()             [(vlan, mac, port name)] of the MAC table
     mac_port(vlan, mac)        the port name a MAC was learned on, or None
     feature(kind)              another feature of this bridge, or None
+    ports                      NORMAL's port map {datapath port: normal.BridgePort}
     wake()                     next_wakeup() moved earlier: reschedule
     """

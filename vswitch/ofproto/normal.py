@@ -170,10 +170,16 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
         if refused:
             note(lambda: f"{refused}: dropped")
             return r
-    r.vlan = vlan
+    # A VLAN in the bridge's flood_vlans is never learned (OVS's
+    # mac_learning_set_flood_vlans: RSPAN VLANs always flood); r.vlan stays
+    # None so that the revalidator does not learn it from the megaflow either.
+    flood_vlan = vlan in getattr(mac_table, "flood_vlans", ())
+    r.vlan = None if flood_vlan else vlan
 
     src = _read(key, r.mask, "dl_src")
-    if is_multicast_mac(src):
+    if flood_vlan:
+        note(lambda: f"VLAN {vlan} is a flood VLAN: {mac_str(src)} not learned")
+    elif is_multicast_mac(src):
         note(lambda: f"source {mac_str(src)} is multicast: not learned")
     elif mac_table.learn(vlan, src, in_port.name, now):
         r.learned = (vlan, src)
@@ -186,6 +192,9 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
     out_ports = []
     if is_multicast_mac(dst):
         note(lambda: f"destination {mac_str(dst)} is multicast/broadcast: flood VLAN {vlan}")
+        flood = True
+    elif flood_vlan:
+        note(lambda: f"VLAN {vlan} is a flood VLAN: flood")
         flood = True
     else:
         r.tags.add(("mac", vlan, dst))
