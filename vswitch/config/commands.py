@@ -42,6 +42,9 @@ class Txn:
 
     def __init__(self, config, runtime):
         self.config, self.runtime = config, runtime
+        # --id=@name symbols: name -> [uuid, created]; a name used before its
+        # --id command gets a uuid at once (its create will use it).
+        self.symbols = {}
         for table in schema.TABLES:
             rows = config.setdefault(table, {})
             # Rows stored before a column existed get its empty value.
@@ -84,16 +87,46 @@ class Txn:
             uuid, _ = self.owner("Port", "interfaces", uuid)
         return self.owner("Bridge", "ports", uuid)[1]["name"]
 
-    def record(self, table, key):
-        """A row by uuid or name, as ovs-vsctl's RECORD argument."""
+    def record(self, table, key, must_exist=True):
+        """A row by uuid or name, as ovs-vsctl's RECORD argument (NetFlow,
+        sFlow and IPFIX rows by the name of the bridge that has them)."""
         if key in self.config[table]:
             return key, self.config[table][key]
         if key == "." and table == "SSL" and len(self.config[table]) == 1:
             return next(iter(self.config[table].items()))   # ovs-vsctl's "." for the SSL row
-        uuid, row = self.find(table, key)
-        if row is None:
-            raise CommandError(f'no row "{key}" in table {table}')
-        return uuid, row
+        if table in ("NetFlow", "sFlow", "IPFIX"):
+            _, bridge = self.find("Bridge", key)
+            uuid = bridge and bridge[schema.NON_ROOT[table]]
+            if uuid in self.config[table]:
+                return uuid, self.config[table][uuid]
+        else:
+            matches = [uuid for uuid, row in self.config[table].items() if row.get("name") == key]
+            if len(matches) > 1:
+                raise CommandError(f'multiple rows in {table} match "{key}"')
+            if matches:
+                return matches[0], self.config[table][matches[0]]
+        if not must_exist:
+            return None, None
+        raise CommandError(f'no row "{key}" in table {table}')
+
+    def symbol(self, name, define=False):
+        """The uuid of `@name`; `define` for an --id option (once per name)."""
+        if not name.startswith("@"):
+            raise CommandError(f'row id "{name}" does not begin with "@"')
+        entry = self.symbols.setdefault(name, [str(uuidlib.uuid4()), False])
+        if define:
+            if entry[1]:
+                raise CommandError(f'row id "{name}" may only be specified on one --id option')
+            entry[1] = True
+        return entry[0]
+
+    def resolve(self, column, value):
+        """A parsed value with its `@name` references replaced by uuids."""
+        if not isinstance(column.type, schema.RefType):
+            return value
+        if column.type.single:
+            return self.symbol(value) if value is not None and value.startswith("@") else value
+        return sorted({self.symbol(v) if v.startswith("@") else v for v in value})
 
     def insert(self, table, **values):
         uuid = str(uuidlib.uuid4())
@@ -197,7 +230,7 @@ def _add_port(txn, opts, bridge_name, port_name, iface_names, settings, command,
     port_uuid = txn.insert("Port", name=port_name, interfaces=ifaces, bond_fake_iface=fake_iface)
     bridge["ports"].append(port_uuid)
     for setting in settings:
-        _set_column("Port", txn.config["Port"][port_uuid], setting)
+        _set_column("Port", txn.config["Port"][port_uuid], setting, txn)
     return None
 
 
@@ -305,7 +338,7 @@ def cmd_iface_to_br(txn, args, opts):
 
 def _without_refs(table, row):
     return {name: value for name, value in row.items()
-            if not isinstance(schema.TABLES[table][name].type, schema.RefListType)}
+            if not isinstance(schema.TABLES[table][name].type, (schema.RefListType, schema.RefType))}
 
 
 def _with_error(txn, iface):
@@ -343,7 +376,13 @@ def _split_column_key(text):
     return column, (schema.unquote(key) if sep else None)
 
 
-def _set_column(table, row, setting):
+def _where(table, uuid, row):
+    """How errors name a row: its name, or its table and uuid."""
+    return row.get("name") or f"{table} {uuid}"
+
+
+def _set_column(table, row, setting, txn, where=None):
+    where = where or row.get("name")
     parts = schema.partition_unquoted(setting, "=")
     if parts is None:
         schema.column_named(table, _split_column_key(setting.strip())[0])   # an unknown column is named first
@@ -351,21 +390,103 @@ def _set_column(table, row, setting):
     name, key = _split_column_key(parts[0].strip())
     column = _mutable_column(table, name)
     if key is None:
-        value = column.parse(parts[1], row["name"])
+        value = txn.resolve(column, column.parse(parts[1], where))
     elif isinstance(column.type, schema.MapType):
         value = dict(row[name], **{key: schema.unquote(parts[1])})
     else:
         raise CommandError(f"cannot specify key to set for non-map column {name}")
-    column.check(value, row["name"])
+    column.check(value, where)
     row[name] = value
 
 
 def cmd_set(txn, args, opts):
     table = schema.table_named(args[0])
-    _, row = txn.record(table, args[1])
+    uuid, row = txn.record(table, args[1])
     for setting in args[2:]:
-        _set_column(table, row, setting)
+        _set_column(table, row, setting, txn, _where(table, uuid, row))
     return None
+
+
+def cmd_create(txn, args, opts):
+    """A new row -> its uuid.  A row of a non-root table lives only if the
+    chain references it (`--id=@name`), as in OVSDB."""
+    table = schema.table_named(args[0])
+    if table in ("Bridge", "Port", "Interface", "SSL"):
+        raise CommandError(f"create: rows of table {table} are made by add-br, add-port, add-bond "
+                           "and set-ssl")
+    uuid = txn.symbol(opts["--id"], define=True) if "--id" in opts else str(uuidlib.uuid4())
+    row = schema.new_row(table)
+    for setting in args[1:]:
+        _set_column(table, row, setting, txn, _where(table, uuid, row))
+    txn.config[table][uuid] = row
+    return uuid
+
+
+def _strong_referrers(txn, uuid):
+    return [(table, name) for table, name, kind in schema.ref_columns() if not kind.weak
+            for row in txn.config[table].values() if uuid in kind.refs(row[name])]
+
+
+def cmd_destroy(txn, args, opts):
+    """As ovs-vsctl destroy: a row something still references (a Bridge's
+    mirror, and every Bridge, Port and Interface, which OVS's root row or a
+    parent holds) stays; --all destroys every row of the table."""
+    table = schema.table_named(args[0])
+    if "--all" in opts:
+        if len(args) > 1:
+            raise CommandError("--all and records argument should not be specified together")
+        uuids = list(txn.config[table])
+    else:
+        if len(args) < 2:
+            raise CommandError("either --all or records argument should be specified")
+        uuids = []
+        for key in args[1:]:
+            uuid, _ = txn.record(table, key, must_exist="--if-exists" not in opts)
+            if uuid is not None:
+                uuids.append(uuid)
+    for uuid in uuids:
+        if table in schema.NON_ROOT and not _strong_referrers(txn, uuid):
+            txn.config[table].pop(uuid, None)
+    return None
+
+
+def _condition(txn, table, text):
+    """`COLUMN[:KEY]=VALUE` or `COLUMN[:KEY]!=VALUE` -> test(uuid, row)."""
+    negate = False
+    parts = schema.partition_unquoted(text, "=")
+    if parts is None:
+        raise CommandError(f'{text}: argument does not end in "=" followed by a value.')
+    left, right = parts
+    if left.endswith("!"):
+        left, negate = left[:-1], True
+    elif left and left[-1] in "<>{}":
+        raise CommandError(f"{text}: only = and != are supported")
+    name, key = _split_column_key(left.strip())
+    if name == "_uuid":
+        wanted = right.strip().lower()
+        return lambda uuid, row: (uuid == wanted) != negate
+    column = schema.column_named(table, name)
+    if key is not None:
+        if not isinstance(column.type, schema.MapType):
+            raise CommandError(f"cannot specify key to check for non-map column {name}")
+        wanted = schema.unquote(right)
+    else:
+        wanted = txn.resolve(column, column.parse(right, text))
+
+    def test(uuid, row):
+        value = _column_value(txn, table, uuid, name, "find")
+        if key is not None:
+            value = (value or {}).get(key)
+        return (value == wanted) != negate
+    return test
+
+
+def cmd_find(txn, args, opts):
+    table = schema.table_named(args[0])
+    tests = [_condition(txn, table, text) for text in args[1:]]
+    uuids = [uuid for uuid in sorted(txn.config[table], key=lambda u: txn.config[table][u].get("name", u))
+             if all(test(uuid, txn.config[table][uuid]) for test in tests)]
+    return _records(txn, table, uuids, opts)
 
 
 def _column_value(txn, table, uuid, name, command):
@@ -377,13 +498,16 @@ def _column_value(txn, table, uuid, name, command):
     if column.runtime is None:
         return row[name]
     if column.runtime_keyed:
-        return txn.call_runtime(command, column.runtime, table, name, row["name"])
-    return txn.call_runtime(command, column.runtime, row["name"])
+        return txn.call_runtime(command, column.runtime, table, name, row.get("name"))
+    return txn.call_runtime(command, column.runtime, row.get("name"))
 
 
 def cmd_get(txn, args, opts):
     table = schema.table_named(args[0])
     uuid, _ = txn.record(table, args[1])
+    if "--id" in opts:
+        symbol = txn.symbol(opts["--id"], define=True)
+        _rename(txn, symbol, uuid)
     values = []
     for text in args[2:]:
         name, key = _split_column_key(text)
@@ -408,6 +532,23 @@ def cmd_list(txn, args, opts):
         uuids = [txn.record(table, key)[0] for key in args[1:]]
     else:
         uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u].get("name", u))
+    return _records(txn, table, uuids, opts)
+
+
+def _rename(txn, old, new):
+    """Point the references a chain made to `@name` before `--id=@name get`
+    found its row at that row."""
+    txn.symbols = {name: ([new, done] if ref == old else [ref, done]) for name, (ref, done) in txn.symbols.items()}
+    for table, name, kind in schema.ref_columns():
+        for row in txn.config[table].values():
+            if kind.single:
+                if row[name] == old:
+                    row[name] = new
+            elif old in row[name]:
+                row[name] = sorted({new if ref == old else ref for ref in row[name]})
+
+
+def _records(txn, table, uuids, opts):
     if "--columns" in opts:
         names = schema.split_top(opts["--columns"])
     else:
@@ -419,13 +560,13 @@ def cmd_list(txn, args, opts):
 
 def cmd_clear(txn, args, opts):
     table = schema.table_named(args[0])
-    _, row = txn.record(table, args[1])
+    uuid, row = txn.record(table, args[1])
     for name in args[2:]:
         column = _mutable_column(table, name)
         if not column.can_be_empty():
             raise CommandError(f'"clear" operation cannot be applied to column {name} of table {table}, '
                                "which is not allowed to be empty")
-        column.check(column.type.empty(), row["name"])
+        column.check(column.type.empty(), _where(table, uuid, row))
         row[name] = column.type.empty()
     return None
 
@@ -433,11 +574,21 @@ def cmd_clear(txn, args, opts):
 def _change_members(txn, args, adding):
     """`add`/`remove` on a set, map or optional scalar column."""
     table = schema.table_named(args[0])
-    _, row = txn.record(table, args[1])
+    uuid, row = txn.record(table, args[1])
     column = _mutable_column(table, args[2])
-    where, current, kind = row["name"], row[args[2]], column.type
+    where, current, kind = _where(table, uuid, row), row[args[2]], column.type
     for text in args[3:]:
-        if isinstance(kind, schema.MapType):
+        if isinstance(kind, schema.RefType):
+            values = set(kind.refs(txn.resolve(column, kind.parse(text, where, column.noun))))
+            if kind.single:
+                if adding and values and current is not None and values != {current}:
+                    raise CommandError(f"\"add\" operation would put 2 values in column {args[2]} of table "
+                                       f"{table} but the maximum number is 1")
+                current = (next(iter(values)) if values else current) if adding else \
+                    (None if current in values else current)
+            else:
+                current = sorted(set(current) | values) if adding else [v for v in current if v not in values]
+        elif isinstance(kind, schema.MapType):
             for item in schema.split_top(schema.strip_brackets(text, "{", "}")):
                 pair = schema.partition_unquoted(item, "=")
                 key = schema.unquote(pair[0] if pair else item)
@@ -641,8 +792,13 @@ _TABLE = [
     ("iface-to-br", 1, 1, {}, cmd_iface_to_br, True, "IFACE", "print name of bridge that contains IFACE"),
     ("show", 0, 0, {}, cmd_show, True, "", "print overview of the configuration"),
     ("set", 3, None, {}, cmd_set, False, "TBL REC COL[:KEY]=VALUE...", "set COLumn values in RECord"),
-    ("get", 3, None, IF_EXISTS, cmd_get, True, "TBL REC COL[:KEY]...", "print values of COLumns"),
+    ("get", 2, None, {**IF_EXISTS, "--id": True}, cmd_get, True, "TBL REC COL[:KEY]...", "print values of COLumns"),
     ("list", 1, None, COLUMNS, cmd_list, True, "TBL [REC...]", "list RECords (or all records) in TBL"),
+    ("find", 1, None, COLUMNS, cmd_find, True, "TBL CONDITION...", "list records satisfying CONDITION"),
+    ("create", 2, None, {"--id": True}, cmd_create, False, "TBL COL[:KEY]=VALUE...",
+     "create and initialize a new record (--id=@NAME to refer to it)"),
+    ("destroy", 1, None, {**IF_EXISTS, "--all": False}, cmd_destroy, False, "TBL REC...",
+     "delete RECord (or --all records) from TBL"),
     ("clear", 3, None, {}, cmd_clear, False, "TBL REC COL...", "clear COLumn values to empty"),
     ("add", 4, None, {}, cmd_add, False, "TBL REC COL VALUE...", "add VALUEs (KEY=VALUE) to set/map COL"),
     ("remove", 4, None, {}, cmd_remove, False, "TBL REC COL VALUE|KEY...", "remove VALUEs or KEYs from COL"),
@@ -745,7 +901,12 @@ def execute(config, commands, runtime=None):
     try:
         for command, args, opts in parsed:
             outputs.append(command.handler(txn, args, opts))
+        for name, (_, created) in txn.symbols.items():
+            if not created:
+                raise CommandError(f'row id "{name}" is referenced but never created '
+                                   f'(e.g. with "-- --id={name} create ...")')
         if not all(command.read_only for command, _, _ in parsed):
+            schema.collect_garbage(txn.config)
             schema.validate_config(txn.config)
     except SchemaError as exc:
         raise CommandError(str(exc)) from None

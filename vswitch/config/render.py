@@ -158,6 +158,7 @@ RENDERERS = {
     "cfm-show": _concatenated(cfm_show.render),
     "get": render_get,
     "list": render_records,
+    "find": render_records,
     "show": render_show,
     "fdb-show": render_fdb,
     "get-ssl": render_ssl,

@@ -170,10 +170,12 @@ class BoolType:
 
 
 class SetType:
-    """A set of atoms of `element` type, stored as a sorted list (as OVSDB does)."""
+    """A set of atoms of `element` type, stored as a sorted list (as OVSDB does);
+    `min` values at least (OVS's NetFlow/sFlow targets need one)."""
 
-    def __init__(self, element):
-        self.element = element
+    def __init__(self, element, min=0):
+        self.element, self.min = element, min
+        self.optional = min == 0
 
     def empty(self):
         return []
@@ -192,6 +194,8 @@ class SetType:
             if item is None:
                 raise SchemaError(f"{where}: invalid {noun} null")
             self.element.check(item, where, noun)
+        if len(value) < self.min:
+            raise SchemaError(f"{where}: at least {self.min} {noun} required")
 
 
 class MapType:
@@ -238,6 +242,54 @@ class RefListType:
 
     def check(self, value, where, noun):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a list of uuids)")
+
+
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class RefType:
+    """A reference column that commands may change (OVSDB's uuid with a
+    refTable): a set of row uuids (a sorted list), or with `single` an
+    optional one (a uuid string or None).  The text is a uuid or an `@name`
+    that the command chain defined with --id (resolved by the command
+    engine, `Txn.resolve`).  `weak` references (Mirror -> Port) are dropped
+    when their row goes; strong ones keep a non-root row alive."""
+
+    def __init__(self, table, single=False, weak=False):
+        self.table, self.single, self.weak = table, single, weak
+        self.optional = True
+
+    def empty(self):
+        return None if self.single else []
+
+    @staticmethod
+    def parse_token(text):
+        token = unquote(text)
+        if token.startswith("@") or UUID_RE.fullmatch(token):
+            return token if token.startswith("@") else token.lower()
+        raise SchemaError(f'"{token}" is not a valid UUID')
+
+    def parse(self, text, where, noun):
+        if self.single:
+            inner = strip_brackets(text, "[", "]").strip()
+            return self.parse_token(inner) if inner else None
+        return self.parse_elements(split_top(strip_brackets(text, "[", "]")), where, noun)
+
+    def parse_elements(self, texts, where, noun):
+        return sorted({self.parse_token(text) for text in texts})
+
+    def refs(self, value):
+        """The uuids a stored value holds, as a list."""
+        if self.single:
+            return [] if value is None else [value]
+        return list(value)
+
+    def check(self, value, where, noun):
+        if self.single:
+            if value is not None and not isinstance(value, str):
+                raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a uuid or empty)")
+        elif not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a list of uuids)")
 
 
@@ -289,6 +341,14 @@ def is_controller_target(target):
         return (port == "" or _is_port(port)) and (ip == "" or _is_ip(ip))
     return False
 
+
+def is_ip_port(target):
+    """IP:PORT or [IPv6]:PORT, the collector targets of NetFlow, sFlow and IPFIX."""
+    ip, port = _split_ip_port(target)
+    return port is not None and _is_ip(ip) and _is_port(port)
+
+
+IP_PORT = "IP:PORT, e.g. 192.0.2.1:2055 or [2001:db8::1]:2055"
 
 CONTROLLER_SYNTAX = ("tcp:IP[:PORT], ssl:IP[:PORT], ptcp:[PORT][:IP], pssl:[PORT][:IP], "
                      "unix:PATH or punix:PATH")
@@ -380,6 +440,11 @@ TABLES = {
         Column("protocols", SetType(StringType(OPENFLOW_VERSIONS)), noun="protocol"),
         Column("controller", SetType(StringType(check=is_controller_target, expect=CONTROLLER_SYNTAX)),
                noun="controller target"),
+        Column("mirrors", RefType("Mirror")),
+        Column("netflow", RefType("NetFlow", single=True)),
+        Column("sflow", RefType("sFlow", single=True)),
+        Column("ipfix", RefType("IPFIX", single=True)),
+        Column("flood_vlans", SetType(IntType(*VLAN, optional=False)), noun="flood VLAN"),
     ),
     "Port": _common(
         Column("interfaces", RefListType("Interface"), mutable=False),
@@ -424,6 +489,46 @@ TABLES = {
             ("ifindex", IntType(0, INT64_MAX)),
             ("error", StringType(optional=True)),
         )),
+    ),
+    # Non-root tables (NON_ROOT): a row that no Bridge references any more
+    # is removed when the command chain commits, as OVSDB's garbage collection.
+    "Mirror": _columns(
+        Column("name", StringType()),
+        Column("select_all", BoolType()),
+        Column("select_src_port", RefType("Port", weak=True)),
+        Column("select_dst_port", RefType("Port", weak=True)),
+        Column("select_vlan", SetType(IntType(*VLAN, optional=False)), noun="select VLAN"),
+        Column("output_port", RefType("Port", single=True, weak=True)),
+        Column("output_vlan", IntType(1, 4095), noun="output VLAN"),
+        Column("snaplen", IntType(14, 65535)),
+        Column("statistics", MapType(), runtime="feature_column", runtime_keyed=True),
+        Column("external_ids", MapType()),
+    ),
+    "NetFlow": _columns(
+        Column("targets", SetType(StringType(check=is_ip_port, expect=IP_PORT), min=1), noun="target"),
+        Column("active_timeout", IntType(-1, INT64_MAX, optional=False, default=0)),
+        Column("engine_type", IntType(0, 255)),
+        Column("engine_id", IntType(0, 255)),
+        Column("add_id_to_interface", BoolType()),
+        Column("external_ids", MapType()),
+    ),
+    "sFlow": _columns(
+        Column("agent", StringType(optional=True)),
+        Column("targets", SetType(StringType(check=is_ip_port, expect=IP_PORT), min=1), noun="target"),
+        Column("sampling", IntType(1, 2 ** 32 - 1)),
+        Column("polling", IntType(0, 2 ** 32 - 1)),
+        Column("header", IntType(1, 65535)),
+        Column("external_ids", MapType()),
+    ),
+    "IPFIX": _columns(
+        Column("targets", SetType(StringType(check=is_ip_port, expect=IP_PORT)), noun="target"),
+        Column("sampling", IntType(1, 2 ** 32 - 1)),
+        Column("obs_domain_id", IntType(0, 2 ** 32 - 1)),
+        Column("obs_point_id", IntType(0, 2 ** 32 - 1)),
+        Column("cache_active_timeout", IntType(0, 4200)),
+        Column("cache_max_flows", IntType(0, 2 ** 32 - 1)),
+        Column("other_config", MapType(strict=True)),
+        Column("external_ids", MapType()),
     ),
     # OVS's SSL table, which OVS references from its Open_vSwitch row; there
     # is no Open_vSwitch table here, so the table holds at most one row,
@@ -478,6 +583,10 @@ MAP_KEYS = {
         "cfm_ma_name": (lambda v: 1 <= len(v) <= 43, "a string of 1..43 characters"),
         "cfm_md_level": (int_text(0, 7), _range(0, 7)),
     },
+    ("IPFIX", "other_config"): {
+        key: (one_of("true", "false"), "true or false")
+        for key in ("enable-tunnel-sampling", "enable-input-sampling", "enable-output-sampling")
+    } | {"virtual_obs_id": (lambda v: True, "a string")},
 }
 for (_table, _column), _keys in MAP_KEYS.items():
     TABLES[_table][_column].type.keys = _keys
@@ -511,7 +620,49 @@ def _check_options(row, where):
             raise SchemaError(f"{where}: invalid options:{key} {json.dumps(value)} (must be {expect})")
 
 
-ROW_CHECKS = {"Interface": [_check_cfm_mpid, _check_options]}
+def _check_mirror_output(row, where):
+    if row.get("output_port") is not None and row.get("output_vlan") is not None:
+        raise SchemaError(f"{where}: a mirror has output_port or output_vlan, not both")
+
+
+ROW_CHECKS = {"Interface": [_check_cfm_mpid, _check_options], "Mirror": [_check_mirror_output]}
+
+# Tables whose rows live only while a Bridge references them (OVSDB non-root
+# tables), and which Bridge column does.
+NON_ROOT = {"Mirror": "mirrors", "NetFlow": "netflow", "sFlow": "sflow", "IPFIX": "ipfix"}
+# Tables whose rows need not have distinct names (OVS allows two mirrors "m0").
+UNNAMED_OR_DUPLICATE = {"Mirror", "NetFlow", "sFlow", "IPFIX", "SSL"}
+
+
+def ref_columns():
+    """[(table, column name, RefType)] for every changeable reference column."""
+    return [(table, name, column.type) for table, columns in TABLES.items()
+            for name, column in columns.items() if isinstance(column.type, RefType)]
+
+
+def collect_garbage(config):
+    """OVSDB's rules at commit: weak references to rows that are gone are
+    dropped; rows of non-root tables that no Bridge references are removed."""
+    for table, name, kind in ref_columns():
+        if not kind.weak:
+            continue
+        alive = config.get(kind.table, {})
+        for row in config.get(table, {}).values():
+            value = row.get(name)
+            if kind.single:
+                if value is not None and value not in alive:
+                    row[name] = None
+            elif value:
+                row[name] = [ref for ref in value if ref in alive]
+    referenced = set()
+    for table, name, kind in ref_columns():
+        if kind.table in NON_ROOT and not kind.weak:
+            for row in config.get(table, {}).values():
+                referenced.update(kind.refs(row.get(name, kind.empty())))
+    for table in NON_ROOT:
+        rows = config.get(table, {})
+        for uuid in [uuid for uuid in rows if uuid not in referenced]:
+            del rows[uuid]
 
 
 def table_named(name):
@@ -562,9 +713,16 @@ def validate_config(config):
         for uuid, row in config.get(table, {}).items():
             where = row.get("name") or uuid
             validate_row(table, row, where)
-            if where in names:
+            if where in names and table not in UNNAMED_OR_DUPLICATE:
                 raise SchemaError(f"duplicate {table} name {where}")
             names.add(where)
+    for table, name, kind in ref_columns():
+        for uuid, row in config.get(table, {}).items():
+            for ref in kind.refs(row.get(name, kind.empty())):
+                if ref not in config.get(kind.table, {}):
+                    raise SchemaError(f'transaction error: {{"details":"Table {table} column {name} row {uuid} '
+                                      f'references nonexistent row {ref} in table {kind.table}.",'
+                                      f'"error":"referential integrity violation"}}')
     for parent, column, child in (("Bridge", "ports", "Port"), ("Port", "interfaces", "Interface")):
         owner = {}
         for uuid, row in config.get(parent, {}).items():
