@@ -316,3 +316,20 @@ def test_span_to_a_bond_uses_one_member(sw):
     sw.link_changed("m2", False)
     _, sent = deliver(sw, p["p1"], data)
     assert sent == {"p2": [data], "m1": [data]}
+
+
+def test_mirror_created_with_vsctl(sw):
+    """The Mirror table of vswitch/config (ovs-vsctl's --id=@name create)."""
+    configure(sw, ["add-br", "br0"], ["add-port", "br0", "p1"], ["add-port", "br0", "p2"],
+              ["add-port", "br0", "p3"],
+              ["--id=@p", "get", "Port", "p3"], ["--id=@s", "get", "Port", "p1"],
+              ["--id=@m", "create", "Mirror", "name=m0", "select_src_port=@s", "output_port=@p"],
+              ["set", "Bridge", "br0", "mirrors=@m"])
+    p = ports(sw)
+    data = frame(MAC_A, BCAST)
+    _, sent = deliver(sw, p["p1"], data)
+    assert sent == {"p2": [data], "p3": [data]}
+    configure(sw, ["clear", "Bridge", "br0", "mirrors"])
+    _, sent = deliver(sw, p["p1"], data)
+    assert sent == {"p2": [data], "p3": [data]}  # p3 is a normal port again
+    assert sw.feature_show("mirror") == []
