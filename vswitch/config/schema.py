@@ -711,7 +711,7 @@ def validate_config(config):
     for table in TABLES:
         names = set()
         for uuid, row in config.get(table, {}).items():
-            where = row.get("name") or uuid
+            where = row.get("name") or f"{table} {uuid}"
             validate_row(table, row, where)
             if where in names and table not in UNNAMED_OR_DUPLICATE:
                 raise SchemaError(f"duplicate {table} name {where}")
