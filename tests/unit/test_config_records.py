@@ -122,6 +122,8 @@ M = "--id=@m create Mirror name=x {} -- add Bridge br0 mirrors @m"
 @pytest.mark.parametrize("text, message", [
     ("add Bridge br0 mirrors @x", 'row id "@x" is referenced but never created (e.g. with "-- --id=@x create ...")'),
     ("set Bridge br0 netflow=br0", '"br0" is not a valid UUID'),
+    ("set Mirror m0 output_port=@p -- --id=@p get Port p1",
+     'row id "@p" specified on "get" command was used before it was defined'),
     (f"add Bridge br0 mirrors {U}", None),
     ("--id=m create Mirror name=a", 'row id "m" does not begin with "@"'),
     ("--id=@m create Mirror name=a -- --id=@m create Mirror name=b -- add Bridge br0 mirrors @m",

@@ -367,6 +367,9 @@ RECORD_CHANGES = [
     "add Bridge br1 netflow @n -- --id=@n create NetFlow targets=\\\"192.0.2.9:9\\\"",
     "--id=@n get NetFlow br0 -- set Bridge br1 netflow=@n -- clear Bridge br0 netflow",
     "set Bridge br0 flood_vlans=[] -- add Bridge br1 flood_vlans 1,2",
+    # a weak reference to a row that does not exist is dropped at commit
+    "--id=@p get Port p2 -- set Mirror m0 output_port=12345678-1234-1234-1234-123456789abc "
+    "-- add Mirror m0 select_dst_port @p -- get Mirror m0 output_port",
 ]
 
 RECORD_ERRORS = [
@@ -375,6 +378,7 @@ RECORD_ERRORS = [
     "--id=@m create Mirror name=a -- --id=@m create Mirror name=b", "create Mirror",
     "add Bridge br0 mirrors @x", "set Mirror m0 output_port=p2", "remove Bridge br0 mirrors m0",
     "create Mirror name", "list IPFIX br1", "get sFlow br0 targets",
+    "set Mirror m0 output_port=@p -- --id=@p get Port p1",
 ]
 
 

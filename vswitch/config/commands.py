@@ -506,8 +506,11 @@ def cmd_get(txn, args, opts):
     table = schema.table_named(args[0])
     uuid, _ = txn.record(table, args[1])
     if "--id" in opts:
-        symbol = txn.symbol(opts["--id"], define=True)
-        _rename(txn, symbol, uuid)
+        name = opts["--id"]
+        if name in txn.symbols and not txn.symbols[name][1]:
+            raise CommandError(f'row id "{name}" specified on "get" command was used before it was defined')
+        txn.symbol(name, define=True)
+        txn.symbols[name][0] = uuid
     values = []
     for text in args[2:]:
         name, key = _split_column_key(text)
@@ -533,19 +536,6 @@ def cmd_list(txn, args, opts):
     else:
         uuids = sorted(txn.config[table], key=lambda u: txn.config[table][u].get("name", u))
     return _records(txn, table, uuids, opts)
-
-
-def _rename(txn, old, new):
-    """Point the references a chain made to `@name` before `--id=@name get`
-    found its row at that row."""
-    txn.symbols = {name: ([new, done] if ref == old else [ref, done]) for name, (ref, done) in txn.symbols.items()}
-    for table, name, kind in schema.ref_columns():
-        for row in txn.config[table].values():
-            if kind.single:
-                if row[name] == old:
-                    row[name] = new
-            elif old in row[name]:
-                row[name] = sorted({new if ref == old else ref for ref in row[name]})
 
 
 def _records(txn, table, uuids, opts):
