@@ -83,6 +83,9 @@ def _packed(key, mask, packed_key=b""):
     return flowkey.pack(flowkey.apply_mask(key, mask)), packed_mask
 
 
+SHOW_NOUNS = {"cfm": "interface", "lacp": "bond"}  # what `vsctl KIND-show NAME` names
+
+
 def _merge_masks(mask, extra):
     for name, bits in extra.items():
         mask[name] = mask.get(name, 0) | bits
@@ -411,13 +414,18 @@ class Switch:
             except KeyError:
                 continue
         if not found:
-            raise KeyError(f"no such {'interface' if kind == 'cfm' else 'bond'} {name}")
+            raise KeyError(f"no such {SHOW_NOUNS.get(kind, kind)} {name}")
         return shown
 
     def feature_column(self, table, column, name):
-        """A read-only column a feature supplies (cfm_fault, lacp_current...)."""
-        iface = self.ifaces.get(name) if table == "Interface" else None
-        bridges = [self.bridges[iface.bridge]] if iface and iface.bridge in self.bridges else []
+        """A read-only column a feature supplies (cfm_fault, lacp_current,
+        Mirror statistics...): an interface's own bridge answers for it, any
+        bridge for rows of other tables."""
+        if table == "Interface":
+            iface = self.ifaces.get(name)
+            bridges = [self.bridges[iface.bridge]] if iface and iface.bridge in self.bridges else []
+        else:
+            bridges = list(self.bridges.values())
         for bridge in bridges:
             value = bridge.column(table, column, name)
             if value is not None:

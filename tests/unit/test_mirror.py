@@ -9,6 +9,7 @@ from helpers.fake_datapath import Clock, FakeDatapath, configure
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from vswitch.config.commands import execute
 from vswitch.switch import Switch
 
 MAC_A, MAC_B, MAC_C, MAC_X = ("02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c",
@@ -329,6 +330,11 @@ def test_mirror_created_with_vsctl(sw):
     data = frame(MAC_A, BCAST)
     _, sent = deliver(sw, p["p1"], data)
     assert sent == {"p2": [data], "p3": [data]}
+    deliver(sw, p["p1"], data)  # a megaflow hit, counted by the revalidator
+    sw.revalidate()
+    # `vsctl get Mirror m0 statistics`, answered by the switch.
+    _, (got,) = execute(sw.config, [["get", "Mirror", "m0", "statistics"]], sw)
+    assert got == [{"tx_packets": 1, "tx_bytes": len(data)}]
     configure(sw, ["clear", "Bridge", "br0", "mirrors"])
     _, sent = deliver(sw, p["p1"], data)
     assert sent == {"p2": [data], "p3": [data]}  # p3 is a normal port again

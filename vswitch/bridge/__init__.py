@@ -11,6 +11,8 @@ plug into it.
                    choice and admission for NORMAL, rebalancing, updelay.
   lacp_feature.py  802.1AX on ports with lacp=active|passive (vswitch/lacp).
   cfm_feature.py   802.1ag MEPs on interfaces with cfm_mpid (vswitch/cfm).
+  mirror.py        SPAN and RSPAN mirrors: copies inserted into megaflow
+                   actions (xlate_actions), output ports reserved.
 
 The Switch (vswitch/switch.py) owns the datapath, the interfaces and the
 megaflow cache and builds one Bridge per Bridge row.  A new feature (mirror,
