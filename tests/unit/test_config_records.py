@@ -181,3 +181,13 @@ def test_mirrors_with_the_same_name_must_be_named_by_uuid(config):
     config, _ = with_mirror(config)
     config, _ = with_mirror(config)
     fails(config, "get Mirror m0 name", 'multiple rows in Mirror match "m0"')
+
+
+def test_unanswered_mirror_statistics_print_as_an_empty_map(config):
+    config, _ = with_mirror(config)
+
+    class Runtime:
+        def feature_column(self, table, column, name):
+            return None
+    assert out(config, "get Mirror m0 statistics", Runtime()) == [{}]
+    assert render("get", [{}]) == "{}"

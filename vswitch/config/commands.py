@@ -498,8 +498,12 @@ def _column_value(txn, table, uuid, name, command):
     if column.runtime is None:
         return row[name]
     if column.runtime_keyed:
-        return txn.call_runtime(command, column.runtime, table, name, row.get("name"))
-    return txn.call_runtime(command, column.runtime, row.get("name"))
+        value = txn.call_runtime(command, column.runtime, table, name, row.get("name"))
+    else:
+        value = txn.call_runtime(command, column.runtime, row.get("name"))
+    if value is None and isinstance(column.type, (schema.MapType, schema.SetType)):
+        return column.type.empty()     # an unanswered map or set prints as {} or [], as in OVS
+    return value
 
 
 def cmd_get(txn, args, opts):
