@@ -294,18 +294,29 @@ static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t narg
 #define ACT_OP(w) ((w) & 0xffffu)
 #define ACT_NARGS(w) ((w) >> 16)
 
-/* Executes `acts` on pkt.  The final output hands over the packet itself;
- * earlier outputs send copies, since later actions may still change it.
- * A truncated action list stops at the last whole action. */
+/* Executes `acts` on pkt.  The final output hands over the packet itself,
+ * unless an edit follows it (the staged frame is sent only at the flush, so
+ * the edit would change it); every other output sends a copy, since later
+ * actions may still change the packet.  A truncated action list stops at the
+ * last whole action. */
 static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats *st,
                         struct vs_packet *pkt, uint32_t in_port, const struct vs_key *key,
                         const uint32_t *acts, uint32_t n)
 {
     int upcalled = 0;
     uint32_t last_output = UINT32_MAX;
-    for (uint32_t i = 0; i < n && i + ACT_NARGS(acts[i]) < n; i += 1 + ACT_NARGS(acts[i]))
-        if (ACT_OP(acts[i]) == VS_ACTION_OUTPUT)
+    int edited_after = 0;
+    for (uint32_t i = 0; i < n && i + ACT_NARGS(acts[i]) < n; i += 1 + ACT_NARGS(acts[i])) {
+        uint32_t op = ACT_OP(acts[i]);
+        if (op == VS_ACTION_OUTPUT) {
             last_output = i;
+            edited_after = 0;
+        } else if (op != VS_ACTION_USERSPACE) {
+            edited_after = 1;
+        }
+    }
+    if (edited_after)
+        last_output = UINT32_MAX;
     for (uint32_t i = 0; i < n; i += 1 + ACT_NARGS(acts[i])) {
         uint32_t nargs = ACT_NARGS(acts[i]);
         if (!nargs || i + nargs >= n)
