@@ -146,6 +146,10 @@ class Switch:
                     ifaces = (config["Interface"].get(u) for u in port.get("interfaces", []))
                     ports[port["name"]] = PortConfig(port, {i["name"]: i for i in ifaces if i})
             changed |= bridge.configure(BridgeConfig(br, ports, now, config))
+            for exporter in ("netflow", "sflow", "ipfix"):
+                if br.get(exporter):  # stored, but the exporters are not wired yet (issue 9)
+                    log.warning("%s: %s is configured but not exported yet: no records are sent",
+                                name, exporter)
             self._sync_of_ports(bridge)
         for name in set(self.bridges) - names:
             self.bridges.pop(name).close()
