@@ -60,6 +60,8 @@ def test_osken_learning_switch_then_controller_loss(tmp_path, fail_mode):
         for i in (1, 2, 3):
             t.veth_host(f"p{i}", f"10.0.0.{i}")
         ctl = stack.enter_context(osken(sw, port, log_path))
+        # A 1 s inactivity probe: standalone fails open 3 probe intervals after the loss.
+        vs.vsctl("set", "bridge", "br0", "other_config:inactivity-probe=1000")
         vs.vsctl("set-fail-mode", "br0", fail_mode, "--", "set-controller", "br0", f"tcp:127.0.0.1:{port}")
         features = wait_for(lambda: events(log_path, "features"), timeout=30, what="os-ken to see the switch")
         assert features[0]["n_tables"] == 254
@@ -77,8 +79,12 @@ def test_osken_learning_switch_then_controller_loss(tmp_path, fail_mode):
         os.killpg(ctl.pid, signal.SIGKILL)
         ctl.wait()
         if fail_mode == "standalone":
-            # no controller connected: NORMAL takes over, new destinations work
+            # no controller connected: after 3 probe intervals NORMAL takes
+            # over (fail-open, as OVS), new destinations work
+            lost = time.monotonic()
+            assert not t.ping("p1", "p3", count=1)  # not at once
             assert wait_for(lambda: t.ping("p1", "p3", count=1), timeout=20, what="NORMAL after loss")
+            assert time.monotonic() - lost >= 2.0
         else:
             # secure: the flows the controller installed keep working, nothing else
             time.sleep(0.5)

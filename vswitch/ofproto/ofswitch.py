@@ -17,10 +17,20 @@ manager (kind: "packet_in", "flow_removed", "port_status").
 Invalidation is the simplest correct one: every flow/group/meter-mod flushes
 the bridge's megaflows before the next message is read, so by the time a
 barrier reply leaves, no packet is forwarded by a megaflow the tables no
-longer justify.  Which pipeline runs (mode()): OpenFlow when a controller is
-connected, or when none is configured but flows exist; with controllers
-configured but none connected, fail_mode standalone falls back to NORMAL and
-secure keeps the flows (misses drop).
+longer justify.  Which pipeline runs (mode()), as OVS's fail-open:
+  - no controller configured: OpenFlow once flows exist (or fail_mode secure),
+    NORMAL before;
+  - secure: always the OpenFlow tables (misses drop while no controller is
+    connected);
+  - standalone with a controller connected: the tables once it has sent a
+    flow-mod since the controllers were last all gone (or at once when all
+    connected controllers speak OF1.0, whose misses go to the controller);
+    before that NORMAL, so a controller that connects and installs nothing
+    blackholes nothing;
+  - standalone with none connected: the tables for FAIL_OPEN_PROBES probe
+    intervals after the last controller was lost (or the bridge started
+    looking for one), then NORMAL ("fail-open"), until one connects again.
+    run(now) (every second) makes that call.
 """
 import os
 import struct
@@ -50,6 +60,9 @@ OFPPS_LINK_DOWN = 1  # ofp_port_state: no physical link
 OFPPS_LIVE = 4       # live for fast failover (OVS reports it on every up port)
 
 
+FAIL_OPEN_PROBES = 3  # probe intervals without a controller before standalone fails open (OVS)
+
+
 def read_mac(ifname):
     try:
         with open(f"/sys/class/net/{ifname}/address") as f:
@@ -69,6 +82,9 @@ class OFSwitch:
         self.flags, self.miss_send_len = 0, 128
         self.controllers, self.fail_mode, self.protocols = [], None, []
         self.probe_interval = 5.0
+        self.lost_at = None  # when the controllers were last all gone (None: one is connected)
+        self.fail_open = False  # standalone gave up on the controllers: NORMAL
+        self.controller_programmed = False  # a flow-mod arrived since they were last all gone
         self.connected = {}           # connection id -> negotiated version (controllers only)
         self.notify = lambda kind, msg: None
         self._cookies, self._cookie_ids = {}, {}
@@ -122,9 +138,12 @@ class OFSwitch:
     def mode(self):
         """"openflow" or "normal" (see the module note)."""
         if self.controllers:
-            if self.connected or self.fail_mode == "secure":
+            if self.fail_mode == "secure":
                 return "openflow"
-            return "normal"
+            if self.connected:
+                # OF1.0 misses go to the controller: nothing is blackholed.
+                return "openflow" if self.controller_programmed or self.miss_to_controller() else "normal"
+            return "normal" if self.fail_open else "openflow"
         if self.fail_mode == "secure" or any(self.tables.tables) or self.groups.groups:
             return "openflow"
         return "normal"
@@ -158,8 +177,23 @@ class OFSwitch:
         return True
 
     # ------------------------------------------------------------ timeouts
+    def _update_fail_open(self, now):
+        """Standalone's fail-open: NORMAL only after FAIL_OPEN_PROBES probe
+        intervals without any controller connected."""
+        before = self.mode()
+        if self.connected or not self.controllers:
+            self.lost_at, self.fail_open = None, False
+        else:
+            self.controller_programmed = False  # the next controller starts afresh
+            if self.lost_at is None:
+                self.lost_at = now
+            self.fail_open = now - self.lost_at >= FAIL_OPEN_PROBES * self.probe_interval
+        if self.mode() != before:
+            self.host.flush_bridge(self.name)
+
     def run(self, now):
-        """Expire timed-out rules; flow-removed for those that asked."""
+        """Fail-open; expire timed-out rules, flow-removed for those that asked."""
+        self._update_fail_open(now)
         expired = self.tables.expire(now)
         self._flow_removed(expired, now)
         if expired:
@@ -205,6 +239,7 @@ class OFSwitch:
         self.host.flush_bridge(self.name)
 
     def flow_mod(self, fm, now):
+        self.controller_programmed = True
         if fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT):
             pipeline.check_instructions(fm.instructions, self.tables.n_tables)
         removed = self.tables.flow_mod(fm, now)
