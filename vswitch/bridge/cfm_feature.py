@@ -91,12 +91,12 @@ class CfmFeature(Feature):
                         wanted[iface] = _mep_settings(iface, row, self.host)
                     except ValueError as exc:
                         log.error("%s: CFM not configured: %s", iface, exc)
-        before = dict(self.engine._settings)
         self.engine.now = ctx.now
         try:
-            self.engine.configure({"interfaces": wanted})
+            changed = self.engine.configure({"interfaces": wanted})
         except ValueError as exc:
             log.error("CFM not configured: %s", exc)
+            changed = True  # some MEPs may have been replaced before the bad one
         for iface in set(self.health) - set(self.engine.meps):
             del self.health[iface]
             self.flaps.pop(iface, None)
@@ -105,7 +105,7 @@ class CfmFeature(Feature):
             if iface not in self.health:
                 self.health[iface] = CfmHealth(ctx.now)
                 self.health[iface].rx_at_start = 0 if not mep.remotes else None
-        return before != self.engine._settings
+        return changed
 
     def claim(self, iface, key, mask):
         if iface not in self.engine.meps:

@@ -19,15 +19,20 @@ class CfmEngine:
         if settings:
             self.configure(settings)
 
-    def configure(self, settings: dict) -> None:
+    def configure(self, settings: dict) -> bool:
+        """True if any MEP was added, removed or restarted."""
         wanted = settings.get("interfaces", {})
+        changed = False
         for port in list(self.meps):
             if port not in wanted:
                 del self.meps[port], self._settings[port]
+                changed = True
         for port, s in wanted.items():
             if self._settings.get(port) != s:
                 self.meps[port] = Mep(port, s, self.now)
                 self._settings[port] = dict(s)
+                changed = True
+        return changed
 
     def process_packet(self, port: str, frame: bytes, now: float) -> None:
         self.now = now
