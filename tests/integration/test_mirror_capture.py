@@ -45,6 +45,19 @@ def exchange(topo):
     return sent1 + sent2, sent3
 
 
+def captured_exchange(topo, analyser, settle):
+    """exchange() while `analyser` listens (closed after): (mirrored, not
+    mirrored, the test frames the analyser got)."""
+    try:
+        analyser.recv_all()  # whatever came before
+        mirrored, other = exchange(topo)
+        time.sleep(settle)
+        got = [f for f in analyser.recv_all() if f[12:14] == b"\x88\xb5" and b"hello" not in f]
+    finally:
+        analyser.close()
+    return mirrored, other, got
+
+
 def test_span_copies_every_frame_of_the_port_byte_for_byte(tmp_path):
     with switch_with_bridge(tmp_path) as topo:
         for i, name in enumerate(("p1", "p2", "p3", "an"), 1):
@@ -53,15 +66,7 @@ def test_span_copies_every_frame_of_the_port_byte_for_byte(tmp_path):
         vs.vsctl("--", "--id=@p", "get", "Port", "p1", "--", "--id=@o", "get", "Port", "an",
                  "--", "--id=@m", "create", "Mirror", "name=m0", "select_src_port=@p", "select_dst_port=@p",
                  "output_port=@o", "--", "set", "Bridge", "br0", "mirrors=@m")
-        analyser = host_port(topo, "an")
-        try:
-            analyser.recv_all()
-            mirrored, other = exchange(topo)
-            time.sleep(0.5)
-            got = [f for f in analyser.recv_all() if f[12:14] == b"\x88\xb5" and b"hello" not in f]
-        finally:
-            analyser.close()
-        print("GOT", sorted(got)[20][:40], len(sorted(got)[20])); print("EXP", sorted(mirrored)[20][:40], len(sorted(mirrored)[20]))
+        mirrored, other, got = captured_exchange(topo, host_port(topo, "an"), settle=0.5)
         assert sorted(got) == sorted(mirrored)  # every frame, once, unchanged
         assert not set(got) & set(other)
         stats = vs.vsctl("get", "Mirror", "m0", "statistics")
@@ -86,15 +91,8 @@ def test_rspan_over_a_trunk_to_open_vswitch(tmp_path):
         vs.vsctl("--", "--id=@p", "get", "Port", "p1",
                  "--", "--id=@m", "create", "Mirror", "name=rspan", "select_src_port=@p", "select_dst_port=@p",
                  f"output_vlan={RSPAN_VLAN}", "--", "set", "Bridge", "br0", "mirrors=@m")
-        analyser = RawPort(an_ns, an)
-        try:
-            wait_for(lambda: "error" not in vs.vsctl("get", "interface", trunk, "status"), what="trunk open")
-            analyser.recv_all()
-            mirrored, other = exchange(topo)
-            time.sleep(1.0)
-            got = [f for f in analyser.recv_all() if f[12:14] == b"\x88\xb5" and b"hello" not in f]
-        finally:
-            analyser.close()
+        wait_for(lambda: "error" not in vs.vsctl("get", "interface", trunk, "status"), what="trunk open")
+        mirrored, other, got = captured_exchange(topo, RawPort(an_ns, an), settle=1.0)
         # OVS's access port took the RSPAN tag off: the frames as they were.
         assert sorted(got) == sorted(mirrored)
         assert not set(got) & set(other)
