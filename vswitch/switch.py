@@ -86,6 +86,13 @@ def _packed(key, mask, packed_key=b""):
 SHOW_NOUNS = {"cfm": "interface", "lacp": "bond"}  # what `vsctl KIND-show NAME` names
 
 
+def _with_features(bridge, up, result, special_mask):
+    """What the bridge's features add to a pipeline's translation: the fields
+    their claims looked at (mask) and their actions (mirrors)."""
+    _merge_masks(result.mask, special_mask)
+    result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask, result.tags)
+
+
 def _merge_masks(mask, extra):
     for name, bits in extra.items():
         mask[name] = mask.get(name, 0) | bits
@@ -270,9 +277,7 @@ class Switch:
             self._handle_openflow_upcall(bridge, up, now, special_mask)
             return
         result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
-        _merge_masks(result.mask, special_mask)
-        result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask,
-                                              result.tags)  # mirrors
+        _with_features(bridge, up, result, special_mask)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now, up.packed_key)
@@ -280,9 +285,7 @@ class Switch:
 
     def _handle_openflow_upcall(self, bridge, up, now, special_mask):
         result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
-        _merge_masks(result.mask, special_mask)
-        result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask,
-                                              result.tags)  # mirrors
+        _with_features(bridge, up, result, special_mask)
         if result.learned:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         if not result.slow_path:
