@@ -26,6 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
+from vswitch.bridge.feature import earliest_wakeup
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, pipeline
@@ -383,8 +384,7 @@ class Switch:
 
     def next_wakeup(self):
         """When run_features is next due (switch clock), or None."""
-        return min((t for t in (b.next_wakeup() for b in self.bridges.values()) if t is not None),
-                   default=None)
+        return earliest_wakeup(self.bridges.values())
 
     def link_event(self, ev):
         """A netlink link event (linkmon.LinkEvent): a port whose netdev went

@@ -42,9 +42,9 @@ other ports leaves on the member that MAC's traffic now uses.
 """
 import struct
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from vswitch.bridge.feature import Feature
+from vswitch.bridge.feature import Feature, earliest_wakeup
 from vswitch.datapath.flowkey import VLAN_VID_MASK, full_mask, is_multicast_mac
 
 N_BUCKETS = 256
@@ -401,8 +401,7 @@ class BondFeature(Feature):
         return out
 
     def next_wakeup(self):
-        return min((t for t in (b.next_wakeup() for b in self.bonds.values()) if t is not None),
-                   default=None)
+        return earliest_wakeup(self.bonds.values())
 
     def show(self, name=None):
         if name is not None and name not in self.bonds:

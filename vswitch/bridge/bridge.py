@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from vswitch.bridge.bond import BondFeature
 from vswitch.bridge.cfm_feature import CfmFeature
+from vswitch.bridge.feature import earliest_wakeup
 from vswitch.bridge.lacp_feature import LacpFeature
 from vswitch.bridge.mirror import MirrorFeature
 from vswitch.ofproto import normal
@@ -153,8 +154,7 @@ class Bridge:
         return out
 
     def next_wakeup(self):
-        return min((t for t in (f.next_wakeup() for f in self.features) if t is not None),
-                   default=None)
+        return earliest_wakeup(self.features)
 
     def link_changed(self, iface, carrier, now):
         """Called by the switch once it recorded the new carrier."""

@@ -43,6 +43,12 @@ Time is always passed in: tests drive features with a fake clock.
 """
 
 
+def earliest_wakeup(things):
+    """The earliest next_wakeup() of `things` (features, bonds, engines,
+    bridges), or None when none of them has a timer running."""
+    return min((t for t in (x.next_wakeup() for x in things) if t is not None), default=None)
+
+
 class Feature:
     kind = ""  # the word of `vsctl KIND-show`
 

@@ -15,7 +15,7 @@ lacp-aggregation-key; PDUs leave from the member's own MAC.
 """
 import logging
 
-from vswitch.bridge.feature import Feature
+from vswitch.bridge.feature import Feature, earliest_wakeup
 from vswitch.datapath.flowkey import full_mask
 from vswitch.lacp import LacpEngine
 from vswitch.lacp import marker
@@ -115,8 +115,7 @@ class LacpFeature(Feature):
         return out
 
     def next_wakeup(self):
-        return min((t for t in (e.next_wakeup() for e in self.engines.values()) if t is not None),
-                   default=None)
+        return earliest_wakeup(self.engines.values())
 
     # -- what bonds ask -------------------------------------------------------------
     def status(self, port):
