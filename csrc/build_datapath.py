@@ -29,6 +29,8 @@ def _cdef_from_headers():
         "VS_FRAG_LATER": None, "VS_VNET_F_NEEDS_CSUM": None, "VS_HEADROOM": None,
         "VS_MAX_FRAME": None, "VS_BATCH": None, "VS_EMC_SIZE": None,
         "VS_MAX_PORTS": None, "VS_MAX_PMDS": None, "VS_DUMP_MAX_ACTIONS": None,
+        "VS_SAMPLE_NARGS": None, "VS_SAMPLE_ALWAYS": None, "VS_SAMPLE_MAX_HEADER": None,
+        "VS_SAMPLE_POOLS": None, "VS_SAMPLE_RING": None,
     }
     cdef = re.sub(r"\[VS_EMC_SIZE\]|\[VS_DUMP_MAX_ACTIONS\]|\[VS_BATCH\]", "[...]", cdef)
     cdef += "\n" + "\n".join(f"#define {name} ..." for name in consts)

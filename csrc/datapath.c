@@ -1,4 +1,5 @@
-/* datapath.c — poll thread, action execution, upcall ring, control calls. */
+/* datapath.c — poll thread, action execution, upcall and sample rings,
+ * control calls. */
 #define _GNU_SOURCE
 #include "datapath.h"
 
@@ -27,6 +28,9 @@ struct vs_port {
     int pmd; /* the poll thread that receives on it */
     void *priv; /* afxdp: struct vs_afxdp (fd is its epoll fd) */
     struct vs_port_stats stats;
+    /* Packets that reached a SAMPLE action received on this port, per
+     * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool). */
+    uint32_t sample_pool[VS_SAMPLE_POOLS];
     struct vs_packet *txq[TXQ_LEN];
     int n_txq;
 };
@@ -48,6 +52,13 @@ struct upcall_slot {
     uint32_t cap;
 };
 
+/* Headers are at most VS_SAMPLE_MAX_HEADER bytes, so they live in the slot:
+ * the ring is allocated once and sampling never calls malloc. */
+struct sample_slot {
+    struct vs_sample s;
+    uint8_t data[VS_SAMPLE_MAX_HEADER];
+};
+
 /* One poll thread ("PMD" in OVS's words): its own EMC, receive buffers,
  * output staging and counters; it polls the ports assigned to it. */
 struct vs_pmd {
@@ -62,6 +73,7 @@ struct vs_pmd {
     struct vs_packet rx[VS_BATCH];
     struct tx_ctx tx;
     struct vs_pmd_stats stats;
+    uint64_t prng; /* SAMPLE's random numbers: per thread, no lock, no sharing */
 };
 
 struct vs_dp {
@@ -78,11 +90,19 @@ struct vs_dp {
 
     struct tx_ctx exec_tx;
     struct vs_packet exec_pkt;
+    uint64_t exec_prng; /* execute()'s own, under the datapath mutex */
 
     pthread_mutex_t up_mutex;
     struct upcall_slot *ring;
     uint32_t ring_size, ring_head, ring_count;
-    int up_efd;
+    int up_efd; /* written for upcalls and samples alike */
+
+    /* The sample ring (VS_SAMPLE_RING slots) and the datapath-wide count of
+     * samples it dropped (32 bits, wrapping, as sFlow reports it), under
+     * sample_mutex. */
+    pthread_mutex_t sample_mutex;
+    struct sample_slot *sample_ring;
+    uint32_t sample_head, sample_count, sample_ring_drops;
 };
 
 static inline uint64_t cycles_now(void)
@@ -197,6 +217,88 @@ static void upcall_notify(struct vs_dp *dp)
     (void)r;
 }
 
+/* ---- samples ---- */
+
+/* xorshift64* (Vigna, "An experimental exploration of Marsaglia's xorshift
+ * generators"): a few cycles per number and good enough upper 32 bits for
+ * a sampling decision.  Not for anything that must be unpredictable. */
+#define XORSHIFT64STAR_MUL 0x2545F4914F6CDD1Dull
+/* splitmix64's constants: turns a weak seed (a time, a thread id) into a
+ * well-mixed, non-zero xorshift state (zero would stay zero forever). */
+#define SPLITMIX64_GAMMA 0x9E3779B97F4A7C15ull
+#define SPLITMIX64_MUL1 0xBF58476D1CE4E5B9ull
+#define SPLITMIX64_MUL2 0x94D049BB133111EBull
+
+static uint64_t prng_seed(uint64_t seed)
+{
+    uint64_t z = seed + SPLITMIX64_GAMMA;
+    z = (z ^ (z >> 30)) * SPLITMIX64_MUL1;
+    z = (z ^ (z >> 27)) * SPLITMIX64_MUL2;
+    z ^= z >> 31;
+    return z ? z : SPLITMIX64_GAMMA;
+}
+
+static inline uint32_t prng_next(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return (uint32_t)((x * XORSHIFT64STAR_MUL) >> 32);
+}
+
+/* Copies the first bytes of pkt into the sample ring.  Returns 1 if queued,
+ * 0 if the ring was full (counted, per thread and datapath-wide). */
+static int sample_enqueue(struct vs_dp *dp, struct vs_pmd_stats *st, uint32_t in_port,
+                          const uint32_t *args, uint32_t pool, const struct vs_key *key,
+                          const struct vs_packet *pkt)
+{
+    uint32_t len = args[3] < pkt->len ? args[3] : pkt->len;
+    if (len > VS_SAMPLE_MAX_HEADER)
+        len = VS_SAMPLE_MAX_HEADER;
+    int ok = 0;
+    pthread_mutex_lock(&dp->sample_mutex);
+    if (dp->sample_count < VS_SAMPLE_RING) {
+        struct sample_slot *s =
+            &dp->sample_ring[(dp->sample_head + dp->sample_count) % VS_SAMPLE_RING];
+        s->s.in_port = in_port;
+        s->s.cookie = args[1];
+        s->s.out_port = args[2];
+        s->s.frame_len = pkt->len;
+        s->s.len = len;
+        s->s.pool = pool;
+        s->s.key = *key;
+        memcpy(s->data, pkt->data, len);
+        dp->sample_count++;
+        ok = 1;
+    } else {
+        dp->sample_ring_drops++;
+    }
+    pthread_mutex_unlock(&dp->sample_mutex);
+    if (ok)
+        st->samples++;
+    else
+        st->sample_drops++;
+    return ok;
+}
+
+/* VS_ACTION_SAMPLE (datapath.h).  The pool counts every packet that reaches
+ * the action, so that a collector can scale samples back to totals.  Called
+ * under the datapath mutex, which guards the pools.  Returns 1 if a sample
+ * was queued. */
+static int sample_action(struct vs_dp *dp, struct vs_pmd_stats *st, uint64_t *prng,
+                         uint32_t in_port, const struct vs_key *key,
+                         const struct vs_packet *pkt, const uint32_t *args)
+{
+    uint32_t probability = args[0], cookie = args[1];
+    struct vs_port *port = in_port < VS_MAX_PORTS ? dp->ports[in_port] : NULL;
+    uint32_t pool = port ? ++port->sample_pool[cookie % VS_SAMPLE_POOLS] : 0;
+    if (probability != VS_SAMPLE_ALWAYS && prng_next(prng) >= probability)
+        return 0;
+    return sample_enqueue(dp, st, in_port, args, pool, key, pkt);
+}
+
 /* ---- actions ---- */
 
 static void vnet_shift(struct vs_packet *pkt, int delta)
@@ -297,13 +399,15 @@ static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t narg
 /* Executes `acts` on pkt.  The final output hands over the packet itself,
  * unless an edit follows it (the staged frame is sent only at the flush, so
  * the edit would change it); every other output sends a copy, since later
- * actions may still change the packet.  A truncated action list stops at the
- * last whole action. */
+ * actions may still change the packet.  USERSPACE and SAMPLE copy the packet
+ * and leave it as it was, so they are not edits.  A truncated action list
+ * stops at the last whole action.  Returns 1 if anything was queued for the
+ * slow path (an upcall or a sample): the caller then writes the eventfd. */
 static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats *st,
-                        struct vs_packet *pkt, uint32_t in_port, const struct vs_key *key,
-                        const uint32_t *acts, uint32_t n)
+                        uint64_t *prng, struct vs_packet *pkt, uint32_t in_port,
+                        const struct vs_key *key, const uint32_t *acts, uint32_t n)
 {
-    int upcalled = 0;
+    int queued = 0;
     uint32_t last_output = UINT32_MAX;
     int edited_after = 0;
     for (uint32_t i = 0; i < n && i + ACT_NARGS(acts[i]) < n; i += 1 + ACT_NARGS(acts[i])) {
@@ -311,7 +415,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         if (op == VS_ACTION_OUTPUT) {
             last_output = i;
             edited_after = 0;
-        } else if (op != VS_ACTION_USERSPACE) {
+        } else if (op != VS_ACTION_USERSPACE && op != VS_ACTION_SAMPLE) {
             edited_after = 1;
         }
     }
@@ -343,7 +447,11 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
             pop_mpls(pkt, (uint16_t)args[0]);
             break;
         case VS_ACTION_USERSPACE:
-            upcalled |= upcall_enqueue(dp, st, in_port, args[0], key, pkt);
+            queued |= upcall_enqueue(dp, st, in_port, args[0], key, pkt);
+            break;
+        case VS_ACTION_SAMPLE:
+            if (nargs >= VS_SAMPLE_NARGS)
+                queued |= sample_action(dp, st, prng, in_port, key, pkt, args);
             break;
         case VS_ACTION_SET_FIELD:
             set_field(pkt, args, nargs);
@@ -352,7 +460,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
             break;
         }
     }
-    return upcalled;
+    return queued;
 }
 
 /* ---- the poll thread ---- */
@@ -391,8 +499,8 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         f->bytes += pkt->len;
         f->used_ns = now;
         f->tcp_flags |= tcp_flags;
-        upcalled |= exec_actions(dp, &pmd->tx, st, pkt, port->port_no, &key, f->actions,
-                                 f->n_actions);
+        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, port->port_no, &key,
+                                 f->actions, f->n_actions);
     }
     uint64_t c = cycles_now();
     tx_flush(&pmd->tx);
@@ -456,6 +564,8 @@ static void *pmd_main(void *arg)
     int npfd = 0;
     uint32_t gen = UINT32_MAX;
     int busy_rounds = 0; /* rounds in a row that skipped poll() */
+    /* Threads started in the same nanosecond still differ by thread id. */
+    pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
     while (!pmd->stop) {
         /* Only a port change needs the lock; a spinning thread must not take
          * it on every round or control calls would queue behind it. */
@@ -623,6 +733,8 @@ static void stats_add(struct vs_pmd_stats *acc, const struct vs_pmd_stats *s)
     acc->upcalls += s->upcalls;
     acc->upcall_drops += s->upcall_drops;
     acc->malformed += s->malformed;
+    acc->samples += s->samples;
+    acc->sample_drops += s->sample_drops;
     acc->busy_ns += s->busy_ns;
     acc->idle_ns += s->idle_ns;
     acc->busy_cycles += s->busy_cycles;
@@ -697,11 +809,14 @@ struct vs_dp *vs_dp_create(uint32_t ring_size)
         return NULL;
     pthread_mutex_init(&dp->mutex, NULL);
     pthread_mutex_init(&dp->up_mutex, NULL);
+    pthread_mutex_init(&dp->sample_mutex, NULL);
     vs_cls_init(&dp->cls);
     dp->ring_size = ring_size ? ring_size : 1024;
     dp->ring = calloc(dp->ring_size, sizeof *dp->ring);
+    dp->sample_ring = calloc(VS_SAMPLE_RING, sizeof *dp->sample_ring);
+    dp->exec_prng = prng_seed(vs_now_ns() ^ (uint64_t)getpid() << 32);
     dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int ok = dp->ring && dp->up_efd >= 0 && !tx_ctx_init(&dp->exec_tx);
+    int ok = dp->ring && dp->sample_ring && dp->up_efd >= 0 && !tx_ctx_init(&dp->exec_tx);
     ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
     if (!ok || vs_dp_set_pmds(dp, NULL, 1, 0) != 1) {
         vs_dp_destroy(dp);
@@ -724,6 +839,7 @@ void vs_dp_destroy(struct vs_dp *dp)
     for (uint32_t i = 0; dp->ring && i < dp->ring_size; i++)
         free(dp->ring[i].data);
     free(dp->ring);
+    free(dp->sample_ring);
     free(dp->exec_tx.arena);
     free(dp->exec_pkt.buf);
     if (dp->up_efd > 0)
@@ -950,6 +1066,32 @@ int vs_dp_recv_upcalls(struct vs_dp *dp, struct vs_upcall *ups, int max, uint8_t
     return n;
 }
 
+int vs_dp_recv_samples(struct vs_dp *dp, struct vs_sample *out, int max, uint8_t *buf,
+                       uint32_t buflen)
+{
+    int n = 0;
+    uint32_t used = 0;
+    pthread_mutex_lock(&dp->sample_mutex);
+    while (n < max && dp->sample_count) {
+        struct sample_slot *s = &dp->sample_ring[dp->sample_head];
+        if (used + s->s.len > buflen)
+            break;
+        out[n] = s->s;
+        out[n].offset = used;
+        out[n].drops = dp->sample_ring_drops;
+        memcpy(buf + used, s->data, s->s.len);
+        used += s->s.len;
+        n++;
+        dp->sample_head = (dp->sample_head + 1) % VS_SAMPLE_RING;
+        dp->sample_count--;
+    }
+    int more = dp->sample_count > 0;
+    pthread_mutex_unlock(&dp->sample_mutex);
+    if (more)
+        upcall_notify(dp); /* keep the reader coming back */
+    return n;
+}
+
 int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint32_t len,
                   const struct vs_vnet_hdr *vnet, const uint32_t *actions, uint32_t n_actions)
 {
@@ -968,8 +1110,8 @@ int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint
     else
         memset(&pkt->vnet, 0, sizeof pkt->vnet);
     vs_parse(pkt->data, len, &key, &tcp_flags);
-    int upcalled = exec_actions(dp, &dp->exec_tx, &dp->exec_stats, pkt, in_port, &key, actions,
-                                n_actions);
+    int upcalled = exec_actions(dp, &dp->exec_tx, &dp->exec_stats, &dp->exec_prng, pkt, in_port,
+                                &key, actions, n_actions);
     tx_flush(&dp->exec_tx);
     pthread_mutex_unlock(&dp->mutex);
     if (upcalled)
@@ -997,6 +1139,8 @@ void vs_dp_get_stats(struct vs_dp *dp, struct vs_dp_stats *out)
     out->upcalls = sum.upcalls;
     out->upcall_drops = sum.upcall_drops;
     out->malformed = sum.malformed;
+    out->samples = sum.samples;
+    out->sample_drops = sum.sample_drops;
     out->busy_ns = sum.busy_ns;
     out->idle_ns = sum.idle_ns;
     out->busy_cycles = sum.busy_cycles;

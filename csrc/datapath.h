@@ -1,5 +1,6 @@
 /* datapath.h — the fast path: ports, poll threads, the flow cache, actions,
- * and the upcall ring.  This is the whole C API the Python slow path sees.
+ * the upcall ring and the sample ring.  This is the whole C API the Python
+ * slow path sees.
  *
  * Design note.
  *  - Batch-shaped: one call per batch or per control operation.  Python never
@@ -17,13 +18,30 @@
  *    eventfd is written once per batch, and Python (asyncio) drains it with
  *    vs_dp_recv_upcalls().  A full ring drops the packet and counts it, so a
  *    flood of new flows cannot stall established ones.
+ *  - Packet sampling (sFlow, IPFIX) is an action, VS_ACTION_SAMPLE; the slow
+ *    path puts it first in a megaflow's list, so that it sees the packet as
+ *    received.  Sampled headers (at most VS_SAMPLE_MAX_HEADER bytes) go into
+ *    their own bounded ring of VS_SAMPLE_RING slots, allocated once, never
+ *    into the upcall ring: a high sampling rate can then never crowd out
+ *    flow-miss upcalls.  A full sample ring drops the sample and counts it.
+ *    The same eventfd is written (once per batch), and Python drains both
+ *    rings when it wakes (vs_dp_recv_upcalls, then vs_dp_recv_samples).
+ *    Every packet that reaches a SAMPLE action counts in its input port's
+ *    sample pool (sFlow's sample_pool: how many packets the samples were
+ *    drawn from).
  *  - Locking: one datapath mutex serialises the poll threads' batches and every
  *    control call.  Both sides hold it only inside C for bounded work (one
  *    batch, one flow operation), never across Python code, so a poll thread
  *    never waits on the interpreter; control calls announce themselves and
- *    poll threads let them in first.  The upcall ring has its own lock.
- *    (Simpler than RCU publication, at the cost that poll threads do not
- *    look up in parallel.)
+ *    poll threads let them in first.  The datapath mutex also guards the
+ *    ports' counters and sample pools (only batches and execute() change
+ *    them).  The upcall ring and the sample ring each have their own mutex,
+ *    so that the recv calls never wait for a batch: both are leaf locks,
+ *    taken inside the datapath mutex by poll threads and execute() (or alone
+ *    by the recv calls) and never one inside the other.  Lock order:
+ *    datapath mutex, then at most one ring mutex.  (Simpler than RCU
+ *    publication, at the cost that poll threads do not look up in
+ *    parallel.)
  *  - Actions are a flat array of 32-bit words: each action is a header word
  *    (opcode | number of argument words << 16) followed by its arguments;
  *    see VS_ACTION_*.  An empty list drops.
@@ -49,6 +67,8 @@ enum {
     VS_ACTION_PUSH_MPLS = 6, /* arg: Ethertype; pushes a zero label stack entry
                               * after the VLAN tag (set it with VS_EDIT_MPLS_LSE) */
     VS_ACTION_POP_MPLS = 7,  /* arg: Ethertype of what follows the popped entry */
+    VS_ACTION_SAMPLE = 8,    /* args (VS_SAMPLE_NARGS): probability, cookie,
+                              * out_port, header; see struct vs_sample */
 };
 
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)
@@ -56,6 +76,21 @@ enum {
 #define VS_MAX_PORTS 1024
 #define VS_MAX_PMDS 64
 #define VS_DUMP_MAX_ACTIONS 128
+
+/* VS_ACTION_SAMPLE: the packet is sampled when a 32-bit pseudo-random number
+ * is below `probability` (1-in-N: floor(2^32 / N)), or always when it is
+ * VS_SAMPLE_ALWAYS (1-in-1 does not fit below 2^32).  `cookie` and
+ * `out_port` are handed back to Python untouched; `header` is how many bytes
+ * of the frame to copy (at most VS_SAMPLE_MAX_HEADER).  Packets reaching the
+ * action, sampled or not, count in the input port's pool number
+ * cookie % VS_SAMPLE_POOLS, so that samplers with different cookies (sFlow
+ * and IPFIX, or several collectors) keep separate pools.  Like USERSPACE it
+ * does not change the packet. */
+#define VS_SAMPLE_NARGS 4
+#define VS_SAMPLE_ALWAYS 0xFFFFFFFFu
+#define VS_SAMPLE_MAX_HEADER 256
+#define VS_SAMPLE_POOLS 8
+#define VS_SAMPLE_RING 4096 /* slots, each with VS_SAMPLE_MAX_HEADER bytes inline */
 
 struct vs_port_stats {
     uint64_t rx_packets, rx_bytes, rx_dropped, rx_malformed;
@@ -73,6 +108,7 @@ struct vs_dp_stats {
     uint64_t packets, batches;
     uint64_t emc_hits, megaflow_hits, misses;
     uint64_t upcalls, upcall_drops, malformed;
+    uint64_t samples, sample_drops; /* queued / dropped for a full sample ring */
     uint64_t n_flows, n_subtables, n_pmds;
     uint64_t busy_ns, idle_ns, busy_cycles, idle_cycles;
 };
@@ -84,6 +120,7 @@ struct vs_pmd_stats {
     uint64_t packets, batches;
     uint64_t emc_hits, megaflow_hits, misses;
     uint64_t upcalls, upcall_drops, malformed;
+    uint64_t samples, sample_drops;
     uint64_t busy_ns, idle_ns, busy_cycles, idle_cycles;
     /* Where the busy cycles go: receive syscalls/ring reads, parse + lookup +
      * actions, and transmit (sendmmsg/writes, offload work). */
@@ -97,6 +134,22 @@ struct vs_upcall {
     uint32_t offset; /* where the frame starts in the caller's buffer */
     struct vs_key key;
     struct vs_vnet_hdr vnet;
+};
+
+struct vs_sample {
+    uint32_t in_port;
+    uint32_t cookie;
+    uint32_t out_port;  /* the action's argument */
+    uint32_t frame_len; /* the whole frame's length */
+    uint32_t len;       /* header bytes copied */
+    uint32_t offset;    /* where they start in the caller's buffer */
+    /* The input port's pool cookie % VS_SAMPLE_POOLS after counting this
+     * packet (uint32, wraps); 0 if in_port is not a port (execute()). */
+    uint32_t pool;
+    /* Samples dropped for a full ring so far, datapath-wide (wraps): read
+     * when the sample is drained, so it includes drops while it waited. */
+    uint32_t drops;
+    struct vs_key key; /* the packet's key as parsed on receipt (in_port set) */
 };
 
 struct vs_flow_dump {
@@ -140,6 +193,12 @@ int vs_dp_flow_dump(struct vs_dp *, struct vs_flow_dump *out, int max, uint64_t 
 
 /* Drains up to max upcalls; frames are packed into buf.  Returns the count. */
 int vs_dp_recv_upcalls(struct vs_dp *, struct vs_upcall *ups, int max, uint8_t *buf,
+                       uint32_t buflen);
+/* Drains up to max samples; header bytes are packed into buf.  Returns the
+ * count.  It does not read the eventfd: vs_dp_recv_upcalls re-arms it, so
+ * call that first on a wake-up, then this (a sample queued in between writes
+ * the eventfd again afterwards). */
+int vs_dp_recv_samples(struct vs_dp *, struct vs_sample *out, int max, uint8_t *buf,
                        uint32_t buflen);
 /* Runs actions on one frame (a packet-out, or the packet of an upcall). */
 int vs_dp_execute(struct vs_dp *, uint32_t in_port, const uint8_t *frame, uint32_t len,
