@@ -25,7 +25,9 @@ class AfxdpError(OSError):
         self.step = step
 
 # Datapath actions are (name, arg) tuples.  Simple ones carry one 32-bit
-# argument; set-field ones carry the field's new value as an int.
+# argument; set-field ones carry the field's new value as an int; "sample"
+# carries the tuple (probability, cookie, out_port, header): see
+# sample_probability() and csrc/datapath.h.
 ACTIONS = {
     "output": lib.VS_ACTION_OUTPUT,
     "push_vlan": lib.VS_ACTION_PUSH_VLAN,
@@ -33,6 +35,7 @@ ACTIONS = {
     "userspace": lib.VS_ACTION_USERSPACE,
     "push_mpls": lib.VS_ACTION_PUSH_MPLS,
     "pop_mpls": lib.VS_ACTION_POP_MPLS,
+    "sample": lib.VS_ACTION_SAMPLE,
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 # set-field actions: name -> (VS_EDIT_* field, width in bytes)
@@ -73,6 +76,28 @@ _UPCALL_HEAD = struct.Struct("=IIII")  # in_port, cookie, len, offset
 UPCALL_BATCH = 64
 UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
 
+_SAMPLE_SIZE = ffi.sizeof("struct vs_sample")
+_SAMPLE_KEY = ffi.offsetof("struct vs_sample", "key")
+# in_port, cookie, out_port, frame_len, len, offset, pool, drops
+_SAMPLE_HEAD = struct.Struct("=8I")
+assert _SAMPLE_HEAD.size == _SAMPLE_KEY, "struct vs_sample changed: update _SAMPLE_HEAD"
+
+# Samples come at sampling rates, many more per wake-up than upcalls; every
+# header fits in VS_SAMPLE_MAX_HEADER, so the buffer never cuts a batch short.
+SAMPLE_BATCH = 256
+SAMPLE_BUF = SAMPLE_BATCH * lib.VS_SAMPLE_MAX_HEADER
+SAMPLE_ALWAYS = lib.VS_SAMPLE_ALWAYS
+SAMPLE_MAX_HEADER = lib.VS_SAMPLE_MAX_HEADER
+SAMPLE_POOLS = lib.VS_SAMPLE_POOLS
+
+
+def sample_probability(n):
+    """The SAMPLE action's probability word for sampling 1 packet in n:
+    floor(2^32 / n), and SAMPLE_ALWAYS for n == 1 (2^32 does not fit)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"sampling rate must be an int >= 1, not {n!r}")
+    return SAMPLE_ALWAYS if n == 1 else (1 << 32) // n
+
 
 @dataclass
 class Upcall:
@@ -82,6 +107,19 @@ class Upcall:
     frame: bytes
     vnet: bytes  # the virtio_net_hdr to hand back with execute()
     packed_key: bytes = b""  # the key as C laid it out (flowkey.pack's layout)
+
+
+@dataclass
+class DatapathSample:
+    """A packet sampled by a SAMPLE action (vs_dp_recv_samples)."""
+    in_port: int
+    cookie: int     # the action's cookie
+    out_port: int   # the action's out_port, untouched
+    frame_len: int  # the whole frame's length
+    header: bytes   # its first min(header, frame_len, SAMPLE_MAX_HEADER) bytes
+    pool: int       # in_port's pool cookie % SAMPLE_POOLS, this packet counted (wraps at 2^32)
+    drops: int      # samples dropped for a full ring so far, datapath-wide (wraps at 2^32)
+    key: dict       # flowkey.unpack of the key parsed on receipt
 
 
 @dataclass
@@ -129,6 +167,10 @@ def _encode_actions(actions):
             nwords = (width + 3) // 4
             value = [(arg >> (32 * (nwords - 1 - k))) & 0xFFFFFFFF for k in range(nwords)]
             words += [_header(lib.VS_ACTION_SET_FIELD, 1 + nwords), field, *value]
+        elif name == "sample":
+            if len(arg) != lib.VS_SAMPLE_NARGS:
+                raise ValueError(f"sample takes (probability, cookie, out_port, header), not {arg!r}")
+            words += [_header(lib.VS_ACTION_SAMPLE, lib.VS_SAMPLE_NARGS), *arg]
         else:
             words += [_header(ACTIONS[name], 1), arg or 0]
     return ffi.new("uint32_t[]", words or [0]), len(words)
@@ -144,6 +186,8 @@ def decode_actions(words, n):
             for w in args[1:]:
                 value = value << 32 | w
             actions.append((SET_FIELD_NAMES.get(args[0], f"set_field{args[0]}"), value))
+        elif op == lib.VS_ACTION_SAMPLE:
+            actions.append(("sample", tuple(args)))
         else:
             actions.append((ACTION_NAMES.get(op, str(op)), args[0] if args else 0))
         i += 1 + nargs
@@ -163,6 +207,10 @@ def format_actions(actions, port_names=None):
             out.append("pop_vlan")
         elif name in SET_FIELDS:
             out.append(f"{name}({_format_value(name, arg)})")
+        elif name == "sample":
+            probability, cookie, out_port, header = arg
+            port = port_names.get(out_port, str(out_port)) if port_names else str(out_port)
+            out.append(f"sample(probability={probability},cookie={cookie},out={port},header={header})")
         else:
             out.append(f"{name}({arg})")
     return ",".join(out)
@@ -189,6 +237,8 @@ class Datapath:
             raise OSError("could not create the datapath (out of memory or threads)")
         self._ups = ffi.new("struct vs_upcall[]", UPCALL_BATCH)
         self._buf = ffi.new("uint8_t[]", UPCALL_BUF)
+        self._samples = ffi.new("struct vs_sample[]", SAMPLE_BATCH)
+        self._sample_buf = ffi.new("uint8_t[]", SAMPLE_BUF)
 
     def close(self):
         if self._dp is not None:
@@ -238,7 +288,7 @@ class Datapath:
         lib.vs_dp_get_stats(self._dp, st)
         return {name: getattr(st, name) for name in (
             "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
-            "upcall_drops", "malformed", "n_flows", "n_subtables", "n_pmds",
+            "upcall_drops", "malformed", "samples", "sample_drops", "n_flows", "n_subtables", "n_pmds",
             "busy_ns", "idle_ns", "busy_cycles", "idle_cycles")}
 
     def set_pmds(self, cpus, busy_poll=False):
@@ -254,8 +304,8 @@ class Datapath:
         n = lib.vs_dp_pmd_stats(self._dp, out, lib.VS_MAX_PMDS)
         return [{name: getattr(out[i], name) for name in (
             "cpu", "busy_poll", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
-            "upcall_drops", "malformed", "busy_ns", "idle_ns", "busy_cycles", "idle_cycles",
-            "rx_cycles", "process_cycles", "tx_cycles")}
+            "upcall_drops", "malformed", "samples", "sample_drops", "busy_ns", "idle_ns",
+            "busy_cycles", "idle_cycles", "rx_cycles", "process_cycles", "tx_cycles")}
             for i in range(n)]
 
     @staticmethod
@@ -317,6 +367,27 @@ class Datapath:
                 frame=frames[offset:offset + length],
                 vnet=raw[base + _UPCALL_VNET:base + _UPCALL_VNET + _VNET_SIZE],
                 packed_key=packed_key))
+        return result
+
+    def recv_samples(self):
+        """Drains up to SAMPLE_BATCH samples (DatapathSample).  Call it after
+        recv_upcalls on a wake-up of upcall_fd: that call re-arms the eventfd,
+        which SAMPLE writes too.  Read like recv_upcalls: one buffer, struct."""
+        n = lib.vs_dp_recv_samples(self._dp, self._samples, SAMPLE_BATCH, self._sample_buf, SAMPLE_BUF)
+        if not n:
+            return []
+        raw = ffi.buffer(self._samples, n * _SAMPLE_SIZE)[:]
+        headers = ffi.buffer(self._sample_buf, SAMPLE_BUF)
+        result = []
+        for i in range(n):
+            base = i * _SAMPLE_SIZE
+            (in_port, cookie, out_port, frame_len, length, offset, pool,
+             drops) = _SAMPLE_HEAD.unpack_from(raw, base)
+            key = base + _SAMPLE_KEY
+            result.append(DatapathSample(
+                in_port=in_port, cookie=cookie, out_port=out_port, frame_len=frame_len,
+                header=headers[offset:offset + length], pool=pool, drops=drops,
+                key=flowkey.unpack(raw[key:key + flowkey.PACKED_SIZE])))
         return result
 
     def execute(self, in_port, frame, actions, vnet=None):
