@@ -197,6 +197,21 @@ int vs_cls_put(struct vs_classifier *c, const struct vs_key *key, const struct v
     return 0;
 }
 
+struct vs_flow *vs_cls_find(struct vs_classifier *c, const struct vs_key *key,
+                            const struct vs_key *mask)
+{
+    uint32_t idx;
+    struct vs_subtable *st = find_subtable(c, mask, &idx);
+    if (!st)
+        return NULL;
+    struct vs_key masked;
+    uint32_t hash = masked_hash(key, mask, &masked);
+    for (struct vs_flow *f = st->buckets[hash & (st->n_buckets - 1)]; f; f = f->next)
+        if (f->hash == hash && !memcmp(&f->key, &masked, sizeof masked))
+            return f;
+    return NULL;
+}
+
 int vs_cls_del(struct vs_classifier *c, const struct vs_key *key, const struct vs_key *mask)
 {
     uint32_t idx;

@@ -77,6 +77,9 @@ void vs_key_and(struct vs_key *dst, const struct vs_key *a, const struct vs_key 
 int vs_cls_put(struct vs_classifier *, const struct vs_key *key,
                const struct vs_key *mask, const uint32_t *actions,
                uint32_t n_actions, int *existed);
+/* The flow with exactly this mask and masked key, or NULL. */
+struct vs_flow *vs_cls_find(struct vs_classifier *, const struct vs_key *key,
+                            const struct vs_key *mask);
 /* Deletes the flow with exactly this mask and masked key; returns 0 or -1. */
 int vs_cls_del(struct vs_classifier *, const struct vs_key *key,
                const struct vs_key *mask);

@@ -1028,6 +1028,20 @@ static void dump_one(struct vs_flow *f, void *aux_)
     memcpy(d->actions, f->actions, d->n_actions * sizeof(uint32_t));
 }
 
+int vs_dp_flow_del_stats(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
+                         struct vs_flow_dump *final)
+{
+    struct dump_aux aux = {final, 1, 0};
+    control_lock(dp);
+    struct vs_flow *f = vs_cls_find(&dp->cls, key, mask);
+    if (f) {
+        dump_one(f, &aux);
+        vs_cls_del(&dp->cls, key, mask);
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    return f ? 0 : -1;
+}
+
 int vs_dp_flow_dump(struct vs_dp *dp, struct vs_flow_dump *out, int max, uint64_t *total)
 {
     struct dump_aux aux = {out, max, 0};

@@ -187,6 +187,11 @@ int vs_dp_port_stats(struct vs_dp *, uint32_t port_no, struct vs_port_stats *);
 int vs_dp_flow_put(struct vs_dp *, const struct vs_key *key, const struct vs_key *mask,
                    const uint32_t *actions, uint32_t n_actions);
 int vs_dp_flow_del(struct vs_dp *, const struct vs_key *key, const struct vs_key *mask);
+/* Deletes a flow as vs_dp_flow_del and copies its final counters (and
+ * actions) to *final, so that no packet it forwarded goes unreported.
+ * Returns 0, or -1 if there was no such flow. */
+int vs_dp_flow_del_stats(struct vs_dp *, const struct vs_key *key, const struct vs_key *mask,
+                         struct vs_flow_dump *final);
 void vs_dp_flow_flush(struct vs_dp *);
 /* Copies up to max flows; returns how many were written.  *total = all flows. */
 int vs_dp_flow_dump(struct vs_dp *, struct vs_flow_dump *out, int max, uint64_t *total);

@@ -325,6 +325,14 @@ class Datapath:
     def flow_del(self, key, mask):
         return lib.vs_dp_flow_del(self._dp, self._c_key(key), self._c_key(mask)) == 0
 
+    def flow_del_stats(self, key, mask):
+        """Deletes a megaflow and returns its final MegaflowStats (None if
+        there was none), so that its last packets can still be reported."""
+        final = ffi.new("struct vs_flow_dump *")
+        if lib.vs_dp_flow_del_stats(self._dp, self._c_key(key), self._c_key(mask), final) < 0:
+            return None
+        return self._megaflow_stats(final)
+
     def flow_flush(self):
         lib.vs_dp_flow_flush(self._dp)
 
@@ -337,17 +345,19 @@ class Datapath:
             if total[0] <= cap:
                 break
             cap = total[0] + 16  # grew meanwhile
+        return [self._megaflow_stats(d) for d in out[0:n]]
+
+    @staticmethod
+    def _megaflow_stats(d):
+        """A MegaflowStats from a struct vs_flow_dump."""
         size = ffi.sizeof("struct vs_key")
-        flows = []
-        for d in out[0:n]:
-            packed_key = ffi.buffer(ffi.addressof(d, "key"), size)[:]
-            packed_mask = ffi.buffer(ffi.addressof(d, "mask"), size)[:]
-            flows.append(MegaflowStats(
-                key=flowkey.unpack(packed_key), mask=flowkey.unpack(packed_mask),
-                actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
-                bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags,
-                packed_key=packed_key, packed_mask=packed_mask))
-        return flows
+        packed_key = ffi.buffer(ffi.addressof(d, "key"), size)[:]
+        packed_mask = ffi.buffer(ffi.addressof(d, "mask"), size)[:]
+        return MegaflowStats(
+            key=flowkey.unpack(packed_key), mask=flowkey.unpack(packed_mask),
+            actions=decode_actions(d.actions, d.n_actions), packets=d.packets,
+            bytes=d.bytes, used_ns=d.used_ns, tcp_flags=d.tcp_flags,
+            packed_key=packed_key, packed_mask=packed_mask)
 
     def recv_upcalls(self):
         """Drains up to UPCALL_BATCH upcalls.  The C structs are read as one
