@@ -28,6 +28,7 @@ Without a link monitor (none could be opened) `retry_failed` is the
 revalidator's once-a-second fallback.
 """
 import logging
+import socket
 from dataclasses import dataclass, field
 
 from vswitch.datapath import dpif
@@ -298,6 +299,25 @@ class Interfaces:
     def ofport(self, name):
         iface = self.by_name.get(name)
         return iface.ofport if iface else None
+
+    def netdev_info(self, name):
+        """What exporters report of an open interface's netdev: ifindex (from
+        the last link event, else the kernel's), carrier, admin state, MTU
+        and the datapath port's counters; None when it is not open."""
+        iface, ev = self.by_name.get(name), self.links.get(name)
+        if iface is None or not iface.open:
+            return None
+        ifindex = ev.ifindex if ev is not None else None
+        if not ifindex:
+            try:
+                ifindex = socket.if_nametoindex(name)
+            except OSError:
+                ifindex = 0
+        return {"ifindex": ifindex,
+                "carrier": ev.carrier if ev is not None else True,
+                "admin_up": ev.admin_up if ev is not None else True,
+                "mtu": ev.mtu if ev is not None else None,
+                "stats": self.dp.port_stats(iface.dp_port) or {}}
 
     def column(self, column, name):
         """OVS's link columns of the interface, from its netdev's last event."""

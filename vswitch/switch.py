@@ -18,6 +18,14 @@ them claims (LACPDU, CCM) gets a megaflow that sends it to userspace with the
 feature's cookie and is handed to the feature; every other megaflow carries
 what the features looked at in its mask.  The daemon calls run_features() at
 next_wakeup(), and link_changed() on netlink carrier events.
+
+Traffic reports (MegaflowDelta, to the features' flow_stats: mirror and
+bond counters, NetFlow records): each packet exactly once.  The revalidator
+reports each megaflow's deltas; a megaflow that is deleted (invalidated,
+idle, flushed) reports its last ones as it goes (the datapath returns its
+final counters); a packet the slow path forwards reports itself, since it
+never hits the megaflow it set up.  Datapath samples (sFlow, IPFIX) have
+their own queue, drained after the misses.
 """
 import copy
 import logging
@@ -26,7 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
-from vswitch.bridge.feature import earliest_wakeup
+from vswitch.bridge.feature import MegaflowDelta, earliest_wakeup
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, pipeline
@@ -71,6 +79,7 @@ class InstalledFlow:
     installed: float = 0.0
     last_bytes: int = 0
     of: object = None  # pipeline.OFXlateResult: the rules/groups its traffic is counted to
+    reported: float = 0.0  # when its traffic was last reported to the bridge's features
 
 
 def _packed(key, mask, packed_key=b""):
@@ -92,6 +101,13 @@ def _with_features(bridge, up, result, special_mask):
     their claims looked at (mask) and their actions (mirrors)."""
     _merge_masks(result.mask, special_mask)
     result.actions = bridge.xlate_actions(up.in_port, up.key, result.actions, result.mask, result.tags)
+
+
+def _report_slow_path(bridge, up, result, now):
+    """The packet of an upcall, forwarded by the slow path, counts as
+    traffic of the megaflow it set up (it never hits it)."""
+    bridge.flow_stats(MegaflowDelta(flowkey.apply_mask(up.key, result.mask), result.mask,
+                                    set(result.tags), 1, len(up.frame), 0, now, now), now)
 
 
 def _merge_masks(mask, extra):
@@ -139,7 +155,8 @@ class Switch:
                     name, MacTable(aging, size), interfaces=self.ifaces.get,
                     invalidate_tag=lambda tag, n=name: self.invalidate(n, tag),
                     flush_all=lambda n=name: self.flush_bridge(n), clock=self.clock,
-                    wake=lambda: self.wake(), carriers=self.carriers)
+                    wake=lambda: self.wake(), carriers=self.carriers,
+                    netdevs=self.interfaces.netdev_info)
                 self.of[name] = OFSwitch(name, self)
                 changed = True
             elif (aging, size) != (bridge.macs.aging_time, bridge.macs.max_entries):
@@ -154,10 +171,6 @@ class Switch:
                     ifaces = (config["Interface"].get(u) for u in port.get("interfaces", []))
                     ports[port["name"]] = PortConfig(port, {i["name"]: i for i in ifaces if i})
             changed |= bridge.configure(BridgeConfig(br, ports, now, config))
-            for exporter in ("netflow", "sflow", "ipfix"):
-                if br.get(exporter):  # stored, but the exporters are not wired yet (issue 9)
-                    log.warning("%s: %s is configured but not exported yet: no records are sent",
-                                name, exporter)
             self._sync_of_ports(bridge)
         for name in set(self.bridges) - names:
             self.bridges.pop(name).close()
@@ -197,6 +210,13 @@ class Switch:
 
     # ------------------------------------------------------------ flow cache
     def flush_flows(self):
+        """Deletes every megaflow, first reporting their last traffic."""
+        if self.flows:
+            now, now_ns = self.clock(), dpif.now_ns()
+            for stats in self.dp.flow_dump():
+                info = self.flows.get(stats.packed_key + stats.packed_mask)
+                if info is not None:
+                    self._report(info, stats, now, now_ns)
         self.dp.flow_flush()
         self.flows.clear()
         self.tag_index.clear()
@@ -212,7 +232,27 @@ class Switch:
         for fid in list(self.tag_index.pop((bridge,) + tag, ())):
             info = self._forget(fid)
             if info:
-                self.dp.flow_del(info.key, info.mask)
+                self._delete(info)
+
+    def _delete(self, info):
+        """Deletes a forgotten megaflow from the datapath, reporting the
+        traffic it saw since the last look (so no packet goes uncounted)."""
+        stats = self.dp.flow_del_stats(info.key, info.mask)
+        if stats is not None:
+            self._report(info, stats, self.clock(), dpif.now_ns())
+
+    def _report(self, info, stats, now, now_ns):
+        """Hands a megaflow's traffic since the last look to its bridge's
+        features and OpenFlow rules, and remembers where the counters stand."""
+        if stats.packets > info.last_packets and info.bridge in self.bridges:
+            last_seen = now - (now_ns - stats.used_ns) / 1e9 if stats.used_ns else now
+            first_seen = min(max(info.reported, info.installed), last_seen)
+            self.bridges[info.bridge].flow_stats(MegaflowDelta(
+                stats.key, stats.mask, {t[1:] for t in info.tags},
+                stats.packets - info.last_packets, stats.bytes - info.last_bytes,
+                stats.tcp_flags, first_seen, last_seen), now)
+            info.reported = now
+        self._attribute(info, stats, now)
 
     def _install(self, bridge_name, key, result, now, packed_key=b""):
         if len(self.flows) >= self.flow_limit:
@@ -250,6 +290,24 @@ class Switch:
                 self._handle_upcall(up)
             if len(upcalls) < dpif.UPCALL_BATCH:
                 break
+        self.handle_samples()
+
+    def handle_samples(self):
+        """Packets the datapath sampled (their own queue, drained after the
+        misses) go to the feature whose cookie they carry (sFlow, IPFIX)."""
+        now, bridges, got = self.clock(), {}, False
+        for _ in range(MAX_UPCALL_BATCHES):
+            samples = self.dp.recv_samples()
+            for sample in samples:
+                bridge = bridges.get(sample.in_port) or self.bridge_of_ofport(sample.in_port)
+                if bridge is not None:
+                    bridges[sample.in_port] = bridge
+                    bridge.sampled(sample, now)
+            got |= bool(samples)
+            if len(samples) < dpif.SAMPLE_BATCH:
+                break
+        if got:
+            self.wake()
 
     def _handle_upcall(self, up):
         now = self.clock()
@@ -283,6 +341,7 @@ class Switch:
             self.invalidate(bridge.name, ("mac",) + result.learned)
         self._install(bridge.name, up.key, result, now, up.packed_key)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
+        _report_slow_path(bridge, up, result, now)
 
     def _handle_openflow_upcall(self, bridge, up, now, special_mask):
         result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
@@ -294,6 +353,7 @@ class Switch:
         if not result.dropped_by_meter:
             _account(result, 1, len(up.frame), now)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
+        _report_slow_path(bridge, up, result, now)
 
     # ------------------------------------------------------------ OpenFlow glue (OFSwitch's host)
     def of_view(self, name, now, macs=None):
@@ -309,16 +369,12 @@ class Switch:
             miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len)
 
     def flush_bridge(self, name):
-        """Deletes bridge `name`'s megaflows, first counting their last packets
-        to the OpenFlow rules they came from."""
-        now = self.clock()
-        for stats in self.dp.flow_dump():
-            fid = stats.packed_key + stats.packed_mask
-            info = self.flows.get(fid)
-            if info is not None and info.bridge == name:
-                self._attribute(info, stats, now)
+        """Deletes bridge `name`'s megaflows, first reporting their last
+        packets (features, OpenFlow rules)."""
+        for fid, info in list(self.flows.items()):
+            if info.bridge == name:
                 self._forget(fid)
-                self.dp.flow_del(stats.packed_key, stats.packed_mask)
+                self._delete(info)
 
     def dp_execute(self, in_port, frame, actions):
         self.dp.execute(in_port, frame, actions)
@@ -346,15 +402,11 @@ class Switch:
                 self.dp.flow_del(stats.packed_key, stats.packed_mask)
                 continue
             saw_traffic = stats.packets > info.last_packets
-            if saw_traffic and info.tags and info.bridge in self.bridges:
-                self.bridges[info.bridge].flow_stats(
-                    {t[1:] for t in info.tags}, stats.packets - info.last_packets,
-                    stats.bytes - info.last_bytes, now)
-            self._attribute(info, stats, now)
+            self._report(info, stats, now, now_ns)
             last_use = stats.used_ns / 1e9 if stats.used_ns else info.installed
             if now_ns / 1e9 - last_use > idle_limit:
                 self._forget(fid)
-                self.dp.flow_del(stats.packed_key, stats.packed_mask)
+                self._delete(info)
                 continue
             if saw_traffic:
                 bridge = self.bridges.get(info.bridge)
@@ -367,6 +419,7 @@ class Switch:
                 self.invalidate(bridge.name, ("mac", vlan, mac))
         for ofs in list(self.of.values()):
             ofs.run(now)
+        self.wake()  # the exporters' caches took this round's deltas
         if not self.interfaces.following_links and self.interfaces.retry_failed():
             # An interface that came up late joins its bridge's ports.
             self._apply_bridges(self.config)

@@ -14,6 +14,8 @@ including frames the slow path executed or features transmitted.
     dp.receive(1, frame)       # hit -> sent, miss -> upcall queued
     sw.handle_upcalls()
 """
+import random
+from collections import Counter
 from dataclasses import dataclass
 
 from vswitch.config.commands import execute
@@ -59,6 +61,9 @@ class FakeDatapath:
         self.sent = []  # (datapath port, frame, actions of the whole decision)
         self.hits = 0
         self.misses = 0
+        self.samples = []  # dpif.DatapathSample, as the SAMPLE action queues them
+        self.sample_pools = Counter()  # (in port, cookie) -> packets that reached a SAMPLE
+        self.random = random.Random(1)
 
     # -- ports ---------------------------------------------------------------------
     def add_port(self, port_no, port_type, ifname):
@@ -82,6 +87,14 @@ class FakeDatapath:
 
     def flow_del(self, key, mask):
         return self.flows.pop((key, mask), None) is not None
+
+    def flow_del_stats(self, key, mask):
+        f = self.flows.pop((key, mask), None)
+        if f is None:
+            return None
+        return dpif.MegaflowStats(key=f.key, mask=f.mask, actions=f.actions, packets=f.packets,
+                                  bytes=f.bytes, used_ns=f.used_ns, tcp_flags=0,
+                                  packed_key=key, packed_mask=mask)
 
     def flow_flush(self):
         self.flows.clear()
@@ -121,12 +134,28 @@ class FakeDatapath:
 
     def _apply(self, in_port, frame, actions):
         for name, arg in actions:
-            if name == "output":
+            if name == "sample":
+                self._sample(in_port, frame, *arg)
+            elif name == "output":
                 self.sent.append((arg, frame, list(actions)))
             elif name == "userspace":
                 key = dpif.parse_frame(frame, in_port)
                 self.upcalls.append(dpif.Upcall(in_port=in_port, cookie=arg, key=key,
                                                 frame=frame, vnet=None))
+
+    def _sample(self, in_port, frame, probability, cookie, out_port, header):
+        self.sample_pools[in_port, cookie] += 1
+        if probability != 0xFFFFFFFF and self.random.getrandbits(32) >= probability:
+            return
+        key = dpif.parse_frame(frame, in_port)
+        key.pop("tcp_flags", None)
+        self.samples.append(dpif.DatapathSample(
+            in_port=in_port, cookie=cookie, out_port=out_port, frame_len=len(frame),
+            header=frame[:header], pool=self.sample_pools[in_port, cookie], drops=0, key=key))
+
+    def recv_samples(self):
+        batch, self.samples = self.samples[:dpif.SAMPLE_BATCH], self.samples[dpif.SAMPLE_BATCH:]
+        return batch
 
     def recv_upcalls(self):
         batch, self.upcalls = self.upcalls[:dpif.UPCALL_BATCH], self.upcalls[dpif.UPCALL_BATCH:]

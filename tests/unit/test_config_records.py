@@ -157,8 +157,9 @@ M = "--id=@m create Mirror name=x {} -- add Bridge br0 mirrors @m"
     ("--id=@i create IPFIX cache_active_timeout=4201 -- set Bridge br0 ipfix=@i",
      "IPFIX {u}: invalid cache_active_timeout 4201 (must be 0..4200)"),
     ("--id=@i create IPFIX other_config:colour=red -- set Bridge br0 ipfix=@i",
-     "IPFIX {u}: unknown key other_config:colour (this switch uses only: enable-input-sampling, "
-     "enable-output-sampling, enable-tunnel-sampling, virtual_obs_id)"),
+     "IPFIX {u}: unknown key other_config:colour (this switch uses only: enable-input-sampling)"),
+    ("--id=@s create sFlow targets=\\\"1.2.3.4:6343\\\" header=300 -- set Bridge br0 sflow=@s",
+     "sFlow {u}: invalid header 300 (must be 14..256)"),
     ("--id=@n create NetFlow targets=\\\"1.2.3.4:5\\\" -- set Bridge br0 netflow=@n -- add Bridge br0 netflow @x "
      "-- --id=@x create NetFlow targets=\\\"1.2.3.4:6\\\"",
      '"add" operation would put 2 values in column netflow of table Bridge but the maximum number is 1'),

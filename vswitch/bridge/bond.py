@@ -385,12 +385,12 @@ class BondFeature(Feature):
     def port_xlate(self, port_name):
         return self.bonds.get(port_name)
 
-    def flow_stats(self, tags, packets, nbytes, now):
-        for tag in tags:
+    def flow_stats(self, delta, now):
+        for tag in delta.tags:
             if tag[0] == "bond-bucket":
                 bond = self.bonds.get(tag[1])
                 if bond:
-                    bond.account(tag[2], nbytes)
+                    bond.account(tag[2], delta.bytes)
 
     def run(self, now):
         out = []

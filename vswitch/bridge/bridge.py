@@ -12,12 +12,18 @@ from dataclasses import dataclass, field
 from vswitch.bridge.bond import BondFeature
 from vswitch.bridge.cfm_feature import CfmFeature
 from vswitch.bridge.feature import earliest_wakeup
+from vswitch.bridge.ipfix_feature import IpfixFeature
 from vswitch.bridge.lacp_feature import LacpFeature
 from vswitch.bridge.mirror import MirrorFeature
+from vswitch.bridge.netflow_feature import NetflowFeature
+from vswitch.bridge.sflow_feature import SflowFeature
 from vswitch.ofproto import normal
 from vswitch.ofproto.mac_learning import MacTable
 
-FEATURES = (LacpFeature, CfmFeature, BondFeature, MirrorFeature)
+# The exporters come before the mirrors: they read the pipeline's outputs
+# (a record's output port), not the mirrors' copies.
+FEATURES = (LacpFeature, CfmFeature, BondFeature, NetflowFeature, SflowFeature, IpfixFeature,
+            MirrorFeature)
 # Datapath userspace cookies of claimed frames: one per feature class (the
 # upcall's in_port says which bridge).  OpenFlow packet-ins use 1 << 24 up.
 FEATURE_COOKIE_BASE = 0x100
@@ -74,6 +80,7 @@ class Bridge:
     iface_names: dict = field(default_factory=dict)  # datapath port -> interface name
     port_settings: dict = field(default_factory=dict)  # port name -> PortSettings
     carriers: dict = field(default_factory=dict)  # interface -> carrier (netlink; the switch's)
+    netdevs: object = lambda name: None  # interface name -> netdev_info dict (interfaces.py)
 
     def __post_init__(self):
         self.features = [cls(self) for cls in FEATURES]
@@ -169,9 +176,15 @@ class Bridge:
             actions = f.xlate_actions(in_dp, key, actions, mask, tags)
         return actions
 
-    def flow_stats(self, tags, packets, nbytes, now):
+    def flow_stats(self, delta, now):
         for f in self.features:
-            f.flow_stats(tags, packets, nbytes, now)
+            f.flow_stats(delta, now)
+
+    def sampled(self, sample, now):
+        """A datapath sample goes to the feature whose cookie it carries."""
+        feature = self.cookies.get(sample.cookie)
+        if feature is not None:
+            feature.sampled(sample, now)
 
     def show(self, kind, name=None):
         f = self.feature(kind)
@@ -223,3 +236,9 @@ class Bridge:
 
     def feature(self, kind):
         return next((f for f in self.features if f.kind == kind), None)
+
+    def cookie(self, feature):
+        return self._cookie_of[id(feature)]
+
+    def netdev_info(self, iface):
+        return self.netdevs(iface)

@@ -29,8 +29,16 @@ default, so a feature implements only what it needs.  This is Open vSwitch's
                             not collecting/distributing, a CFM fault);
                             None = no opinion.
   link_changed(iface, carrier, now)   the netdev's carrier, from netlink.
-  flow_stats(tags, packets, nbytes, now)  the revalidator's per-megaflow
-                            deltas, with the tags its translation left.
+  flow_stats(delta, now)    traffic the fast path or the slow path forwarded
+                            since the last report (a MegaflowDelta: the
+                            megaflow's masked key, its tags, packets, bytes,
+                            TCP flags, first/last seen); every packet is
+                            reported once: megaflows by the revalidator and
+                            before they are deleted, slow-path packets as
+                            they are executed.
+  sampled(sample, now)      a packet the datapath sampled for this feature
+                            (a dpif.DatapathSample: its own SAMPLE action,
+                            carrying the feature's cookie; sFlow, IPFIX).
   run(now) -> [(iface, frame)]   timers; frames to send out of interfaces.
   next_wakeup() -> float|None    when run() is next due (the daemon sleeps
                             until the earliest of all features).
@@ -41,6 +49,22 @@ default, so a feature implements only what it needs.  This is Open vSwitch's
 
 Time is always passed in: tests drive features with a fake clock.
 """
+from dataclasses import dataclass
+
+
+@dataclass
+class MegaflowDelta:
+    """What one megaflow (or one slow-path packet) forwarded since the last
+    report.  `key` is the megaflow's key under its mask (fields the mask
+    leaves out read 0); times are on the switch's clock."""
+    key: dict
+    mask: dict
+    tags: set  # the tags its translation left, without the bridge name
+    packets: int
+    bytes: int  # frame bytes as received (the VLAN tag counts if it was on the wire)
+    tcp_flags: int
+    first_seen: float
+    last_seen: float
 
 
 def earliest_wakeup(things):
@@ -79,7 +103,10 @@ class Feature:
     def link_changed(self, iface, carrier, now):
         pass
 
-    def flow_stats(self, tags, packets, nbytes, now):
+    def flow_stats(self, delta, now):
+        pass
+
+    def sampled(self, sample, now):
         pass
 
     def run(self, now):
@@ -112,6 +139,10 @@ class FeatureHost:
     learned_macs()             [(vlan, mac, port name)] of the MAC table
     mac_port(vlan, mac)        the port name a MAC was learned on, or None
     feature(kind)              another feature of this bridge, or None
+    cookie(feature)            the datapath cookie of `feature`'s claimed
+                               frames and samples
+    netdev_info(iface)         {"ifindex", "carrier", "admin_up", "mtu",
+                               "stats": the datapath port's counters} or None
     ports                      NORMAL's port map {datapath port: normal.BridgePort}
     wake()                     next_wakeup() moved earlier: reschedule
     """

@@ -231,12 +231,12 @@ class MirrorFeature(Feature):
         return None
 
     # -- statistics and state ----------------------------------------------------------
-    def flow_stats(self, tags, packets, nbytes, now):
-        for tag in tags:
+    def flow_stats(self, delta, now):
+        for tag in delta.tags:
             if tag[0] == "mirror" and tag[1] in self.stats:
                 st = self.stats[tag[1]]
-                st[0] += packets
-                st[1] += nbytes
+                st[0] += delta.packets
+                st[1] += delta.bytes
 
     def column(self, table, column, name):
         if table == "Mirror" and column == "statistics" and name in self.stats:

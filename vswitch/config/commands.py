@@ -497,8 +497,8 @@ def _column_value(txn, table, uuid, name, command):
     row = txn.config[table][uuid]
     if column.runtime is None:
         return row[name]
-    if column.runtime_keyed:
-        value = txn.call_runtime(command, column.runtime, table, name, row.get("name"))
+    if column.runtime_keyed:  # rows of tables without names (NetFlow, ...) by uuid
+        value = txn.call_runtime(command, column.runtime, table, name, row.get("name", uuid))
     else:
         value = txn.call_runtime(command, column.runtime, row.get("name"))
     if value is None and isinstance(column.type, (schema.MapType, schema.SetType)):

@@ -511,14 +511,20 @@ TABLES = {
         Column("engine_id", IntType(0, 255)),
         Column("add_id_to_interface", BoolType()),
         Column("external_ids", MapType()),
+        # Ours (read-only): datagrams and records sent, errors (export_feature.py).
+        Column("statistics", MapType(), runtime="feature_column", runtime_keyed=True),
     ),
     "sFlow": _columns(
         Column("agent", StringType(optional=True)),
         Column("targets", SetType(StringType(check=is_ip_port, expect=IP_PORT), min=1), noun="target"),
         Column("sampling", IntType(1, 2 ** 32 - 1)),
         Column("polling", IntType(0, 2 ** 32 - 1)),
-        Column("header", IntType(1, 65535)),
+        # OVS takes any size; the datapath copies at most 256 bytes of a
+        # sampled packet and sFlow needs at least the Ethernet header.
+        Column("header", IntType(14, 256)),
         Column("external_ids", MapType()),
+        # Ours (read-only): datagrams and records sent, errors (export_feature.py).
+        Column("statistics", MapType(), runtime="feature_column", runtime_keyed=True),
     ),
     "IPFIX": _columns(
         Column("targets", SetType(StringType(check=is_ip_port, expect=IP_PORT)), noun="target"),
@@ -529,6 +535,8 @@ TABLES = {
         Column("cache_max_flows", IntType(0, 2 ** 32 - 1)),
         Column("other_config", MapType(strict=True)),
         Column("external_ids", MapType()),
+        # Ours (read-only): datagrams and records sent, errors (export_feature.py).
+        Column("statistics", MapType(), runtime="feature_column", runtime_keyed=True),
     ),
     # OVS's SSL table, which OVS references from its Open_vSwitch row; there
     # is no Open_vSwitch table here, so the table holds at most one row,
@@ -583,10 +591,11 @@ MAP_KEYS = {
         "cfm_ma_name": (lambda v: 1 <= len(v) <= 43, "a string of 1..43 characters"),
         "cfm_md_level": (int_text(0, 7), _range(0, 7)),
     },
+    # Bridge IPFIX samples packets as they come in (bridge/ipfix_feature.py);
+    # OVS's output and tunnel sampling and virtual_obs_id are not done.
     ("IPFIX", "other_config"): {
-        key: (one_of("true", "false"), "true or false")
-        for key in ("enable-tunnel-sampling", "enable-input-sampling", "enable-output-sampling")
-    } | {"virtual_obs_id": (lambda v: True, "a string")},
+        "enable-input-sampling": (one_of("true", "false"), "true or false"),
+    },
 }
 for (_table, _column), _keys in MAP_KEYS.items():
     TABLES[_table][_column].type.keys = _keys
