@@ -5,6 +5,8 @@ import time
 
 from test_dp_sample import datapath_on_veths, frame_of, needs_root, ours
 
+pytestmark = needs_root
+
 
 def test_flow_del_stats_returns_the_final_counters_then_none():
     n, size = 25, 90
