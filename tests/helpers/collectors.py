@@ -31,14 +31,23 @@ def free_udp_port() -> int:
         return s.getsockname()[1]
 
 
-def udp_socket_state(port: int) -> dict | None:
-    """rx_queue and drops of the IPv4 UDP socket bound to `port`, or None."""
-    with open("/proc/net/udp") as f:
-        next(f)
-        for line in f:
-            cols = line.split()
-            if int(cols[1].split(":")[1], 16) == port:
-                return {"rx_queue": int(cols[4].split(":")[1], 16), "drops": int(cols[12])}
+def _in_ns(ns: str | None, argv: list[str]) -> list[str]:
+    return (["ip", "netns", "exec", ns] if ns else []) + argv
+
+
+def udp_socket_state(port: int, ns: str | None = None) -> dict | None:
+    """rx_queue and drops of the IPv4 UDP socket bound to `port` (in
+    namespace `ns`, else here), or None."""
+    if ns:
+        lines = subprocess.run(_in_ns(ns, ["cat", "/proc/net/udp"]), capture_output=True,
+                               text=True, timeout=TIMEOUT, check=True).stdout.splitlines()
+    else:
+        with open("/proc/net/udp") as f:
+            lines = f.read().splitlines()
+    for line in lines[1:]:
+        cols = line.split()
+        if int(cols[1].split(":")[1], 16) == port:
+            return {"rx_queue": int(cols[4].split(":")[1], 16), "drops": int(cols[12])}
     return None
 
 
@@ -105,24 +114,26 @@ class ManagedProcess:
         return self.proc.returncode
 
 
-def wait_until_listening(proc: ManagedProcess, port: int, name: str) -> None:
+def wait_until_listening(proc: ManagedProcess, port: int, name: str, ns: str | None = None) -> None:
     def ready():
         if not proc.alive():
             raise RuntimeError(f"{name} exited: {proc.log()}")
-        return udp_socket_state(port) is not None
+        return udp_socket_state(port, ns) is not None
     wait_for(ready, f"{name} to bind 127.0.0.1:{port}")
 
 
-def wait_until_drained(port: int) -> dict:
+def wait_until_drained(port: int, ns: str | None = None) -> dict:
     """Waits until the collector has read every queued datagram."""
-    return wait_for(lambda: (s := udp_socket_state(port)) and s["rx_queue"] == 0 and s,
+    return wait_for(lambda: (s := udp_socket_state(port, ns)) and s["rx_queue"] == 0 and s,
                     f"udp port {port} to drain")
 
 
 class NfcapdCollector:
-    """nfcapd writing into `workdir`; stop() (SIGTERM) flushes its file."""
+    """nfcapd writing into `workdir` (run in namespace `ns`, e.g. the
+    switch's, else here); stop() (SIGTERM) flushes its file."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, ns: str | None = None):
+        self.ns = ns
         self.dir = os.path.join(workdir, "flows")
         os.makedirs(self.dir)
         self.port = free_udp_port()
@@ -133,15 +144,16 @@ class NfcapdCollector:
 
     def __enter__(self):
         self.process = ManagedProcess(
-            ["nfcapd", "-b", "127.0.0.1", "-p", str(self.port), "-w", self.dir, "-t", "3600"],
+            _in_ns(self.ns, ["nfcapd", "-b", "127.0.0.1", "-p", str(self.port), "-w", self.dir,
+                             "-t", "3600"]),
             os.path.join(os.path.dirname(self.dir), "nfcapd.log"))
-        wait_until_listening(self.process, self.port, "nfcapd")
+        wait_until_listening(self.process, self.port, "nfcapd", self.ns)
         return self
 
     def stop(self) -> str:
         """Waits for the socket to drain, stops nfcapd, returns its log."""
         if self.process.alive():
-            self.socket_drops = wait_until_drained(self.port)["drops"]
+            self.socket_drops = wait_until_drained(self.port, self.ns)["drops"]
             self.process.stop(signal.SIGTERM)
         self.summary = self.process.log()
         return self.summary
@@ -186,8 +198,10 @@ class PmacctCollector:
     samples. With renormalize, sfacctd multiplies packets and bytes by the
     (effective) sampling rate."""
 
-    def __init__(self, workdir: str, daemon: str = "sfacctd", renormalize: bool = True):
+    def __init__(self, workdir: str, daemon: str = "sfacctd", renormalize: bool = True,
+                 ns: str | None = None):
         self.daemon = daemon
+        self.ns = ns
         self.dir = os.path.join(workdir, daemon)
         os.makedirs(self.dir)
         self.port = free_udp_port()
@@ -200,9 +214,9 @@ class PmacctCollector:
         self.process = None
 
     def __enter__(self):
-        self.process = ManagedProcess([self.daemon, "-f", self.config],
+        self.process = ManagedProcess(_in_ns(self.ns, [self.daemon, "-f", self.config]),
                                       os.path.join(self.dir, f"{self.daemon}.log"))
-        wait_until_listening(self.process, self.port, self.daemon)
+        wait_until_listening(self.process, self.port, self.daemon, self.ns)
         wait_for(lambda: "Purging cache" in self.process.log() or not self.process.alive(),
                  f"{self.daemon} print plugin to start")
         return self
@@ -232,14 +246,15 @@ class LoopbackCapture:
     """dumpcap on lo for the given UDP ports; decode() runs tshark on the file
     with the decode-as rules given (e.g. {port: "cflow"})."""
 
-    def __init__(self, workdir: str, ports: list[int]):
+    def __init__(self, workdir: str, ports: list[int], ns: str | None = None):
+        self.ns = ns
         self.path = os.path.join(workdir, "capture.pcapng")
         self.filter = " or ".join(f"udp port {p}" for p in ports)
         self.process = None
 
     def __enter__(self):
-        self.process = ManagedProcess(["dumpcap", "-i", "lo", "-f", self.filter,
-                                       "-w", self.path],
+        self.process = ManagedProcess(_in_ns(self.ns, ["dumpcap", "-i", "lo", "-f", self.filter,
+                                                       "-w", self.path]),
                                       self.path + ".log")
         wait_for(lambda: "Capturing on" in self.process.log() or not self.process.alive(),
                  "dumpcap to start")
