@@ -110,6 +110,15 @@ def _report_slow_path(bridge, up, result, now):
                                     set(result.tags), 1, len(up.frame), 0, now, now), now)
 
 
+EXPORTER_TABLES = {"netflow": "NetFlow", "sflow": "sFlow", "ipfix": "IPFIX"}
+
+
+def _exporter_rows(config):
+    """What the bridges' exporters are configured from, to compare."""
+    return ([(br["name"], [br.get(col) for col in EXPORTER_TABLES]) for br in config["Bridge"].values()],
+            [config.get(table) for table in EXPORTER_TABLES.values()])
+
+
 def _merge_masks(mask, extra):
     for name, bits in extra.items():
         mask[name] = mask.get(name, 0) | bits
@@ -133,6 +142,10 @@ class Switch:
 
     # ------------------------------------------------------------ configuration
     def apply_config(self, config):
+        if self.config is not None and _exporter_rows(config) != _exporter_rows(self.config):
+            # An exporter that goes or changes still gets the traffic its
+            # megaflows forwarded since the revalidator's last look.
+            self._report_all()
         self.config = config
         changed = self.interfaces.reconcile(config)
         changed |= self._apply_bridges(config)
@@ -203,7 +216,17 @@ class Switch:
             ofs.sync_ports(of_ports, {no for no, (name, _) in of_ports.items()
                                       if not self.carriers.get(name, True)})
 
+    def _report_all(self):
+        """Reports every megaflow's traffic since the last look."""
+        if self.flows:
+            now, now_ns = self.clock(), dpif.now_ns()
+            for stats in self.dp.flow_dump():
+                info = self.flows.get(stats.packed_key + stats.packed_mask)
+                if info is not None:
+                    self._report(info, stats, now, now_ns)
+
     def close(self):
+        self._report_all()  # the exporters' last records include the last packets
         for bridge in self.bridges.values():
             bridge.close()
         self.interfaces.close_all()
@@ -211,12 +234,7 @@ class Switch:
     # ------------------------------------------------------------ flow cache
     def flush_flows(self):
         """Deletes every megaflow, first reporting their last traffic."""
-        if self.flows:
-            now, now_ns = self.clock(), dpif.now_ns()
-            for stats in self.dp.flow_dump():
-                info = self.flows.get(stats.packed_key + stats.packed_mask)
-                if info is not None:
-                    self._report(info, stats, now, now_ns)
+        self._report_all()
         self.dp.flow_flush()
         self.flows.clear()
         self.tag_index.clear()

@@ -16,7 +16,7 @@ import pytest
 from helpers import netns
 from helpers.collectors import LoopbackCapture, NfcapdCollector, PmacctCollector, poll_until
 from helpers.topology import switch_with_bridge
-from helpers.vswitchd import have
+from helpers.vswitchd import VSwitchd, have
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.utils import rdpcap
 
@@ -135,8 +135,8 @@ def test_netflow_reports_every_flow_exactly(tmp_path):
             truth = truth_by_tuple(capture.stop())
         finally:
             sink.close()
-        time.sleep(REVALIDATE_WAIT)  # the last deltas reach the flow cache
-        topo.vs.vsctl("clear", "Bridge", "br0", "netflow")  # removing it exports what is cached
+        # Removing it exports what is cached, the last deltas included.
+        topo.vs.vsctl("clear", "Bridge", "br0", "netflow")
         stats_before = collector.stop()
         assert collector.socket_drops == 0, stats_before
         got = nfdump_by_tuple(collector.flows())
@@ -239,3 +239,31 @@ def test_ipfix_records_the_sampled_packets(tmp_path):
         expected, sigma = sent / 10, (sent * 0.1 * 0.9) ** 0.5
         assert abs(sampled - expected) <= 5 * sigma, (sampled, expected)
         assert all(f["in_bytes"] == f["in_packets"] * (100 + 8 + 20) for f in records)
+
+
+def test_exporters_survive_a_restart_and_stop_when_removed(tmp_path):
+    with switch_with_bridge(tmp_path) as topo:
+        h1 = topo.veth_host("p1", "10.0.0.1")
+        h2 = topo.veth_host("p2", "10.0.0.2")
+        collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
+        topo.vs.vsctl("--", "--id=@nf", "create", "NetFlow", f'targets="{collector.target}"',
+                      "--", "set", "Bridge", "br0", "netflow=@nf")
+        assert topo.vs.stop(), "vswitchd did not exit on SIGTERM"
+        topo.vs = VSwitchd(topo.sw, str(tmp_path)).start()
+        topo.stack.callback(topo.vs.stop)
+        assert poll_until(lambda: topo.ping("p1", "p2", count=1))
+        sink = udp_sink(h2, 7000)
+        try:
+            after_restart = udp_burst(h1, "10.0.0.2", 200, 50, 6010, 7000)
+            time.sleep(REVALIDATE_WAIT)
+            topo.vs.vsctl("clear", "Bridge", "br0", "netflow")
+            udp_burst(h1, "10.0.0.2", 200, 50, 6011, 7000)  # not exported any more
+            time.sleep(REVALIDATE_WAIT)
+        finally:
+            sink.close()
+        collector.stop()
+        by_port = defaultdict(int)
+        for f in collector.flows():
+            by_port[f.get("src_port")] += f["in_packets"]
+        assert by_port[6010] == after_restart
+        assert 6011 not in by_port
