@@ -222,6 +222,7 @@ def test_ipfix_records_the_sampled_packets(tmp_path):
         h1 = topo.veth_host("p1", "10.0.0.1")
         h2 = topo.veth_host("p2", "10.0.0.2")
         collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
+        capture = topo.stack.enter_context(LoopbackCapture(str(tmp_path), [collector.port], ns=topo.sw))
         topo.vs.vsctl("--", "--id=@i", "create", "IPFIX", f'targets="{collector.target}"',
                       "sampling=10", "obs_domain_id=5", "cache_active_timeout=2", "cache_max_flows=1000",
                       "--", "set", "Bridge", "br0", "ipfix=@i")
@@ -233,6 +234,14 @@ def test_ipfix_records_the_sampled_packets(tmp_path):
             sink.close()
         time.sleep(3.5)  # past the cache's active timeout
         collector.stop()
+        (uuid,) = [r["_uuid"] for r in topo.vs.json("list", "IPFIX")]
+        datagrams = topo.vs.json("get", "IPFIX", uuid, "statistics")[0]["sent_datagrams"]
+        capture.stop(datagrams)
+        assert capture.problems({collector.port: "cflow"}) == []
+        frames = capture.decode({collector.port: "cflow"})
+        assert len(frames) == datagrams
+        assert "cflow.template_id" in frames[0], "the first message carries the templates"
+        assert all(f["cflow.od_id"] == ["5"] for f in frames)
         records = [f for f in collector.flows() if f.get("src_port") == 6003]
         assert records, collector.flows()
         sampled = sum(f["in_packets"] for f in records)
