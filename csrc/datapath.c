@@ -400,7 +400,8 @@ static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t narg
  * unless an edit follows it (the staged frame is sent only at the flush, so
  * the edit would change it); every other output sends a copy, since later
  * actions may still change the packet.  USERSPACE and SAMPLE copy the packet
- * and leave it as it was, so they are not edits.  A truncated action list
+ * and leave it as it was, so they are not edits; nor is TRUNC, which cuts
+ * only the copy the next output sends.  A truncated action list
  * stops at the last whole action.  Returns 1 if anything was queued for the
  * slow path (an upcall or a sample): the caller then writes the eventfd. */
 static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats *st,
@@ -408,6 +409,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
                         const struct vs_key *key, const uint32_t *acts, uint32_t n)
 {
     int queued = 0;
+    uint32_t trunc = 0; /* a TRUNC's length, for the next output */
     uint32_t last_output = UINT32_MAX;
     int edited_after = 0;
     for (uint32_t i = 0; i < n && i + ACT_NARGS(acts[i]) < n; i += 1 + ACT_NARGS(acts[i])) {
@@ -415,7 +417,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         if (op == VS_ACTION_OUTPUT) {
             last_output = i;
             edited_after = 0;
-        } else if (op != VS_ACTION_USERSPACE && op != VS_ACTION_SAMPLE) {
+        } else if (op != VS_ACTION_USERSPACE && op != VS_ACTION_SAMPLE && op != VS_ACTION_TRUNC) {
             edited_after = 1;
         }
     }
@@ -429,11 +431,23 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         switch (ACT_OP(acts[i])) {
         case VS_ACTION_OUTPUT: {
             struct vs_port *p = args[0] < VS_MAX_PORTS ? dp->ports[args[0]] : NULL;
+            uint32_t cut = trunc;
+            trunc = 0;
             if (!p)
                 break;
+            if (cut && pkt->len > cut) {
+                struct vs_packet *c = tx_copy(tx, pkt);
+                c->len = cut;
+                memset(&c->vnet, 0, sizeof c->vnet);
+                tx_enqueue(tx, p, c);
+                break;
+            }
             tx_enqueue(tx, p, i == last_output ? pkt : tx_copy(tx, pkt));
             break;
         }
+        case VS_ACTION_TRUNC:
+            trunc = args[0];
+            break;
         case VS_ACTION_PUSH_VLAN:
             push_vlan(pkt, (uint16_t)args[0]);
             break;

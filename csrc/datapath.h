@@ -69,6 +69,10 @@ enum {
     VS_ACTION_POP_MPLS = 7,  /* arg: Ethertype of what follows the popped entry */
     VS_ACTION_SAMPLE = 8,    /* args (VS_SAMPLE_NARGS): probability, cookie,
                               * out_port, header; see struct vs_sample */
+    VS_ACTION_TRUNC = 9,     /* arg: max length; the next OUTPUT only sends a
+                              * copy cut to that many bytes (a mirror's snaplen),
+                              * without offload metadata: a cut frame is sent as
+                              * it is.  The packet itself is left whole. */
 };
 
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)

@@ -133,11 +133,15 @@ class FakeDatapath:
         return flow
 
     def _apply(self, in_port, frame, actions):
+        cut = None  # a trunc's length, for the next output
         for name, arg in actions:
             if name == "sample":
                 self._sample(in_port, frame, *arg)
+            elif name == "trunc":
+                cut = arg
             elif name == "output":
-                self.sent.append((arg, frame, list(actions)))
+                self.sent.append((arg, frame[:cut] if cut else frame, list(actions)))
+                cut = None
             elif name == "userspace":
                 key = dpif.parse_frame(frame, in_port)
                 self.upcalls.append(dpif.Upcall(in_port=in_port, cookie=arg, key=key,

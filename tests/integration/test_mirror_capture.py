@@ -71,6 +71,10 @@ def test_span_copies_every_frame_of_the_port_byte_for_byte(tmp_path):
         assert not set(got) & set(other)
         stats = vs.vsctl("get", "Mirror", "m0", "statistics")
         assert "tx_packets" in stats
+        # snaplen: the same copies, each cut to 20 bytes (the originals whole)
+        vs.vsctl("set", "Mirror", "m0", "snaplen=20")
+        mirrored, other, got = captured_exchange(topo, host_port(topo, "an"), settle=0.5)
+        assert sorted(got) == sorted(f[:20] for f in mirrored)
 
 
 def test_rspan_over_a_trunk_to_open_vswitch(tmp_path):

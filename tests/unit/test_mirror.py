@@ -27,10 +27,13 @@ def frame(src, dst, vlan=None, sport=1000):
 def run_actions(data, actions):
     """[(datapath port, bytes as sent)]: the frame through a datapath action
     list, VLAN pushes and pops applied (the fake datapath only records them)."""
-    out = []
+    out, cut = [], None
     for name, arg in actions:
-        if name == "output":
-            out.append((arg, data))
+        if name == "trunc":
+            cut = arg
+        elif name == "output":
+            out.append((arg, data[:cut] if cut else data))
+            cut = None
         elif name == "push_vlan":
             data = data[:12] + b"\x81\x00" + (arg & ~0x1000).to_bytes(2, "big") + data[12:]
         elif name == "pop_vlan":
@@ -81,7 +84,7 @@ def set_mirrors(sw, *mirrors, flood_vlans=None):
                "select_dst_port": [port_uuid[p] for p in m.get("dst", [])],
                "select_vlan": list(m.get("vlans", [])),
                "output_port": [port_uuid[m["out"]]] if m.get("out") else [],
-               "output_vlan": m.get("out_vlan"), "snaplen": None, "external_ids": {}}
+               "output_vlan": m.get("out_vlan"), "snaplen": m.get("snaplen"), "external_ids": {}}
         u = str(uuid.uuid4())
         config["Mirror"][u] = row
         br["mirrors"].append(u)
@@ -132,6 +135,28 @@ def test_span_of_a_tagged_frame_sent_untagged_keeps_what_each_side_saw(sw):
     set_mirrors(sw, {"name": "out", "dst": ["p1"], "out": "p3"})
     _, sent = deliver(sw, p["t1"], tagged)
     assert sent["p3"] == [frame(MAC_A, BCAST)]  # as sent to p1
+
+
+def test_span_snaplen_cuts_every_copy_and_nothing_else(sw):
+    configure(sw, ["add-br", "br0"], ["add-port", "br0", "p1"], ["add-port", "br0", "p2"],
+              ["add-port", "br0", "p3"])
+    p = ports(sw)
+    set_mirrors(sw, {"name": "m0", "src": ["p1"], "out": "p3", "snaplen": 20})
+    data = frame(MAC_A, BCAST)
+    for _ in range(2):  # slow path, then the megaflow
+        _, sent = deliver(sw, p["p1"], data)
+        assert sent == {"p2": [data], "p3": [data[:20]]}
+
+
+def test_rspan_snaplen_cuts_each_tagged_copy(sw):
+    data = frame(MAC_A, BCAST)
+    p = rspan_switch(sw)
+    set_mirrors(sw, {"name": "rspan", "src": ["p1"], "out_vlan": 99, "snaplen": 30}, flood_vlans=[99])
+    _, sent = deliver(sw, p["p1"], data)
+    assert sent["p2"] == [data]
+    assert sent["a99"] == [data[:30]]
+    assert [f for f in sent["t1"] if int.from_bytes(f[14:16], "big") & 0xFFF == 99] == \
+        [(data[:12] + b"\x81\x00\x00\x63" + data[12:])[:30]]
 
 
 def test_select_vlan_restricts_the_mirror(sw):

@@ -32,9 +32,11 @@ widened selection concerns megaflows no tag names).  Statistics (tx_packets,
 tx_bytes: the packets the mirror copied) come from the revalidator's
 per-megaflow deltas.
 
-Not done: `snaplen` (the datapath has no truncate action: copies are whole),
-mirroring of frames NORMAL drops for an invalid VLAN, and `output_port`
-selection statistics per output.
+`snaplen` cuts each copy to that many bytes (the datapath's TRUNC action,
+which cuts only the copy the next output sends; a cut copy carries no
+offload metadata, so a frame whose checksum its sender left to offload keeps
+the partial checksum).  Not done: mirroring of frames NORMAL drops for an
+invalid VLAN, and `output_port` selection statistics per output.
 """
 from dataclasses import dataclass
 
@@ -194,9 +196,10 @@ class MirrorFeature(Feature):
     def _emit(self, m, in_dp, in_name, key, mask, tags, state, vlan):
         """The actions sending frame `state` to mirror m's output, leaving the
         VLAN state as it was."""
+        cut = [("trunc", m.snaplen)] if m.snaplen else []  # each copy cut to snaplen
         if m.out_port:
             dp = self._port_dp(m.out_port, key, mask, tags)
-            return [("output", dp)] if dp is not None and dp != in_dp else []
+            return cut + [("output", dp)] if dp is not None and dp != in_dp else []
         if vlan == m.out_vlan:
             return []  # already in the RSPAN VLAN: no loops
         targets = {}
@@ -215,7 +218,7 @@ class MirrorFeature(Feature):
             want = tagged_state if p.output_tagged(m.out_vlan) else untagged_state
             actions += _transition(cur, want)
             cur = want
-            actions.append(("output", dp))
+            actions += cut + [("output", dp)]
         if actions:
             actions += _transition(cur, state)
         return actions

@@ -36,6 +36,7 @@ ACTIONS = {
     "push_mpls": lib.VS_ACTION_PUSH_MPLS,
     "pop_mpls": lib.VS_ACTION_POP_MPLS,
     "sample": lib.VS_ACTION_SAMPLE,
+    "trunc": lib.VS_ACTION_TRUNC,  # the next output sends a copy cut to arg bytes
 }
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 # set-field actions: name -> (VS_EDIT_* field, width in bytes)
