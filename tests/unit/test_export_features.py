@@ -248,3 +248,22 @@ def test_ipfix_input_sampling_off_adds_no_sample_action(sw, collector):
                    "other_config:enable-input-sampling=false"], ["set", "Bridge", "br0", "ipfix=@i"])
     deliver(sw, "p1", udp(MAC_A, MAC_B, 1000))
     assert all(a[0] != "sample" for f in sw.dp.flows.values() for a in f.actions)
+
+
+def test_several_targets_and_a_dead_one_never_stall_the_switch(sw, collector):
+    """A target nobody listens on (the kernel answers ICMP port unreachable)
+    costs nothing: the live one gets every datagram, the switch goes on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        dead = closed.getsockname()[1]
+    live = collector.getsockname()[1]
+    configure(sw, ["--id=@s", "create", "sFlow", f'targets=["127.0.0.1:{dead}","127.0.0.1:{live}"]',
+                   "sampling=1", "agent=127.0.0.1"], ["set", "Bridge", "br0", "sflow=@s"])
+    for round_ in range(3):
+        deliver(sw, "p1", udp(MAC_A, MAC_B, 1000 + round_))
+        sw.clock_.now += 2
+        sw.run_features()
+    got = received(collector)
+    _, (stats,) = execute(sw.config, [["get", "sFlow", _only(sw, "sFlow"), "statistics"]], sw)
+    assert len(got) == stats[0]["sent_datagrams"] >= 3
+    assert stats[0]["send_errors"] <= stats[0]["sent_datagrams"]  # refusals counted, never raised
