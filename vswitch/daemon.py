@@ -1,6 +1,9 @@
 """vswitchd: the switch daemon.
 
-One per run directory (a lock on RUNDIR/vswitchd.pid refuses a second copy).
+One per run directory (a lock on RUNDIR/vswitchd.pid refuses a second copy;
+`--replace` takes over from the running one once its own start-up is done,
+so a restart loses only the moment between the old daemon closing its ports
+and the new one opening them).
 It loads the configuration from SQLite, builds the datapath and bridges,
 serves vsctl over RUNDIR/vswitchd.sock, handles upcalls from the fast path
 on the asyncio loop, runs the revalidator once a second, wakes the bridges'
@@ -45,6 +48,7 @@ DEFAULT_RUNDIR = "/run/vswitch"
 DEFAULT_DB = "/var/lib/vswitch/conf.db"
 REVALIDATE_SECONDS = 1.0
 LOCK_WAIT = 1.0  # seconds a new daemon waits for an exiting one's pid lock
+REPLACE_WAIT = 10.0  # seconds --replace waits for the daemon it stopped to let go
 # --monitor restarts a daemon killed by one of these (OVS's list, plus
 # SIGKILL: the OOM killer's), at most once per RESTART_BACKOFF seconds.
 RESTART_SIGNALS = frozenset({signal.SIGABRT, signal.SIGALRM, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
@@ -124,6 +128,10 @@ def parse_args(argv):
     p.add_argument("--detach", action="store_true", help="run in the background")
     p.add_argument("--pidfile", nargs="?", const="", default=None,
                    help="also write the pid to this file (default RUNDIR/vswitchd.pid)")
+    p.add_argument("--replace", action="store_true",
+                   help="take over from the vswitchd running on RUNDIR: start up first, then "
+                        "stop it (SIGTERM) and reopen its ports at once: the restart that loses "
+                        "the least traffic")
     p.add_argument("--monitor", action="store_true",
                    help="a monitor process restarts the daemon when it crashes "
                         "(killed by SEGV, ABRT, KILL, ...), at most once per 10 s")
@@ -163,6 +171,26 @@ def cpus_of_mask(text):
     return cpus
 
 
+LOCK_POLL = 0.002  # seconds between tries for the pid lock: the gap of a restart
+
+
+def _stop_daemon(pid):
+    """SIGTERMs the vswitchd holding our pid lock (--replace); returns pid.
+    The lock is held, so the pid is alive and is the daemon's (its command
+    line is checked all the same)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return pid
+    if b"vswitch" in cmdline:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    return pid
+
+
 class PidLock:
     """RUNDIR/vswitchd.pid, held with flock for the daemon's whole life.
 
@@ -172,19 +200,25 @@ class PidLock:
     before closing it, so a lock won on that old inode is retried on the
     file now at the path."""
 
-    def __init__(self, path):
+    def __init__(self, path, replace=False):
         self.path = path
         deadline = time.monotonic() + LOCK_WAIT
+        stopped = None  # the daemon --replace asked to exit
         while True:
             self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
+                if replace and stopped is None and other.isdigit():
+                    # By now this process has done its slow part (Python's
+                    # start-up and imports): the old daemon goes only now.
+                    stopped = _stop_daemon(int(other))
+                    deadline = time.monotonic() + REPLACE_WAIT
                 if time.monotonic() < deadline:
                     os.close(self.fd)
-                    time.sleep(0.01)
+                    time.sleep(LOCK_POLL)
                     continue
-                other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
                 os.close(self.fd)
                 raise SystemExit(f"vswitchd: another vswitchd (pid {other or '?'}) is running "
                                  f"on {os.path.dirname(path)}")
@@ -394,6 +428,10 @@ class Daemon:
                 await metrics.stop_metrics_server(metrics_server)
             server.close()
             await server.wait_closed()
+            try:  # before the lock goes: after it, the path may be a successor's
+                os.unlink(self.sock_path)
+            except FileNotFoundError:
+                pass
             loop.remove_reader(self.dp.upcall_fd)
             self.switch.close()
             if self.pid_lock is not None:
@@ -402,10 +440,6 @@ class Daemon:
                 self.pid_lock.release()
             self.dp.close()
             self.store.close()
-            try:
-                os.unlink(self.sock_path)
-            except FileNotFoundError:
-                pass
 
 
 async def _periodic(interval, function):
@@ -621,7 +655,7 @@ def main(argv=None):
 
 def _run(args, ready, failed):
     try:
-        lock = PidLock(os.path.join(args.rundir, "vswitchd.pid"))
+        lock = PidLock(os.path.join(args.rundir, "vswitchd.pid"), replace=args.replace)
     except SystemExit as exc:
         return _fail(str(exc), failed)
     except OSError as exc:
@@ -660,11 +694,19 @@ def _run(args, ready, failed):
     finally:
         lock.release()
         if extra_pidfile:
-            try:
-                os.unlink(extra_pidfile)
-            except FileNotFoundError:
-                pass
+            _unlink_own_pidfile(extra_pidfile)
     return 0
+
+
+def _unlink_own_pidfile(path):
+    """Removes --pidfile unless a successor (--replace) wrote its pid there."""
+    try:
+        with open(path) as f:
+            if f.read().strip() != str(os.getpid()):
+                return
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 if __name__ == "__main__":
