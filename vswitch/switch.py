@@ -68,18 +68,27 @@ def _account(result, packets, nbytes, now):
         group.bucket_counts[i][1] += nbytes
 
 
-@dataclass
+@dataclass(slots=True)
 class InstalledFlow:
-    key: bytes  # masked key and mask, packed as in C (flowkey.pack)
-    mask: bytes
+    """What the switch remembers of one megaflow (one per cached flow, up to
+    the flow limit: kept small, slots and no copies of the key)."""
+    fid: bytes  # masked key then mask, packed as in C (flowkey.pack): its identity
     bridge: str
-    tags: set
+    tags: tuple
     learn: tuple | None  # (vlan, src mac, port name) to refresh on traffic
     last_packets: int = 0
     installed: float = 0.0
     last_bytes: int = 0
     of: object = None  # pipeline.OFXlateResult: the rules/groups its traffic is counted to
     reported: float = 0.0  # when its traffic was last reported to the bridge's features
+
+    @property
+    def key(self):
+        return self.fid[:flowkey.PACKED_SIZE]
+
+    @property
+    def mask(self):
+        return self.fid[flowkey.PACKED_SIZE:]
 
 
 def _packed(key, mask, packed_key=b""):
@@ -272,6 +281,13 @@ class Switch:
             info.reported = now
         self._attribute(info, stats, now)
 
+    def _learned(self, bridge, learned):
+        """A MAC was learned or moved: the megaflows forwarding to it are
+        stale, and so are those of any MAC evicted to make room."""
+        self.invalidate(bridge.name, ("mac",) + tuple(learned))
+        for vlan, mac in bridge.macs.take_evicted():
+            self.invalidate(bridge.name, ("mac", vlan, mac))
+
     def _install(self, bridge_name, key, result, now, packed_key=b""):
         if len(self.flows) >= self.flow_limit:
             self.flows_not_cached += 1
@@ -286,9 +302,9 @@ class Switch:
             vlan = getattr(result, "vlan", None)
             if vlan is not None:
                 learn = (vlan, src, in_port.name)
-        tags = {(bridge_name,) + t for t in result.tags}
+        tags = tuple({(bridge_name,) + t for t in result.tags})
         old = self._forget(fid)
-        self.flows[fid] = InstalledFlow(packed_key, packed_mask, bridge_name, tags, learn,
+        self.flows[fid] = InstalledFlow(fid, bridge_name, tags, learn,
                                         old.last_packets if old else 0, now,
                                         old.last_bytes if old else 0,
                                         result if isinstance(result, pipeline.OFXlateResult) else None)
@@ -356,7 +372,7 @@ class Switch:
         result = normal.xlate(bridge.ports, bridge.macs, up.key, now, trace=False)
         _with_features(bridge, up, result, special_mask)
         if result.learned:
-            self.invalidate(bridge.name, ("mac",) + result.learned)
+            self._learned(bridge, result.learned)
         self._install(bridge.name, up.key, result, now, up.packed_key)
         self.dp.execute(up.in_port, up.frame, result.actions, up.vnet)
         _report_slow_path(bridge, up, result, now)
@@ -365,7 +381,7 @@ class Switch:
         result = pipeline.xlate(self.of_view(bridge.name, now), up.key, now, len(up.frame), up.frame)
         _with_features(bridge, up, result, special_mask)
         if result.learned:
-            self.invalidate(bridge.name, ("mac",) + result.learned)
+            self._learned(bridge, result.learned)
         if not result.slow_path:
             self._install(bridge.name, up.key, result, now, up.packed_key)
         if not result.dropped_by_meter:
@@ -431,7 +447,7 @@ class Switch:
                 if info.learn and bridge:
                     vlan, mac, port = info.learn
                     if bridge.macs.learn(vlan, mac, port, now):
-                        self.invalidate(bridge.name, ("mac", vlan, mac))
+                        self._learned(bridge, (vlan, mac))
         for bridge in self.bridges.values():
             for vlan, mac in bridge.macs.expire(now):
                 self.invalidate(bridge.name, ("mac", vlan, mac))

@@ -1,6 +1,8 @@
-"""A flood of new source MACs (the issue's probe, scaled: 50,000 MACs against
-a flow limit of 5,000) keeps megaflows at the limit and memory bounded, while
-an established 100 pps ping through the same switch loses under 1 %."""
+"""A flood of 200,000 new source MACs (the issue's probe, full size) against
+a flow limit of 30,000 keeps megaflows under the limit and memory growth
+under 100 MB, while an established 100 pps ping through the same switch
+loses under 1 %: the MAC table evicts the flooding port's own entries
+(OVS's fair eviction), never the pinging hosts'."""
 import contextlib
 import socket
 import subprocess
@@ -12,7 +14,7 @@ from helpers.topology import Topology
 from helpers.vswitchd import VSwitchd
 
 pytestmark = pytest.mark.timeout(120)
-FLOW_LIMIT, FLOOD_MACS = 5000, 50_000
+FLOW_LIMIT, FLOOD_MACS = 30_000, 200_000
 
 
 def rss_kb(pid):
@@ -54,7 +56,7 @@ def test_mac_flood_is_capped_and_an_established_ping_survives(tmp_path):
         out, _ = pinger.communicate(timeout=60)
         stats = topo.vs.json("pmd-stats-show")
         assert stats["n_flows"] <= FLOW_LIMIT
-        assert stats["flows_not_cached"] > 0 or stats["upcall_drops"] > 0
+        assert stats["flows_not_cached"] > 0 or stats["upcall_drops"] > 0  # new flows shed
         sent, received = (int(x) for x in
                           __import__("re").search(r"(\d+) packets transmitted, (\d+) received", out).groups())
         assert sent - received <= sent // 100, out.splitlines()[-2:]

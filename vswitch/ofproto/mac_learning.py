@@ -1,9 +1,15 @@
 """MAC learning table: (VLAN, MAC) -> port, with aging and a size limit.
 
 Entries are kept in least-recently-learned order (an OrderedDict, refreshed
-entries move to the end), so evicting the oldest when full and ageing out
-are O(1) per entry rather than a scan of the table on every new MAC.  That
-order is last_seen order because `now` comes from a monotonic clock.
+entries move to the end), so ageing out is O(1) per entry rather than a
+scan of the table on every new MAC.  That order is last_seen order because
+`now` comes from a monotonic clock.
+
+A full table evicts fairly, as OVS's mac_learning does: the least recently
+seen entry of the port with the most entries, so a port flooding new source
+MACs evicts its own and never the few MACs of the other ports.  Evicted keys
+are kept for the caller (take_evicted) to invalidate the megaflows that
+forward to them.
 """
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -25,17 +31,39 @@ class MacTable:
         self.aging_time = aging_time
         self.max_entries = max_entries
         self.entries = OrderedDict()  # (vlan, mac) -> MacEntry, oldest first
+        self.by_port = {}  # port -> OrderedDict of its keys, oldest first
+        self.evicted = []  # keys evicted for room since take_evicted()
 
     def configure(self, aging_time=None, max_entries=None):
-        """New limits; a smaller size evicts the oldest entries at once (the
-        table never stays over its size).  Returns the evicted keys."""
+        """New limits; a smaller size evicts at once (the table never stays
+        over its size).  Returns the evicted keys."""
         if aging_time:
             self.aging_time = aging_time
         evicted = []
         if max_entries:
             self.max_entries = max_entries
             while len(self.entries) > self.max_entries:
-                evicted.append(self.entries.popitem(last=False)[0])
+                evicted.append(self._evict_fairly())
+        return evicted
+
+    def _remove(self, key):
+        entry = self.entries.pop(key)
+        keys = self.by_port[entry.port]
+        del keys[key]
+        if not keys:
+            del self.by_port[entry.port]
+        return entry
+
+    def _evict_fairly(self):
+        """Evicts the oldest entry of the port with the most; returns its key."""
+        port = max(self.by_port, key=lambda p: len(self.by_port[p]))
+        key = next(iter(self.by_port[port]))
+        self._remove(key)
+        return key
+
+    def take_evicted(self):
+        """The keys evicted for room since the last call (their megaflows are stale)."""
+        evicted, self.evicted = self.evicted, []
         return evicted
 
     def lookup(self, vlan, mac, now):
@@ -53,12 +81,14 @@ class MacTable:
         if entry and entry.port == port:
             entry.last_seen = now
             self.entries.move_to_end(key)
+            self.by_port[port].move_to_end(key)
             return False
         if entry:
-            del self.entries[key]  # moved: re-inserted at the end below
+            self._remove(key)  # moved: re-inserted at the end below
         elif len(self.entries) >= self.max_entries:
-            self.entries.popitem(last=False)  # full: evict the oldest, as OVS does
+            self.evicted.append(self._evict_fairly())
         self.entries[key] = MacEntry(port, now)
+        self.by_port.setdefault(port, OrderedDict())[key] = None
         return True
 
     def expire(self, now):
@@ -68,7 +98,7 @@ class MacTable:
             key, entry = next(iter(self.entries.items()))
             if now - entry.last_seen <= self.aging_time:
                 break  # everything after it was seen later still
-            del self.entries[key]
+            self._remove(key)
             gone.append(key)
         return gone
 
@@ -76,7 +106,7 @@ class MacTable:
         """Forgets everything, or only what was learned on one port."""
         gone = [k for k, e in self.entries.items() if port is None or e.port == port]
         for k in gone:
-            del self.entries[k]
+            self._remove(k)
         return gone
 
     def dump(self, now):
