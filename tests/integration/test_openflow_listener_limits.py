@@ -7,6 +7,8 @@ import os
 import socket
 import stat
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
@@ -134,3 +136,63 @@ def test_two_replies_over_tcp_are_not_delayed_by_nagle(tmp_path):
             worst = max(worst, time.monotonic() - start)
         s.close()
         assert worst < 0.02, worst
+
+
+FLOOD_SCRIPT = r"""
+import resource, select, socket, sys, time
+n, port = int(sys.argv[1]), int(sys.argv[2])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+socks, opened = [], 0
+for _ in range(n):
+    try:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        break  # out of descriptors
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    socks.append(s)
+    opened += 1
+print("READY", opened, flush=True)
+time.sleep(float(sys.argv[3]))
+established = 0
+for s in socks:
+    try:
+        s.getpeername()
+        established += 1
+    except OSError:
+        pass
+print("DONE", opened, established, flush=True)
+"""
+
+
+def test_unprivileged_20000_connection_flood_leaves_root_in_control(tmp_path):
+    """A local user without privileges opens 20,000 connections to the ptcp
+    listener (two processes: one user's descriptor limit is 20,000): root's
+    vsctl still answers within 1 s and the log stays under 1 MB."""
+    with switch_with_bridge(tmp_path) as topo:
+        ptcp_listener(topo)
+        floods = [subprocess.Popen(
+            ["ip", "netns", "exec", topo.sw, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+             sys.executable, "-c", FLOOD_SCRIPT, "10000", str(PORT), "4"],
+            stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        try:
+            ready = [f.stdout.readline().split() for f in floods]
+            assert all(r[0] == "READY" for r in ready), ready
+            assert sum(int(r[1]) for r in ready) >= 19_900  # the flood really happened
+            worst = 0.0
+            for _ in range(5):
+                start = time.monotonic()
+                topo.vs.vsctl("show")
+                worst = max(worst, time.monotonic() - start)
+                time.sleep(0.3)
+            done = [f.stdout.readline().split() for f in floods]
+        finally:
+            for f in floods:
+                if f.poll() is None:
+                    f.kill()
+                f.wait()
+        assert worst < 1.0, worst
+        assert os.path.getsize(topo.vs.log) < 1 << 20
+        assert topo.vs.vsctl("show")  # still alive and answering
+        print("flood:", ready, done, f"worst vsctl {worst:.3f} s")
