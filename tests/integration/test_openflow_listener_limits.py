@@ -9,6 +9,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -196,3 +197,55 @@ def test_unprivileged_20000_connection_flood_leaves_root_in_control(tmp_path):
         assert os.path.getsize(topo.vs.log) < 1 << 20
         assert topo.vs.vsctl("show")  # still alive and answering
         print("flood:", ready, done, f"worst vsctl {worst:.3f} s")
+
+
+def test_a_peer_streaming_messages_does_not_starve_another(tmp_path):
+    """The receive budget: while one connection keeps its socket full of
+    echo requests, another's echo is answered at once and vsctl answers."""
+    with switch_with_bridge(tmp_path) as topo:
+        ptcp_listener(topo)
+        busy, calm = tcp(topo.sw), tcp(topo.sw)
+        for s in (busy, calm):
+            s.sendall(HELLO13)
+        time.sleep(0.3)
+        stop = threading.Event()
+
+        def stream():
+            burst = ECHO13 * 8192
+            while not stop.is_set():
+                try:
+                    busy.sendall(burst)
+                    busy.setblocking(False)
+                    try:
+                        while busy.recv(1 << 20):  # keep its replies from blocking the switch
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    busy.setblocking(True)
+                except OSError:
+                    return
+        streamer = threading.Thread(target=stream, daemon=True)
+        streamer.start()
+        try:
+            time.sleep(0.5)
+            calm.settimeout(5)
+            calm.recv(4096)  # its hello and whatever came before
+            worst = 0.0
+            for i in range(5):
+                start = time.monotonic()
+                calm.sendall(struct.pack("!BBHI", 4, 2, 8, 100 + i))
+                reply = b""
+                while len(reply) < 8:
+                    reply += calm.recv(8 - len(reply))
+                worst = max(worst, time.monotonic() - start)
+                assert struct.unpack("!BBHI", reply) == (4, 3, 8, 100 + i)  # echo reply, its xid
+            start = time.monotonic()
+            topo.vs.vsctl("show")
+            vsctl_time = time.monotonic() - start
+        finally:
+            stop.set()
+            streamer.join(5)
+            busy.close()
+            calm.close()
+        assert worst < 0.5, worst
+        assert vsctl_time < 1.0, vsctl_time

@@ -34,7 +34,7 @@ HELLO_TIMEOUT = 5.0  # seconds a new connection has to send its hello
 TO_CONTROLLER = (m.FeaturesReply, m.GetConfigReply, m.PacketIn, m.FlowRemoved, m.PortStatus,
                  m.MultipartReply, m.BarrierReply, m.RoleReply, m.GetAsyncReply, m.QueueGetConfigReply)
 MODIFYING = (m.FlowMod, m.GroupMod, m.MeterMod, m.PortMod, m.TableMod, m.PacketOut, m.SetAsync)
-READ_CHUNK = 65536
+READ_CHUNK = 65536  # bytes read per turn: the per-connection receive budget
 
 
 class OFConnection:
@@ -111,6 +111,11 @@ class OFConnection:
                     if not self.handle_raw(raw):
                         return
                 await self.writer.drain()
+                # The receive budget: one READ_CHUNK per turn of the event
+                # loop.  A read with data already buffered does not yield, so
+                # a peer that keeps the socket full would otherwise keep
+                # every other connection (and vsctl) waiting.
+                await asyncio.sleep(0)
         except (ConnectionError, OSError) as exc:   # ssl.SSLError too: e.g. the peer refused our certificate
             self.error = exc
             return
