@@ -6,6 +6,7 @@ namespace and listen on its loopback.  The truth is independent of the
 switch: what tcpdump captured on the receiving host (every frame both ways
 crosses its eth0), or what the test itself sent.
 """
+import contextlib
 import re
 import socket
 import subprocess
@@ -113,13 +114,25 @@ def nfdump_by_tuple(flows):
     return out
 
 
-def test_netflow_reports_every_flow_exactly(tmp_path):
+@contextlib.contextmanager
+def exporting(tmp_path, collector_class, table, column, *columns, **collector_args):
+    """A switch with hosts p1 (10.0.0.1) and p2 (10.0.0.2), a collector in the
+    switch's namespace (its datagrams captured from the first: `topo.capture`)
+    and bridge br0 exporting to it through a new row of `table` (referenced
+    by Bridge `column`); yields (topo, h1, h2, collector)."""
     with switch_with_bridge(tmp_path) as topo:
         h1 = topo.veth_host("p1", "10.0.0.1")
         h2 = topo.veth_host("p2", "10.0.0.2")
-        collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
-        topo.vs.vsctl("--", "--id=@nf", "create", "NetFlow", f'targets="{collector.target}"',
-                      "active_timeout=60", "--", "set", "Bridge", "br0", "netflow=@nf")
+        collector = topo.stack.enter_context(collector_class(str(tmp_path), ns=topo.sw, **collector_args))
+        topo.capture = topo.stack.enter_context(LoopbackCapture(str(tmp_path), [collector.port], ns=topo.sw))
+        topo.vs.vsctl("--", "--id=@e", "create", table, f'targets="{collector.target}"', *columns,
+                      "--", "set", "Bridge", "br0", f"{column}=@e")
+        yield topo, h1, h2, collector
+
+
+def test_netflow_reports_every_flow_exactly(tmp_path):
+    with exporting(tmp_path, NfcapdCollector, "NetFlow", "netflow",
+                   "active_timeout=60") as (topo, h1, h2, collector):
         capture = Capture(h2, "eth0", str(tmp_path / "h2.pcap"))
         sink = udp_sink(h2, 7000)
         try:
@@ -157,12 +170,8 @@ def test_netflow_reports_every_flow_exactly(tmp_path):
 
 
 def test_netflow_active_timeout_splits_a_long_flow(tmp_path):
-    with switch_with_bridge(tmp_path) as topo:
-        h1 = topo.veth_host("p1", "10.0.0.1")
-        h2 = topo.veth_host("p2", "10.0.0.2")
-        collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
-        topo.vs.vsctl("--", "--id=@nf", "create", "NetFlow", f'targets="{collector.target}"',
-                      "active_timeout=2", "--", "set", "Bridge", "br0", "netflow=@nf")
+    with exporting(tmp_path, NfcapdCollector, "NetFlow", "netflow",
+                   "active_timeout=2") as (topo, h1, h2, collector):
         sink = udp_sink(h2, 7000)
         try:
             assert topo.ping("p1", "p2", count=1)
@@ -178,14 +187,9 @@ def test_netflow_active_timeout_splits_a_long_flow(tmp_path):
 
 
 def test_sflow_samples_and_counters_reach_sfacctd(tmp_path):
-    with switch_with_bridge(tmp_path) as topo:
-        h1 = topo.veth_host("p1", "10.0.0.1")
-        h2 = topo.veth_host("p2", "10.0.0.2")
-        collector = topo.stack.enter_context(PmacctCollector(str(tmp_path), "sfacctd", ns=topo.sw))
-        capture = topo.stack.enter_context(LoopbackCapture(str(tmp_path), [collector.port], ns=topo.sw))
-        topo.vs.vsctl("--", "--id=@s", "create", "sFlow", f'targets="{collector.target}"',
-                      "sampling=64", "polling=2", "header=128", "agent=127.0.0.1",
-                      "--", "set", "Bridge", "br0", "sflow=@s")
+    with exporting(tmp_path, PmacctCollector, "sFlow", "sflow", "sampling=64", "polling=2", "header=128",
+                   "agent=127.0.0.1", daemon="sfacctd") as (topo, h1, h2, collector):
+        capture = topo.capture
         before = topo.vs.json("get", "Interface", "p1", "statistics")
         sink = udp_sink(h2, 7000)
         try:
@@ -218,14 +222,9 @@ def test_sflow_samples_and_counters_reach_sfacctd(tmp_path):
 
 
 def test_ipfix_records_the_sampled_packets(tmp_path):
-    with switch_with_bridge(tmp_path) as topo:
-        h1 = topo.veth_host("p1", "10.0.0.1")
-        h2 = topo.veth_host("p2", "10.0.0.2")
-        collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
-        capture = topo.stack.enter_context(LoopbackCapture(str(tmp_path), [collector.port], ns=topo.sw))
-        topo.vs.vsctl("--", "--id=@i", "create", "IPFIX", f'targets="{collector.target}"',
-                      "sampling=10", "obs_domain_id=5", "cache_active_timeout=2", "cache_max_flows=1000",
-                      "--", "set", "Bridge", "br0", "ipfix=@i")
+    with exporting(tmp_path, NfcapdCollector, "IPFIX", "ipfix", "sampling=10", "obs_domain_id=5",
+                   "cache_active_timeout=2", "cache_max_flows=1000") as (topo, h1, h2, collector):
+        capture = topo.capture
         sink = udp_sink(h2, 7000)
         try:
             assert topo.ping("p1", "p2", count=1)
@@ -251,12 +250,7 @@ def test_ipfix_records_the_sampled_packets(tmp_path):
 
 
 def test_exporters_survive_a_restart_and_stop_when_removed(tmp_path):
-    with switch_with_bridge(tmp_path) as topo:
-        h1 = topo.veth_host("p1", "10.0.0.1")
-        h2 = topo.veth_host("p2", "10.0.0.2")
-        collector = topo.stack.enter_context(NfcapdCollector(str(tmp_path), ns=topo.sw))
-        topo.vs.vsctl("--", "--id=@nf", "create", "NetFlow", f'targets="{collector.target}"',
-                      "--", "set", "Bridge", "br0", "netflow=@nf")
+    with exporting(tmp_path, NfcapdCollector, "NetFlow", "netflow") as (topo, h1, h2, collector):
         assert topo.vs.stop(), "vswitchd did not exit on SIGTERM"
         topo.vs = VSwitchd(topo.sw, str(tmp_path)).start()
         topo.stack.callback(topo.vs.stop)

@@ -24,6 +24,7 @@ import logging
 import time
 
 from vswitch.bridge.feature import Feature
+from vswitch.datapath import dpif
 from vswitch.export import UdpSender
 
 log = logging.getLogger("vswitch.export")
@@ -104,6 +105,12 @@ class ExporterFeature(Feature):
     def megaflow_settings(self, row):
         """What the megaflows of this bridge depend on while exporting."""
         return True
+
+    def sample_action(self, sampling, actions, header):
+        """The datapath SAMPLE action (1 in `sampling`, `header` bytes) that
+        sFlow and IPFIX put first in a translation's actions."""
+        return ("sample", (dpif.sample_probability(sampling), self.host.cookie(self),
+                           sample_out(actions), header))
 
     def ifindex(self, dp_port):
         info = self.host.netdev_info(self.iface_of_dp.get(dp_port))

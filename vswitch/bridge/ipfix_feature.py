@@ -17,7 +17,7 @@ refuses them (schema.MAP_KEYS).
 """
 import ipaddress
 
-from vswitch.bridge.export_feature import SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature, sample_out
+from vswitch.bridge.export_feature import SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature
 from vswitch.datapath import dpif
 from vswitch.datapath.flowkey import VLAN_CFI, VLAN_VID_MASK, mac_str
 from vswitch.export import FlowKey, FlowStats, IpfixExporter
@@ -82,9 +82,7 @@ class IpfixFeature(ExporterFeature):
     def xlate_actions(self, in_dp, key, actions, mask, tags):
         if self.engine is None or not self.input_sampling:
             return actions
-        sample = (dpif.sample_probability(self.sampling), self.host.cookie(self),
-                  sample_out(actions), TCP_FLAGS_HEADER)
-        return [("sample", sample)] + actions
+        return [self.sample_action(self.sampling, actions, TCP_FLAGS_HEADER)] + actions
 
     def sampled(self, sample, now):
         if self.engine is None:

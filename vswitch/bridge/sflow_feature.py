@@ -22,8 +22,7 @@ import ipaddress
 import socket
 import struct
 
-from vswitch.bridge.export_feature import SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature, sample_out
-from vswitch.datapath import dpif
+from vswitch.bridge.export_feature import SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature
 from vswitch.datapath.flowkey import VLAN_CFI, VLAN_VID_MASK
 from vswitch.export import InterfaceCounters, PacketSample, SflowExporter
 from vswitch.export.exporter_base import parse_target
@@ -99,9 +98,7 @@ class SflowFeature(ExporterFeature):
     def xlate_actions(self, in_dp, key, actions, mask, tags):
         if self.engine is None:
             return actions
-        sample = (dpif.sample_probability(self.sampling), self.host.cookie(self),
-                  sample_out(actions), self.header)
-        return [("sample", sample)] + actions
+        return [self.sample_action(self.sampling, actions, self.header)] + actions
 
     def sampled(self, sample, now):
         if self.engine is None:
