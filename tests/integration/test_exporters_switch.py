@@ -130,6 +130,28 @@ def exporting(tmp_path, collector_class, table, column, *columns, **collector_ar
         yield topo, h1, h2, collector
 
 
+def burst_to_p2(topo, count, size, sport, pps):
+    """ARP resolved first, then `count` datagrams p1 -> p2:7000 (where a
+    socket keeps p2 from answering ICMP unreachable); returns how many left."""
+    sink = udp_sink(topo.hosts["p2"][0], 7000)
+    try:
+        assert topo.ping("p1", "p2", count=1)
+        return udp_burst(topo.hosts["p1"][0], "10.0.0.2", count, size, sport, 7000, pps=pps)
+    finally:
+        sink.close()
+
+
+def decoded_cleanly(topo, table, port, dissector):
+    """Every datagram the exporter says it sent was captured, and tshark
+    decodes each with no malformed or expert-warning fields; returns them."""
+    (uuid,) = [r["_uuid"] for r in topo.vs.json("list", table)]
+    datagrams = topo.vs.json("get", table, uuid, "statistics")[0]["sent_datagrams"]
+    topo.capture.stop(datagrams)
+    assert topo.capture.problems({port: dissector}) == []
+    frames = topo.capture.decode({port: dissector})
+    assert len(frames) == datagrams
+    return frames
+
 def test_netflow_reports_every_flow_exactly(tmp_path):
     with exporting(tmp_path, NfcapdCollector, "NetFlow", "netflow",
                    "active_timeout=60") as (topo, h1, h2, collector):
@@ -172,12 +194,7 @@ def test_netflow_reports_every_flow_exactly(tmp_path):
 def test_netflow_active_timeout_splits_a_long_flow(tmp_path):
     with exporting(tmp_path, NfcapdCollector, "NetFlow", "netflow",
                    "active_timeout=2") as (topo, h1, h2, collector):
-        sink = udp_sink(h2, 7000)
-        try:
-            assert topo.ping("p1", "p2", count=1)
-            sent = udp_burst(h1, "10.0.0.2", 300, 100, 6001, 7000, pps=60)  # 5 s
-        finally:
-            sink.close()
+        sent = burst_to_p2(topo, 300, 100, 6001, pps=60)  # 5 s
         time.sleep(REVALIDATE_WAIT)
         topo.vs.vsctl("clear", "Bridge", "br0", "netflow")
         collector.stop()
@@ -189,14 +206,8 @@ def test_netflow_active_timeout_splits_a_long_flow(tmp_path):
 def test_sflow_samples_and_counters_reach_sfacctd(tmp_path):
     with exporting(tmp_path, PmacctCollector, "sFlow", "sflow", "sampling=64", "polling=2", "header=128",
                    "agent=127.0.0.1", daemon="sfacctd") as (topo, h1, h2, collector):
-        capture = topo.capture
         before = topo.vs.json("get", "Interface", "p1", "statistics")
-        sink = udp_sink(h2, 7000)
-        try:
-            assert topo.ping("p1", "p2", count=1)
-            sent = udp_burst(h1, "10.0.0.2", 100_000, 64, 6002, 7000, pps=40000)
-        finally:
-            sink.close()
+        sent = burst_to_p2(topo, 100_000, 64, 6002, pps=40000)
         time.sleep(4.5)  # samples flushed, two more counter polls
         after = topo.vs.json("get", "Interface", "p1", "statistics")
         received = after[0]["rx_packets"] - before[0]["rx_packets"]
@@ -213,32 +224,16 @@ def test_sflow_samples_and_counters_reach_sfacctd(tmp_path):
         assert len(samples) >= 3, samples
         octets = [c["ifInOctets"] for c in samples]
         assert octets == sorted(octets) and octets[-1] > octets[0]
-        stats = topo.vs.json("get", "sFlow", topo.vs.json("list", "sFlow")[0]["_uuid"], "statistics")
-        datagrams = stats[0]["sent_datagrams"]
-        capture.stop(datagrams)
-        assert capture.problems({collector.port: "sflow"}) == []
-        frames = capture.decode({collector.port: "sflow"})
-        assert len(frames) == datagrams
+        decoded_cleanly(topo, "sFlow", collector.port, "sflow")
 
 
 def test_ipfix_records_the_sampled_packets(tmp_path):
     with exporting(tmp_path, NfcapdCollector, "IPFIX", "ipfix", "sampling=10", "obs_domain_id=5",
                    "cache_active_timeout=2", "cache_max_flows=1000") as (topo, h1, h2, collector):
-        capture = topo.capture
-        sink = udp_sink(h2, 7000)
-        try:
-            assert topo.ping("p1", "p2", count=1)
-            sent = udp_burst(h1, "10.0.0.2", 5000, 100, 6003, 7000, pps=5000)
-        finally:
-            sink.close()
+        sent = burst_to_p2(topo, 5000, 100, 6003, pps=5000)
         time.sleep(3.5)  # past the cache's active timeout
         collector.stop()
-        (uuid,) = [r["_uuid"] for r in topo.vs.json("list", "IPFIX")]
-        datagrams = topo.vs.json("get", "IPFIX", uuid, "statistics")[0]["sent_datagrams"]
-        capture.stop(datagrams)
-        assert capture.problems({collector.port: "cflow"}) == []
-        frames = capture.decode({collector.port: "cflow"})
-        assert len(frames) == datagrams
+        frames = decoded_cleanly(topo, "IPFIX", collector.port, "cflow")
         assert "cflow.template_id" in frames[0], "the first message carries the templates"
         assert all(f["cflow.od_id"] == ["5"] for f in frames)
         records = [f for f in collector.flows() if f.get("src_port") == 6003]
