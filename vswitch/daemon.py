@@ -34,6 +34,7 @@ from importlib import resources
 
 import vswitch
 from vswitch import rpc, vlog
+from vswitch import appctl  # ovs-appctl: OVS's unixctl on RUNDIR/vswitchd.ctl
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
@@ -78,6 +79,7 @@ files:
   RUNDIR/vswitchd.pid   pid of the running daemon (with --monitor: the
                         monitored daemon, not the monitor, as OVS); locked
   RUNDIR/vswitchd.sock  vsctl's JSON-RPC socket (mode 0600)
+  RUNDIR/vswitchd.ctl   ovs-appctl's socket (OVS unixctl protocol, mode 0600)
   RUNDIR/BRIDGE.mgmt    each bridge's OpenFlow socket (ovs-ofctl)
   DB                    configuration (SQLite; default %(db)s)
   %(unit)s
@@ -405,6 +407,9 @@ class Daemon:
             from vswitch import metrics
             metrics_server = await metrics.start_metrics_server(self.switch, *self.args.metrics)
         server = await rpc.start_server(self.sock_path, self.dispatch)
+        # ---- ovs-appctl (vswitch/appctl): `exit` sets self.stop, as SIGTERM does
+        appctl_server = await appctl.start(self, appctl.ctl_path(self.args.rundir))
+        # ---- end ovs-appctl
         revalidator = asyncio.create_task(self._revalidator())
         log.info("vswitchd %s ready on %s", vswitch.__version__, self.sock_path)
         if ready:
@@ -432,6 +437,7 @@ class Daemon:
                 os.unlink(self.sock_path)
             except FileNotFoundError:
                 pass
+            await appctl.stop(appctl_server)  # ovs-appctl: closed and unlinked before the lock goes too
             loop.remove_reader(self.dp.upcall_fd)
             self.switch.close()
             if self.pid_lock is not None:
