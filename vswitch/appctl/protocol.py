@@ -152,6 +152,7 @@ class UnixctlServer:
         self.path = None
         self._server = None
         self._writers = set()
+        self._conn_tasks = set()
         self.background_factories = []  # coroutine functions run while serving (coverage's timer)
         self._tasks = []
         self.register("list-commands", "", 0, 0, lambda args: self.list_commands())
@@ -213,6 +214,7 @@ class UnixctlServer:
 
     async def _connection(self, reader, writer):
         self._writers.add(writer)
+        self._conn_tasks.add(asyncio.current_task())
         stream = JsonStream()
         try:
             while True:
@@ -234,8 +236,11 @@ class UnixctlServer:
             log.warning("unixctl: closing a connection: %s", exc)
         except (ConnectionError, OSError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            pass  # the loop is ending: Python 3.11's stream callback would log it as an error
         finally:
             self._writers.discard(writer)
+            self._conn_tasks.discard(asyncio.current_task())
             writer.close()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -254,6 +259,8 @@ class UnixctlServer:
             task.cancel()
         for writer in list(self._writers):
             writer.close()
+        if self._conn_tasks:  # they end at once: their transports are closed
+            await asyncio.wait(list(self._conn_tasks), timeout=1.0)
         await self._server.wait_closed()
         self._server = None
         try:
