@@ -35,6 +35,7 @@ from importlib import resources
 import vswitch
 from vswitch import rpc, vlog
 from vswitch import appctl  # ovs-appctl: OVS's unixctl on RUNDIR/vswitchd.ctl
+from vswitch import ovsdb  # OVSDB (RFC 7047): RUNDIR/db.sock and --remote
 from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
@@ -80,6 +81,9 @@ files:
                         monitored daemon, not the monitor, as OVS); locked
   RUNDIR/vswitchd.sock  vsctl's JSON-RPC socket (mode 0600)
   RUNDIR/vswitchd.ctl   ovs-appctl's socket (OVS unixctl protocol, mode 0600)
+  RUNDIR/db.sock        the Open_vSwitch database over OVSDB (RFC 7047), for
+                        ovs-vsctl --db=unix:RUNDIR/db.sock, ovsdb-client and
+                        OVS's IDLs (mode 0600); more with --remote
   RUNDIR/BRIDGE.mgmt    each bridge's OpenFlow socket (ovs-ofctl)
   DB                    configuration (SQLite; default %(db)s)
   %(unit)s
@@ -106,6 +110,13 @@ def _metrics_listen(text):
     # restart pays for every module imported before the ports reopen.
     from vswitch import metrics
     return metrics.listen_argument(text)
+
+
+def _ovsdb_remote(text):
+    try:
+        return ovsdb.parse_remote(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text):
@@ -156,6 +167,10 @@ def parse_args(argv):
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
+    p.add_argument("--remote", action="append", default=[], type=_ovsdb_remote, metavar="REMOTE",
+                   help="also serve OVSDB on REMOTE: punix:PATH (e.g. punix:/run/openvswitch/db.sock, "
+                        "OVS's default) or ptcp:[PORT][:IP] (127.0.0.1 unless an address is given; "
+                        "no access control); RUNDIR/db.sock is always served; repeatable")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--version", action="version", version=f"vswitchd (vswitch) {vswitch.__version__}")
     return p.parse_args(argv)
@@ -277,6 +292,8 @@ class Daemon:
         self.args = args
         self.sock_path = os.path.join(args.rundir, "vswitchd.sock")
         self.store, self.config = open_store(args.db)
+        self.ovsdb = None  # OVSDB server (vswitch/ovsdb), from run()
+        self._with_ovsdb_root()
         self.dp = Datapath()
         if args.pmd_cpu_mask:
             # Spinning (as OVS's PMDs always do) only pays on a CPU nothing
@@ -316,16 +333,35 @@ class Daemon:
                     ofs, self.args.rundir, on_change=lambda n=name: self.switch.flush_bridge(n))
             mgr.reconcile(ofs.controllers, ssl_row)
 
+    def change_config(self, new_config):
+        """The one way configuration changes (vsctl's commands and OVSDB
+        transactions): durable first, then applied, then OVSDB monitors told."""
+        if new_config == self.config:
+            return
+        self.store.commit(new_config)  # durable before it takes effect
+        self.config = new_config
+        self._apply(new_config)
+        if self.ovsdb is not None:
+            self.ovsdb.db.config_changed(new_config)
+
+    def _with_ovsdb_root(self):
+        """The store keeps OVSDB's Open_vSwitch row (its uuid, next_cfg,
+        external_ids) beside the tables: created once, on first start."""
+        config = ovsdb.with_root(self.config)
+        if config is not self.config:
+            try:
+                self.store.commit(config)
+            except (OSError, sqlite3.Error) as exc:
+                raise StartupError(f"vswitchd: cannot write database {self.args.db}: {_reason(exc)}") from None
+            self.config = config
+
     def dispatch(self, method, params):
         if method == "transact":
             try:
                 new_config, outputs = commands.execute(self.config, params.get("commands"), self.runtime)
             except commands.CommandError as exc:
                 raise rpc.RpcError(str(exc)) from None
-            if new_config != self.config:
-                self.store.commit(new_config)  # durable before it takes effect
-                self.config = new_config
-                self._apply(new_config)
+            self.change_config(new_config)
             return {"outputs": outputs}
         if method == "ping":
             return {"pid": os.getpid(), "version": vswitch.__version__}
@@ -338,6 +374,11 @@ class Daemon:
                 self.switch.revalidate()
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("revalidator failed")
+            if self.ovsdb is not None:  # OVSDB monitors of runtime columns
+                try:
+                    self.ovsdb.db.refresh()
+                except Exception:
+                    log.exception("OVSDB refresh failed")
 
     def _schedule_features(self):
         """(Re)arms the one timer that runs the features when the earliest
@@ -406,6 +447,14 @@ class Daemon:
         if self.args.metrics:  # before the control socket: a busy port stops the start
             from vswitch import metrics
             metrics_server = await metrics.start_metrics_server(self.switch, *self.args.metrics)
+        # ---- OVSDB (vswitch/ovsdb): RUNDIR/db.sock and every --remote (before the
+        # control socket, as metrics: a remote that cannot be served stops the start)
+        try:
+            self.ovsdb = await ovsdb.start(self, [("unix", os.path.join(self.args.rundir, "db.sock")),
+                                                  *self.args.remote])
+        except OSError as exc:
+            raise StartupError(f"vswitchd: cannot serve OVSDB: {_reason(exc)}") from None
+        # ---- end OVSDB
         server = await rpc.start_server(self.sock_path, self.dispatch)
         # ---- ovs-appctl (vswitch/appctl): `exit` sets self.stop, as SIGTERM does
         appctl_server = await appctl.start(self, appctl.ctl_path(self.args.rundir))
@@ -438,6 +487,9 @@ class Daemon:
             except FileNotFoundError:
                 pass
             await appctl.stop(appctl_server)  # ovs-appctl: closed and unlinked before the lock goes too
+            if self.ovsdb is not None:  # OVSDB: sockets closed and unlinked before the lock goes
+                await self.ovsdb.close()
+                self.ovsdb = None
             loop.remove_reader(self.dp.upcall_fd)
             self.switch.close()
             if self.pid_lock is not None:
