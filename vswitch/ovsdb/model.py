@@ -35,7 +35,7 @@ import uuid as uuidlib
 from vswitch import __version__
 from vswitch.config import schema as cfg
 from vswitch.ovsdb.ovs_schema import SCHEMA_JSON
-from vswitch.ovsdb.types import Type, constraint, datum_json
+from vswitch.ovsdb.types import Type, constraint, datum_text
 
 DB_NAME = "Open_vSwitch"
 ROOT = "Open_vSwitch"               # the table, and the hidden config key of its row
@@ -153,7 +153,7 @@ def from_datum(column, datum):
 
 
 def value_text(info, datum):
-    return json.dumps(datum_json(info.type, datum), separators=(",", ":"))
+    return datum_text(info.type, datum)
 
 
 # ---------------------------------------------------------------- the hidden root row

@@ -24,7 +24,7 @@ change until it passes or times out.
 import uuid as uuidlib
 
 from vswitch.ovsdb import model
-from vswitch.ovsdb.types import (OvsdbError, Type, constraint, datum_json, evaluate, mutate, parse_condition,
+from vswitch.ovsdb.types import (UUID_RE, OvsdbError, Type, constraint, datum_json, evaluate, mutate, parse_condition,
                                  parse_datum, parse_mutation, referenced_uuids, syntax_error, without_refs)
 
 UUID_TYPE = Type.from_json("uuid")
@@ -56,14 +56,23 @@ class SymbolTable:
         return entry[0]
 
 
+class ParseError(OvsdbError):
+    """A malformed operation: its message gets ovsdb-server's "Parsing
+    ovsdb operation I of N failed: " prefix."""
+
+    def __init__(self, details, syntax=None):
+        super().__init__("syntax error", details, syntax)
+
+
 def _member(op, name, kinds, required=True, default=None):
     if name not in op:
         if required:
-            raise syntax_error(f"Required '{name}' member is missing.", op)
+            raise ParseError(f"Required '{name}' member is missing.", op)
         return default
     value = op[name]
-    if not isinstance(value, kinds):
-        raise syntax_error(f"Type mismatch for member '{name}'.", op)
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise ParseError(f"Type mismatch for member '{name}'.", op)
     return value
 
 
@@ -176,8 +185,11 @@ class Transaction:
         name = _member(op, "uuid-name", str, required=False)
         if not table.implemented:
             raise constraint(f"vswitch does not implement table {table.name}: it stays empty")
-        if "uuid" in op:
-            uuid = parse_datum(UUID_TYPE, op["uuid"])[0]
+        if "uuid" in op:                        # OVS's extension: the new row's uuid
+            uuid = op["uuid"]
+            if not isinstance(uuid, str) or not UUID_RE.match(uuid):
+                raise ParseError("Type mismatch for member 'uuid'.", op)
+            uuid = uuid.lower()
             if uuid in self.rows(table.name):
                 raise OvsdbError("duplicate uuid", f"This UUID would duplicate a UUID already present "
                                                    f"within the table or deleted within the same transaction.")
@@ -300,7 +312,7 @@ class Transaction:
         raise OvsdbError("aborted", "aborted by request")
 
     def op_comment(self, op):
-        _member(op, "comment", str, required=False)
+        _member(op, "comment", str)
         return {}
 
     def op_assert(self, op):
@@ -324,13 +336,15 @@ class Transaction:
                 if handler is None:
                     raise syntax_error(f'Parsing ovsdb operation {i} of {n} failed: No operation '
                                        f'"{op.get("op")}"', op)
-                if op.get("op") != "comment" and "table" in op and op["table"] not in model.TABLES:
+                if "table" in op and not (isinstance(op["table"], str) and op["table"] in model.TABLES):
                     raise syntax_error(f"Parsing ovsdb operation {i} of {n} failed: No table named "
                                        f"{op['table']}.", op)
                 results.append(handler(op))
             except OvsdbError as exc:
+                if isinstance(exc, ParseError):
+                    exc.details = f"Parsing ovsdb operation {i} of {n} failed: {exc.details}"
                 results.append(exc.to_json())
-                return results, None
+                return results + [None] * (n - i), None
         if not self.changed:
             return results, None
         try:
@@ -356,15 +370,24 @@ class Transaction:
                 for uuid, row in rows.items():
                     key = tuple(row[column] for column in index)
                     if key in seen:
+                        first, second = sorted((seen[key], uuid), key=lambda u: (u not in self.orig[table.name], u))
                         values = ", ".join(model.value_text(table.columns[c], row[c]) for c in index)
                         names = ", ".join(f'"{c}"' for c in index)
                         raise constraint(f'Transaction causes multiple rows in "{table.name}" table to have '
-                                         f"identical values ({values}) for index on column{'s' if len(index) > 1 else ''} "
-                                         f"{names}.  First row, with UUID {seen[key]}, and second row, with UUID "
-                                         f"{uuid}.")
+                                         f"identical values ({values}) for index on "
+                                         f"column{'s' if len(index) > 1 else ''} {names}.  "
+                                         f"First row, with UUID {first}, {self._history(table.name, first, rows)}.  "
+                                         f"Second row, with UUID {second}, {self._history(table.name, second, rows)}.")
                     seen[key] = uuid
         self.final_view = view
         return model.view_to_config(view, self.db.config)
+
+    def _history(self, table, uuid, rows):
+        if uuid not in self.orig[table]:
+            return "was inserted by this transaction"
+        if self.orig[table][uuid] == rows[uuid]:
+            return "existed in the database before this transaction and was not modified by the transaction"
+        return "existed in the database before this transaction and was modified by the transaction"
 
     def _ref_columns(self):
         return self.db.ref_columns

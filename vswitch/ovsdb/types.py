@@ -94,7 +94,7 @@ class BaseType:
         (messages as ovsdb-server's)."""
         if self.enum is not None and atom not in self.enum:
             allowed = ", ".join(atom_text(self, a) for a in sorted(self.enum))
-            raise constraint(f"{atom_text(self, atom)} is not one of the allowed values ({allowed})")
+            raise constraint(f"{atom_text(self, atom)} is not one of the allowed values ([{allowed}])")
         if self.type in ("integer", "real"):
             lo, hi = self.min, self.max
             if (lo is None or atom >= lo) and (hi is None or atom <= hi):
@@ -175,7 +175,7 @@ def parse_atom(base, js, symtab=None, check=True):
     needs `symtab` (name -> uuid; an unknown name gets a fresh uuid there,
     as ovsdb-server does, so a reference may come before its insert)."""
     kind = base.type
-    if kind == "integer" and _is_int(js):
+    if kind == "integer" and _is_int(js) and -2 ** 63 <= js < 2 ** 63:
         atom = js
     elif kind == "real" and (_is_int(js) or isinstance(js, float)):
         atom = float(js)
@@ -245,9 +245,15 @@ def atom_json(base, atom):
     return ["uuid", atom] if base.type == "uuid" else atom
 
 
+def _needs_quotes(text):
+    """OVS's string_needs_quotes(): bare words are printed without quotes."""
+    return (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text) or text in ("true", "false")
+            or UUID_RE.match(text) is not None)
+
+
 def atom_text(base, atom):
     if base.type == "string":
-        return json.dumps(atom)
+        return json.dumps(atom) if _needs_quotes(atom) else atom
     if base.type == "boolean":
         return "true" if atom else "false"
     if base.type == "real":
@@ -278,6 +284,15 @@ def check_datum(type_, datum):
         bound = "unlimited" if type_.n_max == UNLIMITED else type_.n_max
         raise constraint(f"Attempted to store {n} elements in {type_.describe()} "
                          f"(which holds {type_.n_min} to {bound})")
+
+
+def datum_text(type_, datum):
+    """A datum as ovs-vsctl prints it: 5, "a", [], [1, 2], {a=b}."""
+    if type_.is_map():
+        return "{" + ", ".join(f"{atom_text(type_.key, k)}={atom_text(type_.value, v)}" for k, v in datum) + "}"
+    if type_.n_max == 1 and len(datum) == 1:
+        return atom_text(type_.key, datum[0])
+    return "[" + ", ".join(atom_text(type_.key, a) for a in datum) + "]"
 
 
 def datum_is_default(type_, datum):
