@@ -27,10 +27,20 @@ _MISSING = object()
 
 
 class TableMonitor:
-    def __init__(self, table, columns, select, where):
-        self.table, self.columns, self.select = table, columns, select
-        self.types = [(name, table.columns[name].type) for name in columns]
+    """What one monitor watches of a table.  `selects` is {column: {kinds}}:
+    as in ovsdb-server, each column carries the select flags of the request
+    that named it, and a row update of a kind holds only the columns that
+    select that kind."""
+
+    def __init__(self, table, selects, where):
+        self.table, self.selects = table, selects
+        self.columns = list(selects)
         self.where = where          # [(column, function, datum)]; None: every row; False: no row
+        self.select = {kind: False for kind in SELECT}
+        self.types = {}
+        for kind in SELECT:
+            self.types[kind] = [(name, table.columns[name].type) for name, kinds in selects.items() if kind in kinds]
+            self.select[kind] = bool(self.types[kind])
 
     def matches(self, uuid, row):
         if self.where is None:
@@ -80,31 +90,32 @@ def parse_requests(requests, version):
             reqs = [reqs]
         if not isinstance(reqs, list) or not reqs:
             raise syntax_error("monitor request must be an object or a non-empty array", reqs)
-        columns, select, where = [], dict.fromkeys(SELECT, False), None
+        selects, where = {}, None
         for req in reqs:
             if not isinstance(req, dict):
                 raise syntax_error("monitor request must be an object", req)
             names = req.get("columns", list(table.columns))
             if not isinstance(names, list):
                 raise syntax_error("columns must be an array", req)
-            for column in names:
-                if not isinstance(column, str) or column not in table.columns:
-                    raise syntax_error(f"{name} table does not contain column {column}", req)
-                if column not in columns:
-                    columns.append(column)
             flags = req.get("select", {})
             if not isinstance(flags, dict):
                 raise syntax_error("select must be an object", req)
+            kinds = set()
             for key in SELECT:
                 value = flags.get(key, True)
                 if not isinstance(value, bool):
                     raise syntax_error(f'"{key}" must be a boolean', req)
-                select[key] |= value
+                if value:
+                    kinds.add(key)
+            for column in names:
+                if not isinstance(column, str) or column not in table.columns:
+                    raise syntax_error(f"{name} table does not contain column {column}", req)
+                selects.setdefault(column, set()).update(kinds)
             if "where" in req:
                 if version == 1:
                     raise syntax_error('"where" is for monitor_cond', req)
                 where = parse_where(table, req["where"], req)
-        tables[name] = TableMonitor(table, columns, select, where)
+        tables[name] = TableMonitor(table, selects, where)
     return tables
 
 
@@ -138,20 +149,21 @@ class Monitor:
                 if tm.table.columns[column].kind == "runtime"}
 
     def _row_update(self, tm, kind, old, new):
+        types = tm.types[kind]
         if self.version == 1:
             if kind == "delete":
-                return {"old": _row_json(tm.types, old, False)}
-            update = {"new": _row_json(tm.types, new, False)}
+                return {"old": _row_json(types, old, False)}
+            update = {"new": _row_json(types, new, False)}
             if kind == "modify":
-                update["old"] = {name: datum_json(ctype, old[name]) for name, ctype in tm.types
+                update["old"] = {name: datum_json(ctype, old[name]) for name, ctype in types
                                  if old[name] != new[name]}
             return update
         if kind == "delete":
             return {"delete": None}
         if kind == "modify":
-            return {"modify": {name: diff_json(ctype, old[name], new[name]) for name, ctype in tm.types
+            return {"modify": {name: diff_json(ctype, old[name], new[name]) for name, ctype in types
                                if old[name] != new[name]}}
-        return {kind: _row_json(tm.types, new, True)}
+        return {kind: _row_json(types, new, True)}
 
     def initial(self, rows_of):
         """The reply's <table-updates>: every watched row, if "initial" is selected."""
@@ -173,7 +185,7 @@ class Monitor:
                 was = old is not None and tm.matches(uuid, old)
                 now = new is not None and tm.matches(uuid, new)
                 if was and now:
-                    if tm.select["modify"] and any(old[c] != new[c] for c in tm.columns):
+                    if any(old[c] != new[c] for c, _ in tm.types["modify"]):
                         rows[uuid] = self._row_update(tm, "modify", old, new)
                 elif was and tm.select["delete"]:
                     rows[uuid] = self._row_update(tm, "delete", old, None)
@@ -210,7 +222,7 @@ class Monitor:
                 raise OvsdbError("not supported", "monitor_cond_change cannot change the columns")
             if "where" not in req:
                 continue
-            old_tm = TableMonitor(tm.table, tm.columns, tm.select, tm.where)
+            old_tm = TableMonitor(tm.table, tm.selects, tm.where)
             tm.where = parse_where(tm.table, req["where"], req)
             rows = {}
             for uuid, row in rows_of(name):

@@ -342,9 +342,9 @@ def m_monitor_cond_change(conn, request_id, params):
     del conn.monitors[old_key]
     monitor.monid = params[1]
     conn.monitors[new_key] = monitor
-    conn.reply(request_id, {})
-    if updates:
+    if updates:         # before the reply, as ovsdb-server
         conn.notify(*monitor.notification(updates))
+    conn.reply(request_id, {})
 
 
 def m_monitor_cancel(conn, request_id, params):
