@@ -299,7 +299,5 @@ class Commands:
 
 def make_server(daemon):
     commands = Commands(daemon)
-    server = commands.server
-    server.commands_obj = commands
-    server.background_factories.append(commands.run_coverage)
-    return server
+    commands.server.background_factories.append(commands.run_coverage)
+    return commands.server

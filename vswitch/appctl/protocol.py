@@ -227,11 +227,13 @@ class UnixctlServer:
                     except (ValueError, RecursionError) as exc:
                         raise ProtocolError(f"syntax error: {exc}") from None
                     reply, then = await self.answer(message)
-                    writer.write(encode(reply))
-                    await writer.drain()
-                    self.counters["unixctl_replied"] += 1
-                    if then is not None:
-                        then()
+                    try:
+                        writer.write(encode(reply))
+                        await writer.drain()
+                        self.counters["unixctl_replied"] += 1
+                    finally:
+                        if then is not None:  # `exit` exits even if its client went away
+                            then()
         except ProtocolError as exc:
             log.warning("unixctl: closing a connection: %s", exc)
         except (ConnectionError, OSError):
