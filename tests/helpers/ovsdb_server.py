@@ -24,13 +24,18 @@ from vswitch.config.schema import empty_config
 
 
 class Runtime:
-    """Runtime columns as a switch would answer them (or None: unknown)."""
+    """Runtime columns as a switch would answer them (or None: unknown).
+    Every interface gets an OpenFlow port number, as a switch that opened
+    it would give (ovs-vsctl without --no-wait reports one that has none
+    as an "Error detected while setting up" it)."""
 
     def __init__(self, values=None):
         self.values = values or {}      # (method, column or None, row name) -> value
+        self.ofports = {}
 
     def interface_ofport(self, name):
-        return self.values.get(("interface_ofport", None, name))
+        value = self.values.get(("interface_ofport", None, name))
+        return value if value is not None else self.ofports.setdefault(name, len(self.ofports) + 1)
 
     def interface_status(self, name):
         return self.values.get(("interface_status", None, name))

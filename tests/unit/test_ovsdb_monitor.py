@@ -80,7 +80,7 @@ def test_a_monitor_of_runtime_columns_is_refreshed_not_spammed(tmp_path):
                               {"Interface": [{"columns": ["name", "ofport", "link_state", "statistics"],
                                               "where": [["name", "==", "p1"]]}]})["result"]
         (uuid, row), = initial["Interface"].items()
-        assert row == {"initial": {"name": "p1"}}
+        assert row == {"initial": {"name": "p1", "ofport": 2}}
         runtime.values.update({("interface_ofport", None, "p1"): 1, ("netdev_column", "link_state", "p1"): "up",
                                ("interface_statistics", None, "p1"): {"rx_packets": 1}})
         srv.call(srv.server.db.refresh)
