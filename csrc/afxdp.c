@@ -1,6 +1,8 @@
-/* afxdp.c — AF_XDP sockets, UMEM and rings for the afxdp port type. */
+/* afxdp.c — the afxdp port type: AF_XDP sockets, UMEM and rings (afxdp.h),
+ * and its operations table (netdev_provider.h) at the end. */
 #define _GNU_SOURCE
 #include "afxdp.h"
+#include "netdev_provider.h"
 
 #include <errno.h>
 #include <linux/ethtool.h>
@@ -485,3 +487,121 @@ void vs_afxdp_get_stats(struct vs_afxdp *x, struct vs_afxdp_stats *out)
         }
     }
 }
+
+/* ---- the port type ---- */
+
+struct netdev_afxdp {
+    struct vs_netdev up;
+    struct vs_afxdp *x;
+    struct vs_afxdp_info info;
+};
+
+/* options:xdp-mode values (as in OVS, minus native-with-zerocopy: copy mode
+ * only), by enum vs_xdp_mode. */
+static const char *const xdp_modes[] = {
+    [VS_XDP_BEST_EFFORT] = "best-effort", [VS_XDP_NATIVE] = "native", [VS_XDP_GENERIC] = "generic"};
+
+static int afxdp_port_open(const char *ifname, uint32_t port_no, const struct vs_port_option *opts,
+                           int n_opts, struct vs_netdev **out, char *err, size_t errlen)
+{
+    (void)port_no;
+    static const char *const allowed[] = {"xdp-mode", NULL};
+    int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
+    if (r)
+        return r;
+    const char *mode_name = vs_netdev_option(opts, n_opts, "xdp-mode", "best-effort");
+    int mode = -1;
+    for (int i = 0; i < (int)(sizeof xdp_modes / sizeof *xdp_modes); i++)
+        if (!strcmp(mode_name, xdp_modes[i]))
+            mode = i;
+    if (mode < 0)
+        return vs_netdev_fail(err, errlen, "xdp mode", -EINVAL);
+    r = vs_netdev_set_up(ifname);
+    if (r < 0)
+        return vs_netdev_fail(err, errlen, "bring the device up", r);
+    struct netdev_afxdp *nd = calloc(1, sizeof *nd);
+    if (!nd)
+        return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
+    nd->x = vs_afxdp_open(ifname, mode, &nd->info);
+    if (!nd->x) {
+        r = vs_netdev_fail(err, errlen, nd->info.step[0] ? nd->info.step : "open",
+                           nd->info.error ? nd->info.error : -EINVAL);
+        free(nd);
+        return r;
+    }
+    *out = &nd->up;
+    return 0;
+}
+
+static void afxdp_port_close(struct vs_netdev *netdev)
+{
+    struct netdev_afxdp *nd = (struct netdev_afxdp *)netdev;
+    vs_afxdp_close(nd->x); /* detaches the XDP program, frees the UMEMs */
+    free(nd);
+}
+
+/* One descriptor: the epoll fd over the queues' sockets (afxdp.h). */
+static int afxdp_port_rx_fds(struct vs_netdev *netdev, int *fds, int max)
+{
+    if (max < 1)
+        return 0;
+    fds[0] = vs_afxdp_fd(((struct netdev_afxdp *)netdev)->x);
+    return 1;
+}
+
+static int afxdp_port_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
+                           uint64_t *truncated)
+{
+    (void)rxq;
+    (void)truncated;
+    return vs_afxdp_recv(((struct netdev_afxdp *)netdev)->x, pkts, n);
+}
+
+static int afxdp_port_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int n)
+{
+    return vs_afxdp_send(((struct netdev_afxdp *)netdev)->x, pkts, n);
+}
+
+static int afxdp_port_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)
+{
+    const struct vs_afxdp_info *info = &((struct netdev_afxdp *)netdev)->info;
+    int n = 0;
+    if (info->mode == VS_XDP_NATIVE || info->mode == VS_XDP_GENERIC)
+        n = vs_netdev_kv(out, n, max, "xdp_mode", "%s", xdp_modes[info->mode]);
+    else
+        n = vs_netdev_kv(out, n, max, "xdp_mode", "%d", (int)info->mode);
+    n = vs_netdev_kv(out, n, max, "xdp_bind", "%s", info->zerocopy ? "zerocopy" : "copy");
+    n = vs_netdev_kv(out, n, max, "n_rxq", "%u", info->n_queues);
+    return n;
+}
+
+/* Software offloads and kernel ring drops (Interface statistics afxdp_*). */
+static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
+{
+    struct vs_afxdp_stats st;
+    vs_afxdp_get_stats(((struct netdev_afxdp *)netdev)->x, &st);
+    int n = 0;
+    n = vs_netdev_counter(out, n, max, "rx_dropped", st.rx_dropped);
+    n = vs_netdev_counter(out, n, max, "rx_fill_empty", st.rx_fill_empty);
+    n = vs_netdev_counter(out, n, max, "tx_no_room", st.tx_no_room);
+    n = vs_netdev_counter(out, n, max, "tx_segments", st.tx_segments);
+    n = vs_netdev_counter(out, n, max, "tx_csum", st.tx_csum);
+    n = vs_netdev_counter(out, n, max, "tx_offload_drops", st.tx_offload_drops);
+    n = vs_netdev_counter(out, n, max, "rx_csum_fixed", st.rx_csum_fixed);
+    return n;
+}
+
+static const struct vs_netdev_class afxdp_class = {
+    .type = "afxdp",
+    .open = afxdp_port_open,
+    .close = afxdp_port_close,
+    .rx_fds = afxdp_port_rx_fds,
+    .recv = afxdp_port_recv,
+    .send = afxdp_port_send,
+    /* poll_error: the default (an epoll fd is not a socket: an error on it
+     * cannot be cleared). */
+    .get_status = afxdp_port_status,
+    .get_stats = afxdp_port_stats,
+};
+
+VS_NETDEV_REGISTER(afxdp_class)

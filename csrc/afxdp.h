@@ -1,6 +1,12 @@
 /* afxdp.h — the afxdp port type: AF_XDP sockets on a netdev's rx queues.
+ * The type's operations table (netdev_provider.h) is at the end of afxdp.c;
+ * this header is the AF_XDP engine under it, not part of the Python API.
  *
  * Design note.
+ *  - Options: xdp-mode = best-effort (default), native or generic.  Status:
+ *    xdp_mode (the mode obtained), xdp_bind (copy), n_rxq.  Statistics: the
+ *    counters of struct vs_afxdp_stats.  An open that fails names the step
+ *    (vs_afxdp_info.step), and the slow path falls back to afpacket.
  *  - One AF_XDP socket per rx queue of the netdev (ETHTOOL_GCHANNELS; 1 when
  *    the driver does not say), each with its own UMEM: 6144 chunks of 4 KiB
  *    (24 MiB), 4096 lent to the kernel through the fill ring for receive (a
@@ -12,7 +18,7 @@
  *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
  *    attached in native (driver) mode, or generic (skb) mode, or native then
  *    generic for best-effort.  The mode obtained is reported back.
- *  - The poll thread sees one descriptor per port: an epoll fd over the
+ *  - The port lists one receive descriptor (rx_fds): an epoll fd over the
  *    queues' sockets, readable when any rx ring has frames.
  *  - Receive copies each frame out of the UMEM into the datapath's packet
  *    buffer and gives the chunk straight back to the fill ring, so UMEM

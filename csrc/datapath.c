@@ -3,7 +3,7 @@
 #define _GNU_SOURCE
 #include "datapath.h"
 
-#include "afxdp.h"
+#include "netdev_provider.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,10 +23,9 @@
 
 struct vs_port {
     uint32_t port_no;
-    int type;
-    int fd;
     int pmd; /* the poll thread that receives on it */
-    void *priv; /* afxdp: struct vs_afxdp (fd is its epoll fd) */
+    struct vs_netdev *netdev; /* the port type's handle (netdev_provider.h) */
+    const struct vs_netdev_class *class; /* netdev->class */
     struct vs_port_stats stats;
     /* Packets that reached a SAMPLE action received on this port, per
      * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool). */
@@ -59,6 +58,13 @@ struct sample_slot {
     uint8_t data[VS_SAMPLE_MAX_HEADER];
 };
 
+/* What one entry of a poll thread's pollfd array stands for: a receive
+ * queue (index into the port's rx_fds) of a port. */
+struct poll_entry {
+    uint32_t port_no;
+    int rxq;
+};
+
 /* One poll thread ("PMD" in OVS's words): its own EMC, receive buffers,
  * output staging and counters; it polls the ports assigned to it. */
 struct vs_pmd {
@@ -74,6 +80,14 @@ struct vs_pmd {
     struct tx_ctx tx;
     struct vs_pmd_stats stats;
     uint64_t prng; /* SAMPLE's random numbers: per thread, no lock, no sharing */
+    /* The poll list (pmd_poll_list): entry 0 is ctl_efd. */
+    struct pollfd *pfds;
+    struct poll_entry *entries;
+    int n_pfds, cap_pfds;
+    /* Descriptors already listed while building it (open addressing, -1 =
+     * free), so that a shared one is polled once. */
+    int *seen;
+    uint32_t seen_cap;
 };
 
 struct vs_dp {
@@ -136,8 +150,7 @@ static void tx_flush(struct tx_ctx *tx)
 {
     for (int i = 0; i < tx->n_dirty; i++) {
         struct vs_port *p = tx->dirty[i];
-        int sent = p->type == VS_PORT_AFXDP ? vs_afxdp_send(p->priv, p->txq, p->n_txq)
-                                            : vs_netdev_send(p->type, p->fd, p->txq, p->n_txq);
+        int sent = p->class->send(p->netdev, p->txq, p->n_txq);
         for (int j = 0; j < sent; j++) {
             p->stats.tx_packets++;
             p->stats.tx_bytes += p->txq[j]->len;
@@ -159,7 +172,9 @@ static struct vs_packet *tx_copy(struct tx_ctx *tx, const struct vs_packet *pkt)
     c->buf = tx->arena + tx->arena_used;
     c->data = c->buf + VS_HEADROOM;
     c->len = pkt->len;
+    c->in_port = pkt->in_port;
     c->vnet = pkt->vnet;
+    c->tnl = pkt->tnl;
     memcpy(c->data, pkt->data, pkt->len);
     tx->arena_used += need;
     return c;
@@ -479,6 +494,8 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
 
 /* ---- the poll thread ---- */
 
+/* `port` is the port polled; a type that demultiplexes a shared descriptor
+ * (a tunnel socket) may have set another port's number in pkt->in_port. */
 static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
@@ -487,14 +504,24 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
     int upcalled = 0;
     for (int i = 0; i < n; i++) {
         struct vs_packet *pkt = &pkts[i];
+        struct vs_port *in = port;
+        if (pkt->in_port != port->port_no) {
+            in = pkt->in_port < VS_MAX_PORTS ? dp->ports[pkt->in_port] : NULL;
+            if (!in) { /* a port that went away meanwhile */
+                port->stats.rx_dropped++;
+                continue;
+            }
+        }
         struct vs_key key;
         uint16_t tcp_flags;
-        key.in_port = port->port_no;
-        port->stats.rx_packets++;
-        port->stats.rx_bytes += pkt->len;
+        key.in_port = in->port_no;
+        /* Tunnel metadata (pkt->tnl, when flags say so) goes into the key
+         * here once the key has tunnel fields (netdev.h, VXLAN). */
+        in->stats.rx_packets++;
+        in->stats.rx_bytes += pkt->len;
         if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
-            port->stats.rx_malformed++;
-            port->stats.rx_dropped++;
+            in->stats.rx_malformed++;
+            in->stats.rx_dropped++;
             st->malformed++;
             continue;
         }
@@ -502,7 +529,7 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         struct vs_flow *f = vs_emc_lookup(&dp->cls, pmd->emc, &key, &tier);
         if (!f) {
             st->misses++;
-            upcalled |= upcall_enqueue(dp, st, port->port_no, 0, &key, pkt);
+            upcalled |= upcall_enqueue(dp, st, in->port_no, 0, &key, pkt);
             continue;
         }
         if (tier == 1)
@@ -513,7 +540,7 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         f->bytes += pkt->len;
         f->used_ns = now;
         f->tcp_flags |= tcp_flags;
-        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, port->port_no, &key,
+        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
                                  f->actions, f->n_actions);
     }
     uint64_t c = cycles_now();
@@ -524,17 +551,20 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
     return upcalled;
 }
 
-/* Returns 1 if the port still had a full batch waiting at the end. */
-static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int *upcalled)
+/* Receives from one receive queue of a port.  Returns 1 if it still had a
+ * full batch waiting at the end. */
+static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upcalled)
 {
     /* A few batches per port per round keeps one busy port from starving
      * the others while still amortising the poll() call. */
     for (int round = 0; round < 4; round++) {
         uint64_t truncated = 0;
         uint64_t c0 = cycles_now();
-        int n = port->type == VS_PORT_AFXDP
-                    ? vs_afxdp_recv(port->priv, pmd->rx, VS_BATCH)
-                    : vs_netdev_recv(port->type, port->fd, pmd->rx, VS_BATCH, &truncated);
+        for (int i = 0; i < VS_BATCH; i++) {
+            pmd->rx[i].in_port = port->port_no;
+            pmd->rx[i].tnl.flags = 0;
+        }
+        int n = port->class->recv(port->netdev, rxq, pmd->rx, VS_BATCH, &truncated);
         uint64_t c1 = cycles_now();
         pmd->stats.rx_cycles += c1 - c0;
         port->stats.rx_dropped += truncated;
@@ -551,31 +581,110 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int *upcalled)
     return 1;
 }
 
-/* poll() said POLLERR/POLLHUP/POLLNVAL without POLLIN.  A socket's pending
- * error is read (that clears it: a packet socket whose netdev went down or
- * away then sleeps in poll() again); anything else cannot be cleared, so the
- * port is marked dead and left out of poll() until the slow path replaces it.
- * Returns 1 if the port must not be polled any more.  Called under the
- * datapath mutex. */
-static int port_poll_error(struct vs_port *port, short revents)
+/* poll() said POLLERR/POLLHUP/POLLNVAL without POLLIN on one of the port's
+ * descriptors.  The type says whether that can be cleared (a packet
+ * socket's pending error is read: one whose netdev went down or away then
+ * sleeps in poll() again); if not, the port is marked dead and left out of
+ * poll() until the slow path replaces it.  Returns 1 if the port must not be
+ * polled any more.  Called under the datapath mutex. */
+static int port_poll_error(struct vs_port *port, int rxq, int fd, short revents)
 {
     port->stats.poll_errors++;
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (!(revents & (POLLNVAL | POLLHUP))
-        && getsockopt(port->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0)
-        return 0;
-    port->stats.dead = 1;
+    int dead = port->class->poll_error ? port->class->poll_error(port->netdev, rxq, fd, revents)
+                                       : vs_netdev_poll_error(fd, revents);
+    if (dead)
+        port->stats.dead = 1;
+    return dead;
+}
+
+/* Adds fd to the set of descriptors seen; returns 0 if it was there. */
+static int seen_add(struct vs_pmd *pmd, int fd, uint32_t *n_seen)
+{
+    if ((*n_seen + 1) * 2 > pmd->seen_cap) {
+        uint32_t cap = pmd->seen_cap ? pmd->seen_cap * 2 : 256;
+        int *slots = malloc(cap * sizeof *slots);
+        if (!slots)
+            return 1; /* cannot deduplicate: poll it (a shared one twice) */
+        memset(slots, 0xff, cap * sizeof *slots);
+        for (uint32_t i = 0; i < pmd->seen_cap; i++) {
+            if (pmd->seen[i] < 0)
+                continue;
+            uint32_t h = (uint32_t)pmd->seen[i] * 2654435761u & (cap - 1);
+            while (slots[h] >= 0)
+                h = (h + 1) & (cap - 1);
+            slots[h] = pmd->seen[i];
+        }
+        free(pmd->seen);
+        pmd->seen = slots;
+        pmd->seen_cap = cap;
+    }
+    uint32_t h = (uint32_t)fd * 2654435761u & (pmd->seen_cap - 1);
+    while (pmd->seen[h] >= 0) {
+        if (pmd->seen[h] == fd)
+            return 0;
+        h = (h + 1) & (pmd->seen_cap - 1);
+    }
+    pmd->seen[h] = fd;
+    (*n_seen)++;
     return 1;
+}
+
+static int poll_list_grow(struct vs_pmd *pmd)
+{
+    int cap = pmd->cap_pfds ? pmd->cap_pfds * 2 : 64;
+    struct pollfd *pfds = realloc(pmd->pfds, (size_t)cap * sizeof *pfds);
+    if (!pfds)
+        return -1;
+    pmd->pfds = pfds;
+    struct poll_entry *entries = realloc(pmd->entries, (size_t)cap * sizeof *entries);
+    if (!entries)
+        return -1;
+    pmd->entries = entries;
+    pmd->cap_pfds = cap;
+    return 0;
+}
+
+/* Rebuilds the thread's poll list under the datapath mutex: its control
+ * eventfd, then every receive descriptor (rx_fds) of the live ports assigned
+ * to it.  A descriptor several ports list (a tunnel's shared socket) is
+ * polled once, through the lowest-numbered live port listing it, by that
+ * port's thread; its type's recv hands each packet to the port it belongs
+ * to.  Dead ports are left out. */
+static void pmd_poll_list(struct vs_pmd *pmd)
+{
+    struct vs_dp *dp = pmd->dp;
+    uint32_t n_seen = 0;
+    if (pmd->seen)
+        memset(pmd->seen, 0xff, pmd->seen_cap * sizeof *pmd->seen);
+    pmd->n_pfds = 0;
+    if (!pmd->cap_pfds && poll_list_grow(pmd))
+        return;
+    pmd->pfds[0] = (struct pollfd){.fd = pmd->ctl_efd, .events = POLLIN};
+    pmd->entries[0] = (struct poll_entry){0, -1};
+    int n = 1;
+    for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
+        struct vs_port *p = dp->ports[i];
+        if (!p || p->stats.dead)
+            continue;
+        int fds[VS_MAX_RXQ];
+        int nfds = p->class->rx_fds(p->netdev, fds, VS_MAX_RXQ);
+        for (int q = 0; q < nfds && q < VS_MAX_RXQ; q++) {
+            if (fds[q] < 0 || !seen_add(pmd, fds[q], &n_seen) || p->pmd != pmd->id)
+                continue;
+            if (n == pmd->cap_pfds && poll_list_grow(pmd))
+                break;
+            pmd->pfds[n] = (struct pollfd){.fd = fds[q], .events = POLLIN};
+            pmd->entries[n] = (struct poll_entry){i, q};
+            n++;
+        }
+    }
+    pmd->n_pfds = n;
 }
 
 static void *pmd_main(void *arg)
 {
     struct vs_pmd *pmd = arg;
     struct vs_dp *dp = pmd->dp;
-    struct pollfd pfds[VS_MAX_PORTS + 1];
-    uint32_t port_of[VS_MAX_PORTS + 1];
-    int npfd = 0;
     uint32_t gen = UINT32_MAX;
     int busy_rounds = 0; /* rounds in a row that skipped poll() */
     /* Threads started in the same nanosecond still differ by thread id. */
@@ -586,19 +695,12 @@ static void *pmd_main(void *arg)
         if (gen != __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE)) {
             pthread_mutex_lock(&dp->mutex);
             gen = dp->ports_gen;
-            npfd = 0;
-            pfds[npfd].fd = pmd->ctl_efd;
-            pfds[npfd++].events = POLLIN;
-            for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
-                if (dp->ports[i] && dp->ports[i]->pmd == pmd->id) {
-                    port_of[npfd] = i;
-                    /* A negative fd is skipped by poll(). */
-                    pfds[npfd].fd = dp->ports[i]->stats.dead ? -1 : dp->ports[i]->fd;
-                    pfds[npfd++].events = POLLIN;
-                }
-            }
+            pmd_poll_list(pmd);
             pthread_mutex_unlock(&dp->mutex);
+            busy_rounds = 0;
         }
+        struct pollfd *pfds = pmd->pfds;
+        int npfd = pmd->n_pfds;
 
         uint64_t t0 = vs_now_ns(), c0 = cycles_now();
         /* A busy-polling thread owns its CPU: it asks the kernel with a zero
@@ -611,6 +713,10 @@ static void *pmd_main(void *arg)
              * tenth of the cycles at 64-byte rates).  Every 8th round polls
              * so that the other ports are seen too. */
             r = 1;
+        } else if (!npfd) { /* no memory for a poll list: try again soon */
+            r = poll(NULL, 0, 100);
+            gen = UINT32_MAX;
+            busy_rounds = 0;
         } else {
             r = poll(pfds, (nfds_t)npfd, pmd->busy_poll ? 0 : 100);
             busy_rounds = 0;
@@ -634,15 +740,18 @@ static void *pmd_main(void *arg)
         int still_busy = 0;
         if (gen == dp->ports_gen) {
             for (int i = 1; i < npfd; i++) {
+                struct vs_port *port = dp->ports[pmd->entries[i].port_no];
                 if (!(pfds[i].revents & POLLIN)) {
-                    if (pfds[i].revents && dp->ports[port_of[i]]
-                        && port_poll_error(dp->ports[port_of[i]], pfds[i].revents))
-                        pfds[i].fd = -1;
+                    if (pfds[i].revents && port && !port->stats.dead
+                        && port_poll_error(port, pmd->entries[i].rxq, pfds[i].fd, pfds[i].revents)) {
+                        for (int j = 1; j < npfd; j++) /* all of its descriptors */
+                            if (pmd->entries[j].port_no == pmd->entries[i].port_no)
+                                pfds[j].fd = -1; /* skipped by poll() */
+                    }
                     pfds[i].revents = 0;
                     continue;
                 }
-                struct vs_port *port = dp->ports[port_of[i]];
-                if (port && poll_port(pmd, port, &upcalled))
+                if (port && poll_port(pmd, port, pmd->entries[i].rxq, &upcalled))
                     still_busy = 1;
                 else
                     pfds[i].revents = 0; /* drained: wait for poll() to say more */
@@ -664,10 +773,7 @@ static void *pmd_main(void *arg)
 
 static void port_close(struct vs_port *p)
 {
-    if (p->type == VS_PORT_AFXDP)
-        vs_afxdp_close(p->priv); /* detaches the XDP program, frees the UMEMs */
-    else
-        close(p->fd);
+    p->class->close(p->netdev);
     free(p);
 }
 
@@ -699,6 +805,9 @@ static void pmd_free(struct vs_pmd *pmd)
     free(pmd->tx.arena);
     for (int i = 0; i < VS_BATCH; i++)
         free(pmd->rx[i].buf);
+    free(pmd->pfds);
+    free(pmd->entries);
+    free(pmd->seen);
     if (pmd->ctl_efd >= 0)
         close(pmd->ctl_efd);
     free(pmd);
@@ -890,79 +999,93 @@ static int port_register(struct vs_dp *dp, struct vs_port *p)
     return err;
 }
 
-int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, int type, const char *ifname)
+int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, const char *type, const char *name,
+                   const struct vs_port_option *opts, int n_opts, char *err, int errlen)
 {
+    size_t elen = errlen > 0 ? (size_t)errlen : 0;
+    if (elen)
+        err[0] = 0;
     if (port_no >= VS_MAX_PORTS)
-        return -EINVAL;
-    int fd;
-    if (type == VS_PORT_AFPACKET)
-        fd = vs_netdev_open_afpacket(ifname);
-    else if (type == VS_PORT_TAP)
-        fd = vs_netdev_open_tap(ifname);
-    else
-        return -EINVAL;
-    if (fd < 0)
-        return fd;
-    struct vs_port *p = calloc(1, sizeof *p);
-    if (!p) {
-        close(fd);
-        return -ENOMEM;
-    }
-    p->port_no = port_no;
-    p->type = type;
-    p->fd = fd;
-    int err = port_register(dp, p);
-    if (err) {
-        close(fd);
-        free(p);
-    }
-    return err;
-}
-
-int vs_dp_port_add_afxdp(struct vs_dp *dp, uint32_t port_no, const char *ifname,
-                         int xdp_mode, struct vs_afxdp_info *info)
-{
-    memset(info, 0, sizeof *info);
-    if (port_no >= VS_MAX_PORTS)
-        return info->error = -EINVAL;
-    int err = vs_netdev_set_up(ifname);
-    if (err < 0) {
-        snprintf(info->step, sizeof info->step, "bring the device up");
-        return info->error = err;
-    }
+        return vs_netdev_fail(err, elen, "port number", -EINVAL);
+    const struct vs_netdev_class *cls = vs_netdev_lookup(type);
+    if (!cls)
+        return vs_netdev_fail(err, elen, "port type", -EPROTONOSUPPORT);
     struct vs_port *p = calloc(1, sizeof *p);
     if (!p)
-        return info->error = -ENOMEM;
-    p->priv = vs_afxdp_open(ifname, xdp_mode, info);
-    if (!p->priv) {
+        return vs_netdev_fail(err, elen, "allocate", -ENOMEM);
+    struct vs_netdev *netdev = NULL;
+    int r = cls->open(name, port_no, opts, n_opts, &netdev, err, elen);
+    if (r) {
         free(p);
-        return info->error;
+        return r < 0 ? r : -EIO;
     }
+    netdev->class = cls;
+    netdev->port_no = port_no;
     p->port_no = port_no;
-    p->type = VS_PORT_AFXDP;
-    p->fd = vs_afxdp_fd(p->priv);
-    err = port_register(dp, p);
-    if (err) {
+    p->netdev = netdev;
+    p->class = cls;
+    r = port_register(dp, p);
+    if (r) {
         port_close(p);
-        snprintf(info->step, sizeof info->step, "port number in use");
-        return info->error = err;
+        return vs_netdev_fail(err, elen, "port number in use", r);
     }
     return 0;
 }
 
-int vs_dp_port_afxdp_stats(struct vs_dp *dp, uint32_t port_no, struct vs_afxdp_stats *out)
+int vs_dp_port_call(struct vs_dp *dp, uint32_t port_no, const struct vs_netdev_class *cls,
+                    int (*fn)(struct vs_netdev *, void *), void *arg)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -ENOENT;
+    int r = -ENOENT;
+    control_lock(dp);
+    struct vs_port *p = dp->ports[port_no];
+    if (p && (!cls || p->class == cls))
+        r = fn(p->netdev, arg);
+    pthread_mutex_unlock(&dp->mutex);
+    return r;
+}
+
+int vs_dp_port_type_status(struct vs_dp *dp, uint32_t port_no, struct vs_port_kv *out, int max)
 {
     if (port_no >= VS_MAX_PORTS)
         return -EINVAL;
-    int err = 0;
+    int n = -ENOENT;
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    if (p && p->type == VS_PORT_AFXDP)
-        vs_afxdp_get_stats(p->priv, out);
-    else
-        err = -ENOENT;
+    if (p)
+        n = p->class->get_status ? p->class->get_status(p->netdev, out, max) : 0;
     pthread_mutex_unlock(&dp->mutex);
-    return err;
+    return n;
+}
+
+int vs_dp_port_type_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_counter *out,
+                          int max)
+{
+    if (port_no >= VS_MAX_PORTS)
+        return -EINVAL;
+    int n = -ENOENT;
+    control_lock(dp);
+    struct vs_port *p = dp->ports[port_no];
+    if (p)
+        n = p->class->get_stats ? p->class->get_stats(p->netdev, out, max) : 0;
+    pthread_mutex_unlock(&dp->mutex);
+    return n;
+}
+
+int vs_dp_port_type(struct vs_dp *dp, uint32_t port_no, char *out, int outlen)
+{
+    if (port_no >= VS_MAX_PORTS || outlen < 1)
+        return -EINVAL;
+    int r = -ENOENT;
+    control_lock(dp);
+    struct vs_port *p = dp->ports[port_no];
+    if (p) {
+        snprintf(out, (size_t)outlen, "%s", p->class->type);
+        r = 0;
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    return r;
 }
 
 int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
@@ -1133,6 +1256,8 @@ int vs_dp_execute(struct vs_dp *dp, uint32_t in_port, const uint8_t *frame, uint
     pkt->data = pkt->buf + VS_HEADROOM;
     memcpy(pkt->data, frame, len);
     pkt->len = len;
+    pkt->in_port = in_port;
+    pkt->tnl.flags = 0;
     if (vnet)
         pkt->vnet = *vnet;
     else

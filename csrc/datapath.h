@@ -5,13 +5,22 @@
  * Design note.
  *  - Batch-shaped: one call per batch or per control operation.  Python never
  *    handles a packet that hits the cache.
+ *  - Ports are instances of port types (netdev.h, netdev_provider.h): the
+ *    datapath opens a port through its type's table of operations, found by
+ *    name, and only ever calls through that table (one indirect call per
+ *    batch received or sent, none per packet); it never tests a type.
  *  - Poll threads ("PMDs", plain pthreads that never touch Python), one by
  *    default, or one pinned per CPU (vs_dp_set_pmds).  Each owns some ports,
- *    its EMC, receive buffers and output staging: it receives up to VS_BATCH
- *    frames per port per round, parses each once, looks up EMC → megaflow
- *    classifier, executes actions, and sends output batched per port at the
- *    end of the batch.  It sleeps in poll() when idle (or spins, if asked),
- *    and skips poll() while its ports keep filling batches.
+ *    its EMC, receive buffers and output staging.  It polls the receive
+ *    descriptors its ports' types list (any number per port; one shared by
+ *    several ports is polled once, and its type then says which port each
+ *    packet arrived on), receives up to VS_BATCH frames per descriptor per
+ *    round, parses each once, looks up EMC → megaflow classifier, executes
+ *    actions, and sends output batched per port at the end of the batch.
+ *    It sleeps in poll() when idle (or spins, if asked), and skips poll()
+ *    while its ports keep filling batches.  An error poll() reports on a
+ *    descriptor is handed to the port's type; one that cannot be cleared
+ *    marks the port dead, and it is not polled again until replaced.
  *  - Counters per thread say where the cycles go: receive, parse + lookup +
  *    actions, transmit, idle (vs_dp_pmd_stats).
  *  - A miss becomes an upcall: key + frame copied into a bounded ring, an
@@ -41,7 +50,8 @@
  *    by the recv calls) and never one inside the other.  Lock order:
  *    datapath mutex, then at most one ring mutex.  (Simpler than RCU
  *    publication, at the cost that poll threads do not look up in
- *    parallel.)
+ *    parallel.)  Port types' operations run under the datapath mutex too,
+ *    except open and close (netdev.h says what a type may assume).
  *  - Actions are a flat array of 32-bit words: each action is a header word
  *    (opcode | number of argument words << 16) followed by its arguments;
  *    see VS_ACTION_*.  An empty list drops.
@@ -55,7 +65,6 @@
 #include "flow_key.h"
 #include "netdev.h"
 #include "packet_edit.h"
-#include "afxdp.h"
 
 enum {
     VS_ACTION_OUTPUT = 1,    /* arg: port number */
@@ -177,14 +186,23 @@ int vs_dp_pmd_stats(struct vs_dp *, struct vs_pmd_stats *out, int max);
 void vs_dp_destroy(struct vs_dp *);
 int vs_dp_upcall_fd(struct vs_dp *);
 
-int vs_dp_port_add(struct vs_dp *, uint32_t port_no, int type, const char *ifname);
-/* An afxdp port (afxdp.h): xdp_mode is a VS_XDP_* mode.  info tells the mode
- * obtained, or the step that failed (the caller falls back to afpacket). */
-int vs_dp_port_add_afxdp(struct vs_dp *, uint32_t port_no, const char *ifname, int xdp_mode,
-                         struct vs_afxdp_info *info);
-int vs_dp_port_afxdp_stats(struct vs_dp *, uint32_t port_no, struct vs_afxdp_stats *);
+/* Opens `name` as port port_no with the port type registered as `type`
+ * (netdev.h: "afpacket", "tap", "afxdp", "dummy", ...) and its options.
+ * Returns 0, or -errno with the failing step in err (errlen bytes): the
+ * slow path decides about fallbacks (vswitch/datapath/port_types.py). */
+int vs_dp_port_add(struct vs_dp *, uint32_t port_no, const char *type, const char *name,
+                   const struct vs_port_option *opts, int n_opts, char *err, int errlen);
 int vs_dp_port_del(struct vs_dp *, uint32_t port_no);
 int vs_dp_port_stats(struct vs_dp *, uint32_t port_no, struct vs_port_stats *);
+/* The port's type name; 0 or -ENOENT. */
+int vs_dp_port_type(struct vs_dp *, uint32_t port_no, char *out, int outlen);
+/* What the port's type reports of it beyond the counters above: status
+ * keys (afxdp: xdp_mode, xdp_bind, n_rxq) and counters (afxdp: software
+ * offloads, kernel ring drops), up to max (VS_KV_MAX).  Return the count,
+ * or -ENOENT. */
+int vs_dp_port_type_status(struct vs_dp *, uint32_t port_no, struct vs_port_kv *out, int max);
+int vs_dp_port_type_stats(struct vs_dp *, uint32_t port_no, struct vs_port_counter *out,
+                          int max);
 
 /* Returns 0 if added, 1 if an identical match existed (actions replaced),
  * -1 on error. */

@@ -1,16 +1,22 @@
 """The switch's interfaces: every Interface row's netdev opened as a datapath
 port, and kept in step with the netdev by netlink link events.
 
+How a type is opened (which C driver, its options and their defaults, the
+fallback when it cannot be set up, whether the switch owns the device) is the
+port-type registry's, vswitch/datapath/port_types.py: nothing here tests a
+type.
+
 "The netdev is the truth": a port is (re)opened when a netdev of its name
 exists and closed when it goes away, as link events say (vswitch/linkmon.py),
 never by polling.  An afpacket or afxdp port whose netdev is deleted (a VM
 exits, a veth pair is removed) is closed at once, so nothing polls a dead
 socket, and shows the reason in `status`; when a netdev of that name appears
-again (a new ifindex) it is reopened on the same port numbers.  Taps and internal ports are the switch's
-own devices: the switch holds their descriptor, and a link event for their
-name in this namespace may only mean the kernel side moved to a container's
-namespace, so they are left alone (the fast path marks one whose device was
-deleted dead and stops polling it).  A row deleted and added again in one
+again (a new ifindex) it is reopened on the same port numbers.  Ports of an
+owned type (taps, internal and dummy ports) are the switch's own devices: the
+switch holds their descriptor, and a link event for their name in this
+namespace may only mean the kernel side moved to a container's namespace, so
+they are left alone (the fast path marks one whose device was deleted dead
+and stops polling it).  A row deleted and added again in one
 transaction (libvirt's `--if-exists del-port ... -- add-port ...`) is a new
 row: its netdev is closed and opened again.
 
@@ -31,7 +37,7 @@ import logging
 import socket
 from dataclasses import dataclass, field
 
-from vswitch.datapath import dpif
+from vswitch.datapath import port_types
 from vswitch.ofproto.ofswitch import read_mac
 
 log = logging.getLogger("vswitch.interfaces")
@@ -39,7 +45,6 @@ log = logging.getLogger("vswitch.interfaces")
 MAX_DP_PORT = 1023  # datapath port numbers 1..1023 (VS_MAX_PORTS - 1)
 MAX_OFPORT = 65279  # OpenFlow port numbers 1..65279 (0xfeff), as OVS
 OFPORT_LOCAL = 65534  # the bridge's internal interface, as OVS shows it
-OWNED_TYPES = ("tap", "internal")  # devices the switch creates and holds
 
 
 @dataclass
@@ -51,19 +56,25 @@ class Interface:
     dp_port: int = -1  # datapath port number while open
     assigned_ofport: int | None = None  # OpenFlow number in its bridge, kept while the row lives
     mac: bytes | None = None  # the netdev's address once opened
-    dp_type: str | None = None  # afpacket, tap or afxdp, once opened
+    dp_type: str | None = None  # the datapath driver it was opened with (port_types)
     error: str | None = None
     notes: list = field(default_factory=list)
-    xdp_mode: str = "best-effort"  # options:xdp-mode, for type afxdp
-    afxdp: dict | None = None  # what AF_XDP obtained: xdp_mode, n_queues
+    options: dict = field(default_factory=dict)  # the row's options, defaults filled in
+    driver_status: dict | None = None  # what the driver reported when it was last opened
     row: str | None = None  # the Interface row's uuid
     ofport_request: int | None = None
     last_dp_port: int | None = None  # kept while the netdev is away, to reopen on it
     link_resets: int = 0  # carrier transitions seen (OVS's link_resets)
 
     @property
+    def port_type(self):
+        """Its port_types.PortType, or None for a type the switch does not open."""
+        return port_types.lookup(self.type)
+
+    @property
     def owned(self):
-        return self.type in OWNED_TYPES
+        ptype = self.port_type
+        return bool(ptype and ptype.owned)
 
     @property
     def open(self):
@@ -86,11 +97,23 @@ def _desired(config):
             for iface_uuid in port.get("interfaces", []):
                 row = config["Interface"].get(iface_uuid)
                 if row:
+                    kind = row.get("type") or ""
+                    ptype = port_types.lookup(kind)
+                    options = ptype.resolved_options(row.get("options")) if ptype else {}
                     desired[row["name"]] = {
-                        "bridge": br["name"], "port": port["name"], "type": row.get("type") or "",
-                        "xdp_mode": (row.get("options") or {}).get("xdp-mode", "best-effort"),
+                        "bridge": br["name"], "port": port["name"], "type": kind, "options": options,
                         "ofport_request": row.get("ofport_request"), "row": iface_uuid}
     return desired
+
+
+def _fallback_note(ptype, options, exc):
+    """Why a type fell back: "afxdp unavailable (xdp-mode native: attach
+    native XDP: Operation not supported), fell back to afpacket"."""
+    step = getattr(exc, "step", "")
+    what = f"{step}: {exc.strerror}" if step else exc.strerror
+    given = ", ".join(f"{k} {v}" for k, v in options.items())
+    return (f"{ptype.name} unavailable ({given + ': ' if given else ''}{what}), "
+            f"fell back to {ptype.fallback}")
 
 
 class Interfaces:
@@ -110,9 +133,9 @@ class Interfaces:
         changed = False
         for name in list(self.by_name):
             iface, want = self.by_name[name], desired.get(name)
-            if want is None or (want["bridge"], want["port"], want["type"], want["xdp_mode"], want["row"],
+            if want is None or (want["bridge"], want["port"], want["type"], want["options"], want["row"],
                                 want["ofport_request"]) != (
-                    iface.bridge, iface.port, iface.type, iface.xdp_mode, iface.row, iface.ofport_request):
+                    iface.bridge, iface.port, iface.type, iface.options, iface.row, iface.ofport_request):
                 self._close(iface)
                 del self.by_name[name]
                 changed = True
@@ -120,7 +143,7 @@ class Interfaces:
         for name, want in desired.items():
             if name not in self.by_name:
                 iface = Interface(name, want["bridge"], want["port"], want["type"],
-                                  xdp_mode=want["xdp_mode"], row=want["row"],
+                                  options=want["options"], row=want["row"],
                                   ofport_request=want["ofport_request"])
                 self.by_name[name] = iface
                 new.append(iface)
@@ -162,53 +185,41 @@ class Interfaces:
                 if i.assigned_ofport and i.name != i.bridge}
 
     def _open(self, iface):
-        kind = iface.type or "system"
-        if kind in ("", "system", "afpacket"):
-            dp_type = "afpacket"
-        elif kind in OWNED_TYPES:
-            dp_type = "tap"
-        elif kind == "afxdp":
-            if self._open_afxdp(iface):
-                return
-            dp_type = "afpacket"  # said so in the log and the status note
-        else:
-            iface.error = f"interface type {kind} is not supported yet"
+        """Opens the interface with its type's driver, or the fallbacks the
+        registry names when the driver cannot be set up (noted in status)."""
+        ptype = iface.port_type
+        if ptype is None:
+            iface.error = f"interface type {iface.type or 'system'} is not supported yet"
             log.error("%s: %s", iface.name, iface.error)
             return
         dp_port = self._dp_port_for(iface)
-        try:
-            self.dp.add_port(dp_port, dp_type, iface.name)
-        except OSError as exc:
-            iface.error = f"could not open network device {iface.name} ({exc.strerror})"
-            iface.dp_port, iface.last_dp_port = -1, dp_port
-            log.warning("%s", iface.error)
+        notes = []
+        for attempt in port_types.attempts(ptype):
+            options = attempt.resolved_options(iface.options)
+            try:
+                self.dp.add_port(dp_port, attempt.driver, iface.name, options)
+            except OSError as exc:
+                if attempt.fallback is not None and port_types.falls_back(exc.errno):
+                    notes.append(_fallback_note(attempt, options, exc))
+                    log.warning("%s: %s", iface.name, notes[-1])
+                    continue
+                iface.notes, iface.driver_status = notes, None
+                iface.error = f"could not open network device {iface.name} ({exc.strerror})"
+                iface.dp_port, iface.last_dp_port = -1, dp_port
+                log.warning("%s", iface.error)
+                return
+            iface.notes = notes
+            self._opened(iface, dp_port, attempt)
+            detail = ", ".join(f"{k} {v}" for k, v in iface.driver_status.items())
+            log.info("added %s interface %s on port %d%s", ptype.name or "system", iface.name,
+                     iface.ofport, f" ({attempt.driver}: {detail})" if detail else "")
             return
-        self._opened(iface, dp_port, dp_type)
-        log.info("added %s interface %s on port %d", kind, iface.name, iface.ofport)
 
-    def _open_afxdp(self, iface):
-        """True when AF_XDP is up; otherwise notes why, for the afpacket fallback."""
-        dp_port = self._dp_port_for(iface)
-        try:
-            iface.afxdp = self.dp.add_afxdp_port(dp_port, iface.name, iface.xdp_mode)
-        except dpif.AfxdpError as exc:
-            iface.afxdp, iface.last_dp_port = None, dp_port
-            if exc.step == "find device":
-                return False  # no netdev yet: afpacket fails too and is retried
-            iface.notes = [f"afxdp unavailable (xdp-mode {iface.xdp_mode}: {exc.strerror}), "
-                           f"fell back to afpacket"]
-            log.warning("%s: %s", iface.name, iface.notes[0])
-            return False
-        iface.notes = []
-        self._opened(iface, dp_port, "afxdp")
-        log.info("added afxdp interface %s on port %d (XDP %s mode, copy, %d queue(s))",
-                 iface.name, iface.ofport, iface.afxdp["xdp_mode"], iface.afxdp["n_queues"])
-        return True
-
-    @staticmethod
-    def _opened(iface, dp_port, dp_type):
-        iface.dp_port, iface.dp_type, iface.error, iface.last_dp_port = dp_port, dp_type, None, None
-        iface.mac = read_mac(iface.name).to_bytes(6, "big")
+    def _opened(self, iface, dp_port, ptype):
+        iface.dp_port, iface.dp_type, iface.error, iface.last_dp_port = dp_port, ptype.driver, None, None
+        iface.driver_status = self.dp.port_type_status(dp_port) or {}
+        iface.mac = (read_mac(iface.name).to_bytes(6, "big") if ptype.kernel_netdev
+                     else port_types.dummy_mac(dp_port))
 
     def _close(self, iface, keep_number=False):
         if iface.open:
@@ -279,10 +290,12 @@ class Interfaces:
             status["error"] = iface.error
         for note in iface.notes:
             status["note"] = note
-        if iface.afxdp and iface.dp_type == "afxdp":
-            status["xdp_mode"] = iface.afxdp["xdp_mode"]
-            status["xdp_bind"] = "zerocopy" if iface.afxdp["zerocopy"] else "copy"
-            status["n_rxq"] = str(iface.afxdp["n_queues"])
+        # The driver's own keys (afxdp: xdp_mode, xdp_bind, n_rxq): live while
+        # open, as last reported while the netdev is away.
+        live = self.dp.port_type_status(iface.dp_port) if iface.open else None
+        if live is not None:
+            iface.driver_status = live
+        status.update(iface.driver_status or {})
         if iface.open and (self.dp.port_stats(iface.dp_port) or {}).get("dead"):
             status["error"] = f"network device {iface.name} was deleted"
         return status
@@ -292,8 +305,9 @@ class Interfaces:
         if iface is None or not iface.open:
             return {}
         stats = self.dp.port_stats(iface.dp_port) or {}
-        if iface.dp_type == "afxdp":  # software offloads, kernel ring drops
-            stats.update({f"afxdp_{k}": v for k, v in (self.dp.afxdp_stats(iface.dp_port) or {}).items()})
+        # The driver's own counters, as DRIVER_NAME (afxdp_tx_csum, ...).
+        stats.update({f"{iface.dp_type}_{k}": v
+                      for k, v in (self.dp.port_type_stats(iface.dp_port) or {}).items()})
         return stats
 
     def ofport(self, name):

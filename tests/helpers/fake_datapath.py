@@ -66,16 +66,21 @@ class FakeDatapath:
         self.random = random.Random(1)
 
     # -- ports ---------------------------------------------------------------------
-    def add_port(self, port_no, port_type, ifname):
-        self.ports[port_no] = (port_type, ifname)
-
-    def add_afxdp_port(self, port_no, ifname, xdp_mode="best-effort"):
-        raise dpif.AfxdpError(95, "open")
+    def add_port(self, port_no, driver, ifname, options=None):
+        if driver == "afxdp":  # no AF_XDP here: the switch falls back to afpacket
+            raise dpif.PortOpenError(95, "open")
+        self.ports[port_no] = (driver, ifname)
 
     def del_port(self, port_no):
         return self.ports.pop(port_no, None) is not None
 
     def port_stats(self, port_no):
+        return {} if port_no in self.ports else None
+
+    def port_type_status(self, port_no):
+        return {} if port_no in self.ports else None
+
+    def port_type_stats(self, port_no):
         return {} if port_no in self.ports else None
 
     # -- flows ---------------------------------------------------------------------

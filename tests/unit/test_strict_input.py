@@ -289,7 +289,7 @@ IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval
     ("set Interface p1 other_config:enable-vlan-splinters=true",
      f"p1: unknown key other_config:enable-vlan-splinters (this switch uses only: {IFACE_KEYS})"),
     ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2",
-     'p1: invalid type "vxlan" (must be one of: "", "system", "afpacket", "tap", "internal", "afxdp")'),
+     'p1: invalid type "vxlan" (must be one of: "", "system", "afpacket", "tap", "internal", "afxdp", "dummy")'),
     ("set Interface p1 options:remote_ip=10.0.0.2",
      'p1: unknown key options:remote_ip (interface type "system" takes no options)'),
     ("set Interface p1 type=tap options:queues=2",

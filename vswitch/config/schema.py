@@ -23,6 +23,8 @@ import ipaddress
 import json
 import re
 
+from vswitch.datapath import port_types
+
 
 class SchemaError(ValueError):
     """A value, table or column that the schema does not allow."""
@@ -427,9 +429,10 @@ def _common(*columns, name_check=is_netdev_name, name_rule=NETDEV_NAME):
 
 
 VLAN = (0, 4095)
-# The types the datapath opens (interfaces.py).  vxlan is not implemented
-# (it would be stored and the interface never opened), so it is refused.
-INTERFACE_TYPES = ["", "system", "afpacket", "tap", "internal", "afxdp"]
+# The types the datapath opens: the port-type registry's
+# (vswitch/datapath/port_types.py).  vxlan is not implemented (it would be
+# stored and the interface never opened), so it is refused.
+INTERFACE_TYPES = port_types.schema_types()
 # The versions the OpenFlow codec speaks (ofproto/ofp, OFSwitch.versions()).
 OPENFLOW_VERSIONS = ["OpenFlow10", "OpenFlow13"]
 
@@ -609,11 +612,9 @@ def _check_cfm_mpid(row, where):
                           f"other_config:cfm_extended=true)")
 
 
-# Interface options each type uses (interfaces.py, datapath/dpif.py XDP_MODES);
-# every other key would be stored and never acted on.
-INTERFACE_OPTIONS = {
-    "afxdp": {"xdp-mode": (one_of("best-effort", "native", "generic"), "best-effort, native or generic")},
-}
+# Interface options each type uses (the port-type registry's); every other
+# key would be stored and never acted on.
+INTERFACE_OPTIONS = port_types.schema_options()
 
 
 def _check_options(row, where):

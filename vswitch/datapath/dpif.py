@@ -7,22 +7,28 @@ from dataclasses import dataclass
 from . import flowkey
 from ._datapath import ffi, lib
 
-PORT_TYPES = {"afpacket": lib.VS_PORT_AFPACKET, "tap": lib.VS_PORT_TAP,
-              "afxdp": lib.VS_PORT_AFXDP}
-# options:xdp-mode values (as in OVS, minus native-with-zerocopy: copy mode only).
-XDP_MODES = {"best-effort": lib.VS_XDP_BEST_EFFORT, "native": lib.VS_XDP_NATIVE,
-             "generic": lib.VS_XDP_GENERIC}
-XDP_MODE_NAMES = {lib.VS_XDP_NATIVE: "native", lib.VS_XDP_GENERIC: "generic"}
-AFXDP_STATS = ("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
-               "tx_offload_drops", "rx_csum_fixed")
+
+def drivers():
+    """The port types the C fast path has registered (csrc/netdev_provider.h):
+    what add_port's `driver` may be."""
+    names = ffi.new("const char *[]", 64)
+    n = lib.vs_netdev_types(names, 64)
+    return [ffi.string(names[i]).decode() for i in range(min(n, 64))]
 
 
-class AfxdpError(OSError):
-    """AF_XDP could not be set up; .step says where (e.g. "attach native XDP")."""
+class PortOpenError(OSError):
+    """A port could not be opened; .step says where (e.g. "attach native
+    XDP"), .strerror is the errno's text."""
 
     def __init__(self, errno_, step):
-        super().__init__(errno_, f"{step}: {os.strerror(errno_)}")
+        super().__init__(errno_, os.strerror(errno_))
         self.step = step
+
+    def __str__(self):
+        return f"{self.step}: {self.strerror}" if self.step else self.strerror
+
+
+AfxdpError = PortOpenError  # its name before port types shared one interface
 
 # Datapath actions are (name, arg) tuples.  Simple ones carry one 32-bit
 # argument; set-field ones carry the field's new value as an int; "sample"
@@ -90,6 +96,10 @@ SAMPLE_BUF = SAMPLE_BATCH * lib.VS_SAMPLE_MAX_HEADER
 SAMPLE_ALWAYS = lib.VS_SAMPLE_ALWAYS
 SAMPLE_MAX_HEADER = lib.VS_SAMPLE_MAX_HEADER
 SAMPLE_POOLS = lib.VS_SAMPLE_POOLS
+
+DUMMY_QUEUE_LEN = lib.VS_DUMMY_QUEUE_LEN
+DUMMY_BATCH = 256
+DUMMY_BUF = DUMMY_BATCH * 2048 + lib.VS_MAX_FRAME  # a frame never waits for room
 
 
 def sample_probability(n):
@@ -240,6 +250,7 @@ class Datapath:
         self._buf = ffi.new("uint8_t[]", UPCALL_BUF)
         self._samples = ffi.new("struct vs_sample[]", SAMPLE_BATCH)
         self._sample_buf = ffi.new("uint8_t[]", SAMPLE_BUF)
+        self._dummy_frames = self._dummy_buf = None  # allocated on first use
 
     def close(self):
         if self._dp is not None:
@@ -250,28 +261,86 @@ class Datapath:
     def upcall_fd(self):
         return lib.vs_dp_upcall_fd(self._dp)
 
-    def add_port(self, port_no, port_type, ifname):
-        err = lib.vs_dp_port_add(self._dp, port_no, PORT_TYPES[port_type], ifname.encode())
+    def add_port(self, port_no, driver, name, options=None):
+        """Opens `name` as datapath port port_no with the C port type
+        `driver` (drivers()) and its options ({key: value}, strings).
+        Raises PortOpenError, which says the failing step."""
+        options = options or {}
+        keep = [(ffi.new("char[]", str(k).encode()), ffi.new("char[]", str(v).encode()))
+                for k, v in options.items()]
+        opts = ffi.new("struct vs_port_option[]", max(len(keep), 1))
+        for i, (k, v) in enumerate(keep):
+            opts[i].key, opts[i].value = k, v
+        err_buf = ffi.new("char[]", 64)
+        err = lib.vs_dp_port_add(self._dp, port_no, driver.encode(), name.encode(), opts, len(keep),
+                                 err_buf, 64)
         if err < 0:
-            raise OSError(-err, os.strerror(-err))
+            raise PortOpenError(-err, ffi.string(err_buf).decode(errors="replace"))
 
-    def add_afxdp_port(self, port_no, ifname, xdp_mode="best-effort"):
-        """Opens an afxdp port; returns {"xdp_mode", "n_queues", "zerocopy"}.
-        Raises AfxdpError (with the failing step) when AF_XDP cannot be set up."""
-        if xdp_mode not in XDP_MODES:
-            raise AfxdpError(22, f"xdp-mode {xdp_mode!r} (expected one of {', '.join(XDP_MODES)})")
-        info = ffi.new("struct vs_afxdp_info *")
-        err = lib.vs_dp_port_add_afxdp(self._dp, port_no, ifname.encode(), XDP_MODES[xdp_mode], info)
-        if err < 0:
-            raise AfxdpError(-err, ffi.string(info.step).decode() or "open")
-        return {"xdp_mode": XDP_MODE_NAMES.get(info.mode, str(info.mode)),
-                "n_queues": info.n_queues, "zerocopy": bool(info.zerocopy)}
-
-    def afxdp_stats(self, port_no):
-        st = ffi.new("struct vs_afxdp_stats *")
-        if lib.vs_dp_port_afxdp_stats(self._dp, port_no, st) < 0:
+    def port_driver(self, port_no):
+        """The C port type port_no was opened with, or None."""
+        buf = ffi.new("char[]", 64)
+        if lib.vs_dp_port_type(self._dp, port_no, buf, 64) < 0:
             return None
-        return {name: getattr(st, name) for name in AFXDP_STATS}
+        return ffi.string(buf).decode()
+
+    def port_type_status(self, port_no):
+        """{key: value} the port's type reports (afxdp: xdp_mode, xdp_bind,
+        n_rxq); None if there is no such port."""
+        out = ffi.new("struct vs_port_kv[]", lib.VS_KV_MAX)
+        n = lib.vs_dp_port_type_status(self._dp, port_no, out, lib.VS_KV_MAX)
+        if n < 0:
+            return None
+        return {ffi.string(out[i].key).decode(): ffi.string(out[i].value).decode() for i in range(n)}
+
+    def port_type_stats(self, port_no):
+        """{counter: value} the port's type keeps beyond port_stats (afxdp:
+        software offloads, kernel ring drops); None if there is no such port."""
+        out = ffi.new("struct vs_port_counter[]", lib.VS_KV_MAX)
+        n = lib.vs_dp_port_type_stats(self._dp, port_no, out, lib.VS_KV_MAX)
+        if n < 0:
+            return None
+        return {ffi.string(out[i].name).decode(): out[i].value for i in range(n)}
+
+    # -- the dummy port type (csrc/netdev_dummy.h) ------------------------------------
+    def dummy_inject(self, port_no, frames, vnets=None):
+        """Queues frames (bytes) for dummy port port_no to receive, as if
+        they arrived on a wire; vnets: None or one 10-byte virtio_net_hdr per
+        frame.  Returns how many were queued: the rest found the queue full
+        (DUMMY_QUEUE_LEN) and count in the port's dummy_rx_queue_drops."""
+        frames = [bytes(f) for f in frames]
+        if not frames:
+            return 0
+        lens = ffi.new("uint32_t[]", [len(f) for f in frames])
+        cvnets = ffi.NULL
+        if vnets is not None:
+            cvnets = ffi.new("struct vs_vnet_hdr[]", len(frames))
+            ffi.memmove(cvnets, b"".join(bytes(v) for v in vnets), len(frames) * _VNET_SIZE)
+        n = lib.vs_dummy_inject(self._dp, port_no, b"".join(frames), lens, len(frames), cvnets)
+        if n < 0:
+            raise OSError(-n, f"port {port_no} is not a dummy port")
+        return n
+
+    def dummy_sent(self, port_no, with_vnet=False):
+        """Drains what the datapath sent to dummy port port_no, in order: a
+        list of frames (bytes), or of (frame, vnet header bytes) pairs."""
+        if self._dummy_buf is None:
+            self._dummy_frames = ffi.new("struct vs_dummy_frame[]", DUMMY_BATCH)
+            self._dummy_buf = ffi.new("uint8_t[]", DUMMY_BUF)
+        out = []
+        while True:
+            n = lib.vs_dummy_sent(self._dp, port_no, self._dummy_frames, DUMMY_BATCH,
+                                  self._dummy_buf, DUMMY_BUF)
+            if n < 0:
+                raise OSError(-n, f"port {port_no} is not a dummy port")
+            buf = ffi.buffer(self._dummy_buf, DUMMY_BUF)
+            for i in range(n):
+                f = self._dummy_frames[i]
+                frame = buf[f.offset:f.offset + f.len]
+                out.append((frame, ffi.buffer(ffi.addressof(f, "vnet"), _VNET_SIZE)[:])
+                           if with_vnet else frame)
+            if not n:
+                return out
 
     def del_port(self, port_no):
         return lib.vs_dp_port_del(self._dp, port_no) == 0

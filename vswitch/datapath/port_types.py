@@ -1,0 +1,115 @@
+"""The port types: one registry of the Interface types the switch opens, with
+their options, fallbacks and status.  The schema's Interface `type` list and
+the options each type accepts (vswitch/config/schema.py) are derived from it,
+and vswitch/interfaces.py opens ports by it; nothing else tests a type.
+
+Design note.  A registry entry names the datapath driver that opens the port:
+a C port type registered under that name (csrc/netdev_provider.h; the
+datapath lists them with `dpif.drivers()`).  Several Interface types may share
+a driver ("", system and afpacket are all afpacket; tap and internal are both
+the switch's own taps).  A type whose driver cannot be set up on a device
+that exists (afxdp without XDP) may name a `fallback` type, opened instead on
+the same port number, with a note in the Interface status; a missing device
+(ENODEV) never falls back, since every type would fail the same way: the port
+is reopened when its netdev appears.  Each option is passed to the driver as
+a string, with its default filled in, so two rows that mean the same thing
+compare equal.
+
+A new port type is one C file (csrc/) plus one entry in TYPES.
+
+This module imports nothing from the C extension, so that the schema (and
+vsctl) can use it without loading the fast path.
+"""
+import errno
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of the Interface options column a type accepts."""
+    values: tuple = ()  # the allowed values; () = any string
+    expect: str = ""  # how a wrong value is explained ("must be ...")
+    default: str | None = None  # passed to the driver when the row has none
+
+    def check(self, value):
+        return not self.values or value in self.values
+
+
+@dataclass(frozen=True)
+class PortType:
+    name: str  # the Interface type as configured ("" means system)
+    driver: str  # the C port type that opens it
+    doc: str
+    options: dict = field(default_factory=dict)  # key -> Option
+    fallback: str | None = None  # the type opened when the driver cannot set up
+    # The switch creates the port's device and holds it (taps, internal
+    # ports, dummy ports): link events for its name are not followed.
+    owned: bool = False
+    # A kernel netdev of that name exists once open (MAC, ifindex).
+    kernel_netdev: bool = True
+
+    def resolved_options(self, options):
+        """The row's options as the driver gets them: this type's keys only,
+        defaults filled in."""
+        options = options or {}
+        resolved = {k: opt.default for k, opt in self.options.items() if opt.default is not None}
+        resolved.update({k: v for k, v in options.items() if k in self.options})
+        return resolved
+
+
+XDP_MODES = ("best-effort", "native", "generic")  # OVS's, minus native-with-zerocopy
+
+TYPES = {t.name: t for t in (
+    PortType("", "afpacket", "a kernel netdev, as system"),
+    PortType("system", "afpacket", "a kernel netdev (veth, NIC, a VM's tap that QEMU opened)"),
+    PortType("afpacket", "afpacket", "a kernel netdev, through an AF_PACKET socket"),
+    PortType("tap", "tap", "a tap the switch creates and holds (its kernel side may move to a "
+             "container's namespace)", owned=True),
+    PortType("internal", "tap", "the bridge's own host interface, a tap the switch holds",
+             owned=True),
+    PortType("afxdp", "afxdp", "a kernel netdev, through AF_XDP sockets and the switch's XDP "
+             "program; falls back to afpacket when XDP cannot be set up",
+             options={"xdp-mode": Option(XDP_MODES, "best-effort, native or generic",
+                                         "best-effort")},
+             fallback="afpacket"),
+    PortType("dummy", "dummy", "no device: frames injected and captured through the datapath "
+             "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False),
+)}
+
+
+def schema_types():
+    """The Interface `type` column's allowed values, in registry order."""
+    return list(TYPES)
+
+
+def schema_options():
+    """{type: {option key: (check, expect)}} for the schema's options check."""
+    return {name: {key: (opt.check, opt.expect) for key, opt in t.options.items()}
+            for name, t in TYPES.items() if t.options}
+
+
+def lookup(name):
+    """The PortType of an Interface type as configured, or None."""
+    return TYPES.get(name or "")
+
+
+def attempts(ptype):
+    """The type, then its fallbacks in order: what opening a port tries."""
+    chain, seen = [], set()
+    while ptype is not None and ptype.name not in seen:
+        chain.append(ptype)
+        seen.add(ptype.name)
+        ptype = TYPES.get(ptype.fallback) if ptype.fallback is not None else None
+    return chain
+
+
+def falls_back(exc_errno):
+    """Whether an open that failed with this errno tries the fallback: not
+    when the device is missing (the fallback would fail the same way)."""
+    return exc_errno != errno.ENODEV
+
+
+def dummy_mac(dp_port):
+    """A port without a kernel netdev gets aa:55:aa:55:00:00 + its datapath
+    port number as its MAC, as OVS's dummy ports do."""
+    return (0xAA55AA550000 + dp_port).to_bytes(6, "big")
