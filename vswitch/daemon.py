@@ -340,9 +340,11 @@ class Daemon:
             return
         self.store.commit(new_config)  # durable before it takes effect
         self.config = new_config
-        self._apply(new_config)
-        if self.ovsdb is not None:
-            self.ovsdb.db.config_changed(new_config)
+        try:
+            self._apply(new_config)
+        finally:  # stored is stored: OVSDB shows it even if applying failed
+            if self.ovsdb is not None:
+                self.ovsdb.db.config_changed(new_config)
 
     def _with_ovsdb_root(self):
         """The store keeps OVSDB's Open_vSwitch row (its uuid, next_cfg,

@@ -35,7 +35,7 @@ log = logging.getLogger("vswitch.ovsdb")
 
 MAX_MESSAGE = 16 * 1024 * 1024
 MAX_DEPTH = 128
-MAX_BACKLOG = 8 * 1024 * 1024
+MAX_BACKLOG = 8 * 1024 * 1024  # bytes of replies and updates a client may leave unread
 BUDGET = 64
 DEFAULT_PTCP_PORT = 6640
 
@@ -177,6 +177,8 @@ class Connection(asyncio.Protocol):
         self._teardown()
 
     def data_received(self, data):
+        if self.closed:
+            return
         try:
             self.pending.extend(self.splitter.feed(data))
         except FramingError as exc:
@@ -200,12 +202,16 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def send(self, message):
+        """Queues `message`; a client that let more than max_backlog bytes
+        pile up is not reading and is dropped (one message, however large
+        - a big initial monitor reply - may always go out)."""
         if self.closed:
             return
-        self.transport.write(json.dumps(message, separators=(",", ":")).encode())
         backlog = self.transport.get_write_buffer_size()
         if backlog > self.server.max_backlog:
             self.close(f"{backlog} bytes waiting to be sent: the client is not reading")
+            return
+        self.transport.write(json.dumps(message, separators=(",", ":")).encode())
 
     def notify(self, method, params):
         self.send({"id": None, "method": method, "params": params})
