@@ -414,6 +414,11 @@ class Daemon:
                 self.switch.link_event(ev)
             except Exception:
                 log.exception("handling the link event of %s failed", ev.name)
+        if self.ovsdb is not None:  # OVSDB monitors of link_state, ofport, error: at once
+            try:
+                self.ovsdb.db.refresh()
+            except Exception:
+                log.exception("OVSDB refresh failed")
 
     def _start_link_monitor(self, loop):
         """Carrier of every netdev now, then its changes as netlink reports them."""

@@ -7,11 +7,13 @@ running switch; ovsdb-client and OVS's Python IDL see changes made by
 vswitch's own vsctl; the Open_vSwitch row survives a restart."""
 import os
 import subprocess
+import time
 import warnings
 
 import pytest
 
 from helpers import netns
+from helpers.ovsdb_server import RawClient
 from helpers.vswitchd import VSwitchd, wait_for
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,17 +43,33 @@ def ovs_vsctl(vs, *args, db=None, check=True):
 def test_ovs_vsctl_builds_a_bridge_that_forwards(switch, tmp_path):
     vs = switch
     with netns.namespace("h1") as h1, netns.namespace("h2") as h2:
-        ports = []
+        ports, host_ends = [], []
         for host, ip in ((h1, "10.9.0.1"), (h2, "10.9.0.2")):
             sw_end, host_end = netns.veth_pair(vs.ns, host, "ov")
             netns.run(host, "ip", "addr", "add", f"{ip}/24", "dev", host_end)
             ports.append(sw_end)
+            host_ends.append(host_end)
         # Without --no-wait: ovs-vsctl returns once cur_cfg caught up.
         ovs_vsctl(vs, "add-br", "br0", "--", "set", "Bridge", "br0", "fail_mode=standalone")
         ovs_vsctl(vs, "add-port", "br0", ports[0], "--", "add-port", "br0", ports[1], "tag=5",
                   "--", "set", "Port", ports[0], "tag=5")
         assert vs.json("list-ports", "br0") == sorted(ports)
         assert netns.run(h1, "ping", "-c", "3", "-i", "0.2", "-W", "1", "10.9.0.2", check=False).returncode == 0
+
+        # A carrier change reaches a monitor of link_state at once.
+        client = RawClient(vs.remote)
+        initial = client.call("monitor_cond", "Open_vSwitch", "m", {"Interface": [
+            {"columns": ["link_state"], "where": [["name", "==", ports[0]]]}]})["result"]["Interface"]
+        assert list(initial.values()) == [{"initial": {"link_state": "up"}}]
+        netns.run(h1, "ip", "link", "set", host_ends[0], "down")
+        started = time.monotonic()
+        note = client.notification(timeout=3)
+        assert list(note["params"][1]["Interface"].values()) == [{"modify": {"link_state": "down"}}]
+        assert time.monotonic() - started < 0.9        # with the link event, not a second later
+        netns.run(h1, "ip", "link", "set", host_ends[0], "up")
+        assert list(client.notification(timeout=3)["params"][1]["Interface"].values()) == \
+            [{"modify": {"link_state": "up"}}]
+        client.close()
 
         # Runtime columns from the running switch, over both remotes.
         out = ovs_vsctl(vs, "get", "Interface", ports[0], "ofport", "link_state", "admin_state",

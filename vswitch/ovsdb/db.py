@@ -13,7 +13,7 @@ Runtime columns (Interface ofport, link_state, statistics, ...) are read
 from the switch when a transaction selects them.  For monitors they are
 kept in `rt` and recomputed when the configuration changes and at each
 refresh() (the daemon calls it after every revalidator run, once a
-second); only the columns some monitor watches are computed, and
+second, and after netlink link events); only the columns some monitor watches are computed, and
 `statistics` at most every STATS_INTERVAL seconds (OVS's default
 stats-update-interval), so a monitor gets at most one update a second for
 a row whose state changes and one every 5 s for busy counters.
