@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 from helpers.ovsdb_server import RawClient, ovsdb_thread
-from test_ovsdb_transact import B0, I1, P1, P2, I2, both, normalized, uuid_ref, where_uuid  # noqa: F401
+from test_ovsdb_transact import B0, I2, P1, P2, both, normalized, uuid_ref, where_uuid  # noqa: F401 (both: a fixture)
 from test_vsctl_ovs_parity import ovsdb  # noqa: F401
 
 MONITORS = [

@@ -88,7 +88,7 @@ def normalized(message):
 def both(ovsdb, tmp_path):  # noqa: F811
     with ovsdb_thread(tmp_path) as srv:
         both = Both(ovsdb["db"].removeprefix("unix:"), srv)
-        both.root_fixed = FIXED.add(both.root)
+        FIXED.add(both.root)        # the same uuid on both sides: kept as it is
         yield both
         both.close()
 

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import socket
 
 from vswitch import rpc
 from vswitch.ovsdb import model

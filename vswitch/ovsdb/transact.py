@@ -191,8 +191,8 @@ class Transaction:
                 raise ParseError("Type mismatch for member 'uuid'.", op)
             uuid = uuid.lower()
             if uuid in self.rows(table.name):
-                raise OvsdbError("duplicate uuid", f"This UUID would duplicate a UUID already present "
-                                                   f"within the table or deleted within the same transaction.")
+                raise OvsdbError("duplicate uuid", "This UUID would duplicate a UUID already present "
+                                                   "within the table or deleted within the same transaction.")
             if name is not None:
                 self.symtab.symbols[name] = [uuid, True]
         else:
@@ -379,7 +379,6 @@ class Transaction:
                                          f"First row, with UUID {first}, {self._history(table.name, first, rows)}.  "
                                          f"Second row, with UUID {second}, {self._history(table.name, second, rows)}.")
                     seen[key] = uuid
-        self.final_view = view
         return model.view_to_config(view, self.db.config)
 
     def _history(self, table, uuid, rows):

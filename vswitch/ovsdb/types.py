@@ -135,9 +135,6 @@ class Type:
     def is_scalar(self):
         return self.n_min == 1 and self.n_max == 1 and self.value is None
 
-    def is_optional_scalar(self):
-        return self.n_max == 1 and self.value is None
-
     def default(self):
         if self.n_min == 0:
             return ()
@@ -293,10 +290,6 @@ def datum_text(type_, datum):
     if type_.n_max == 1 and len(datum) == 1:
         return atom_text(type_.key, datum[0])
     return "[" + ", ".join(atom_text(type_.key, a) for a in datum) + "]"
-
-
-def datum_is_default(type_, datum):
-    return datum == type_.default()
 
 
 def referenced_uuids(type_, datum):
