@@ -194,6 +194,10 @@ class Transaction:
                 raise OvsdbError("duplicate uuid", "This UUID would duplicate a UUID already present "
                                                    "within the table or deleted within the same transaction.")
             if name is not None:
+                entry = self.symtab.symbols.get(name)
+                if entry is not None and (entry[1] or entry[0] != uuid):
+                    raise OvsdbError("duplicate uuid-name", f'"{name}" already names another row in this '
+                                     "transaction", syntax=name)
                 self.symtab.symbols[name] = [uuid, True]
         else:
             uuid = self.symtab.define(name) if name is not None else str(uuidlib.uuid4())
