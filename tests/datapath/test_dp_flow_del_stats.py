@@ -3,14 +3,15 @@ forwarded since the revalidator's last look are still reported (NetFlow,
 mirror and bond statistics)."""
 import time
 
-from test_dp_sample import datapath_on_veths, frame_of, needs_root, ours
+import pytest
+from dp_ports import KINDS, datapath_with_ports
+from test_dp_sample import frame_of, ours
 
-pytestmark = needs_root
 
-
-def test_flow_del_stats_returns_the_final_counters_then_none():
+@pytest.mark.parametrize("kind", KINDS)
+def test_flow_del_stats_returns_the_final_counters_then_none(kind):
     n, size = 25, 90
-    with datapath_on_veths(2) as (dp, [inside, outside]):
+    with datapath_with_ports(kind, 2) as (dp, [inside, outside]):
         key, mask = {"in_port": 1}, {"in_port": 0xFFFFFFFF}
         dp.flow_put(key, mask, [("output", 2)])
         for i in range(n):

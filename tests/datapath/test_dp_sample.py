@@ -1,23 +1,19 @@
 """The SAMPLE action (sFlow / IPFIX packet sampling): 1-in-N decisions, the
 header copy, per-port sample pools, and a sample ring of its own that can fill
-up and drop without ever taking room from flow-miss upcalls."""
-import contextlib
+up and drop without ever taking room from flow-miss upcalls.  Tests with
+ports run on dummy ports (no root) and on afpacket ports on veths (root)."""
 import math
-import os
 import select
 import time
 
 import pytest
-from helpers import netns
-from helpers.rawsock import RawPort
+from dp_ports import KINDS, datapath_with_ports
 
 from vswitch.datapath import dpif
 from vswitch.datapath._datapath import lib
 from vswitch.datapath.dpif import (SAMPLE_ALWAYS, SAMPLE_BATCH, SAMPLE_MAX_HEADER, Datapath,
                                    decode_actions, encode_actions, format_actions,
                                    sample_probability)
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 
 SRC, DST = "02:00:00:00:5a:01", "02:00:00:00:5a:02"
 ETH_TYPE = 0x88b5  # local experimental: nothing else in the namespace sends it
@@ -36,28 +32,6 @@ def mac(text):
 
 def ours(frames):
     return [f for f in frames if f[6:12] == mac(SRC)]
-
-
-@contextlib.contextmanager
-def datapath_on_veths(n_ports):
-    """A datapath with ports 1..n_ports on veth ends in a fresh namespace;
-    yields (dp, [RawPort on each peer])."""
-    with netns.namespace("smp") as ns, netns.entered(ns):
-        dp = Datapath(upcall_ring_size=16)
-        peers = []
-        try:
-            for port_no in range(1, n_ports + 1):
-                a, b = netns.veth_pair(ns, ns, prefix=f"s{port_no}")
-                dp.add_port(port_no, "afpacket", a)
-                peers.append(RawPort(None, b))
-            time.sleep(0.2)
-            for p in peers:
-                p.recv_all()
-            yield dp, peers
-        finally:
-            for p in peers:
-                p.close()
-            dp.close()
 
 
 def drain_samples(dp):
@@ -113,10 +87,10 @@ def test_flow_dump_gives_the_sample_action_back():
 
 # ---- through execute() ----
 
-@needs_root
-def test_always_samples_every_packet_with_its_header_and_pool_and_forwards_it_unchanged():
+@pytest.mark.parametrize("kind", KINDS)
+def test_always_samples_every_packet_with_its_header_and_pool_and_forwards_it_unchanged(kind):
     n, header = 20, 64
-    with datapath_on_veths(1) as (dp, [peer]):
+    with datapath_with_ports(kind, 1) as (dp, [peer]):
         frames = [frame_of(i, 100 + i) for i in range(n)]
         for f in frames:
             dp.execute(1, f, [("sample", (SAMPLE_ALWAYS, 5, 42, header)), ("output", 1)])
@@ -135,10 +109,10 @@ def test_always_samples_every_packet_with_its_header_and_pool_and_forwards_it_un
     assert stats["upcalls"] == 0  # samples are not upcalls
 
 
-@needs_root
-def test_pools_are_per_port_and_per_cookie_modulo_the_pool_count():
+@pytest.mark.parametrize("kind", KINDS)
+def test_pools_are_per_port_and_per_cookie_modulo_the_pool_count(kind):
     always = lambda cookie: [("sample", (SAMPLE_ALWAYS, cookie, 0, 14))]
-    with datapath_on_veths(2) as (dp, _):
+    with datapath_with_ports(kind, 2) as (dp, _):
         for _ in range(3):
             dp.execute(1, frame_of(0), always(5))
         dp.execute(1, frame_of(0), always(6))   # another pool
@@ -153,10 +127,10 @@ def test_pools_are_per_port_and_per_cookie_modulo_the_pool_count():
         (1, 5, 1), (1, 5, 2), (1, 5, 3), (1, 6, 1), (2, 5, 1), (1, 13, 4), (1, 5, 6), (77, 5, 0)]
 
 
-@needs_root
-def test_one_in_16_samples_about_a_sixteenth_and_pools_count_every_packet():
+@pytest.mark.parametrize("kind", KINDS)
+def test_one_in_16_samples_about_a_sixteenth_and_pools_count_every_packet(kind):
     n, rate, cookie = 20000, 16, 3
-    with datapath_on_veths(1) as (dp, _):
+    with datapath_with_ports(kind, 1) as (dp, _):
         actions = [("sample", (sample_probability(rate), cookie, 0, 32))]
         samples = []
         for i in range(n):
@@ -179,9 +153,9 @@ def test_one_in_16_samples_about_a_sixteenth_and_pools_count_every_packet():
     assert last.pool == n + 1
 
 
-@needs_root
-def test_header_is_cut_at_the_frame_and_at_256_bytes():
-    with datapath_on_veths(1) as (dp, _):
+@pytest.mark.parametrize("kind", KINDS)
+def test_header_is_cut_at_the_frame_and_at_256_bytes(kind):
+    with datapath_with_ports(kind, 1) as (dp, _):
         big, small = frame_of(1, 1000), frame_of(2, 60)
         dp.execute(1, big, [("sample", (SAMPLE_ALWAYS, 1, 0, 5000))])
         dp.execute(1, big, [("sample", (SAMPLE_ALWAYS, 1, 0, SAMPLE_MAX_HEADER))])
@@ -225,10 +199,10 @@ def wait_for_upcalls(dp, want, timeout=5.0):
     return got
 
 
-@needs_root
-def test_a_full_sample_ring_drops_and_counts_while_misses_still_reach_userspace():
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_full_sample_ring_drops_and_counts_while_misses_still_reach_userspace(kind):
     ring, extra = lib.VS_SAMPLE_RING, 100
-    with datapath_on_veths(1) as (dp, [peer]):
+    with datapath_with_ports(kind, 1) as (dp, [peer]):
         always = [("sample", (SAMPLE_ALWAYS, 2, 0, SAMPLE_MAX_HEADER)), ("userspace", 9)]
         for i in range(ring + extra):
             dp.execute(1, frame_of(i, 300), always[:1])
@@ -260,10 +234,10 @@ def test_a_full_sample_ring_drops_and_counts_while_misses_still_reach_userspace(
 
 # ---- through a poll thread and a megaflow ----
 
-@needs_root
-def test_megaflow_samples_on_the_poll_thread_and_still_forwards():
+@pytest.mark.parametrize("kind", KINDS)
+def test_megaflow_samples_on_the_poll_thread_and_still_forwards(kind):
     n, header = 30, 48
-    with datapath_on_veths(2) as (dp, [inside, outside]):
+    with datapath_with_ports(kind, 2) as (dp, [inside, outside]):
         dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF},
                     [("sample", (SAMPLE_ALWAYS, 11, 2, header)), ("output", 2)])
         frames = [frame_of(i, 120) for i in range(n)]

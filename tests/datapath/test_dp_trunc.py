@@ -2,11 +2,12 @@
 length; outputs after it, and the packet itself, stay whole."""
 import time
 
-from test_dp_sample import datapath_on_veths, frame_of, needs_root, ours
+import pytest
+from dp_ports import KINDS, datapath_with_ports
+from test_dp_sample import frame_of, ours
+
 
 from vswitch.datapath.dpif import decode_actions, encode_actions, format_actions
-
-pytestmark = needs_root
 
 
 def test_trunc_round_trips():
@@ -23,8 +24,9 @@ def wait_frames(peer, n):
     return got
 
 
-def test_trunc_cuts_only_the_next_output():
-    with datapath_on_veths(3) as (dp, [inside, mirror, normal]):
+@pytest.mark.parametrize("kind", KINDS)
+def test_trunc_cuts_only_the_next_output(kind):
+    with datapath_with_ports(kind, 3) as (dp, [inside, mirror, normal]):
         frames = [frame_of(i, 300) for i in range(5)] + [frame_of(9, 60)]
         dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF},
                     [("trunc", 64), ("output", 2), ("output", 3)])
