@@ -19,6 +19,13 @@ the table.  Configurations (grouped by --only name):
               kernel side is moved into the VMs)
     vswitch   vswitch-afxdp, vswitch-afpacket (full mode only), vswitch-tap
               (switch-owned taps moved into the VMs)
+    vswitch-export
+              the flow exporters' cost: vswitch-afxdp and vswitch-tap, each
+              without an exporter, with NetFlow on (vswitch-afxdp-netflow,
+              ...) and with sFlow at 1/1000 (vswitch-afxdp-sflow, ...), all
+              in the same interleaved run; vswitch-export-afxdp is the afxdp
+              trio alone.  Not part of the default list.  Written to
+              bench/EXPORT_RESULTS.md unless --out says otherwise.
 
 Measured in each: TCP Gbit/s with iperf3 with the VMs' default offloads and
 with `ethtool -K IF tx off` (which also turns TSO off), TCP retransmits from
@@ -32,6 +39,27 @@ dpif-netdev/pmd-stats-show processing cycles).  Traffic (generators, sinks,
 iperf3, ping) runs under `taskset -c 0`, the switch daemons under `taskset -c
 1` (OVS also pmd-cpu-mask=0x2).  /proc/loadavg is recorded beside each run:
 the machine is shared.
+
+With an exporter (vswitch-PORTTYPE-netflow / -sflow, any port type), the
+collector address is 127.0.0.1 in the switch's namespace, where a drain
+socket (`socat -u UDP-RECV:PORT,bind=127.0.0.1 /dev/null`, on the traffic
+core) swallows the datagrams so the kernel sends no ICMP back; the NetFlow
+or sFlow row is created as in OVS (`vsctl -- --id=@nf create NetFlow
+targets=... -- set Bridge br0 netflow=@nf`; sFlow sampling=1000
+agent=127.0.0.1) and otherwise left at its defaults (NetFlow
+active_timeout 0 = 600 s, so a record leaves when its flow has been idle
+for 10 s or on TCP FIN/RST).  The exporter's read-only `statistics` column
+(`vsctl list NetFlow|sFlow`) is read after each phase, and once more
+--export-settle seconds after the last packet (NetFlow only: the UDP
+flows' records leave on the idle timeout), so the report shows that it
+exported during the measurement; the datapath's upcalls, sFlow samples
+(and sample queue drops) and megaflow count come from pmd-stats-show.  A run
+that includes an exporter variant measures every configuration of it with a
+second 10,000-flow UDP run right after the first ("warm": with NetFlow the
+first one pays a slow-path upcall per new 5-tuple, the second finds the
+megaflows installed).  The "Exporters" section gives each variant's TCP
+Gbit/s and 64-byte UDP Mpps as a ratio to the no-exporter baseline of the
+same run, against the 90 % bound.
 
 Everything created (namespaces, links, daemons, temp dirs) is removed on
 exit, Ctrl-C and SIGTERM; only pids this script started are signalled.
@@ -67,7 +95,17 @@ GROUPS = {
     "bridge": ["bridge"],
     "ovs": ["ovs-afxdp", "ovs-afpacket", "ovs-tap"],
     "vswitch": ["vswitch-afxdp", "vswitch-afpacket", "vswitch-tap"],
+    "vswitch-export": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow",
+                       "vswitch-tap", "vswitch-tap-netflow", "vswitch-tap-sflow"],
+    "vswitch-export-afxdp": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow"],
 }
+# The flow exporters measured against the same switch without them: the
+# Bridge column, the table, the collector's UDP port and the row's settings.
+EXPORTERS = {
+    "netflow": ("netflow", "NetFlow", 2055, []),
+    "sflow": ("sflow", "sFlow", 6343, ["sampling=1000", "agent=127.0.0.1"]),
+}
+EXPORT_BOUND = 0.90    # each variant's rate ÷ the no-exporter rate, same run
 QUICK_SKIP = {"ovs-afpacket", "vswitch-afpacket"}
 DESCRIPTIONS = {
     "veth": "veth pair vma:eth0 <-> vmb:eth0, no switch (physical limit)",
@@ -80,6 +118,19 @@ DESCRIPTIONS = {
     "vswitch-afpacket": "vswitch, afpacket (default type) veth ports",
     "vswitch-tap": "vswitch, switch-owned type=tap ports moved into the VMs",
 }
+for _pt in ("afxdp", "afpacket", "tap"):
+    DESCRIPTIONS[f"vswitch-{_pt}-netflow"] = (
+        f"vswitch-{_pt} with NetFlow v5 on br0 (targets=127.0.0.1:2055, drained by socat in the "
+        f"switch's namespace; default active_timeout)")
+    DESCRIPTIONS[f"vswitch-{_pt}-sflow"] = (
+        f"vswitch-{_pt} with sFlow on br0 (sampling=1000, agent=127.0.0.1, "
+        f"targets=127.0.0.1:6343, drained by socat in the switch's namespace)")
+
+
+def exporter_of(config):
+    """'netflow' or 'sflow' for an exporter variant, else None."""
+    kind = config.rsplit("-", 1)[-1]
+    return kind if config.startswith("vswitch-") and kind in EXPORTERS else None
 
 COMMANDS = []          # (config, command line) as first run, for RESULTS.md
 
@@ -381,7 +432,7 @@ def vswitch_env():
     return env
 
 
-def build_vswitch(s, port_type):
+def build_vswitch(s, port_type, exporter=None):
     sw = s.switch_ns()
     run = tempfile.mkdtemp(prefix=f"{s.name}-", dir=s.tmp)
     env = vswitch_env()
@@ -416,6 +467,32 @@ def build_vswitch(s, port_type):
             s.notes.append(f"vswitch {port} status: {' '.join(st.split())}")
             if "native" not in st:
                 s.notes.append(f"vswitch {port}: native AF_XDP not obtained (see status)")
+    if exporter:
+        enable_exporter(s, exporter)
+
+
+def enable_exporter(s, kind):
+    """A drain socket on the collector's address in the switch's namespace,
+    then the exporter's row on br0, as ovs-vsctl would create it."""
+    column, table, port, settings = EXPORTERS[kind]
+    drain = popen(s.sw, "socat", "-u", f"UDP-RECV:{port},bind=127.0.0.1", "/dev/null",
+                  cpu=TRAFFIC_CPU, record=s.name)
+    s.stack.callback(stop_proc, drain)
+    if not wait_until(lambda: f"127.0.0.1:{port}" in sh(s.sw, "ss", "-lun").stdout, 5, 0.05):
+        raise RuntimeError(f"drain socket on 127.0.0.1:{port} did not come up: "
+                           f"{drain.stderr.read() if drain.poll() is not None else ''}")
+    s.vsctl("--", f"--id=@{kind}", "create", table, f'targets="127.0.0.1:{port}"', *settings,
+            "--", "set", "Bridge", "br0", f"{column}=@{kind}")
+    s.exporter, s.export_table, s.export_drain = kind, table, drain
+    if exporter_stats(s) is None:
+        raise RuntimeError(f"no {table} row with statistics after configuring it")
+
+
+def exporter_stats(s):
+    """The exporter row's statistics column (sent_datagrams, sent_records,
+    send_errors, dropped), or None."""
+    rows = json.loads(s.vsctl("--format", "json", "list", s.export_table, record=False) or "[]")
+    return dict(rows[0].get("statistics") or {}) if rows else None
 
 
 def vswitch_counters(s):
@@ -437,6 +514,10 @@ BUILDERS = {
     "vswitch-afpacket": lambda s: build_vswitch(s, "afpacket"),
     "vswitch-tap": lambda s: build_vswitch(s, "tap"),
 }
+for _pt in ("afxdp", "afpacket", "tap"):
+    for _kind in EXPORTERS:
+        BUILDERS[f"vswitch-{_pt}-{_kind}"] = (
+            lambda s, pt=_pt, kind=_kind: build_vswitch(s, pt, exporter=kind))
 
 
 def counters(s):
@@ -556,7 +637,19 @@ def measure_udp(s, seconds, flows, blaster):
         "cpu_ns_per_pkt": (cpu1 - cpu0) / delivered if s.pids and delivered else None,
         "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if delivered else None,
         "stages": stage_cycles(c0, c1),
+        "dp": dp_deltas(c0, c1),
     }
+
+
+def dp_deltas(before, after):
+    """vswitch's datapath over a run: upcalls, sFlow samples handed to the
+    slow path and those its queue dropped, megaflows at the end."""
+    if not before or not after or "upcalls" not in after:
+        return None
+    out = {k: after.get(k, 0) - before.get(k, 0)
+           for k in ("upcalls", "upcall_drops", "samples", "sample_drops")}
+    out["megaflows"] = after.get("n_flows")
+    return out
 
 
 PROFILE = {"dir": None}
@@ -606,12 +699,31 @@ def run_config(name, opts, blaster, tmp):
         try:
             BUILDERS[name](s)
             wait_connected(s)
+            export = {}
+            stats = (lambda: exporter_stats(s)) if getattr(s, "exporter", None) else (lambda: None)
+            export["start"] = stats()
             sample["ping"] = measure_ping(s, opts.ping_count)
             sample["tcp_on"] = measure_tcp(s, opts.tcp_seconds)
             set_offloads(s, False)
             sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
+            export["after_tcp"] = stats()
             sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, blaster)
+            export["after_udp1"] = stats()
             sample["udp10k"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+            export["after_udp10k"] = stats()
+            if opts.warm10k:
+                # The same 10,000 flows again at once: their megaflows are
+                # still installed (idle timeout 10 s), so no setup cost.
+                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+                export["after_udp10k_warm"] = stats()
+            if export["start"] is not None:
+                if s.exporter == "netflow" and opts.export_settle > 0:
+                    # The UDP flows' records leave once the flows are idle.
+                    time.sleep(opts.export_settle)
+                export["settled"] = stats()
+                if s.export_drain.poll() is not None:
+                    s.notes.append("the collector's drain socket (socat) exited early")
+                sample["export"] = export
         except Exception as e:
             raise RuntimeError(f"{type(e).__name__}: {e}{s.diagnose()}") from e
         sample["notes"] = s.notes
@@ -682,10 +794,18 @@ METRICS = [
     ("UDP 64 B, 1 flow: offered Mpps", ("udp1", "sent_pps"), "mpps", True),
     ("UDP 64 B, 10k flows: delivered Mpps", ("udp10k", "pps"), "mpps", True),
     ("UDP 64 B, 10k flows: loss %", ("udp10k", "loss_pct"), "{:.1f}", False),
+    ("UDP 64 B, 10k flows again, megaflows warm: delivered Mpps", ("udp10k_warm", "pps"), "mpps",
+     True),
+    ("UDP 64 B, 10k flows again, megaflows warm: loss %", ("udp10k_warm", "loss_pct"), "{:.1f}",
+     False),
     ("switch CPU ns/pkt (utime+stime), 1 flow", ("udp1", "cpu_ns_per_pkt"), "{:.0f}", False),
     ("switch busy ns/pkt (own counters), 1 flow", ("udp1", "busy_ns_per_pkt"), "{:.0f}", False),
     ("switch CPU ns/pkt (utime+stime), 10k flows", ("udp10k", "cpu_ns_per_pkt"), "{:.0f}", False),
     ("switch busy ns/pkt (own counters), 10k flows", ("udp10k", "busy_ns_per_pkt"), "{:.0f}", False),
+    ("switch CPU ns/pkt (utime+stime), 10k warm", ("udp10k_warm", "cpu_ns_per_pkt"), "{:.0f}",
+     False),
+    ("switch busy ns/pkt (own counters), 10k warm", ("udp10k_warm", "busy_ns_per_pkt"), "{:.0f}",
+     False),
     ("ping avg µs", ("ping", "avg_us"), "{:.0f}", False),
     ("ping p99 µs", ("ping", "p99_us"), "{:.0f}", False),
 ]
@@ -762,6 +882,114 @@ def targets(m):
     return out
 
 
+EXPORT_METRICS = [
+    ("TCP Gbit/s, offloads off", ("tcp_off", "gbps"), "{:.2f}"),
+    ("TCP Gbit/s, default offloads", ("tcp_on", "gbps"), "{:.2f}"),
+    ("UDP 64 B, 1 flow: delivered Mpps", ("udp1", "pps"), "mpps"),
+    ("UDP 64 B, 10k flows: delivered Mpps", ("udp10k", "pps"), "mpps"),
+    ("UDP 64 B, 10k flows again, megaflows warm: delivered Mpps", ("udp10k_warm", "pps"), "mpps"),
+]
+STAT_KEYS = ("sent_datagrams", "sent_records", "send_errors", "dropped")
+
+
+def export_pairs(configs):
+    """[(baseline, variant, kind)] for the exporter variants measured beside
+    their baseline."""
+    return [(c.rsplit("-", 1)[0], c, exporter_of(c)) for c in configs
+            if exporter_of(c) and c.rsplit("-", 1)[0] in configs]
+
+
+EXPORT_PHASES = (("start", "after_tcp"), ("after_tcp", "after_udp1"),
+                 ("after_udp1", "after_udp10k"), ("after_udp10k", "after_udp10k_warm"),
+                 ("after_udp10k_warm", "settled"))
+
+
+def _stat_delta(exp, a, b, key):
+    if not exp or not exp.get(a) or not exp.get(b):
+        return None
+    return exp[b].get(key, 0) - exp[a].get(key, 0)
+
+
+def export_section(configs, samples, m):
+    """The exporters' cost (ratios to the same run's baseline, PASS/FAIL at
+    EXPORT_BOUND) and proof that they exported: markdown lines, verdicts."""
+    pairs = export_pairs(configs)
+    lines, verdicts = [], []
+    w = lines.append
+    if not pairs:
+        return lines, verdicts
+    w(f"## Exporters: each variant ÷ the same switch without an exporter (bound ≥ "
+      f"{EXPORT_BOUND:.0%})\n")
+    w("Medians of the interleaved runs; the per-run ratios pair repetition i of the variant "
+      "with repetition i of its baseline (same rotation of the run).\n")
+    w("| datapath | exporter | metric | no exporter | with exporter | ratio (medians) "
+      "| per-run ratios | ≥ 90 % |")
+    w("|---|---|---|---:|---:|---:|---|---|")
+    for base, var, kind in pairs:
+        for label, path_, spec in EXPORT_METRICS:
+            a, b = m[var].get(path_), m[base].get(path_)
+            r = ratio(a, b)
+            per = [ratio(x, y) for x, y in zip(get(samples[var], path_), get(samples[base], path_))]
+            ok = None if r is None else r >= EXPORT_BOUND
+            verdicts.append((base, kind, label, r, ok))
+            w(f"| {base} | {kind} | {label} | {fmt(b, spec)} | {fmt(a, spec)} | "
+              f"{'—' if r is None else f'{r:.1%}'} | "
+              + (", ".join("—" if x is None else f"{x:.0%}" for x in per) or "—")
+              + f" | {'—' if ok is None else ('PASS' if ok else '**FAIL**')} |")
+    w("")
+    failed = [v for v in verdicts if v[4] is False]
+    unmeasured = [v for v in verdicts if v[4] is None]
+    w("**Issue target** (TCP and 64-byte UDP with NetFlow on, and with sFlow at 1/1000, "
+      f"each ≥ {EXPORT_BOUND:.0%} of the rate without them, in the same run): "
+      + ("**not met**: " + "; ".join(f"{b} {k} {l} {r:.1%}" for b, k, l, r, _ in failed)
+         if failed else ("not fully measured" if unmeasured else "**met** for every row above"))
+      + ".\n")
+
+    w("### The exporters exported during the measurement\n")
+    w("The exporter row's `statistics` column (`vsctl list NetFlow|sFlow`), read before the "
+      "traffic, after the TCP runs, after each UDP run and, for NetFlow, again after the "
+      "settle wait (the UDP flows' records leave when the flows have been idle for 10 s).  "
+      "Records sent during a phase = the difference of sent_records across it.  Each run:\n")
+    w("| configuration | run | records during TCP | during UDP 1 flow | during UDP 10k flows "
+      "| during UDP 10k warm | after settle wait | total datagrams / records / send errors / "
+      "dropped | exporting |")
+    w("|---|---:|---:|---:|---:|---:|---:|---|---|")
+    for _, var, kind in pairs:
+        for i, smp in enumerate(samples[var], 1):
+            exp = smp.get("export") or {}
+            d = [_stat_delta(exp, a, b, "sent_records") for a, b in EXPORT_PHASES]
+            last = exp.get("settled") or {}
+            total = " / ".join(str(last.get(k, "—")) for k in STAT_KEYS)
+            during = sum(x for x in d[:-1] if x)
+            ok = bool(last.get("sent_records")) and during > 0
+            w(f"| {var} | {i} | " + " | ".join("—" if x is None else str(x) for x in d)
+              + f" | {total} | {'yes' if ok else '**no**'} |")
+    w("")
+    w("### Datapath during the UDP runs (pmd-stats-show deltas; medians)\n")
+    w("Upcalls = packets that missed every megaflow and were queued to the slow path "
+      "(upcall drops: that queue was full, the packet was lost); samples = packets the sFlow "
+      "SAMPLE action copied to the slow path (sample drops: its queue was full); megaflows = "
+      "datapath flows at the end of the run.\n")
+    keys = [k for k in ("udp1", "udp10k", "udp10k_warm")
+            if any(get(samples[c], (k, "dp")) != [None] * len(samples[c]) for c in configs)]
+    names = {"udp1": "UDP 1 flow", "udp10k": "UDP 10k flows", "udp10k_warm": "10k warm"}
+    w("| configuration | " + " | ".join(
+        f"{names[k]}: upcalls | upcall drops | samples | sample drops | megaflows" for k in keys)
+      + " |")
+    w("|---|" + "---:|" * (5 * len(keys)))
+    shown = []
+    for base, var, _ in pairs:
+        shown += [c for c in (base, var) if c not in shown]
+    for cfg in shown:
+        cells = []
+        for key in keys:
+            for f in ("upcalls", "upcall_drops", "samples", "sample_drops", "megaflows"):
+                cells.append(fmt(med(get(samples[cfg], (key, "dp", f))), "{:.0f}"))
+        w(f"| {cfg} | " + " | ".join(cells) + " |")
+    w("")
+    return lines, verdicts
+
+
 def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     if a is None or b is None:
         return "not measured"
@@ -775,7 +1003,9 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     lines = []
     w = lines.append
     head = SNAPSHOT.get("head") or git_head()
-    w("# vswitch benchmark results\n")
+    exporting = any(exporter_of(c) for c in configs)
+    w("# vswitch benchmark results" + (": flow exporters (NetFlow, sFlow)" if exporting else "")
+      + "\n")
     w(f"Generated by `{' '.join(['python3', 'bench/run.py'] + sys.argv[1:])}` on "
       f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}, "
       f"{elapsed:.0f} s, {opts.reps} repetition(s) per configuration, interleaved "
@@ -796,6 +1026,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("| metric | " + " | ".join(configs) + " |")
     w("|---|" + "---:|" * len(configs))
     for label, path_, spec, _ in METRICS:
+        if path_[0] == "udp10k_warm" and all(m[c][path_] is None for c in configs):
+            continue  # only the exporters' runs have it
         w(f"| {label} | " + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
     w("| runs (load at start of each) | " + " | ".join(
         ", ".join(f"{x['load_start']:.2f}" for x in samples[c]) or "—" for c in configs) + " |")
@@ -814,7 +1046,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w("| metric | " + " | ".join(f"{vs} ÷ {ref}" for _, vs, ref in cols) + " |")
         w("|---|" + "---:|" * len(cols))
         for label, path_, spec, _ in METRICS:
-            if "loss" in label or "offered" in label or "retrans" in label:
+            if "loss" in label or "offered" in label or "retrans" in label \
+                    or path_[0] == "udp10k_warm":
                 continue
             cells = []
             for _, vs, ref in cols:
@@ -825,7 +1058,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
 
     stage_rows = []
     for cfg in configs:
-        for key in ("udp1", "udp10k"):
+        for key in ("udp1", "udp10k", "udp10k_warm"):
             st = [x.get(key, {}).get("stages") for x in samples[cfg]]
             st = [x for x in st if x]
             if st:
@@ -838,16 +1071,23 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
           "| packets/batch |")
         w("|---|---|---:|---:|---:|---:|---:|")
         for cfg, key, st in stage_rows:
-            w(f"| {cfg} | {'1 flow' if key == 'udp1' else '10k flows'} | "
+            traffic = {"udp1": "1 flow", "udp10k": "10k flows", "udp10k_warm": "10k flows, warm"}[key]
+            w(f"| {cfg} | {traffic} | "
               + " | ".join(fmt(st[k], "{:.0f}") for k in ("rx", "process", "tx", "busy"))
               + f" | {fmt(st['packets_per_batch'], '{:.1f}')} |")
         w("")
 
-    w("## Targets from issue 3\n")
-    w("| target | measured (medians) | |")
-    w("|---|---|---|")
-    for text, measured, met in targets(m):
-        w(f"| {text} | {measured} | {met} |")
+    export_lines, _ = export_section(configs, samples, m)
+    lines.extend(export_lines)
+
+    references = any(not c.startswith("vswitch") for c in configs)
+    if references or not exporting or megaflows is not None:
+        w("## Targets from issue 3\n")
+        w("| target | measured (medians) | |")
+        w("|---|---|---|")
+        if references or not exporting:
+            for text, measured, met in targets(m):
+                w(f"| {text} | {measured} | {met} |")
     if megaflows is not None:
         if "error" in megaflows:
             w(f"| one million megaflows in < 1 GiB | not measured: {megaflows['error']} | — |")
@@ -936,9 +1176,14 @@ def parse_args(argv=None):
     p.add_argument("--ping-count", type=int)
     p.add_argument("--budget", type=float,
                    help="stop starting new runs after this many seconds (default 780, quick 100)")
-    p.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    p.add_argument("--out", help="the report (default bench/RESULTS.md; bench/EXPORT_RESULTS.md "
+                                  "when an exporter variant is measured)")
     p.add_argument("--json", help="also write the raw samples here")
     p.add_argument("--no-megaflows", action="store_true", help="skip the megaflow memory probe")
+    p.add_argument("--export-settle", type=float, default=12.0,
+                   help="NetFlow variants: seconds to wait after the last packet before the "
+                        "final statistics read (the flows' 10 s idle timeout + a revalidator "
+                        "round; default 12, 0 = read at once)")
     p.add_argument("--profile", metavar="DIR",
                    help="perf record the switch's threads during each 1-flow UDP run; reports in DIR")
     opts = p.parse_args(argv)
@@ -954,9 +1199,19 @@ def parse_args(argv=None):
         if names is None:
             p.error(f"unknown --only item {item!r}")
         configs += [n for n in names if not (q and n in QUICK_SKIP and item in GROUPS)]
-    order = ["veth", "bridge", "ovs-afxdp", "vswitch-afxdp", "ovs-afpacket", "vswitch-afpacket",
-             "ovs-tap", "vswitch-tap"]
+    order = []
+    for c in ["veth", "bridge", "ovs-afxdp", "vswitch-afxdp", "ovs-afpacket", "vswitch-afpacket",
+              "ovs-tap", "vswitch-tap"]:
+        order.append(c)
+        if c.startswith("vswitch"):
+            order += [f"{c}-{kind}" for kind in EXPORTERS]
     opts.configs = [c for c in order if c in configs]
+    # The exporters' runs add a second 10k-flow run (megaflows installed) to
+    # every configuration of the run, so the baselines get it too.
+    opts.warm10k = any(exporter_of(c) for c in opts.configs)
+    if opts.out is None:
+        name = "EXPORT_RESULTS.md" if any(exporter_of(c) for c in opts.configs) else "RESULTS.md"
+        opts.out = os.path.join(ROOT, "bench", name)
     return opts
 
 
@@ -970,6 +1225,8 @@ def build_blaster(tmp):
 
 def preflight(configs):
     missing = [t for t in ("iperf3", "ethtool", "taskset", "gcc", "ping") if not shutil.which(t)]
+    if any(exporter_of(c) for c in configs):
+        missing += [t for t in ("socat", "ss") if not shutil.which(t)]
     if missing:
         sys.exit(f"missing tools: {', '.join(missing)}")
     if os.geteuid() != 0:
@@ -1065,7 +1322,22 @@ def _summary(smp):
             f"(loss {f(('udp1', 'loss_pct'), '{:.1f}')}%, cpu {f(('udp1', 'cpu_ns_per_pkt'), '{:.0f}')}"
             f" busy {f(('udp1', 'busy_ns_per_pkt'), '{:.0f}')} ns/pkt); "
             f"udp10k {f(('udp10k', 'pps'), 'mpps')} Mpps; "
-            f"ping {f(('ping', 'avg_us'), '{:.0f}')}/{f(('ping', 'p99_us'), '{:.0f}')} µs")
+            + (f"udp10k warm {f(('udp10k_warm', 'pps'), 'mpps')} Mpps; " if "udp10k_warm" in smp
+               else "")
+            + f"ping {f(('ping', 'avg_us'), '{:.0f}')}/{f(('ping', 'p99_us'), '{:.0f}')} µs"
+            + _export_summary(smp))
+
+
+def _export_summary(smp):
+    exp = smp.get("export")
+    if not exp:
+        return ""
+    last = exp.get("settled") or {}
+    dp = (smp.get("udp10k") or {}).get("dp") or {}
+    return ("; exporter records tcp/udp1/udp10k/warm/settle "
+            + "/".join(str(_stat_delta(exp, a, b, "sent_records")) for a, b in EXPORT_PHASES)
+            + f", totals {last}; udp10k upcalls {dp.get('upcalls')} samples {dp.get('samples')} "
+              f"megaflows {dp.get('megaflows')}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,45 @@ def test_bench_quick_vswitch_produces_a_well_formed_result(tmp_path):
     assert len(table) == 1 and float(table[0].split("|")[2]) > 0, table
     assert "**Load**" in text
     assert _bench_namespaces() <= before, "bench left namespaces behind"
+
+
+def test_bench_exporter_variants_report_ratios_and_exporter_statistics(tmp_path):
+    """The exporters' mode (vswitch-PORT-netflow / -sflow beside vswitch-PORT):
+    the exporter is configured, its statistics column shows records sent,
+    and the report has the ratio table with a verdict per row."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces")
+    for tool in ("iperf3", "gcc", "ethtool", "taskset", "socat"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    before = _bench_namespaces()
+    md, raw = tmp_path / "EXPORT_RESULTS.md", tmp_path / "raw.json"
+    configs = ["vswitch-afpacket", "vswitch-afpacket-netflow", "vswitch-afpacket-sflow"]
+    proc = subprocess.run(
+        [sys.executable, RUN, "--quick", "--only", ",".join(configs), "--reps", "1",
+         "--tcp-seconds", "1", "--udp-seconds", "0.3", "--ping-count", "10",
+         "--export-settle", "0", "--no-megaflows", "--out", str(md), "--json", str(raw)],
+        capture_output=True, text=True, timeout=80)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    data = json.loads(raw.read_text())
+    assert data["errors"] == []
+    for cfg in configs:
+        (sample,) = data["samples"][cfg]
+        for key in ("udp1", "udp10k", "udp10k_warm"):
+            assert sample[key]["pps"] > 0, (cfg, key, sample[key])
+    for cfg, kind in ((configs[1], "netflow"), (configs[2], "sflow")):
+        (sample,) = data["samples"][cfg]
+        stats = sample["export"]["settled"]
+        assert stats["sent_records"] > 0 and stats["sent_datagrams"] > 0, (kind, stats)
+        assert stats["send_errors"] == 0, (kind, stats)
+    (sflow,) = data["samples"][configs[2]]
+    assert sflow["udp1"]["dp"]["samples"] > 0, sflow["udp1"]["dp"]
+
+    text = md.read_text()
+    assert "## Exporters" in text and "**Issue target**" in text
+    rows = [l for l in text.splitlines()
+            if l.startswith(("| vswitch-afpacket | netflow | ", "| vswitch-afpacket | sflow | "))]
+    assert len(rows) == 2 * 5, rows  # two exporters × five metrics
+    assert all(r.rstrip(" |").endswith(("PASS", "**FAIL**")) for r in rows), rows
+    assert _bench_namespaces() <= before, "bench left namespaces behind"
