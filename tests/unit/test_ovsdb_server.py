@@ -9,6 +9,7 @@ import random
 import pytest
 
 from helpers.ovsdb_server import RawClient, ovsdb_thread
+from helpers.wait import wait_until
 from vswitch.ovsdb.server import FramingError, Splitter, parse_remote
 
 
@@ -212,3 +213,16 @@ def test_remotes():
     for bad in ("tcp:1.2.3.4:6640", "punix:", "ptcp:x", "ptcp:70000", "ptcp:1:nothost", "unix:/x", "pssl:6640"):
         with pytest.raises(ValueError):
             parse_remote(bad)
+
+
+def test_connections_past_the_limit_are_closed_at_once(tmp_path):
+    with ovsdb_thread(tmp_path, max_connections=3) as srv:
+        clients = [RawClient(srv.path) for _ in range(3)]
+        assert all(c.call("echo", i)["result"] == [i] for i, c in enumerate(clients))
+        extra = RawClient(srv.path)
+        assert extra.closed_by_server()
+        clients.pop().close()
+        wait_until(lambda: len(srv.server.connections) < 3, what="the server to see a client leave")
+        assert still_serving(srv)
+        for client in [extra, *clients]:
+            client.close()

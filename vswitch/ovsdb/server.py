@@ -8,7 +8,8 @@ most MAX_MESSAGE bytes nested at most MAX_DEPTH deep, at most
 BUDGET messages handled per event-loop turn (the rest wait for the next turn
 with reading paused), and at most MAX_BACKLOG bytes of replies and updates
 waiting to be sent: a client that stops reading is disconnected, never
-waited for.
+waited for.  At most MAX_CONNECTIONS connections in all; more are closed
+at once.
 
 Methods: list_dbs, get_schema, transact, cancel, monitor, monitor_cond,
 monitor_cond_since, monitor_cond_change, monitor_cancel, lock, steal,
@@ -17,6 +18,7 @@ OVS's clients ask for it first, get "unknown database", and go on with
 Open_vSwitch (as with an ovsdb-server from before it existed).
 """
 import asyncio
+import collections
 import errno
 import ipaddress
 import json
@@ -36,6 +38,7 @@ MAX_MESSAGE = 16 * 1024 * 1024
 MAX_DEPTH = 128
 MAX_BACKLOG = 8 * 1024 * 1024  # bytes of replies and updates a client may leave unread
 BUDGET = 64
+MAX_CONNECTIONS = 1024
 DEFAULT_PTCP_PORT = 6640
 
 _STRUCT = re.compile(rb'[{}\[\]"]')
@@ -155,7 +158,7 @@ class Connection(asyncio.Protocol):
         self.server = server
         self.transport = None
         self.splitter = Splitter(server.max_message)
-        self.pending = []           # messages received, not yet handled
+        self.pending = collections.deque()  # messages received, not yet handled
         self.monitors = {}          # json.dumps(monid) -> Monitor
         self.locks = set()          # held
         self.waiting_locks = set()  # asked for, not held yet
@@ -170,6 +173,12 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "unix"
+        if len(self.server.connections) >= self.server.max_connections:
+            self.closed = True
+            log.warning("OVSDB connection from %s refused: %d connections already", self.peer,
+                        len(self.server.connections))
+            transport.abort()
+            return
         self.server.connections.add(self)
 
     def connection_lost(self, exc):
@@ -194,7 +203,7 @@ class Connection(asyncio.Protocol):
                     self.paused = True
                 asyncio.get_running_loop().call_soon(self._work)
                 return
-            self.handle_bytes(self.pending.pop(0))
+            self.handle_bytes(self.pending.popleft())
             handled += 1
         if self.paused and not self.closed:
             self.paused = False
@@ -416,9 +425,11 @@ class ParkedTxn:
 # ---------------------------------------------------------------- the server
 
 class OvsdbServer:
-    def __init__(self, db, max_backlog=MAX_BACKLOG, max_message=MAX_MESSAGE, budget=BUDGET):
+    def __init__(self, db, max_backlog=MAX_BACKLOG, max_message=MAX_MESSAGE, budget=BUDGET,
+                 max_connections=MAX_CONNECTIONS):
         self.db = db
         self.max_backlog, self.max_message, self.budget = max_backlog, max_message, budget
+        self.max_connections = max_connections
         self.connections = set()
         self.listeners = []         # (asyncio server, unix path or None)
         self.locks = {}             # name -> [owner conn, waiting conns...]
