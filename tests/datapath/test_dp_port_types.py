@@ -9,6 +9,7 @@ import struct
 import time
 
 import pytest
+from dp_ports import needs_root
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
@@ -78,6 +79,9 @@ def test_a_batch_goes_from_one_dummy_port_to_another_through_a_megaflow(dp):
     assert total["misses"] == 0 and total["batches"] <= 200 // 32 + 2  # whole batches
     assert dp.port_type_stats(1)["rx_injected"] == 200 and dp.port_type_stats(2)["tx_captured"] == 200
     assert dp.port_type_status(2) == {"rx_queue": "0", "tx_queue": "0"}
+    dummy = port_types.lookup("dummy")
+    assert set(dp.port_type_status(2)) <= set(dummy.status)
+    assert list(dp.port_type_stats(2)) == list(dummy.stats)
 
 
 def test_a_miss_is_an_upcall_with_its_port_and_key(dp):
@@ -211,3 +215,25 @@ def test_a_shared_receive_descriptor_is_demultiplexed_by_its_type(dp):
     dp.dummy_inject(3, [frame(300 + i) for i in range(5)])
     assert len(wait_sent(dp, 9, 5)) == 5
     assert dp.port_stats(3)["rx_packets"] == 45
+
+
+@needs_root
+def test_real_device_drivers_report_what_the_registry_says():
+    from helpers import netns
+
+    with netns.namespace("pt") as ns, netns.entered(ns):
+        a, _ = netns.veth_pair(ns, ns, prefix="pa")
+        x, _ = netns.veth_pair(ns, ns, prefix="px")
+        d = Datapath(upcall_ring_size=16)
+        try:
+            d.add_port(1, "afpacket", a)
+            d.add_port(2, "tap", netns.unique("pt"))
+            d.add_port(3, "afxdp", x, {"xdp-mode": "generic"})
+            assert d.port_type_status(1) == d.port_type_stats(1) == {}
+            assert d.port_type_status(2) == d.port_type_stats(2) == {}
+            afxdp = port_types.lookup("afxdp")
+            assert d.port_type_status(3) == {"xdp_mode": "generic", "xdp_bind": "copy", "n_rxq": "1"}
+            assert list(d.port_type_status(3)) == list(afxdp.status)
+            assert list(d.port_type_stats(3)) == list(afxdp.stats)
+        finally:
+            d.close()

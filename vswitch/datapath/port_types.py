@@ -15,6 +15,9 @@ is reopened when its netdev appears.  Each option is passed to the driver as
 a string, with its default filled in, so two rows that mean the same thing
 compare equal.
 
+Each entry also lists the status keys and counters its driver reports, so
+that this file documents what `vsctl list interface` shows per type.
+
 A new port type is one C file (csrc/) plus one entry in TYPES.
 
 This module imports nothing from the C extension, so that the schema (and
@@ -47,6 +50,11 @@ class PortType:
     owned: bool = False
     # A kernel netdev of that name exists once open (MAC, ifindex).
     kernel_netdev: bool = True
+    # What the driver adds to the Interface status column (beside the
+    # switch's driver_name, error and note) and, as DRIVER_NAME, to its
+    # statistics column (beside the datapath's per-port counters).
+    status: tuple = ()
+    stats: tuple = ()
 
     def resolved_options(self, options):
         """The row's options as the driver gets them: this type's keys only,
@@ -71,9 +79,13 @@ TYPES = {t.name: t for t in (
              "program; falls back to afpacket when XDP cannot be set up",
              options={"xdp-mode": Option(XDP_MODES, "best-effort, native or generic",
                                          "best-effort")},
-             fallback="afpacket"),
+             fallback="afpacket", status=("xdp_mode", "xdp_bind", "n_rxq"),
+             stats=("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
+                    "tx_offload_drops", "rx_csum_fixed")),
     PortType("dummy", "dummy", "no device: frames injected and captured through the datapath "
-             "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False),
+             "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False,
+             status=("rx_queue", "rx_group", "tx_queue"),
+             stats=("rx_injected", "rx_queue_drops", "tx_captured", "tx_queue_drops")),
 )}
 
 
