@@ -15,40 +15,16 @@ other_config:enable-input-sampling=false turns sampling off.  Output and
 tunnel sampling and virtual_obs_id are OVS's and not done here: the config
 refuses them (schema.MAP_KEYS).
 """
-import ipaddress
-
-from vswitch.bridge.export_feature import SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature
+from vswitch.bridge.export_feature import (SAMPLE_OUT_MULTI, SAMPLE_OUT_NONE, ExporterFeature, l2_header_len,
+                                           parsed_key_of)
 from vswitch.datapath import dpif
-from vswitch.datapath.flowkey import VLAN_CFI, VLAN_VID_MASK, mac_str
-from vswitch.export import FlowKey, FlowStats, IpfixExporter
-from vswitch.export.records import ETH_HEADER_LEN, VLAN_TAG_LEN
+from vswitch.export import FlowStats, IpfixExporter
 
 DEFAULT_SAMPLING = 400  # OVS's
 TCP_FLAGS_HEADER = 96  # bytes sampled: enough for Ethernet, VLAN, IPv6 and TCP headers
 NO_CACHE_SECONDS = 0.001  # caching off: a record leaves at the next run
 DEFAULT_CACHE_FLOWS = 65536
-ETH_TYPE_IPV4, ETH_TYPE_IPV6 = 0x0800, 0x86DD
 IP_PROTO_TCP = 6
-
-
-def flow_key_of(key, out_port):
-    """An export FlowKey from a datapath key (flowkey's dict)."""
-    tci = key.get("vlan_tci", 0)
-    common = dict(in_port=key.get("in_port", 0), out_port=out_port,
-                  vlan=tci & VLAN_VID_MASK if tci & VLAN_CFI else 0,
-                  src_mac=mac_str(key.get("dl_src", 0)), dst_mac=mac_str(key.get("dl_dst", 0)))
-    dl_type = key.get("dl_type")
-    if dl_type == ETH_TYPE_IPV4:
-        addr = ipaddress.IPv4Address
-        src, dst, version = key.get("nw_src", 0), key.get("nw_dst", 0), 4
-    elif dl_type == ETH_TYPE_IPV6:
-        addr = ipaddress.IPv6Address
-        src, dst, version = key.get("ipv6_src", 0), key.get("ipv6_dst", 0), 6
-    else:
-        return FlowKey(**common, ip_version=0)
-    return FlowKey(**common, ip_version=version, src_ip=str(addr(src)), dst_ip=str(addr(dst)),
-                   protocol=key.get("nw_proto", 0), src_port=key.get("tp_src", 0),
-                   dst_port=key.get("tp_dst", 0), tos=key.get("nw_tos", 0))
 
 
 class IpfixFeature(ExporterFeature):
@@ -88,15 +64,13 @@ class IpfixFeature(ExporterFeature):
         if self.engine is None:
             return
         out = sample.out_port
-        key = flow_key_of(sample.key, SAMPLE_OUT_NONE if out & SAMPLE_OUT_MULTI else out)
-        tci = sample.key.get("vlan_tci", 0)
+        parsed = parsed_key_of(sample.key, SAMPLE_OUT_NONE if out & SAMPLE_OUT_MULTI else out)
         flags = 0
-        if key.protocol == IP_PROTO_TCP:  # tcpControlBits, from the sampled headers
-            parsed = dpif.parse_frame(sample.header)
-            flags = parsed["tcp_flags"] if parsed else 0
+        if parsed.key.protocol == IP_PROTO_TCP:  # tcpControlBits, from the sampled headers
+            headers = dpif.parse_frame(sample.header)
+            flags = headers["tcp_flags"] if headers else 0
         wall = self.wall(now)
-        self.engine.add_flow_stats(FlowStats(
-            key, 1, sample.frame_len, wall, wall, flags,
-            ETH_HEADER_LEN + (VLAN_TAG_LEN if tci & VLAN_CFI else 0)), wall)
+        self.engine.add_parsed_flow_stats(parsed, FlowStats(
+            parsed.key, 1, sample.frame_len, wall, wall, flags, l2_header_len(sample.key)), wall)
         if not self.caching:  # each sampled packet is its own record, at once
             self.sender.send(self.engine.run(wall + NO_CACHE_SECONDS))

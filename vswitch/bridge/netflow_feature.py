@@ -16,14 +16,10 @@ are the netdevs' ifindexes; a flooded flow's output is 0xFFFF and a dropped
 one's 0, as OVS's NF_OUT_FLOOD and drop.  IPv6 and non-IP flows are not
 NetFlow v5's and are not exported.
 """
-import ipaddress
+from vswitch.bridge.export_feature import ETH_TYPE_IPV4, ExporterFeature, l2_header_len, parsed_key_of
+from vswitch.datapath.flowkey import full_mask
+from vswitch.export import FlowStats, NetflowV5Exporter
 
-from vswitch.bridge.export_feature import ExporterFeature
-from vswitch.datapath.flowkey import VLAN_CFI, VLAN_VID_MASK, full_mask, mac_str
-from vswitch.export import FlowKey, FlowStats, NetflowV5Exporter
-from vswitch.export.records import ETH_HEADER_LEN, VLAN_TAG_LEN
-
-ETH_TYPE_IPV4 = 0x0800
 DEFAULT_ACTIVE_TIMEOUT = 600  # OVS's, for active_timeout 0
 NO_ACTIVE_TIMEOUT = 10 ** 9  # active_timeout -1
 NETFLOW_IDLE_SECONDS = 10  # as long as an idle megaflow lives
@@ -71,16 +67,8 @@ class NetflowFeature(ExporterFeature):
         if self.engine is None or key.get("dl_type") != ETH_TYPE_IPV4:
             return
         out = next((tag[1] for tag in delta.tags if tag[0] == OUT_TAG), NF_OUT_DROP)
-        tci = key.get("vlan_tci", 0)
-        flow = FlowKey(
-            in_port=key.get("in_port", 0), out_port=out,
-            vlan=tci & VLAN_VID_MASK if tci & VLAN_CFI else 0,
-            src_mac=mac_str(key.get("dl_src", 0)), dst_mac=mac_str(key.get("dl_dst", 0)),
-            ip_version=4, src_ip=str(ipaddress.IPv4Address(key.get("nw_src", 0))),
-            dst_ip=str(ipaddress.IPv4Address(key.get("nw_dst", 0))),
-            protocol=key.get("nw_proto", 0), src_port=key.get("tp_src", 0),
-            dst_port=key.get("tp_dst", 0), tos=key.get("nw_tos", 0))
-        self.engine.add_flow_stats(FlowStats(
-            flow, delta.packets, delta.bytes, self.wall(delta.first_seen), self.wall(delta.last_seen),
-            delta.tcp_flags, ETH_HEADER_LEN + (VLAN_TAG_LEN if tci & VLAN_CFI else 0)), self.wall(now))
+        parsed = parsed_key_of(key, out)
+        self.engine.add_parsed_flow_stats(parsed, FlowStats(
+            parsed.key, delta.packets, delta.bytes, self.wall(delta.first_seen), self.wall(delta.last_seen),
+            delta.tcp_flags, l2_header_len(key)), self.wall(now))
         # No wake-up per delta: the switch reschedules after each revalidation.

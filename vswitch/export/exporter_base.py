@@ -155,12 +155,19 @@ class FlowCacheExporter(ExporterBase):
         return None
 
     def add_flow_stats(self, stats, now: float) -> None:
-        self._clock(now)
         try:
             parsed = check_flow_stats(stats)
         except InvalidRecord as e:
+            self._clock(now)
             self._drop(e.reason)
             return
+        self.add_parsed_flow_stats(parsed, stats, now)
+
+    def add_parsed_flow_stats(self, parsed, stats, now: float) -> None:
+        """add_flow_stats for a caller that built the ParsedKey itself from
+        values already in range (the switch, from the datapath's key): no
+        text to parse, which would cost more than the rest of a record."""
+        self._clock(now)
         reason = self._accept(stats, parsed)
         if reason:
             self.ignored[reason] += 1
