@@ -29,7 +29,11 @@
  *    polled once, through the lowest-numbered live port that lists it, and
  *    recv on that port may return packets of the others: recv sets each
  *    packet's in_port (the datapath presets it to the polled port's number),
- *    and may attach tunnel metadata (vs_packet.tnl) for the flow key.
+ *    and may attach tunnel metadata (vs_packet.tnl) for the flow key.  The
+ *    dummy type's rx-group option takes this path today (its test is in
+ *    tests/datapath/test_dp_port_types.py).
+ *  - A type's own control entry points for Python (netdev_dummy.h) reach
+ *    their port through vs_dp_port_call(), under the datapath mutex.
  *
  * How VXLAN plugs in (the next port type, netdev_vxlan.c): the type keeps one
  * UDP socket per (local_ip, dst_port), reference-counted by the vxlan ports
@@ -60,7 +64,10 @@
  *    publication: another port's open() or close() can run while recv() of
  *    a port on the same socket does.
  *  - The descriptors rx_fds() lists stay open until close(); the datapath
- *    asks for them again whenever the set of ports changes.
+ *    asks for them again whenever the set of ports changes.  (A type whose
+ *    descriptors change while it is open, vhost-user when the guest enables
+ *    a queue, will need to ask for that too: a call that bumps the port
+ *    generation, not there yet.)
  *  - When the datapath mutex leaves the receive/transmit path (the scale
  *    issue), recv of a descriptor stays with the one poll thread that polls
  *    it, and send gets per-thread transmit queues or a per-port lock, as in
