@@ -715,7 +715,14 @@ def main(argv=None):
     vlog.set_syslog_ident()
     # Until the event loop takes SIGHUP over, it must not kill the daemon.
     signal.signal(signal.SIGHUP, lambda signum, frame: vlog.reopen())
-    return _run(args, ready, failed)
+    rc = _run(args, ready, failed)
+    # Everything the daemon owns is closed by now (ports, sockets, the
+    # store, the pid lock): skip the interpreter's teardown of every module
+    # and object (tens of ms), which only delays the exit a restart waits for.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def _run(args, ready, failed):
