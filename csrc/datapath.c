@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -485,6 +486,14 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         case VS_ACTION_SET_FIELD:
             set_field(pkt, args, nargs);
             break;
+        case VS_ACTION_SET_TUNNEL:
+            if (nargs >= VS_SET_TUNNEL_NARGS) {
+                pkt->tnl.tun_id = (uint64_t)args[0] << 32 | args[1];
+                pkt->tnl.ip_dst = htonl(args[2]);
+                pkt->tnl.ip_src = htonl(args[3]);
+                pkt->tnl.flags |= VS_TNL_F_PRESENT | VS_TNL_F_SET;
+            }
+            break;
         default:
             break;
         }
@@ -515,8 +524,6 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         struct vs_key key;
         uint16_t tcp_flags;
         key.in_port = in->port_no;
-        /* Tunnel metadata (pkt->tnl, when flags say so) goes into the key
-         * here once the key has tunnel fields (netdev.h, VXLAN). */
         in->stats.rx_packets++;
         in->stats.rx_bytes += pkt->len;
         if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
@@ -524,6 +531,13 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             in->stats.rx_dropped++;
             st->malformed++;
             continue;
+        }
+        /* Tunnel metadata a tunnel port attached (netdev.h): looked up
+         * with the inner frame's fields. */
+        if (pkt->tnl.flags & VS_TNL_F_PRESENT) {
+            key.tun_id = pkt->tnl.tun_id;
+            key.tun_src = pkt->tnl.ip_src;
+            key.tun_dst = pkt->tnl.ip_dst;
         }
         int tier;
         struct vs_flow *f = vs_emc_lookup(&dp->cls, pmd->emc, &key, &tier);

@@ -82,7 +82,16 @@ enum {
                               * copy cut to that many bytes (a mirror's snaplen),
                               * without offload metadata: a cut frame is sent as
                               * it is.  The packet itself is left whole. */
+    VS_ACTION_SET_TUNNEL = 10, /* args (VS_SET_TUNNEL_NARGS): tun_id high and
+                              * low 32 bits, outer IPv4 destination and source
+                              * (host order, 0 = the port's own / the host's
+                              * choice): the tunnel metadata a later output to a
+                              * tunnel port with key=flow or remote_ip=flow
+                              * encapsulates with (pkt->tnl, VS_TNL_F_SET).
+                              * Ports with a fixed remote and key ignore it. */
 };
+
+#define VS_SET_TUNNEL_NARGS 4
 
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)
 

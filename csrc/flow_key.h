@@ -1,7 +1,7 @@
 /* flow_key.h — the compact flow key and the one-pass packet parser.
  *
  * Design note.  Every packet is parsed exactly once, on receive, into a fixed
- * 72-byte key (nine 64-bit words).  The classifier masks keys word by word, so
+ * 88-byte key (eleven 64-bit words).  The classifier masks keys word by word, so
  * the layout is plain data with explicit padding and no pointers.  Fields the
  * slow path needs to read are in host byte order (dl_type, vlan_tci, tp_*);
  * addresses stay in network order as they appear on the wire.
@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define VS_VLAN_CFI 0x1000
-#define VS_KEY_WORDS 9
+#define VS_KEY_WORDS 11
 
 /* nw_frag values */
 #define VS_FRAG_ANY 1   /* packet is a fragment */
@@ -44,6 +44,12 @@ struct vs_key {
     uint16_t tp_src; /* L4 source port, ICMP type */
     uint16_t tp_dst; /* L4 destination port, ICMP code */
     uint8_t pad[4];
+    /* Tunnel metadata of a packet a tunnel port decapsulated (netdev.h,
+     * struct vs_tnl_md), set by the datapath after vs_parse(); all zero for
+     * a packet that did not come through a tunnel. */
+    uint64_t tun_id;  /* VNI / key, host order */
+    uint32_t tun_src; /* outer IPv4 source, network order */
+    uint32_t tun_dst; /* outer IPv4 destination (the local VTEP), network order */
 };
 
 /* Parses `frame` into `key` (in_port is left to the caller).  Returns 0, or

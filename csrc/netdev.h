@@ -105,6 +105,7 @@ struct vs_tnl_md {
 };
 
 #define VS_TNL_F_PRESENT 1
+#define VS_TNL_F_SET 2 /* filled by a SET_TUNNEL action, for output */
 
 /* One packet in a batch: the frame starts at data, with headroom before it
  * so a VLAN tag can be pushed without copying. */

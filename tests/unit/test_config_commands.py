@@ -268,7 +268,7 @@ def test_records_can_be_named_by_uuid(cfg):
     ("set Port p1 vlan_mode=hybrid", 'p1: invalid vlan_mode "hybrid" (must be one of: "access", "trunk", '
                                      '"native-tagged", "native-untagged")'),
     ("set Interface p1 type=gre", 'p1: invalid type "gre" (must be one of: "", "system", "afpacket", '
-                                  '"tap", "internal", "afxdp", "dummy")'),
+                                  '"tap", "internal", "afxdp", "dummy", "vxlan")'),
     ("set Bridge br0 other_config:mac-aging-time=0",
      'br0: invalid other_config:mac-aging-time "0" (must be a positive integer number of seconds)'),
     ("set Bridge br0 other_config:mac-table-size=lots",

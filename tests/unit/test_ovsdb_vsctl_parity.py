@@ -188,7 +188,7 @@ def test_wait_until_returns_when_vsctl_makes_it_true(dbs):
     ("set-manager ptcp:6640", ("Open_vSwitch column manager_options", "table Manager")),
     ("set Open_vSwitch . other_config:dpdk-init=true", "Open_vSwitch column other_config"),
     ("set Controller {controller} max_backoff=1000", "Controller column max_backoff"),
-    ("set Interface p2 type=vxlan", 'invalid type \\"vxlan\\"'),
+    ("set Interface p2 type=gre", 'invalid type \\"gre\\"'),
     ("set Port p2 other_config:colour=red", "unknown key other_config:colour"),
 ])
 def test_what_the_switch_does_not_act_on_is_refused_by_name(dbs, text, column):

@@ -288,8 +288,9 @@ IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval
      f"bond0: unknown key other_config:bond_primary (this switch uses only: {PORT_KEYS})"),
     ("set Interface p1 other_config:enable-vlan-splinters=true",
      f"p1: unknown key other_config:enable-vlan-splinters (this switch uses only: {IFACE_KEYS})"),
-    ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2",
-     'p1: invalid type "vxlan" (must be one of: "", "system", "afpacket", "tap", "internal", "afxdp", "dummy")'),
+    ("set Interface p1 type=gre options:remote_ip=10.0.0.2",
+     'p1: invalid type "gre" (must be one of: "", "system", "afpacket", "tap", "internal", "afxdp", "dummy", '
+     '"vxlan")'),
     ("set Interface p1 options:remote_ip=10.0.0.2",
      'p1: unknown key options:remote_ip (interface type "system" takes no options)'),
     ("set Interface p1 type=tap options:queues=2",

@@ -430,8 +430,8 @@ def _common(*columns, name_check=is_netdev_name, name_rule=NETDEV_NAME):
 
 VLAN = (0, 4095)
 # The types the datapath opens: the port-type registry's
-# (vswitch/datapath/port_types.py).  vxlan is not implemented (it would be
-# stored and the interface never opened), so it is refused.
+# (vswitch/datapath/port_types.py); other OVS types (gre, geneve, patch...)
+# would be stored and never opened, so they are refused.
 INTERFACE_TYPES = port_types.schema_types()
 # The versions the OpenFlow codec speaks (ofproto/ofp, OFSwitch.versions()).
 OPENFLOW_VERSIONS = ["OpenFlow10", "OpenFlow13"]
@@ -615,6 +615,7 @@ def _check_cfm_mpid(row, where):
 # Interface options each type uses (the port-type registry's); every other
 # key would be stored and never acted on.
 INTERFACE_OPTIONS = port_types.schema_options()
+INTERFACE_REQUIRED = port_types.schema_required()
 
 
 def _check_options(row, where):
@@ -628,6 +629,10 @@ def _check_options(row, where):
         check, expect = allowed[key]
         if not check(value):
             raise SchemaError(f"{where}: invalid options:{key} {json.dumps(value)} (must be {expect})")
+    for key in INTERFACE_REQUIRED.get(kind, ()):
+        if key not in (row.get("options") or {}):
+            raise SchemaError(f"{where}: missing options:{key} (interface type {json.dumps(kind)} "
+                              f"requires it)")
 
 
 def _check_mirror_output(row, where):

@@ -33,7 +33,8 @@ AfxdpError = PortOpenError  # its name before port types shared one interface
 # Datapath actions are (name, arg) tuples.  Simple ones carry one 32-bit
 # argument; set-field ones carry the field's new value as an int; "sample"
 # carries the tuple (probability, cookie, out_port, header): see
-# sample_probability() and csrc/datapath.h.
+# sample_probability() and csrc/datapath.h; "set_tunnel" carries (tun_id,
+# tun_dst, tun_src) for a later output to a key=flow / remote_ip=flow tunnel port.
 ACTIONS = {
     "output": lib.VS_ACTION_OUTPUT,
     "push_vlan": lib.VS_ACTION_PUSH_VLAN,
@@ -178,6 +179,10 @@ def _encode_actions(actions):
             nwords = (width + 3) // 4
             value = [(arg >> (32 * (nwords - 1 - k))) & 0xFFFFFFFF for k in range(nwords)]
             words += [_header(lib.VS_ACTION_SET_FIELD, 1 + nwords), field, *value]
+        elif name == "set_tunnel":
+            tun_id, tun_dst, tun_src = arg
+            words += [_header(lib.VS_ACTION_SET_TUNNEL, lib.VS_SET_TUNNEL_NARGS),
+                      (tun_id >> 32) & 0xFFFFFFFF, tun_id & 0xFFFFFFFF, tun_dst, tun_src]
         elif name == "sample":
             if len(arg) != lib.VS_SAMPLE_NARGS:
                 raise ValueError(f"sample takes (probability, cookie, out_port, header), not {arg!r}")
@@ -199,6 +204,8 @@ def decode_actions(words, n):
             actions.append((SET_FIELD_NAMES.get(args[0], f"set_field{args[0]}"), value))
         elif op == lib.VS_ACTION_SAMPLE:
             actions.append(("sample", tuple(args)))
+        elif op == lib.VS_ACTION_SET_TUNNEL and nargs >= 4:
+            actions.append(("set_tunnel", (args[0] << 32 | args[1], args[2], args[3])))
         else:
             actions.append((ACTION_NAMES.get(op, str(op)), args[0] if args else 0))
         i += 1 + nargs
@@ -218,6 +225,10 @@ def format_actions(actions, port_names=None):
             out.append("pop_vlan")
         elif name in SET_FIELDS:
             out.append(f"{name}({_format_value(name, arg)})")
+        elif name == "set_tunnel":
+            tun_id, tun_dst, tun_src = arg
+            out.append(f"set_tunnel(tun_id={tun_id:#x},dst={ipaddress.IPv4Address(tun_dst)}"
+                       + (f",src={ipaddress.IPv4Address(tun_src)}" if tun_src else "") + ")")
         elif name == "sample":
             probability, cookie, out_port, header = arg
             port = port_names.get(out_port, str(out_port)) if port_names else str(out_port)

@@ -25,6 +25,10 @@ FIELDS = {
     "nw_frag": ("nw_frag", 8, "int"),
     "tp_src": ("tp_src", 16, "int"),
     "tp_dst": ("tp_dst", 16, "int"),
+    # Tunnel metadata of a packet a tunnel port decapsulated (0 otherwise).
+    "tun_id": ("tun_id", 64, "int"),
+    "tun_src": ("tun_src", 32, "be32"),
+    "tun_dst": ("tun_dst", 32, "be32"),
 }
 
 VLAN_CFI = 0x1000
@@ -35,25 +39,26 @@ def full_mask(field):
     return (1 << FIELDS[field][1]) - 1
 
 
-# The C struct vs_key as bytes (72, little-endian host): see csrc/flow_key.h.
-_LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHH4x")
+# The C struct vs_key as bytes (88, little-endian host): see csrc/flow_key.h.
+_LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHH4xQ4s4s")
 PACKED_SIZE = _LAYOUT.size
 _from_bytes = int.from_bytes
 
 
 def unpack(raw):
-    """72 bytes of a C struct vs_key -> dict (the hot path of every upcall)."""
+    """88 bytes of a C struct vs_key -> dict (the hot path of every upcall)."""
     v = _LAYOUT.unpack(raw)
     return {"in_port": v[0], "vlan_tci": v[1], "dl_type": v[2],
             "dl_dst": _from_bytes(v[3], "big"), "dl_src": _from_bytes(v[4], "big"),
             "nw_src": _from_bytes(v[5], "big"), "nw_dst": _from_bytes(v[6], "big"),
             "ipv6_src": _from_bytes(v[7], "big"), "ipv6_dst": _from_bytes(v[8], "big"),
             "nw_proto": v[9], "nw_tos": v[10], "nw_ttl": v[11], "nw_frag": v[12],
-            "tp_src": v[13], "tp_dst": v[14]}
+            "tp_src": v[13], "tp_dst": v[14],
+            "tun_id": v[15], "tun_src": _from_bytes(v[16], "big"), "tun_dst": _from_bytes(v[17], "big")}
 
 
 def pack(values):
-    """dict -> 72 bytes laid out as C struct vs_key (missing fields are 0).
+    """dict -> 88 bytes laid out as C struct vs_key (missing fields are 0).
     Written out field by field: this runs several times per upcall."""
     g = values.get
     return _LAYOUT.pack(
@@ -62,7 +67,8 @@ def pack(values):
         g("nw_src", 0).to_bytes(4, "big"), g("nw_dst", 0).to_bytes(4, "big"),
         g("ipv6_src", 0).to_bytes(16, "big"), g("ipv6_dst", 0).to_bytes(16, "big"),
         g("nw_proto", 0), g("nw_tos", 0), g("nw_ttl", 0), g("nw_frag", 0),
-        g("tp_src", 0), g("tp_dst", 0))
+        g("tp_src", 0), g("tp_dst", 0),
+        g("tun_id", 0), g("tun_src", 0).to_bytes(4, "big"), g("tun_dst", 0).to_bytes(4, "big"))
 
 
 def _pointer(ffi, ckey):

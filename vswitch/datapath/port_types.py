@@ -33,8 +33,11 @@ class Option:
     values: tuple = ()  # the allowed values; () = any string
     expect: str = ""  # how a wrong value is explained ("must be ...")
     default: str | None = None  # passed to the driver when the row has none
+    valid: object = None  # a predicate on the value, when `values` cannot list them
 
     def check(self, value):
+        if self.valid is not None:
+            return isinstance(value, str) and bool(self.valid(value))
         return not self.values or value in self.values
 
 
@@ -55,6 +58,8 @@ class PortType:
     # statistics column (beside the datapath's per-port counters).
     status: tuple = ()
     stats: tuple = ()
+    # Options a row of this type must have (vxlan's remote_ip).
+    required: tuple = ()
 
     def resolved_options(self, options):
         """The row's options as the driver gets them: this type's keys only,
@@ -66,6 +71,40 @@ class PortType:
 
 
 XDP_MODES = ("best-effort", "native", "generic")  # OVS's, minus native-with-zerocopy
+
+
+def _ipv4(text):
+    """A dotted-quad IPv4 address, as inet_pton reads it (no leading zeros)."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and p == str(int(p)) and int(p) < 256 for p in parts)
+
+
+def _uint(lo, hi):
+    def check(text):
+        return text.isdigit() and text == str(int(text)) and lo <= int(text) <= hi
+    return check
+
+
+def _or_flow(check):
+    return lambda text: text == "flow" or check(text)
+
+
+def _unicast(text):
+    return _ipv4(text) and text != "0.0.0.0" and not 224 <= int(text.split(".")[0]) < 240
+
+
+# VXLAN (RFC 7348) as OVS's options: remote_ip and key may be "flow" (set per
+# packet by OpenFlow: set_field:IP->tun_dst, set_field:N->tun_id).
+VXLAN_OPTIONS = {
+    "remote_ip": Option(expect="an IPv4 unicast address or flow", valid=_or_flow(_unicast)),
+    "key": Option(expect="a VNI 0..16777215 or flow", default="0",
+                  valid=_or_flow(_uint(0, 0xFFFFFF))),
+    "dst_port": Option(expect="a UDP port 1..65535", default="4789", valid=_uint(1, 65535)),
+    "local_ip": Option(expect="an IPv4 address of this host", valid=_ipv4),
+    "tos": Option(expect="0..255 or inherit", default="0",
+                  valid=lambda t: t == "inherit" or _uint(0, 255)(t)),
+    "ttl": Option(expect="1..255", default="64", valid=_uint(1, 255)),
+}
 
 TYPES = {t.name: t for t in (
     PortType("", "afpacket", "a kernel netdev, as system"),
@@ -86,6 +125,13 @@ TYPES = {t.name: t for t in (
              "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False,
              status=("rx_queue", "rx_group", "tx_queue"),
              stats=("rx_injected", "rx_queue_drops", "tx_captured", "tx_queue_drops")),
+    PortType("vxlan", "vxlan", "a VXLAN tunnel (RFC 7348) to remote_ip over the host's IP stack: "
+             "one UDP socket per (local_ip, dst_port) shared by the vxlan ports using it",
+             options=VXLAN_OPTIONS, required=("remote_ip",), owned=True, kernel_netdev=False,
+             status=("tunnel_remote_ip", "tunnel_key", "tunnel_local_ip", "tunnel_dst_port",
+                     "tunnel_path_mtu", "tunnel_mtu"),
+             stats=("tx_segments", "tx_mtu_drops", "tx_no_remote", "tx_offload_drops", "tx_errors",
+                    "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed")),
 )}
 
 
@@ -98,6 +144,11 @@ def schema_options():
     """{type: {option key: (check, expect)}} for the schema's options check."""
     return {name: {key: (opt.check, opt.expect) for key, opt in t.options.items()}
             for name, t in TYPES.items() if t.options}
+
+
+def schema_required():
+    """{type: (option keys a row of that type must have)}."""
+    return {name: t.required for name, t in TYPES.items() if t.required}
 
 
 def lookup(name):

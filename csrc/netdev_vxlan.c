@@ -1,0 +1,747 @@
+/* netdev_vxlan.c — the vxlan port type (RFC 7348): Ethernet frames in UDP,
+ * encapsulated and decapsulated in the fast path, carried by the host's own
+ * IP stack.
+ *
+ * Design note.
+ *  - The VTEP address is an ordinary address of the host: the type sends and
+ *    receives VXLAN datagrams on a UDP socket (routing, ARP and the outer
+ *    IP/UDP headers are the kernel's), one socket per (local_ip, dst_port),
+ *    shared and reference-counted by every vxlan port using it.  Each socket
+ *    keeps a table of its ports: (VNI or "flow", remote_ip or "flow") ->
+ *    port number, under the socket's own leaf mutex (open/close of one port
+ *    run outside the datapath mutex while recv of another may run).
+ *  - rx_fds() of every port on a socket lists the socket's descriptor, so
+ *    the datapath polls it once (netdev.h); recv() reads a batch with
+ *    recvmmsg() straight into the packets' buffers (the 8-byte VXLAN header
+ *    lands in the headroom), checks the header (I flag set, the reserved
+ *    bits and the inner frame's length: otherwise malformed), finds the
+ *    port by (VNI, outer source) — an exact remote first, then a
+ *    remote_ip=flow port of that VNI, then key=flow ports — sets
+ *    pkt->in_port and pkt->tnl (VNI, outer addresses from the datagram and
+ *    IP_PKTINFO, outer TOS/TTL).  A datagram no port claims is dropped and
+ *    counted (rx_unknown_vni, on every port of the socket).
+ *  - send() builds one VXLAN header per packet (VNI: the port's key, or
+ *    pkt->tnl's for key=flow) and sends the batch with sendmmsg() to the
+ *    port's remote (or pkt->tnl's destination for remote_ip=flow, set by a
+ *    SET_TUNNEL action), the frame itself not copied (two iovecs).  Outer
+ *    TOS and TTL go per message as IP_TOS/IP_TTL control messages (tos
+ *    "inherit" copies the inner IPv4/IPv6 TOS).  Outer DF is set
+ *    (IP_PMTUDISC_DO): a frame too large for the path is refused by the
+ *    kernel with EMSGSIZE, dropped and counted (tx_mtu_drops), never cut or
+ *    fragmented.
+ *  - Offloads: a frame with a partial checksum (NEEDS_CSUM) has its
+ *    checksum completed before encapsulation.  A GSO super-frame (TSO from
+ *    a veth or a tap) is segmented here into inner frames whose outer
+ *    datagram fits the path MTU (the MSS is lowered if the inner one would
+ *    not fit), each prefixed by its VXLAN header, back to back in one
+ *    buffer, and handed to the kernel as one UDP GSO send (UDP_SEGMENT
+ *    with the segment size): one syscall per up to 64 segments, the outer
+ *    headers made by the kernel (and by the NIC where it can).  The path MTU
+ *    is the route's (IP_MTU of a socket connected to the remote, read when
+ *    the port opens; 1500 for remote_ip=flow).
+ *  - The source UDP port is the socket's own (dst_port): receivers do not
+ *    care (the kernel's vxlan driver, OVS), at the cost of no ECMP entropy.
+ *  - Options (validated by the schema first, and again here): remote_ip
+ *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
+ *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
+ *    "inherit", default 0), ttl (1..255, default 64).
+ */
+#define _GNU_SOURCE
+#include "netdev_provider.h"
+#include "offload.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+#define VXLAN_HLEN 8
+#define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
+#define VXLAN_FLAG_I 0x08
+#define MAX_GSO_SEGS 64
+#define GSO_MAX_PAYLOAD 65000 /* one UDP GSO send, within IPv4's 64 KiB */
+#define KEY_FLOW UINT64_MAX
+
+struct vxlan_port_entry {
+    uint32_t port_no;
+    uint64_t vni;    /* KEY_FLOW for key=flow */
+    uint32_t remote; /* network order; 0 for remote_ip=flow */
+};
+
+struct vxlan_sock {
+    uint32_t local_ip; /* network order, 0 = any */
+    uint16_t dst_port; /* host order */
+    int fd;
+    int refs;
+    pthread_mutex_t mutex; /* the ports table */
+    struct vxlan_port_entry *ports;
+    int n_ports, cap_ports;
+    /* Counted by recv under the datapath mutex, reported by every port. */
+    uint64_t rx_unknown_vni, rx_malformed, rx_packets;
+    /* recv's per-message state */
+    struct mmsghdr msgs[VS_BATCH];
+    struct iovec iov[VS_BATCH];
+    struct sockaddr_in from[VS_BATCH];
+    uint8_t cmsg[VS_BATCH][128];
+    struct vxlan_sock *next;
+};
+
+static pthread_mutex_t socks_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct vxlan_sock *socks;
+
+struct netdev_vxlan {
+    struct vs_netdev up;
+    struct vxlan_sock *sock;
+    uint32_t remote;   /* network order, 0 = flow */
+    uint64_t vni;      /* KEY_FLOW = flow */
+    int tos;           /* -1 = inherit */
+    int ttl;
+    uint32_t path_mtu; /* outer IP packets at most this long */
+    char remote_text[20], key_text[16];
+    uint64_t tx_packets, tx_segments, tx_mtu_drops, tx_no_remote, tx_errors,
+        tx_offload_drops;
+    /* send's per-call state */
+    struct mmsghdr msgs[VS_BATCH];
+    struct iovec iov[VS_BATCH][2];
+    struct sockaddr_in to[VS_BATCH];
+    uint8_t hdrs[VS_BATCH][VXLAN_HLEN];
+    uint8_t cmsg[VS_BATCH][64];
+    uint8_t *gso_buf; /* segments of one super-frame, VXLAN headers included */
+};
+
+/* ---- options ---- */
+
+static int parse_ip(const char *s, uint32_t *out)
+{
+    struct in_addr a;
+    if (inet_pton(AF_INET, s, &a) != 1)
+        return -1;
+    *out = a.s_addr;
+    return 0;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+    if (!*s)
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end || v > max || *s == '-' || *s == '+')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- shared sockets ---- */
+
+static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, size_t errlen)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return vs_netdev_fail(err, errlen, "UDP socket", -errno);
+    int one = 1, pmtu = IP_PMTUDISC_DO, bufsz = 8 << 20;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(dst_port),
+                              .sin_addr.s_addr = local_ip};
+    if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) < 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu) < 0) {
+        int e = -errno;
+        close(fd);
+        return vs_netdev_fail(err, errlen, "UDP socket options", e);
+    }
+    /* Bursts of a TCP stream: the larger the better; without CAP_NET_ADMIN
+     * the sysctl limits apply. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+    if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        int e = -errno;
+        close(fd);
+        char step[64];
+        snprintf(step, sizeof step, "bind UDP port %u", dst_port);
+        return vs_netdev_fail(err, errlen, step, e);
+    }
+    *fdp = fd;
+    return 0;
+}
+
+/* Finds or creates the socket and adds the port to its table. */
+static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_port,
+                       uint32_t port_no, char *err, size_t errlen)
+{
+    int r = 0;
+    pthread_mutex_lock(&socks_mutex);
+    struct vxlan_sock *s = NULL;
+    for (struct vxlan_sock *g = socks; g; g = g->next)
+        if (g->local_ip == local_ip && g->dst_port == dst_port)
+            s = g;
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) {
+            r = vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
+            goto out;
+        }
+        r = sock_open(local_ip, dst_port, &s->fd, err, errlen);
+        if (r) {
+            free(s);
+            goto out;
+        }
+        s->local_ip = local_ip;
+        s->dst_port = dst_port;
+        pthread_mutex_init(&s->mutex, NULL);
+        s->next = socks;
+        socks = s;
+    }
+    pthread_mutex_lock(&s->mutex);
+    for (int i = 0; i < s->n_ports; i++) {
+        if (s->ports[i].vni == nd->vni && s->ports[i].remote == nd->remote) {
+            pthread_mutex_unlock(&s->mutex);
+            r = vs_netdev_fail(err, errlen, "another vxlan port has this key and remote_ip",
+                               -EEXIST);
+            goto undo;
+        }
+    }
+    if (s->n_ports == s->cap_ports) {
+        int cap = s->cap_ports ? 2 * s->cap_ports : 8;
+        struct vxlan_port_entry *p = realloc(s->ports, (size_t)cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&s->mutex);
+            r = vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
+            goto undo;
+        }
+        s->ports = p;
+        s->cap_ports = cap;
+    }
+    s->ports[s->n_ports++] = (struct vxlan_port_entry){port_no, nd->vni, nd->remote};
+    pthread_mutex_unlock(&s->mutex);
+    s->refs++;
+    nd->sock = s;
+    goto out;
+undo:
+    if (!s->refs) { /* created for this port */
+        for (struct vxlan_sock **p = &socks; *p; p = &(*p)->next)
+            if (*p == s) {
+                *p = s->next;
+                break;
+            }
+        close(s->fd);
+        pthread_mutex_destroy(&s->mutex);
+        free(s->ports);
+        free(s);
+    }
+out:
+    pthread_mutex_unlock(&socks_mutex);
+    return r;
+}
+
+static void sock_detach(struct netdev_vxlan *nd)
+{
+    struct vxlan_sock *s = nd->sock;
+    pthread_mutex_lock(&socks_mutex);
+    pthread_mutex_lock(&s->mutex);
+    for (int i = 0; i < s->n_ports; i++) {
+        if (s->ports[i].port_no == nd->up.port_no) {
+            s->ports[i] = s->ports[--s->n_ports];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mutex);
+    int last = --s->refs == 0;
+    if (last) {
+        for (struct vxlan_sock **p = &socks; *p; p = &(*p)->next)
+            if (*p == s) {
+                *p = s->next;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&socks_mutex);
+    if (last) {
+        close(s->fd);
+        pthread_mutex_destroy(&s->mutex);
+        free(s->ports);
+        free(s);
+    }
+}
+
+/* The route's MTU towards remote (IP_MTU of a connected socket), or 1500. */
+static uint32_t route_mtu(uint32_t remote)
+{
+    uint32_t mtu = 1500;
+    if (!remote)
+        return mtu;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mtu;
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(4789),
+                              .sin_addr.s_addr = remote};
+    int v;
+    socklen_t len = sizeof v;
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+        getsockopt(fd, IPPROTO_IP, IP_MTU, &v, &len) == 0 && v >= 576)
+        mtu = (uint32_t)v;
+    close(fd);
+    return mtu;
+}
+
+static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_option *opts,
+                      int n_opts, struct vs_netdev **out, char *err, size_t errlen)
+{
+    (void)name;
+    static const char *const allowed[] = {"remote_ip", "key", "dst_port", "local_ip",
+                                          "tos", "ttl", NULL};
+    int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
+    if (r)
+        return r;
+    const char *remote = vs_netdev_option(opts, n_opts, "remote_ip", NULL);
+    const char *key = vs_netdev_option(opts, n_opts, "key", "0");
+    const char *dport = vs_netdev_option(opts, n_opts, "dst_port", "4789");
+    const char *local = vs_netdev_option(opts, n_opts, "local_ip", NULL);
+    const char *tos = vs_netdev_option(opts, n_opts, "tos", "0");
+    const char *ttl = vs_netdev_option(opts, n_opts, "ttl", "64");
+    struct netdev_vxlan *nd = calloc(1, sizeof *nd);
+    if (!nd)
+        return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
+    unsigned long long v;
+    uint32_t local_ip = 0;
+    uint16_t dst_port;
+    if (!remote || (strcmp(remote, "flow") && (parse_ip(remote, &nd->remote) || !nd->remote))) {
+        r = vs_netdev_fail(err, errlen, "option remote_ip", -EINVAL);
+        goto fail;
+    }
+    if (!strcmp(key, "flow"))
+        nd->vni = KEY_FLOW;
+    else if (parse_uint(key, 0xffffff, &v) == 0)
+        nd->vni = v;
+    else {
+        r = vs_netdev_fail(err, errlen, "option key", -EINVAL);
+        goto fail;
+    }
+    if (parse_uint(dport, 65535, &v) || !v) {
+        r = vs_netdev_fail(err, errlen, "option dst_port", -EINVAL);
+        goto fail;
+    }
+    dst_port = (uint16_t)v;
+    if (local && parse_ip(local, &local_ip)) {
+        r = vs_netdev_fail(err, errlen, "option local_ip", -EINVAL);
+        goto fail;
+    }
+    if (!strcmp(tos, "inherit"))
+        nd->tos = -1;
+    else if (parse_uint(tos, 255, &v) == 0)
+        nd->tos = (int)v;
+    else {
+        r = vs_netdev_fail(err, errlen, "option tos", -EINVAL);
+        goto fail;
+    }
+    if (parse_uint(ttl, 255, &v) || !v) {
+        r = vs_netdev_fail(err, errlen, "option ttl", -EINVAL);
+        goto fail;
+    }
+    nd->ttl = (int)v;
+    snprintf(nd->remote_text, sizeof nd->remote_text, "%s", remote);
+    snprintf(nd->key_text, sizeof nd->key_text, "%s", key);
+    nd->path_mtu = route_mtu(nd->remote);
+    nd->up.port_no = port_no;
+    r = sock_attach(nd, local_ip, dst_port, port_no, err, errlen);
+    if (r)
+        goto fail;
+    *out = &nd->up;
+    return 0;
+fail:
+    free(nd);
+    return r;
+}
+
+static void vxlan_close(struct vs_netdev *netdev)
+{
+    struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    sock_detach(nd);
+    free(nd->gso_buf);
+    free(nd);
+}
+
+static int vxlan_rx_fds(struct vs_netdev *netdev, int *fds, int max)
+{
+    if (max < 1)
+        return 0;
+    fds[0] = ((struct netdev_vxlan *)netdev)->sock->fd;
+    return 1;
+}
+
+/* ---- receive ---- */
+
+/* The port for (vni, src) on s: an exact remote, then remote_ip=flow of
+ * that VNI, then key=flow with that remote, then key=flow remote_ip=flow.
+ * Called with s->mutex held.  Returns the port number or UINT32_MAX. */
+static uint32_t demux(const struct vxlan_sock *s, uint64_t vni, uint32_t src)
+{
+    int best = -1, best_rank = 5;
+    for (int i = 0; i < s->n_ports; i++) {
+        const struct vxlan_port_entry *e = &s->ports[i];
+        int vni_ok = e->vni == vni, vni_any = e->vni == KEY_FLOW;
+        int rem_ok = e->remote == src, rem_any = e->remote == 0;
+        int rank = vni_ok && rem_ok ? 1 : vni_ok && rem_any ? 2 : vni_any && rem_ok ? 3
+                 : vni_any && rem_any ? 4 : 5;
+        if (rank < best_rank) {
+            best_rank = rank;
+            best = i;
+            if (rank == 1)
+                break;
+        }
+    }
+    return best < 0 ? UINT32_MAX : s->ports[best].port_no;
+}
+
+static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
+                      uint64_t *truncated)
+{
+    (void)rxq;
+    struct vxlan_sock *s = ((struct netdev_vxlan *)netdev)->sock;
+    if (n > VS_BATCH)
+        n = VS_BATCH;
+    for (int i = 0; i < n; i++) {
+        /* The VXLAN header lands in the headroom, the frame at data. */
+        s->iov[i].iov_base = pkts[i].buf + VS_HEADROOM - VXLAN_HLEN;
+        s->iov[i].iov_len = VS_MAX_FRAME + VXLAN_HLEN;
+        struct msghdr *m = &s->msgs[i].msg_hdr;
+        m->msg_name = &s->from[i];
+        m->msg_namelen = sizeof s->from[i];
+        m->msg_iov = &s->iov[i];
+        m->msg_iovlen = 1;
+        m->msg_control = s->cmsg[i];
+        m->msg_controllen = sizeof s->cmsg[i];
+        m->msg_flags = 0;
+    }
+    int got = recvmmsg(s->fd, s->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+    int out = 0;
+    pthread_mutex_lock(&s->mutex);
+    for (int i = 0; i < got; i++) {
+        uint8_t *h = pkts[i].buf + VS_HEADROOM - VXLAN_HLEN;
+        uint32_t len = s->msgs[i].msg_len;
+        s->rx_packets++;
+        /* RFC 7348: I flag set, the other flag bits and the reserved
+         * fields zero; an inner Ethernet header at least. */
+        if (len < VXLAN_HLEN + 14 || (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+            h[0] != VXLAN_FLAG_I || h[1] || h[2] || h[3] || h[7]) {
+            s->rx_malformed++;
+            (*truncated)++;
+            continue;
+        }
+        uint64_t vni = (uint64_t)h[4] << 16 | (uint64_t)h[5] << 8 | h[6];
+        uint32_t src = s->from[i].sin_addr.s_addr;
+        uint32_t port_no = demux(s, vni, src);
+        if (port_no == UINT32_MAX) {
+            s->rx_unknown_vni++;
+            continue;
+        }
+        struct vs_packet *p = &pkts[out];
+        if (out != i) { /* keep the batch dense: swap buffers */
+            uint8_t *b = p->buf;
+            p->buf = pkts[i].buf;
+            pkts[i].buf = b;
+        }
+        p->data = p->buf + VS_HEADROOM;
+        p->len = len - VXLAN_HLEN;
+        p->in_port = port_no;
+        memset(&p->vnet, 0, sizeof p->vnet);
+        p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = src, .ip_dst = s->local_ip,
+                                    .tp_src = ntohs(s->from[i].sin_port),
+                                    .tp_dst = s->dst_port, .flags = VS_TNL_F_PRESENT};
+        struct msghdr *m = &s->msgs[i].msg_hdr;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+            if (c->cmsg_level != IPPROTO_IP)
+                continue;
+            if (c->cmsg_type == IP_PKTINFO)
+                p->tnl.ip_dst = ((struct in_pktinfo *)CMSG_DATA(c))->ipi_addr.s_addr;
+            else if (c->cmsg_type == IP_TOS)
+                p->tnl.tos = *(uint8_t *)CMSG_DATA(c);
+            else if (c->cmsg_type == IP_TTL)
+                p->tnl.ttl = (uint8_t)*(int *)CMSG_DATA(c);
+        }
+        out++;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return out;
+}
+
+/* ---- send ---- */
+
+static uint8_t inner_tos(const uint8_t *f, uint32_t len)
+{
+    uint32_t off = 12;
+    if (len >= 18 && f[12] == 0x81 && f[13] == 0x00)
+        off = 16;
+    if (len < off + 4)
+        return 0;
+    uint16_t type = (uint16_t)(f[off] << 8 | f[off + 1]);
+    if (type == 0x0800)
+        return f[off + 3];
+    if (type == 0x86dd)
+        return (uint8_t)((f[off + 2] & 0x0f) << 4 | f[off + 3] >> 4);
+    return 0;
+}
+
+/* The inner headers' length of a GSO frame (Ethernet to the end of TCP or
+ * UDP), or 0. */
+static uint32_t gso_hlen(const uint8_t *f, uint32_t len, const struct vs_vnet_hdr *v)
+{
+    uint32_t l4 = v->csum_start;
+    if (!(v->flags & VS_VNET_F_NEEDS_CSUM) || l4 < 14 || l4 + 20 > len)
+        return 0;
+    if ((v->gso_type & ~VS_GSO_ECN) == VS_GSO_UDP_L4)
+        return l4 + 8;
+    return l4 + (uint32_t)(f[l4 + 12] >> 4) * 4;
+}
+
+/* Where this packet goes: 0, or -1 if it has no destination (flow ports
+ * without SET_TUNNEL). */
+static int dest_of(struct netdev_vxlan *nd, const struct vs_packet *pkt, uint32_t *ip,
+                   uint64_t *vni)
+{
+    *ip = nd->remote;
+    *vni = nd->vni;
+    if (!nd->remote) {
+        if (!(pkt->tnl.flags & VS_TNL_F_SET) || !pkt->tnl.ip_dst)
+            return -1;
+        *ip = pkt->tnl.ip_dst;
+    }
+    if (nd->vni == KEY_FLOW)
+        *vni = pkt->tnl.flags & VS_TNL_F_PRESENT ? pkt->tnl.tun_id & 0xffffff : 0;
+    return 0;
+}
+
+static void put_hdr(uint8_t *h, uint64_t vni)
+{
+    h[0] = VXLAN_FLAG_I;
+    h[1] = h[2] = h[3] = 0;
+    h[4] = (uint8_t)(vni >> 16);
+    h[5] = (uint8_t)(vni >> 8);
+    h[6] = (uint8_t)vni;
+    h[7] = 0;
+}
+
+/* IP_TOS / IP_TTL (and UDP_SEGMENT when gso) control messages; returns
+ * their length. */
+static size_t put_cmsgs(struct netdev_vxlan *nd, uint8_t *buf, size_t cap, int tos, int gso)
+{
+    struct msghdr m = {.msg_control = buf, .msg_controllen = cap};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    size_t used = 0;
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_TTL;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    *(int *)CMSG_DATA(c) = nd->ttl;
+    used += CMSG_SPACE(sizeof(int));
+    if (tos) {
+        c = CMSG_NXTHDR(&m, c);
+        c->cmsg_level = IPPROTO_IP;
+        c->cmsg_type = IP_TOS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        *(int *)CMSG_DATA(c) = tos;
+        used += CMSG_SPACE(sizeof(int));
+    }
+    if (gso) {
+        c = CMSG_NXTHDR(&m, c);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        *(uint16_t *)CMSG_DATA(c) = (uint16_t)gso;
+        used += CMSG_SPACE(sizeof(uint16_t));
+    }
+    return used;
+}
+
+/* Sends one GSO super-frame as UDP GSO sends of VXLAN segments.
+ * Returns 1 if sent, 0 if dropped (counted). */
+static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip, uint64_t vni,
+                    int tos)
+{
+    uint32_t hlen = gso_hlen(pkt->data, pkt->len, &pkt->vnet);
+    if (!hlen || hlen >= pkt->len) {
+        nd->tx_offload_drops++;
+        return 0;
+    }
+    struct vs_vnet_hdr v = pkt->vnet;
+    /* Lower the MSS so that each outer packet fits the path. */
+    uint32_t room = nd->path_mtu > OUTER_HLEN + hlen + 64 ? nd->path_mtu - OUTER_HLEN - hlen : 64;
+    if (!v.gso_size || v.gso_size > room)
+        v.gso_size = (uint16_t)room;
+    uint32_t mss = v.gso_size;
+    uint32_t nseg = (pkt->len - hlen + mss - 1) / mss;
+    uint32_t stride = VXLAN_HLEN + hlen + mss;
+    if (!nd->gso_buf && !(nd->gso_buf = malloc((size_t)VS_MAX_FRAME * 2 + 65536))) {
+        nd->tx_offload_drops++;
+        return 0;
+    }
+    if (nseg > 2 * MAX_GSO_SEGS * 2 || (uint64_t)nseg * stride > (uint64_t)VS_MAX_FRAME * 2 + 65536) {
+        nd->tx_offload_drops++;
+        return 0;
+    }
+    uint8_t *outs[256];
+    uint32_t lens[256];
+    for (uint32_t i = 0; i < nseg; i++)
+        outs[i] = nd->gso_buf + i * stride + VXLAN_HLEN;
+    int got = vs_offload_segment(pkt->data, pkt->len, &v, outs, hlen + mss, lens, (int)nseg);
+    if (got != (int)nseg) {
+        nd->tx_offload_drops++;
+        return 0;
+    }
+    for (uint32_t i = 0; i < nseg; i++) {
+        put_hdr(outs[i] - VXLAN_HLEN, vni);
+        if (i + 1 < nseg && lens[i] != hlen + mss) { /* not back to back */
+            nd->tx_offload_drops++;
+            return 0;
+        }
+    }
+    /* At most MAX_GSO_SEGS segments and GSO_MAX_PAYLOAD bytes per send. */
+    uint32_t per = GSO_MAX_PAYLOAD / stride;
+    if (per > MAX_GSO_SEGS)
+        per = MAX_GSO_SEGS;
+    if (!per)
+        per = 1;
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(nd->sock->dst_port),
+                             .sin_addr.s_addr = ip};
+    for (uint32_t first = 0; first < nseg; first += per) {
+        uint32_t cnt = nseg - first < per ? nseg - first : per;
+        uint32_t bytes = (cnt - 1) * stride + VXLAN_HLEN + lens[first + cnt - 1];
+        struct iovec iov = {nd->gso_buf + first * stride, bytes};
+        uint8_t cbuf[64];
+        struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov,
+                           .msg_iovlen = 1, .msg_control = cbuf};
+        m.msg_controllen = put_cmsgs(nd, cbuf, sizeof cbuf, tos, cnt > 1 ? (int)stride : 0);
+        if (sendmsg(nd->sock->fd, &m, MSG_DONTWAIT) < 0) {
+            if (errno == EMSGSIZE || errno == EINVAL)
+                nd->tx_mtu_drops++;
+            else
+                nd->tx_errors++;
+            return 0;
+        }
+        nd->tx_segments += cnt;
+    }
+    return 1;
+}
+
+static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in, int n)
+{
+    struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    /* The datapath's own staging array: reordered so that the packets sent
+     * come first (the contract counts pkts[0..sent) as sent). */
+    struct vs_packet **pkts = (struct vs_packet **)pkts_in;
+    int sent = 0;
+    for (int base = 0; base < n;) {
+        int cnt = n - base < VS_BATCH ? n - base : VS_BATCH;
+        int m = 0;
+        struct vs_packet *batch[VS_BATCH];
+        for (int i = 0; i < cnt; i++) {
+            struct vs_packet *p = pkts[base + i];
+            uint32_t ip;
+            uint64_t vni;
+            if (dest_of(nd, p, &ip, &vni)) {
+                nd->tx_no_remote++;
+                continue;
+            }
+            int tos = nd->tos >= 0 ? nd->tos : inner_tos(p->data, p->len);
+            if ((p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE) {
+                if (send_gso(nd, p, ip, vni, tos))
+                    pkts[sent++] = p;
+                continue;
+            }
+            if ((p->vnet.flags & VS_VNET_F_NEEDS_CSUM) &&
+                vs_offload_csum(p->data, p->len, &p->vnet) < 0) {
+                nd->tx_offload_drops++;
+                continue;
+            }
+            put_hdr(nd->hdrs[m], vni);
+            nd->iov[m][0] = (struct iovec){nd->hdrs[m], VXLAN_HLEN};
+            nd->iov[m][1] = (struct iovec){p->data, p->len};
+            nd->to[m] = (struct sockaddr_in){.sin_family = AF_INET,
+                                             .sin_port = htons(nd->sock->dst_port),
+                                             .sin_addr.s_addr = ip};
+            struct msghdr *h = &nd->msgs[m].msg_hdr;
+            *h = (struct msghdr){.msg_name = &nd->to[m], .msg_namelen = sizeof nd->to[m],
+                                 .msg_iov = nd->iov[m], .msg_iovlen = 2,
+                                 .msg_control = nd->cmsg[m]};
+            h->msg_controllen = put_cmsgs(nd, nd->cmsg[m], sizeof nd->cmsg[m], tos, 0);
+            batch[m++] = p;
+        }
+        for (int done = 0; done < m;) {
+            int r = sendmmsg(nd->sock->fd, nd->msgs + done, (unsigned)(m - done), MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EMSGSIZE)
+                    nd->tx_mtu_drops++;
+                else
+                    nd->tx_errors++;
+                done++; /* that one is dropped, the rest are tried */
+                continue;
+            }
+            for (int j = 0; j < r; j++)
+                pkts[sent++] = batch[done + j];
+            done += r;
+        }
+        base += cnt;
+    }
+    nd->tx_packets += (uint64_t)sent;
+    return sent;
+}
+
+static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)
+{
+    struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    char local[INET_ADDRSTRLEN];
+    struct in_addr a = {nd->sock->local_ip};
+    inet_ntop(AF_INET, &a, local, sizeof local);
+    int n = vs_netdev_kv(out, 0, max, "tunnel_remote_ip", "%s", nd->remote_text);
+    n = vs_netdev_kv(out, n, max, "tunnel_key", "%s", nd->key_text);
+    n = vs_netdev_kv(out, n, max, "tunnel_local_ip", "%s", local);
+    n = vs_netdev_kv(out, n, max, "tunnel_dst_port", "%u", nd->sock->dst_port);
+    n = vs_netdev_kv(out, n, max, "tunnel_path_mtu", "%u", nd->path_mtu);
+    n = vs_netdev_kv(out, n, max, "tunnel_mtu",
+                     "inner frames up to %u bytes (%u-byte IP packets); larger ones are "
+                     "segmented when GSO, else dropped and counted (tx_mtu_drops)",
+                     nd->path_mtu - OUTER_HLEN, nd->path_mtu - OUTER_HLEN - 14);
+    return n;
+}
+
+static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
+{
+    struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    int n = 0;
+    n = vs_netdev_counter(out, n, max, "tx_segments", nd->tx_segments);
+    n = vs_netdev_counter(out, n, max, "tx_mtu_drops", nd->tx_mtu_drops);
+    n = vs_netdev_counter(out, n, max, "tx_no_remote", nd->tx_no_remote);
+    n = vs_netdev_counter(out, n, max, "tx_offload_drops", nd->tx_offload_drops);
+    n = vs_netdev_counter(out, n, max, "tx_errors", nd->tx_errors);
+    n = vs_netdev_counter(out, n, max, "sock_rx_packets", nd->sock->rx_packets);
+    n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni", nd->sock->rx_unknown_vni);
+    n = vs_netdev_counter(out, n, max, "sock_rx_malformed", nd->sock->rx_malformed);
+    return n;
+}
+
+static const struct vs_netdev_class vxlan_class = {
+    .type = "vxlan",
+    .open = vxlan_open,
+    .close = vxlan_close,
+    .rx_fds = vxlan_rx_fds,
+    .recv = vxlan_recv,
+    .send = vxlan_send,
+    .get_status = vxlan_status,
+    .get_stats = vxlan_stats,
+};
+
+VS_NETDEV_REGISTER(vxlan_class)

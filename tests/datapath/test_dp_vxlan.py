@@ -1,0 +1,198 @@
+"""The vxlan port type in C (csrc/netdev_vxlan.c), no root: the far VTEP is a
+plain UDP socket on 127.0.0.1, the switch's VTEP 127.0.0.2 (local_ip), both
+on an unprivileged port.  Encapsulation is checked byte for byte (VXLAN
+header, VNI, the inner frame untouched) and by scapy; decapsulation by the
+frame that reaches a dummy port and the tunnel metadata in the upcall's key;
+then the drops: an unknown VNI, malformed VXLAN headers, a frame too large
+for the path (counted, never cut), a remote_ip=flow port without a
+destination; the SET_TUNNEL action steering one flow port to two remotes;
+and a TSO super-frame leaving as MSS-sized VXLAN datagrams."""
+import ipaddress
+import socket
+import struct
+import time
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.layers.vxlan import VXLAN
+
+from helpers.vswitchd import wait_for
+from vswitch.datapath.dpif import Datapath, PortOpenError
+
+FAR, NEAR = "127.0.0.1", "127.0.0.2"
+ALL = 0xFFFFFFFF
+
+
+def ip_int(text):
+    return int(ipaddress.IPv4Address(text))
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((NEAR, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def vtep():
+    """(dp, far socket, dst_port): dummy port 1, vxlan port 2 (VNI 42 to FAR)."""
+    port = free_udp_port()
+    far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    far.bind((FAR, port))
+    far.settimeout(2)
+    dp = Datapath(upcall_ring_size=64)
+    try:
+        dp.add_port(1, "dummy", "d1")
+        dp.add_port(2, "vxlan", "vx1", {"remote_ip": FAR, "key": "42", "dst_port": str(port),
+                                        "local_ip": NEAR, "tos": "0", "ttl": "64"})
+        yield dp, far, port
+    finally:
+        dp.close()
+        far.close()
+
+
+def inner_frame(size=100, dst="02:00:00:00:00:02"):
+    pkt = Ether(src="02:00:00:00:00:01", dst=dst) / IP(src="10.0.0.1", dst="10.0.0.2") / \
+        UDP(sport=1000, dport=2000)
+    return bytes(pkt / (b"x" * max(0, size - len(pkt))))
+
+
+def vxlan_bytes(vni, frame, flags=0x08):
+    return struct.pack("!B3xI", flags, vni << 8) + frame
+
+
+def test_encap_bytes(vtep):
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 2)])
+    frame = inner_frame()
+    dp.dummy_inject(1, [frame])
+    data, (src, sport) = far.recvfrom(65536)
+    assert (src, sport) == (NEAR, port)
+    assert data[:8] == bytes([0x08, 0, 0, 0, 0, 0, 42, 0])
+    assert data[8:] == frame
+    assert VXLAN(data).vni == 42 and bytes(VXLAN(data).payload) == frame
+    assert dp.port_stats(2)["tx_packets"] == 1
+    status = dp.port_type_status(2)
+    assert status["tunnel_remote_ip"] == FAR and status["tunnel_key"] == "42"
+
+
+def test_decap_to_port_with_tunnel_metadata(vtep):
+    dp, far, port = vtep
+    frame = inner_frame()
+    far.sendto(vxlan_bytes(42, frame), (NEAR, port))
+    ups = wait_for(lambda: dp.recv_upcalls(), what="upcall of the decapsulated frame")
+    assert ups[0].frame == frame
+    key = ups[0].key
+    assert key["in_port"] == 2 and key["tun_id"] == 42
+    assert key["tun_src"] == ip_int(FAR) and key["tun_dst"] == ip_int(NEAR)
+    # A megaflow on the tunnel metadata forwards the next one to the dummy port.
+    dp.flow_put({"in_port": 2, "tun_id": 42, "tun_src": ip_int(FAR)},
+                {"in_port": ALL, "tun_id": (1 << 64) - 1, "tun_src": ALL}, [("output", 1)])
+    far.sendto(vxlan_bytes(42, frame), (NEAR, port))
+    sent = wait_for(lambda: dp.dummy_sent(1), what="decapsulated frame")
+    assert sent == [frame]
+    assert dp.port_stats(2)["rx_packets"] == 2
+
+
+def test_unknown_vni_and_malformed_are_dropped_and_counted(vtep):
+    dp, far, port = vtep
+    frame = inner_frame()
+    far.sendto(vxlan_bytes(43, frame), (NEAR, port))           # no port has VNI 43
+    far.sendto(vxlan_bytes(42, frame, flags=0x00), (NEAR, port))  # I flag clear
+    far.sendto(vxlan_bytes(42, frame, flags=0x88), (NEAR, port))  # reserved flag set
+    far.sendto(vxlan_bytes(42, b"\x01" * 10), (NEAR, port))       # inner frame cut
+    far.sendto(b"\x08\x00", (NEAR, port))                         # header cut
+    wait_for(lambda: dp.port_type_stats(2)["sock_rx_packets"] == 5, what="5 datagrams read")
+    stats = dp.port_type_stats(2)
+    assert stats["sock_rx_unknown_vni"] == 1 and stats["sock_rx_malformed"] == 4
+    assert dp.port_stats(2)["rx_malformed"] == 4
+    assert dp.recv_upcalls() == []
+
+
+def test_too_large_for_the_path_is_dropped_and_counted_not_cut(vtep):
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 2)])
+    # loopback's MTU is 65536: an inner frame whose datagram exceeds 65535.
+    dp.dummy_inject(1, [inner_frame(65500)])
+    wait_for(lambda: dp.port_type_stats(2)["tx_mtu_drops"] == 1, what="an MTU drop")
+    assert dp.port_stats(2)["tx_dropped"] == 1
+    dp.dummy_inject(1, [inner_frame(1400)])
+    assert len(far.recvfrom(65536)[0]) == 1408
+
+
+def test_set_tunnel_steers_a_flow_port(vtep):
+    dp, far, port = vtep
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.3", port))
+    other.settimeout(2)
+    try:
+        dp.add_port(3, "vxlan", "vxf", {"remote_ip": "flow", "key": "flow", "dst_port": str(port),
+                                        "local_ip": NEAR})
+        frame = inner_frame()
+        # No destination: dropped and counted.
+        dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 3)])
+        dp.dummy_inject(1, [frame])
+        wait_for(lambda: dp.port_type_stats(3)["tx_no_remote"] == 1, what="a no-remote drop")
+        dp.flow_flush()
+        dp.flow_put({"in_port": 1}, {"in_port": ALL},
+                    [("set_tunnel", (7, ip_int(FAR), 0)), ("output", 3),
+                     ("set_tunnel", (9, ip_int("127.0.0.3"), 0)), ("output", 3)])
+        dp.dummy_inject(1, [frame])
+        a, b = far.recv(65536), other.recv(65536)
+        assert a == vxlan_bytes(7, frame) and b == vxlan_bytes(9, frame)
+        # Received on the shared socket: the flow port claims VNIs no fixed
+        # port has (FAR/42 stays the fixed port's).
+        far.sendto(vxlan_bytes(1234, frame), (NEAR, port))
+        ups = wait_for(lambda: dp.recv_upcalls(), what="upcall")
+        assert ups[0].key["in_port"] == 3 and ups[0].key["tun_id"] == 1234
+    finally:
+        other.close()
+
+
+def test_tso_superframe_leaves_as_mss_segments(vtep):
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 2)])
+    payload = bytes(range(256)) * 100  # 25600 bytes
+    pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / \
+        IP(src="10.0.0.1", dst="10.0.0.2", id=100) / TCP(sport=5000, dport=80, seq=1000, flags="PA")
+    frame = bytearray(bytes(pkt / payload))
+    hlen = len(pkt)
+    # A partial checksum as the kernel leaves it: the pseudo-header sum.
+    ph = struct.pack("!4s4sBBH", socket.inet_aton("10.0.0.1"), socket.inet_aton("10.0.0.2"), 0, 6,
+                     len(frame) - 34)
+    s = sum(struct.unpack("!6H", ph))
+    s = (s & 0xFFFF) + (s >> 16)
+    frame[34 + 16:34 + 18] = struct.pack("!H", s & 0xFFFF)
+    vnet = struct.pack("<BBHHHH", 1, 1, hlen, 1000, 34, 16)  # NEEDS_CSUM, TCPV4
+    dp.dummy_inject(1, [bytes(frame)], vnets=[vnet])
+    got = []
+    while sum(len(d) - 8 - hlen for d in got) < len(payload):
+        got.append(far.recv(65536))
+    assert len(got) == 26
+    data = b""
+    for i, d in enumerate(got):
+        assert d[:8] == bytes([8, 0, 0, 0, 0, 0, 42, 0])
+        inner = Ether(d[8:])
+        assert inner[TCP].seq == 1000 + 1000 * i
+        chk = inner[TCP].chksum
+        del inner[TCP].chksum
+        assert Ether(bytes(inner))[TCP].chksum == chk
+        data += bytes(inner[TCP].payload)
+    assert data == payload
+    assert dp.port_type_stats(2)["tx_segments"] == 26
+
+
+def test_bad_options_name_the_option():
+    dp = Datapath()
+    try:
+        for opts, step in (({"key": "1"}, "option remote_ip"),
+                           ({"remote_ip": "1.2.3"}, "option remote_ip"),
+                           ({"remote_ip": FAR, "key": "16777216"}, "option key"),
+                           ({"remote_ip": FAR, "dst_port": "0"}, "option dst_port"),
+                           ({"remote_ip": FAR, "colour": "red"}, "option colour")):
+            with pytest.raises(PortOpenError) as e:
+                dp.add_port(5, "vxlan", "bad", opts)
+            assert e.value.step == step
+    finally:
+        dp.close()
