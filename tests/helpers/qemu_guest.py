@@ -174,15 +174,40 @@ class _Cpio:
         return self.buf.getvalue()
 
 
-def build_initramfs(path, ver):
-    """Writes the guest's gzipped initramfs to `path`."""
+def shared_libraries(binary):
+    """The host files `binary` loads (ldd's resolved paths, the loader too)."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    libs = []
+    for line in out.splitlines():
+        parts = line.split()
+        path = parts[2] if "=>" in parts and len(parts) > 2 else parts[0] if parts else ""
+        if path.startswith("/"):
+            libs.append(path)
+    return libs
+
+
+def build_initramfs(path, ver, init=INIT, binaries=()):
+    """Writes the guest's gzipped initramfs to `path`: busybox, the
+    virtio-net modules and `init`; each of `binaries` (host paths, e.g.
+    /usr/bin/iperf3) goes in at the same path with its shared libraries."""
     mods = modules_in_load_order(ver)
     names = [n for n, _ in mods]
     if "virtio_net" not in names:
         raise Unavailable(f"kernel {ver} has no virtio_net module")
     ar = _Cpio()
-    for d in ("bin", "dev", "proc", "sys", "lib", "lib/modules"):
+    dirs = ["bin", "dev", "proc", "sys", "tmp", "lib", "lib/modules"]
+    files = []
+    for binary in binaries:
+        for host_path in [binary, *shared_libraries(binary)]:
+            name = host_path.lstrip("/")
+            files.append((name, host_path))
+            parts = name.split("/")[:-1]
+            dirs += ["/".join(parts[:i + 1]) for i in range(len(parts))]
+    for d in dict.fromkeys(dirs):
         ar.dir(d)
+    for name, host_path in dict(files).items():
+        with open(host_path, "rb") as f:  # follows symlinks: the library itself
+            ar.file(name, f.read(), 0o755)
     ar.chardev("dev/console", 5, 1)
     ar.chardev("dev/null", 1, 3)
     with open(BUSYBOX, "rb") as f:
@@ -191,7 +216,7 @@ def build_initramfs(path, ver):
     for name, mod_path in mods:
         ar.file(f"lib/modules/{name}.ko", _module_bytes(mod_path))
     ar.file("modules.order", ("\n".join(names) + "\n").encode())
-    ar.file("init", INIT.encode(), 0o755)
+    ar.file("init", init.encode(), 0o755)
     with open(path, "wb") as f:
         f.write(gzip.compress(ar.finish(), compresslevel=1))
     return names
