@@ -711,10 +711,11 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_local_ip", "%s", local);
     n = vs_netdev_kv(out, n, max, "tunnel_dst_port", "%u", nd->sock->dst_port);
     n = vs_netdev_kv(out, n, max, "tunnel_path_mtu", "%u", nd->path_mtu);
-    n = vs_netdev_kv(out, n, max, "tunnel_mtu",
-                     "inner frames up to %u bytes (%u-byte IP packets); larger ones are "
-                     "segmented when GSO, else dropped and counted (tx_mtu_drops)",
-                     nd->path_mtu - OUTER_HLEN, nd->path_mtu - OUTER_HLEN - 14);
+    /* The largest inner IP packet that crosses, and what happens to larger
+     * ones (status values are at most VS_KV_VALUE_LEN bytes). */
+    n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);
+    n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
+                     "GSO segmented; else dropped and counted (tx_mtu_drops)");
     return n;
 }
 

@@ -116,8 +116,10 @@ class Bridge:
                     dps.append(iface.dp_port)
                     names[iface.dp_port] = iface_name
             if dps and not any(f.reserves(port_name) for f in self.features):
+                tunnel = any(getattr(getattr(self.interfaces(n), "port_type", None), "tunnel", False)
+                             for n in port.ifaces)
                 bp = normal.BridgePort(port_name, dps[0], settings.tag, settings.trunks,
-                                       settings.vlan_mode, xlate=xlate)
+                                       settings.vlan_mode, xlate=xlate, tunnel=tunnel)
                 for dp in dps:
                     ports[dp] = bp
         for name in set(self.port_settings) - set(ctx.ports):

@@ -60,6 +60,9 @@ class PortType:
     stats: tuple = ()
     # Options a row of this type must have (vxlan's remote_ip).
     required: tuple = ()
+    # A tunnel to other VTEPs: NORMAL does not flood from one tunnel port
+    # into another (split horizon, vswitch/ofproto/normal.py).
+    tunnel: bool = False
 
     def resolved_options(self, options):
         """The row's options as the driver gets them: this type's keys only,
@@ -127,9 +130,9 @@ TYPES = {t.name: t for t in (
              stats=("rx_injected", "rx_queue_drops", "tx_captured", "tx_queue_drops")),
     PortType("vxlan", "vxlan", "a VXLAN tunnel (RFC 7348) to remote_ip over the host's IP stack: "
              "one UDP socket per (local_ip, dst_port) shared by the vxlan ports using it",
-             options=VXLAN_OPTIONS, required=("remote_ip",), owned=True, kernel_netdev=False,
+             options=VXLAN_OPTIONS, required=("remote_ip",), tunnel=True, owned=True, kernel_netdev=False,
              status=("tunnel_remote_ip", "tunnel_key", "tunnel_local_ip", "tunnel_dst_port",
-                     "tunnel_path_mtu", "tunnel_mtu"),
+                     "tunnel_path_mtu", "tunnel_inner_mtu", "tunnel_oversize"),
              stats=("tx_segments", "tx_mtu_drops", "tx_no_remote", "tx_offload_drops", "tx_errors",
                     "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed")),
 )}

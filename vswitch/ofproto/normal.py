@@ -37,6 +37,11 @@ class BridgePort:
     trunks: frozenset = frozenset()
     vlan_mode: str | None = None
     xlate: object = None  # a bond: admit(in_dp, key, mask, tags, vlan), select(key, mask, tags)
+    # A tunnel port (vxlan): VTEPs form a full mesh, so a frame that came
+    # through one tunnel is never flooded into another (split horizon, as a
+    # Linux bridge with one vxlan device or EVPN); unicast to a MAC learned
+    # behind another tunnel is still forwarded.
+    tunnel: bool = False
 
     def output_port(self, key, mask, tags):
         """The datapath port to send on (None: a bond with no usable member)."""
@@ -216,7 +221,8 @@ def xlate(ports_by_ofport, mac_table, key, now, trace=True):
     if flood:
         # A bond is listed under each member's datapath port: once is enough.
         unique = {p.name: p for p in ports_by_ofport.values()
-                  if p.name != in_port.name and p.includes_vlan(vlan)}
+                  if p.name != in_port.name and p.includes_vlan(vlan)
+                  and not (in_port.tunnel and p.tunnel)}
         out_ports = sorted(unique.values(), key=lambda p: p.ofport)
         note(lambda: "flood to: " + (", ".join(p.name for p in out_ports) or "(no other port)"))
     chosen = []

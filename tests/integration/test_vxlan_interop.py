@@ -1,0 +1,190 @@
+"""VXLAN between real hosts on one underlay: two vswitch hosts (each a
+namespace with its own vswitchd, br0 with vxlan ports and a namespace behind
+it) and a host running the Linux kernel's vxlan driver (vxlan0 with head-end
+replication to both switches, an address on vxlan0 itself), all joined by a
+Linux bridge in an underlay namespace.  The VTEP addresses are ordinary
+addresses of each host's underlay interface.
+
+Checked: pings in both directions between every pair; near-MTU pings (-s 1400
+and the largest, a 1450-byte inner IP packet over the 1500-byte underlay)
+with DF; one byte more is dropped and counted (tx_mtu_drops), never cut;
+the kernel's vxlan fdb learns the MACs behind each switch's VTEP; tshark
+decodes every underlay UDP packet as VXLAN with VNI 100 and only the I flag,
+none malformed; an unknown VNI is counted; NORMAL learned the far MACs on
+the tunnel ports."""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from helpers import netns
+from helpers.vswitchd import have, running_vswitchd, wait_for
+
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces"),
+              pytest.mark.skipif(not have("tshark") or not have("tcpdump"), reason="needs tshark")]
+
+VNI = 100
+UNDERLAY = {"a": "192.168.100.1", "b": "192.168.100.2", "k": "192.168.100.3"}
+INNER = {"a": "10.0.0.1", "b": "10.0.0.2", "k": "10.0.0.3"}
+
+
+class Underlay:
+    def __init__(self, stack):
+        self.stack = stack
+        self.ns = stack.enter_context(netns.namespace("ul"))
+        netns.run(self.ns, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0", check=False)
+        netns.run(self.ns, "ip", "link", "add", "ubr", "type", "bridge")
+        netns.run(self.ns, "ip", "link", "set", "ubr", "up")
+
+    def attach(self, host_ns, name, ip):
+        """A veth from the underlay bridge to host_ns, whose end `ul0` gets ip."""
+        netns.run(self.ns, "ip", "link", "add", name, "type", "veth", "peer", "name", "ul0",
+                  "netns", host_ns)
+        netns.run(self.ns, "ip", "link", "set", name, "master", "ubr", "up")
+        netns.run(host_ns, "ip", "addr", "add", f"{ip}/24", "dev", "ul0")
+        netns.run(host_ns, "ip", "link", "set", "ul0", "up")
+
+
+def vswitch_host(stack, ul, tag, workdir, peers):
+    """A vswitch host: namespace `sw`, vswitchd, br0 with vxlan ports to
+    `peers` and a host namespace behind port p1.  Returns (sw, vs, host ns)."""
+    sw = stack.enter_context(netns.namespace("vx" + tag))
+    ul.attach(sw, "u" + tag, UNDERLAY[tag])
+    os.makedirs(workdir, exist_ok=True)
+    vs = stack.enter_context(running_vswitchd(sw, workdir))
+    vs.vsctl("add-br", "br0")
+    for peer in peers:
+        vs.vsctl("add-port", "br0", f"vx{peer}", "--", "set", "interface", f"vx{peer}", "type=vxlan",
+                 f"options:remote_ip={UNDERLAY[peer]}", f"options:key={VNI}")
+    host = stack.enter_context(netns.namespace("h" + tag))
+    netns.run(sw, "ip", "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", host)
+    netns.run(sw, "ip", "link", "set", "p1", "up")
+    netns.run(host, "ip", "addr", "add", f"{INNER[tag]}/24", "dev", "eth0")
+    netns.run(host, "ip", "link", "set", "eth0", "up")
+    vs.vsctl("add-port", "br0", "p1")
+    return sw, vs, host
+
+
+def kernel_vxlan_host(stack, ul, peers):
+    k = stack.enter_context(netns.namespace("vxk"))
+    ul.attach(k, "uk", UNDERLAY["k"])
+    netns.run(k, "ip", "link", "add", "vxlan0", "type", "vxlan", "id", str(VNI), "dstport", "4789",
+              "local", UNDERLAY["k"], "dev", "ul0")
+    for peer in peers:  # head-end replication of floods to each VTEP
+        netns.run(k, "bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vxlan0",
+                  "dst", UNDERLAY[peer])
+    netns.run(k, "ip", "addr", "add", f"{INNER['k']}/24", "dev", "vxlan0")
+    netns.run(k, "ip", "link", "set", "vxlan0", "up")
+    return k
+
+
+def mac(ns, ifname):
+    return netns.run(ns, "cat", f"/sys/class/net/{ifname}/address").stdout.strip()
+
+
+def ping(ns, dst, *args, count=2):
+    return netns.run(ns, "ping", "-c", str(count), "-i", "0.2", "-W", "1", *args, dst,
+                     check=False).returncode == 0
+
+
+def stats(vs, iface):
+    rows = vs.json("get", "interface", iface, "statistics")
+    value = rows[0] if isinstance(rows, list) else rows
+    if isinstance(value, list) and value and value[0] == "map":
+        value = dict(value[1])
+    return {k: int(v) for k, v in value.items()}
+
+
+@contextlib.contextmanager
+def capture(ns, ifname, path):
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-w", path, "-U",
+                             "--immediate-mode", "-s", "0", "udp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(path) and os.path.getsize(path) > 0, what="tcpdump to start")
+        yield proc
+    finally:
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    base = tmp_path_factory.mktemp("vxlan")
+    with contextlib.ExitStack() as stack:
+        ul = Underlay(stack)
+        a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("b", "k"))
+        b = vswitch_host(stack, ul, "b", str(base / "b"), peers=("a", "k"))
+        k = kernel_vxlan_host(stack, ul, peers=("a", "b"))
+        yield {"ul": ul.ns, "a": a, "b": b, "k": k, "dir": base}
+
+
+def test_pings_near_mtu_fdb_and_tshark(net):
+    (_, vsa, ha), (_, vsb, hb), k = net["a"], net["b"], net["k"]
+    pcap = str(net["dir"] / "underlay.pcap")
+    with capture(net["ul"], "ubr", pcap):
+        # every pair, both directions
+        assert wait_for(lambda: ping(ha, INNER["b"], count=1), timeout=10, what="a -> b")
+        assert ping(hb, INNER["a"])
+        assert ping(ha, INNER["k"]) and ping(k, INNER["a"])
+        assert ping(hb, INNER["k"]) and ping(k, INNER["b"])
+        # near-MTU with DF: 1400 bytes, and 1422 (a 1450-byte inner IP packet)
+        for size in ("1400", "1422"):
+            assert ping(ha, INNER["b"], "-s", size, "-M", "do"), size
+            assert ping(hb, INNER["a"], "-s", size, "-M", "do"), size
+            assert ping(ha, INNER["k"], "-s", size, "-M", "do"), size
+            assert ping(k, INNER["b"], "-s", size, "-M", "do"), size
+        # One byte more cannot cross the 1500-byte underlay: dropped, counted.
+        before = stats(vsa, "vxb").get("vxlan_tx_mtu_drops", 0)
+        assert not ping(ha, INNER["b"], "-s", "1423", "-M", "do", count=1)
+        assert stats(vsa, "vxb")["vxlan_tx_mtu_drops"] > before
+        status = json.dumps(vsa.json("get", "interface", "vxb", "status"))
+        assert '"tunnel_inner_mtu": "1450"' in status and "dropped and counted" in status
+
+    # The kernel's fdb learned each switch's host MAC behind that switch's VTEP.
+    fdb = netns.run(k, "bridge", "fdb", "show", "dev", "vxlan0").stdout
+    for tag, host in (("a", ha), ("b", hb)):
+        line = next((ln for ln in fdb.splitlines() if ln.startswith(mac(host, "eth0"))), "")
+        assert f"dst {UNDERLAY[tag]}" in line, fdb
+
+    # NORMAL learned the far MACs on the tunnel ports.
+    fdb_a = vsa.vsctl("fdb-show", "br0")
+    assert mac(hb, "eth0") in fdb_a and mac(k, "vxlan0") in fdb_a
+
+    # tshark: every UDP packet on the underlay is VXLAN, VNI 100, flags 0x08, not malformed.
+    out = subprocess.run(["tshark", "-r", pcap, "-T", "json", "-e", "udp.dstport", "-e", "vxlan.vni",
+                          "-e", "vxlan.flags", "-e", "_ws.malformed", "-e", "_ws.expert.severity",
+                          "-e", "icmp.type"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    packets = [p["_source"]["layers"] for p in json.loads(out)]
+    assert len(packets) > 40
+    for p in packets:
+        assert p.get("udp.dstport") == ["4789"], p
+        assert p.get("vxlan.vni") == [str(VNI)], p
+        assert int(p["vxlan.flags"][0], 0) == 0x0800, p
+        assert "_ws.malformed" not in p, p
+    assert sum("icmp.type" in p for p in packets) > 20
+
+
+def test_unknown_vni_is_dropped_and_counted(net):
+    (swa, vsa, _), k = net["a"], net["k"]
+    netns.run(k, "ip", "link", "add", "vxlan9", "type", "vxlan", "id", "999", "dstport", "4789",
+              "local", UNDERLAY["k"], "remote", UNDERLAY["a"], "dev", "ul0")
+    try:
+        netns.run(k, "ip", "addr", "add", "10.9.0.3/24", "dev", "vxlan9")
+        netns.run(k, "ip", "link", "set", "vxlan9", "up")
+        before = stats(vsa, "vxk")["vxlan_sock_rx_unknown_vni"]
+        ping(k, "10.9.0.1", count=1)
+        wait_for(lambda: stats(vsa, "vxk")["vxlan_sock_rx_unknown_vni"] > before,
+                 what="unknown VNI counted")
+    finally:
+        netns.run(k, "ip", "link", "del", "vxlan9", check=False)
