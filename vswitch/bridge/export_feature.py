@@ -21,6 +21,7 @@ never stalls the switch: the socket does not block and errors are counted),
 and input the engine dropped.
 """
 import logging
+import math
 import socket
 import time
 
@@ -31,6 +32,8 @@ from vswitch.export import FlowKey, UdpSender
 from vswitch.export.records import ETH_HEADER_LEN, VLAN_TAG_LEN, ParsedKey
 
 log = logging.getLogger("vswitch.export")
+
+EXPORT_TICK = 0.25  # seconds: the exporters' timers are rounded up to this grid
 
 # The datapath SAMPLE action's out_port argument (set by sflow_feature and
 # ipfix_feature from a translation's outputs): a datapath port, or none, or
@@ -170,8 +173,13 @@ class ExporterFeature(Feature):
         return []
 
     def next_wakeup(self):
+        """The engine's next deadline, rounded up to EXPORT_TICK: a flow
+        cache's flows each have their own expiry, and waking for every one
+        would scan the cache once per flow."""
         due = self.engine.next_wakeup() if self.engine is not None else None
-        return None if due is None else due - self.wall_offset
+        if due is None:
+            return None
+        return math.ceil(due / EXPORT_TICK) * EXPORT_TICK - self.wall_offset
 
     def close(self):
         self._stop(self.host.clock())
