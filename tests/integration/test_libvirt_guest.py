@@ -10,15 +10,19 @@ the vnet tap in the switch's namespace and adds it with its external_ids
 (attached-mac, iface-id, vm-id, iface-status); the guest answers ping and
 carries TCP both ways (iperf3 in the guest, a client in a namespace on br0).
 `virsh destroy`: libvirt's del-port removes the port.  `virsh start` again:
-the new tap is a port again and the guest is reachable.
+the new tap is a port again and the guest is reachable.  Its QEMU killed (a
+crash): libvirt removes the port too.
 
 TCG (`<domain type='qemu'>`): the paravirtual KVM here cannot boot a stock
 kernel.  Each boot takes ~10-20 s here."""
 import json
+import os
+import signal
 import time
 
 import pytest
 from helpers import libvirt_guest, netns, qemu_guest
+from helpers.topology import switch_with_bridge
 from helpers.vswitchd import VSwitchd, wait_for
 
 pytestmark = pytest.mark.timeout(2 * qemu_guest.BOOT_TIMEOUT + libvirt_guest.START_TIMEOUT + 120)
@@ -27,8 +31,8 @@ GUEST_MAC = "52:54:00:77:0a:02"
 HOST_IP, GUEST_IP = "10.77.10.1", "10.77.10.2"
 
 
-@pytest.fixture(autouse=True)
-def _needs_libvirt():
+@pytest.fixture
+def needs_libvirt():
     reason = libvirt_guest.unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -72,7 +76,7 @@ def iperf3(ns, server, seconds, reverse=False, retry_for=15):
     return received["bytes"], received["bits_per_second"] / 1e6
 
 
-def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path):
+def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path, needs_libvirt):
     with netns.namespace("sw") as sw, netns.namespace("h1") as h1:
         lv = libvirt_guest.Libvirtd(sw, tmp_path)
         vs = VSwitchd(sw, str(tmp_path))
@@ -135,6 +139,16 @@ def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path):
             assert netns.run(h1, *ping, check=False).returncode == 0
             again, _ = iperf3(h1, GUEST_IP, 1)
             assert again > 500_000
+
+            # The guest's QEMU dies (SIGKILL, as a crash): libvirt notices and
+            # removes the port; the tap went with QEMU.
+            pid = dom.qemu_pid()
+            assert pid and libvirt_guest._is_qemu(pid, dom.name)
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: tap2 not in ovs_vsctl(sw, db, "list-ports", "br0").split(),
+                     timeout=15, what=f"port {tap2} to go after QEMU died")
+            wait_for(lambda: not dom.running(), timeout=10, what="libvirt to see the guest stopped")
+            assert ovs_vsctl(sw, db, "list-ports", "br0").split() == ["p1"]
             assert "Traceback" not in vs.read_log()
             print(f"libvirtd ready in {libvirtd_seconds:.1f} s; guest boots {first_boot:.1f} s, "
                   f"{dom.boot_seconds:.1f} s (taps {tap}, {tap2}); reachable {reached:.2f} s after the "
@@ -142,3 +156,26 @@ def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path):
         finally:
             lv.stop()
             vs.stop()
+
+
+def test_qemu_cannot_be_a_second_program_side_of_a_switch_tap(tmp_path):
+    """A `type=tap` port is the switch's tap: the switch holds its program
+    side, so QEMU (or libvirt) asking for that tap fails with EBUSY and the
+    port carries on.  VMs attach with their own tap as a plain port (above);
+    `type=tap` is for containers (its kernel side moved into one)."""
+    reason = qemu_guest.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with switch_with_bridge(tmp_path) as topo:
+        topo.tap_host("ct0", "10.77.11.2")       # a container on a switch tap
+        topo.veth_host("p1", "10.77.11.1")
+        assert topo.ping("p1", "ct0")
+        netns.run(topo.hosts["ct0"][0], "ip", "link", "set", "ct0", "netns", topo.sw)
+        proc = netns.run(topo.sw, qemu_guest.QEMU, "-accel", "tcg", "-S", "-nodefaults",
+                         "-display", "none", "-monitor", "none",
+                         "-netdev", "tap,id=n0,ifname=ct0,script=no,downscript=no,vhost=off",
+                         "-device", "virtio-net-pci,netdev=n0", check=False, timeout=30)
+        assert proc.returncode != 0
+        assert "Device or resource busy" in proc.stderr, proc.stderr
+        print(proc.stderr.strip())
+        assert "error" not in topo.vs.vsctl("get", "interface", "ct0", "status")
