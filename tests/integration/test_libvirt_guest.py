@@ -118,6 +118,16 @@ def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path, needs_libvirt):
             assert sent > 1_000_000 and got > 1_000_000, (sent, got)
             first_boot = dom.boot_seconds
 
+            # The port counted the TCP both ways (statistics are refreshed
+            # every 5 s).  libvirt's `virsh domifstat` reads the tap's kernel
+            # counters, not these.
+            def port_bytes():
+                out = ovs_vsctl(sw, db, "get", "Interface", tap, "statistics:tx_bytes",
+                                "statistics:rx_bytes").split()
+                return int(out[0]), int(out[1])
+            wait_for(lambda: port_bytes()[0] > sent and port_bytes()[1] > got, timeout=15,
+                     what=f"{tap}'s statistics to count the TCP")
+
             # Destroyed: libvirt's del-port removes the port, the tap is gone.
             dom.destroy()
             assert any(c.endswith(f"del-port {tap}") for c in lv.ovs_vsctl_commands())
