@@ -78,3 +78,29 @@ def test_set_tunnel_action_round_trips():
     words, n = encode_actions(actions)
     assert decode_actions(words, n) == actions
     assert format_actions(actions) == "set_tunnel(tun_id=0x1234,dst=192.0.2.2),3"
+
+
+def test_openflow_tunnel_fields_match_and_set():
+    """tun_id/tun_src/tun_dst match the key's tunnel metadata (and are in the
+    megaflow mask); set_field on them commits one set_tunnel before output."""
+    from test_openflow_pipeline import KEY, bridge
+    from vswitch.ofproto import pipeline
+    from vswitch.ofproto.ofctl_syntax import format_actions, format_match, parse_flow
+
+    spec = parse_flow("tun_id=0x64,tun_src=192.0.2.2,tun_dst=192.0.2.1,"
+                      "actions=set_field:192.0.2.9->tun_dst,set_field:7->tun_id,output:2")
+    assert format_match(spec.match) == "tun_id=0x64,tun_src=192.0.2.2,tun_dst=192.0.2.1"
+    assert format_actions(spec.instructions) == \
+        "set_field:192.0.2.9->tun_dst,set_field:7->tun_id,output:2"
+    br = bridge("priority=10,tun_id=100,tun_src=192.0.2.2,actions=output:2",
+                "priority=5,in_port=1,actions=set_field:192.0.2.9->tun_dst,set_field:7->tun_id,"
+                "output:3,set_field:192.0.2.10->tun_dst,output:3")
+    key = dict(KEY, tun_id=100, tun_src=0xC0000202, tun_dst=0xC0000201)
+    r = pipeline.xlate(br, key, 0)
+    assert r.actions == [("output", 2)]
+    assert r.mask["tun_id"] == (1 << 64) - 1 and r.mask["tun_src"] == 0xFFFFFFFF
+    r = pipeline.xlate(br, dict(key, tun_id=5), 0)
+    # tun_src is the packet's own: read, so in the mask
+    assert r.actions == [("set_tunnel", (7, 0xC0000209, 0xC0000202)), ("output", 3),
+                         ("set_tunnel", (7, 0xC000020A, 0xC0000202)), ("output", 3)]
+    assert r.mask["tun_src"] == 0xFFFFFFFF

@@ -204,6 +204,8 @@ MATCH_FIELDS = {
     "in_port": ("in_port", None, lambda v, m: _fmt_port(v)),      # parsed by _port (names)
     "metadata": ("metadata", _uint_field("metadata"), _fmt_hex),
     "tun_id": ("tunnel_id", _uint_field("tunnel_id"), _fmt_hex),
+    "tun_src": ("tun_ipv4_src",) + _v4,
+    "tun_dst": ("tun_ipv4_dst",) + _v4,
     "dl_src": ("eth_src", _macs, _fmt_macs),
     "dl_dst": ("eth_dst", _macs, _fmt_macs),
     "dl_type": ("eth_type", _exact_field("eth_type"), lambda v, m: f"0x{v:04x}"),
@@ -340,7 +342,7 @@ def _set_match_field(match, name, text, port_map=None):
 
 
 # OVS's print order (lib/match.c match_format), by oxm field
-FORMAT_ORDER = ["tunnel_id", "metadata", "in_port", "vlan_vid", "vlan_pcp", "eth_src", "eth_dst",
+FORMAT_ORDER = ["tunnel_id", "tun_ipv4_src", "tun_ipv4_dst", "metadata", "in_port", "vlan_vid", "vlan_pcp", "eth_src", "eth_dst",
                 "eth_type", "ipv6_src", "ipv6_dst", "ipv6_flabel", "ipv4_src", "ipv4_dst", "arp_spa",
                 "arp_tpa", "ip_proto", "arp_op", "arp_sha", "arp_tha", "ip_dscp", "ip_ecn",
                 "mpls_label", "mpls_tc", "mpls_bos", "icmpv4_type", "icmpv6_type", "icmpv4_code",
@@ -472,8 +474,9 @@ for _word in ("normal", "flood", "all", "local", "in_port"):
 
 # OVS names for set_field targets that differ from the OXM name
 SET_FIELD_NAMES = {"ip_src": "ipv4_src", "ip_dst": "ipv4_dst", "nw_src": "ipv4_src",
-                   "nw_dst": "ipv4_dst", "dl_src": "eth_src", "dl_dst": "eth_dst"}
-SET_FIELD_PRINT = {v: k for k, v in SET_FIELD_NAMES.items() if k.startswith("ip")}
+                   "nw_dst": "ipv4_dst", "dl_src": "eth_src", "dl_dst": "eth_dst",
+                   "tun_id": "tunnel_id", "tun_src": "tun_ipv4_src", "tun_dst": "tun_ipv4_dst"}
+SET_FIELD_PRINT = {v: k for k, v in SET_FIELD_NAMES.items() if k.startswith(("ip", "tun"))}
 
 
 def _parse_set_field(arg):
@@ -484,7 +487,7 @@ def _parse_set_field(arg):
     if oxm not in FIELDS:
         raise SyntaxError_(f"unknown set_field target {name}")
     f = FIELDS[oxm]
-    if oxm in ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"):
+    if oxm in ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"):
         return SetField(oxm, _ipv4(value))
     if f.size == 6:
         return SetField(oxm, _mac(value))
@@ -631,7 +634,7 @@ def _format_set_value(a):
         return _fmt_mac(a.value)
     if f.size == 16:
         return str(ipaddress.IPv6Address(a.value))
-    if a.field in ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa"):
+    if a.field in ("ipv4_src", "ipv4_dst", "arp_spa", "arp_tpa", "tun_ipv4_src", "tun_ipv4_dst"):
         return str(ipaddress.IPv4Address(a.value))
     return str(a.value)
 

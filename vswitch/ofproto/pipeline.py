@@ -57,7 +57,14 @@ OXM_TO_KEY = {
     "ipv4_src": ("nw_src", _same), "ipv4_dst": ("nw_dst", _same),
     "arp_spa": ("nw_src", _same), "arp_tpa": ("nw_dst", _same),
     "ipv6_src": ("ipv6_src", _same), "ipv6_dst": ("ipv6_dst", _same),
+    # tunnel metadata of a packet a tunnel port decapsulated (0 otherwise)
+    "tunnel_id": ("tun_id", _same), "tun_ipv4_src": ("tun_src", _same),
+    "tun_ipv4_dst": ("tun_dst", _same),
 }
+# set-field on these fills the packet's tunnel metadata: committed as one
+# datapath set_tunnel before the next output (a vxlan port with key=flow or
+# remote_ip=flow encapsulates with it; other ports ignore it).
+TUNNEL_FIELDS = {"tunnel_id": "tun_id", "tun_ipv4_dst": "tun_dst", "tun_ipv4_src": "tun_src"}
 L4_NAMES = {6: "tcp", 17: "udp", 132: "sctp", 1: "icmpv4", 58: "icmpv6"}
 for _proto, _name in L4_NAMES.items():
     _src, _dst = ("type", "code") if _name.startswith("icmp") else ("src", "dst")
@@ -123,7 +130,7 @@ RESTORE = {
     "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
     "nw_proto": {ETH_ARP: "set_arp_op"},
 }
-SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", "tunnel_id"}
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", *TUNNEL_FIELDS}
 UNSUPPORTED_ACTIONS = (PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
 SETTABLE_MPLS = {"mpls_label": (12, 0xFFFFF), "mpls_tc": (9, 7)}  # shift, width mask in the LSE
 # Action-set execution order (OF1.3 section 5.10).
@@ -142,7 +149,8 @@ def packet_fields(state, metadata=0, in_port=None):
     if tci & VLAN_CFI:
         p["vlan_pcp"] = tci >> 13
     dl_type = p["eth_type"]
-    p["tunnel_id"] = state.get("tunnel_id", 0)
+    p["tunnel_id"] = state.get("tun_id", 0)
+    p["tun_ipv4_src"], p["tun_ipv4_dst"] = state.get("tun_src", 0), state.get("tun_dst", 0)
     for name in FRAME_FIELDS:
         if name in state:
             p[name] = state[name]
@@ -245,6 +253,7 @@ class _Xlate:
         else:
             self.state.update(frame_fields(frame, key))
         self.metadata = 0
+        self.tnl_set = set()  # tunnel key fields set since the last set_tunnel
         self.in_port_dp = in_port_dp
         self.rule = None  # the rule whose instructions run now
         self.dp_to_of = {dp: of for of, dp in bridge.ports.items()}
@@ -345,7 +354,19 @@ class _Xlate:
     def in_port_of(self):
         return self.dp_to_of.get(self.state.get("in_port"), self.state.get("in_port"))
 
+    def commit_tunnel(self):
+        """Before an output: the tunnel metadata set-fields changed, as one
+        set_tunnel (fields not set are the packet's own, read into the mask)."""
+        if not self.tnl_set:
+            return
+        vals = [self.state.get(f, 0) if f in self.tnl_set else self.read(f)
+                for f in ("tun_id", "tun_dst", "tun_src")]
+        self.tnl_set = set()
+        self.r.actions.append(("set_tunnel", tuple(vals)))
+
     def emit(self, name, arg=0):
+        if name == "output":
+            self.commit_tunnel()
         self.r.actions.append((name, arg))
         if name == "pop_vlan":
             self.state["vlan_tci"] = 0
@@ -369,11 +390,10 @@ class _Xlate:
             self.set_vlan((tci & 0x1FFF) | VLAN_CFI | ((value & 7) << 13))
             return
         dl_type = self.read("dl_type")
-        if name == "tunnel_id":
-            # Pipeline metadata here: no tunnel port outputs it (packets
-            # enter with 0, so a later match on it depends only on what the
-            # earlier tables read: the megaflow stays exact).
-            self.state["tunnel_id"] = value
+        if name in TUNNEL_FIELDS:
+            key_field = TUNNEL_FIELDS[name]
+            self.state[key_field] = value & full_mask(key_field)
+            self.tnl_set.add(key_field)
             return
         if name in SETTABLE_MPLS:
             if dl_type not in ETH_MPLS or not self.mpls:
@@ -448,6 +468,8 @@ class _Xlate:
             self.controller(OFPR_NO_MATCH if miss else OFPR_ACTION, table_id, cookie, max_len)
         elif port in (OFPP_FLOOD, OFPP_ALL):
             outs = [dp for of, dp in sorted(self.br.ports.items()) if of != in_of]
+            if outs:
+                self.commit_tunnel()
             self.r.actions += [("output", dp) for dp in outs]
             self.r.trace.append(f"    {'flood' if port == OFPP_FLOOD else 'all'}: output to "
                                 f"{len(outs)} port(s)")

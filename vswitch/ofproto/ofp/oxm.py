@@ -14,6 +14,7 @@ from .errors import OFPError
 from .wire import pad8
 
 OFPXMC_OPENFLOW_BASIC = 0x8000
+OFPXMC_NXM_1 = 0x0001  # Nicira extensible match, class 1 (OVS's tunnel fields)
 OFPXMC_EXPERIMENTER = 0xFFFF
 OFPMT_STANDARD = 0
 OFPMT_OXM = 1
@@ -33,6 +34,12 @@ class Field:
     bits: int            # meaningful bits of the value
     maskable: bool
     prereqs: tuple = ()  # ((field, allowed values or None = any value), ...)
+    oxm_class: int = OFPXMC_OPENFLOW_BASIC
+
+    @property
+    def order(self):
+        """Where the field sorts: OpenFlow basic fields by number, then NXM."""
+        return (self.oxm_class != OFPXMC_OPENFLOW_BASIC, self.number)
 
 
 def _f(name, number, size, bits, maskable, *prereqs):
@@ -86,9 +93,14 @@ FIELD_LIST = [
     _f("pbb_isid", 37, 3, 24, True, ("eth_type", (ETH_PBB,))),
     _f("tunnel_id", 38, 8, 64, True),
     _f("ipv6_exthdr", 39, 2, 9, True, _ETH_IPV6),
+    # OVS's outer tunnel addresses (NXM_NX_TUN_IPV4_SRC/DST, ovs-fields(7)
+    # tun_src/tun_dst), as OVS sends them in OF1.3: OXM class NXM_1.
+    Field("tun_ipv4_src", 31, 4, 32, True, (), OFPXMC_NXM_1),
+    Field("tun_ipv4_dst", 32, 4, 32, True, (), OFPXMC_NXM_1),
 ]
 FIELDS = {f.name: f for f in FIELD_LIST}
-FIELDS_BY_NUMBER = {f.number: f for f in FIELD_LIST}
+FIELDS_BY_NUMBER = {f.number: f for f in FIELD_LIST if f.oxm_class == OFPXMC_OPENFLOW_BASIC}
+FIELDS_BY_CLASS = {(f.oxm_class, f.number): f for f in FIELD_LIST}
 
 
 def full(name):
@@ -121,7 +133,7 @@ class Match(dict):
             if mask == 0:
                 continue
             out[name] = (value if mask is None else value & mask, mask)
-        return Match(sorted(out.items(), key=lambda item: FIELDS[item[0]].number))
+        return Match(sorted(out.items(), key=lambda item: FIELDS[item[0]].order))
 
     def matches(self, packet):
         """packet: {field: int}.  A field the packet lacks never matches."""
@@ -177,7 +189,7 @@ class Match(dict):
 
 def oxm_header(field, has_mask):
     size = field.size * (2 if has_mask else 1)
-    return OFPXMC_OPENFLOW_BASIC << 16 | field.number << 9 | int(has_mask) << 8 | size
+    return field.oxm_class << 16 | field.number << 9 | int(has_mask) << 8 | size
 
 
 def encode_oxms(match):
@@ -197,7 +209,7 @@ def read_oxm(reader):
     oxm_class, number = header >> 16, (header >> 9) & 0x7F
     has_mask, length = bool(header & 0x100), header & 0xFF
     body = reader.sub(length, ("BAD_MATCH", "BAD_LEN"))
-    field = FIELDS_BY_NUMBER.get(number) if oxm_class == OFPXMC_OPENFLOW_BASIC else None
+    field = FIELDS_BY_CLASS.get((oxm_class, number))
     if field is None:
         raise OFPError("BAD_MATCH", "BAD_FIELD", detail=f"oxm class {oxm_class:#x} field {number}")
     if length != field.size * (2 if has_mask else 1):
