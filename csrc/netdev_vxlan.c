@@ -110,7 +110,7 @@ struct netdev_vxlan {
     uint32_t path_mtu; /* outer IP packets at most this long */
     char remote_text[20], key_text[16];
     uint64_t tx_packets, tx_segments, tx_mtu_drops, tx_no_remote, tx_errors,
-        tx_offload_drops;
+        tx_offload_drops, tx_resegmented;
     /* send's per-call state */
     struct mmsghdr msgs[VS_BATCH];
     struct iovec iov[VS_BATCH][2];
@@ -509,6 +509,42 @@ static uint32_t gso_hlen(const uint8_t *f, uint32_t len, const struct vs_vnet_hd
     return l4 + (uint32_t)(f[l4 + 12] >> 4) * 4;
 }
 
+/* A frame too large for the path that is plain TCP (IPv4 not fragmented,
+ * or IPv6 without extension headers) can still be segmented: gives it the
+ * vnet header of a TSO frame and returns 1, else 0. */
+static int tcp_as_gso(const struct vs_packet *p, struct vs_vnet_hdr *v)
+{
+    const uint8_t *f = p->data;
+    uint32_t off = 12, len = p->len;
+    if (len >= 18 && (f[12] == 0x81 || f[12] == 0x88) && (f[13] == 0x00 || f[13] == 0xa8))
+        off = 16;
+    if (len < off + 2)
+        return 0;
+    uint16_t type = (uint16_t)(f[off] << 8 | f[off + 1]);
+    uint32_t l3 = off + 2, l4;
+    if (type == 0x0800) {
+        if (len < l3 + 20 || (f[l3] >> 4) != 4 || f[l3 + 9] != 6 || (f[l3 + 6] & 0x3f) || f[l3 + 7])
+            return 0;
+        l4 = l3 + (uint32_t)(f[l3] & 15) * 4;
+        v->gso_type = VS_GSO_TCPV4;
+    } else if (type == 0x86dd) {
+        if (len < l3 + 40 || f[l3 + 6] != 6)
+            return 0;
+        l4 = l3 + 40;
+        v->gso_type = VS_GSO_TCPV6;
+    } else {
+        return 0;
+    }
+    if (len < l4 + 20 || len <= l4 + (uint32_t)(f[l4 + 12] >> 4) * 4)
+        return 0;
+    v->flags = VS_VNET_F_NEEDS_CSUM;
+    v->csum_start = (uint16_t)l4;
+    v->csum_offset = 16;
+    v->gso_size = 0; /* send_gso picks the largest that fits */
+    v->hdr_len = 0;
+    return 1;
+}
+
 /* Where this packet goes: 0, or -1 if it has no destination (flow ports
  * without SET_TUNNEL). */
 static int dest_of(struct netdev_vxlan *nd, const struct vs_packet *pkt, uint32_t *ip,
@@ -657,6 +693,11 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
                 continue;
             }
             int tos = nd->tos >= 0 ? nd->tos : inner_tos(p->data, p->len);
+            /* Too large for the path: TCP is segmented (below), the rest
+             * is refused by the kernel (DF) and counted in tx_mtu_drops. */
+            if ((p->vnet.gso_type & ~VS_GSO_ECN) == VS_GSO_NONE &&
+                p->len + OUTER_HLEN > nd->path_mtu && tcp_as_gso(p, &p->vnet))
+                nd->tx_resegmented++;
             if ((p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE) {
                 if (send_gso(nd, p, ip, vni, tos))
                     pkts[sent++] = p;
@@ -725,6 +766,7 @@ static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
     int n = 0;
     n = vs_netdev_counter(out, n, max, "tx_segments", nd->tx_segments);
     n = vs_netdev_counter(out, n, max, "tx_mtu_drops", nd->tx_mtu_drops);
+    n = vs_netdev_counter(out, n, max, "tx_resegmented", nd->tx_resegmented);
     n = vs_netdev_counter(out, n, max, "tx_no_remote", nd->tx_no_remote);
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", nd->tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "tx_errors", nd->tx_errors);

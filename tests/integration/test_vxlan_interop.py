@@ -175,6 +175,25 @@ def test_pings_near_mtu_fdb_and_tshark(net):
     assert sum("icmp.type" in p for p in packets) > 20
 
 
+def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
+    """TSO super-frames from a veth (offloads on, inner MTU 1500) cross as
+    MSS-sized VXLAN datagrams: nothing is cut or dropped for size."""
+    (_, vsa, ha), (_, vsb, hb) = net["a"], net["b"]
+    server = subprocess.Popen(["ip", "netns", "exec", hb, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        out = netns.run(ha, "iperf3", "-c", INNER["b"], "-t", "2", "-J", timeout=30).stdout
+    finally:
+        server.terminate()
+        server.wait(5)
+    end = json.loads(out)["end"]
+    assert end["sum_received"]["bytes"] > 50 << 20, end["sum_received"]
+    st = stats(vsa, "vxb")
+    assert st["vxlan_tx_segments"] > 10000 and st["vxlan_tx_offload_drops"] == 0, st
+    assert st["vxlan_tx_errors"] == 0, st
+
+
 def test_unknown_vni_is_dropped_and_counted(net):
     (swa, vsa, _), k = net["a"], net["k"]
     netns.run(k, "ip", "link", "add", "vxlan9", "type", "vxlan", "id", "999", "dstport", "4789",

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""bench/vxlan_tcp.py — TCP through a VXLAN tunnel: vswitch vs the Linux
+kernel's vxlan driver + Linux bridge, on the same kind of underlay, in one run.
+
+    python3 bench/vxlan_tcp.py                       # 3 reps each, 5 s, -P 4 (as root)
+    python3 bench/vxlan_tcp.py --reps 5 --seconds 10 --streams 1 --json /tmp/v.json
+
+Topology (built once per mode, torn down after it):
+
+    underlay namespace U: Linux bridge ubr (bridge-nf-call off)
+    VTEP namespaces X, Y: ul0 192.168.77.1/24 and .2 (veths to ubr), MTU 1500
+      vswitch: vswitchd in X and Y, br0 = p1 + vx (type=vxlan, remote_ip=the
+               other VTEP, key=100)
+      kernel:  vxlan0 (id 100, dstport 4789, remote the other VTEP) and veth
+               p1 in a Linux bridge kbr (learning, no STP)
+    client/server namespaces C, S behind X and Y: eth0 10.77.0.1/.2, MTU 1500
+    (vswitch lowers the MSS of TSO frames to fit; for the kernel, C and S get
+    MTU 1450, as the kernel's vxlan device has)
+
+Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
+super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
+in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
+kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
+vswitchd's CPU.  Everything created is removed on exit; only pids this script
+started are signalled.
+"""
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from helpers import netns  # noqa: E402
+from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
+
+VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
+INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def underlay(stack):
+    u = stack.enter_context(netns.namespace("vbu"))
+    netns.run(u, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0", check=False)
+    netns.run(u, "ip", "link", "add", "ubr", "type", "bridge")
+    netns.run(u, "ip", "link", "set", "ubr", "up")
+    vteps = {}
+    for tag in ("x", "y"):
+        ns = stack.enter_context(netns.namespace("vb" + tag))
+        netns.run(u, "ip", "link", "add", "u" + tag, "type", "veth", "peer", "name", "ul0", "netns", ns)
+        netns.run(u, "ip", "link", "set", "u" + tag, "master", "ubr", "up")
+        netns.run(ns, "ip", "addr", "add", f"{VTEP[tag]}/24", "dev", "ul0")
+        netns.run(ns, "ip", "link", "set", "ul0", "up")
+        netns.run(ns, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0", check=False)
+        vteps[tag] = ns
+    return vteps
+
+
+def end_host(stack, vtep_ns, tag, mtu):
+    h = stack.enter_context(netns.namespace("vbh" + tag))
+    netns.run(vtep_ns, "ip", "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", h)
+    netns.run(vtep_ns, "ip", "link", "set", "p1", "up")
+    netns.run(h, "ip", "link", "set", "eth0", "mtu", str(mtu))
+    netns.run(h, "ip", "addr", "add", f"{INNER[tag]}/24", "dev", "eth0")
+    netns.run(h, "ip", "link", "set", "eth0", "up")
+    return h
+
+
+@contextlib.contextmanager
+def vswitch_setup(tmp):
+    with contextlib.ExitStack() as stack:
+        vteps = underlay(stack)
+        hosts, daemons = {}, {}
+        for tag, other in (("x", "y"), ("y", "x")):
+            work = os.path.join(tmp, tag)
+            os.makedirs(work, exist_ok=True)
+            vs = stack.enter_context(running_vswitchd(vteps[tag], work))
+            vs.vsctl("add-br", "br0")
+            vs.vsctl("add-port", "br0", "vx", "--", "set", "interface", "vx", "type=vxlan",
+                     f"options:remote_ip={VTEP[other]}", "options:key=100")
+            hosts[tag] = end_host(stack, vteps[tag], tag, 1500)
+            vs.vsctl("add-port", "br0", "p1")
+            daemons[tag] = vs
+        yield hosts, daemons
+
+
+@contextlib.contextmanager
+def kernel_setup():
+    with contextlib.ExitStack() as stack:
+        vteps = underlay(stack)
+        hosts = {}
+        for tag, other in (("x", "y"), ("y", "x")):
+            ns = vteps[tag]
+            netns.run(ns, "ip", "link", "add", "vxlan0", "type", "vxlan", "id", "100", "dstport", "4789",
+                      "local", VTEP[tag], "remote", VTEP[other], "dev", "ul0")
+            netns.run(ns, "ip", "link", "add", "kbr", "type", "bridge")
+            netns.run(ns, "ip", "link", "set", "vxlan0", "master", "kbr", "up")
+            hosts[tag] = end_host(stack, ns, tag, 1450)
+            netns.run(ns, "ip", "link", "set", "p1", "master", "kbr", "up")
+            netns.run(ns, "ip", "link", "set", "kbr", "up")
+        yield hosts, {}
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(hosts, daemons, seconds, streams):
+    c, s = hosts["x"], hosts["y"]
+    wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
+             timeout=15, what="ping through the tunnel")
+    server = subprocess.Popen(["ip", "netns", "exec", s, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
+        out = netns.run(c, "iperf3", "-c", INNER["y"], "-P", str(streams), "-t", str(seconds), "-J",
+                        timeout=seconds + 30).stdout
+        cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
+    finally:
+        server.terminate()
+        server.wait(5)
+    end = json.loads(out)["end"]
+    return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
+            "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    results = {"vswitch": [], "kernel": []}
+    with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
+        for rep in range(args.reps):
+            for mode in ("vswitch", "kernel"):
+                setup = vswitch_setup(os.path.join(tmp, f"{mode}{rep}")) if mode == "vswitch" \
+                    else kernel_setup()
+                with setup as (hosts, daemons):
+                    r = measure(hosts, daemons, args.seconds, args.streams)
+                    if mode == "vswitch":
+                        st = daemons["x"].json("get", "interface", "vx", "statistics")
+                        r["tx_stats_x"] = st[0] if isinstance(st, list) else st
+                log(f"{mode} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits {r['retransmits']}, "
+                    f"vswitchd CPU/s {r['cpu_per_s']}")
+                results[mode].append(r)
+    summary = {mode: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
+                      "median_retransmits": statistics.median(x["retransmits"] for x in rs),
+                      "runs_gbps": [round(x["gbps"], 2) for x in rs]}
+               for mode, rs in results.items()}
+    summary["ratio_vswitch_to_kernel"] = round(summary["vswitch"]["median_gbps"]
+                                               / summary["kernel"]["median_gbps"], 2)
+    summary["params"] = vars(args)
+    summary["nproc"] = os.cpu_count()
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "runs": results}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
