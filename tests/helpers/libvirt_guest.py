@@ -43,6 +43,7 @@ killed by the pid in its pidfile.
 """
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -56,7 +57,10 @@ VIRSH = "virsh"
 QEMU_DRIVER = "/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so"
 IPERF3 = "/usr/bin/iperf3"
 IPERF3_FAILED = "iperf3 server failed"
-START_TIMEOUT = 60  # seconds: libvirtd's first QEMU capability probe took ~8 s here
+# seconds: libvirtd's first QEMU call probes qemu-system-i386 and -x86_64 (~8 s
+# here, every time: libvirt's capabilities cache is invalidated by "host
+# cpuid changed" on this paravirtual machine, so it is not shared).
+START_TIMEOUT = 60
 
 # Bound over these paths in libvirtd's mount namespace (key: directory under workdir).
 BINDS = (("etc", "/etc/libvirt"), ("run", "/run"), ("var-lib", "/var/lib"),
@@ -146,8 +150,9 @@ def unavailable_reason():
 
 
 class Libvirtd:
-    def __init__(self, ns, workdir):
-        self.ns = ns
+    def __init__(self, ns, workdir, env=None):
+        """env: extra environment of libvirtd (e.g. OVS_RUNDIR)."""
+        self.ns, self.env = ns, dict(env or {})
         self.dir = os.path.join(str(workdir), "libvirt")
         self.sock_dir = os.path.join(self.dir, "sock")
         self.log = os.path.join(self.dir, "libvirtd.log")
@@ -184,8 +189,9 @@ class Libvirtd:
         mounts = [f"mount --bind {os.path.join(self.dir, 'passwd')} /etc/passwd",
                   f"mount --bind {os.path.join(self.dir, 'group')} /etc/group"]
         mounts += [f"mount --bind {os.path.join(self.dir, sub)} {path}" for sub, path in BINDS]
+        env = "".join(f" {k}={shlex.quote(v)}" for k, v in self.env.items())
         script = " && ".join(mounts) + (
-            f" && exec {LIBVIRTD} --config /etc/libvirt/libvirtd.conf"
+            f" && exec env{env} {LIBVIRTD} --config /etc/libvirt/libvirtd.conf"
             f" --pid-file {os.path.join(self.dir, 'libvirtd.pid')}")
         out = open(os.path.join(self.dir, "libvirtd.out"), "w")
         # ip netns exec, unshare and sh each exec the next: the pid is libvirtd's.
@@ -284,11 +290,13 @@ class Domain:
         lv.virsh("define", path)
         self.defined = True
 
-    def start(self, timeout=qemu_guest.BOOT_TIMEOUT):
+    def start(self, timeout=qemu_guest.BOOT_TIMEOUT, wait_ready=True):
         """virsh start (libvirt creates the tap and runs ovs-vsctl add-port),
         then waits for the READY line on the serial console."""
         t0 = time.monotonic()
         self.lv.virsh("start", self.name)
+        if not wait_ready:
+            return self
         while READY_LINE not in self.console_text():
             if not self.running():
                 raise RuntimeError(f"guest {self.name} stopped while booting:\n"

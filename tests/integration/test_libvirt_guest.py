@@ -168,6 +168,37 @@ def test_libvirt_guest_on_an_openvswitch_bridge(tmp_path, needs_libvirt):
             vs.stop()
 
 
+def test_libvirt_finds_vswitchd_by_ovs_rundir(tmp_path, needs_libvirt):
+    """OVS_RUNDIR in libvirtd's environment reaches the ovs-vsctl it runs:
+    set to vswitchd's run directory, libvirt adds and removes its tap on
+    vswitchd's own RUNDIR/db.sock, with no --remote.  (The guest is not
+    waited for: the port is what is checked.)"""
+    with netns.namespace("sw") as sw:
+        vs = VSwitchd(sw, str(tmp_path))
+        vs.start()
+        lv = libvirt_guest.Libvirtd(sw, tmp_path, env={"OVS_RUNDIR": vs.rundir})
+        db = os.path.join(vs.rundir, "db.sock")
+        try:
+            assert not os.path.exists(lv.ovs_db_sock)
+            ovs_vsctl(sw, db, "add-br", "br0")
+            t0 = time.monotonic()
+            lv.start()
+            t1 = time.monotonic()
+            dom = lv.domain("vsguest", "br0", f"{GUEST_IP}/24", GUEST_MAC)
+            t2 = time.monotonic()
+            dom.start(wait_ready=False)
+            print(f"libvirtd ready in {t1 - t0:.1f} s, guest defined in {t2 - t1:.1f} s, "
+                  f"started in {time.monotonic() - t2:.1f} s")
+            tap, = dom.taps()
+            assert ovs_vsctl(sw, db, "list-ports", "br0").split() == [tap]
+            assert external_ids(sw, db, tap)["vm-id"] == dom.uuid
+            dom.destroy()
+            assert ovs_vsctl(sw, db, "list-ports", "br0") == ""
+        finally:
+            lv.stop()
+            vs.stop()
+
+
 def test_qemu_cannot_be_a_second_program_side_of_a_switch_tap(tmp_path):
     """A `type=tap` port is the switch's tap: the switch holds its program
     side, so QEMU (or libvirt) asking for that tap fails with EBUSY and the
