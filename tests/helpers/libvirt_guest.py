@@ -142,6 +142,8 @@ def unavailable_reason():
                       ("ovs-vsctl", "openvswitch-switch"), ("unshare", "util-linux")):
         if not shutil.which(tool):
             return f"{tool} is not installed (Debian package {pkg}; scripts/install-deps.sh)"
+    if not os.path.isdir("/etc/libvirt"):
+        return "/etc/libvirt is missing (Debian package libvirt-daemon)"
     if not os.path.exists(QEMU_DRIVER):
         return "libvirt's QEMU driver is not installed (Debian package libvirt-daemon-driver-qemu)"
     if not os.path.exists(IPERF3):
