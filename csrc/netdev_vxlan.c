@@ -65,6 +65,9 @@
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
@@ -72,6 +75,8 @@
 #define MAX_GSO_SEGS 64
 #define GSO_MAX_PAYLOAD 65000 /* one UDP GSO send, within IPv4's 64 KiB */
 #define KEY_FLOW UINT64_MAX
+#define GRO_BUFS 8
+#define GRO_BUF_SIZE 65536 /* the largest UDP payload */
 
 struct vxlan_port_entry {
     uint32_t port_no;
@@ -89,11 +94,22 @@ struct vxlan_sock {
     int n_ports, cap_ports;
     /* Counted by recv under the datapath mutex, reported by every port. */
     uint64_t rx_unknown_vni, rx_malformed, rx_packets;
-    /* recv's per-message state */
-    struct mmsghdr msgs[VS_BATCH];
-    struct iovec iov[VS_BATCH];
-    struct sockaddr_in from[VS_BATCH];
-    uint8_t cmsg[VS_BATCH][128];
+    uint64_t rx_gro_datagrams, rx_coalesced;
+    /* recv's datagrams (UDP GRO: each may hold many VXLAN packets of
+     * seg bytes), read GRO_BUFS at a time with recvmmsg and consumed across
+     * calls: recv returns a full batch while any is left. */
+    struct gro_buf {
+        uint8_t *data;
+        uint32_t len, off, seg;
+        uint32_t src, dst;
+        uint16_t sport;
+        uint8_t tos, ttl;
+    } rb[GRO_BUFS];
+    int rb_head, rb_count;
+    struct mmsghdr msgs[GRO_BUFS];
+    struct iovec iov[GRO_BUFS];
+    struct sockaddr_in from[GRO_BUFS];
+    uint8_t cmsg[GRO_BUFS][128];
     struct vxlan_sock *next;
 };
 
@@ -168,6 +184,9 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof bufsz);
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz) < 0)
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof bufsz);
+    /* Receive offload: the kernel hands over a train of VXLAN datagrams of
+     * one flow as one (recv coalesces their inner TCP segments); optional. */
+    setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0) {
         int e = -errno;
         close(fd);
@@ -177,6 +196,12 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
     }
     *fdp = fd;
     return 0;
+}
+
+static void sock_free_bufs(struct vxlan_sock *s)
+{
+    for (int i = 0; i < GRO_BUFS; i++)
+        free(s->rb[i].data);
 }
 
 /* Finds or creates the socket and adds the port to its table. */
@@ -240,6 +265,7 @@ undo:
             }
         close(s->fd);
         pthread_mutex_destroy(&s->mutex);
+        sock_free_bufs(s);
         free(s->ports);
         free(s);
     }
@@ -272,6 +298,7 @@ static void sock_detach(struct netdev_vxlan *nd)
     if (last) {
         close(s->fd);
         pthread_mutex_destroy(&s->mutex);
+        sock_free_bufs(s);
         free(s->ports);
         free(s);
     }
@@ -406,17 +433,113 @@ static uint32_t demux(const struct vxlan_sock *s, uint64_t vni, uint32_t src)
     return best < 0 ? UINT32_MAX : s->ports[best].port_no;
 }
 
-static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
-                      uint64_t *truncated)
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t rd32(const uint8_t *p)
 {
-    (void)rxq;
-    struct vxlan_sock *s = ((struct netdev_vxlan *)netdev)->sock;
-    if (n > VS_BATCH)
-        n = VS_BATCH;
-    for (int i = 0; i < n; i++) {
-        /* The VXLAN header lands in the headroom, the frame at data. */
-        s->iov[i].iov_base = pkts[i].buf + VS_HEADROOM - VXLAN_HLEN;
-        s->iov[i].iov_len = VS_MAX_FRAME + VXLAN_HLEN;
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static uint64_t csum_add(uint64_t sum, const uint8_t *p, uint32_t len)
+{
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        sum += (w & 0xffffffffu) + (w >> 32);
+        p += 8;
+        len -= 8;
+    }
+    while (len >= 2) {
+        uint16_t w;
+        memcpy(&w, p, 2);
+        sum += w;
+        p += 2;
+        len -= 2;
+    }
+    if (len) {
+        uint16_t w = 0;
+        memcpy(&w, p, 1);
+        sum += w;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint64_t sum) /* in the byte order summed (network) */
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+/* An inner IPv4 TCP segment as recv may coalesce it. */
+struct tcp4 {
+    uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
+    uint32_t seq;
+    uint8_t flags;
+};
+
+#define TCP_ACK 0x10
+#define TCP_PSH 0x08
+
+/* Parses an untagged Ethernet/IPv4/TCP frame without IP options problems:
+ * not a fragment, lengths consistent, checksum correct, only ACK (and PSH)
+ * set.  Returns 1 if it can be coalesced. */
+static int tcp4_parse(const uint8_t *f, uint32_t len, struct tcp4 *t)
+{
+    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4)
+        return 0;
+    const uint8_t *ip = f + 14;
+    uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+    if (ihl < 20 || ip[9] != 6 || (rd16(ip + 6) & 0x3fff) || rd16(ip + 2) != len - 14)
+        return 0;
+    t->l3 = 14;
+    t->l4 = 14 + ihl;
+    if (len < t->l4 + 20)
+        return 0;
+    const uint8_t *th = f + t->l4;
+    t->hlen = t->l4 + (uint32_t)(th[12] >> 4) * 4;
+    t->flags = th[13];
+    if (t->hlen < t->l4 + 20 || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
+        !(t->flags & TCP_ACK))
+        return 0;
+    t->seq = rd32(th + 4);
+    /* The segment's own checksum: the outer UDP checksum may be zero (the
+     * kernel's vxlan sends none), and a coalesced frame is not checked again. */
+    uint64_t sum = csum_add(0, ip + 12, 8);
+    uint16_t pl[2] = {htons(6), htons((uint16_t)(len - t->l4))};
+    sum = csum_add(sum, (const uint8_t *)pl, 4);
+    sum = csum_add(sum, th, len - t->l4);
+    return csum_fold(sum) == 0xffff;
+}
+
+/* Whether segment b (parsed as tb) continues a (parsed as ta, next
+ * sequence number `seq`): same addresses, ports, ack, window, options. */
+static int tcp4_follows(const uint8_t *a, const struct tcp4 *ta, const uint8_t *b,
+                        const struct tcp4 *tb, uint32_t seq)
+{
+    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->seq != seq || memcmp(a, b, 14))
+        return 0;
+    const uint8_t *ia = a + 14, *ib = b + 14;
+    /* version..tos, flags/frag..protocol, addresses and options */
+    if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) || memcmp(ia + 12, ib + 12, ta->l4 - 26))
+        return 0;
+    const uint8_t *pa = a + ta->l4, *pb = b + tb->l4;
+    return !memcmp(pa, pb, 4) && !memcmp(pa + 8, pb + 8, 5) && !memcmp(pa + 14, pb + 14, 2) &&
+           !memcmp(pa + 18, pb + 18, ta->hlen - ta->l4 - 18);
+}
+
+/* Reads up to GRO_BUFS datagrams.  Returns the count, 0, or -errno. */
+static int sock_fill(struct vxlan_sock *s)
+{
+    for (int i = 0; i < GRO_BUFS; i++) {
+        if (!s->rb[i].data && !(s->rb[i].data = malloc(GRO_BUF_SIZE)))
+            return i ? 0 : -ENOMEM;
+        s->iov[i].iov_base = s->rb[i].data;
+        s->iov[i].iov_len = GRO_BUF_SIZE;
         struct msghdr *m = &s->msgs[i].msg_hdr;
         m->msg_name = &s->from[i];
         m->msg_namelen = sizeof s->from[i];
@@ -426,58 +549,157 @@ static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts,
         m->msg_controllen = sizeof s->cmsg[i];
         m->msg_flags = 0;
     }
-    int got = recvmmsg(s->fd, s->msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    int got = recvmmsg(s->fd, s->msgs, GRO_BUFS, MSG_DONTWAIT, NULL);
     if (got < 0)
         return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
-    int out = 0;
-    pthread_mutex_lock(&s->mutex);
     for (int i = 0; i < got; i++) {
-        uint8_t *h = pkts[i].buf + VS_HEADROOM - VXLAN_HLEN;
-        uint32_t len = s->msgs[i].msg_len;
-        s->rx_packets++;
-        /* RFC 7348: I flag set, the other flag bits and the reserved
-         * fields zero; an inner Ethernet header at least. */
-        if (len < VXLAN_HLEN + 14 || (s->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-            h[0] != VXLAN_FLAG_I || h[1] || h[2] || h[3] || h[7]) {
-            s->rx_malformed++;
-            (*truncated)++;
-            continue;
-        }
-        uint64_t vni = (uint64_t)h[4] << 16 | (uint64_t)h[5] << 8 | h[6];
-        uint32_t src = s->from[i].sin_addr.s_addr;
-        uint32_t port_no = demux(s, vni, src);
-        if (port_no == UINT32_MAX) {
-            s->rx_unknown_vni++;
-            continue;
-        }
-        struct vs_packet *p = &pkts[out];
-        if (out != i) { /* keep the batch dense: swap buffers */
-            uint8_t *b = p->buf;
-            p->buf = pkts[i].buf;
-            pkts[i].buf = b;
-        }
-        p->data = p->buf + VS_HEADROOM;
-        p->len = len - VXLAN_HLEN;
-        p->in_port = port_no;
-        memset(&p->vnet, 0, sizeof p->vnet);
-        p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = src, .ip_dst = s->local_ip,
-                                    .tp_src = ntohs(s->from[i].sin_port),
-                                    .tp_dst = s->dst_port, .flags = VS_TNL_F_PRESENT};
+        struct gro_buf *b = &s->rb[i];
         struct msghdr *m = &s->msgs[i].msg_hdr;
+        b->len = m->msg_flags & MSG_TRUNC ? 0 : s->msgs[i].msg_len;
+        b->off = 0;
+        b->seg = b->len;
+        b->src = s->from[i].sin_addr.s_addr;
+        b->sport = ntohs(s->from[i].sin_port);
+        b->dst = s->local_ip;
+        b->tos = b->ttl = 0;
+        if (m->msg_flags & MSG_TRUNC)
+            s->rx_malformed++;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-            if (c->cmsg_level != IPPROTO_IP)
+            if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+                int seg;
+                memcpy(&seg, CMSG_DATA(c), sizeof seg);
+                if (seg > 0 && (uint32_t)seg < b->len) {
+                    b->seg = (uint32_t)seg;
+                    s->rx_gro_datagrams++;
+                }
+            } else if (c->cmsg_level != IPPROTO_IP) {
                 continue;
-            if (c->cmsg_type == IP_PKTINFO)
-                p->tnl.ip_dst = ((struct in_pktinfo *)CMSG_DATA(c))->ipi_addr.s_addr;
-            else if (c->cmsg_type == IP_TOS)
-                p->tnl.tos = *(uint8_t *)CMSG_DATA(c);
-            else if (c->cmsg_type == IP_TTL)
-                p->tnl.ttl = (uint8_t)*(int *)CMSG_DATA(c);
+            } else if (c->cmsg_type == IP_PKTINFO) {
+                b->dst = ((struct in_pktinfo *)CMSG_DATA(c))->ipi_addr.s_addr;
+            } else if (c->cmsg_type == IP_TOS) {
+                b->tos = *(uint8_t *)CMSG_DATA(c);
+            } else if (c->cmsg_type == IP_TTL) {
+                int ttl;
+                memcpy(&ttl, CMSG_DATA(c), sizeof ttl);
+                b->ttl = (uint8_t)ttl;
+            }
         }
-        out++;
+    }
+    s->rb_head = 0;
+    s->rb_count = got;
+    return got;
+}
+
+/* Takes the next VXLAN packet of datagram b into p, with the TCP segments
+ * that follow it in b coalesced into one TSO frame (vnet header set).
+ * Returns 1 if p holds a packet, 0 if the datagram's packet was dropped
+ * (counted).  Called with s->mutex held. */
+static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p,
+                    uint64_t *truncated)
+{
+    const uint8_t *h = b->data + b->off;
+    uint32_t len = b->len - b->off < b->seg ? b->len - b->off : b->seg;
+    b->off += len;
+    s->rx_packets++;
+    /* RFC 7348: I flag set, the other flag bits and the reserved fields
+     * zero; an inner Ethernet header at least. */
+    if (len < VXLAN_HLEN + 14 || h[0] != VXLAN_FLAG_I || h[1] || h[2] || h[3] || h[7]) {
+        s->rx_malformed++;
+        (*truncated)++;
+        return 0;
+    }
+    uint64_t vni = (uint64_t)h[4] << 16 | (uint64_t)h[5] << 8 | h[6];
+    uint32_t port_no = demux(s, vni, b->src);
+    if (port_no == UINT32_MAX) {
+        s->rx_unknown_vni++;
+        return 0;
+    }
+    const uint8_t *inner = h + VXLAN_HLEN;
+    uint32_t ilen = len - VXLAN_HLEN;
+    p->data = p->buf + VS_HEADROOM;
+    memcpy(p->data, inner, ilen);
+    p->len = ilen;
+    p->in_port = port_no;
+    memset(&p->vnet, 0, sizeof p->vnet);
+    p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = b->src, .ip_dst = b->dst,
+                                .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
+                                .ttl = b->ttl, .flags = VS_TNL_F_PRESENT};
+    struct tcp4 t0;
+    if (b->off >= b->len || !tcp4_parse(inner, ilen, &t0) || (t0.flags & TCP_PSH))
+        return 1;
+    uint32_t mss = ilen - t0.hlen, seq = t0.seq + mss, total = ilen;
+    uint8_t flags = t0.flags;
+    int merged = 0;
+    while (b->off < b->len) {
+        const uint8_t *nh = b->data + b->off;
+        uint32_t nlen = b->len - b->off < b->seg ? b->len - b->off : b->seg;
+        struct tcp4 t;
+        if (nlen <= VXLAN_HLEN || memcmp(nh, h, VXLAN_HLEN) ||
+            !tcp4_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
+            !tcp4_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
+            break;
+        uint32_t pay = nlen - VXLAN_HLEN - t.hlen;
+        if (pay > mss || total + pay - 14 > 65535 || total + pay > VS_MAX_FRAME)
+            break;
+        memcpy(p->data + total, nh + VXLAN_HLEN + t.hlen, pay);
+        total += pay;
+        seq += pay;
+        flags |= t.flags;
+        b->off += nlen;
+        s->rx_packets++;
+        merged++;
+        if (pay < mss || (t.flags & TCP_PSH))
+            break;
+    }
+    if (!merged)
+        return 1;
+    s->rx_coalesced += (uint64_t)merged + 1;
+    uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
+    wr16(ip + 2, (uint16_t)(total - t0.l3));
+    wr16(ip + 10, 0);
+    uint16_t ic = (uint16_t)~csum_fold(csum_add(0, ip, t0.l4 - t0.l3));
+    memcpy(ip + 10, &ic, 2);
+    th[13] = flags;
+    /* A partial checksum, as the kernel leaves it: the pseudo-header sum. */
+    uint16_t pl[2] = {htons(6), htons((uint16_t)(total - t0.l4))};
+    uint16_t pc = csum_fold(csum_add(csum_add(0, ip + 12, 8), (const uint8_t *)pl, 4));
+    memcpy(th + 16, &pc, 2);
+    p->len = total;
+    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM, .gso_type = VS_GSO_TCPV4,
+                                   .hdr_len = (uint16_t)t0.hlen, .gso_size = (uint16_t)mss,
+                                   .csum_start = (uint16_t)t0.l4, .csum_offset = 16};
+    return 1;
+}
+
+static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
+                      uint64_t *truncated)
+{
+    (void)rxq;
+    struct vxlan_sock *s = ((struct netdev_vxlan *)netdev)->sock;
+    int out = 0, drained = 0, err = 0;
+    pthread_mutex_lock(&s->mutex);
+    while (out < n) {
+        if (!s->rb_count) {
+            if (drained)
+                break;
+            int got = sock_fill(s);
+            if (got < GRO_BUFS)
+                drained = 1;
+            if (got <= 0) {
+                err = got;
+                break;
+            }
+        }
+        struct gro_buf *b = &s->rb[s->rb_head];
+        if (b->off >= b->len) {
+            s->rb_head++;
+            s->rb_count--;
+            continue;
+        }
+        out += take_one(s, b, &pkts[out], truncated);
     }
     pthread_mutex_unlock(&s->mutex);
-    return out;
+    return out ? out : err;
 }
 
 /* ---- send ---- */
@@ -773,6 +995,8 @@ static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
     n = vs_netdev_counter(out, n, max, "sock_rx_packets", nd->sock->rx_packets);
     n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni", nd->sock->rx_unknown_vni);
     n = vs_netdev_counter(out, n, max, "sock_rx_malformed", nd->sock->rx_malformed);
+    n = vs_netdev_counter(out, n, max, "sock_rx_gro_datagrams", nd->sock->rx_gro_datagrams);
+    n = vs_netdev_counter(out, n, max, "sock_rx_coalesced", nd->sock->rx_coalesced);
     return n;
 }
 

@@ -134,7 +134,8 @@ TYPES = {t.name: t for t in (
              status=("tunnel_remote_ip", "tunnel_key", "tunnel_local_ip", "tunnel_dst_port",
                      "tunnel_path_mtu", "tunnel_inner_mtu", "tunnel_oversize"),
              stats=("tx_segments", "tx_mtu_drops", "tx_resegmented", "tx_no_remote", "tx_offload_drops", "tx_errors",
-                    "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed")),
+                    "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed",
+                    "sock_rx_gro_datagrams", "sock_rx_coalesced")),
 )}
 
 
