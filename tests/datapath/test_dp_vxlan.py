@@ -10,7 +10,6 @@ and a TSO super-frame leaving as MSS-sized VXLAN datagrams."""
 import ipaddress
 import socket
 import struct
-import time
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP

@@ -11,7 +11,6 @@ underlay veth has tx checksum offload turned off: OVS's userspace datapath
 drops datagrams whose UDP checksum a veth left partial; the kernel's vxlan
 does not care.)"""
 import contextlib
-import os
 
 import pytest
 
