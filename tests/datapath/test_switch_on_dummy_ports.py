@@ -116,7 +116,7 @@ def test_switch_forwards_between_dummy_ports_without_root():
     drop = ["setpriv", "--securebits=+noroot,+noroot_locked", "--inh-caps=-all", "--bounding-set=-all"]
     try:
         proc = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=60, cwd=os.path.dirname(os.path.dirname(here)))
+                              timeout=60, cwd=here)  # not the source tree: the installed vswitch
     except FileNotFoundError:
         pytest.skip("no setpriv to drop root's capabilities")
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stdout + proc.stderr
