@@ -33,10 +33,15 @@ def test_metrics_match_dump_ports(tmp_path):
             netns.run(host, "ip", "link", "set", "m1h", "up")
             netns.run(host, "ip", "addr", "add", "10.8.0.1/24", "dev", "m1h")
             netns.run(host, "ping", "-c", "5", "-i", "0.1", "-W", "1", "10.8.0.9", check=False)
-            time.sleep(0.5)
-            text = scrape(sw)
+            # The kernel keeps probing for the unanswered address a while:
+            # compare a scrape with dump-ports taken while nothing arrived.
+            for _ in range(20):
+                time.sleep(0.5)
+                rows = {r["port"]: r for r in vs.json("dump-ports", "br0")}
+                text = scrape(sw)
+                if rows == {r["port"]: r for r in vs.json("dump-ports", "br0")}:
+                    break
             families = {f.name: f for f in text_string_to_metric_families(text)}
-            rows = {r["port"]: r for r in vs.json("dump-ports", "br0")}
             for port in ("m1", "m2"):
                 for counter in ("rx_packets", "tx_packets", "rx_bytes"):
                     family = families[f"vswitch_port_{counter}"]
