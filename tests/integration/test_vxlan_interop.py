@@ -129,7 +129,7 @@ def net(tmp_path_factory):
 
 
 def test_pings_near_mtu_fdb_and_tshark(net):
-    (_, vsa, ha), (_, vsb, hb), k = net["a"], net["b"], net["k"]
+    (_, vsa, ha), (_, _, hb), k = net["a"], net["b"], net["k"]
     pcap = str(net["dir"] / "underlay.pcap")
     with capture(net["ul"], "ubr", pcap):
         # every pair, both directions
@@ -178,7 +178,7 @@ def test_pings_near_mtu_fdb_and_tshark(net):
 def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
     """TSO super-frames from a veth (offloads on, inner MTU 1500) cross as
     MSS-sized VXLAN datagrams: nothing is cut or dropped for size."""
-    (_, vsa, ha), (_, vsb, hb) = net["a"], net["b"]
+    (_, vsa, ha), (_, _, hb) = net["a"], net["b"]
     server = subprocess.Popen(["ip", "netns", "exec", hb, "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -195,7 +195,7 @@ def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
 
 
 def test_unknown_vni_is_dropped_and_counted(net):
-    (swa, vsa, _), k = net["a"], net["k"]
+    (_, vsa, _), k = net["a"], net["k"]
     netns.run(k, "ip", "link", "add", "vxlan9", "type", "vxlan", "id", "999", "dstport", "4789",
               "local", UNDERLAY["k"], "remote", UNDERLAY["a"], "dev", "ul0")
     try:
