@@ -19,31 +19,61 @@
 #include <unistd.h>
 
 #define TXQ_LEN 64
+#define TX_MAX_QUEUES 64 /* distinct output ports staged before a flush */
 #define ARENA_SIZE (4u << 20)
 #define COPY_PKTS 256
+#define POLL_IDLE_MS 100 /* an idle poll thread's poll() timeout */
+/* Adaptive polling (pmd_main): after a packet a poll thread keeps spinning
+ * for spin_ns, between these bounds, before it sleeps in poll() again. */
+#define SPIN_MIN_NS 50000ull
+#define SPIN_INITIAL_NS 200000ull
+#define SPIN_MAX_NS 2000000ull
+#define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
+
+/* Counters (datapath.h, "Locking").  One only its owner thread writes: a
+ * plain read and a relaxed store, no locked instruction, and a reader's
+ * relaxed load always sees a whole value.  One several threads add to: a
+ * relaxed atomic add.  Readers load them word by word (stats_load). */
+#define OWN_ADD(field, v) __atomic_store_n(&(field), (field) + (v), __ATOMIC_RELAXED)
+#define SHARED_ADD(field, v) __atomic_fetch_add(&(field), (v), __ATOMIC_RELAXED)
+#define LOAD_PTR(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define STORE_PTR(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
 
 struct vs_port {
     uint32_t port_no;
-    int pmd; /* the poll thread that receives on it */
+    int pmd; /* the poll thread that receives on it (set before publication) */
     struct vs_netdev *netdev; /* the port type's handle (netdev_provider.h) */
     const struct vs_netdev_class *class; /* netdev->class */
-    struct vs_port_stats stats;
+    /* Serialises send() (and the type's control calls) on this port:
+     * several poll threads and execute() may output to it. */
+    pthread_mutex_t tx_mutex;
+    struct vs_port_stats stats; /* SHARED_ADD counters */
     /* Packets that reached a SAMPLE action received on this port, per
-     * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool). */
+     * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool);
+     * atomic adds. */
     uint32_t sample_pool[VS_SAMPLE_POOLS];
-    struct vs_packet *txq[TXQ_LEN];
-    int n_txq;
 };
 
-/* Output staging for one thread of execution (poll thread, or execute()).
- * Copies made for non-final outputs live in the arena until the flush. */
+/* One output port's packets staged in a tx_ctx. */
+struct tx_queue {
+    struct vs_port *port;
+    int n;
+    struct vs_packet *pkts[TXQ_LEN];
+};
+
+/* Output staging for one thread of execution (poll thread, or execute()):
+ * private, so staging takes no lock; only the flush takes each port's
+ * tx_mutex, once per port per batch.  Copies made for non-final outputs
+ * live in the arena until the flush.  Port pointers staged here are used
+ * only within the round that loaded them (datapath.h, "Locking"). */
 struct tx_ctx {
     uint8_t *arena;
     uint32_t arena_used;
     struct vs_packet copies[COPY_PKTS];
     int n_copies;
-    struct vs_port *dirty[VS_MAX_PORTS];
+    struct tx_queue q[TX_MAX_QUEUES];
     int n_dirty;
+    uint8_t slot_of[VS_MAX_PORTS]; /* port_no -> index in q + 1, 0 = none */
 };
 
 struct upcall_slot {
@@ -75,11 +105,20 @@ struct vs_pmd {
     int started;
     int ctl_efd;
     int busy_poll; /* spin on its ports instead of sleeping in poll() */
-    volatile int stop;
+    int stop;      /* atomic */
+    /* Quiescent-state announcements (datapath.h, "Locking"): odd while the
+     * thread is in a round and may hold pointers to published memory, even
+     * while it is between rounds (in poll(), or stopped).  Only the thread
+     * writes it; dp_synchronize reads it. */
+    uint64_t rcu_seq;
+    /* Adaptive polling: how long to keep spinning after the last packet,
+     * and when that was (pmd_main). */
+    uint64_t spin_ns, last_rx_ns;
     struct vs_emc_entry *emc;
+    struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
     struct tx_ctx tx;
-    struct vs_pmd_stats stats;
+    struct vs_pmd_stats stats; /* OWN_ADD counters */
     uint64_t prng; /* SAMPLE's random numbers: per thread, no lock, no sharing */
     /* The poll list (pmd_poll_list): entry 0 is ctl_efd. */
     struct pollfd *pfds;
@@ -91,21 +130,24 @@ struct vs_pmd {
     uint32_t seen_cap;
 };
 
+/* Which lock guards what: datapath.h, "Locking". */
 struct vs_dp {
+    /* The control mutex: serialises control calls (Python, set_pmds), the
+     * writers of everything below that poll threads read.  Poll threads
+     * never take it. */
     pthread_mutex_t mutex;
-    int control_waiters;
-    struct vs_classifier cls;
-    struct vs_port *ports[VS_MAX_PORTS];
-    uint32_t ports_gen;
+    struct vs_classifier cls; /* written under mutex, read by poll threads (RCU) */
+    struct vs_port *ports[VS_MAX_PORTS]; /* published: LOAD_PTR/STORE_PTR */
+    uint32_t ports_gen; /* bumped (atomically) whenever ports[] changes */
 
-    struct vs_pmd *pmds[VS_MAX_PMDS];
+    struct vs_pmd *pmds[VS_MAX_PMDS]; /* under mutex */
     int n_pmds;
     struct vs_pmd_stats retired; /* counters of poll threads since replaced */
     struct vs_pmd_stats exec_stats; /* upcalls made by execute() */
 
     struct tx_ctx exec_tx;
     struct vs_packet exec_pkt;
-    uint64_t exec_prng; /* execute()'s own, under the datapath mutex */
+    uint64_t exec_prng; /* execute()'s own, under the control mutex */
 
     pthread_mutex_t up_mutex;
     struct upcall_slot *ring;
@@ -129,13 +171,61 @@ static inline uint64_t cycles_now(void)
 #endif
 }
 
-/* The lock as taken by control calls (Python, set_pmds): announced in
- * control_waiters so that poll threads let them in first. */
+/* The lock control calls (Python, set_pmds) take; poll threads never do. */
 static void control_lock(struct vs_dp *dp)
 {
-    __atomic_add_fetch(&dp->control_waiters, 1, __ATOMIC_ACQ_REL);
     pthread_mutex_lock(&dp->mutex);
-    __atomic_sub_fetch(&dp->control_waiters, 1, __ATOMIC_ACQ_REL);
+}
+
+static inline struct vs_port *port_get(struct vs_dp *dp, uint32_t port_no)
+{
+    return port_no < VS_MAX_PORTS ? LOAD_PTR(dp->ports[port_no]) : NULL;
+}
+
+/* Copies a struct of 64-bit counters that other threads update (OWN_ADD or
+ * SHARED_ADD), each word with a relaxed atomic load. */
+static void stats_load(void *dst, const void *src, size_t size)
+{
+    uint64_t *d = dst;
+    const uint64_t *s = src;
+    for (size_t i = 0; i < size / sizeof *d; i++)
+        d[i] = __atomic_load_n(&s[i], __ATOMIC_RELAXED);
+}
+
+/* ---- grace periods (datapath.h, "Locking") ---- */
+
+/* A poll thread enters a round: from now on it may load published
+ * pointers.  The full fence orders the announcement before those loads (a
+ * writer's publication and its reading of rcu_seq are ordered the same way
+ * in dp_synchronize), so either the writer waits for this round or the
+ * round sees the writer's new state. */
+static void rcu_online(struct vs_pmd *pmd)
+{
+    __atomic_store_n(&pmd->rcu_seq, pmd->rcu_seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/* The round is over: nothing loaded in it is used any more. */
+static void rcu_quiescent(struct vs_pmd *pmd)
+{
+    __atomic_store_n(&pmd->rcu_seq, pmd->rcu_seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Waits until every poll thread has been quiescent at least once since the
+ * call: memory unpublished before it is then unreachable.  Called with the
+ * control mutex held (dp->pmds is stable); a thread in poll() or between
+ * rounds is not waited for.  Takes at most one round of each thread (one
+ * batch per port). */
+static void dp_synchronize(void *aux)
+{
+    struct vs_dp *dp = aux;
+    uint64_t snap[VS_MAX_PMDS];
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    for (int i = 0; i < dp->n_pmds; i++)
+        snap[i] = __atomic_load_n(&dp->pmds[i]->rcu_seq, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < dp->n_pmds; i++)
+        while ((snap[i] & 1) && __atomic_load_n(&dp->pmds[i]->rcu_seq, __ATOMIC_ACQUIRE) == snap[i])
+            sched_yield();
 }
 
 uint64_t vs_now_ns(void)
@@ -150,14 +240,20 @@ uint64_t vs_now_ns(void)
 static void tx_flush(struct tx_ctx *tx)
 {
     for (int i = 0; i < tx->n_dirty; i++) {
-        struct vs_port *p = tx->dirty[i];
-        int sent = p->class->send(p->netdev, p->txq, p->n_txq);
-        for (int j = 0; j < sent; j++) {
-            p->stats.tx_packets++;
-            p->stats.tx_bytes += p->txq[j]->len;
-        }
-        p->stats.tx_dropped += (uint64_t)(p->n_txq - sent);
-        p->n_txq = 0;
+        struct tx_queue *q = &tx->q[i];
+        struct vs_port *p = q->port;
+        pthread_mutex_lock(&p->tx_mutex);
+        int sent = p->class->send(p->netdev, q->pkts, q->n);
+        pthread_mutex_unlock(&p->tx_mutex);
+        uint64_t bytes = 0;
+        for (int j = 0; j < sent; j++)
+            bytes += q->pkts[j]->len;
+        SHARED_ADD(p->stats.tx_packets, (uint64_t)sent);
+        SHARED_ADD(p->stats.tx_bytes, bytes);
+        if (q->n > sent)
+            SHARED_ADD(p->stats.tx_dropped, (uint64_t)(q->n - sent));
+        tx->slot_of[p->port_no] = 0;
+        q->n = 0;
     }
     tx->n_dirty = 0;
     tx->arena_used = 0;
@@ -183,11 +279,22 @@ static struct vs_packet *tx_copy(struct tx_ctx *tx, const struct vs_packet *pkt)
 
 static void tx_enqueue(struct tx_ctx *tx, struct vs_port *p, struct vs_packet *pkt)
 {
-    if (p->n_txq == TXQ_LEN)
+    int slot = tx->slot_of[p->port_no];
+    if (slot && tx->q[slot - 1].n == TXQ_LEN) {
         tx_flush(tx);
-    if (!p->n_txq)
-        tx->dirty[tx->n_dirty++] = p;
-    p->txq[p->n_txq++] = pkt;
+        slot = 0;
+    }
+    if (!slot) {
+        if (tx->n_dirty == TX_MAX_QUEUES)
+            tx_flush(tx);
+        struct tx_queue *q = &tx->q[tx->n_dirty++];
+        q->port = p;
+        q->n = 0;
+        slot = tx->n_dirty;
+        tx->slot_of[p->port_no] = (uint8_t)slot;
+    }
+    struct tx_queue *q = &tx->q[slot - 1];
+    q->pkts[q->n++] = pkt;
 }
 
 /* ---- upcalls ---- */
@@ -220,9 +327,9 @@ static int upcall_enqueue(struct vs_dp *dp, struct vs_pmd_stats *st, uint32_t in
     }
     pthread_mutex_unlock(&dp->up_mutex);
     if (ok)
-        st->upcalls++;
+        OWN_ADD(st->upcalls, 1);
     else
-        st->upcall_drops++;
+        OWN_ADD(st->upcall_drops, 1);
     return ok;
 }
 
@@ -293,23 +400,25 @@ static int sample_enqueue(struct vs_dp *dp, struct vs_pmd_stats *st, uint32_t in
     }
     pthread_mutex_unlock(&dp->sample_mutex);
     if (ok)
-        st->samples++;
+        OWN_ADD(st->samples, 1);
     else
-        st->sample_drops++;
+        OWN_ADD(st->sample_drops, 1);
     return ok;
 }
 
 /* VS_ACTION_SAMPLE (datapath.h).  The pool counts every packet that reaches
- * the action, so that a collector can scale samples back to totals.  Called
- * under the datapath mutex, which guards the pools.  Returns 1 if a sample
- * was queued. */
+ * the action, so that a collector can scale samples back to totals (an
+ * atomic add: any poll thread may count on any port).  Returns 1 if a
+ * sample was queued. */
 static int sample_action(struct vs_dp *dp, struct vs_pmd_stats *st, uint64_t *prng,
                          uint32_t in_port, const struct vs_key *key,
                          const struct vs_packet *pkt, const uint32_t *args)
 {
     uint32_t probability = args[0], cookie = args[1];
-    struct vs_port *port = in_port < VS_MAX_PORTS ? dp->ports[in_port] : NULL;
-    uint32_t pool = port ? ++port->sample_pool[cookie % VS_SAMPLE_POOLS] : 0;
+    struct vs_port *port = port_get(dp, in_port);
+    uint32_t pool = port ? __atomic_add_fetch(&port->sample_pool[cookie % VS_SAMPLE_POOLS], 1,
+                                              __ATOMIC_RELAXED)
+                         : 0;
     if (probability != VS_SAMPLE_ALWAYS && prng_next(prng) >= probability)
         return 0;
     return sample_enqueue(dp, st, in_port, args, pool, key, pkt);
@@ -446,7 +555,7 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         const uint32_t *args = &acts[i + 1];
         switch (ACT_OP(acts[i])) {
         case VS_ACTION_OUTPUT: {
-            struct vs_port *p = args[0] < VS_MAX_PORTS ? dp->ports[args[0]] : NULL;
+            struct vs_port *p = port_get(dp, args[0]);
             uint32_t cut = trunc;
             trunc = 0;
             if (!p)
@@ -503,33 +612,73 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
 
 /* ---- the poll thread ---- */
 
+/* A run of packets of one batch that hit the same flow: its counters are
+ * added once per run, not once per packet (fewer atomic adds on a line
+ * other threads may hit too). */
+struct flow_run {
+    struct vs_flow *flow;
+    uint64_t packets, bytes;
+    uint16_t tcp_flags;
+};
+
+static void flow_run_flush(struct flow_run *run, uint64_t now)
+{
+    struct vs_flow *f = run->flow;
+    if (!f)
+        return;
+    SHARED_ADD(f->packets, run->packets);
+    SHARED_ADD(f->bytes, run->bytes);
+    __atomic_store_n(&f->used_ns, now, __ATOMIC_RELAXED);
+    if (run->tcp_flags)
+        __atomic_fetch_or(&f->tcp_flags, run->tcp_flags, __ATOMIC_RELAXED);
+    run->flow = NULL;
+}
+
+static void flow_run_add(struct flow_run *run, struct vs_flow *f, uint32_t len,
+                         uint16_t tcp_flags, uint64_t now)
+{
+    if (run->flow != f) {
+        flow_run_flush(run, now);
+        *run = (struct flow_run){f, 0, 0, 0};
+    }
+    run->packets++;
+    run->bytes += len;
+    run->tcp_flags |= tcp_flags;
+}
+
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
- * (a tunnel socket) may have set another port's number in pkt->in_port. */
+ * (a tunnel socket) may have set another port's number in pkt->in_port.
+ * Runs inside a round (rcu_online). */
 static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
     struct vs_dp *dp = pmd->dp;
     struct vs_pmd_stats *st = &pmd->stats;
     int upcalled = 0;
+    uint64_t own_packets = 0, own_bytes = 0; /* the polled port's, added once */
+    struct flow_run run = {0};
     for (int i = 0; i < n; i++) {
         struct vs_packet *pkt = &pkts[i];
         struct vs_port *in = port;
         if (pkt->in_port != port->port_no) {
-            in = pkt->in_port < VS_MAX_PORTS ? dp->ports[pkt->in_port] : NULL;
+            in = port_get(dp, pkt->in_port);
             if (!in) { /* a port that went away meanwhile */
-                port->stats.rx_dropped++;
+                SHARED_ADD(port->stats.rx_dropped, 1);
                 continue;
             }
+            SHARED_ADD(in->stats.rx_packets, 1);
+            SHARED_ADD(in->stats.rx_bytes, pkt->len);
+        } else {
+            own_packets++;
+            own_bytes += pkt->len;
         }
         struct vs_key key;
         uint16_t tcp_flags;
         key.in_port = in->port_no;
-        in->stats.rx_packets++;
-        in->stats.rx_bytes += pkt->len;
         if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
-            in->stats.rx_malformed++;
-            in->stats.rx_dropped++;
-            st->malformed++;
+            SHARED_ADD(in->stats.rx_malformed, 1);
+            SHARED_ADD(in->stats.rx_dropped, 1);
+            OWN_ADD(st->malformed, 1);
             continue;
         }
         /* Tunnel metadata a tunnel port attached (netdev.h): looked up
@@ -540,28 +689,29 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             key.tun_dst = pkt->tnl.ip_dst;
         }
         int tier;
-        struct vs_flow *f = vs_emc_lookup(&dp->cls, pmd->emc, &key, &tier);
+        struct vs_flow *f = vs_emc_lookup(&dp->cls, &pmd->cls_reader, pmd->emc, &key, &tier);
         if (!f) {
-            st->misses++;
+            OWN_ADD(st->misses, 1);
             upcalled |= upcall_enqueue(dp, st, in->port_no, 0, &key, pkt);
             continue;
         }
         if (tier == 1)
-            st->emc_hits++;
+            OWN_ADD(st->emc_hits, 1);
         else
-            st->megaflow_hits++;
-        f->packets++;
-        f->bytes += pkt->len;
-        f->used_ns = now;
-        f->tcp_flags |= tcp_flags;
+            OWN_ADD(st->megaflow_hits, 1);
+        flow_run_add(&run, f, pkt->len, tcp_flags, now);
+        const struct vs_actions *acts = LOAD_PTR(f->actions);
         upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
-                                 f->actions, f->n_actions);
+                                 acts->words, acts->n);
     }
+    flow_run_flush(&run, now);
+    SHARED_ADD(port->stats.rx_packets, own_packets);
+    SHARED_ADD(port->stats.rx_bytes, own_bytes);
     uint64_t c = cycles_now();
     tx_flush(&pmd->tx);
-    st->tx_cycles += cycles_now() - c;
-    st->packets += (uint64_t)n;
-    st->batches++;
+    OWN_ADD(st->tx_cycles, cycles_now() - c);
+    OWN_ADD(st->packets, (uint64_t)n);
+    OWN_ADD(st->batches, 1);
     return upcalled;
 }
 
@@ -580,15 +730,19 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         }
         int n = port->class->recv(port->netdev, rxq, pmd->rx, VS_BATCH, &truncated);
         uint64_t c1 = cycles_now();
-        pmd->stats.rx_cycles += c1 - c0;
-        port->stats.rx_dropped += truncated;
-        port->stats.rx_malformed += truncated;
+        OWN_ADD(pmd->stats.rx_cycles, c1 - c0);
+        if (truncated) {
+            SHARED_ADD(port->stats.rx_dropped, truncated);
+            SHARED_ADD(port->stats.rx_malformed, truncated);
+        }
         if (n <= 0)
             return 0;
         uint64_t tx_before = pmd->stats.tx_cycles;
-        *upcalled |= process_batch(pmd, port, pmd->rx, n, vs_now_ns());
+        uint64_t now = vs_now_ns();
+        pmd->last_rx_ns = now;
+        *upcalled |= process_batch(pmd, port, pmd->rx, n, now);
         /* process = the batch minus its transmit, measured inside it */
-        pmd->stats.process_cycles += cycles_now() - c1 - (pmd->stats.tx_cycles - tx_before);
+        OWN_ADD(pmd->stats.process_cycles, cycles_now() - c1 - (pmd->stats.tx_cycles - tx_before));
         if (n < VS_BATCH)
             return 0;
     }
@@ -600,14 +754,14 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
  * socket's pending error is read: one whose netdev went down or away then
  * sleeps in poll() again); if not, the port is marked dead and left out of
  * poll() until the slow path replaces it.  Returns 1 if the port must not be
- * polled any more.  Called under the datapath mutex. */
+ * polled any more.  Called by the thread that polls the descriptor. */
 static int port_poll_error(struct vs_port *port, int rxq, int fd, short revents)
 {
-    port->stats.poll_errors++;
+    SHARED_ADD(port->stats.poll_errors, 1);
     int dead = port->class->poll_error ? port->class->poll_error(port->netdev, rxq, fd, revents)
                                        : vs_netdev_poll_error(fd, revents);
     if (dead)
-        port->stats.dead = 1;
+        __atomic_store_n(&port->stats.dead, 1, __ATOMIC_RELAXED);
     return dead;
 }
 
@@ -658,7 +812,7 @@ static int poll_list_grow(struct vs_pmd *pmd)
     return 0;
 }
 
-/* Rebuilds the thread's poll list under the datapath mutex: its control
+/* Rebuilds the thread's poll list, inside a round: its control
  * eventfd, then every receive descriptor (rx_fds) of the live ports assigned
  * to it.  A descriptor several ports list (a tunnel's shared socket) is
  * polled once, through the lowest-numbered live port listing it, by that
@@ -677,8 +831,8 @@ static void pmd_poll_list(struct vs_pmd *pmd)
     pmd->entries[0] = (struct poll_entry){0, -1};
     int n = 1;
     for (uint32_t i = 0; i < VS_MAX_PORTS; i++) {
-        struct vs_port *p = dp->ports[i];
-        if (!p || p->stats.dead)
+        struct vs_port *p = port_get(dp, i);
+        if (!p || __atomic_load_n(&p->stats.dead, __ATOMIC_RELAXED))
             continue;
         int fds[VS_MAX_RXQ];
         int nfds = p->class->rx_fds(p->netdev, fds, VS_MAX_RXQ);
@@ -695,6 +849,65 @@ static void pmd_poll_list(struct vs_pmd *pmd)
     pmd->n_pfds = n;
 }
 
+/* Adaptive polling: the poll() timeout for this round.  A busy-polling
+ * thread never sleeps.  Otherwise the thread keeps spinning (timeout 0)
+ * for spin_ns after the last packet, so a reply or the next packet of a
+ * conversation is picked up without a wake-up (tens of µs), and then
+ * sleeps (POLL_IDLE_MS, woken by its descriptors) so an idle switch costs
+ * next to no CPU.  spin_ns adapts, as OVS's pmd-sleep and DPDK's interrupt
+ * mode back off: pmd_adapt doubles it when a packet arrives soon after the
+ * thread went to sleep, and halves it when the sleep was long. */
+static int pmd_timeout(const struct vs_pmd *pmd, uint64_t now)
+{
+    if (pmd->busy_poll || now - pmd->last_rx_ns < pmd->spin_ns)
+        return 0;
+    return POLL_IDLE_MS;
+}
+
+static void pmd_adapt(struct vs_pmd *pmd, uint64_t slept_ns)
+{
+    if (slept_ns < pmd->spin_ns * 2) {
+        pmd->spin_ns *= 2;
+        if (pmd->spin_ns > SPIN_MAX_NS)
+            pmd->spin_ns = SPIN_MAX_NS;
+    } else {
+        pmd->spin_ns /= 2;
+        if (pmd->spin_ns < SPIN_MIN_NS)
+            pmd->spin_ns = SPIN_MIN_NS;
+    }
+}
+
+/* One round's work on what poll() reported.  Returns 1 if a port still had
+ * a full batch waiting (the next round may skip poll()). */
+static int pmd_round(struct vs_pmd *pmd, int *upcalled)
+{
+    struct vs_dp *dp = pmd->dp;
+    struct pollfd *pfds = pmd->pfds;
+    int npfd = pmd->n_pfds, still_busy = 0;
+    for (int i = 1; i < npfd; i++) {
+        struct vs_port *port = port_get(dp, pmd->entries[i].port_no);
+        if (!(pfds[i].revents & POLLIN)) {
+            if (pfds[i].revents && port && !__atomic_load_n(&port->stats.dead, __ATOMIC_RELAXED)
+                && port_poll_error(port, pmd->entries[i].rxq, pfds[i].fd, pfds[i].revents)) {
+                for (int j = 1; j < npfd; j++) /* all of its descriptors */
+                    if (pmd->entries[j].port_no == pmd->entries[i].port_no)
+                        pfds[j].fd = -1; /* skipped by poll() */
+            }
+            pfds[i].revents = 0;
+            continue;
+        }
+        if (port && poll_port(pmd, port, pmd->entries[i].rxq, upcalled))
+            still_busy = 1;
+        else
+            pfds[i].revents = 0; /* drained: wait for poll() to say more */
+    }
+    return still_busy;
+}
+
+/* The poll thread.  Every iteration is one round between two quiescent
+ * points: published memory (classifier, ports) is used only while online,
+ * and nothing loaded in a round is kept past its end, except port numbers
+ * (the poll list), which are looked up again in each round. */
 static void *pmd_main(void *arg)
 {
     struct vs_pmd *pmd = arg;
@@ -703,41 +916,41 @@ static void *pmd_main(void *arg)
     int busy_rounds = 0; /* rounds in a row that skipped poll() */
     /* Threads started in the same nanosecond still differ by thread id. */
     pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
-    while (!pmd->stop) {
-        /* Only a port change needs the lock; a spinning thread must not take
-         * it on every round or control calls would queue behind it. */
-        if (gen != __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE)) {
-            pthread_mutex_lock(&dp->mutex);
-            gen = dp->ports_gen;
+    pmd->spin_ns = SPIN_INITIAL_NS;
+    while (!__atomic_load_n(&pmd->stop, __ATOMIC_ACQUIRE)) {
+        rcu_online(pmd);
+        uint32_t now_gen = __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE);
+        if (gen != now_gen) { /* ports changed: poll what is there now */
+            gen = now_gen;
             pmd_poll_list(pmd);
-            pthread_mutex_unlock(&dp->mutex);
             busy_rounds = 0;
         }
+        rcu_quiescent(pmd);
         struct pollfd *pfds = pmd->pfds;
         int npfd = pmd->n_pfds;
 
         uint64_t t0 = vs_now_ns(), c0 = cycles_now();
-        /* A busy-polling thread owns its CPU: it asks the kernel with a zero
-         * timeout and never sleeps, saving the wake-up (tens of µs per
-         * packet at low rates) at the price of a CPU spinning at 100 %. */
-        int r;
-        if (busy_rounds && busy_rounds < 8) {
+        int r, slept = 0;
+        if (busy_rounds && busy_rounds < SKIP_POLL_ROUNDS) {
             /* Under load the ports that filled their last batches are read
              * again directly: poll() costs more than it tells (about a
-             * tenth of the cycles at 64-byte rates).  Every 8th round polls
-             * so that the other ports are seen too. */
+             * tenth of the cycles at 64-byte rates).  Every
+             * SKIP_POLL_ROUNDS-th round polls so that the other ports are
+             * seen too. */
             r = 1;
         } else if (!npfd) { /* no memory for a poll list: try again soon */
-            r = poll(NULL, 0, 100);
+            r = poll(NULL, 0, POLL_IDLE_MS);
             gen = UINT32_MAX;
             busy_rounds = 0;
         } else {
-            r = poll(pfds, (nfds_t)npfd, pmd->busy_poll ? 0 : 100);
+            int timeout = pmd_timeout(pmd, t0);
+            r = poll(pfds, (nfds_t)npfd, timeout);
+            slept = timeout != 0;
             busy_rounds = 0;
         }
         uint64_t t1 = vs_now_ns(), c1 = cycles_now();
-        pmd->stats.idle_ns += t1 - t0;
-        pmd->stats.idle_cycles += c1 - c0;
+        OWN_ADD(pmd->stats.idle_ns, t1 - t0);
+        OWN_ADD(pmd->stats.idle_cycles, c1 - c0);
         if (r <= 0)
             continue;
         if (!busy_rounds && (pfds[0].revents & POLLIN)) {
@@ -745,37 +958,16 @@ static void *pmd_main(void *arg)
             ssize_t rr = read(pmd->ctl_efd, &v, sizeof v);
             (void)rr;
         }
-        int upcalled = 0;
-        /* Control calls go first: a poll thread that relocks right after
-         * unlocking could otherwise keep them waiting indefinitely. */
-        while (__atomic_load_n(&dp->control_waiters, __ATOMIC_ACQUIRE))
-            sched_yield();
-        pthread_mutex_lock(&dp->mutex);
-        int still_busy = 0;
-        if (gen == dp->ports_gen) {
-            for (int i = 1; i < npfd; i++) {
-                struct vs_port *port = dp->ports[pmd->entries[i].port_no];
-                if (!(pfds[i].revents & POLLIN)) {
-                    if (pfds[i].revents && port && !port->stats.dead
-                        && port_poll_error(port, pmd->entries[i].rxq, pfds[i].fd, pfds[i].revents)) {
-                        for (int j = 1; j < npfd; j++) /* all of its descriptors */
-                            if (pmd->entries[j].port_no == pmd->entries[i].port_no)
-                                pfds[j].fd = -1; /* skipped by poll() */
-                    }
-                    pfds[i].revents = 0;
-                    continue;
-                }
-                if (port && poll_port(pmd, port, pmd->entries[i].rxq, &upcalled))
-                    still_busy = 1;
-                else
-                    pfds[i].revents = 0; /* drained: wait for poll() to say more */
-            }
-        }
-        /* Counted before unlocking, so a reader (under the lock) always sees
-         * the busy time cover the stage counters inside it. */
-        pmd->stats.busy_ns += vs_now_ns() - t1;
-        pmd->stats.busy_cycles += cycles_now() - c1;
-        pthread_mutex_unlock(&dp->mutex);
+        int upcalled = 0, still_busy = 0;
+        uint64_t last_rx = pmd->last_rx_ns;
+        rcu_online(pmd);
+        if (gen == __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE))
+            still_busy = pmd_round(pmd, &upcalled);
+        rcu_quiescent(pmd);
+        if (slept && pmd->last_rx_ns != last_rx)
+            pmd_adapt(pmd, t1 - t0);
+        OWN_ADD(pmd->stats.busy_ns, vs_now_ns() - t1);
+        OWN_ADD(pmd->stats.busy_cycles, cycles_now() - c1);
         busy_rounds = still_busy ? busy_rounds + 1 : 0;
         if (upcalled)
             upcall_notify(dp);
@@ -788,6 +980,7 @@ static void *pmd_main(void *arg)
 static void port_close(struct vs_port *p)
 {
     p->class->close(p->netdev);
+    pthread_mutex_destroy(&p->tx_mutex);
     free(p);
 }
 
@@ -803,19 +996,28 @@ static uint8_t *new_packet_buf(void)
     return malloc(VS_HEADROOM + VS_MAX_FRAME);
 }
 
-static void pmd_free(struct vs_pmd *pmd)
+/* Stops the thread and waits for it: afterwards its counters are final
+ * and it holds nothing. */
+static void pmd_stop(struct vs_pmd *pmd)
 {
-    if (!pmd)
-        return;
     if (pmd->started) {
-        pmd->stop = 1;
+        __atomic_store_n(&pmd->stop, 1, __ATOMIC_RELEASE);
         uint64_t one = 1;
         ssize_t r = write(pmd->ctl_efd, &one, sizeof one);
         (void)r;
         pthread_join(pmd->thread, NULL);
+        pmd->started = 0;
     }
+}
+
+static void pmd_free(struct vs_pmd *pmd)
+{
+    if (!pmd)
+        return;
+    pmd_stop(pmd);
     tx_flush(&pmd->tx); /* nothing may stay queued on ports */
     free(pmd->emc);
+    vs_cls_reader_destroy(&pmd->cls_reader);
     free(pmd->tx.arena);
     for (int i = 0; i < VS_BATCH; i++)
         free(pmd->rx[i].buf);
@@ -860,8 +1062,12 @@ static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu, int busy_pol
     return NULL;
 }
 
-static void stats_add(struct vs_pmd_stats *acc, const struct vs_pmd_stats *s)
+/* acc += a poll thread's counters (read atomically: it may be running). */
+static void stats_add(struct vs_pmd_stats *acc, const struct vs_pmd_stats *live)
 {
+    struct vs_pmd_stats copy;
+    stats_load(&copy, live, sizeof copy);
+    const struct vs_pmd_stats *s = &copy;
     acc->packets += s->packets;
     acc->batches += s->batches;
     acc->emc_hits += s->emc_hits;
@@ -899,34 +1105,35 @@ int vs_dp_set_pmds(struct vs_dp *dp, const int *cpus, int n, int busy_poll)
 {
     if (n < 1 || n > VS_MAX_PMDS)
         return -EINVAL;
-    /* Stop the old threads first: the mutex is not held while joining, so
-     * a thread finishing its batch can still take it. */
+    /* All under the control mutex, which poll threads never take: no
+     * writer runs while the set of threads dp_synchronize waits for is
+     * changing. */
+    control_lock(dp);
     for (int i = 0; i < dp->n_pmds; i++) {
         struct vs_pmd *old = dp->pmds[i];
-        control_lock(dp);
+        pmd_stop(old); /* joined: its counters are final */
         stats_add(&dp->retired, &old->stats);
-        pthread_mutex_unlock(&dp->mutex);
         dp->pmds[i] = NULL;
         pmd_free(old);
     }
-    control_lock(dp);
     dp->n_pmds = 0;
     int k = 0;
     for (int i = 0; i < VS_MAX_PORTS; i++)
         if (dp->ports[i])
             dp->ports[i]->pmd = k++ % n;
-    dp->ports_gen++;
-    pthread_mutex_unlock(&dp->mutex);
+    __atomic_add_fetch(&dp->ports_gen, 1, __ATOMIC_RELEASE);
+    int r = n;
     for (int i = 0; i < n; i++) {
         struct vs_pmd *pmd = pmd_create(dp, i, cpus ? cpus[i] : -1, busy_poll);
-        if (!pmd)
-            return i ? i : -ENOMEM; /* keep what started; ports of missing ones wait */
-        control_lock(dp);
+        if (!pmd) {
+            r = i ? i : -ENOMEM; /* keep what started; ports of missing ones wait */
+            break;
+        }
         dp->pmds[i] = pmd;
         dp->n_pmds = i + 1;
-        pthread_mutex_unlock(&dp->mutex);
     }
-    return n;
+    pthread_mutex_unlock(&dp->mutex);
+    return r;
 }
 
 int vs_dp_pmd_stats(struct vs_dp *dp, struct vs_pmd_stats *out, int max)
@@ -934,7 +1141,7 @@ int vs_dp_pmd_stats(struct vs_dp *dp, struct vs_pmd_stats *out, int max)
     control_lock(dp);
     int n = dp->n_pmds < max ? dp->n_pmds : max;
     for (int i = 0; i < n; i++)
-        out[i] = dp->pmds[i]->stats;
+        stats_load(&out[i], &dp->pmds[i]->stats, sizeof out[i]);
     pthread_mutex_unlock(&dp->mutex);
     return n;
 }
@@ -947,13 +1154,16 @@ struct vs_dp *vs_dp_create(uint32_t ring_size)
     pthread_mutex_init(&dp->mutex, NULL);
     pthread_mutex_init(&dp->up_mutex, NULL);
     pthread_mutex_init(&dp->sample_mutex, NULL);
-    vs_cls_init(&dp->cls);
+    int cls_ok = !vs_cls_init(&dp->cls);
+    dp->cls.synchronize = dp_synchronize;
+    dp->cls.sync_aux = dp;
     dp->ring_size = ring_size ? ring_size : 1024;
     dp->ring = calloc(dp->ring_size, sizeof *dp->ring);
     dp->sample_ring = calloc(VS_SAMPLE_RING, sizeof *dp->sample_ring);
     dp->exec_prng = prng_seed(vs_now_ns() ^ (uint64_t)getpid() << 32);
     dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    int ok = dp->ring && dp->sample_ring && dp->up_efd >= 0 && !tx_ctx_init(&dp->exec_tx);
+    int ok = cls_ok && dp->ring && dp->sample_ring && dp->up_efd >= 0 &&
+             !tx_ctx_init(&dp->exec_tx);
     ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
     if (!ok || vs_dp_set_pmds(dp, NULL, 1, 0) != 1) {
         vs_dp_destroy(dp);
@@ -968,11 +1178,13 @@ void vs_dp_destroy(struct vs_dp *dp)
         return;
     for (int i = 0; i < dp->n_pmds; i++)
         pmd_free(dp->pmds[i]);
+    dp->n_pmds = 0; /* no readers left: nothing to wait for */
     for (int i = 0; i < VS_MAX_PORTS; i++) {
         if (dp->ports[i])
             port_close(dp->ports[i]);
     }
-    vs_cls_destroy(&dp->cls);
+    if (dp->cls.vec)
+        vs_cls_destroy(&dp->cls);
     for (uint32_t i = 0; dp->ring && i < dp->ring_size; i++)
         free(dp->ring[i].data);
     free(dp->ring);
@@ -1004,8 +1216,8 @@ static int port_register(struct vs_dp *dp, struct vs_port *p)
         err = -EEXIST;
     } else {
         p->pmd = least_loaded_pmd(dp);
-        dp->ports[p->port_no] = p;
-        dp->ports_gen++;
+        STORE_PTR(dp->ports[p->port_no], p);
+        __atomic_add_fetch(&dp->ports_gen, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&dp->mutex);
     if (!err)
@@ -1038,6 +1250,7 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, const char *type, const c
     p->port_no = port_no;
     p->netdev = netdev;
     p->class = cls;
+    pthread_mutex_init(&p->tx_mutex, NULL);
     r = port_register(dp, p);
     if (r) {
         port_close(p);
@@ -1054,8 +1267,11 @@ int vs_dp_port_call(struct vs_dp *dp, uint32_t port_no, const struct vs_netdev_c
     int r = -ENOENT;
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    if (p && (!cls || p->class == cls))
+    if (p && (!cls || p->class == cls)) {
+        pthread_mutex_lock(&p->tx_mutex);
         r = fn(p->netdev, arg);
+        pthread_mutex_unlock(&p->tx_mutex);
+    }
     pthread_mutex_unlock(&dp->mutex);
     return r;
 }
@@ -1067,8 +1283,11 @@ int vs_dp_port_type_status(struct vs_dp *dp, uint32_t port_no, struct vs_port_kv
     int n = -ENOENT;
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    if (p)
+    if (p) {
+        pthread_mutex_lock(&p->tx_mutex);
         n = p->class->get_status ? p->class->get_status(p->netdev, out, max) : 0;
+        pthread_mutex_unlock(&p->tx_mutex);
+    }
     pthread_mutex_unlock(&dp->mutex);
     return n;
 }
@@ -1081,8 +1300,11 @@ int vs_dp_port_type_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_cou
     int n = -ENOENT;
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    if (p)
+    if (p) {
+        pthread_mutex_lock(&p->tx_mutex);
         n = p->class->get_stats ? p->class->get_stats(p->netdev, out, max) : 0;
+        pthread_mutex_unlock(&p->tx_mutex);
+    }
     pthread_mutex_unlock(&dp->mutex);
     return n;
 }
@@ -1108,13 +1330,15 @@ int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
         return -EINVAL;
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    dp->ports[port_no] = NULL;
-    if (p)
-        dp->ports_gen++;
+    if (p) {
+        STORE_PTR(dp->ports[port_no], NULL);
+        __atomic_add_fetch(&dp->ports_gen, 1, __ATOMIC_RELEASE);
+        dp_synchronize(dp); /* no round still holds p */
+        wake_poll_thread(dp); /* to drop its descriptors from poll() */
+    }
     pthread_mutex_unlock(&dp->mutex);
     if (!p)
         return -ENOENT;
-    wake_poll_thread(dp);
     port_close(p);
     return 0;
 }
@@ -1126,7 +1350,7 @@ int vs_dp_port_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_stats *o
     int err = 0;
     control_lock(dp);
     if (dp->ports[port_no])
-        *out = dp->ports[port_no]->stats;
+        stats_load(out, &dp->ports[port_no]->stats, sizeof *out);
     else
         err = -ENOENT;
     pthread_mutex_unlock(&dp->mutex);
@@ -1146,7 +1370,7 @@ int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_k
 int vs_dp_flow_del(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask)
 {
     control_lock(dp);
-    int r = vs_cls_del(&dp->cls, key, mask);
+    int r = vs_cls_del(&dp->cls, key, mask, NULL);
     pthread_mutex_unlock(&dp->mutex);
     return r;
 }
@@ -1171,23 +1395,27 @@ static void dump_one(struct vs_flow *f, void *aux_)
     struct vs_flow_dump *d = &aux->out[aux->n++];
     d->key = f->key;
     d->mask = f->mask;
-    d->packets = f->packets;
-    d->bytes = f->bytes;
-    d->used_ns = f->used_ns;
-    d->tcp_flags = f->tcp_flags;
-    d->n_actions = f->n_actions < VS_DUMP_MAX_ACTIONS ? f->n_actions : VS_DUMP_MAX_ACTIONS;
-    memcpy(d->actions, f->actions, d->n_actions * sizeof(uint32_t));
+    /* Poll threads add to these while the dump runs. */
+    d->packets = __atomic_load_n(&f->packets, __ATOMIC_RELAXED);
+    d->bytes = __atomic_load_n(&f->bytes, __ATOMIC_RELAXED);
+    d->used_ns = __atomic_load_n(&f->used_ns, __ATOMIC_RELAXED);
+    d->tcp_flags = __atomic_load_n(&f->tcp_flags, __ATOMIC_RELAXED);
+    const struct vs_actions *a = f->actions; /* only the writer (us) changes it */
+    d->n_actions = a->n < VS_DUMP_MAX_ACTIONS ? a->n : VS_DUMP_MAX_ACTIONS;
+    memcpy(d->actions, a->words, d->n_actions * sizeof(uint32_t));
 }
 
 int vs_dp_flow_del_stats(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
                          struct vs_flow_dump *final)
 {
     struct dump_aux aux = {final, 1, 0};
+    struct vs_flow *f = NULL;
     control_lock(dp);
-    struct vs_flow *f = vs_cls_find(&dp->cls, key, mask);
-    if (f) {
+    /* Read after the grace period vs_cls_del waits for: no poll thread
+     * can add to the counters any more, so they are final. */
+    if (!vs_cls_del(&dp->cls, key, mask, &f)) {
         dump_one(f, &aux);
-        vs_cls_del(&dp->cls, key, mask);
+        vs_cls_flow_free(f);
     }
     pthread_mutex_unlock(&dp->mutex);
     return f ? 0 : -1;
@@ -1295,7 +1523,7 @@ void vs_dp_get_stats(struct vs_dp *dp, struct vs_dp_stats *out)
     for (int i = 0; i < dp->n_pmds; i++)
         stats_add(&sum, &dp->pmds[i]->stats);
     out->n_flows = dp->cls.n_flows;
-    out->n_subtables = dp->cls.n_subtables;
+    out->n_subtables = vs_cls_n_subtables(&dp->cls);
     out->n_pmds = (uint64_t)dp->n_pmds;
     pthread_mutex_unlock(&dp->mutex);
     out->packets = sum.packets;
@@ -1324,8 +1552,10 @@ int vs_parse_frame(const uint8_t *frame, uint32_t len, struct vs_key *key, uint1
 struct vs_classifier *vs_cls_new(void)
 {
     struct vs_classifier *c = malloc(sizeof *c);
-    if (c)
-        vs_cls_init(c);
+    if (c && vs_cls_init(c)) {
+        free(c);
+        c = NULL;
+    }
     return c;
 }
 
@@ -1349,6 +1579,6 @@ void vs_cls_lookup_batch(struct vs_classifier *c, const struct vs_key *keys, int
 {
     for (int i = 0; i < n; i++) {
         struct vs_flow *f = vs_cls_lookup(c, &keys[i]);
-        out[i] = f ? (int64_t)f->actions[0] : -1;
+        out[i] = f ? (int64_t)f->actions->words[0] : -1;
     }
 }

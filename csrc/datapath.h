@@ -17,8 +17,12 @@
  *    packet arrived on), receives up to VS_BATCH frames per descriptor per
  *    round, parses each once, looks up EMC → megaflow classifier, executes
  *    actions, and sends output batched per port at the end of the batch.
- *    It sleeps in poll() when idle (or spins, if asked), and skips poll()
- *    while its ports keep filling batches.  An error poll() reports on a
+ *    Adaptive polling: after a packet it keeps polling with a zero timeout
+ *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
+ *    when a packet arrives soon after it went to sleep, halved when the
+ *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
+ *    latency and an idle switch costs no CPU.  busy_poll (vs_dp_set_pmds)
+ *    spins always.  It skips poll() while its ports keep filling batches.  An error poll() reports on a
  *    descriptor is handed to the port's type; one that cannot be cleared
  *    marks the port dead, and it is not polled again until replaced.
  *  - Counters per thread say where the cycles go: receive, parse + lookup +
@@ -38,20 +42,60 @@
  *    Every packet that reaches a SAMPLE action counts in its input port's
  *    sample pool (sFlow's sample_pool: how many packets the samples were
  *    drawn from).
- *  - Locking: one datapath mutex serialises the poll threads' batches and every
- *    control call.  Both sides hold it only inside C for bounded work (one
- *    batch, one flow operation), never across Python code, so a poll thread
- *    never waits on the interpreter; control calls announce themselves and
- *    poll threads let them in first.  The datapath mutex also guards the
- *    ports' counters and sample pools (only batches and execute() change
- *    them).  The upcall ring and the sample ring each have their own mutex,
- *    so that the recv calls never wait for a batch: both are leaf locks,
- *    taken inside the datapath mutex by poll threads and execute() (or alone
- *    by the recv calls) and never one inside the other.  Lock order:
- *    datapath mutex, then at most one ring mutex.  (Simpler than RCU
- *    publication, at the cost that poll threads do not look up in
- *    parallel.)  Port types' operations run under the datapath mutex too,
- *    except open and close (netdev.h says what a type may assume).
+ *  - Locking.  Poll threads take no lock that a control call holds for
+ *    longer than one send; N poll threads receive, look up, execute and
+ *    send in parallel.
+ *    · The control mutex (vs_dp.mutex) serialises control calls (everything
+ *      Python calls, and set_pmds).  It guards the writers' side of the
+ *      classifier and of the ports table, the list of poll threads, the
+ *      retired counters, execute()'s staging and counters.  Poll threads
+ *      never take it.  It is held for bounded work (one flow operation, a
+ *      dump's copy), never across Python code.
+ *    · Publication (RCU with quiescent states, single writer): the
+ *      classifier (classifier.h says how each part is replaced) and the
+ *      ports table (dp->ports[], an atomic pointer per slot, plus
+ *      ports_gen) are changed only under the control mutex and read by
+ *      poll threads without a lock.  A poll thread works in rounds: it
+ *      announces itself online (rcu_seq odd, then a full fence), handles
+ *      what one poll() reported (at most a few batches per port), and
+ *      announces a quiescent point (rcu_seq even) before it polls again;
+ *      while sleeping in poll() it is quiescent.  A writer unpublishes,
+ *      then waits (dp_synchronize) until every thread that was online has
+ *      passed a quiescent point, then frees.  So a control call waits at
+ *      most one round of each thread, and forwarding never waits for it.
+ *    · Barrier: vs_dp_flow_del, vs_dp_flow_del_stats and vs_dp_flow_flush
+ *      return only after that grace period: when they return, no thread
+ *      can hit the deleted megaflows any more (their EMC entries are
+ *      invalidated by the classifier generation, read before each lookup),
+ *      and del_stats' counters are final.  vs_dp_port_del returns after
+ *      it too, and closes the port only then.  A put is visible to every
+ *      round that starts after it returns.
+ *    · What a poll thread may assume: pointers it loads (flows, actions,
+ *      subtables, ports) stay valid until the end of its round; it keeps
+ *      none across rounds (its poll list holds port numbers and is rebuilt
+ *      whenever ports_gen changes); its EMC, subtable ranking
+ *      (vs_cls_reader), receive buffers, transmit staging and counters are
+ *      its own.
+ *    · Per-port transmit mutex (vs_port.tx_mutex): serialises send() on a
+ *      port (any thread may output to any port; staging is per thread and
+ *      the lock is taken once per port per batch), and the type's control
+ *      calls on that port (status, statistics, vs_dp_port_call).  recv()
+ *      of a descriptor runs only in the one thread that polls it, with no
+ *      datapath lock.
+ *    · Counters: a poll thread's (struct vs_pmd_stats) are written only by
+ *      it (plain load, relaxed atomic store) and read with relaxed atomic
+ *      loads; a port's counters and sample pools, and a megaflow's
+ *      counters, are relaxed atomic adds (a megaflow's once per run of
+ *      packets of a batch, a port's receive counters once per batch).
+ *    · The upcall ring and the sample ring each have their own mutex, a
+ *      leaf lock taken by poll threads and execute() for one slot at a
+ *      time, and by the recv calls.
+ *    · Lock order: control mutex, then one port's tx_mutex, then the port
+ *      type's own leaf locks (netdev.h); the ring mutexes are leaves taken
+ *      with nothing else held but the control mutex.
+ *    · ThreadSanitizer: csrc/build_datapath.py honours VS_SANITIZE=thread
+ *      (and the stress test tests/datapath/test_dp_concurrency.py runs
+ *      control calls against two forwarding poll threads).
  *  - Actions are a flat array of 32-bit words: each action is a header word
  *    (opcode | number of argument words << 16) followed by its arguments;
  *    see VS_ACTION_*.  An empty list drops.
@@ -189,7 +233,8 @@ struct vs_dp;
 struct vs_dp *vs_dp_create(uint32_t upcall_ring_size);
 /* Replaces the poll threads by n threads pinned to cpus[i] (cpus NULL or
  * cpus[i] < 0: not pinned); ports are spread over them.  With busy_poll the
- * threads spin instead of sleeping when idle.  Returns n. */
+ * threads spin instead of sleeping when idle (otherwise: adaptive polling,
+ * see the design note).  Returns n. */
 int vs_dp_set_pmds(struct vs_dp *, const int *cpus, int n, int busy_poll);
 int vs_dp_pmd_stats(struct vs_dp *, struct vs_pmd_stats *out, int max);
 void vs_dp_destroy(struct vs_dp *);

@@ -33,7 +33,7 @@
  *    dummy type's rx-group option takes this path today (its test is in
  *    tests/datapath/test_dp_port_types.py).
  *  - A type's own control entry points for Python (netdev_dummy.h) reach
- *    their port through vs_dp_port_call(), under the datapath mutex.
+ *    their port through vs_dp_port_call(), under the port's transmit lock.
  *
  * How VXLAN plugs in (the next port type, netdev_vxlan.c): the type keeps one
  * UDP socket per (local_ip, dst_port), reference-counted by the vxlan ports
@@ -48,17 +48,30 @@
  * key then gains tunnel words, filled from pkt->tnl where process_batch sets
  * key.in_port.  Nothing in datapath.c, netdev.c or dpif.py changes.
  *
- * Locking: what a type may assume.
- *  - open() and close() run in a control call, outside the datapath mutex,
- *    and may take their time (afxdp waits for a queue the kernel still
- *    holds).  A port is not visible to any poll thread before open()
- *    returns, and close() is called only once no poll thread can reach it.
- *  - rx_fds, recv, send, poll_error, get_status and get_stats are called with
- *    the datapath mutex held (poll threads, execute(), and control calls
- *    such as vs_dp_port_type_status): they never run concurrently with each
- *    other, for any port of the datapath, so state only they touch needs no
- *    lock.  They must not block (non-blocking descriptors, bounded work) and
- *    must not call back into the datapath.
+ * Locking: what a type may assume (datapath.h, "Locking", for the rest).
+ *  - open() and close() run in a control call and may take their time
+ *    (afxdp waits for a queue the kernel still holds).  A port is not
+ *    visible to any poll thread before open() returns, and close() is
+ *    called only after a grace period: no poll thread can reach it.
+ *  - recv() of one receive descriptor runs in one poll thread at a time
+ *    (the one that polls it), with no datapath lock: single consumer, so
+ *    an AF_XDP rx/fill ring pair needs no lock.  poll_error() runs in that
+ *    same thread, and rx_fds() in any poll thread rebuilding its list.
+ *  - send() of a port runs under the port's transmit lock, so at most one
+ *    at a time per port (single producer for an AF_XDP tx ring and its
+ *    completion ring), but concurrently with recv() of the same port and
+ *    with recv()/send() of other ports: state send and recv share (a
+ *    dummy port's queue with inject) needs the type's own leaf lock.
+ *    VXLAN: all ports of a socket share its descriptor; sendmmsg() from
+ *    two threads on one UDP socket is safe in the kernel, send's buffers
+ *    are per port, and recv's per-socket state is under the socket's mutex.
+ *  - get_status(), get_stats() and vs_dp_port_call()'s function run in a
+ *    control call under the port's transmit lock (never concurrently with
+ *    send of that port), but concurrently with its recv(): counters recv
+ *    writes are read racily (whole 64-bit words on the hosts we build for;
+ *    the dummy type locks).
+ *  - None of them may block (non-blocking descriptors, bounded work) or
+ *    call back into the datapath.
  *  - State shared between ports and changed by open()/close() (a tunnel
  *    socket's demultiplexing table) needs the type's own leaf lock, or
  *    publication: another port's open() or close() can run while recv() of
@@ -68,10 +81,6 @@
  *    descriptors change while it is open, vhost-user when the guest enables
  *    a queue, will need to ask for that too: a call that bumps the port
  *    generation, not there yet.)
- *  - When the datapath mutex leaves the receive/transmit path (the scale
- *    issue), recv of a descriptor stays with the one poll thread that polls
- *    it, and send gets per-thread transmit queues or a per-port lock, as in
- *    OVS; the contract above says which calls that concerns.
  */
 #ifndef VS_NETDEV_H
 #define VS_NETDEV_H 1

@@ -29,24 +29,33 @@ struct dummy_queue {
 /* A receive queue: a port's own, or one shared by the ports of an rx-group
  * (the shape of a tunnel's shared socket).  The list of groups and the
  * reference counts are under groups_mutex, since open() and close() run
- * outside the datapath mutex while recv() of another port of the group may
- * run; the queue itself is only touched under the datapath mutex (recv,
- * inject). */
+ * while recv() of another port of the group may run.  The queue itself is
+ * under its own leaf mutex: recv (a poll thread) and inject (Python, a
+ * control call) run concurrently (netdev.h). */
 struct dummy_rxq {
     char group[32]; /* "" for a port's own */
     int refs;
     int efd; /* readable while the queue is not empty */
+    pthread_mutex_t mutex; /* q and next_replay */
     struct dummy_queue q;
+    /* rx-replay: recv hands out the queued frames round and round without
+     * consuming them, from this slot on (a packet generator in C). */
+    int replay;
+    uint32_t next_replay;
     struct dummy_rxq *next;
 };
 
 static pthread_mutex_t groups_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct dummy_rxq *groups;
 
+/* The transmit queue and counters are guarded by the datapath's per-port
+ * transmit lock: send and the control calls (vs_dp_port_call, status,
+ * statistics) all run under it. */
 struct netdev_dummy {
     struct vs_netdev up;
     struct dummy_rxq *rx;
     struct dummy_queue tx;
+    int tx_discard; /* tx-discard: count sent frames, keep none */
 };
 
 static int queue_push(struct dummy_queue *q, const uint8_t *data, uint32_t len,
@@ -98,6 +107,7 @@ static void rxq_unref(struct dummy_rxq *rxq)
     }
     pthread_mutex_unlock(&groups_mutex);
     if (last) {
+        pthread_mutex_destroy(&rxq->mutex);
         close(rxq->efd);
         queue_free(&rxq->q);
         free(rxq);
@@ -105,7 +115,7 @@ static void rxq_unref(struct dummy_rxq *rxq)
 }
 
 /* The port's receive queue: its own, or its rx-group's (found or created). */
-static int rxq_get(const char *group, struct dummy_rxq **out)
+static int rxq_get(const char *group, int replay, struct dummy_rxq **out)
 {
     int err = 0;
     pthread_mutex_lock(&groups_mutex);
@@ -122,6 +132,8 @@ static int rxq_get(const char *group, struct dummy_rxq **out)
         free(rxq);
     } else {
         snprintf(rxq->group, sizeof rxq->group, "%s", group);
+        pthread_mutex_init(&rxq->mutex, NULL);
+        rxq->replay = replay;
         rxq->refs = 1;
         if (group[0]) {
             rxq->next = groups;
@@ -138,17 +150,26 @@ static int dummy_open(const char *name, uint32_t port_no, const struct vs_port_o
 {
     (void)name;
     (void)port_no;
-    static const char *const allowed[] = {"rx-group", NULL};
+    static const char *const allowed[] = {"rx-group", "rx-replay", "tx-discard", NULL};
     int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
     if (r)
         return r;
     const char *group = vs_netdev_option(opts, n_opts, "rx-group", "");
     if (strlen(group) >= sizeof ((struct dummy_rxq *)0)->group)
         return vs_netdev_fail(err, errlen, "rx-group", -EINVAL);
+    const char *replay = vs_netdev_option(opts, n_opts, "rx-replay", "false");
+    const char *discard = vs_netdev_option(opts, n_opts, "tx-discard", "false");
+    if (strcmp(replay, "true") && strcmp(replay, "false"))
+        return vs_netdev_fail(err, errlen, "rx-replay", -EINVAL);
+    if (strcmp(discard, "true") && strcmp(discard, "false"))
+        return vs_netdev_fail(err, errlen, "tx-discard", -EINVAL);
+    if (group[0] && !strcmp(replay, "true"))
+        return vs_netdev_fail(err, errlen, "rx-replay with rx-group", -EINVAL);
     struct netdev_dummy *nd = calloc(1, sizeof *nd);
     if (!nd)
         return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
-    r = rxq_get(group, &nd->rx);
+    nd->tx_discard = !strcmp(discard, "true");
+    r = rxq_get(group, !strcmp(replay, "true"), &nd->rx);
     if (r) {
         free(nd);
         return vs_netdev_fail(err, errlen, "receive queue", r);
@@ -181,7 +202,18 @@ static int dummy_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts,
     struct dummy_rxq *rx = ((struct netdev_dummy *)netdev)->rx;
     struct dummy_queue *q = &rx->q;
     int got = 0;
-    while (got < n && q->count) {
+    pthread_mutex_lock(&rx->mutex);
+    while (rx->replay && got < n && q->count) {
+        struct dummy_slot *s = &q->slots[(q->head + rx->next_replay) % VS_DUMMY_QUEUE_LEN];
+        struct vs_packet *p = &pkts[got++];
+        p->data = p->buf + VS_HEADROOM;
+        memcpy(p->data, s->data, s->len);
+        p->len = s->len;
+        p->vnet = s->vnet;
+        p->in_port = s->port_no;
+        rx->next_replay = (rx->next_replay + 1) % q->count;
+    }
+    while (!rx->replay && got < n && q->count) {
         struct dummy_slot *s = &q->slots[q->head];
         struct vs_packet *p = &pkts[got++];
         p->data = p->buf + VS_HEADROOM;
@@ -197,6 +229,7 @@ static int dummy_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts,
         ssize_t r = read(rx->efd, &v, sizeof v);
         (void)r;
     }
+    pthread_mutex_unlock(&rx->mutex);
     return got;
 }
 
@@ -204,6 +237,10 @@ static int dummy_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, i
 {
     struct netdev_dummy *nd = (struct netdev_dummy *)netdev;
     int sent = 0;
+    if (nd->tx_discard) {
+        nd->tx.frames += (uint64_t)n;
+        return n;
+    }
     for (int i = 0; i < n; i++) {
         if (!queue_push(&nd->tx, pkts[i]->data, pkts[i]->len, &pkts[i]->vnet, 0)) {
             nd->tx.drops += (uint64_t)(n - i - 1); /* the rest are drops too */
@@ -217,7 +254,9 @@ static int dummy_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, i
 static int dummy_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)
 {
     struct netdev_dummy *nd = (struct netdev_dummy *)netdev;
+    pthread_mutex_lock(&nd->rx->mutex);
     int n = vs_netdev_kv(out, 0, max, "rx_queue", "%u", nd->rx->q.count);
+    pthread_mutex_unlock(&nd->rx->mutex);
     if (nd->rx->group[0])
         n = vs_netdev_kv(out, n, max, "rx_group", "%s", nd->rx->group);
     return vs_netdev_kv(out, n, max, "tx_queue", "%u", nd->tx.count);
@@ -227,8 +266,10 @@ static int dummy_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
 {
     struct netdev_dummy *nd = (struct netdev_dummy *)netdev;
     int n = 0;
+    pthread_mutex_lock(&nd->rx->mutex);
     n = vs_netdev_counter(out, n, max, "rx_injected", nd->rx->q.frames);
     n = vs_netdev_counter(out, n, max, "rx_queue_drops", nd->rx->q.drops);
+    pthread_mutex_unlock(&nd->rx->mutex);
     n = vs_netdev_counter(out, n, max, "tx_captured", nd->tx.frames);
     n = vs_netdev_counter(out, n, max, "tx_queue_drops", nd->tx.drops);
     return n;
@@ -262,6 +303,7 @@ static int do_inject(struct vs_netdev *netdev, void *arg)
     struct inject_args *a = arg;
     int queued = 0;
     const uint8_t *p = a->buf;
+    pthread_mutex_lock(&rx->mutex);
     for (int i = 0; i < a->n; i++) {
         queued += queue_push(&rx->q, p, a->lens[i], a->vnets ? &a->vnets[i] : NULL,
                              netdev->port_no);
@@ -272,6 +314,7 @@ static int do_inject(struct vs_netdev *netdev, void *arg)
         ssize_t r = write(rx->efd, &one, sizeof one);
         (void)r;
     }
+    pthread_mutex_unlock(&rx->mutex);
     return queued;
 }
 

@@ -10,8 +10,16 @@
  * queue, in order, until Python reads it (vs_dummy_sent).  A full queue
  * drops the frame and counts it: on receive in the port type's
  * rx_queue_drops, on transmit in tx_queue_drops (and the datapath's
- * tx_dropped).  Both calls take the datapath mutex (vs_dp_port_call), as
- * the poll threads do, so the queues need no lock of their own.
+ * tx_dropped).  The receive queue has its own leaf mutex (inject runs in a
+ * control call while a poll thread receives); the transmit queue is
+ * guarded by the datapath's per-port transmit lock, which send and
+ * vs_dp_port_call (hence vs_dummy_sent) both hold.
+ *
+ * Options for benchmarks (bench/pmd_scaling.py): rx-replay=true makes the
+ * receive queue a packet generator in C: recv hands out the injected
+ * frames round and round without consuming them, so a poll thread is never
+ * short of input and never waits for Python; tx-discard=true counts what
+ * is sent (tx_captured) and keeps nothing.
  *
  * Option rx-group=NAME: dummy ports of the same group share one receive
  * queue and its eventfd, the shape of a tunnel's shared socket (netdev.h):

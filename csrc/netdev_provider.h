@@ -91,9 +91,9 @@ int vs_netdev_counter(struct vs_port_counter *out, int n, int max, const char *n
                       uint64_t value);
 
 /* For a type's own control entry points (netdev_dummy.h): runs fn(netdev,
- * arg) with the datapath mutex held, as the poll threads see the port, if
- * port_no is open with class cls.  Returns fn's result, or -ENOENT.
- * (datapath.c) */
+ * arg) under the control mutex and the port's transmit lock (not
+ * concurrently with send on it, but with its recv: netdev.h), if port_no is
+ * open with class cls.  Returns fn's result, or -ENOENT.  (datapath.c) */
 int vs_dp_port_call(struct vs_dp *, uint32_t port_no, const struct vs_netdev_class *cls,
                     int (*fn)(struct vs_netdev *, void *), void *arg);
 

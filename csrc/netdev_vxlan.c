@@ -9,7 +9,9 @@
  *    shared and reference-counted by every vxlan port using it.  Each socket
  *    keeps a table of its ports: (VNI or "flow", remote_ip or "flow") ->
  *    port number, under the socket's own leaf mutex (open/close of one port
- *    run outside the datapath mutex while recv of another may run).
+ *    run while recv of another may run).  send's buffers are per port (the
+ *    datapath serialises send per port); two ports' sendmmsg() on the
+ *    shared socket may run at once, which the kernel allows.
  *  - rx_fds() of every port on a socket lists the socket's descriptor, so
  *    the datapath polls it once (netdev.h); recv() reads a batch with
  *    recvmmsg() straight into the packets' buffers (the 8-byte VXLAN header
@@ -92,7 +94,7 @@ struct vxlan_sock {
     pthread_mutex_t mutex; /* the ports table */
     struct vxlan_port_entry *ports;
     int n_ports, cap_ports;
-    /* Counted by recv under the datapath mutex, reported by every port. */
+    /* Counted by recv under the socket's mutex, reported by every port. */
     uint64_t rx_unknown_vni, rx_malformed, rx_packets;
     uint64_t rx_gro_datagrams, rx_coalesced;
     /* recv's datagrams (UDP GRO: each may hold many VXLAN packets of
