@@ -5,7 +5,14 @@ build during development.
 
 Every csrc/*.c is compiled, so a new port type is one C file that registers
 itself (netdev_provider.h); if it has entry points of its own for Python
-(as netdev_dummy.h), its header netdev_TYPE.h joins the cdef by itself."""
+(as netdev_dummy.h), its header netdev_TYPE.h joins the cdef by itself.
+
+VS_SANITIZE=thread builds with ThreadSanitizer instead, into
+build/sanitize-thread/ together with a copy of the vswitch package, so that
+the normal in-place module is left alone: run with
+PYTHONPATH=build/sanitize-thread and LD_PRELOAD=$(gcc -print-file-name=libtsan.so)
+(Python itself is not instrumented, so the runtime must be loaded first).
+tests/datapath/stress_loop.py does that."""
 import glob
 import os
 import re
@@ -17,6 +24,8 @@ SOURCES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.c"
 # The public API, in dependency order; the port types' own headers follow.
 # netdev_provider.h (the port-type interface) and afxdp.h/xdp_prog.h (an
 # engine under a type) are C-only.
+SANITIZE = os.environ.get("VS_SANITIZE", "")
+SANITIZE_FLAGS = {"thread": ["-fsanitize=thread", "-O1", "-g"]}
 CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "offload.h", "classifier.h", "datapath.h"]
 C_ONLY = {"netdev_provider.h"}
 
@@ -50,6 +59,9 @@ def make_builder(absolute_paths):
     """setuptools insists on paths relative to setup.py (its cwd); cffi's own
     compile() runs in a temporary directory and needs absolute ones."""
     base = HERE if absolute_paths else "csrc"
+    if SANITIZE and SANITIZE not in SANITIZE_FLAGS:
+        raise SystemExit(f"VS_SANITIZE={SANITIZE}: known are {', '.join(SANITIZE_FLAGS)}")
+    sanitize = SANITIZE_FLAGS.get(SANITIZE, [])
     builder = FFI()
     builder.cdef(_cdef_from_headers())
     builder.set_source(
@@ -57,7 +69,8 @@ def make_builder(absolute_paths):
         "\n".join(f'#include "{h}"' for h in _headers()),
         sources=[os.path.join(base, s) for s in SOURCES],
         include_dirs=[base],
-        extra_compile_args=["-O2", "-g", "-std=gnu11", "-Wall", "-Wno-unused-function"],
+        extra_compile_args=["-O2", "-g", "-std=gnu11", "-Wall", "-Wno-unused-function"] + sanitize,
+        extra_link_args=sanitize,
         libraries=["pthread"],
     )
     return builder
@@ -65,7 +78,24 @@ def make_builder(absolute_paths):
 
 ffibuilder = make_builder(absolute_paths=False)
 
-if __name__ == "__main__":
+def _build_sanitized():
+    """The package copied to build/sanitize-KIND/, with the instrumented module in it."""
+    import shutil
+
+    out = f"build/sanitize-{SANITIZE}"
+    shutil.rmtree(os.path.join(out, "vswitch"), ignore_errors=True)
+    shutil.copytree("vswitch", os.path.join(out, "vswitch"),
+                    ignore=shutil.ignore_patterns("_datapath*.so", "__pycache__"))
+    make_builder(absolute_paths=True).compile(tmpdir=os.path.join(out, "cffi"), verbose=False)
+    for so in glob.glob(os.path.join(out, "cffi/vswitch/datapath/_datapath*.so")):
+        shutil.copy(so, os.path.join(out, "vswitch/datapath"))
+        print("built", os.path.join(out, "vswitch/datapath", os.path.basename(so)))
+
+
+if __name__ == "__main__" and SANITIZE:
+    os.chdir(os.path.dirname(HERE))
+    _build_sanitized()
+elif __name__ == "__main__":
     os.chdir(os.path.dirname(HERE))
     make_builder(absolute_paths=True).compile(tmpdir="build/cffi", verbose=False)
     import shutil

@@ -198,10 +198,12 @@ static void stats_load(void *dst, const void *src, size_t size)
  * pointers.  The full fence orders the announcement before those loads (a
  * writer's publication and its reading of rcu_seq are ordered the same way
  * in dp_synchronize), so either the writer waits for this round or the
- * round sees the writer's new state. */
+ * round sees the writer's new state.  The store is a release too (free on
+ * x86): a writer that reads it has then synchronised with everything the
+ * thread did before, without relying on release sequences. */
 static void rcu_online(struct vs_pmd *pmd)
 {
-    __atomic_store_n(&pmd->rcu_seq, pmd->rcu_seq + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&pmd->rcu_seq, pmd->rcu_seq + 1, __ATOMIC_RELEASE);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
