@@ -70,6 +70,15 @@
  *      and del_stats' counters are final.  vs_dp_port_del returns after
  *      it too, and closes the port only then.  A put is visible to every
  *      round that starts after it returns.
+ *    · Dumps and flushes: vs_dp_flow_dump copies the flows under the
+ *      control mutex only, which no poll thread needs, so a dump of any
+ *      size never stalls forwarding (it delays other control calls for the
+ *      copy: 0.15-0.3 s for 100k megaflows, measured under load, as each
+ *      record carries VS_DUMP_MAX_ACTIONS words).  vs_dp_flow_flush publishes
+ *      an empty classifier, waits one grace period and frees the old one,
+ *      also without anything a poll thread waits for.  So neither needs
+ *      chunking to keep poll threads running; chunked dumps (a cursor)
+ *      would only let other control calls in between.
  *    · What a poll thread may assume: pointers it loads (flows, actions,
  *      subtables, ports) stay valid until the end of its round; it keeps
  *      none across rounds (its poll list holds port numbers and is rebuilt
