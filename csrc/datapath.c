@@ -854,11 +854,15 @@ static void pmd_poll_list(struct vs_pmd *pmd)
 /* Adaptive polling: the poll() timeout for this round.  A busy-polling
  * thread never sleeps.  Otherwise the thread keeps spinning (timeout 0)
  * for spin_ns after the last packet, so a reply or the next packet of a
- * conversation is picked up without a wake-up (tens of µs), and then
- * sleeps (POLL_IDLE_MS, woken by its descriptors) so an idle switch costs
- * next to no CPU.  spin_ns adapts, as OVS's pmd-sleep and DPDK's interrupt
- * mode back off: pmd_adapt doubles it when a packet arrives soon after the
- * thread went to sleep, and halves it when the sleep was long. */
+ * conversation is picked up without a wake-up (tens of µs on a VM), and
+ * then sleeps (POLL_IDLE_MS, woken by its descriptors) so an idle switch
+ * costs next to no CPU.  spin_ns adapts, as OVS's pmd-sleep and DPDK's
+ * interrupt mode back off: pmd_adapt doubles it when a packet woke the
+ * thread less than SPIN_MAX_NS after it went to sleep (spinning longer
+ * would have caught it: packets keep arriving), and halves it when the
+ * sleep was longer (a gap in the traffic).  So under traffic with gaps
+ * below SPIN_MAX_NS the thread ends up spinning all the time, and after
+ * the traffic stops it spins at most SPIN_MAX_NS before sleeping. */
 static int pmd_timeout(const struct vs_pmd *pmd, uint64_t now)
 {
     if (pmd->busy_poll || now - pmd->last_rx_ns < pmd->spin_ns)
@@ -868,7 +872,7 @@ static int pmd_timeout(const struct vs_pmd *pmd, uint64_t now)
 
 static void pmd_adapt(struct vs_pmd *pmd, uint64_t slept_ns)
 {
-    if (slept_ns < pmd->spin_ns * 2) {
+    if (slept_ns < SPIN_MAX_NS) {
         pmd->spin_ns *= 2;
         if (pmd->spin_ns > SPIN_MAX_NS)
             pmd->spin_ns = SPIN_MAX_NS;
