@@ -14,8 +14,8 @@ PING_INTERVAL s; then the worker measures its own CPU (utime + stime from
 did while ping ran (ping_cpu_pct, with the dump thread's in *_dump).
 
 The *_dump variants install DUMP_FLOWS megaflows that never match and dump
-them in a loop (the C call, which holds the datapath's control mutex for
-the whole copy) while ping runs: on the base tree that mutex is the one the
+them every DUMP_PAUSE_S (the C call, which holds the datapath's mutex for
+the whole copy, 0.15 s or more) while ping runs: on the base tree that mutex is the one the
 poll thread needs for every batch; here poll threads never take it.
 
     sudo python bench/pmd_latency.py --base /tmp/base-tree [--reps 5]
@@ -46,6 +46,7 @@ SETTLE_S = 0.5  # after the worker is ready: the poll thread has its ports
 EXACT = 0xFFFFFFFF
 DUMP_FLOWS = 100000
 NO_SUCH_PORT = 9
+DUMP_PAUSE_S = 0.1  # between two dumps: a revalidator's pace, not a CPU hog
 PORT_SPACE = 65536
 
 
@@ -89,8 +90,8 @@ def worker(args):
 
 
 def start_dumps(dp, stop):
-    """DUMP_FLOWS megaflows on a port that does not exist, dumped back to
-    back by a thread (cffi releases the GIL in the C call)."""
+    """DUMP_FLOWS megaflows on a port that does not exist, dumped every
+    DUMP_PAUSE_S by a thread (cffi releases the GIL in the C call)."""
     from vswitch.datapath._datapath import ffi, lib
 
     mask = {"in_port": EXACT, "dl_type": 0xFFFF, "nw_src": EXACT, "tp_src": 0xFFFF}
@@ -103,6 +104,7 @@ def start_dumps(dp, stop):
     def loop():
         while not stop.is_set():
             lib.vs_dp_flow_dump(dp._dp, out, DUMP_FLOWS + 16, total)
+            stop.wait(DUMP_PAUSE_S)
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
