@@ -162,8 +162,9 @@ def parse_args(argv):
                    help="megaflows at most (OVS's other_config:flow-limit); at the limit new "
                         "flows are forwarded by the slow path uncached (default %(default)s)")
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
-                   help="pinned poll threads spin instead of sleeping when idle: lower "
-                        "latency on a CPU the switch owns, worse on a shared one (default no)")
+                   help="pinned poll threads always spin, even when idle (default: adaptive, "
+                        "they spin while traffic keeps coming and sleep when it stops): "
+                        "a whole core each, worse on a shared CPU (default no)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")

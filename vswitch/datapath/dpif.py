@@ -374,7 +374,8 @@ class Datapath:
 
     def set_pmds(self, cpus, busy_poll=False):
         """Runs one poll thread per entry of cpus (None: not pinned); with
-        busy_poll they spin on their ports instead of sleeping."""
+        busy_poll they always spin on their ports, otherwise they poll
+        adaptively (spin while traffic keeps coming, sleep when it stops)."""
         arr = ffi.new("int[]", [-1 if c is None else c for c in cpus])
         n = lib.vs_dp_set_pmds(self._dp, arr, len(cpus), int(busy_poll))
         if n != len(cpus):
