@@ -352,14 +352,18 @@ int vs_cls_put(struct vs_classifier *c, const struct vs_key *key, const struct v
     } else if ((!st && !(st = add_subtable(c, mask))) || !(f = calloc(1, sizeof *f))) {
         free(acts);
         r = -1;
+    } else if ((st->table->n_used + 1) * 2 > st->table->n_slots && table_rebuild(c, st) &&
+               st->table->n_used + 1 >= st->table->n_slots) {
+        /* No memory for a bigger table and no free slot left to probe to. */
+        free(acts);
+        free(f);
+        r = -1;
     } else {
         f->key = masked;
         f->mask = *mask;
         f->hash = hash;
         f->actions = acts;
         struct vs_flow_table *t = st->table;
-        if ((t->n_used + 1) * 2 > t->n_slots && !table_rebuild(c, st))
-            t = st->table;
         uint32_t slot = table_free_slot(t, hash);
         if (!t->slots[slot])
             t->n_used++;
