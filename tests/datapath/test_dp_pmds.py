@@ -1,6 +1,7 @@
 """Poll threads: how many, where they are pinned, whether they spin, and
 that replacing them keeps the datapath's totals."""
 import os
+import time
 
 from vswitch.datapath.dpif import Datapath
 
@@ -34,3 +35,50 @@ def test_pmd_threads_are_named_and_pinned_in_the_kernel():
         assert os.sched_getaffinity(names["pmd0"]) == {cpu}
     finally:
         dp.close()
+
+
+IDLE_WINDOW_S = 1.0
+AFTER_TRAFFIC_S = 0.3  # well past the longest spin window (SPIN_MAX_NS, 2 ms)
+
+
+def _thread_cpu_s(name):
+    """CPU time (utime + stime) of this process's thread called `name`."""
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as f:
+            comm, rest = f.read().split("(", 1)[1].rsplit(")", 1)
+        if comm == name:
+            fields = rest.split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    raise LookupError(name)
+
+
+def _cpu_after_traffic(busy_poll):
+    dp = Datapath(upcall_ring_size=16)
+    try:
+        dp.add_port(1, "dummy", "in")
+        dp.add_port(2, "dummy", "out")
+        dp.set_pmds([None], busy_poll=busy_poll)
+        dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
+        frames = [bytes(range(60))] * 100
+        assert dp.dummy_inject(1, frames) == len(frames)
+        deadline = time.monotonic() + 5
+        while len(dp.dummy_sent(2)) < len(frames) and time.monotonic() < deadline:
+            time.sleep(0.01)  # dummy_sent drains: the loop ends once all were sent
+        assert dp.port_stats(2)["tx_packets"] == len(frames)
+        time.sleep(AFTER_TRAFFIC_S)
+        c0 = _thread_cpu_s("pmd0")
+        time.sleep(IDLE_WINDOW_S)
+        return _thread_cpu_s("pmd0") - c0
+    finally:
+        dp.close()
+
+
+def test_adaptive_poll_thread_sleeps_once_traffic_stops():
+    # Adaptive polling (the default): it may spin right after packets, but
+    # an idle switch costs under 2 % of a core.
+    assert _cpu_after_traffic(busy_poll=False) < 0.02 * IDLE_WINDOW_S
+
+
+def test_busy_poll_thread_keeps_spinning_when_idle():
+    # Even sharing the CPU with others, a spinning thread gets a good share.
+    assert _cpu_after_traffic(busy_poll=True) > 0.2 * IDLE_WINDOW_S
