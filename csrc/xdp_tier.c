@@ -129,8 +129,9 @@ int vs_xdp_tier_flow_put(const struct vs_key *key, uint32_t out_ifindex)
     struct vs_xdp_flow_val val = {.out_ifindex = out_ifindex};
     /* NOEXIST: an entry already there (another thread's, same flow) keeps
      * its counters. */
-    int r = bpf_map_update_elem(flows_fd, key, &val, BPF_NOEXIST);
-    return r && errno != EEXIST ? -errno : 0;
+    if (!bpf_map_update_elem(flows_fd, key, &val, BPF_NOEXIST))
+        return 0;
+    return errno == EEXIST ? 1 : -errno;
 }
 
 int vs_xdp_tier_flow_read(const struct vs_key *key, struct vs_xdp_flow_val *val)

@@ -53,8 +53,9 @@ void vs_xdp_tier_release(void);
 int vs_xdp_tier_expose(int ifindex);
 void vs_xdp_tier_unexpose(int ifindex);
 
-/* Exact flows.  `key` has in_port = the receiving ifindex.  put: 0 or
- * -errno (-E2BIG when the map is full).  read/del fill *val (del: the final
+/* Exact flows.  `key` has in_port = the receiving ifindex.  put: 0, 1 when
+ * the key was already there (left as it was), or -errno (-E2BIG when the
+ * map is full).  read/del fill *val (del: the final
  * counters) and return 0, or -ENOENT. */
 int vs_xdp_tier_flow_put(const struct vs_key *key, uint32_t out_ifindex);
 int vs_xdp_tier_flow_read(const struct vs_key *key, struct vs_xdp_flow_val *val);
