@@ -36,6 +36,8 @@
 #define TCP_FLAGS_MASK 0x0fff
 #define TCP_CSUM_OFF 16
 #define UDP_CSUM_OFF 6
+#define CSUM_CHUNK 256
+#define CSUM_MAX_CHUNKS 6 /* 1536 bytes: an MTU-sized segment */
 
 struct {
     __uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -71,11 +73,9 @@ static __always_inline __u16 rd16(const __u8 *p)
 
 /* A veth peer's CHECKSUM_PARTIAL frame reaches XDP as it is: its TCP/UDP
  * checksum field holds only the pseudo-header sum, which the receiver would
- * reject.  Such frames go to user space, where vs_offload_rx_fix_csum()
- * completes them (offload.h; the same test: field == pseudo-header sum).
- * Computing the whole sum here would cost a pass over the payload per
- * packet; senders that complete their checksums (NICs, taps, veths with tx
- * checksumming off) are the ones the tier serves. */
+ * reject.  The test is vs_offload_rx_fix_csum()'s (offload.h): the field
+ * equals the pseudo-header sum (a complete checksum that happens to equal it
+ * is recomputed to the same value, so it is safe).  Returns 1 if so. */
 static __always_inline int partial_csum(const __u8 *ip, const __u8 *csum_field)
 {
     __u32 sum = rd16(ip + 12) + rd16(ip + 14) + rd16(ip + 16) + rd16(ip + 18);
@@ -86,6 +86,50 @@ static __always_inline int partial_csum(const __u8 *ip, const __u8 *csum_field)
     return rd16(csum_field) == sum;
 }
 
+/* Completes such a checksum here: since the field holds the pseudo-header
+ * sum, the one's-complement sum of the L4 bytes as they are (field
+ * included) is the sum of everything, and its complement is the checksum.
+ * The bytes are summed in CSUM_CHUNK pieces copied to the stack
+ * (bpf_csum_diff wants a multiple of 4 bytes, at most 512).  Returns 0, or
+ * -1 for a segment too long to sum here (it goes to user space). */
+static __always_inline int complete_csum(struct xdp_md *ctx, __u32 l4_off, __u32 l4_len,
+                                         __u16 *field, int udp)
+{
+    __u8 buf[CSUM_CHUNK];
+    __s64 sum = 0;
+    if (l4_len > CSUM_CHUNK * CSUM_MAX_CHUNKS)
+        return -1;
+    for (int i = 0; i < CSUM_MAX_CHUNKS; i++) {
+        __u32 off = (__u32)i * CSUM_CHUNK;
+        if (off >= l4_len)
+            break;
+        __u32 n = l4_len - off;
+        if (n >= CSUM_CHUNK) {
+            n = CSUM_CHUNK;
+        } else {
+            __builtin_memset(buf, 0, sizeof buf); /* the pad to a word is zero */
+            n &= CSUM_CHUNK - 1;
+            if (n == 0)
+                break;
+        }
+        if (bpf_xdp_load_bytes(ctx, l4_off + off, buf, n))
+            return -1;
+        __u32 words = (n + 3) & ~3u;
+        if (words > CSUM_CHUNK)
+            return -1;
+        sum = bpf_csum_diff(NULL, 0, (__be32 *)buf, words, (__u32)sum);
+        if (sum < 0)
+            return -1;
+    }
+    __u32 folded = (__u32)sum;
+    folded = (folded & 0xffff) + (folded >> 16);
+    folded = (folded & 0xffff) + (folded >> 16);
+    __u16 csum = (__u16)~folded;
+    if (udp && !csum)
+        csum = 0xffff; /* 0 means "no checksum" in UDP over IPv4 */
+    *field = csum;     /* summed in memory order: stored as it is */
+    return 0;
+}
 SEC("xdp")
 int vs_xdp_tier(struct xdp_md *ctx)
 {
@@ -93,6 +137,8 @@ int vs_xdp_tier(struct xdp_md *ctx)
     const __u8 *end = (const __u8 *)(long)ctx->data_end;
     struct vs_key key;
     __u16 tcp_flags = 0;
+    const __u8 *csum_field = 0; /* TCP/UDP: where the checksum is */
+    int udp = 0;
 
     __builtin_memset(&key, 0, sizeof key);
     if (data + ETH_HLEN + IPV4_HLEN > end)
@@ -116,15 +162,16 @@ int vs_xdp_tier(struct xdp_md *ctx)
     case PROTO_TCP:
         if (l4 + TCP_HLEN > end)
             return to_socket(ctx);
-        if (partial_csum(ip, l4 + TCP_CSUM_OFF))
-            return to_socket(ctx);
+        csum_field = l4 + TCP_CSUM_OFF;
         key.tp_src = rd16(l4);
         key.tp_dst = rd16(l4 + 2);
         tcp_flags = rd16(l4 + 12) & TCP_FLAGS_MASK;
         break;
     case PROTO_UDP:
-        if (l4 + UDP_HLEN > end || partial_csum(ip, l4 + UDP_CSUM_OFF))
+        if (l4 + UDP_HLEN > end)
             return to_socket(ctx);
+        csum_field = l4 + UDP_CSUM_OFF;
+        udp = 1;
         key.tp_src = rd16(l4);
         key.tp_dst = rd16(l4 + 2);
         break;
@@ -145,6 +192,10 @@ int vs_xdp_tier(struct xdp_md *ctx)
     }
     struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
     if (!val)
+        return to_socket(ctx);
+    if (csum_field && partial_csum(ip, csum_field)
+        && complete_csum(ctx, ETH_HLEN + IPV4_HLEN, rd16(ip + 2) - IPV4_HLEN,
+                         (__u16 *)csum_field, udp))
         return to_socket(ctx);
     __sync_fetch_and_add(&val->packets, 1);
     __sync_fetch_and_add(&val->bytes, (__u64)(end - data));
