@@ -21,6 +21,7 @@
 
 #include "offload.h"
 #include "xdp_prog.h"
+#include "xdp_tier.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -56,6 +57,7 @@ struct xsk_queue {
 
 struct vs_afxdp {
     struct vs_xdp_prog prog;
+    int tier_ifindex; /* the netdev, when it runs the XDP tier (xdp_tier.h); else 0 */
     int epfd;
     int promisc_fd; /* AF_PACKET socket holding the promiscuity reference */
     uint32_t n_queues, next_rx;
@@ -254,7 +256,7 @@ static struct vs_afxdp *fail_open(struct vs_afxdp *x, struct vs_afxdp_info *info
     return NULL;
 }
 
-struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_info *info)
+struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs_afxdp_info *info)
 {
     memset(info, 0, sizeof *info);
     int ifindex = (int)if_nametoindex(ifname);
@@ -276,9 +278,18 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_inf
     x->epfd = x->promisc_fd = -1;
     x->prog.map_fd = x->prog.prog_fd = x->prog.link_fd = -1;
     x->n_queues = rx_queue_count(ifname);
-    int err = vs_xdp_prog_load(&x->prog, x->n_queues);
+    int err = tier ? vs_xdp_tier_load(&x->prog, x->n_queues)
+                   : vs_xdp_prog_load(&x->prog, x->n_queues);
     if (err)
-        return fail_open(x, info, "load XDP program", err);
+        return fail_open(x, info, tier ? "load XDP tier program" : "load XDP program", err);
+    if (tier) {
+        /* A redirect target from now on; a reference on the shared maps is
+         * held until close (vs_xdp_tier_release). */
+        x->tier_ifindex = ifindex;
+        err = vs_xdp_tier_expose(ifindex);
+        if (err)
+            return fail_open(x, info, "XDP tier devmap", err);
+    }
     err = -EINVAL;
     if (mode == VS_XDP_NATIVE || mode == VS_XDP_BEST_EFFORT) {
         err = vs_xdp_prog_attach(&x->prog, ifindex, VS_XDP_ATTACH_NATIVE);
@@ -321,7 +332,11 @@ void vs_afxdp_close(struct vs_afxdp *x)
     for (uint32_t i = 0; x->prog.map_fd >= 0 && i < x->n_queues; i++)
         if (x->q[i])
             vs_xdp_prog_del_socket(&x->prog, i);
+    if (x->tier_ifindex)
+        vs_xdp_tier_unexpose(x->tier_ifindex); /* no more redirects to it */
     vs_xdp_prog_close(&x->prog); /* detach first: no more redirects */
+    if (x->tier_ifindex)
+        vs_xdp_tier_release();
     for (uint32_t i = 0; i < MAX_QUEUES; i++)
         queue_close(x->q[i]);
     if (x->epfd >= 0)
@@ -505,7 +520,7 @@ static int afxdp_port_open(const char *ifname, uint32_t port_no, const struct vs
                            int n_opts, struct vs_netdev **out, char *err, size_t errlen)
 {
     (void)port_no;
-    static const char *const allowed[] = {"xdp-mode", NULL};
+    static const char *const allowed[] = {"xdp-mode", "xdp-offload", NULL};
     int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
     if (r)
         return r;
@@ -516,13 +531,20 @@ static int afxdp_port_open(const char *ifname, uint32_t port_no, const struct vs
             mode = i;
     if (mode < 0)
         return vs_netdev_fail(err, errlen, "xdp mode", -EINVAL);
+    const char *offload = vs_netdev_option(opts, n_opts, "xdp-offload", "false");
+    if (strcmp(offload, "true") && strcmp(offload, "false"))
+        return vs_netdev_fail(err, errlen, "xdp-offload (true or false)", -EINVAL);
+    int tier = !strcmp(offload, "true");
+    if (tier && !vs_xdp_tier_available())
+        return vs_netdev_fail(err, errlen, "xdp-offload: built without clang/libbpf",
+                              -EOPNOTSUPP);
     r = vs_netdev_set_up(ifname);
     if (r < 0)
         return vs_netdev_fail(err, errlen, "bring the device up", r);
     struct netdev_afxdp *nd = calloc(1, sizeof *nd);
     if (!nd)
         return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
-    nd->x = vs_afxdp_open(ifname, mode, &nd->info);
+    nd->x = vs_afxdp_open(ifname, mode, tier, &nd->info);
     if (!nd->x) {
         r = vs_netdev_fail(err, errlen, nd->info.step[0] ? nd->info.step : "open",
                            nd->info.error ? nd->info.error : -EINVAL);
@@ -572,6 +594,8 @@ static int afxdp_port_status(struct vs_netdev *netdev, struct vs_port_kv *out, i
         n = vs_netdev_kv(out, n, max, "xdp_mode", "%d", (int)info->mode);
     n = vs_netdev_kv(out, n, max, "xdp_bind", "%s", info->zerocopy ? "zerocopy" : "copy");
     n = vs_netdev_kv(out, n, max, "n_rxq", "%u", info->n_queues);
+    n = vs_netdev_kv(out, n, max, "xdp_offload", "%s",
+                     ((struct netdev_afxdp *)netdev)->x->tier_ifindex ? "true" : "false");
     return n;
 }
 
@@ -591,6 +615,11 @@ static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *ou
     return n;
 }
 
+static int afxdp_port_tier_ifindex(struct vs_netdev *netdev)
+{
+    return ((struct netdev_afxdp *)netdev)->x->tier_ifindex;
+}
+
 static const struct vs_netdev_class afxdp_class = {
     .type = "afxdp",
     .open = afxdp_port_open,
@@ -602,6 +631,7 @@ static const struct vs_netdev_class afxdp_class = {
      * cannot be cleared). */
     .get_status = afxdp_port_status,
     .get_stats = afxdp_port_stats,
+    .tier_ifindex = afxdp_port_tier_ifindex,
 };
 
 VS_NETDEV_REGISTER(afxdp_class)

@@ -15,6 +15,8 @@
  *    kept on a free list for transmit and returned by the completion ring.
  *    Rings of 4096 entries; bound with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth
  *    has no zero-copy, and copy mode works on every driver).
+ *  - Option xdp-offload=true loads the kernel XDP tier (xdp_tier.h) instead:
+ *    established exact flows forwarded in the driver, the rest as below.
  *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
  *    attached in native (driver) mode, or generic (skb) mode, or native then
  *    generic for best-effort.  The mode obtained is reported back.
@@ -64,7 +66,9 @@ struct vs_afxdp_stats {
 
 struct vs_afxdp;
 
-struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, struct vs_afxdp_info *info);
+/* tier: load the kernel XDP tier's program (xdp_tier.h) instead of the plain
+ * redirect. */
+struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs_afxdp_info *info);
 /* Detaches the program, closes the sockets, frees the UMEMs. */
 void vs_afxdp_close(struct vs_afxdp *);
 /* The descriptor the poll thread waits on. */

@@ -1,5 +1,6 @@
 /* classifier.c — tuple-space search over per-mask hash tables, plus the EMC. */
 #include "classifier.h"
+#include "xdp_offload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,8 @@ static struct vs_flow_table *table_new(uint32_t n_slots)
 void vs_cls_flow_free(struct vs_flow *f)
 {
     if (f) {
+        /* After the grace period: nothing can push to its list any more. */
+        vs_xdp_offload_remove(f, NULL, NULL);
         free(f->actions);
         free(f);
     }

@@ -53,6 +53,8 @@ struct vs_actions {
     uint32_t words[];
 };
 
+struct vs_xdp_entry; /* xdp_offload.h */
+
 struct vs_flow {
     struct vs_key key;  /* already masked */
     struct vs_key mask;
@@ -62,6 +64,10 @@ struct vs_flow {
     uint64_t packets, bytes;
     uint64_t used_ns;   /* CLOCK_MONOTONIC of last hit, 0 = never */
     uint16_t tcp_flags; /* OR of the flags seen */
+    /* Exact flows of this megaflow that the kernel XDP tier forwards
+     * (xdp_offload.h): poll threads push, the control side reads and
+     * removes. */
+    struct vs_xdp_entry *xdp_entries;
 };
 
 /* n_slots pointers; a slot is NULL (end of a probe), a flow, or the

@@ -2,6 +2,7 @@
  * control calls. */
 #define _GNU_SOURCE
 #include "datapath.h"
+#include "xdp_offload.h"
 
 #include "netdev_provider.h"
 
@@ -28,6 +29,7 @@
 #define SPIN_MIN_NS 50000ull
 #define SPIN_INITIAL_NS 200000ull
 #define SPIN_MAX_NS 2000000ull
+#define XDP_TIER_ETH_TYPE 0x0800 /* IPv4: all the tier's program parses */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
 
 /* Counters (datapath.h, "Locking").  One only its owner thread writes: a
@@ -48,6 +50,9 @@ struct vs_port {
      * several poll threads and execute() may output to it. */
     pthread_mutex_t tx_mutex;
     struct vs_port_stats stats; /* SHARED_ADD counters */
+    /* The netdev's ifindex when it runs the kernel XDP tier (xdp_tier.h),
+     * else 0; set before publication. */
+    int xdp_ifindex;
     /* Packets that reached a SAMPLE action received on this port, per
      * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool);
      * atomic adds. */
@@ -139,6 +144,7 @@ struct vs_dp {
     struct vs_classifier cls; /* written under mutex, read by poll threads (RCU) */
     struct vs_port *ports[VS_MAX_PORTS]; /* published: LOAD_PTR/STORE_PTR */
     uint32_t ports_gen; /* bumped (atomically) whenever ports[] changes */
+    int n_xdp_ports; /* ports running the kernel XDP tier; under mutex */
 
     struct vs_pmd *pmds[VS_MAX_PMDS]; /* under mutex */
     int n_pmds;
@@ -648,6 +654,23 @@ static void flow_run_add(struct flow_run *run, struct vs_flow *f, uint32_t len,
     run->tcp_flags |= tcp_flags;
 }
 
+/* The kernel XDP tier (xdp_offload.h) takes over an exact flow whose
+ * megaflow does nothing but output to one port, when both ports run the
+ * tier and the packet is of the kind its program parses (untagged IPv4,
+ * not a fragment).  Called on megaflow hits only: an EMC hit is a flow
+ * already seen. */
+static void xdp_offload_consider(struct vs_dp *dp, struct vs_flow *f,
+                                 const struct vs_actions *acts, const struct vs_key *key)
+{
+    if (acts->n != 2 || ACT_OP(acts->words[0]) != VS_ACTION_OUTPUT
+        || ACT_NARGS(acts->words[0]) != 1 || key->dl_type != XDP_TIER_ETH_TYPE || key->vlan_tci
+        || key->nw_frag)
+        return;
+    struct vs_port *in = port_get(dp, key->in_port), *out = port_get(dp, acts->words[1]);
+    if (in && out && out->xdp_ifindex)
+        vs_xdp_offload_add(f, key, in->xdp_ifindex, out->port_no, out->xdp_ifindex);
+}
+
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
  * (a tunnel socket) may have set another port's number in pkt->in_port.
  * Runs inside a round (rcu_online). */
@@ -697,12 +720,15 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             upcalled |= upcall_enqueue(dp, st, in->port_no, 0, &key, pkt);
             continue;
         }
-        if (tier == 1)
-            OWN_ADD(st->emc_hits, 1);
-        else
-            OWN_ADD(st->megaflow_hits, 1);
-        flow_run_add(&run, f, pkt->len, tcp_flags, now);
         const struct vs_actions *acts = LOAD_PTR(f->actions);
+        if (tier == 1) {
+            OWN_ADD(st->emc_hits, 1);
+        } else {
+            OWN_ADD(st->megaflow_hits, 1);
+            if (in->xdp_ifindex)
+                xdp_offload_consider(dp, f, acts, &key);
+        }
+        flow_run_add(&run, f, pkt->len, tcp_flags, now);
         upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
                                  acts->words, acts->n);
     }
@@ -1256,8 +1282,11 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, const char *type, const c
     p->port_no = port_no;
     p->netdev = netdev;
     p->class = cls;
+    p->xdp_ifindex = cls->tier_ifindex ? cls->tier_ifindex(netdev) : 0;
     pthread_mutex_init(&p->tx_mutex, NULL);
     r = port_register(dp, p);
+    if (!r && p->xdp_ifindex)
+        dp->n_xdp_ports++;
     if (r) {
         port_close(p);
         return vs_netdev_fail(err, elen, "port number in use", r);
@@ -1337,6 +1366,8 @@ int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
     if (p) {
+        if (p->xdp_ifindex)
+            dp->n_xdp_ports--;
         STORE_PTR(dp->ports[port_no], NULL);
         __atomic_add_fetch(&dp->ports_gen, 1, __ATOMIC_RELEASE);
         dp_synchronize(dp); /* no round still holds p */
@@ -1363,20 +1394,56 @@ int vs_dp_port_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_stats *o
     return err;
 }
 
+/* Traffic the kernel XDP tier forwarded, into the ports' counters
+ * (vs_xdp_count_fn).  Under the control mutex. */
+static void xdp_count(void *aux, uint32_t in_port, uint32_t out_port, uint64_t packets,
+                      uint64_t bytes)
+{
+    struct vs_dp *dp = aux;
+    struct vs_port *in = port_get(dp, in_port), *out = port_get(dp, out_port);
+    if (in) {
+        SHARED_ADD(in->stats.rx_packets, packets);
+        SHARED_ADD(in->stats.rx_bytes, bytes);
+    }
+    if (out) {
+        SHARED_ADD(out->stats.tx_packets, packets);
+        SHARED_ADD(out->stats.tx_bytes, bytes);
+    }
+}
+
+void vs_dp_xdp_offload_counts(struct vs_xdp_offload_counts *out)
+{
+    vs_xdp_offload_counts(out);
+}
+
 int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
                    const uint32_t *actions, uint32_t n_actions)
 {
     int existed = 0;
     control_lock(dp);
     int r = vs_cls_put(&dp->cls, key, mask, actions, n_actions, &existed);
+    if (r >= 0 && existed && dp->n_xdp_ports) {
+        /* New actions: the kernel must not go on with the old ones.  Once
+         * no round can still be using them (nor pushing an entry made from
+         * them), the megaflow's exact flows leave the XDP tier. */
+        dp_synchronize(dp);
+        struct vs_flow *f = vs_cls_find(&dp->cls, key, mask);
+        if (f)
+            vs_xdp_offload_remove(f, xdp_count, dp);
+    }
     pthread_mutex_unlock(&dp->mutex);
     return r < 0 ? -1 : existed;
 }
 
 int vs_dp_flow_del(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask)
 {
+    struct vs_flow *f = NULL;
     control_lock(dp);
-    int r = vs_cls_del(&dp->cls, key, mask, NULL);
+    int r = vs_cls_del(&dp->cls, key, mask, dp->n_xdp_ports ? &f : NULL);
+    if (f) { /* after the grace period; the ports get its last traffic */
+        vs_xdp_offload_remove(f, xdp_count, dp);
+        vs_cls_flow_free(f);
+    }
     pthread_mutex_unlock(&dp->mutex);
     return r;
 }
@@ -1389,6 +1456,7 @@ void vs_dp_flow_flush(struct vs_dp *dp)
 }
 
 struct dump_aux {
+    struct vs_dp *dp;
     struct vs_flow_dump *out;
     int max, n;
 };
@@ -1398,6 +1466,8 @@ static void dump_one(struct vs_flow *f, void *aux_)
     struct dump_aux *aux = aux_;
     if (aux->n >= aux->max)
         return;
+    /* What the kernel XDP tier forwarded for it, up to now. */
+    vs_xdp_offload_harvest(f, xdp_count, aux->dp);
     struct vs_flow_dump *d = &aux->out[aux->n++];
     d->key = f->key;
     d->mask = f->mask;
@@ -1414,12 +1484,14 @@ static void dump_one(struct vs_flow *f, void *aux_)
 int vs_dp_flow_del_stats(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
                          struct vs_flow_dump *final)
 {
-    struct dump_aux aux = {final, 1, 0};
+    struct dump_aux aux = {dp, final, 1, 0};
     struct vs_flow *f = NULL;
     control_lock(dp);
     /* Read after the grace period vs_cls_del waits for: no poll thread
-     * can add to the counters any more, so they are final. */
+     * can add to the counters any more, so they are final (the kernel's
+     * entries go first, counted). */
     if (!vs_cls_del(&dp->cls, key, mask, &f)) {
+        vs_xdp_offload_remove(f, xdp_count, dp);
         dump_one(f, &aux);
         vs_cls_flow_free(f);
     }
@@ -1429,7 +1501,7 @@ int vs_dp_flow_del_stats(struct vs_dp *dp, const struct vs_key *key, const struc
 
 int vs_dp_flow_dump(struct vs_dp *dp, struct vs_flow_dump *out, int max, uint64_t *total)
 {
-    struct dump_aux aux = {out, max, 0};
+    struct dump_aux aux = {dp, out, max, 0};
     control_lock(dp);
     *total = dp->cls.n_flows;
     vs_cls_foreach(&dp->cls, dump_one, &aux);

@@ -55,6 +55,11 @@ struct vs_netdev_class {
      * written, at most max. */
     int (*get_status)(struct vs_netdev *, struct vs_port_kv *out, int max);
     int (*get_stats)(struct vs_netdev *, struct vs_port_counter *out, int max);
+
+    /* Optional: the netdev's ifindex when it runs the kernel XDP tier
+     * (xdp_tier.h), i.e. both forwards exact flows in the kernel and accepts
+     * the tier's redirects; 0 (or NULL) when it does not. */
+    int (*tier_ifindex)(struct vs_netdev *);
 };
 
 /* Registers a class (called from constructors at load time). */

@@ -649,4 +649,6 @@ class Switch:
         total = derive(self.dp.stats())
         total["pmds"] = [derive(st) for st in self.dp.pmd_stats()]
         total["flow_limit"], total["flows_not_cached"] = self.flow_limit, self.flows_not_cached
+        # Exact flows the kernel XDP tier forwards (afxdp options:xdp-offload).
+        total["xdp_tier"] = dpif.xdp_offload_counts()
         return total

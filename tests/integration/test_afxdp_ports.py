@@ -11,6 +11,7 @@ import pytest
 from helpers import netns, traffic
 from helpers.topology import Topology, switch_with_bridge
 from helpers.vswitchd import wait_for
+from vswitch.datapath import dpif
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,25 +49,48 @@ def tcp_transfer(net, src, dst, size=16 << 20, port=5001):
                          what=f"{src}->{dst}")
 
 
+# xdp-offload: the same with the kernel XDP tier's program (README).
+TIER = [False, pytest.param(True, marks=pytest.mark.skipif(
+    not dpif.xdp_tier_available(), reason="built without clang/libbpf: no XDP tier"))]
+
+
+def _accept_xdp_frames(net, *ports):
+    """GRO on the hosts' ends: a veth takes XDP frames for its peer only then
+    (README, the kernel XDP tier)."""
+    for port in ports:
+        netns.run(net.hosts[port][0], "ethtool", "-K", "eth0", "gro", "on")
+
+
+@pytest.mark.parametrize("offload", TIER)
 @pytest.mark.parametrize("mode", ["native", "generic"])
-def test_ping_between_afxdp_ports_reports_mode(net, mode):
-    net.veth_host("x1", "10.5.0.1", "type=afxdp", f"options:xdp-mode={mode}")
-    net.veth_host("x2", "10.5.0.2", "type=afxdp", f"options:xdp-mode={mode}")
+def test_ping_between_afxdp_ports_reports_mode(net, mode, offload):
+    tier = f"options:xdp-offload={str(offload).lower()}"
+    net.veth_host("x1", "10.5.0.1", "type=afxdp", f"options:xdp-mode={mode}", tier)
+    net.veth_host("x2", "10.5.0.2", "type=afxdp", f"options:xdp-mode={mode}", tier)
+    if offload:
+        _accept_xdp_frames(net, "x1", "x2")
     for port in ("x1", "x2"):
         st = _status_map(net.status(port))
         assert st.get("driver_name") == "afxdp", st
         assert st.get("xdp_mode") == mode and st.get("xdp_bind") == "copy", st
         assert "note" not in st, st
+        assert st.get("xdp_offload") == str(offload).lower(), st
         assert net.xdp_attached(port)
     assert "xdp_mode" in net.vs.vsctl("list", "interface", "x1")
-    assert net.ping("x1", "x2", count=5)
+    ns = net.hosts["x1"][0]
+    out = netns.run(ns, "ping", "-c", "10", "-i", "0.1", "-W", "2", net.hosts["x2"][2]).stdout
+    assert " 0% packet loss" in out, out  # every echo, also those the kernel tier forwards
     stats = {r["port"]: r for r in net.vs.json("dump-ports", "br0")}
     assert stats["x1"]["rx_packets"] >= 5 and stats["x2"]["tx_packets"] >= 5
 
 
-def test_best_effort_gets_native_on_veth_and_all_queues(net):
-    net.veth_host("q1", "10.6.0.1", "type=afxdp", queues=4)
-    net.veth_host("q2", "10.6.0.2", "type=afxdp")
+@pytest.mark.parametrize("offload", TIER)
+def test_best_effort_gets_native_on_veth_and_all_queues(net, offload):
+    tier = f"options:xdp-offload={str(offload).lower()}"
+    net.veth_host("q1", "10.6.0.1", "type=afxdp", tier, queues=4)
+    net.veth_host("q2", "10.6.0.2", "type=afxdp", tier)
+    if offload:
+        _accept_xdp_frames(net, "q1", "q2")
     st = _status_map(net.status("q1"))
     assert st["xdp_mode"] == "native" and st["n_rxq"] == "4", st
     assert net.ping("q1", "q2")

@@ -16,6 +16,20 @@ def drivers():
     return [ffi.string(names[i]).decode() for i in range(min(n, 64))]
 
 
+def xdp_tier_available():
+    """Whether the extension was built with the kernel XDP tier (clang and
+    libbpf at build time): what an afxdp port's xdp-offload=true needs."""
+    return bool(lib.vs_xdp_tier_available())
+
+
+def xdp_offload_counts():
+    """The kernel XDP tier's exact flows, process-wide: live (forwarded by
+    the kernel now), added (so far), refused (its map full)."""
+    out = ffi.new("struct vs_xdp_offload_counts *")
+    lib.vs_dp_xdp_offload_counts(out)
+    return {"live": out.live, "added": out.added, "refused": out.refused}
+
+
 class PortOpenError(OSError):
     """A port could not be opened; .step says where (e.g. "attach native
     XDP"), .strerror is the errno's text."""

@@ -120,8 +120,11 @@ TYPES = {t.name: t for t in (
     PortType("afxdp", "afxdp", "a kernel netdev, through AF_XDP sockets and the switch's XDP "
              "program; falls back to afpacket when XDP cannot be set up",
              options={"xdp-mode": Option(XDP_MODES, "best-effort, native or generic",
-                                         "best-effort")},
-             fallback="afpacket", status=("xdp_mode", "xdp_bind", "n_rxq"),
+                                         "best-effort"),
+                      # The kernel XDP tier (csrc/xdp_tier.h): established
+                      # flows between two such ports forwarded in the driver.
+                      "xdp-offload": Option(("true", "false"), "true or false", "false")},
+             fallback="afpacket", status=("xdp_mode", "xdp_bind", "n_rxq", "xdp_offload"),
              stats=("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
                     "tx_offload_drops", "rx_csum_fixed")),
     PortType("dummy", "dummy", "no device: frames injected and captured through the datapath "

@@ -1,0 +1,210 @@
+/* xdp_tier.bpf.c — the kernel XDP tier: forward established exact flows
+ * in the driver, hand everything else to the AF_XDP socket of its queue.
+ *
+ * Compiled by csrc/build_datapath.py with clang -target bpf (when clang and
+ * libbpf are installed) and embedded in the extension; xdp_tier.c loads one
+ * instance per afxdp port with xdp-offload, each with its own XSKMAP and the
+ * process-wide `flows` and `tx_ports` maps.
+ *
+ * The parse mirrors vs_parse() (flow_key.c) for the one class of frames it
+ * handles: untagged Ethernet, IPv4 without options, not a fragment, with a
+ * complete TCP (20 bytes), UDP/SCTP (8) or ICMP (4) header, or another
+ * protocol (ports stay 0).  Every other frame — VLAN-tagged, IPv6, ARP, IP
+ * options, fragments, truncated headers — goes to AF_XDP untouched, where
+ * vs_parse() sees it.  A frame the program handles gets exactly the key
+ * vs_parse() would give it (in_port aside: the ifindex), so an exact entry
+ * is only ever hit by a packet the datapath would classify the same way.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "xdp_tier_abi.h"
+
+#define ETH_HLEN 14
+#define ETH_P_IPV4 0x0800
+#define IPV4_HLEN 20         /* the only header length handled: no options */
+#define IPV4_VERSION_IHL 0x45
+#define IPV4_FRAG_BITS 0x3fff /* MF + fragment offset: vs_parse's test */
+#define PROTO_ICMP 1
+#define PROTO_TCP 6
+#define PROTO_UDP 17
+#define PROTO_SCTP 132
+#define TCP_HLEN 20
+#define UDP_HLEN 8
+#define ICMP_HLEN 4
+#define TCP_FLAGS_MASK 0x0fff
+#define TCP_CSUM_OFF 16
+#define UDP_CSUM_OFF 6
+#define CSUM_CHUNK 256
+#define CSUM_MAX_CHUNKS 6 /* 1536 bytes: an MTU-sized segment */
+
+struct {
+    __uint(type, BPF_MAP_TYPE_XSKMAP);
+    __uint(max_entries, VS_XDP_TIER_MAX_QUEUES);
+    __type(key, __u32);
+    __type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
+    __type(key, struct vs_key);
+    __type(value, struct vs_xdp_flow_val);
+} flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, __u32);
+} tx_ports SEC(".maps");
+
+static __always_inline int to_socket(struct xdp_md *ctx)
+{
+    /* As xdp_prog.c's program: no socket on the queue → the kernel stack. */
+    return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
+}
+
+static __always_inline __u16 rd16(const __u8 *p)
+{
+    return (__u16)(p[0] << 8 | p[1]);
+}
+
+/* A veth peer's CHECKSUM_PARTIAL frame reaches XDP as it is: its TCP/UDP
+ * checksum field holds only the pseudo-header sum, which the receiver would
+ * reject.  The test is vs_offload_rx_fix_csum()'s (offload.h): the field
+ * equals the pseudo-header sum (a complete checksum that happens to equal it
+ * is recomputed to the same value, so it is safe).  Returns 1 if so. */
+static __always_inline int partial_csum(const __u8 *ip, const __u8 *csum_field)
+{
+    __u32 sum = rd16(ip + 12) + rd16(ip + 14) + rd16(ip + 16) + rd16(ip + 18);
+    sum += ip[9];                            /* protocol */
+    sum += (__u32)(rd16(ip + 2) - IPV4_HLEN); /* L4 length, from the IP header */
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    return rd16(csum_field) == sum;
+}
+
+/* Completes such a checksum here: since the field holds the pseudo-header
+ * sum, the one's-complement sum of the L4 bytes as they are (field
+ * included) is the sum of everything, and its complement is the checksum.
+ * The bytes are summed in CSUM_CHUNK pieces copied to the stack
+ * (bpf_csum_diff wants a multiple of 4 bytes, at most 512).  Returns 0, or
+ * -1 for a segment too long to sum here (it goes to user space). */
+static __always_inline int complete_csum(struct xdp_md *ctx, __u32 l4_off, __u32 l4_len,
+                                         __u16 *field, int udp)
+{
+    __u8 buf[CSUM_CHUNK];
+    __s64 sum = 0;
+    if (l4_len > CSUM_CHUNK * CSUM_MAX_CHUNKS)
+        return -1;
+    for (int i = 0; i < CSUM_MAX_CHUNKS; i++) {
+        __u32 off = (__u32)i * CSUM_CHUNK;
+        if (off >= l4_len)
+            break;
+        __u32 n = l4_len - off;
+        if (n >= CSUM_CHUNK) {
+            n = CSUM_CHUNK;
+        } else {
+            __builtin_memset(buf, 0, sizeof buf); /* the pad to a word is zero */
+            n &= CSUM_CHUNK - 1;
+            if (n == 0)
+                break;
+        }
+        if (bpf_xdp_load_bytes(ctx, l4_off + off, buf, n))
+            return -1;
+        __u32 words = (n + 3) & ~3u;
+        if (words > CSUM_CHUNK)
+            return -1;
+        sum = bpf_csum_diff(NULL, 0, (__be32 *)buf, words, (__u32)sum);
+        if (sum < 0)
+            return -1;
+    }
+    __u32 folded = (__u32)sum;
+    folded = (folded & 0xffff) + (folded >> 16);
+    folded = (folded & 0xffff) + (folded >> 16);
+    __u16 csum = (__u16)~folded;
+    if (udp && !csum)
+        csum = 0xffff; /* 0 means "no checksum" in UDP over IPv4 */
+    *field = csum;     /* summed in memory order: stored as it is */
+    return 0;
+}
+SEC("xdp")
+int vs_xdp_tier(struct xdp_md *ctx)
+{
+    const __u8 *data = (const __u8 *)(long)ctx->data;
+    const __u8 *end = (const __u8 *)(long)ctx->data_end;
+    struct vs_key key;
+    __u16 tcp_flags = 0;
+    const __u8 *csum_field = 0; /* TCP/UDP: where the checksum is */
+    int udp = 0;
+
+    __builtin_memset(&key, 0, sizeof key);
+    if (data + ETH_HLEN + IPV4_HLEN > end)
+        return to_socket(ctx);
+    if (rd16(data + 12) != ETH_P_IPV4)
+        return to_socket(ctx);
+    const __u8 *ip = data + ETH_HLEN;
+    if (ip[0] != IPV4_VERSION_IHL || (rd16(ip + 6) & IPV4_FRAG_BITS))
+        return to_socket(ctx);
+    key.in_port = ctx->ingress_ifindex;
+    key.dl_type = ETH_P_IPV4;
+    __builtin_memcpy(key.dl_dst, data, 6);
+    __builtin_memcpy(key.dl_src, data + 6, 6);
+    key.nw_tos = ip[1];
+    key.nw_ttl = ip[8];
+    key.nw_proto = ip[9];
+    __builtin_memcpy(&key.nw_src, ip + 12, 4);
+    __builtin_memcpy(&key.nw_dst, ip + 16, 4);
+    const __u8 *l4 = ip + IPV4_HLEN;
+    switch (key.nw_proto) {
+    case PROTO_TCP:
+        if (l4 + TCP_HLEN > end)
+            return to_socket(ctx);
+        csum_field = l4 + TCP_CSUM_OFF;
+        key.tp_src = rd16(l4);
+        key.tp_dst = rd16(l4 + 2);
+        tcp_flags = rd16(l4 + 12) & TCP_FLAGS_MASK;
+        break;
+    case PROTO_UDP:
+        if (l4 + UDP_HLEN > end)
+            return to_socket(ctx);
+        csum_field = l4 + UDP_CSUM_OFF;
+        udp = 1;
+        key.tp_src = rd16(l4);
+        key.tp_dst = rd16(l4 + 2);
+        break;
+    case PROTO_SCTP:
+        if (l4 + UDP_HLEN > end)
+            return to_socket(ctx);
+        key.tp_src = rd16(l4);
+        key.tp_dst = rd16(l4 + 2);
+        break;
+    case PROTO_ICMP:
+        if (l4 + ICMP_HLEN > end)
+            return to_socket(ctx);
+        key.tp_src = l4[0];
+        key.tp_dst = l4[1];
+        break;
+    default:
+        break;
+    }
+    struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
+    if (!val)
+        return to_socket(ctx);
+    if (csum_field && partial_csum(ip, csum_field)
+        && complete_csum(ctx, ETH_HLEN + IPV4_HLEN, rd16(ip + 2) - IPV4_HLEN,
+                         (__u16 *)csum_field, udp))
+        return to_socket(ctx);
+    __sync_fetch_and_add(&val->packets, 1);
+    __sync_fetch_and_add(&val->bytes, (__u64)(end - data));
+    if (tcp_flags)
+        __sync_fetch_and_or(&val->tcp_flags, (__u32)tcp_flags);
+    val->used_ns = bpf_ktime_get_ns();
+    /* An output netdev that left the devmap: the datapath decides instead. */
+    return bpf_redirect_map(&tx_ports, val->out_ifindex, 0) == XDP_REDIRECT
+               ? XDP_REDIRECT : to_socket(ctx);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
