@@ -22,10 +22,11 @@ passes a meter is not cached (result.slow_path): every packet is metered here
 OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
 whatever L4 header the packet has.  MPLS: the flow key stops at the MPLS
 Ethertype, so labels are read from the frame (xlate's `frame`), pop_mpls
-parses what it uncovers, and such flows stay in the slow path.  Actions that
-this datapath cannot perform (PBB, copy-TTL, set-field on tunnel/ND/...) are
-refused when the flow is added, by check_instructions(), with the error the
-spec names.
+parses what it uncovers, and such flows stay in the slow path.  PBB, VLAN
+stacking (push_vlan onto a tag, 802.1ad TPIDs) and copy-TTL are in
+xlate_encap (a mixin of _Xlate).  Actions that this datapath cannot perform
+(set-field on fields it cannot rewrite) are refused when the flow is added,
+by check_instructions(), with the error the spec names.
 """
 import zlib
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from vswitch.ofproto.ofp import (ApplyActions, ClearActions, CopyTtlIn, CopyTtlO
                                  Group, Meter, OFPError, Output, PopMpls, PopPbb, PopVlan, PushMpls,
                                  PushPbb, PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue,
                                  WriteActions, WriteMetadata)
+from vswitch.ofproto.xlate_encap import ETH_PBB, EncapXlate
 from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
                                            OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
                                            OFPP_MAX, OFPP_NORMAL, OFPP_TABLE, OFPR_ACTION,
@@ -60,6 +62,7 @@ OXM_TO_KEY = {
     # tunnel metadata of a packet a tunnel port decapsulated (0 otherwise)
     "tunnel_id": ("tun_id", _same), "tun_ipv4_src": ("tun_src", _same),
     "tun_ipv4_dst": ("tun_dst", _same),
+    "pbb_isid": ("pbb_isid", _same),
 }
 # set-field on these fills the packet's tunnel metadata: committed as one
 # datapath set_tunnel before the next output (a vxlan port with key=flow or
@@ -130,12 +133,13 @@ RESTORE = {
     "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
     "nw_proto": {ETH_ARP: "set_arp_op"},
 }
-SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", *TUNNEL_FIELDS}
-UNSUPPORTED_ACTIONS = (PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", "pbb_isid",
+                    *TUNNEL_FIELDS}
+UNSUPPORTED_ACTIONS = ()
 SETTABLE_MPLS = {"mpls_label": (12, 0xFFFFF), "mpls_tc": (9, 7)}  # shift, width mask in the LSE
 # Action-set execution order (OF1.3 section 5.10).
-SET_ORDER = [PopVlan, PopMpls, PushMpls, PushVlan, DecNwTtl, DecMplsTtl, SetNwTtl, SetMplsTtl,
-             SetField, SetQueue, Group, Output, Enqueue]
+SET_ORDER = [CopyTtlIn, PopVlan, PopMpls, PopPbb, PushMpls, PushPbb, PushVlan, CopyTtlOut,
+             DecNwTtl, DecMplsTtl, SetNwTtl, SetMplsTtl, SetField, SetQueue, Group, Output, Enqueue]
 
 
 def packet_fields(state, metadata=0, in_port=None):
@@ -154,6 +158,8 @@ def packet_fields(state, metadata=0, in_port=None):
     for name in FRAME_FIELDS:
         if name in state:
             p[name] = state[name]
+    if dl_type == ETH_PBB:
+        p["pbb_isid"] = state.get("pbb_isid", 0)
     if dl_type in ETH_MPLS and "mpls_lse" in state:
         lse = state["mpls_lse"]
         p.update(mpls_label=lse >> 12, mpls_tc=(lse >> 9) & 7, mpls_bos=(lse >> 8) & 1)
@@ -240,12 +246,13 @@ class OFXlateResult:
     dropped_by_meter: bool = False
 
 
-class _Xlate:
+class _Xlate(EncapXlate):
     def __init__(self, bridge, key, now, packet_len, in_port_dp, frame=None):
         self.br, self.now, self.packet_len = bridge, now, packet_len
         self.state = dict(key)
         self.r = OFXlateResult()
         self.frame = frame
+        self._init_encap()
         self.mpls = []          # the label stack entries (top first) as the packet has them now
         self.mpls_payload = None  # offset in `frame` of what follows the frame's own labels
         if key.get("dl_type") in ETH_MPLS:
@@ -349,6 +356,8 @@ class _Xlate:
     # --- reading and writing the packet --------------------------------------
     def read(self, name, bits=None):
         self.r.mask[name] = self.r.mask.get(name, 0) | (full_mask(name) if bits is None else bits)
+        if name in self.from_frame:
+            self.r.slow_path = True  # the megaflow matches the outer key, not this
         return self.state.get(name, 0)
 
     def in_port_of(self):
@@ -371,13 +380,16 @@ class _Xlate:
         if name == "pop_vlan":
             self.state["vlan_tci"] = 0
         elif name == "push_vlan":
-            self.state["vlan_tci"] = arg | VLAN_CFI
+            self.state["vlan_tci"] = (arg & 0xFFFF) | VLAN_CFI
 
     def set_vlan(self, tci):
-        """Make the packet carry tag `tci` (with CFI)."""
+        """Make the packet's outer tag `tci` (with CFI): a rewrite of the
+        tag's TCI (its TPID stays), or a new 802.1Q tag on an untagged packet."""
         if self.read("vlan_tci") & VLAN_CFI:
-            self.emit("pop_vlan")
-        self.emit("push_vlan", tci & ~VLAN_CFI)
+            self.emit("set_vlan_tci", tci & ~VLAN_CFI)
+            self.state["vlan_tci"] = tci | VLAN_CFI
+        else:
+            self.emit("push_vlan", tci & ~VLAN_CFI)
 
     def set_field(self, a):
         name, value = a.field, a.value
@@ -394,6 +406,9 @@ class _Xlate:
             key_field = TUNNEL_FIELDS[name]
             self.state[key_field] = value & full_mask(key_field)
             self.tnl_set.add(key_field)
+            return
+        if name == "pbb_isid":
+            self.set_pbb_isid(value)
             return
         if name in SETTABLE_MPLS:
             if dl_type not in ETH_MPLS or not self.mpls:
@@ -521,11 +536,17 @@ class _Xlate:
         elif isinstance(a, SetField):
             self.set_field(a)
         elif isinstance(a, PushVlan):
-            tci = self.read("vlan_tci")
-            self.set_vlan(tci if tci & VLAN_CFI else VLAN_CFI)
+            self.push_vlan(a.ethertype)
         elif isinstance(a, PopVlan):
-            if self.read("vlan_tci") & VLAN_CFI:
-                self.emit("pop_vlan")
+            self.pop_vlan()
+        elif isinstance(a, PushPbb):
+            self.push_pbb(a.ethertype)
+        elif isinstance(a, PopPbb):
+            self.pop_pbb()
+        elif isinstance(a, CopyTtlOut):
+            self.copy_ttl_out()
+        elif isinstance(a, CopyTtlIn):
+            self.copy_ttl_in()
         elif isinstance(a, (DecNwTtl, SetNwTtl)):
             return self.ttl(a, table_id, cookie)
         elif isinstance(a, PushMpls):
