@@ -223,6 +223,8 @@ MATCH_FIELDS = {
     "nd_target": ("ipv6_nd_target",) + _v6,
     "nd_sll": ("ipv6_nd_sll", _macs, _fmt_macs),
     "nd_tll": ("ipv6_nd_tll", _macs, _fmt_macs),
+    # OF1.3's PBB I-SID (OVS has no name for it: os-ken's)
+    "pbb_isid": ("pbb_isid", _uint_field("pbb_isid"), _fmt_dec),
 }
 ALIASES = {"eth_src": "dl_src", "eth_dst": "dl_dst", "eth_type": "dl_type", "tunnel_id": "tun_id",
            "ip_src": "nw_src", "ip_dst": "nw_dst", "ip_proto": "nw_proto", "ip_ecn": "nw_ecn",
@@ -347,7 +349,7 @@ FORMAT_ORDER = ["tunnel_id", "tun_ipv4_src", "tun_ipv4_dst", "metadata", "in_por
                 "arp_tpa", "ip_proto", "arp_op", "arp_sha", "arp_tha", "ip_dscp", "ip_ecn",
                 "mpls_label", "mpls_tc", "mpls_bos", "icmpv4_type", "icmpv6_type", "icmpv4_code",
                 "icmpv6_code", "tcp_src", "udp_src", "sctp_src", "tcp_dst", "udp_dst", "sctp_dst",
-                "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll"]
+                "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll", "pbb_isid"]
 OXM_TO_NAME = {oxm: name for name, (oxm, _, _) in MATCH_FIELDS.items()}
 OXM_TO_NAME.update({"ipv4_src": "nw_src", "ipv4_dst": "nw_dst", "arp_spa": "arp_spa", "arp_tpa": "arp_tpa",
                     "ip_proto": "nw_proto", "arp_op": "arp_op", "ip_dscp": "nw_tos"})

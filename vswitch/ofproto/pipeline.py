@@ -82,6 +82,8 @@ SETTABLE = {
     "tp_src": ("set_tp_src", "tp_src", "l4"), "tp_dst": ("set_tp_dst", "tp_dst", "l4"),
     "tcp_src": ("set_tp_src", "tp_src", 6), "tcp_dst": ("set_tp_dst", "tp_dst", 6),
     "udp_src": ("set_tp_src", "tp_src", 17), "udp_dst": ("set_tp_dst", "tp_dst", 17),
+    # SCTP: the datapath recomputes the CRC32c (packet_edit.c)
+    "sctp_src": ("set_tp_src", "tp_src", 132), "sctp_dst": ("set_tp_dst", "tp_dst", 132),
     "icmpv4_type": ("set_icmp_type", "tp_src", 1), "icmpv4_code": ("set_icmp_code", "tp_dst", 1),
     "icmpv6_type": ("set_icmp_type", "tp_src", 58), "icmpv6_code": ("set_icmp_code", "tp_dst", 58),
     "arp_op": ("set_arp_op", "nw_proto", ETH_ARP), "arp_spa": ("set_arp_spa", "nw_src", ETH_ARP),
@@ -122,7 +124,7 @@ def frame_fields(frame, key):
                     break
                 opt += frame[opt + 1] * 8
     return out
-L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 1: (1,), 58: (58,)}
+L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 132: (132,), 1: (1,), 58: (58,)}
 # key field -> datapath action that writes it back, by ethertype (restore())
 RESTORE = {
     "dl_src": {None: "set_eth_src"}, "dl_dst": {None: "set_eth_dst"},
