@@ -400,7 +400,8 @@ class Switch:
             {of: dp for of, (_, dp) in self._of_ports(bridge).items()},
             normal=lambda key: normal.xlate(bridge.ports, table, key, now),
             controller_cookie=ofs.controller_cookie if ofs.controllers or ofs.connected else None,
-            miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len)
+            miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len,
+            port_config={no: p.config for no, p in ofs.ports.items() if p.config})
 
     def flush_bridge(self, name):
         """Deletes bridge `name`'s megaflows, first reporting their last

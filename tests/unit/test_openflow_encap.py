@@ -104,3 +104,21 @@ def test_action_set_orders_pops_before_pushes_and_copy_ttl_out_after_them():
     assert order == ["CopyTtlIn", "PopVlan", "PushPbb", "CopyTtlOut", "Output"]
     assert [format_action(a) for a in spec.instructions[0].actions] == \
         ["copy_ttl_out", "push_pbb:0x88e7", "pop_vlan", "copy_ttl_in", "output:2"]
+
+
+def test_port_mod_config_blocks_receive_forward_flood_and_packet_in():
+    from vswitch.ofproto.ofp.constants import (OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
+                                               OFPPC_PORT_DOWN)
+    br = bridge("priority=5,tcp,actions=output:2,output:3", "priority=4,udp,actions=flood",
+                "priority=3,icmp,actions=controller")
+    br.port_config = {2: OFPPC_NO_FWD, 3: OFPPC_PORT_DOWN}
+    assert pipeline.xlate(br, KEY, 0).actions == []
+    assert pipeline.xlate(br, dict(KEY, nw_proto=17), 0).actions == [("output", 1023)]
+    br.port_config = {1: OFPPC_NO_PACKET_IN}
+    assert pipeline.xlate(br, dict(KEY, nw_proto=1), 0).actions == []
+    assert br.cookies == []
+    br.port_config = {1: OFPPC_NO_RECV}
+    r = pipeline.xlate(br, KEY, 0)
+    assert r.actions == [] and r.mask["in_port"] and not r.slow_path   # cached drop for port 1
+    br.port_config = {}
+    assert pipeline.xlate(br, KEY, 0).actions == [("output", 2), ("output", 3)]

@@ -126,7 +126,8 @@ class OFSwitch:
                 continue
             port = m.Port(no, read_mac(name), name, curr=PORT_FEATURES, advertised=0,
                           supported=PORT_FEATURES, state=state, curr_speed=PORT_SPEED_KBPS,
-                          max_speed=PORT_SPEED_KBPS)
+                          max_speed=PORT_SPEED_KBPS,
+                          config=old.config if old is not None and old.name == name else 0)
             self.ports[no], self.dp_port[no] = port, dp
             reason = OFPPR_MODIFY if old is not None and old.name == name else OFPPR_ADD
             self.notify("port_status", m.PortStatus(reason, port))
@@ -270,7 +271,14 @@ class OFSwitch:
             raise OFPError("PORT_MOD_FAILED", "BAD_PORT", detail=f"port {msg.port_no}")
         if msg.hw_addr != port.hw_addr:
             raise OFPError("PORT_MOD_FAILED", "BAD_HW_ADDR")
-        port.config = (port.config & ~msg.mask) | (msg.config & msg.mask)  # recorded, not enforced
+        config = (port.config & ~msg.mask) | (msg.config & msg.mask)
+        if config == port.config:
+            return
+        # Enforced by xlate (PipelineView.port_config): cached flows go, and
+        # controllers hear of it, as from OVS (PORT_STATUS, reason MODIFY).
+        port.config = config
+        self.host.flush_bridge(self.name)
+        self.notify("port_status", m.PortStatus(OFPPR_MODIFY, port))
 
     def _table_mod(self, msg, now):
         if msg.table_id != OFPTT_ALL and msg.table_id >= self.tables.n_tables:

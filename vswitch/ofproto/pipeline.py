@@ -38,7 +38,9 @@ from vswitch.ofproto.ofp import (ApplyActions, ClearActions, CopyTtlIn, CopyTtlO
                                  PushPbb, PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue,
                                  WriteActions, WriteMetadata)
 from vswitch.ofproto.xlate_encap import ETH_PBB, EncapXlate
-from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
+from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY, OFPPC_NO_FLOOD,
+                                           OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
+                                           OFPPC_PORT_DOWN,
                                            OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
                                            OFPP_MAX, OFPP_NORMAL, OFPP_TABLE, OFPR_ACTION,
                                            OFPR_INVALID_TTL, OFPR_NO_MATCH)
@@ -46,6 +48,8 @@ from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
 ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
 ETH_MPLS = (0x8847, 0x8848)
 MAX_DEPTH = 16  # nested groups / table passes of one packet
+IN_BLOCKED = OFPPC_NO_RECV | OFPPC_PORT_DOWN   # port-mod: nothing received is processed
+OUT_BLOCKED = OFPPC_NO_FWD | OFPPC_PORT_DOWN   # port-mod: nothing is sent to it
 FRAG_LATER = 2
 
 # OXM field -> (flow key field, OXM mask -> key mask)
@@ -232,6 +236,7 @@ class PipelineView:
     controller_cookie: object = None  # (reason, table_id, cookie, max_len) -> userspace cookie
     miss_to_controller: bool = False  # OF1.0 table-miss sends a packet-in
     miss_send_len: int = 128
+    port_config: dict = field(default_factory=dict)  # OpenFlow port -> OFPPC_* bits set by port-mod
 
 
 @dataclass
@@ -467,9 +472,16 @@ class _Xlate(EncapXlate):
                 self.emit("pop_vlan")
 
     # --- outputs -------------------------------------------------------------
+    def port_blocked(self, port, bits):
+        """Port-mod config (OF1.3 7.2.1) of `port` has one of `bits`."""
+        return bool(self.br.port_config.get(port, 0) & bits)
+
     def controller(self, reason, table_id, cookie, max_len):
         if self.br.controller_cookie is None:
             self.r.trace.append("    controller: no controller to send to, dropped")
+            return
+        if self.port_blocked(self.in_port_of(), OFPPC_NO_PACKET_IN):
+            self.r.trace.append("    controller: the input port is no-packet-in, dropped")
             return
         self.emit("userspace", self.br.controller_cookie(reason, table_id, cookie, max_len))
         self.r.trace.append(f"    packet-in to the controller (reason {REASONS[reason]}, "
@@ -484,13 +496,18 @@ class _Xlate(EncapXlate):
             miss = rule is not None and rule.priority == 0 and not rule.match
             self.controller(OFPR_NO_MATCH if miss else OFPR_ACTION, table_id, cookie, max_len)
         elif port in (OFPP_FLOOD, OFPP_ALL):
-            outs = [dp for of, dp in sorted(self.br.ports.items()) if of != in_of]
+            skip = OUT_BLOCKED | (OFPPC_NO_FLOOD if port == OFPP_FLOOD else 0)
+            outs = [dp for of, dp in sorted(self.br.ports.items())
+                    if of != in_of and not self.port_blocked(of, skip)]
             if outs:
                 self.commit_tunnel()
             self.r.actions += [("output", dp) for dp in outs]
             self.r.trace.append(f"    {'flood' if port == OFPP_FLOOD else 'all'}: output to "
                                 f"{len(outs)} port(s)")
         elif port == OFPP_IN_PORT:
+            if self.port_blocked(in_of, OUT_BLOCKED):
+                self.r.trace.append("    output to the input port: no-fwd or down, dropped")
+                return
             self.emit("output", self.state["in_port"])
             self.r.trace.append("    output to the input port")
         elif port == OFPP_NORMAL:
@@ -505,6 +522,8 @@ class _Xlate(EncapXlate):
             elif port == in_of:
                 self.r.trace.append(f"    output:{_port_name(port)} is the input port: dropped "
                                     "(use in_port)")
+            elif self.port_blocked(port, OUT_BLOCKED):
+                self.r.trace.append(f"    output:{_port_name(port)}: no-fwd or down, dropped")
             else:
                 self.emit("output", dp)
                 self.r.trace.append(f"    output to port {_port_name(port)}")
@@ -691,6 +710,9 @@ def xlate(bridge, key, now, packet_len=None, frame=None):
     the frame length for meters (None in a trace: meters then pass); frame,
     when given, supplies what the key lacks (MPLS labels and what they hide)."""
     x = _Xlate(bridge, key, now, packet_len, key.get("in_port"), frame)
+    if x.port_blocked(x.in_port_of(), IN_BLOCKED):
+        x.r.trace.append("input port is no-recv or down: dropped")
+        return x.r
     x.run_table(0)
     return x.r
 

@@ -5,13 +5,14 @@ Design note.  OF1.0 has only an action list, so a bridge whose rules use
 OF1.3 instructions cannot be dumped in plain OF1.0.  OVS answers with its
 Nicira extensions (checked with a private OVS 3.1): goto_table becomes
 resubmit(,TABLE) (NXAST_RESUBMIT_TABLE, in_port IN_PORT), write_metadata
-NXAST_WRITE_METADATA, set-field of a field OF1.0 has no action for
-NXAST_REG_LOAD2 (an OXM TLV); write_actions, clear_actions, meter and the
+NXAST_WRITE_METADATA; write_actions, clear_actions, meter and the
 OF1.3 actions OF1.0 cannot express (push_vlan: implied by a set-vlan there;
 MPLS, PBB, TTL copies, groups) are left out.  The only change from OVS's
 order: write_metadata goes last (OVS puts it before the resubmit, which its
 own ovs-ofctl then refuses to decode: "apply_actions must appear before
-write_metadata").  Used for replies only; a flow-mod in OF1.0 still gets
+write_metadata"), and a set-field of a field OF1.0 has no action for is one
+NXAST_REG_LOAD2 (an OXM TLV; ovs-ofctl prints it as set_field) where OVS
+sends NXAST_REG_LOAD pieces of at most 64 bits ("load:...->NXM_...").  Used for replies only; a flow-mod in OF1.0 still gets
 BAD_TYPE for what it cannot carry.
 """
 import struct
