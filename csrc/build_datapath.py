@@ -17,7 +17,7 @@ SOURCES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.c"
 # The public API, in dependency order; the port types' own headers follow.
 # netdev_provider.h (the port-type interface) and afxdp.h/xdp_prog.h (an
 # engine under a type) are C-only.
-CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "offload.h", "classifier.h", "datapath.h"]
+CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "meter.h", "offload.h", "classifier.h", "datapath.h"]
 C_ONLY = {"netdev_provider.h"}
 
 

@@ -462,6 +462,10 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         case VS_ACTION_POP_PBB:
             vnet_shift(pkt, vs_packet_pop_pbb(pkt));
             break;
+        case VS_ACTION_METER:
+            if (!vs_meter_apply(args[0], pkt, vs_now_ns()))
+                return queued; /* dropped by a band: no later action runs */
+            break;
         case VS_ACTION_POP_VLAN:
             pop_vlan(pkt);
             break;

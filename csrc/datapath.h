@@ -64,6 +64,7 @@
 #include "classifier.h"
 #include "flow_key.h"
 #include "netdev.h"
+#include "meter.h"
 #include "packet_edit.h"
 
 enum {
@@ -92,6 +93,8 @@ enum {
                               * Ports with a fixed remote and key ignore it. */
     VS_ACTION_PUSH_PBB = 11, /* arg: Ethertype (0x88e7); see vs_packet_push_pbb */
     VS_ACTION_POP_PBB = 12,  /* arg: unused; see vs_packet_pop_pbb */
+    VS_ACTION_METER = 13,    /* arg: meter id (meter.h); a packet the meter
+                              * drops stops here, one it remarks goes on */
 };
 
 #define VS_SET_TUNNEL_NARGS 4

@@ -122,3 +122,30 @@ def test_port_mod_config_blocks_receive_forward_flood_and_packet_in():
     assert r.actions == [] and r.mask["in_port"] and not r.slow_path   # cached drop for port 1
     br.port_config = {}
     assert pipeline.xlate(br, KEY, 0).actions == [("output", 2), ("output", 3)]
+
+
+def test_metered_flow_is_cached_with_a_datapath_meter_configured_from_the_entry():
+    from vswitch.datapath import dp_meters
+    from vswitch.ofproto.meter_sync import DatapathMeters
+    from vswitch.ofproto.ofp import MeterBand, MeterMod
+    from vswitch.ofproto.ofp.constants import OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, OFPMF_PKTPS
+    from vswitch.ofproto.ofp.constants import OFPFC_ADD
+    br = bridge()
+    sync = DatapathMeters()
+    br.dp_meter = lambda mid: sync.dp_id("br0", br.meters, mid)
+    br.meters.meter_mod(MeterMod(OFPMC_ADD, OFPMF_PKTPS, 7, [MeterBand(2, 100, 0, 1)]), 0)
+    br.tables.flow_mod(parse_flow("actions=meter:7,output:2").flow_mod(OFPFC_ADD), 0)
+    r = pipeline.xlate(br, KEY, 0, 64)
+    (name, dp_id), out = r.actions
+    assert name == "meter" and out == ("output", 2) and not r.slow_path
+    assert dp_meters.stats(dp_id) == (0, 0, [(0, 0)])           # configured, one band
+    assert pipeline.xlate(br, KEY, 0, 64).actions[0] == ("meter", dp_id)   # same entry: kept
+    br.meters.meter_mod(MeterMod(OFPMC_MODIFY, OFPMF_PKTPS, 7, [MeterBand(1, 5, 0, 0),
+                                                                MeterBand(1, 50, 0, 0)]), 0)
+    assert pipeline.xlate(br, KEY, 0, 64).actions[0] == ("meter", dp_id)
+    assert dp_meters.stats(dp_id)[2] == [(0, 0), (0, 0)]        # reconfigured: two bands
+    entry = br.meters.meters[7]
+    assert sync.stats("br0", entry) == (0, 0, [(0, 0), (0, 0)])
+    br.meters.meter_mod(MeterMod(OFPMC_DELETE, 0, 7, []), 0)
+    sync.release_deleted("br0", br.meters)
+    assert dp_meters.stats(dp_id) is None and sync.stats("br0", entry) is None

@@ -46,6 +46,7 @@ ACTIONS = {
     "trunc": lib.VS_ACTION_TRUNC,  # the next output sends a copy cut to arg bytes
     "push_pbb": lib.VS_ACTION_PUSH_PBB,  # arg: Ethertype of the new outer header
     "pop_pbb": lib.VS_ACTION_POP_PBB,
+    "meter": lib.VS_ACTION_METER,  # arg: a dp_meters id
 }
 # push_vlan's arg: the TCI, with a TPID other than 802.1Q in the high 16 bits
 PUSH_VLAN_TPID_SHIFT = 16

@@ -16,8 +16,9 @@ wrong, only slower; being narrower would be.
 Packets that must come back to Python go through ("userspace", cookie): the
 caller's `controller_cookie(reason, table_id, rule_cookie, max_len)` returns a
 nonzero 32-bit cookie for which the upcall becomes a packet-in.  A flow that
-passes a meter is not cached (result.slow_path): every packet is metered here
-(meters run in the slow path; the fast path has no token buckets).
+passes a meter emits ("meter", datapath meter id) and is cached: the C
+datapath meters every packet (csrc/meter.h, ofproto/meter_sync.py).  Without
+a datapath (PipelineView.dp_meter None) meters run here, uncached.
 
 OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
 whatever L4 header the packet has.  MPLS: the flow key stops at the MPLS
@@ -237,6 +238,8 @@ class PipelineView:
     miss_to_controller: bool = False  # OF1.0 table-miss sends a packet-in
     miss_send_len: int = 128
     port_config: dict = field(default_factory=dict)  # OpenFlow port -> OFPPC_* bits set by port-mod
+    dp_meter: object = None        # OpenFlow meter id -> datapath meter id (meter_sync), or None:
+                                   # meters then run here, per packet, uncached
 
 
 @dataclass
@@ -672,6 +675,10 @@ class _Xlate(EncapXlate):
         if meter_id not in self.br.meters.meters:
             self.r.trace.append(f"    meter {meter_id}: no such meter, dropped")
             return False
+        if self.br.dp_meter is not None:
+            self.emit("meter", self.br.dp_meter(meter_id))
+            self.r.trace.append(f"    meter {meter_id}: measured by the datapath")
+            return True
         self.r.slow_path = True
         if self.packet_len is None:
             self.r.trace.append(f"    meter {meter_id}: rate checked per packet (not in a trace)")
