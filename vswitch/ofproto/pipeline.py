@@ -38,6 +38,7 @@ from vswitch.ofproto.ofp import (ApplyActions, ClearActions, CopyTtlIn, CopyTtlO
                                  Group, Meter, OFPError, Output, PopMpls, PopPbb, PopVlan, PushMpls,
                                  PushPbb, PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue,
                                  WriteActions, WriteMetadata)
+from vswitch.ofproto.ipv6_exthdr import exthdr_flags
 from vswitch.ofproto.xlate_encap import ETH_PBB, EncapXlate
 from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY, OFPPC_NO_FLOOD,
                                            OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
@@ -102,7 +103,8 @@ SETTABLE = {
 }
 # OXM fields the flow key lacks, read from the frame (frame_fields()): a
 # table lookup that consults one the packet has makes the flow slow-path.
-FRAME_FIELDS = ("arp_sha", "arp_tha", "ipv6_flabel", "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll")
+FRAME_FIELDS = ("arp_sha", "arp_tha", "ipv6_flabel", "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll",
+                "ipv6_exthdr")
 
 
 def frame_fields(frame, key):
@@ -117,6 +119,7 @@ def frame_fields(frame, key):
         out["arp_tha"] = int.from_bytes(frame[l3 + 18:l3 + 24], "big")
     elif dl_type == ETH_IPV6 and len(frame) >= l3 + 40:
         out["ipv6_flabel"] = int.from_bytes(frame[l3:l3 + 4], "big") & 0xFFFFF
+        out["ipv6_exthdr"] = exthdr_flags(frame, l3)
         icmp_type, l4 = key.get("tp_src"), l3 + 40
         if key.get("nw_proto") == 58 and icmp_type in (135, 136) and len(frame) >= l4 + 24:
             out["ipv6_nd_target"] = int.from_bytes(frame[l4 + 8:l4 + 24], "big")
