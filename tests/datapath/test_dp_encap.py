@@ -13,7 +13,10 @@ from scapy.layers.sctp import SCTP, SCTPChunkData
 from scapy.packet import Raw
 
 from vswitch.datapath import dpif
-from test_dp_set_field import dp, run  # noqa: F401  (dp is the fixture)
+import test_dp_set_field
+from test_dp_set_field import run
+
+dp = test_dp_set_field.dp   # the fixture: execute() and the poll thread on dummy ports
 
 ADDRS = dict(src="12:11:11:11:11:11", dst="22:22:22:22:22:22")
 PAYLOAD = IP(src="192.168.10.10", dst="192.168.20.20", ttl=64) / TCP(sport=11111, dport=2222) / (b"x" * 20)

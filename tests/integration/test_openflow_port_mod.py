@@ -6,8 +6,12 @@ the config bits."""
 import pytest
 
 from helpers.vswitchd import have
-from test_openflow_ofctl import net, ofctl  # noqa: F401  (net is the fixture)
-from test_switch_forwarding import topo  # noqa: F401  (net's fixture)
+import test_openflow_ofctl
+import test_switch_forwarding
+from test_openflow_ofctl import ofctl
+
+net = test_openflow_ofctl.net         # the fixtures: hosts p1, p2 on br0
+topo = test_switch_forwarding.topo
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(not have("ovs-ofctl"), reason="needs ovs-ofctl")]
 
