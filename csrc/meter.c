@@ -7,9 +7,14 @@
 
 #include "packet_edit.h"
 
-#define MILLI 1000u           /* tokens are 1/1000 of a bit or packet */
+/* Token units chosen so that a refill is elapsed ns x rate, exactly: a
+ * nanopacket for packets/s, a microbit for kbps.  (A coarser unit loses the
+ * fraction of a token every close pair of packets: 14 % of a packets/s rate
+ * at a million packets per second.) */
 #define NS_PER_SEC 1000000000ull
-#define BITS_PER_KBIT 1000u
+#define TOKENS_PER_PACKET NS_PER_SEC
+#define TOKENS_PER_BIT 1000000ull
+#define TOKENS_PER_KBIT (TOKENS_PER_BIT * 1000u)
 #define BITS_PER_BYTE 8u
 #define DSCP_SHIFT 2          /* DSCP is the TOS byte's top six bits */
 #define AF_DROP_SHIFT 1       /* DSCP = 8x + 2y: y, the AF drop precedence */
@@ -18,7 +23,6 @@
 
 struct meter_band {
     struct vs_meter_band_config cfg;
-    uint64_t rate_per_sec; /* tokens per second */
     uint64_t capacity;     /* tokens */
     uint64_t tokens;
     uint64_t packets, bytes;
@@ -60,14 +64,12 @@ int vs_meter_set(uint32_t id, uint32_t flags, const struct vs_meter_band_config 
             (bands[i].type != VS_METER_BAND_DROP && bands[i].type != VS_METER_BAND_DSCP_REMARK))
             return -1;
     }
-    int pktps = flags & VS_METER_F_PKTPS;
-    uint64_t unit = (uint64_t)MILLI * (pktps ? 1 : BITS_PER_KBIT);
+    uint64_t unit = flags & VS_METER_F_PKTPS ? TOKENS_PER_PACKET : TOKENS_PER_KBIT;
     pthread_mutex_lock(&m->mutex);
     memset(m->bands, 0, sizeof m->bands);
     for (uint32_t i = 0; i < n_bands; i++) {
         struct meter_band *b = &m->bands[i];
         b->cfg = bands[i];
-        b->rate_per_sec = (uint64_t)bands[i].rate * unit;
         b->capacity = (uint64_t)(bands[i].burst ? bands[i].burst : bands[i].rate) * unit;
         b->tokens = b->capacity;
     }
@@ -147,17 +149,17 @@ int vs_meter_apply(uint32_t id, struct vs_packet *pkt, uint64_t now_ns)
     }
     uint64_t elapsed = m->last_ns && now_ns > m->last_ns ? now_ns - m->last_ns : 0;
     m->last_ns = now_ns;
-    uint64_t cost = (uint64_t)MILLI * (m->flags & VS_METER_F_PKTPS ? 1 : pkt->len * BITS_PER_BYTE);
+    uint64_t cost = m->flags & VS_METER_F_PKTPS ? TOKENS_PER_PACKET
+                    : (uint64_t)pkt->len * BITS_PER_BYTE * TOKENS_PER_BIT;
     m->packets++;
     m->bytes += pkt->len;
     struct meter_band *hit = NULL;
     for (uint32_t i = 0; i < m->n_bands; i++) {
         struct meter_band *b = &m->bands[i];
-        /* elapsed (ns) * rate (tokens/s) overflows 64 bits at high rates:
-         * 128-bit product, and a second or more refills the bucket. */
+        /* elapsed x rate overflows only after years of idle (rate < 2^32):
+         * then the bucket is simply full. */
         uint64_t room = b->capacity - b->tokens;
-        uint64_t refill = elapsed >= NS_PER_SEC ? room
-                          : (uint64_t)((unsigned __int128)elapsed * b->rate_per_sec / NS_PER_SEC);
+        uint64_t refill = elapsed > UINT64_MAX / b->cfg.rate ? room : elapsed * b->cfg.rate;
         b->tokens += refill < room ? refill : room;
         if (b->tokens >= cost)
             b->tokens -= cost;

@@ -12,8 +12,8 @@
  * those with the highest rate applies (OF1.3 5.7.1): a drop band drops the
  * packet, a DSCP-remark band raises the IP drop precedence by prec_level
  * (the AF "y" of DSCP = 8x + 2y, saturating at 3) and lets it pass.
- * Packets within every band pass unchanged.  Tokens are 1/1000 of a bit (or
- * packet), so that the refill between two close packets does not round to 0.
+ * Packets within every band pass unchanged.  Token units make a refill
+ * exact (meter.c), so no rate is rounded down at high packet rates.
  *
  * Locking: each meter has its own mutex, guarding its configuration, its
  * buckets and its counters; poll threads and control calls take it for one
