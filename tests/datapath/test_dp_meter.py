@@ -101,20 +101,23 @@ def test_dscp_remark_band_raises_the_drop_precedence_of_the_excess(dp, l3, dscp_
     assert dp_meters.stats(m)[2] == [(3, 3 * len(frame)), (0, 0)]
 
 
-def test_kbps_drop_band_holds_the_rate_within_5_percent(dp):
-    rate_kbps, burst_kbits = 8000, 80          # 1 MB/s, 10 kB of burst
-    m = dp.meter(False, [(DROP, rate_kbps, burst_kbits, 0)])
+@pytest.mark.parametrize("pktps, rate, burst", [(False, 8000, 80),     # 1 MB/s, 10 kB of burst
+                                                 (True, 5000, 50)])      # packets/s, packets
+def test_drop_band_holds_the_rate_within_5_percent(dp, pktps, rate, burst):
+    m = dp.meter(pktps, [(DROP, rate, burst, 0)])
     flow(dp, m)
     frame = bytes(Ether(**ADDRS) / IP() / TCP() / (b"r" * 946))   # 1000 bytes
     # Offered without pauses (a pause longer than burst/rate would cap the
-    # refill at the burst, as a token bucket should), well above 1 MB/s.
+    # refill at the burst, as a token bucket should), far above the rate:
+    # packets a microsecond apart also catch a refill rounded down.
     passed, start = 0, time.monotonic()
     while time.monotonic() - start < 2.0:
         dp.dummy_inject(1, [frame] * (DUMMY_QUEUE_LEN // 2))
         passed += len(dp.dummy_sent(2))
     elapsed = time.monotonic() - start
     passed += len(send(dp, []))
-    allowed = (rate_kbps * 1000 * elapsed + burst_kbits * 1000) / (8 * len(frame))
+    per_packet = 1 if pktps else 8 * len(frame) / 1000     # in the meter's units
+    allowed = (rate * elapsed + burst) / per_packet
     packets, _, bands = dp_meters.stats(m)
     assert packets > 2 * allowed, "offered load too low to test the rate"
     assert abs(passed - allowed) <= 0.05 * allowed, (passed, allowed)
