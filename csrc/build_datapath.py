@@ -28,7 +28,8 @@ SOURCES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.c"
 # engine under a type) are C-only.
 SANITIZE = os.environ.get("VS_SANITIZE", "")
 SANITIZE_FLAGS = {"thread": ["-fsanitize=thread", "-O1", "-g"]}
-CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "offload.h", "classifier.h", "datapath.h"]
+CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "meter.h", "offload.h", "classifier.h",
+                "datapath.h"]
 C_ONLY = {"netdev_provider.h"}
 
 

@@ -442,20 +442,6 @@ static void vnet_shift(struct vs_packet *pkt, int delta)
         pkt->vnet.hdr_len = (uint16_t)(pkt->vnet.hdr_len + delta);
 }
 
-static void push_vlan(struct vs_packet *pkt, uint16_t tci)
-{
-    if (pkt->data - pkt->buf < 4 || pkt->len < 12)
-        return;
-    pkt->data -= 4;
-    memmove(pkt->data, pkt->data + 4, 12);
-    pkt->data[12] = 0x81;
-    pkt->data[13] = 0x00;
-    pkt->data[14] = (uint8_t)(tci >> 8);
-    pkt->data[15] = (uint8_t)tci;
-    pkt->len += 4;
-    vnet_shift(pkt, 4);
-}
-
 static void pop_vlan(struct vs_packet *pkt)
 {
     if (pkt->len < 18)
@@ -508,6 +494,7 @@ static const uint8_t edit_width[] = {
     [VS_EDIT_ARP_OP] = 2, [VS_EDIT_ARP_SHA] = 6, [VS_EDIT_ARP_SPA] = 4,
     [VS_EDIT_ARP_THA] = 6, [VS_EDIT_ARP_TPA] = 4, [VS_EDIT_MPLS_LSE] = 4,
     [VS_EDIT_ND_TARGET] = 16, [VS_EDIT_ND_SLL] = 6, [VS_EDIT_ND_TLL] = 6,
+    [VS_EDIT_VLAN_TCI] = 2, [VS_EDIT_PBB_ISID] = 4, [VS_EDIT_INNER_TTL] = 1,
 };
 
 static void set_field(struct vs_packet *pkt, const uint32_t *args, uint32_t nargs)
@@ -581,8 +568,20 @@ static int exec_actions(struct vs_dp *dp, struct tx_ctx *tx, struct vs_pmd_stats
         case VS_ACTION_TRUNC:
             trunc = args[0];
             break;
-        case VS_ACTION_PUSH_VLAN:
-            push_vlan(pkt, (uint16_t)args[0]);
+        case VS_ACTION_PUSH_VLAN: {
+            uint16_t tpid = (uint16_t)(args[0] >> 16);
+            vnet_shift(pkt, vs_packet_push_vlan(pkt, tpid ? tpid : VS_TPID_8021Q, (uint16_t)args[0]));
+            break;
+        }
+        case VS_ACTION_PUSH_PBB:
+            vnet_shift(pkt, vs_packet_push_pbb(pkt, (uint16_t)args[0]));
+            break;
+        case VS_ACTION_POP_PBB:
+            vnet_shift(pkt, vs_packet_pop_pbb(pkt));
+            break;
+        case VS_ACTION_METER:
+            if (!vs_meter_apply(args[0], pkt, vs_now_ns()))
+                return queued; /* dropped by a band: no later action runs */
             break;
         case VS_ACTION_POP_VLAN:
             pop_vlan(pkt);

@@ -117,11 +117,13 @@
 #include "classifier.h"
 #include "flow_key.h"
 #include "netdev.h"
+#include "meter.h"
 #include "packet_edit.h"
 
 enum {
     VS_ACTION_OUTPUT = 1,    /* arg: port number */
-    VS_ACTION_PUSH_VLAN = 2, /* arg: TCI (TPID 0x8100) */
+    VS_ACTION_PUSH_VLAN = 2, /* arg: TCI in the low 16 bits, TPID in the high
+                              * 16 (0 = 0x8100); pushed in front of any tag */
     VS_ACTION_POP_VLAN = 3,  /* arg: unused */
     VS_ACTION_USERSPACE = 4, /* arg: cookie handed to Python with the packet */
     VS_ACTION_SET_FIELD = 5, /* args: a VS_EDIT_* field, then its new value as
@@ -142,9 +144,14 @@ enum {
                               * tunnel port with key=flow or remote_ip=flow
                               * encapsulates with (pkt->tnl, VS_TNL_F_SET).
                               * Ports with a fixed remote and key ignore it. */
+    VS_ACTION_PUSH_PBB = 11, /* arg: Ethertype (0x88e7); see vs_packet_push_pbb */
+    VS_ACTION_POP_PBB = 12,  /* arg: unused; see vs_packet_pop_pbb */
+    VS_ACTION_METER = 13,    /* arg: meter id (meter.h); a packet the meter
+                              * drops stops here, one it remarks goes on */
 };
 
 #define VS_SET_TUNNEL_NARGS 4
+#define VS_TPID_8021Q 0x8100
 
 #define VS_ACTION_WORD(op, nargs) ((uint32_t)(op) | (uint32_t)(nargs) << 16)
 

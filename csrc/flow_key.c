@@ -1,4 +1,4 @@
-/* flow_key.c — one-pass parser: Ethernet, 802.1Q, ARP, IPv4, IPv6, TCP/UDP/ICMP. */
+/* flow_key.c — one-pass parser: Ethernet, 802.1Q, PBB I-TAG, ARP, IPv4, IPv6, TCP/UDP/ICMP. */
 #include "flow_key.h"
 
 #include <string.h>
@@ -150,6 +150,11 @@ int vs_parse(const uint8_t *frame, uint32_t len, struct vs_key *k, uint16_t *tcp
         return parse_ipv6(l3, left, k, tcp_flags);
     case 0x0806:
         return parse_arp(l3, left, k);
+    case VS_ETH_TYPE_PBB:
+        if (left < VS_PBB_ITAG_LEN)
+            return -1;
+        k->pbb_isid = (uint32_t)(l3[1] << 16 | l3[2] << 8 | l3[3]);
+        return 0;
     default:
         return 0;
     }

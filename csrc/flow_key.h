@@ -10,6 +10,11 @@
  * "no tag" (0) and "tag with VID 0" (0x1000) are distinct, as in OVS.
  * Only the outer tag is parsed; a second tag leaves dl_type = 0x8100.
  *
+ * A PBB frame (802.1ah, Ethertype 0x88e7 after the B-tag if any) keeps
+ * dl_type = 0x88e7 and carries its I-SID in pbb_isid; parsing stops at the
+ * I-TAG (what it encapsulates is another whole Ethernet frame, which OpenFlow
+ * only matches after a pop_pbb).  pbb_isid is 0 for any other frame.
+ *
  * A frame shorter than an Ethernet header, or whose IPv4/IPv6/L4 header is cut
  * short, is malformed: vs_parse() returns -1 and the caller counts and drops
  * it.  Nothing here reads past `len`.
@@ -21,6 +26,9 @@
 #include <stdint.h>
 
 #define VS_VLAN_CFI 0x1000
+#define VS_ETH_TYPE_PBB 0x88e7  /* 802.1ah backbone service instance tag */
+#define VS_PBB_ITAG_LEN 4       /* PCP/DEI/UCA/reserved, then the 24-bit I-SID */
+#define VS_PBB_ISID_MASK 0xffffff
 #define VS_KEY_WORDS 11
 
 /* nw_frag values */
@@ -43,7 +51,7 @@ struct vs_key {
     uint8_t nw_frag;
     uint16_t tp_src; /* L4 source port, ICMP type */
     uint16_t tp_dst; /* L4 destination port, ICMP code */
-    uint8_t pad[4];
+    uint32_t pbb_isid; /* I-SID of a PBB frame (host order), else 0 */
     /* Tunnel metadata of a packet a tunnel port decapsulated (netdev.h,
      * struct vs_tnl_md), set by the datapath after vs_parse(); all zero for
      * a packet that did not come through a tunnel. */

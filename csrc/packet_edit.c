@@ -3,6 +3,16 @@
 
 #include <string.h>
 
+#include "flow_key.h"
+
+#define ETH_ADDRS_LEN 12 /* destination and source MAC */
+#define VLAN_TAG_LEN 4
+#define IP_PROTO_SCTP 132
+#define SCTP_HDR_LEN 12
+#define SCTP_CSUM_OFF 8
+#define MPLS_LSE_LEN 4
+#define MPLS_BOS 0x100
+
 struct layout {
     uint32_t l3;        /* offset of the IP header */
     uint32_t l4;        /* offset of the L4 header, 0 if none */
@@ -147,9 +157,48 @@ static int edit_ipv6(struct vs_packet *pkt, const struct layout *lo, int field,
     return 0;
 }
 
+/* CRC32c (Castagnoli, reflected polynomial 0x82f63b78), bitwise: SCTP port
+ * rewrites are rare enough that a table is not worth its cache lines. */
+static uint32_t crc32c(const uint8_t *p, uint32_t len)
+{
+    uint32_t crc = 0xffffffffu;
+    for (uint32_t i = 0; i < len; i++) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+/* The end of the IP payload (a short frame's Ethernet padding excluded). */
+static uint32_t l3_end(const struct vs_packet *pkt, const struct layout *lo)
+{
+    const uint8_t *ip = pkt->data + lo->l3;
+    uint32_t end = lo->ethertype == 0x0800 ? lo->l3 + rd16(ip + 2) : lo->l3 + 40 + rd16(ip + 4);
+    return end < pkt->len ? end : pkt->len;
+}
+
+static int edit_sctp_port(struct vs_packet *pkt, const struct layout *lo, int field,
+                          const uint8_t *value)
+{
+    uint32_t end = l3_end(pkt, lo);
+    if (!lo->l4 || end < lo->l4 + SCTP_HDR_LEN)
+        return -1;
+    uint8_t *sctp = pkt->data + lo->l4;
+    memcpy(sctp + (field == VS_EDIT_TP_SRC ? 0 : 2), value, 2);
+    memset(sctp + SCTP_CSUM_OFF, 0, 4);
+    uint32_t crc = crc32c(sctp, end - lo->l4);
+    /* The CRC goes on the wire least significant byte first (RFC 4960 B). */
+    for (int i = 0; i < 4; i++)
+        sctp[SCTP_CSUM_OFF + i] = (uint8_t)(crc >> (8 * i));
+    return 0;
+}
+
 static int edit_port(struct vs_packet *pkt, const struct layout *lo, int field,
                      const uint8_t *value)
 {
+    if (lo->proto == IP_PROTO_SCTP && (lo->ethertype == 0x0800 || lo->ethertype == 0x86dd))
+        return edit_sctp_port(pkt, lo, field, value);
     uint32_t min_len;
     uint8_t *c = l4_csum(pkt, lo, &min_len);
     if (!c || (lo->proto != 6 && lo->proto != 17))
@@ -268,8 +317,93 @@ uint32_t vs_ethertype_offset(const struct vs_packet *pkt)
     return 12;
 }
 
+/* The outer tag's TCI; its TPID (0x8100 or 0x88a8) stays as it is. */
+static int edit_vlan_tci(struct vs_packet *pkt, const uint8_t *value)
+{
+    if (vs_ethertype_offset(pkt) == ETH_ADDRS_LEN)
+        return -1;
+    memcpy(pkt->data + ETH_ADDRS_LEN + 2, value, 2);
+    return 0;
+}
+
+static int edit_pbb_isid(struct vs_packet *pkt, const uint8_t *value)
+{
+    uint32_t off = vs_ethertype_offset(pkt);
+    if (pkt->len < off + 2 + VS_PBB_ITAG_LEN || rd16(pkt->data + off) != VS_ETH_TYPE_PBB)
+        return -1;
+    memcpy(pkt->data + off + 3, value + 1, 3); /* after the PCP/DEI/UCA byte */
+    return 0;
+}
+
+/* copy_ttl_in: the IP header under the bottom of the label stack. */
+static int edit_inner_ttl(struct vs_packet *pkt, const uint8_t *value)
+{
+    uint32_t off = vs_ethertype_offset(pkt);
+    if (pkt->len < off + 2 || (rd16(pkt->data + off) != 0x8847 && rd16(pkt->data + off) != 0x8848))
+        return -1;
+    off += 2;
+    while (pkt->len >= off + MPLS_LSE_LEN && !(rd16(pkt->data + off + 2) & MPLS_BOS))
+        off += MPLS_LSE_LEN;
+    off += MPLS_LSE_LEN;
+    if (pkt->len < off + 20)
+        return -1;
+    uint8_t *ip = pkt->data + off;
+    if (ip[0] >> 4 == 4) {
+        uint8_t old[2] = {ip[8], ip[9]}, new[2] = {value[0], ip[9]};
+        ip[8] = value[0];
+        wr16(ip + 10, csum_replace(rd16(ip + 10), old, new, 2));
+        return 0;
+    }
+    if (ip[0] >> 4 == 6 && pkt->len >= off + 40) {
+        ip[7] = value[0];
+        return 0;
+    }
+    return -1;
+}
+
+int vs_packet_push_pbb(struct vs_packet *pkt, uint16_t ethertype)
+{
+    if (pkt->data - pkt->buf < VS_PBB_PUSH_LEN || pkt->len < ETH_ADDRS_LEN)
+        return 0;
+    pkt->data -= VS_PBB_PUSH_LEN;
+    memcpy(pkt->data, pkt->data + VS_PBB_PUSH_LEN, ETH_ADDRS_LEN);
+    wr16(pkt->data + ETH_ADDRS_LEN, ethertype);
+    memset(pkt->data + ETH_ADDRS_LEN + 2, 0, VS_PBB_ITAG_LEN);
+    pkt->len += VS_PBB_PUSH_LEN;
+    return VS_PBB_PUSH_LEN;
+}
+
+int vs_packet_pop_pbb(struct vs_packet *pkt)
+{
+    uint32_t off = vs_ethertype_offset(pkt);
+    uint32_t cut = off + 2 + VS_PBB_ITAG_LEN;
+    if (pkt->len < cut + ETH_ADDRS_LEN + 2 || rd16(pkt->data + off) != VS_ETH_TYPE_PBB)
+        return 0;
+    pkt->data += cut;
+    pkt->len -= cut;
+    return -(int)cut;
+}
+
+int vs_packet_push_vlan(struct vs_packet *pkt, uint16_t tpid, uint16_t tci)
+{
+    if (pkt->data - pkt->buf < VLAN_TAG_LEN || pkt->len < ETH_ADDRS_LEN)
+        return 0;
+    pkt->data -= VLAN_TAG_LEN;
+    memmove(pkt->data, pkt->data + VLAN_TAG_LEN, ETH_ADDRS_LEN);
+    wr16(pkt->data + ETH_ADDRS_LEN, tpid);
+    wr16(pkt->data + ETH_ADDRS_LEN + 2, tci);
+    pkt->len += VLAN_TAG_LEN;
+    return VLAN_TAG_LEN;
+}
+
 int vs_packet_edit(struct vs_packet *pkt, int field, const uint8_t *value)
 {
+    if (field == VS_EDIT_VLAN_TCI)
+        return edit_vlan_tci(pkt, value);
+    if (field == VS_EDIT_PBB_ISID)
+        return edit_pbb_isid(pkt, value);
+    if (field == VS_EDIT_INNER_TTL)
+        return edit_inner_ttl(pkt, value);
     if (field == VS_EDIT_ETH_SRC || field == VS_EDIT_ETH_DST) {
         if (pkt->len < 12)
             return -1;

@@ -41,6 +41,7 @@ from vswitch.ofproto import normal, ofctl_runtime, pipeline
 from vswitch.ofproto.ofswitch import OFSwitch, read_mac
 from vswitch.ofproto.ofp.constants import OFPP_LOCAL
 from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
+from vswitch.ofproto.meter_sync import DatapathMeters
 
 log = logging.getLogger("vswitch.switch")
 
@@ -147,6 +148,7 @@ class Switch:
         self.carriers = {}  # interface name -> carrier, from netlink events
         self.wake = lambda: None  # the daemon's: run_features is due earlier
         self.of = {}  # bridge name -> OFSwitch (OpenFlow state)
+        self.dp_meters = DatapathMeters()  # OpenFlow meters -> C datapath meters
         self.config = None  # the configuration last applied
 
     # ------------------------------------------------------------ configuration
@@ -197,6 +199,7 @@ class Switch:
         for name in set(self.bridges) - names:
             self.bridges.pop(name).close()
             del self.of[name]
+            self.dp_meters.release_bridge(name)
             changed = True
         self.wake()
         return changed
@@ -400,7 +403,13 @@ class Switch:
             {of: dp for of, (_, dp) in self._of_ports(bridge).items()},
             normal=lambda key: normal.xlate(bridge.ports, table, key, now),
             controller_cookie=ofs.controller_cookie if ofs.controllers or ofs.connected else None,
-            miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len)
+            miss_to_controller=ofs.miss_to_controller(), miss_send_len=ofs.miss_send_len,
+            port_config={no: p.config for no, p in ofs.ports.items() if p.config},
+            dp_meter=lambda meter_id: self.dp_meters.dp_id(name, ofs.meters, meter_id))
+
+    def meter_stats(self, name, entry):
+        """The datapath's counters of bridge `name`'s meter entry, or None."""
+        return self.dp_meters.stats(name, entry)
 
     def flush_bridge(self, name):
         """Deletes bridge `name`'s megaflows, first reporting their last

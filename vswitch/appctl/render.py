@@ -167,7 +167,7 @@ def format_odp_action(name, arg, port_names=None, nw_proto=None):
     if name == "output":
         return str((port_names or {}).get(arg, arg))
     if name == "push_vlan":
-        return f"push_vlan(vid={arg & 0x0FFF},pcp={arg >> 13})"
+        return dpif.format_push_vlan(arg)
     if name in ("pop_vlan",):
         return name
     if name == "push_mpls":

@@ -58,7 +58,21 @@ ACTIONS = {
     "pop_mpls": lib.VS_ACTION_POP_MPLS,
     "sample": lib.VS_ACTION_SAMPLE,
     "trunc": lib.VS_ACTION_TRUNC,  # the next output sends a copy cut to arg bytes
+    "push_pbb": lib.VS_ACTION_PUSH_PBB,  # arg: Ethertype of the new outer header
+    "pop_pbb": lib.VS_ACTION_POP_PBB,
+    "meter": lib.VS_ACTION_METER,  # arg: a dp_meters id
 }
+# push_vlan's arg: the TCI, with a TPID other than 802.1Q in the high 16 bits
+PUSH_VLAN_TPID_SHIFT = 16
+TPID_8021Q = lib.VS_TPID_8021Q
+
+
+def format_push_vlan(arg):
+    """("push_vlan", arg) as text: vid, pcp, and the TPID when it is not 802.1Q."""
+    tci, tpid = arg & 0xFFFF, arg >> PUSH_VLAN_TPID_SHIFT
+    text = f"vid={tci & 0xFFF},pcp={tci >> 13}"
+    return f"push_vlan({text})" if tpid in (0, TPID_8021Q) else f"push_vlan(tpid=0x{tpid:04x},{text})"
+
 ACTION_NAMES = {v: k for k, v in ACTIONS.items()}
 # set-field actions: name -> (VS_EDIT_* field, width in bytes)
 SET_FIELDS = {
@@ -86,6 +100,9 @@ SET_FIELDS = {
     "set_nd_target": (lib.VS_EDIT_ND_TARGET, 16),
     "set_nd_sll": (lib.VS_EDIT_ND_SLL, 6),
     "set_nd_tll": (lib.VS_EDIT_ND_TLL, 6),
+    "set_vlan_tci": (lib.VS_EDIT_VLAN_TCI, 2),
+    "set_pbb_isid": (lib.VS_EDIT_PBB_ISID, 4),
+    "set_inner_ttl": (lib.VS_EDIT_INNER_TTL, 1),
 }
 SET_FIELD_NAMES = {field: name for name, (field, _) in SET_FIELDS.items()}
 
@@ -234,7 +251,7 @@ def format_actions(actions, port_names=None):
         if name == "output":
             out.append(port_names.get(arg, str(arg)) if port_names else str(arg))
         elif name == "push_vlan":
-            out.append(f"push_vlan(vid={arg & 0xFFF},pcp={arg >> 13})")
+            out.append(format_push_vlan(arg))
         elif name == "pop_vlan":
             out.append("pop_vlan")
         elif name in SET_FIELDS:

@@ -25,6 +25,8 @@ FIELDS = {
     "nw_frag": ("nw_frag", 8, "int"),
     "tp_src": ("tp_src", 16, "int"),
     "tp_dst": ("tp_dst", 16, "int"),
+    # I-SID of a PBB (802.1ah) frame, dl_type 0x88e7 (0 otherwise)
+    "pbb_isid": ("pbb_isid", 24, "int"),
     # Tunnel metadata of a packet a tunnel port decapsulated (0 otherwise).
     "tun_id": ("tun_id", 64, "int"),
     "tun_src": ("tun_src", 32, "be32"),
@@ -40,7 +42,7 @@ def full_mask(field):
 
 
 # The C struct vs_key as bytes (88, little-endian host): see csrc/flow_key.h.
-_LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHH4xQ4s4s")
+_LAYOUT = struct.Struct("<IHH6s6s4s4s16s16sBBBBHHIQ4s4s")
 PACKED_SIZE = _LAYOUT.size
 _from_bytes = int.from_bytes
 
@@ -53,8 +55,8 @@ def unpack(raw):
             "nw_src": _from_bytes(v[5], "big"), "nw_dst": _from_bytes(v[6], "big"),
             "ipv6_src": _from_bytes(v[7], "big"), "ipv6_dst": _from_bytes(v[8], "big"),
             "nw_proto": v[9], "nw_tos": v[10], "nw_ttl": v[11], "nw_frag": v[12],
-            "tp_src": v[13], "tp_dst": v[14],
-            "tun_id": v[15], "tun_src": _from_bytes(v[16], "big"), "tun_dst": _from_bytes(v[17], "big")}
+            "tp_src": v[13], "tp_dst": v[14], "pbb_isid": v[15],
+            "tun_id": v[16], "tun_src": _from_bytes(v[17], "big"), "tun_dst": _from_bytes(v[18], "big")}
 
 
 def pack(values):
@@ -67,7 +69,7 @@ def pack(values):
         g("nw_src", 0).to_bytes(4, "big"), g("nw_dst", 0).to_bytes(4, "big"),
         g("ipv6_src", 0).to_bytes(16, "big"), g("ipv6_dst", 0).to_bytes(16, "big"),
         g("nw_proto", 0), g("nw_tos", 0), g("nw_ttl", 0), g("nw_frag", 0),
-        g("tp_src", 0), g("tp_dst", 0),
+        g("tp_src", 0), g("tp_dst", 0), g("pbb_isid", 0),
         g("tun_id", 0), g("tun_src", 0).to_bytes(4, "big"), g("tun_dst", 0).to_bytes(4, "big"))
 
 

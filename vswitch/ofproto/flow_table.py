@@ -22,7 +22,7 @@ from vswitch.ofproto.ofp.constants import (
     OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT, OFPFC_MODIFY, OFPFC_MODIFY_STRICT,
     OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPG_ALL, OFPG_ANY, OFPG_MAX,
     OFPGC_ADD, OFPGC_DELETE, OFPGC_MODIFY, OFPGT_ALL, OFPGT_FF, OFPGT_INDIRECT, OFPGT_SELECT,
-    OFPM_ALL, OFPM_MAX, OFPMBT_DROP, OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, OFPMF_BURST, OFPMF_KBPS,
+    OFPM_ALL, OFPM_MAX, OFPMBT_DROP, OFPMBT_DSCP_REMARK, OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, OFPMF_BURST, OFPMF_KBPS,
     OFPMF_PKTPS, OFPMF_STATS, OFPP_ANY, OFPRR_DELETE, OFPRR_GROUP_DELETE, OFPRR_HARD_TIMEOUT,
     OFPRR_IDLE_TIMEOUT, OFPTT_ALL)
 
@@ -386,8 +386,8 @@ class MeterTable:
         if not mm.bands:
             raise OFPError("METER_MOD_FAILED", "BAD_BAND", detail="no bands")
         for band in mm.bands:
-            if band.type != OFPMBT_DROP:
-                raise OFPError("METER_MOD_FAILED", "BAD_BAND", detail="only drop bands")
+            if band.type not in (OFPMBT_DROP, OFPMBT_DSCP_REMARK):
+                raise OFPError("METER_MOD_FAILED", "BAD_BAND", detail="drop and dscp_remark bands only")
             if not band.rate:
                 raise OFPError("METER_MOD_FAILED", "BAD_RATE")
         if mm.command == OFPMC_ADD and mm.meter_id in self.meters:
@@ -412,14 +412,14 @@ class MeterTable:
         cost = packet_len * 8 if kbps else 1
         m.packet_in_count += 1
         m.byte_in_count += packet_len
-        verdict = True
+        verdict, hit = True, False
         for i, band in enumerate(m.bands):
             rate = band.rate * (1000 if kbps else 1)
             m.tokens[i] = min(m.capacity(band), m.tokens[i] + elapsed * rate)
             if m.tokens[i] >= cost:
                 m.tokens[i] -= cost
-            elif verdict:
-                verdict = False
+            elif not hit:   # the highest-rate band exceeded applies
+                hit, verdict = True, band.type != OFPMBT_DROP  # (a DSCP remark is the datapath's)
                 m.band_counts[i][0] += 1
                 m.band_counts[i][1] += packet_len
         return verdict

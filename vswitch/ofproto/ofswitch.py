@@ -44,7 +44,7 @@ from vswitch.ofproto.ofp import multipart as mp
 from vswitch.ofproto.ofp import OFPError, FIELDS
 from vswitch.ofproto.ofp.constants import (
     OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPG_ALL,
-    OFPM_ALL, OFPP_ANY, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_MAX, OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY,
+    OFPM_ALL, OFPMBT_DROP, OFPMBT_DSCP_REMARK, OFPP_ANY, OFPP_CONTROLLER, OFPP_LOCAL, OFPP_MAX, OFPPR_ADD, OFPPR_DELETE, OFPPR_MODIFY,
     OFPTT_ALL)
 
 CAPABILITIES_13 = 1 | 2 | 4 | 8 | 0x40          # flow, table, port, group stats; queue stats
@@ -126,7 +126,8 @@ class OFSwitch:
                 continue
             port = m.Port(no, read_mac(name), name, curr=PORT_FEATURES, advertised=0,
                           supported=PORT_FEATURES, state=state, curr_speed=PORT_SPEED_KBPS,
-                          max_speed=PORT_SPEED_KBPS)
+                          max_speed=PORT_SPEED_KBPS,
+                          config=old.config if old is not None and old.name == name else 0)
             self.ports[no], self.dp_port[no] = port, dp
             reason = OFPPR_MODIFY if old is not None and old.name == name else OFPPR_ADD
             self.notify("port_status", m.PortStatus(reason, port))
@@ -270,7 +271,14 @@ class OFSwitch:
             raise OFPError("PORT_MOD_FAILED", "BAD_PORT", detail=f"port {msg.port_no}")
         if msg.hw_addr != port.hw_addr:
             raise OFPError("PORT_MOD_FAILED", "BAD_HW_ADDR")
-        port.config = (port.config & ~msg.mask) | (msg.config & msg.mask)  # recorded, not enforced
+        config = (port.config & ~msg.mask) | (msg.config & msg.mask)
+        if config == port.config:
+            return
+        # Enforced by xlate (PipelineView.port_config): cached flows go, and
+        # controllers hear of it, as from OVS (PORT_STATUS, reason MODIFY).
+        port.config = config
+        self.host.flush_bridge(self.name)
+        self.notify("port_status", m.PortStatus(OFPPR_MODIFY, port))
 
     def _table_mod(self, msg, now):
         if msg.table_id != OFPTT_ALL and msg.table_id >= self.tables.n_tables:
@@ -390,15 +398,22 @@ class OFSwitch:
         for rule in self.tables.rules():
             if rule.meter_id() is not None:
                 flows[rule.meter_id()] = flows.get(rule.meter_id(), 0) + 1
-        return [mp.MeterStats(e.meter_id, flows.get(e.meter_id, 0), e.packet_in_count, e.byte_in_count,
-                              *_duration(e.created, now), [tuple(c) for c in e.band_counts])
-                for e in self._meters_selected(msg)]
+        out = []
+        dp_stats = getattr(self.host, "meter_stats", lambda name, entry: None)
+        for e in self._meters_selected(msg):
+            # what the datapath metered (cached flows), plus what xlate did
+            packets, n_bytes, bands = dp_stats(self.name, e) or (0, 0, [(0, 0)] * len(e.band_counts))
+            out.append(mp.MeterStats(e.meter_id, flows.get(e.meter_id, 0), e.packet_in_count + packets,
+                                     e.byte_in_count + n_bytes, *_duration(e.created, now),
+                                     [(c[0] + b[0], c[1] + b[1]) for c, b in zip(e.band_counts, bands)]))
+        return out
 
     def _mp_meter_config(self, msg, now):
         return [mp.MeterConfig(e.flags, e.meter_id, e.bands) for e in self._meters_selected(msg)]
 
     def _mp_meter_features(self, msg, now):
-        return mp.MeterFeatures(max_meter=65536, band_types=1 << 1, capabilities=0xF, max_bands=8)
+        return mp.MeterFeatures(max_meter=65536, band_types=1 << OFPMBT_DROP | 1 << OFPMBT_DSCP_REMARK,
+                                capabilities=0xF, max_bands=8)
 
     def _mp_table_features(self, msg, now):
         if msg.body:

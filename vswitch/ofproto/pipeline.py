@@ -16,16 +16,18 @@ wrong, only slower; being narrower would be.
 Packets that must come back to Python go through ("userspace", cookie): the
 caller's `controller_cookie(reason, table_id, rule_cookie, max_len)` returns a
 nonzero 32-bit cookie for which the upcall becomes a packet-in.  A flow that
-passes a meter is not cached (result.slow_path): every packet is metered here
-(meters run in the slow path; the fast path has no token buckets).
+passes a meter emits ("meter", datapath meter id) and is cached: the C
+datapath meters every packet (csrc/meter.h, ofproto/meter_sync.py).  Without
+a datapath (PipelineView.dp_meter None) meters run here, uncached.
 
 OF1.0 set-tp-src/dst arrive as SetField("tp_src"/"tp_dst") and rewrite
 whatever L4 header the packet has.  MPLS: the flow key stops at the MPLS
 Ethertype, so labels are read from the frame (xlate's `frame`), pop_mpls
-parses what it uncovers, and such flows stay in the slow path.  Actions that
-this datapath cannot perform (PBB, copy-TTL, set-field on tunnel/ND/...) are
-refused when the flow is added, by check_instructions(), with the error the
-spec names.
+parses what it uncovers, and such flows stay in the slow path.  PBB, VLAN
+stacking (push_vlan onto a tag, 802.1ad TPIDs) and copy-TTL are in
+xlate_encap (a mixin of _Xlate).  Actions that this datapath cannot perform
+(set-field on fields it cannot rewrite) are refused when the flow is added,
+by check_instructions(), with the error the spec names.
 """
 import zlib
 from dataclasses import dataclass, field
@@ -36,7 +38,11 @@ from vswitch.ofproto.ofp import (ApplyActions, ClearActions, CopyTtlIn, CopyTtlO
                                  Group, Meter, OFPError, Output, PopMpls, PopPbb, PopVlan, PushMpls,
                                  PushPbb, PushVlan, SetField, SetMplsTtl, SetNwTtl, SetQueue,
                                  WriteActions, WriteMetadata)
-from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
+from vswitch.ofproto.ipv6_exthdr import exthdr_flags
+from vswitch.ofproto.xlate_encap import ETH_PBB, EncapXlate
+from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY, OFPPC_NO_FLOOD,
+                                           OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV,
+                                           OFPPC_PORT_DOWN,
                                            OFPP_CONTROLLER, OFPP_FLOOD, OFPP_IN_PORT, OFPP_LOCAL,
                                            OFPP_MAX, OFPP_NORMAL, OFPP_TABLE, OFPR_ACTION,
                                            OFPR_INVALID_TTL, OFPR_NO_MATCH)
@@ -44,6 +50,8 @@ from vswitch.ofproto.ofp.constants import (OFPGT_ALL, OFPP_ALL, OFPP_ANY,
 ETH_IP, ETH_ARP, ETH_IPV6 = 0x0800, 0x0806, 0x86DD
 ETH_MPLS = (0x8847, 0x8848)
 MAX_DEPTH = 16  # nested groups / table passes of one packet
+IN_BLOCKED = OFPPC_NO_RECV | OFPPC_PORT_DOWN   # port-mod: nothing received is processed
+OUT_BLOCKED = OFPPC_NO_FWD | OFPPC_PORT_DOWN   # port-mod: nothing is sent to it
 FRAG_LATER = 2
 
 # OXM field -> (flow key field, OXM mask -> key mask)
@@ -60,6 +68,7 @@ OXM_TO_KEY = {
     # tunnel metadata of a packet a tunnel port decapsulated (0 otherwise)
     "tunnel_id": ("tun_id", _same), "tun_ipv4_src": ("tun_src", _same),
     "tun_ipv4_dst": ("tun_dst", _same),
+    "pbb_isid": ("pbb_isid", _same),
 }
 # set-field on these fills the packet's tunnel metadata: committed as one
 # datapath set_tunnel before the next output (a vxlan port with key=flow or
@@ -79,6 +88,8 @@ SETTABLE = {
     "tp_src": ("set_tp_src", "tp_src", "l4"), "tp_dst": ("set_tp_dst", "tp_dst", "l4"),
     "tcp_src": ("set_tp_src", "tp_src", 6), "tcp_dst": ("set_tp_dst", "tp_dst", 6),
     "udp_src": ("set_tp_src", "tp_src", 17), "udp_dst": ("set_tp_dst", "tp_dst", 17),
+    # SCTP: the datapath recomputes the CRC32c (packet_edit.c)
+    "sctp_src": ("set_tp_src", "tp_src", 132), "sctp_dst": ("set_tp_dst", "tp_dst", 132),
     "icmpv4_type": ("set_icmp_type", "tp_src", 1), "icmpv4_code": ("set_icmp_code", "tp_dst", 1),
     "icmpv6_type": ("set_icmp_type", "tp_src", 58), "icmpv6_code": ("set_icmp_code", "tp_dst", 58),
     "arp_op": ("set_arp_op", "nw_proto", ETH_ARP), "arp_spa": ("set_arp_spa", "nw_src", ETH_ARP),
@@ -92,7 +103,8 @@ SETTABLE = {
 }
 # OXM fields the flow key lacks, read from the frame (frame_fields()): a
 # table lookup that consults one the packet has makes the flow slow-path.
-FRAME_FIELDS = ("arp_sha", "arp_tha", "ipv6_flabel", "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll")
+FRAME_FIELDS = ("arp_sha", "arp_tha", "ipv6_flabel", "ipv6_nd_target", "ipv6_nd_sll", "ipv6_nd_tll",
+                "ipv6_exthdr")
 
 
 def frame_fields(frame, key):
@@ -107,6 +119,7 @@ def frame_fields(frame, key):
         out["arp_tha"] = int.from_bytes(frame[l3 + 18:l3 + 24], "big")
     elif dl_type == ETH_IPV6 and len(frame) >= l3 + 40:
         out["ipv6_flabel"] = int.from_bytes(frame[l3:l3 + 4], "big") & 0xFFFFF
+        out["ipv6_exthdr"] = exthdr_flags(frame, l3)
         icmp_type, l4 = key.get("tp_src"), l3 + 40
         if key.get("nw_proto") == 58 and icmp_type in (135, 136) and len(frame) >= l4 + 24:
             out["ipv6_nd_target"] = int.from_bytes(frame[l4 + 8:l4 + 24], "big")
@@ -119,7 +132,7 @@ def frame_fields(frame, key):
                     break
                 opt += frame[opt + 1] * 8
     return out
-L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 1: (1,), 58: (58,)}
+L4_PROTOS = {"l4": (6, 17), 6: (6,), 17: (17,), 132: (132,), 1: (1,), 58: (58,)}
 # key field -> datapath action that writes it back, by ethertype (restore())
 RESTORE = {
     "dl_src": {None: "set_eth_src"}, "dl_dst": {None: "set_eth_dst"},
@@ -130,12 +143,13 @@ RESTORE = {
     "nw_ttl": {ETH_IP: "set_ipv4_ttl", ETH_IPV6: "set_ipv6_hlimit"},
     "nw_proto": {ETH_ARP: "set_arp_op"},
 }
-SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", *TUNNEL_FIELDS}
-UNSUPPORTED_ACTIONS = (PushPbb, PopPbb, CopyTtlIn, CopyTtlOut)
+SETTABLE_SPECIAL = {"vlan_vid", "vlan_pcp", "ip_dscp", "ip_ecn", "mpls_label", "mpls_tc", "pbb_isid",
+                    *TUNNEL_FIELDS}
+UNSUPPORTED_ACTIONS = ()
 SETTABLE_MPLS = {"mpls_label": (12, 0xFFFFF), "mpls_tc": (9, 7)}  # shift, width mask in the LSE
 # Action-set execution order (OF1.3 section 5.10).
-SET_ORDER = [PopVlan, PopMpls, PushMpls, PushVlan, DecNwTtl, DecMplsTtl, SetNwTtl, SetMplsTtl,
-             SetField, SetQueue, Group, Output, Enqueue]
+SET_ORDER = [CopyTtlIn, PopVlan, PopMpls, PopPbb, PushMpls, PushPbb, PushVlan, CopyTtlOut,
+             DecNwTtl, DecMplsTtl, SetNwTtl, SetMplsTtl, SetField, SetQueue, Group, Output, Enqueue]
 
 
 def packet_fields(state, metadata=0, in_port=None):
@@ -154,6 +168,8 @@ def packet_fields(state, metadata=0, in_port=None):
     for name in FRAME_FIELDS:
         if name in state:
             p[name] = state[name]
+    if dl_type == ETH_PBB:
+        p["pbb_isid"] = state.get("pbb_isid", 0)
     if dl_type in ETH_MPLS and "mpls_lse" in state:
         lse = state["mpls_lse"]
         p.update(mpls_label=lse >> 12, mpls_tc=(lse >> 9) & 7, mpls_bos=(lse >> 8) & 1)
@@ -224,6 +240,9 @@ class PipelineView:
     controller_cookie: object = None  # (reason, table_id, cookie, max_len) -> userspace cookie
     miss_to_controller: bool = False  # OF1.0 table-miss sends a packet-in
     miss_send_len: int = 128
+    port_config: dict = field(default_factory=dict)  # OpenFlow port -> OFPPC_* bits set by port-mod
+    dp_meter: object = None        # OpenFlow meter id -> datapath meter id (meter_sync), or None:
+                                   # meters then run here, per packet, uncached
 
 
 @dataclass
@@ -240,12 +259,13 @@ class OFXlateResult:
     dropped_by_meter: bool = False
 
 
-class _Xlate:
+class _Xlate(EncapXlate):
     def __init__(self, bridge, key, now, packet_len, in_port_dp, frame=None):
         self.br, self.now, self.packet_len = bridge, now, packet_len
         self.state = dict(key)
         self.r = OFXlateResult()
         self.frame = frame
+        self._init_encap()
         self.mpls = []          # the label stack entries (top first) as the packet has them now
         self.mpls_payload = None  # offset in `frame` of what follows the frame's own labels
         if key.get("dl_type") in ETH_MPLS:
@@ -349,6 +369,8 @@ class _Xlate:
     # --- reading and writing the packet --------------------------------------
     def read(self, name, bits=None):
         self.r.mask[name] = self.r.mask.get(name, 0) | (full_mask(name) if bits is None else bits)
+        if name in self.from_frame:
+            self.r.slow_path = True  # the megaflow matches the outer key, not this
         return self.state.get(name, 0)
 
     def in_port_of(self):
@@ -371,13 +393,16 @@ class _Xlate:
         if name == "pop_vlan":
             self.state["vlan_tci"] = 0
         elif name == "push_vlan":
-            self.state["vlan_tci"] = arg | VLAN_CFI
+            self.state["vlan_tci"] = (arg & 0xFFFF) | VLAN_CFI
 
     def set_vlan(self, tci):
-        """Make the packet carry tag `tci` (with CFI)."""
+        """Make the packet's outer tag `tci` (with CFI): a rewrite of the
+        tag's TCI (its TPID stays), or a new 802.1Q tag on an untagged packet."""
         if self.read("vlan_tci") & VLAN_CFI:
-            self.emit("pop_vlan")
-        self.emit("push_vlan", tci & ~VLAN_CFI)
+            self.emit("set_vlan_tci", tci & ~VLAN_CFI)
+            self.state["vlan_tci"] = tci | VLAN_CFI
+        else:
+            self.emit("push_vlan", tci & ~VLAN_CFI)
 
     def set_field(self, a):
         name, value = a.field, a.value
@@ -394,6 +419,9 @@ class _Xlate:
             key_field = TUNNEL_FIELDS[name]
             self.state[key_field] = value & full_mask(key_field)
             self.tnl_set.add(key_field)
+            return
+        if name == "pbb_isid":
+            self.set_pbb_isid(value)
             return
         if name in SETTABLE_MPLS:
             if dl_type not in ETH_MPLS or not self.mpls:
@@ -450,9 +478,16 @@ class _Xlate:
                 self.emit("pop_vlan")
 
     # --- outputs -------------------------------------------------------------
+    def port_blocked(self, port, bits):
+        """Port-mod config (OF1.3 7.2.1) of `port` has one of `bits`."""
+        return bool(self.br.port_config.get(port, 0) & bits)
+
     def controller(self, reason, table_id, cookie, max_len):
         if self.br.controller_cookie is None:
             self.r.trace.append("    controller: no controller to send to, dropped")
+            return
+        if self.port_blocked(self.in_port_of(), OFPPC_NO_PACKET_IN):
+            self.r.trace.append("    controller: the input port is no-packet-in, dropped")
             return
         self.emit("userspace", self.br.controller_cookie(reason, table_id, cookie, max_len))
         self.r.trace.append(f"    packet-in to the controller (reason {REASONS[reason]}, "
@@ -467,13 +502,18 @@ class _Xlate:
             miss = rule is not None and rule.priority == 0 and not rule.match
             self.controller(OFPR_NO_MATCH if miss else OFPR_ACTION, table_id, cookie, max_len)
         elif port in (OFPP_FLOOD, OFPP_ALL):
-            outs = [dp for of, dp in sorted(self.br.ports.items()) if of != in_of]
+            skip = OUT_BLOCKED | (OFPPC_NO_FLOOD if port == OFPP_FLOOD else 0)
+            outs = [dp for of, dp in sorted(self.br.ports.items())
+                    if of != in_of and not self.port_blocked(of, skip)]
             if outs:
                 self.commit_tunnel()
             self.r.actions += [("output", dp) for dp in outs]
             self.r.trace.append(f"    {'flood' if port == OFPP_FLOOD else 'all'}: output to "
                                 f"{len(outs)} port(s)")
         elif port == OFPP_IN_PORT:
+            if self.port_blocked(in_of, OUT_BLOCKED):
+                self.r.trace.append("    output to the input port: no-fwd or down, dropped")
+                return
             self.emit("output", self.state["in_port"])
             self.r.trace.append("    output to the input port")
         elif port == OFPP_NORMAL:
@@ -488,6 +528,8 @@ class _Xlate:
             elif port == in_of:
                 self.r.trace.append(f"    output:{_port_name(port)} is the input port: dropped "
                                     "(use in_port)")
+            elif self.port_blocked(port, OUT_BLOCKED):
+                self.r.trace.append(f"    output:{_port_name(port)}: no-fwd or down, dropped")
             else:
                 self.emit("output", dp)
                 self.r.trace.append(f"    output to port {_port_name(port)}")
@@ -521,11 +563,17 @@ class _Xlate:
         elif isinstance(a, SetField):
             self.set_field(a)
         elif isinstance(a, PushVlan):
-            tci = self.read("vlan_tci")
-            self.set_vlan(tci if tci & VLAN_CFI else VLAN_CFI)
+            self.push_vlan(a.ethertype)
         elif isinstance(a, PopVlan):
-            if self.read("vlan_tci") & VLAN_CFI:
-                self.emit("pop_vlan")
+            self.pop_vlan()
+        elif isinstance(a, PushPbb):
+            self.push_pbb(a.ethertype)
+        elif isinstance(a, PopPbb):
+            self.pop_pbb()
+        elif isinstance(a, CopyTtlOut):
+            self.copy_ttl_out()
+        elif isinstance(a, CopyTtlIn):
+            self.copy_ttl_in()
         elif isinstance(a, (DecNwTtl, SetNwTtl)):
             return self.ttl(a, table_id, cookie)
         elif isinstance(a, PushMpls):
@@ -630,6 +678,10 @@ class _Xlate:
         if meter_id not in self.br.meters.meters:
             self.r.trace.append(f"    meter {meter_id}: no such meter, dropped")
             return False
+        if self.br.dp_meter is not None:
+            self.emit("meter", self.br.dp_meter(meter_id))
+            self.r.trace.append(f"    meter {meter_id}: measured by the datapath")
+            return True
         self.r.slow_path = True
         if self.packet_len is None:
             self.r.trace.append(f"    meter {meter_id}: rate checked per packet (not in a trace)")
@@ -668,6 +720,9 @@ def xlate(bridge, key, now, packet_len=None, frame=None):
     the frame length for meters (None in a trace: meters then pass); frame,
     when given, supplies what the key lacks (MPLS labels and what they hide)."""
     x = _Xlate(bridge, key, now, packet_len, key.get("in_port"), frame)
+    if x.port_blocked(x.in_port_of(), IN_BLOCKED):
+        x.r.trace.append("input port is no-recv or down: dropped")
+        return x.r
     x.run_table(0)
     return x.r
 

@@ -27,6 +27,14 @@ RESERVED_PORTS = {
 OF10_PORT_MAX = 0xFF00
 OF10_RESERVED_BASE = 0xFFFF0000  # internal = of10 + base for of10 >= 0xff00
 
+# Port config bits (OF1.3 section 7.2.1 ofp_port_config; OF1.0 also has
+# NO_STP, NO_RECV_STP and NO_FLOOD)
+OFPPC_PORT_DOWN = 1 << 0
+OFPPC_NO_RECV = 1 << 2
+OFPPC_NO_FLOOD = 1 << 4     # OF1.0
+OFPPC_NO_FWD = 1 << 5
+OFPPC_NO_PACKET_IN = 1 << 6
+
 OFPG_MAX = 0xFFFFFF00
 OFPG_ALL = 0xFFFFFFFC
 OFPG_ANY = 0xFFFFFFFF

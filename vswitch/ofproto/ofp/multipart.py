@@ -12,6 +12,7 @@ from .errors import OFPError
 from .oxm import Match
 from .parts import (MATCH, PORT, decode_bands, decode_buckets, decode_list, decode_program,
                     encode_bands, encode_buckets, encode_program)
+from .of10_program import encode_of10_program
 from .records import PORT10, Struct, text
 from .wire import pad8
 
@@ -319,7 +320,9 @@ class FlowStatsCodec:
 
     def encode(self, s):
         match = MATCH[self.version][1](s.match)
-        program = encode_program(self.version, s.instructions)
+        # OF1.0 replies carry OF1.3 instructions as OVS does (of10_program)
+        program = encode_program(4, s.instructions) if self.version == 4 else \
+            encode_of10_program(s.instructions)
         if self.version == 4:
             head_len = struct.calcsize(self.HEAD[4])
             length = head_len + len(match) + len(program)
@@ -434,6 +437,8 @@ BODIES = {
                       Many(Struct(QueueStats, "!H2xIQQQ", "port_no queue_id tx_bytes tx_packets tx_errors",
                                   port_no=PORT10))),
         OFPMP_EXPERIMENTER: (ExperimenterBody(), ExperimenterBody()),
+        # OVS's OF1.0 extension (OFPST_PORT_DESC, stats type 13): ofp10_phy_ports
+        OFPMP_PORT_DESC: (Empty(), _port_list(1)),
     },
 }
 _TABLE_FEATURES = Many(WithLength(Struct(TableFeatures, "!HB5x32sQQII",
