@@ -45,6 +45,15 @@ _STAGE_FIELDS = {
 STAGE_OF = {name: stage for stage, names in _STAGE_FIELDS.items() for name in names}
 PREFIX_FIELDS = ("ipv4_src", "ipv4_dst", "ipv6_src", "ipv6_dst")
 RULE_ORDER = attrgetter("priority_key")   # (-priority, seq): best first
+_ORDER_CACHE = {}   # tuple of field names -> the same names in stage order
+_FULL = {}          # field -> all-ones mask of its width
+
+
+def _full(name):
+    bits = _FULL.get(name)
+    if bits is None:
+        bits = _FULL[name] = full(name)
+    return bits
 
 
 def field_sort_key(name):
@@ -218,11 +227,17 @@ class Classifier:
 
     @staticmethod
     def signature_of(match):
-        names = sorted(match, key=field_sort_key)
-        return tuple((name, match.effective_mask(name)) for name in names)
+        """((field, mask), ...) in stage order; the field order of a given
+        set of names is sorted once per process (flow-mods repeat them)."""
+        names = tuple(match)
+        order = _ORDER_CACHE.get(names)
+        if order is None:
+            order = _ORDER_CACHE[names] = tuple(sorted(names, key=field_sort_key))
+        return tuple([(name, match[name][1] if match[name][1] is not None else _full(name))
+                      for name in order])
 
-    def _subtable_for(self, match, create=False):
-        sig = self.signature_of(match)
+    def _subtable_for(self, match, create=False, sig=None):
+        sig = sig or self.signature_of(match)
         st = self.subtables.get(sig)
         if st is None and create:
             st = self.subtables[sig] = Subtable(sig)
@@ -230,8 +245,8 @@ class Classifier:
             self._dirty = True
         return st
 
-    def insert(self, rule):
-        st = self._subtable_for(rule.match, create=True)
+    def insert(self, rule, sig=None):
+        st = self._subtable_for(rule.match, create=True, sig=sig)
         if st.insert(rule, st.key_of(rule.match)):
             self._dirty = True
         self.count += 1
@@ -245,9 +260,9 @@ class Classifier:
             del self.subtables[st.signature]
             self._ordered.remove(st)
 
-    def find_exact(self, match, priority):
+    def find_exact(self, match, priority, sig=None):
         """The rule with exactly this (normalized) match and priority."""
-        st = self._subtable_for(match)
+        st = self._subtable_for(match, sig=sig)
         if st is None:
             return None
         for rule in st.buckets.get(st.key_of(match), ()):

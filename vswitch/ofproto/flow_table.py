@@ -159,12 +159,13 @@ class FlowTables:
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
         rule = Rule(fm.table_id, fm.priority, match, list(fm.instructions), fm.cookie,
                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, now, seq=next(self._seq))
-        old = table.find_exact(match, fm.priority)
+        sig = table.signature_of(match)
+        old = table.find_exact(match, fm.priority, sig)
         if old is not None:
             self._unlink(old)
             if not fm.flags & OFPFF_RESET_COUNTS:
                 rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
-        table.insert(rule)
+        table.insert(rule, sig)
         if rule.hard_timeout:
             heapq.heappush(self._deadlines, (now + rule.hard_timeout, rule.seq, rule))
         if rule.idle_timeout:

@@ -1,0 +1,331 @@
+"""OpenFlow tables at controller scale, side by side with a private Open vSwitch.
+
+    python3 bench/of_scale.py [--rules 100000] [--big 300000] [--rounds 3]
+                              [--acl 10000] [--flows 10000] [--only add,big,acl,upcall]
+
+Both switches run as daemons in their own namespaces (vswitchd from this
+tree; ovs-vswitchd with the userspace datapath, tests/helpers/ovs_peer.py),
+and the real ovs-ofctl talks to their bridges' management sockets.  Phases:
+
+  add     `ovs-ofctl -O OpenFlow13 add-flows br0 FILE` of --rules rules
+          (`priority=P,tcp,nw_dst=A,tp_dst=B,actions=output:2`, P mixed);
+          then `dump-flows` of them; then one flow-mod + barrier with the
+          rules installed, timed from a Python client on the socket (median
+          of 20, so ovs-ofctl's start-up is not counted); RSS of the daemon.
+          Repeated --rounds times, vswitch and OVS interleaved.
+  big     --big rules loaded: RSS of the daemon (target: 1M rules < 1 GiB).
+  acl     --acl rules of a firewall-like table (nw_src/nw_dst at /8../32,
+          mixed priorities) and --flows random TCP flows through a veth port:
+          the number of megaflows each datapath installs (vsctl
+          dpctl/dump-flows vs ovs-appctl dpctl/dump-flows).
+  upcall  flow setups per second through the real slow path (in this
+          process, bench/upcall_rate.py's frames and loop) with --rules
+          rules in table 0 vs an empty table 0 with one NORMAL rule.
+
+Results are printed as markdown; medians of the rounds, with /proc/loadavg.
+"""
+import argparse
+import os
+import random
+import select
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, HERE)
+
+from helpers import netns  # noqa: E402
+from helpers.ovs_peer import OvsPeer  # noqa: E402
+from helpers.vswitchd import VSwitchd  # noqa: E402
+from vswitch.ofproto.ofp import ApplyActions, FlowMod, Match, Output, decode, encode, split_messages  # noqa: E402
+from vswitch.ofproto.ofp import messages as m  # noqa: E402
+from vswitch.ofproto.ofp.constants import OFPFC_ADD, OFPFC_DELETE_STRICT  # noqa: E402
+
+OF13 = 4
+LATENCY_SAMPLES = 20
+PRIORITIES = 1000          # rules spread over this many priorities
+OUT_PORT = 2
+TCP = 6
+
+
+# --- rule sets -----------------------------------------------------------------
+
+def ip_text(v):
+    return ".".join(str((v >> s) & 0xFF) for s in (24, 16, 8, 0))
+
+
+def tcp_rules(n, seed=1):
+    rng = random.Random(seed)
+    return [f"priority={rng.randrange(1, PRIORITIES)},tcp,nw_dst={ip_text(0x0A000000 + i)},"
+            f"tp_dst={1 + i % 60000},actions=output:{OUT_PORT}" for i in range(n)]
+
+
+def acl_rules(n, seed=2):
+    """Firewall-like: source and destination prefixes /8../32, some with a
+    port; priority grows with specificity as an ACL compiler would emit."""
+    rng = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        ps, pd = rng.choice((8, 16, 24, 32)), rng.choice((8, 16, 24, 32))
+        src = rng.getrandbits(32) & (0xFFFFFFFF << (32 - ps))
+        dst = rng.getrandbits(32) & (0xFFFFFFFF << (32 - pd))
+        src |= 0x0A000000 & (0xFF000000 if ps >= 8 else 0)
+        src = (src & ~0xFF000000 | 0x0A000000) & (0xFFFFFFFF << (32 - ps)) & 0xFFFFFFFF
+        dst = (dst & ~0xFF000000 | 0x14000000) & (0xFFFFFFFF << (32 - pd)) & 0xFFFFFFFF
+        port = f",tp_dst={rng.choice((22, 80, 443, 8080))}" if rng.random() < 0.3 else ""
+        if (ps, pd, src, dst, port) in seen:
+            continue
+        seen.add((ps, pd, src, dst, port))
+        action = "drop" if rng.random() < 0.5 else f"output:{OUT_PORT}"
+        out.append(f"priority={ps + pd + (1 if port else 0)},tcp,nw_src={ip_text(src)}/{ps},"
+                   f"nw_dst={ip_text(dst)}/{pd}{port},actions={action}")
+    out.append("priority=0,actions=drop")
+    return out
+
+
+# --- the two switches ------------------------------------------------------------
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Ours:
+    """vswitchd from this tree with bridge br0, in its own namespace."""
+    label = "vswitch"
+
+    def __init__(self, ns, workdir):
+        self.ns, self.vs = ns, VSwitchd(ns, workdir).start()
+        self.vs.vsctl("add-br", "br0")
+        self.target = f"unix:{self.vs.rundir}/br0.mgmt"
+        self.pid = self.vs.pid
+
+    def add_port(self, name):
+        self.vs.vsctl("add-port", "br0", name)
+
+    def megaflow_count(self):
+        out = self.vs.vsctl("dpctl/dump-flows")
+        return sum(1 for line in out.splitlines() if "actions:" in line)
+
+    def close(self):
+        self.vs.stop()
+
+
+class Theirs:
+    """ovs-vswitchd (userspace datapath) with bridge br0, in its own namespace."""
+    label = "OVS"
+
+    def __init__(self, ns, workdir):
+        self.ns, self.ovs = ns, OvsPeer(ns, timeout=120)
+        self.ovs.start()
+        self.ovs.add_bridge("br0")
+        self.target = f"unix:{self.ovs.dir}/br0.mgmt"
+        with open(os.path.join(self.ovs.dir, "ovs-vswitchd.pid")) as f:
+            self.pid = int(f.read())
+
+    def add_port(self, name):
+        self.ovs.vsctl("add-port", "br0", name)
+
+    def megaflow_count(self):
+        out = self.ovs.appctl("dpctl/dump-flows")
+        return sum(1 for line in out.splitlines() if "actions:" in line)
+
+    def close(self):
+        self.ovs.stop()
+
+
+def ofctl(target, *args, timeout=3600):
+    t0 = time.perf_counter()
+    proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args[:1], target, *args[1:]],
+                          capture_output=True, text=True, timeout=timeout)
+    elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"ovs-ofctl {args[0]} failed: {proc.stderr[:500]}")
+    return elapsed, proc.stdout
+
+
+class Client:
+    """A minimal OpenFlow 1.3 client on a unix socket (for timing one
+    flow-mod + barrier without a process start-up in the measurement)."""
+
+    def __init__(self, target):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(target.split(":", 1)[1])
+        self.buf, self.xid = b"", 0
+        self.send(m.Hello(versions=(OF13,), version=OF13))
+        self.wait_for(m.Hello)
+
+    def send(self, msg):
+        self.xid += 1
+        msg.version, msg.xid = OF13, self.xid
+        self.sock.sendall(encode(msg))
+
+    def wait_for(self, kind):
+        while True:
+            raws, self.buf = split_messages(self.buf)
+            for raw in raws:
+                msg = decode(raw)
+                if isinstance(msg, m.Error):
+                    raise RuntimeError(f"OpenFlow error {msg.type}/{msg.code}")
+                if isinstance(msg, kind):
+                    self.buf = b"".join(raws[raws.index(raw) + 1:]) + self.buf
+                    return msg
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("connection closed")
+            self.buf += data
+
+    def flow_mod_latency(self, n=LATENCY_SAMPLES):
+        """Median seconds from sending add + barrier to the barrier reply
+        (the rule is deleted again, outside the timing)."""
+        times = []
+        for i in range(n):
+            match = Match(eth_type=(0x800, None), ip_proto=(TCP, None),
+                          ipv4_dst=(0xC0A80000 + i, None), tcp_dst=(9, None))
+            fm = FlowMod(command=OFPFC_ADD, priority=PRIORITIES + 1, match=match,
+                         instructions=[ApplyActions([Output(OUT_PORT)])])
+            t0 = time.perf_counter()
+            self.send(fm)
+            self.send(m.BarrierRequest())
+            self.wait_for(m.BarrierReply)
+            times.append(time.perf_counter() - t0)
+            self.send(FlowMod(command=OFPFC_DELETE_STRICT, priority=PRIORITIES + 1, match=match))
+            self.send(m.BarrierRequest())
+            self.wait_for(m.BarrierReply)
+        return statistics.median(times)
+
+    def close(self):
+        self.sock.close()
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def write_rules(lines):
+    fd, path = tempfile.mkstemp(prefix="of-scale-", suffix=".flows")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+# --- phases ----------------------------------------------------------------------
+
+def phase_add(switches, n, rounds):
+    """-> {label: {measure: [values per round]}}."""
+    path = write_rules(tcp_rules(n))
+    results = {s.label: {"add": [], "dump": [], "latency": [], "rss": [], "load": []} for s in switches}
+    try:
+        for _ in range(rounds):
+            for s in switches:
+                r = results[s.label]
+                ofctl(s.target, "del-flows")
+                r["load"].append(loadavg())
+                r["add"].append(ofctl(s.target, "add-flows", path)[0])
+                elapsed, out = ofctl(s.target, "dump-flows")
+                got = sum(1 for line in out.splitlines() if "actions=" in line)
+                if got != n:
+                    raise RuntimeError(f"{s.label}: dump-flows shows {got} rules, added {n}")
+                r["dump"].append(elapsed)
+                client = Client(s.target)
+                r["latency"].append(client.flow_mod_latency())
+                client.close()
+                r["rss"].append(rss_bytes(s.pid))
+    finally:
+        os.unlink(path)
+    return results
+
+
+def phase_big(switches, n):
+    path = write_rules(tcp_rules(n, seed=3))
+    out = {}
+    try:
+        for s in switches:
+            ofctl(s.target, "del-flows")
+            before = rss_bytes(s.pid)
+            elapsed = ofctl(s.target, "add-flows", path)[0]
+            out[s.label] = (elapsed, before, rss_bytes(s.pid))
+            ofctl(s.target, "del-flows")
+    finally:
+        os.unlink(path)
+    return out
+
+
+def report_add(results, n):
+    ours, theirs = results["vswitch"], results.get("OVS")
+    med = {label: {k: statistics.median(v) for k, v in r.items() if k != "load"}
+           for label, r in results.items()}
+    print(f"\n### {n:,} rules (`tcp,nw_dst,tp_dst`, {PRIORITIES} priorities), "
+          f"{len(ours['add'])} rounds, medians; load at each round: {', '.join(ours['load'])}\n")
+    print("| measure | vswitch | OVS | ratio (vswitch/OVS) | target |")
+    print("|---|---|---|---|---|")
+    o, t = med["vswitch"], med.get("OVS")
+
+    def row(name, key, fmt, target):
+        a = o[key]
+        b = t[key] if t else None
+        ratio = f"{a / b:.2f}" if b else "-"
+        print(f"| {name} | {fmt(a)} | {fmt(b) if b else '-'} | {ratio} | {target} |")
+    row("add-flows time", "add", lambda v: f"{v:.2f} s ({n / v:,.0f} rules/s)", "rate >= OVS")
+    row("dump-flows time", "dump", lambda v: f"{v:.2f} s", "<= 2x OVS")
+    row("flow-mod + barrier with rules installed", "latency", lambda v: f"{v * 1e3:.2f} ms", "<= 10 ms")
+    row("daemon RSS with rules installed", "rss", lambda v: f"{v / 2**20:,.0f} MiB", "")
+    return theirs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rules", type=int, default=100_000)
+    ap.add_argument("--big", type=int, default=300_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--acl", type=int, default=10_000)
+    ap.add_argument("--flows", type=int, default=10_000)
+    ap.add_argument("--only", default="add,big,acl,upcall")
+    ap.add_argument("--no-ovs", action="store_true")
+    args = ap.parse_args()
+    phases = set(args.only.split(","))
+    if not shutil.which("ovs-ofctl"):
+        sys.exit("needs ovs-ofctl")
+    print(f"of_scale: commit {subprocess.run(['git', '-C', HERE, 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}, "
+          f"{os.cpu_count()} CPUs, load {loadavg()}")
+    work = tempfile.mkdtemp(prefix="of-scale-")
+    switches = []
+    try:
+        with netns.namespace("ofs-vs") as ns_vs, netns.namespace("ofs-ovs") as ns_ovs:
+            switches.append(Ours(ns_vs, work))
+            if not args.no_ovs:
+                switches.append(Theirs(ns_ovs, work))
+            if "add" in phases:
+                report_add(phase_add(switches, args.rules, args.rounds), args.rules)
+            if "big" in phases:
+                big = phase_big(switches, args.big)
+                print(f"\n### {args.big:,} rules loaded\n")
+                print("| switch | add-flows time | RSS before | RSS after | per rule | 1M rules (linear extrapolation) |")
+                print("|---|---|---|---|---|---|")
+                for label, (elapsed, before, after) in big.items():
+                    per = (after - before) / args.big
+                    print(f"| {label} | {elapsed:.1f} s | {before / 2**20:,.0f} MiB | {after / 2**20:,.0f} MiB "
+                          f"| {per:,.0f} B | {(before + per * 1_000_000) / 2**30:.2f} GiB |")
+            for s in switches:
+                s.close()
+            switches = []
+    finally:
+        for s in switches:
+            s.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
