@@ -263,6 +263,129 @@ def phase_big(switches, n):
     return out
 
 
+# --- megaflows and flow setups (datapath traffic) ------------------------------------
+
+def tcp_frame(src, dst, sport, dport, smac=0x020000000001, dmac=0x020000000002):
+    """Ethernet + IPv4 + TCP SYN (checksums left 0: neither switch checks)."""
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, TCP, 0,
+                     src.to_bytes(4, "big"), dst.to_bytes(4, "big"))
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 0x50, 0x02, 65535, 0, 0)
+    return (dmac.to_bytes(6, "big") + smac.to_bytes(6, "big") + b"\x08\x00" + ip + tcp + b"\0" * 6)
+
+
+def acl_frames(rules, n, seed=4):
+    """n random TCP flows, most of them inside some rule's prefixes (a
+    firewall's traffic mostly hits its rules), the rest anywhere in 10/8 ->
+    20/8."""
+    rng = random.Random(seed)
+    parsed = []
+    for line in rules:
+        fields = dict(part.split("=", 1) for part in line.split(",") if "=" in part)
+        if "nw_src" in fields:
+            parsed.append([tuple(fields[k].split("/")) for k in ("nw_src", "nw_dst")])
+    frames = []
+    for _ in range(n):
+        if rng.random() < 0.7:
+            (s, ps), (d, pd) = rng.choice(parsed)
+            src = _ip_int(s) | rng.getrandbits(32 - int(ps)) if int(ps) < 32 else _ip_int(s)
+            dst = _ip_int(d) | rng.getrandbits(32 - int(pd)) if int(pd) < 32 else _ip_int(d)
+        else:
+            src, dst = 0x0A000000 | rng.getrandbits(24), 0x14000000 | rng.getrandbits(24)
+        frames.append(tcp_frame(src, dst, rng.randrange(1024, 65536), rng.choice((22, 80, 443, 8080, 3306))))
+    return frames
+
+
+def _ip_int(text):
+    return int.from_bytes(socket.inet_aton(text), "big")
+
+
+def inprocess_switch(ns):
+    """The real datapath and slow path in this process (bench/upcall_rate.py's
+    set-up: br0 with veth ports pa and qa; frames are sent into pb)."""
+    from upcall_rate import config
+    from vswitch.datapath.dpif import Datapath
+    from vswitch.switch import Switch
+    for a, b in (("pa", "pb"), ("qa", "qb")):
+        netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
+        netns.run(ns, "ip", "link", "set", a, "up")
+        netns.run(ns, "ip", "link", "set", b, "up")
+    with netns.entered(ns):
+        dp = Datapath(upcall_ring_size=4096)
+        sw = Switch(dp)
+        sw.apply_config(config())
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    sock.bind(("pb", 0))
+    return dp, sw, sock
+
+
+def phase_acl_ours(n_rules, n_flows):
+    from upcall_rate import drive
+    rules = acl_rules(n_rules)
+    frames = acl_frames(rules, n_flows)
+    with netns.namespace("ofs-acl") as ns:
+        dp, sw, sock = inprocess_switch(ns)
+        try:
+            sw.add_flows("br0", rules)
+            wall, cpu = drive(sw, dp, sock, frames)
+            return dp.stats()["n_flows"], dp.stats()["upcalls"]
+        finally:
+            sock.close()
+            sw.close()
+            dp.close()
+
+
+def phase_acl_theirs(ovs, n_rules, n_flows):
+    rules = acl_rules(n_rules)
+    frames = acl_frames(rules, n_flows)
+    netns.run(ovs.ns, "ip", "link", "add", "name", "oa", "type", "veth", "peer", "name", "ob")
+    netns.run(ovs.ns, "ip", "link", "set", "oa", "up")
+    netns.run(ovs.ns, "ip", "link", "set", "ob", "up")
+    ovs.add_port("oa")
+    path = write_rules(rules)
+    try:
+        ofctl(ovs.target, "del-flows")
+        ofctl(ovs.target, "add-flows", path)
+    finally:
+        os.unlink(path)
+    with netns.entered(ovs.ns):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        sock.bind(("ob", 0))
+        for i, frame in enumerate(frames):
+            sock.send(frame)
+            if i % 256 == 255:
+                time.sleep(0.01)   # let its handler keep up (no upcall drops)
+        time.sleep(1.0)
+        return ovs.megaflow_count()
+    finally:
+        sock.close()
+
+
+def phase_upcall(n_rules, n_frames, rounds):
+    """Setups/s with `n_rules` in table 0 above a NORMAL rule vs the NORMAL
+    rule alone; upcall_rate's --tcp frames (a new source MAC each: NORMAL
+    gives every one its own megaflow), which miss the rules."""
+    from upcall_rate import drive, ipv4_tcp
+    frames = [bytes.fromhex("020000000001") + struct.pack("!HI", 0x0200, i + 1) + ipv4_tcp(1024 + i % 64000)
+              for i in range(n_frames)]
+    rules = tcp_rules(n_rules)
+    out = {"empty": [], "loaded": []}
+    for _ in range(rounds):
+        for label in ("empty", "loaded"):
+            with netns.namespace("ofs-up") as ns:
+                dp, sw, sock = inprocess_switch(ns)
+                try:
+                    sw.add_flows("br0", ["priority=0,actions=NORMAL"] + (rules if label == "loaded" else []))
+                    wall, cpu = drive(sw, dp, sock, frames)
+                    st = dp.stats()
+                    out[label].append((st["n_flows"] / wall, st["upcalls"] / cpu, st["n_flows"]))
+                finally:
+                    sock.close()
+                    sw.close()
+                    dp.close()
+    return out
+
+
 def report_add(results, n):
     ours, theirs = results["vswitch"], results.get("OVS")
     med = {label: {k: statistics.median(v) for k, v in r.items() if k != "load"}
@@ -292,6 +415,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--acl", type=int, default=10_000)
     ap.add_argument("--flows", type=int, default=10_000)
+    ap.add_argument("--frames", type=int, default=20_000, help="new flows in the upcall phase")
     ap.add_argument("--only", default="add,big,acl,upcall")
     ap.add_argument("--no-ovs", action="store_true")
     args = ap.parse_args()
@@ -318,6 +442,30 @@ def main():
                     per = (after - before) / args.big
                     print(f"| {label} | {elapsed:.1f} s | {before / 2**20:,.0f} MiB | {after / 2**20:,.0f} MiB "
                           f"| {per:,.0f} B | {(before + per * 1_000_000) / 2**30:.2f} GiB |")
+            if "acl" in phases:
+                ours = phase_acl_ours(args.acl, args.flows)
+                theirs = phase_acl_theirs(switches[1], args.acl, args.flows) if len(switches) > 1 else None
+                print(f"\n### ACL: {args.acl:,} rules (nw_src/nw_dst /8../32, some tp_dst), "
+                      f"{args.flows:,} random TCP flows; load {loadavg()}\n")
+                print("| switch | megaflows | ratio (vswitch/OVS) | target |")
+                print("|---|---|---|---|")
+                print(f"| vswitch | {ours[0]:,} (upcalls {ours[1]:,}) | "
+                      f"{ours[0] / theirs:.2f} | within 2x |" if theirs else f"| vswitch | {ours[0]:,} | - | |")
+                if theirs:
+                    print(f"| OVS | {theirs:,} | 1 | |")
+            if "upcall" in phases:
+                up = phase_upcall(args.rules, args.frames, args.rounds)
+                med = {k: (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals),
+                           statistics.median(v[2] for v in vals)) for k, vals in up.items()}
+                print(f"\n### Flow setups, {args.frames:,} new flows (upcall_rate --tcp frames); "
+                      f"{args.rounds} rounds, medians; load {loadavg()}\n")
+                print("| table 0 | setups/s (wall) | setups per slow-path CPU-second | megaflows |")
+                print("|---|---|---|---|")
+                print(f"| NORMAL rule only | {med['empty'][0]:,.0f} | {med['empty'][1]:,.0f} | {med['empty'][2]:,.0f} |")
+                print(f"| {args.rules:,} rules + NORMAL | {med['loaded'][0]:,.0f} | {med['loaded'][1]:,.0f} "
+                      f"| {med['loaded'][2]:,.0f} |")
+                print(f"\nratio loaded/empty: wall {med['loaded'][0] / med['empty'][0]:.2f}, "
+                      f"CPU {med['loaded'][1] / med['empty'][1]:.2f} (target >= 0.5)")
             for s in switches:
                 s.close()
             switches = []

@@ -74,6 +74,26 @@ def ipv4_tcp(sport):
     return b"\x08\x00" + ip + tcp + b"\0" * 6
 
 
+def drive(sw, dp, sock, frames, burst=256, idle=0.3):
+    """Sends `frames` from `sock` in bursts, handling upcalls as the daemon
+    does, until none come for `idle` seconds -> (wall seconds, slow-path CPU
+    seconds)."""
+    n = len(frames)
+    cpu, sent, t0 = 0.0, 0, time.perf_counter()
+    while True:
+        for frame in frames[sent:sent + burst]:
+            sock.send(frame)
+        sent = min(n, sent + burst)
+        ready, _, _ = select.select([dp.upcall_fd], [], [], 0.0 if sent < n else idle)
+        if ready:
+            c0 = time.thread_time()
+            sw.handle_upcalls()
+            cpu += time.thread_time() - c0
+        elif sent >= n:
+            break
+    return time.perf_counter() - t0, cpu
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=30000)
@@ -104,19 +124,7 @@ def main():
             else:
                 frames = [dst + struct.pack("!HI", 0x0200, i + 1)
                           + b"\x88\xb5" + b"\0" * 46 for i in range(n)]
-            cpu, sent, t0 = 0.0, 0, time.perf_counter()
-            while True:
-                for frame in frames[sent:sent + 256]:
-                    sock.send(frame)
-                sent = min(n, sent + 256)
-                ready, _, _ = select.select([dp.upcall_fd], [], [], 0.0 if sent < n else 0.3)
-                if ready:
-                    c0 = time.thread_time()
-                    sw.handle_upcalls()
-                    cpu += time.thread_time() - c0
-                elif sent >= n:
-                    break
-            wall = time.perf_counter() - t0
+            wall, cpu = drive(sw, dp, sock, frames)
             st = dp.stats()
             outs = {}
             for flow in dp.flow_dump():
