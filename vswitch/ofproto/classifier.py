@@ -13,7 +13,9 @@ Design note (after OVS lib/classifier.c; the ideas, not the code).
     visited: ties go to the older rule, as the old list did).
   * Staged lookup.  A subtable's fields are split into stages (metadata and
     in_port, L2, L3, L4); each stage but the last keeps the set of masked-key
-    prefixes its rules have.  A packet whose prefix is absent misses there,
+    prefixes its rules have (as hashes, with counts: memory per rule matters
+    at a million rules, and a collision only makes the lookup go on to the
+    next stage, a wider mask, never a wrong one).  A packet whose prefix is absent misses there,
     and only the fields up to that stage enter the megaflow mask: a miss on
     eth_type does not make every megaflow match on tcp_dst.
   * Prefix tracking.  For IPv4/IPv6 src/dst matched by a CIDR prefix, a
@@ -131,8 +133,8 @@ class Subtable:
             cumulative.append((name, mask))
             last = stage
         self.stages.append((tuple(current), tuple(cumulative)))
-        self.stage_sets = [{} for _ in self.stages[:-1]]   # key prefix -> rule count
-        self.buckets = {}          # full masked key -> [rules], best first
+        self.stage_sets = [{} for _ in self.stages[:-1]]   # hash(key prefix) -> rule count
+        self.buckets = {}          # full masked key -> the rule, or [rules] best first if several
         self.prio_counts = {}      # priority -> rules
         self.max_priority = -1
         self.prefixes = []         # [(field, PrefixSet)]
@@ -149,15 +151,16 @@ class Subtable:
         end = 0
         for (pairs, _), counts in zip(self.stages, self.stage_sets):
             end += len(pairs)
-            yield counts, key[:end]
+            yield counts, hash(key[:end])
 
     def insert(self, rule, key):
         bucket = self.buckets.get(key)
         if bucket is None:
-            self.buckets[key] = [rule]
+            self.buckets[key] = rule     # most keys hold one rule: no list for it
         else:
-            bucket.append(rule)
+            bucket = [bucket, rule] if type(bucket) is not list else bucket + [rule]
             bucket.sort(key=RULE_ORDER)
+            self.buckets[key] = bucket
         for counts, prefix in self._stage_prefixes(key):
             counts[prefix] = counts.get(prefix, 0) + 1
         for name, pset in self.prefixes:
@@ -172,9 +175,11 @@ class Subtable:
     def remove(self, rule, key):
         """-> True if the subtable's highest priority changed."""
         bucket = self.buckets[key]
-        bucket.remove(rule)
-        if not bucket:
+        if type(bucket) is not list:
             del self.buckets[key]
+        else:
+            bucket = [r for r in bucket if r is not rule]
+            self.buckets[key] = bucket[0] if len(bucket) == 1 else bucket
         for counts, prefix in self._stage_prefixes(key):
             n = counts[prefix] - 1
             if n:
@@ -196,7 +201,10 @@ class Subtable:
 
     def rules(self):
         for bucket in self.buckets.values():
-            yield from bucket
+            if type(bucket) is list:
+                yield from bucket
+            else:
+                yield bucket
 
 
 def _or_mask(mask, pairs):
@@ -265,8 +273,9 @@ class Classifier:
         st = self._subtable_for(match, sig=sig)
         if st is None:
             return None
-        for rule in st.buckets.get(st.key_of(match), ()):
-            if rule.priority == priority:
+        bucket = st.buckets.get(st.key_of(match))
+        for rule in bucket if type(bucket) is list else (bucket,):
+            if rule is not None and rule.priority == priority:
                 return rule
         return None
 
@@ -291,7 +300,7 @@ class Classifier:
                    for n2, bits in want if n2 == name]
             for key, bucket in st.buckets.items():
                 if all(key[i] & bits == value for i, value, bits in idx):
-                    yield from bucket
+                    yield from bucket if type(bucket) is list else (bucket,)
 
     def lookup(self, packet):
         """-> (winner or None, {field: mask bits the decision depended on})."""
@@ -307,7 +316,7 @@ class Classifier:
                 continue
             bucket = self._staged(st, packet, mask)
             if bucket is not None:
-                rule = bucket[0]
+                rule = bucket[0] if type(bucket) is list else bucket
                 if best is None or rule.priority_key < best.priority_key:
                     best, best_prio = rule, rule.priority
         return best, mask
@@ -339,7 +348,7 @@ class Classifier:
             except KeyError:      # the packet lacks a field: no rule here matches
                 _or_mask(mask, cumulative)
                 return None
-            if i < last and key not in st.stage_sets[i]:
+            if i < last and hash(key) not in st.stage_sets[i]:
                 _or_mask(mask, cumulative)
                 return None
         _or_mask(mask, st.stages[-1][1])

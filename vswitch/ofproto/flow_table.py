@@ -33,9 +33,15 @@ from vswitch.ofproto.ofp.constants import (
     OFPRR_IDLE_TIMEOUT, OFPTT_ALL)
 
 DEFAULT_N_TABLES = 254
+# Memory at a million rules: equal instruction lists are shared (never
+# changed in place: a modify installs a new list), up to this many distinct
+# ones; small exact match values share their (value, None) pairs.
+MAX_SHARED_PROGRAMS = 4096
+SMALL_VALUE = 1 << 16
+_SHARED_PAIRS = {}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Rule:
     table_id: int
     priority: int
@@ -89,6 +95,14 @@ class Rule:
         return next((i.meter_id for i in self.instructions if isinstance(i, Meter)), None)
 
 
+def _compact(match):
+    """The same Match with small exact values' pairs shared process-wide."""
+    for name, pair in match.items():
+        if pair[1] is None and pair[0] < SMALL_VALUE:
+            match[name] = _SHARED_PAIRS.setdefault(pair, pair)
+    return match
+
+
 def matches_overlap(a, b):
     """True if some packet can match both (fields present in both agree on
     the bits both masks select)."""
@@ -118,6 +132,7 @@ class FlowTables:
         self.meters = meters
         self._seq = itertools.count()
         self._deadlines = []      # heap of (deadline, seq, rule)
+        self._programs = {}       # instruction list key -> the shared list
         self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
 
     # --- flow-mod ---------------------------------------------------------
@@ -157,7 +172,8 @@ class FlowTables:
                 r.match != match and matches_overlap(r.match, match)
                 for r in table.with_priority(fm.priority)):
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
-        rule = Rule(fm.table_id, fm.priority, match, list(fm.instructions), fm.cookie,
+        match = _compact(match)
+        rule = Rule(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, now, seq=next(self._seq))
         sig = table.signature_of(match)
         old = table.find_exact(match, fm.priority, sig)
@@ -173,6 +189,19 @@ class FlowTables:
         if self.on_change is not None:
             self.on_change(rule, True)
         return []
+
+    def _shared(self, instructions):
+        """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS)."""
+        try:
+            key = tuple((type(i), tuple(i.actions) if hasattr(i, "actions") else i) for i in instructions)
+            shared = self._programs.get(key)
+        except TypeError:          # an unhashable instruction: not shared
+            return list(instructions)
+        if shared is None:
+            shared = list(instructions)
+            if len(self._programs) < MAX_SHARED_PROGRAMS:
+                self._programs[key] = shared
+        return shared
 
     def _selected(self, fm, strict):
         """Rules a modify/delete selects, best first per table."""
