@@ -13,21 +13,22 @@ and the real ovs-ofctl talks to their bridges' management sockets.  Phases:
           rules installed, timed from a Python client on the socket (median
           of 20, so ovs-ofctl's start-up is not counted); RSS of the daemon.
           Repeated --rounds times, vswitch and OVS interleaved.
-  big     --big rules loaded: RSS of the daemon (target: 1M rules < 1 GiB).
+  big     --big rules loaded into the fresh daemons (this phase runs first):
+          RSS before and after (target: 1M rules < 1 GiB, extrapolated).
   acl     --acl rules of a firewall-like table (nw_src/nw_dst at /8../32,
           mixed priorities) and --flows random TCP flows through a veth port:
           the number of megaflows each datapath installs (vsctl
           dpctl/dump-flows vs ovs-appctl dpctl/dump-flows).
   upcall  flow setups per second through the real slow path (in this
-          process, bench/upcall_rate.py's frames and loop) with --rules
-          rules in table 0 vs an empty table 0 with one NORMAL rule.
+          process, bench/upcall_rate.py's set-up and loop) with --rules
+          rules in table 0 above a NORMAL rule, for frames that miss them
+          and frames that each hit one, vs the NORMAL rule alone.
 
 Results are printed as markdown; medians of the rounds, with /proc/loadavg.
 """
 import argparse
 import os
 import random
-import select
 import shutil
 import socket
 import statistics
@@ -302,13 +303,10 @@ def _ip_int(text):
 def inprocess_switch(ns):
     """The real datapath and slow path in this process (bench/upcall_rate.py's
     set-up: br0 with veth ports pa and qa; frames are sent into pb)."""
-    from upcall_rate import config
+    from upcall_rate import config, veth_pairs
     from vswitch.datapath.dpif import Datapath
     from vswitch.switch import Switch
-    for a, b in (("pa", "pb"), ("qa", "qb")):
-        netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
-        netns.run(ns, "ip", "link", "set", a, "up")
-        netns.run(ns, "ip", "link", "set", b, "up")
+    veth_pairs(ns, (("pa", "pb"), ("qa", "qb")))
     with netns.entered(ns):
         dp = Datapath(upcall_ring_size=4096)
         sw = Switch(dp)
@@ -337,9 +335,8 @@ def phase_acl_ours(n_rules, n_flows):
 def phase_acl_theirs(ovs, n_rules, n_flows):
     rules = acl_rules(n_rules)
     frames = acl_frames(rules, n_flows)
-    netns.run(ovs.ns, "ip", "link", "add", "name", "oa", "type", "veth", "peer", "name", "ob")
-    netns.run(ovs.ns, "ip", "link", "set", "oa", "up")
-    netns.run(ovs.ns, "ip", "link", "set", "ob", "up")
+    from upcall_rate import veth_pairs
+    veth_pairs(ovs.ns, (("oa", "ob"),))
     ovs.add_port("oa")
     path = write_rules(rules)
     try:
@@ -361,22 +358,34 @@ def phase_acl_theirs(ovs, n_rules, n_flows):
         sock.close()
 
 
+UPCALL_CASES = (("NORMAL rule only", False, "hit"),
+                ("{n:,} rules + NORMAL, frames miss the rules", True, "miss"),
+                ("{n:,} rules + NORMAL, each frame hits its own rule", True, "hit"))
+
+
 def phase_upcall(n_rules, n_frames, rounds):
-    """Setups/s with `n_rules` in table 0 above a NORMAL rule vs the NORMAL
-    rule alone; upcall_rate's --tcp frames (a new source MAC each: NORMAL
-    gives every one its own megaflow), which miss the rules."""
-    from upcall_rate import drive, ipv4_tcp
-    frames = [bytes.fromhex("020000000001") + struct.pack("!HI", 0x0200, i + 1) + ipv4_tcp(1024 + i % 64000)
-              for i in range(n_frames)]
+    """Setups/s with `n_rules` (tcp_rules) in table 0 above a NORMAL rule vs
+    the NORMAL rule alone.  Frames: upcall_rate's --tcp shape, a new source
+    MAC each (NORMAL gives each its own megaflow); "hit" frames go to rule
+    i's nw_dst and tp_dst (each its own exact megaflow), "miss" ones to
+    10.0.0.2:80, which no rule has (the lookup misses in the rules' subtable)."""
+    from upcall_rate import drive
+    frames = {"hit": [], "miss": []}
+    for i in range(n_frames):
+        smac = 0x020000000000 | (i + 1)
+        rule = i * max(1, n_rules // n_frames) % max(1, n_rules)
+        frames["hit"].append(tcp_frame(0x0A000001, 0x0A000000 + rule, 1024 + i % 64000,
+                                       1 + rule % 60000, smac=smac))
+        frames["miss"].append(tcp_frame(0x0A000001, 0x0A000002, 1024 + i % 64000, 80, smac=smac))
     rules = tcp_rules(n_rules)
-    out = {"empty": [], "loaded": []}
+    out = {label: [] for label, _, _ in UPCALL_CASES}
     for _ in range(rounds):
-        for label in ("empty", "loaded"):
+        for label, loaded, kind in UPCALL_CASES:
             with netns.namespace("ofs-up") as ns:
                 dp, sw, sock = inprocess_switch(ns)
                 try:
-                    sw.add_flows("br0", ["priority=0,actions=NORMAL"] + (rules if label == "loaded" else []))
-                    wall, cpu = drive(sw, dp, sock, frames)
+                    sw.add_flows("br0", ["priority=0,actions=NORMAL"] + (rules if loaded else []))
+                    wall, cpu = drive(sw, dp, sock, frames[kind])
                     st = dp.stats()
                     out[label].append((st["n_flows"] / wall, st["upcalls"] / cpu, st["n_flows"]))
                 finally:
@@ -431,9 +440,7 @@ def main():
             switches.append(Ours(ns_vs, work))
             if not args.no_ovs:
                 switches.append(Theirs(ns_ovs, work))
-            if "add" in phases:
-                report_add(phase_add(switches, args.rules, args.rounds), args.rules)
-            if "big" in phases:
+            if "big" in phases:   # first: the daemons' RSS before is a fresh one's
                 big = phase_big(switches, args.big)
                 print(f"\n### {args.big:,} rules loaded\n")
                 print("| switch | add-flows time | RSS before | RSS after | per rule | 1M rules (linear extrapolation) |")
@@ -442,6 +449,8 @@ def main():
                     per = (after - before) / args.big
                     print(f"| {label} | {elapsed:.1f} s | {before / 2**20:,.0f} MiB | {after / 2**20:,.0f} MiB "
                           f"| {per:,.0f} B | {(before + per * 1_000_000) / 2**30:.2f} GiB |")
+            if "add" in phases:
+                report_add(phase_add(switches, args.rules, args.rounds), args.rules)
             if "acl" in phases:
                 ours = phase_acl_ours(args.acl, args.flows)
                 theirs = phase_acl_theirs(switches[1], args.acl, args.flows) if len(switches) > 1 else None
@@ -459,13 +468,14 @@ def main():
                            statistics.median(v[2] for v in vals)) for k, vals in up.items()}
                 print(f"\n### Flow setups, {args.frames:,} new flows (upcall_rate --tcp frames); "
                       f"{args.rounds} rounds, medians; load {loadavg()}\n")
-                print("| table 0 | setups/s (wall) | setups per slow-path CPU-second | megaflows |")
-                print("|---|---|---|---|")
-                print(f"| NORMAL rule only | {med['empty'][0]:,.0f} | {med['empty'][1]:,.0f} | {med['empty'][2]:,.0f} |")
-                print(f"| {args.rules:,} rules + NORMAL | {med['loaded'][0]:,.0f} | {med['loaded'][1]:,.0f} "
-                      f"| {med['loaded'][2]:,.0f} |")
-                print(f"\nratio loaded/empty: wall {med['loaded'][0] / med['empty'][0]:.2f}, "
-                      f"CPU {med['loaded'][1] / med['empty'][1]:.2f} (target >= 0.5)")
+                base = med[UPCALL_CASES[0][0]]
+                print("| table 0 | setups/s (wall) | setups per slow-path CPU-second | megaflows "
+                      "| ratio to NORMAL only (wall, CPU; target >= 0.5) |")
+                print("|---|---|---|---|---|")
+                for label, _, _ in UPCALL_CASES:
+                    v = med[label]
+                    print(f"| {label.format(n=args.rules)} | {v[0]:,.0f} | {v[1]:,.0f} | {v[2]:,.0f} "
+                          f"| {v[0] / base[0]:.2f}, {v[1] / base[1]:.2f} |")
             for s in switches:
                 s.close()
             switches = []

@@ -74,6 +74,14 @@ def ipv4_tcp(sport):
     return b"\x08\x00" + ip + tcp + b"\0" * 6
 
 
+def veth_pairs(ns, pairs):
+    """Veth pairs (switch end, sender end) in namespace `ns`, all up."""
+    for a, b in pairs:
+        netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
+        netns.run(ns, "ip", "link", "set", a, "up")
+        netns.run(ns, "ip", "link", "set", b, "up")
+
+
 def drive(sw, dp, sock, frames, burst=256, idle=0.3):
     """Sends `frames` from `sock` in bursts, handling upcalls as the daemon
     does, until none come for `idle` seconds -> (wall seconds, slow-path CPU
@@ -104,10 +112,7 @@ def main():
     dst = bytes.fromhex("02ff00000001" if args.flood or args.bond else "020000000001")
     n = args.flows
     with netns.namespace("uprate") as ns:
-        for a, b in (("pa", "pb"), ("qa", "qb")) + ((("ra", "rb"),) if args.bond else ()):
-            netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
-            netns.run(ns, "ip", "link", "set", a, "up")
-            netns.run(ns, "ip", "link", "set", b, "up")
+        veth_pairs(ns, (("pa", "pb"), ("qa", "qb")) + ((("ra", "rb"),) if args.bond else ()))
         with netns.entered(ns):
             dp = Datapath(upcall_ring_size=4096)
             sw = Switch(dp)
