@@ -167,3 +167,38 @@ def test_flow_mods_touch_only_selected_subtables():
     assert sorted(r.match["ipv4_dst"][0] - 0x0A000000 for r, _ in removed) == \
         [i for i in range(16) if i != 5]
     assert len(t.rules()) == 285 and t.lookup(0, {"in_port": 1})[0].match == {"in_port": (1, None)}
+
+
+def test_expiry_heap_returns_exactly_the_due_rules():
+    """Hard and idle timeouts of many rules; traffic pushes idle deadlines
+    back; a deleted rule's deadline is ignored."""
+    from vswitch.ofproto.ofp.constants import OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT
+    t = FlowTables(n_tables=1)
+    rng = random.Random(5)
+    timeouts = {}
+    for i in range(200):
+        hard, idle = rng.choice((0, 5, 10, 20)), rng.choice((0, 3, 8))
+        t.flow_mod(_fm(OFPFC_ADD, {"in_port": (i + 1, None)}, idle_timeout=idle, hard_timeout=hard), 0.0)
+        timeouts[i + 1] = (hard, idle)
+    busy = {p for p in timeouts if p % 3 == 0}            # these see traffic at t=6
+    for rule in t.rules():
+        if rule.match["in_port"][0] in busy:
+            rule.account(1, 60, now=6.0)
+    t.flow_mod(_fm(OFPFC_DELETE_STRICT, {"in_port": (1, None)}), 0.0)
+    timeouts.pop(1)
+
+    def deadline(port):
+        hard, idle = timeouts[port]
+        last = 6.0 if port in busy else 0.0
+        return min(d for d in (hard or None, (last + idle) if idle else None) if d is not None)
+
+    timed = [p for p, (h, i) in timeouts.items() if h or i]
+    assert t.next_expiry() == min(deadline(p) for p in timed)
+    gone = t.expire(9.5)
+    assert sorted(r.match["in_port"][0] for r, _ in gone) == sorted(p for p in timed if deadline(p) <= 9.5)
+    for rule, reason in gone:
+        hard, idle = timeouts[rule.match["in_port"][0]]
+        assert reason == (OFPRR_HARD_TIMEOUT if hard and hard <= 9.5 else OFPRR_IDLE_TIMEOUT)
+    left = [p for p in timed if deadline(p) > 9.5]
+    assert t.next_expiry() == min(deadline(p) for p in left)
+    assert len(t.rules()) == 199 - len(gone)

@@ -296,16 +296,20 @@ class FlowTables:
 
     def expire(self, now):
         """Remove timed-out rules -> [(rule, OFPRR_IDLE_TIMEOUT | OFPRR_HARD_TIMEOUT)]."""
-        expired = []
+        expired, not_yet = [], []
         while True:
             deadline = self._settle()
             if deadline is None or deadline > now:
                 break
-            _, _, rule = heapq.heappop(self._deadlines)
-            reason = self._due(rule, now)
-            if reason is not None:
-                expired.append((rule, reason))
-                self._unlink(rule)
+            entry = heapq.heappop(self._deadlines)
+            reason = self._due(entry[2], now)
+            if reason is None:     # created + timeout rounded below now: next time
+                not_yet.append(entry)
+                continue
+            expired.append((entry[2], reason))
+            self._unlink(entry[2])
+        for entry in not_yet:
+            heapq.heappush(self._deadlines, entry)
         expired.sort(key=lambda e: (e[0].table_id, e[0].priority_key))
         return expired
 
