@@ -379,6 +379,7 @@ def phase_upcall(n_rules, n_frames, rounds):
         frames["miss"].append(tcp_frame(0x0A000001, 0x0A000002, 1024 + i % 64000, 80, smac=smac))
     rules = tcp_rules(n_rules)
     out = {label: [] for label, _, _ in UPCALL_CASES}
+    out["revalidation"] = revalidations = []
     for _ in range(rounds):
         for label, loaded, kind in UPCALL_CASES:
             with netns.namespace("ofs-up") as ns:
@@ -388,11 +389,32 @@ def phase_upcall(n_rules, n_frames, rounds):
                     wall, cpu = drive(sw, dp, sock, frames[kind])
                     st = dp.stats()
                     out[label].append((st["n_flows"] / wall, st["upcalls"] / cpu, st["n_flows"]))
+                    if loaded and kind == "hit":
+                        revalidations.append(time_revalidation(sw, dp, n_rules, n_frames))
                 finally:
                     sock.close()
                     sw.close()
                     dp.close()
     return out
+
+
+def time_revalidation(sw, dp, n_rules, n_frames):
+    """With the rules and one megaflow per frame installed: the time of a
+    flow-mod (add above one frame's rule; strict delete of another's) in the
+    slow path and the megaflows each one deleted -> ((s, deleted), (s, deleted))."""
+    step = max(1, n_rules // n_frames)
+    out = []
+    for i, text in ((5, "add"), (7, "del")):
+        rule = i * step
+        spec = f"tcp,nw_dst={ip_text(0x0A000000 + rule)},tp_dst={1 + rule % 60000}"
+        line = next(line for line in tcp_rules(n_rules) if f"nw_dst={ip_text(0x0A000000 + rule)}," in line)
+        before, t0 = dp.stats()["n_flows"], time.perf_counter()
+        if text == "add":
+            sw.add_flows("br0", [f"priority={PRIORITIES + 1},{spec},actions=drop"])
+        else:
+            sw.del_flows("br0", f"{line.split(',')[0]},{spec}", strict=True)
+        out.append((time.perf_counter() - t0, before - dp.stats()["n_flows"]))
+    return tuple(out)
 
 
 def report_add(results, n):
@@ -464,6 +486,7 @@ def main():
                     print(f"| OVS | {theirs:,} | 1 | |")
             if "upcall" in phases:
                 up = phase_upcall(args.rules, args.frames, args.rounds)
+                reval = up.pop("revalidation")
                 med = {k: (statistics.median(v[0] for v in vals), statistics.median(v[1] for v in vals),
                            statistics.median(v[2] for v in vals)) for k, vals in up.items()}
                 print(f"\n### Flow setups, {args.frames:,} new flows (upcall_rate --tcp frames); "
@@ -476,6 +499,11 @@ def main():
                     v = med[label]
                     print(f"| {label.format(n=args.rules)} | {v[0]:,.0f} | {v[1]:,.0f} | {v[2]:,.0f} "
                           f"| {v[0] / base[0]:.2f}, {v[1] / base[1]:.2f} |")
+                print(f"\nIncremental revalidation with {args.rules:,} rules and the hit case's megaflows "
+                      "installed (per round: seconds, megaflows deleted):")
+                for (add_s, add_n), (del_s, del_n) in reval:
+                    print(f"- add above one flow's rule: {add_s * 1e3:.2f} ms, {add_n} deleted; "
+                          f"strict delete of another flow's rule: {del_s * 1e3:.2f} ms, {del_n} deleted")
             for s in switches:
                 s.close()
             switches = []
