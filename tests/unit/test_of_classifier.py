@@ -114,6 +114,14 @@ def test_random_rules_same_winner_and_sound_mask(seed):
         rules.remove(rule)
     assert len(classifier) == len(rules)
     check_lookups(rng, classifier, rules, 100)
+    more, added = build(rng, 40)[1], 0            # inserts once the lookups built their indexes
+    for rule in more:
+        if classifier.find_exact(rule.match, rule.priority) is None:
+            rule.seq = 1000 + added
+            classifier.insert(rule)
+            rules.append(rule)
+            added += 1
+    check_lookups(rng, classifier, rules, 100)
 
 
 def test_mask_is_no_wider_than_the_linear_one_on_average():
@@ -202,3 +210,23 @@ def test_expiry_heap_returns_exactly_the_due_rules():
     left = [p for p in timed if deadline(p) > 9.5]
     assert t.next_expiry() == min(deadline(p) for p in left)
     assert len(t.rules()) == 199 - len(gone)
+
+
+def test_prefix_tracking_after_changes_made_amid_lookups():
+    """Prefixes added and removed after lookups began (the sorted copy is
+    then kept up to date) still give masks that separate the packet from
+    every stored prefix."""
+    c = Classifier()
+
+    def rule(seq, last_octet):
+        return Rule(0, 10, Match(eth_type=(0x800, None), ipv4_dst=(0x0A000000 + last_octet, None)), [], seq=seq)
+    for seq, octet in enumerate((100, 200)):
+        c.insert(rule(seq, octet))
+    assert c.lookup({"eth_type": 0x800, "ipv4_dst": 0x0A000001})[0] is None
+    two = rule(5, 2)
+    c.insert(two)
+    winner, mask = c.lookup({"eth_type": 0x800, "ipv4_dst": 0x0A000003})
+    assert winner is None and mask["ipv4_dst"] == 0xFFFFFFFF      # .3 vs .2 differ in the last bit
+    c.remove(two)
+    winner, mask = c.lookup({"eth_type": 0x800, "ipv4_dst": 0x0A000003})
+    assert winner is None and mask["ipv4_dst"] == 0xFFFFFFC0      # now .100 is the nearest: 26 bits

@@ -29,7 +29,7 @@ The mask `lookup()` returns is sound: any packet equal to the looked-up one
 on the mask bits gets the same winner (tests/unit/test_of_classifier.py
 checks this against the linear reference on random rules and packets).
 """
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from operator import attrgetter
 
 from vswitch.ofproto.ofp.oxm import FIELDS, full
@@ -74,8 +74,10 @@ def prefix_len(name, mask):
 
 class PrefixSet:
     """The `plen`-bit prefixes one subtable's rules use on one field, with
-    counts (rules share prefixes) and a sorted copy rebuilt lazily after
-    changes (bulk adds do not pay for keeping it sorted)."""
+    counts (rules share prefixes) and a sorted copy made by the first lookup
+    that needs it (a bulk load before traffic does not pay for it), then
+    kept up to date (a flow-mod amid traffic costs one insertion, not the
+    next lookup a sort)."""
     __slots__ = ("shift", "plen", "width", "counts", "_sorted")
 
     def __init__(self, name, plen):
@@ -85,8 +87,10 @@ class PrefixSet:
 
     def add(self, value):
         p = value >> self.shift
-        self.counts[p] = self.counts.get(p, 0) + 1
-        self._sorted = None
+        n = self.counts.get(p, 0)
+        self.counts[p] = n + 1
+        if not n and self._sorted is not None:
+            insort(self._sorted, p)
 
     def discard(self, value):
         p = value >> self.shift
@@ -95,7 +99,8 @@ class PrefixSet:
             self.counts[p] = n
         else:
             del self.counts[p]
-            self._sorted = None
+            if self._sorted is not None:
+                del self._sorted[bisect_left(self._sorted, p)]
 
     def miss_mask(self, value):
         """None if some rule has the packet's prefix; else the mask of the
