@@ -74,6 +74,34 @@ def ipv4_tcp(sport):
     return b"\x08\x00" + ip + tcp + b"\0" * 6
 
 
+def veth_pairs(ns, pairs):
+    """Veth pairs (switch end, sender end) in namespace `ns`, all up."""
+    for a, b in pairs:
+        netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
+        netns.run(ns, "ip", "link", "set", a, "up")
+        netns.run(ns, "ip", "link", "set", b, "up")
+
+
+def drive(sw, dp, sock, frames, burst=256, idle=0.3):
+    """Sends `frames` from `sock` in bursts, handling upcalls as the daemon
+    does, until none come for `idle` seconds -> (wall seconds, slow-path CPU
+    seconds)."""
+    n = len(frames)
+    cpu, sent, t0 = 0.0, 0, time.perf_counter()
+    while True:
+        for frame in frames[sent:sent + burst]:
+            sock.send(frame)
+        sent = min(n, sent + burst)
+        ready, _, _ = select.select([dp.upcall_fd], [], [], 0.0 if sent < n else idle)
+        if ready:
+            c0 = time.thread_time()
+            sw.handle_upcalls()
+            cpu += time.thread_time() - c0
+        elif sent >= n:
+            break
+    return time.perf_counter() - t0, cpu
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--flows", type=int, default=30000)
@@ -84,10 +112,7 @@ def main():
     dst = bytes.fromhex("02ff00000001" if args.flood or args.bond else "020000000001")
     n = args.flows
     with netns.namespace("uprate") as ns:
-        for a, b in (("pa", "pb"), ("qa", "qb")) + ((("ra", "rb"),) if args.bond else ()):
-            netns.run(ns, "ip", "link", "add", "name", a, "type", "veth", "peer", "name", b)
-            netns.run(ns, "ip", "link", "set", a, "up")
-            netns.run(ns, "ip", "link", "set", b, "up")
+        veth_pairs(ns, (("pa", "pb"), ("qa", "qb")) + ((("ra", "rb"),) if args.bond else ()))
         with netns.entered(ns):
             dp = Datapath(upcall_ring_size=4096)
             sw = Switch(dp)
@@ -104,19 +129,7 @@ def main():
             else:
                 frames = [dst + struct.pack("!HI", 0x0200, i + 1)
                           + b"\x88\xb5" + b"\0" * 46 for i in range(n)]
-            cpu, sent, t0 = 0.0, 0, time.perf_counter()
-            while True:
-                for frame in frames[sent:sent + 256]:
-                    sock.send(frame)
-                sent = min(n, sent + 256)
-                ready, _, _ = select.select([dp.upcall_fd], [], [], 0.0 if sent < n else 0.3)
-                if ready:
-                    c0 = time.thread_time()
-                    sw.handle_upcalls()
-                    cpu += time.thread_time() - c0
-                elif sent >= n:
-                    break
-            wall = time.perf_counter() - t0
+            wall, cpu = drive(sw, dp, sock, frames)
             st = dp.stats()
             outs = {}
             for flow in dp.flow_dump():

@@ -9,7 +9,12 @@ MAC entries, and retries interfaces that could not be opened.
 Staleness: every megaflow that forwards to (or floods for) a destination MAC
 carries the tag ("mac", vlan, mac); when that MAC is learned, moves or ages
 out, exactly those megaflows are deleted.  Bridge features tag theirs too
-(a bond's member, bucket, admission: bridge/bond.py).  A configuration change
+(a bond's member, bucket, admission: bridge/bond.py).  OpenFlow megaflows
+carry ("of_rule", seq) for every rule their translation used, and sit in the
+bridge's ofproto/megaflow_index.py by the table lookups that made them: a
+flow-mod deletes the megaflows of the rules it removed or modified and those
+an added rule may change (revalidate_rules), not the whole bridge's.  A
+configuration change
 flushes all megaflows: it is rare and the cache refills from traffic in
 milliseconds.
 
@@ -38,6 +43,7 @@ from vswitch.bridge.feature import MegaflowDelta, earliest_wakeup
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, pipeline
+from vswitch.ofproto.megaflow_index import OFMegaflowIndex
 from vswitch.ofproto.ofswitch import OFSwitch, read_mac
 from vswitch.ofproto.ofp.constants import OFPP_LOCAL
 from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
@@ -145,6 +151,7 @@ class Switch:
         self.ifaces = self.interfaces.by_name  # name -> interfaces.Interface
         self.flows = {}  # flow id -> InstalledFlow
         self.tag_index = defaultdict(set)
+        self.of_index = defaultdict(OFMegaflowIndex)  # bridge name -> its OpenFlow megaflows by lookup
         self.carriers = {}  # interface name -> carrier, from netlink events
         self.wake = lambda: None  # the daemon's: run_features is due earlier
         self.of = {}  # bridge name -> OFSwitch (OpenFlow state)
@@ -250,12 +257,15 @@ class Switch:
         self.dp.flow_flush()
         self.flows.clear()
         self.tag_index.clear()
+        self.of_index.clear()
 
     def _forget(self, fid):
         info = self.flows.pop(fid, None)
         if info:
             for tag in info.tags:
                 self.tag_index[tag].discard(fid)
+            if info.of is not None:
+                self.of_index[info.bridge].discard(fid)
         return info
 
     def invalidate(self, bridge, tag):
@@ -305,14 +315,19 @@ class Switch:
             vlan = getattr(result, "vlan", None)
             if vlan is not None:
                 learn = (vlan, src, in_port.name)
-        tags = tuple({(bridge_name,) + t for t in result.tags})
+        tags = {(bridge_name,) + t for t in result.tags}
+        of_result = result if isinstance(result, pipeline.OFXlateResult) else None
+        if of_result is not None:
+            tags.update((bridge_name, "of_rule", rule.seq) for rule in of_result.rules)
+        tags = tuple(tags)
         old = self._forget(fid)
         self.flows[fid] = InstalledFlow(fid, bridge_name, tags, learn,
                                         old.last_packets if old else 0, now,
-                                        old.last_bytes if old else 0,
-                                        result if isinstance(result, pipeline.OFXlateResult) else None)
+                                        old.last_bytes if old else 0, of_result)
         for tag in tags:
             self.tag_index[tag].add(fid)
+        if of_result is not None:
+            self.of_index[bridge_name].add(fid, of_result.lookups)
 
     def bridge_of_ofport(self, ofport):
         for bridge in self.bridges.values():
@@ -418,6 +433,20 @@ class Switch:
             if info.bridge == name:
                 self._forget(fid)
                 self._delete(info)
+
+    def revalidate_rules(self, name, changes):
+        """OpenFlow rules of bridge `name` changed: [(rule, added)].  Deletes
+        the megaflows that used a removed or modified rule (added False) and
+        those an added rule may change; the others stay (module note)."""
+        index = self.of_index.get(name)
+        for rule, added in changes:
+            if added:
+                for fid in index.affected_by_add(rule) if index else ():
+                    info = self._forget(fid)
+                    if info:
+                        self._delete(info)
+            else:
+                self.invalidate(name, ("of_rule", rule.seq))
 
     def dp_execute(self, in_port, frame, actions):
         self.dp.execute(in_port, frame, actions)

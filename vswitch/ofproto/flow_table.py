@@ -3,9 +3,11 @@
 The connection layer hands decoded FlowMod/GroupMod/MeterMod messages to
 FlowTables / GroupTable / MeterTable and turns the OFPError they raise into
 the spec's error reply.  xlate calls `lookup()`, which returns the winning rule
-and the megaflow mask the decision depends on: the union of the masks of every
-rule it had to consider (all rules at or above the winner's priority), so a
-megaflow installed from it never hides a rule of higher priority.  Counters
+and the megaflow mask the decision depends on (classifier.py: subtables per
+mask, staged lookup, prefix tracking), so a megaflow installed from it never
+hides a rule of higher priority.  No flow-mod reads every rule unless it has
+to return them all: strict operations probe one subtable, loose ones read
+only the subtables whose masks can be selected, expiry pops a deadline heap.  Counters
 are added by the caller (from datapath stats) with Rule.account().
 
 Semantics follow OF1.3 section 6.4 (with the OF1.0 differences noted where
@@ -14,7 +16,11 @@ check-overlap refuses a same-priority rule that can match a common packet,
 modify/delete are loose unless strict, filtered by cookie/mask and out_port/
 out_group; an OF1.0 modify that matches nothing adds the rule.
 """
+import heapq
+import itertools
 from dataclasses import dataclass, field
+
+from vswitch.ofproto.classifier import RULE_ORDER, Classifier
 
 from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
                                  Match, Meter, MeterMod, OFPError, Output, WriteActions)
@@ -27,9 +33,15 @@ from vswitch.ofproto.ofp.constants import (
     OFPRR_IDLE_TIMEOUT, OFPTT_ALL)
 
 DEFAULT_N_TABLES = 254
+# Memory at a million rules: equal instruction lists are shared (never
+# changed in place: a modify installs a new list), up to this many distinct
+# ones; small exact match values share their (value, None) pairs.
+MAX_SHARED_PROGRAMS = 4096
+SMALL_VALUE = 1 << 16
+_SHARED_PAIRS = {}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Rule:
     table_id: int
     priority: int
@@ -43,6 +55,12 @@ class Rule:
     last_used: float = 0.0
     packet_count: int = 0
     byte_count: int = 0
+    seq: int = 0              # arrival order: ties between equal priorities go to the older
+    removed: bool = False     # out of its table (stale deadline-heap entries check this)
+
+    @property
+    def priority_key(self):
+        return -self.priority, self.seq
 
     @property
     def send_flow_removed(self):
@@ -77,6 +95,14 @@ class Rule:
         return next((i.meter_id for i in self.instructions if isinstance(i, Meter)), None)
 
 
+def _compact(match):
+    """The same Match with small exact values' pairs shared process-wide."""
+    for name, pair in match.items():
+        if pair[1] is None and pair[0] < SMALL_VALUE:
+            match[name] = _SHARED_PAIRS.setdefault(pair, pair)
+    return match
+
+
 def matches_overlap(a, b):
     """True if some packet can match both (fields present in both agree on
     the bits both masks select)."""
@@ -94,14 +120,20 @@ class TableCounters:
 
 
 class FlowTables:
-    """Tables 0..n_tables-1, each a priority-ordered list of rules."""
+    """Tables 0..n_tables-1, each a classifier.Classifier; rules with a
+    timeout also sit in a heap keyed by deadline (idle deadlines move with
+    traffic and are re-read when they come up, not on every packet)."""
 
     def __init__(self, n_tables=DEFAULT_N_TABLES, groups=None, meters=None):
         self.n_tables = n_tables
-        self.tables = [[] for _ in range(n_tables)]
+        self.tables = [Classifier() for _ in range(n_tables)]
         self.counters = [TableCounters() for _ in range(n_tables)]
         self.groups = groups
         self.meters = meters
+        self._seq = itertools.count()
+        self._deadlines = []      # heap of (deadline, seq, rule)
+        self._programs = {}       # instruction list key -> the shared list
+        self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
 
     # --- flow-mod ---------------------------------------------------------
 
@@ -137,35 +169,58 @@ class FlowTables:
         match = fm.match.normalized()
         table = self.tables[fm.table_id]
         if fm.flags & OFPFF_CHECK_OVERLAP and any(
-                r.priority == fm.priority and r.match != match and matches_overlap(r.match, match)
-                for r in table):
+                r.match != match and matches_overlap(r.match, match)
+                for r in table.with_priority(fm.priority)):
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
-        rule = Rule(fm.table_id, fm.priority, match, list(fm.instructions), fm.cookie,
-                    fm.idle_timeout, fm.hard_timeout, fm.flags, now, now)
-        old = next((r for r in table if r.priority == fm.priority and r.match == match), None)
+        match = _compact(match)
+        rule = Rule(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
+                    fm.idle_timeout, fm.hard_timeout, fm.flags, now, now, seq=next(self._seq))
+        sig = table.signature_of(match)
+        old = table.find_exact(match, fm.priority, sig)
         if old is not None:
-            table.remove(old)
+            self._unlink(old)
             if not fm.flags & OFPFF_RESET_COUNTS:
                 rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
-        table.append(rule)
-        table.sort(key=lambda r: -r.priority)   # stable: equal priorities keep insertion order
+        table.insert(rule, sig)
+        if rule.hard_timeout:
+            heapq.heappush(self._deadlines, (now + rule.hard_timeout, rule.seq, rule))
+        if rule.idle_timeout:
+            heapq.heappush(self._deadlines, (now + rule.idle_timeout, rule.seq, rule))
+        if self.on_change is not None:
+            self.on_change(rule, True)
         return []
 
+    def _shared(self, instructions):
+        """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS)."""
+        try:
+            key = tuple((type(i), tuple(i.actions) if hasattr(i, "actions") else i) for i in instructions)
+            shared = self._programs.get(key)
+        except TypeError:          # an unhashable instruction: not shared
+            return list(instructions)
+        if shared is None:
+            shared = list(instructions)
+            if len(self._programs) < MAX_SHARED_PROGRAMS:
+                self._programs[key] = shared
+        return shared
+
     def _selected(self, fm, strict):
-        """Rules a modify/delete selects, as (table, rule) pairs."""
+        """Rules a modify/delete selects, best first per table."""
         self._check_table(fm.table_id, allow_all=True)
         match = fm.match.normalized()
         tables = range(self.n_tables) if fm.table_id == OFPTT_ALL else [fm.table_id]
         out = []
         for t in tables:
-            for rule in self.tables[t]:
-                if rule.cookie & fm.cookie_mask != fm.cookie & fm.cookie_mask:
-                    continue
-                if strict and (rule.priority != fm.priority or rule.match != match):
-                    continue
-                if not strict and not rule.match.is_subset_of(match):
-                    continue
-                out.append(rule)
+            table = self.tables[t]
+            if not table.count:
+                continue
+            if strict:
+                rule = table.find_exact(match, fm.priority)
+                found = [rule] if rule is not None else []
+            else:
+                found = sorted(table.loose(match), key=RULE_ORDER)
+            if fm.cookie_mask:
+                found = [r for r in found if r.cookie & fm.cookie_mask == fm.cookie & fm.cookie_mask]
+            out += found
         return out
 
     def _modify(self, fm, now):
@@ -181,6 +236,8 @@ class FlowTables:
                 rule.cookie = fm.cookie
             if fm.flags & OFPFF_RESET_COUNTS:
                 rule.packet_count = rule.byte_count = 0
+            if self.on_change is not None:
+                self.on_change(rule, False)
         return []
 
     def _delete(self, fm, now):
@@ -189,58 +246,88 @@ class FlowTables:
         self.remove(rules)
         return [(r, OFPRR_DELETE) for r in rules]
 
+    def _unlink(self, rule):
+        self.tables[rule.table_id].remove(rule)
+        rule.removed = True
+        if self.on_change is not None:
+            self.on_change(rule, False)
+
     def remove(self, rules):
         for rule in rules:
-            self.tables[rule.table_id].remove(rule)
+            self._unlink(rule)
 
     # --- lookup, expiry, dumps ------------------------------------------------
 
     def lookup(self, table_id, packet):
         """Highest-priority rule matching `packet` ({oxm field: int}) and the
-        megaflow mask {field: mask bits} of every rule considered."""
+        megaflow mask {field: mask bits} the decision depended on."""
         counters = self.counters[table_id]
         counters.lookup_count += 1
-        mask = {}
-        winner = None
-        for rule in self.tables[table_id]:
-            if winner is not None and rule.priority < winner.priority:
-                break
-            for name in rule.match:
-                mask[name] = mask.get(name, 0) | rule.match.effective_mask(name)
-            if winner is None and rule.match.matches(packet):
-                winner = rule
+        winner, mask = self.tables[table_id].lookup(packet)
         if winner is not None:
             counters.matched_count += 1
         return winner, mask
 
+    def _due(self, rule, now):
+        """Why `rule` has expired at `now`, or None (the old per-rule test)."""
+        if rule.hard_timeout and now - rule.created >= rule.hard_timeout:
+            return OFPRR_HARD_TIMEOUT
+        if rule.idle_timeout and now - rule.last_used >= rule.idle_timeout:
+            return OFPRR_IDLE_TIMEOUT
+        return None
+
+    def _settle(self):
+        """Drop heap entries of removed rules and move idle deadlines that
+        traffic pushed back, until the top is a real deadline."""
+        heap = self._deadlines
+        while heap:
+            deadline, seq, rule = heap[0]
+            if rule.removed:
+                heapq.heappop(heap)
+                continue
+            real = min(t for t in ((rule.created + rule.hard_timeout) if rule.hard_timeout else None,
+                                   (rule.last_used + rule.idle_timeout) if rule.idle_timeout else None)
+                       if t is not None)
+            if real > deadline:
+                heapq.heapreplace(heap, (real, seq, rule))
+                continue
+            return deadline
+        return None
+
     def expire(self, now):
         """Remove timed-out rules -> [(rule, OFPRR_IDLE_TIMEOUT | OFPRR_HARD_TIMEOUT)]."""
-        expired = []
-        for table in self.tables:
-            for rule in table:
-                if rule.hard_timeout and now - rule.created >= rule.hard_timeout:
-                    expired.append((rule, OFPRR_HARD_TIMEOUT))
-                elif rule.idle_timeout and now - rule.last_used >= rule.idle_timeout:
-                    expired.append((rule, OFPRR_IDLE_TIMEOUT))
-        self.remove(r for r, _ in expired)
+        expired, not_yet = [], []
+        while True:
+            deadline = self._settle()
+            if deadline is None or deadline > now:
+                break
+            entry = heapq.heappop(self._deadlines)
+            reason = self._due(entry[2], now)
+            if reason is None:     # created + timeout rounded below now: next time
+                not_yet.append(entry)
+                continue
+            expired.append((entry[2], reason))
+            self._unlink(entry[2])
+        for entry in not_yet:
+            heapq.heappush(self._deadlines, entry)
+        expired.sort(key=lambda e: (e[0].table_id, e[0].priority_key))
         return expired
 
     def next_expiry(self):
         """Earliest time a rule can expire, or None."""
-        times = [t for table in self.tables for r in table
-                 for t in ((r.created + r.hard_timeout) if r.hard_timeout else None,
-                           (r.last_used + r.idle_timeout) if r.idle_timeout else None) if t is not None]
-        return min(times, default=None)
+        return self._settle()
 
     def select(self, table_id=OFPTT_ALL, match=None, out_port=OFPP_ANY, out_group=OFPG_ANY,
                cookie=0, cookie_mask=0):
         """Rules a flow/aggregate stats request selects (loose match)."""
         fm = FlowMod(table_id=table_id, match=match or Match(), cookie=cookie, cookie_mask=cookie_mask)
-        return [r for r in self._selected(fm, strict=False)
-                if r.outputs_to(out_port) and r.uses_group(out_group)]
+        rules = self._selected(fm, strict=False)
+        if out_port == OFPP_ANY and out_group == OFPG_ANY:
+            return rules
+        return [r for r in rules if r.outputs_to(out_port) and r.uses_group(out_group)]
 
     def rules(self):
-        return [r for table in self.tables for r in table]
+        return [r for table in self.tables if table.count for r in table]
 
     def remove_using_group(self, group_id):
         rules = [r for r in self.rules() if r.uses_group(group_id)]

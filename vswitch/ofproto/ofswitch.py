@@ -8,16 +8,22 @@ raises OFPError; the caller sends the error reply and the connection stays up.
 
 It talks to the rest of the switch through `host` (the Switch):
   host.flush_bridge(name)          megaflows that may now be wrong
+  host.revalidate_rules(name, changes)  the megaflows [(rule, added)] may change
   host.of_view(name, now)          a pipeline.PipelineView for xlate
   host.dp_execute(dp_in, frame, actions)
   host.port_stats(dp_port)         datapath counters
 and to controllers through `self.notify(kind, msg)`, set by the connection
 manager (kind: "packet_in", "flow_removed", "port_status").
 
-Invalidation is the simplest correct one: every flow/group/meter-mod flushes
-the bridge's megaflows before the next message is read, so by the time a
+Invalidation happens before the next message is read, so by the time a
 barrier reply leaves, no packet is forwarded by a megaflow the tables no
-longer justify.  Which pipeline runs (mode()), as OVS's fail-open:
+longer justify.  A flow-mod or rule expiry hands the rules it added,
+modified or removed to host.revalidate_rules (only the megaflows they may
+change go: switch.py, megaflow_index.py); a flow-mod that changes the
+pipeline choice (mode()), and group-mods and meter-mods (rare, and a group's
+or meter's rules are not indexed), flush the bridge.  A host without
+revalidate_rules (test fakes) gets flush_bridge.  Which pipeline runs
+(mode()), as OVS's fail-open:
   - no controller configured: OpenFlow once flows exist (or fail_mode secure),
     NORMAL before;
   - secure: always the OpenFlow tables (misses drop while no controller is
@@ -88,6 +94,8 @@ class OFSwitch:
         self.connected = {}           # connection id -> negotiated version (controllers only)
         self.notify = lambda kind, msg: None
         self._cookies, self._cookie_ids = {}, {}
+        self._changes = []            # (rule, added) since the last revalidation
+        self.tables.on_change = lambda rule, added: self._changes.append((rule, added))
 
     # ------------------------------------------------------------ configuration
     def configure(self, row, local_mac):
@@ -195,11 +203,22 @@ class OFSwitch:
     def run(self, now):
         """Fail-open; expire timed-out rules, flow-removed for those that asked."""
         self._update_fail_open(now)
+        before = self.mode()
         expired = self.tables.expire(now)
         self._flow_removed(expired, now)
-        if expired:
-            self.host.flush_bridge(self.name)
+        self._revalidate(before)
         return expired
+
+    def _revalidate(self, mode_before, flush=False):
+        """The megaflows the rule changes since the last call may change
+        (all of the bridge's if the pipeline choice changed or `flush`)."""
+        changes, self._changes = self._changes, []
+        revalidate = getattr(self.host, "revalidate_rules", None)
+        if flush or self.mode() != mode_before or revalidate is None:
+            if changes or flush or self.mode() != mode_before:
+                self.host.flush_bridge(self.name)
+        elif changes:
+            revalidate(self.name, changes)
 
     def _flow_removed(self, removed, now):
         for rule, reason in removed:
@@ -240,12 +259,15 @@ class OFSwitch:
         self.host.flush_bridge(self.name)
 
     def flow_mod(self, fm, now):
+        before = self.mode()
         self.controller_programmed = True
         if fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT):
             pipeline.check_instructions(fm.instructions, self.tables.n_tables)
-        removed = self.tables.flow_mod(fm, now)
+        try:
+            removed = self.tables.flow_mod(fm, now)
+        finally:
+            self._revalidate(before)
         self._flow_removed(removed, now)
-        self.host.flush_bridge(self.name)
         if fm.buffer_id != OFP_NO_BUFFER and fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT):
             raise OFPError("BAD_REQUEST", "BUFFER_UNKNOWN", detail="this switch has no buffers")
         return removed
@@ -258,12 +280,12 @@ class OFSwitch:
             pipeline.check_actions(bucket.actions)
         removed = self.groups.group_mod(msg, now, self.tables)
         self._flow_removed(removed, now)
-        self.host.flush_bridge(self.name)
+        self._revalidate(None, flush=True)
 
     def meter_mod(self, msg, now):
         removed = self.meters.meter_mod(msg, now, self.tables)
         self._flow_removed(removed, now)
-        self.host.flush_bridge(self.name)
+        self._revalidate(None, flush=True)
 
     def _port_mod(self, msg, now):
         port = self.ports.get(msg.port_no)

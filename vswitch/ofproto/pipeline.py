@@ -257,6 +257,7 @@ class OFXlateResult:
     buckets: list = field(default_factory=list)  # (group entry, bucket index)
     slow_path: bool = False                      # do not cache (meters)
     dropped_by_meter: bool = False
+    lookups: list = field(default_factory=list)  # (table, packet fields, mask, winner): for revalidation
 
 
 class _Xlate(EncapXlate):
@@ -633,7 +634,9 @@ class _Xlate(EncapXlate):
             if depth > MAX_DEPTH:
                 self.r.trace.append("too many table passes: dropped")
                 return
-            rule, mask = self.br.tables.lookup(table_id, packet_fields(self.state, self.metadata, self.in_port_of()))
+            packet = packet_fields(self.state, self.metadata, self.in_port_of())
+            rule, mask = self.br.tables.lookup(table_id, packet)
+            self.r.lookups.append((table_id, packet, mask, rule))
             for name, m in key_mask(mask).items():
                 self.read(name, m)
             if any(mask.get(name) and name in self.state for name in FRAME_FIELDS):

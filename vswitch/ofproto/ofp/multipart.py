@@ -319,6 +319,17 @@ class FlowStatsCodec:
                          instructions=decode_program(self.version, entry), **fields)
 
     def encode(self, s):
+        # A flow dump encodes every entry twice (once alone, to split the
+        # reply at MAX_REPLY; once in its chunk): the bytes are kept on the
+        # entry, a reply-building object that is not changed once encoded.
+        cached = s.__dict__.get("_wire")
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        out = self._encode(s)
+        s.__dict__["_wire"] = (self.version, out)
+        return out
+
+    def _encode(self, s):
         match = MATCH[self.version][1](s.match)
         # OF1.0 replies carry OF1.3 instructions as OVS does (of10_program)
         program = encode_program(4, s.instructions) if self.version == 4 else \

@@ -10,6 +10,14 @@ import struct
 from .errors import OFPError
 
 BAD_LEN = ("BAD_REQUEST", "BAD_LEN")
+_STRUCTS = {}   # format -> struct.Struct: parsing each format once per process, not per read
+
+
+def compiled(fmt):
+    s = _STRUCTS.get(fmt)
+    if s is None:
+        s = _STRUCTS[fmt] = struct.Struct(fmt)
+    return s
 
 
 class Reader:
@@ -26,10 +34,11 @@ class Reader:
         raise OFPError(*self.error, detail=detail)
 
     def unpack(self, fmt):
-        size = struct.calcsize(fmt)
-        if size > self.remaining():
+        s = _STRUCTS.get(fmt) or compiled(fmt)
+        size = s.size
+        if size > self.end - self.pos:
             self.fail(f"needs {size} bytes, {self.remaining()} left")
-        values = struct.unpack_from(fmt, self.buf, self.pos)
+        values = s.unpack_from(self.buf, self.pos)
         self.pos += size
         return values
 
@@ -41,9 +50,10 @@ class Reader:
         return data
 
     def peek(self, fmt):
-        if struct.calcsize(fmt) > self.remaining():
+        s = _STRUCTS.get(fmt) or compiled(fmt)
+        if s.size > self.end - self.pos:
             self.fail()
-        return struct.unpack_from(fmt, self.buf, self.pos)
+        return s.unpack_from(self.buf, self.pos)
 
     def sub(self, n, error=None):
         """A Reader over the next n bytes (consumed from this one)."""
