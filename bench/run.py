@@ -36,16 +36,24 @@ the table.  Configurations (grouped by --only name):
 
 Measured in each: TCP Gbit/s with iperf3 with the VMs' default offloads and
 with `ethtool -K IF tx off` (which also turns TSO off), TCP retransmits from
-the sender's /proc/net/snmp, 64-byte UDP (bench/udp_blast.c: AF_PACKET +
-sendmmsg, one flow and 10,000 flows by source port, into a recvmmsg sink)
-delivered packets/s at the receiving VM's interface and loss against what
-the sender handed the kernel, ping average and p99, and the switch's CPU per delivered packet: its
+the sender's /proc/net/snmp, 64-byte UDP (bench/udp_gen.py: udp_blast.c
+sends prebuilt frames with AF_PACKET sendmmsg, one flow and 10,000 flows by
+source port; drop_sink.c counts and drops them in a tcx ingress eBPF program
+on the receiving VM's interface, so the receiving end costs next to nothing)
+delivered packets/s and loss against what the sender handed the kernel, ping
+average and p99, and the switch's CPU per delivered packet: its
 processes' utime+stime (/proc/PID/stat) and, for the datapaths that count it,
 their own busy time (vswitch pmd-stats-show busy_ns; OVS
 dpif-netdev/pmd-stats-show processing cycles).  Traffic (generators, sinks,
 iperf3, ping) runs under `taskset -c 0`, the switch daemons under `taskset -c
 1` (OVS also pmd-cpu-mask=0x2).  /proc/loadavg is recorded beside each run:
 the machine is shared.
+
+Each repetition starts with the generator's ceiling: the same 64-byte blasts
+on a bare veth pair of their own (no switch), where sender, sink and
+rx_packets must agree.  The report puts it in the first column of the
+medians and gives each configuration's 64-byte rate as a fraction of it: a
+row at >= GENERATOR_BOUND of the ceiling measures the generator.
 
 With an exporter (vswitch-PORTTYPE-netflow / -sflow, any port type, and
 ovs-afxdp-netflow / -sflow), the collector address is 127.0.0.1 in the
@@ -100,10 +108,17 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from helpers import netns  # noqa: E402
 from helpers import ovs_peer  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import udp_gen  # noqa: E402
+
 TRAFFIC_CPU = "0"
 SWITCH_CPU = "1"
 IP_A, IP_B = "10.77.0.1", "10.77.0.2"
 UDP_PORT = 9000
+UDP_MANY_FLOWS = 10000
+# A switch's 64-byte rate at or above this fraction of the generator's
+# ceiling (bare veth, same run) measures the generator, not the switch.
+GENERATOR_BOUND = 0.80
 IPERF_PORT = 5201
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GROUPS = {
@@ -220,12 +235,6 @@ def proc_cpu_ns(pids):
         except (OSError, ValueError, IndexError):
             pass
     return total * 1_000_000_000 // CLK_TCK
-
-
-def iface_stats(ns, ifname):
-    out = sh(ns, "ip", "-s", "-j", "link", "show", ifname).stdout
-    st = json.loads(out)[0]["stats64"]
-    return {f"{d}_{k}": v for d in ("rx", "tx") for k, v in st[d].items()}
 
 
 def snmp(ns, proto):
@@ -735,43 +744,48 @@ def measure_tcp(s, seconds):
     return res
 
 
-def measure_udp(s, seconds, flows, blaster):
-    mac_b = sh(s.vmb, "cat", f"/sys/class/net/{s.if_b}/address").stdout.strip()
+def measure_udp(s, seconds, flows, tools):
+    """One 64-byte blast vma -> vmb through the switch (bench/udp_gen.py):
+    offered, delivered (frames the sink's eBPF program counted at vmb's
+    ingress), vmb's rx_packets as a cross-check, and the switch's CPU and
+    own busy time over the blast, per delivered / processed packet."""
+    record = (lambda ns, argv: _record(s.name, ns, argv))
+    mac_b = udp_gen.mac_of(s.vmb, s.if_b)
     perf = None
-    sink = popen(s.vmb, blaster, "sink", str(UDP_PORT), str(seconds + 5), "500",
-                 cpu=TRAFFIC_CPU, record=s.name)
-    try:
-        if sink.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"sink failed: {sink.stderr.read()}")
-        rx0 = iface_stats(s.vmb, s.if_b)["rx_packets"]
-        cpu0 = proc_cpu_ns(s.pids)
-        c0 = counters(s)
-        perf = _start_profile(s, f"udp{flows}", seconds)
-        sent = sh(s.vma, blaster, "send", s.if_a, mac_b, IP_A, IP_B, str(UDP_PORT), str(flows),
-                  str(seconds), cpu=TRAFFIC_CPU, timeout=seconds + 15, record=s.name)
-        out, err = sink.communicate(timeout=seconds + 10)
-        time.sleep(0.05)
-        rx1 = iface_stats(s.vmb, s.if_b)["rx_packets"]
-        cpu1 = proc_cpu_ns(s.pids)
-        c1 = counters(s)
-        _finish_profile(perf)
-    finally:
-        stop_proc(sink)
-        if perf:
-            stop_proc(perf[0])
-    tx = json.loads(sent.stdout)
-    got = json.loads(out.strip().splitlines()[-1])
-    delivered = rx1 - rx0
-    return {
-        "sent_pps": tx["sent"] / tx["seconds"],
-        "pps": delivered / tx["seconds"],
-        "app_pps": got["received"] / tx["seconds"],
-        "loss_pct": 100.0 * (1 - delivered / tx["sent"]) if tx["sent"] else None,
-        "cpu_ns_per_pkt": (cpu1 - cpu0) / delivered if s.pids and delivered else None,
-        "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if delivered else None,
+    with udp_gen.Sink(tools, s.vmb, s.if_b, UDP_PORT, cpu=TRAFFIC_CPU, record=record) as sink:
+        try:
+            rx0 = udp_gen.rx_packets(s.vmb, s.if_b)
+            cpu0 = proc_cpu_ns(s.pids)
+            c0 = counters(s)
+            perf = _start_profile(s, f"udp{flows}", seconds)
+            tx = udp_gen.send(tools, s.vma, s.if_a, mac_b, IP_A, IP_B, UDP_PORT, flows, seconds,
+                              cpu=TRAFFIC_CPU, record=record)
+            time.sleep(udp_gen.IN_FLIGHT_WAIT)
+            rx1 = udp_gen.rx_packets(s.vmb, s.if_b)
+            cpu1 = proc_cpu_ns(s.pids)
+            c1 = counters(s)
+            _finish_profile(perf)
+            counted = sink.count()
+        finally:
+            if perf:
+                stop_proc(perf[0])
+    out = udp_gen.rates(tx, counted, rx1 - rx0)
+    out.update({
+        "cpu_ns_per_pkt": (cpu1 - cpu0) / counted if s.pids and counted else None,
+        "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if counted else None,
         "stages": stage_cycles(c0, c1),
         "dp": dp_deltas(c0, c1),
-    }
+    })
+    return out
+
+
+def measure_ceiling(opts, tools):
+    """The generator's ceiling now: udp_gen on a bare veth pair of its own,
+    1 flow and 10,000 flows, as long as the switches' UDP runs."""
+    out = {"load_start": loadavg()}
+    for key, flows in (("udp1", 1), ("udp10k", UDP_MANY_FLOWS)):
+        out[key] = udp_gen.ceiling(tools, opts.udp_seconds, flows=flows, cpu=TRAFFIC_CPU)
+    return out
 
 
 def dp_deltas(before, after):
@@ -824,7 +838,7 @@ def measure_ping(s, count):
             "ping_loss_pct": 100.0 * (count - len(rtts)) / count}
 
 
-def run_config(name, opts, blaster, tmp):
+def run_config(name, opts, tools, tmp):
     """Build one configuration, measure everything, tear it down."""
     sample = {"load_start": loadavg()}
     with contextlib.ExitStack() as stack:
@@ -840,14 +854,14 @@ def run_config(name, opts, blaster, tmp):
             set_offloads(s, False)
             sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
             export["after_tcp"] = stats()
-            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, blaster)
+            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, tools)
             export["after_udp1"] = stats()
-            sample["udp10k"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+            sample["udp10k"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools)
             export["after_udp10k"] = stats()
             if opts.warm10k:
                 # The same 10,000 flows again at once: their megaflows are
                 # still installed (idle timeout 10 s), so no setup cost.
-                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools)
                 export["after_udp10k_warm"] = stats()
             if export["start"] is not None:
                 if s.exporter == "netflow" and opts.export_settle > 0:
@@ -1184,6 +1198,62 @@ def export_section(configs, samples, m):
     return lines, verdicts
 
 
+CEILING_COLUMN = "generator ceiling (bare veth)"
+CEILING_KEYS = (("udp1", "1 flow"), ("udp10k", "10k flows"))
+
+
+def ceiling_section(configs, ceilings, m, mc):
+    """Each repetition's generator ceiling with its three counts, whether
+    the sink agreed with the sender there, and each configuration's 64-byte
+    rate as a fraction of the ceiling: markdown lines."""
+    lines = []
+    w = lines.append
+    w("## Generator ceiling and headroom\n")
+    w("Generator: bench/udp_blast.c, prebuilt 60-byte frames (one per UDP source port), "
+      "AF_PACKET sendmmsg() in batches of 64 with PACKET_QDISC_BYPASS, pinned to CPU "
+      f"{TRAFFIC_CPU}.  Sink: bench/drop_sink.c, a tcx ingress eBPF program on the receiving "
+      "interface that counts the blast's frames and drops them before the IP stack.  "
+      "Delivered = the sink's count; sent = frames sendmmsg() handed the kernel; rx_packets = "
+      "the receiving interface's counter (cross-check).\n")
+    if not ceilings:
+        w("Not measured in this run.\n")
+        return lines
+    w("| run | load at start | " + " | ".join(
+        f"{name}: offered Mpps | delivered Mpps | sent / sink / rx_packets"
+        for _, name in CEILING_KEYS) + " |")
+    w("|---:|---:|" + "---:|---:|---|" * len(CEILING_KEYS))
+    worst = 0
+    for i, c in enumerate(ceilings, 1):
+        cells = []
+        for key, _ in CEILING_KEYS:
+            r = c[key]
+            cells += [fmt(r["sent_pps"], "mpps"), fmt(r["pps"], "mpps"),
+                      f"{r['sent']} / {r['counted']} / {r['rx_delta']}"]
+            worst = max(worst, abs(r["sent"] - r["counted"]), abs(r["rx_delta"] - r["counted"]))
+        w(f"| {i} | {c['load_start']:.2f} | " + " | ".join(cells) + " |")
+    w("")
+    w("Counting check on the bare veth (nothing can be lost there): "
+      + ("sender, sink and rx_packets agree exactly on every run." if worst == 0 else
+         f"**the counts differ by up to {worst} frames**: the delivered figures are suspect.")
+      + "\n")
+    rows = [cfg for cfg in configs if cfg != "veth"]
+    if not rows:
+        return lines
+    w("| configuration | " + " | ".join(f"{name}: delivered ÷ ceiling" for _, name in CEILING_KEYS)
+      + " | what the 64-byte rows measure |")
+    w("|---|" + "---:|" * len(CEILING_KEYS) + "---|")
+    for cfg in rows:
+        fracs = [ratio(m[cfg][(key, "pps")], mc[(key, "pps")]) for key, _ in CEILING_KEYS]
+        known = [f for f in fracs if f is not None]
+        verdict = "—" if not known else (
+            f"**the generator** (≥ {GENERATOR_BOUND:.0%} of its ceiling)"
+            if max(known) >= GENERATOR_BOUND else "the switch")
+        w(f"| {cfg} | " + " | ".join("—" if f is None else f"{f:.0%}" for f in fracs)
+          + f" | {verdict} |")
+    w("")
+    return lines
+
+
 def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     if a is None or b is None:
         return "not measured"
@@ -1191,9 +1261,11 @@ def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     return f"{la} {a:.3g} vs {lb} {b:.3g} {unit} → {rs}"
 
 
-def write_report(path, opts, configs, samples, megaflows, started, elapsed, loads, errors):
+def write_report(path, opts, configs, samples, megaflows, started, elapsed, loads, errors,
+                 ceilings=()):
     m = {cfg: {path_: med(get(samples[cfg], path_)) for _, path_, _, _ in METRICS}
          for cfg in configs}
+    mc = {path_: med(get(ceilings, path_)) for _, path_, _, _ in METRICS}
     lines = []
     w = lines.append
     head = SNAPSHOT.get("head") or git_head()
@@ -1217,15 +1289,22 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
       f"ping {opts.ping_count} × 2 ms.\n")
 
     w("## Medians\n")
-    w("| metric | " + " | ".join(configs) + " |")
-    w("|---|" + "---:|" * len(configs))
+    w(f"The first column is the generator's ceiling: the same generator and sink on a bare "
+      f"veth pair of their own, measured at the start of each repetition (see \"Generator "
+      f"ceiling\" below).  A switch's 64-byte row at ≥ {GENERATOR_BOUND:.0%} of it measures "
+      f"the generator, not the switch.\n")
+    w(f"| metric | {CEILING_COLUMN} | " + " | ".join(configs) + " |")
+    w("|---|---:|" + "---:|" * len(configs))
     for label, path_, spec, _ in METRICS:
         if path_[0] == "udp10k_warm" and all(m[c][path_] is None for c in configs):
             continue  # only the exporters' runs have it
-        w(f"| {label} | " + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
-    w("| runs (load at start of each) | " + " | ".join(
+        w(f"| {label} | {fmt(mc[path_], spec)} | "
+          + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
+    w("| runs (load at start of each) | "
+      + (", ".join(f"{x['load_start']:.2f}" for x in ceilings) or "—") + " | " + " | ".join(
         ", ".join(f"{x['load_start']:.2f}" for x in samples[c]) or "—" for c in configs) + " |")
     w("")
+    lines.extend(ceiling_section(configs, ceilings, m, mc))
 
     ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-afpacket": "ovs-afpacket",
                              "vswitch-tap": "ovs-tap"}),
@@ -1307,9 +1386,10 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("- Not measured here: Linux bridge tap-to-tap (a bridge does not own taps; its veth "
       "numbers stand for it).  Linux bridge and direct veth have no switch process, so "
       "their CPU/packet columns are empty; their forwarding cost lands on the traffic core.")
-    w("- How it is measured: delivered = rx_packets on the receiving VM's interface during "
-      "the blast (what the switch handed over); loss = 1 − delivered / packets the sender's "
-      "sendmmsg() accepted; process CPU = Δ(utime+stime) of the switch daemon (all threads) "
+    w("- How it is measured: delivered = the blast's frames counted (and dropped) by the "
+      "sink's tcx ingress eBPF program on the receiving VM's interface (what the switch "
+      "handed over; rx_packets of that interface is kept in the JSON as a cross-check); "
+      "loss = 1 − delivered / packets the sender's sendmmsg() accepted; process CPU = Δ(utime+stime) of the switch daemon (all threads) "
       "÷ delivered; busy = the datapath's own busy time ÷ packets it processed (vswitch "
       "pmd-stats-show busy_ns, OVS pmd-stats-show processing cycles ÷ TSC MHz).  OVS PMD "
       "threads poll without sleeping, so their process CPU is a whole core whatever the rate.")
@@ -1330,7 +1410,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("## Exact commands (first run of each configuration)\n")
     w("Namespaces are shown by role (`vma`, `vmb`, `sw`; the script gives them unique "
       "names), `$TMP`/`$DIR` are the script's temporary directories, `udp_blast` is "
-      "bench/udp_blast.c built with `gcc -O2`.\n")
+      "bench/udp_blast.c and `drop_sink` bench/drop_sink.c, built with `cc -O2`.\n")
     for cfg in configs:
         cmds = [c for k, c in COMMANDS if k == cfg]
         if cmds:
@@ -1410,16 +1490,8 @@ def parse_args(argv=None):
     return opts
 
 
-def build_blaster(tmp):
-    exe = os.path.join(tmp, "udp_blast")
-    src = os.path.join(ROOT, "bench", "udp_blast.c")
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True, capture_output=True,
-                   text=True)
-    return exe
-
-
 def preflight(configs):
-    missing = [t for t in ("iperf3", "ethtool", "taskset", "gcc", "ping") if not shutil.which(t)]
+    missing = [t for t in ("iperf3", "ethtool", "taskset", "cc", "ping") if not shutil.which(t)]
     if missing:
         sys.exit(f"missing tools: {', '.join(missing)}")
     if os.geteuid() != 0:
@@ -1445,10 +1517,10 @@ def main(argv=None):
     SNAPSHOT["head"] = git_head()   # the commit checked out when the run started
     tmp = tempfile.mkdtemp(prefix="vswitch-bench-")
     samples = {c: [] for c in opts.configs}
-    errors, loads = [], []
+    errors, loads, ceilings = [], [], []
     megaflows = None
     try:
-        blaster = build_blaster(tmp)
+        tools = udp_gen.build(tmp)
         if any(c.startswith("vswitch") for c in opts.configs):
             print("vswitch fast path: " + snapshot_vswitch(tmp), flush=True)
             daemon_help = subprocess.run(
@@ -1460,14 +1532,23 @@ def main(argv=None):
         for rep in range(opts.reps):
             k = rep % len(opts.configs)
             order = opts.configs[k:] + opts.configs[:k]
+            print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} generator ceiling, "
+                  f"bare veth (load {loadavg():.2f})", flush=True)
+            try:
+                ceilings.append(measure_ceiling(opts, tools))
+                print("    " + _ceiling_summary(ceilings[-1]), flush=True)
+            except Exception as e:  # noqa: BLE001 — the switches can still be measured
+                errors.append(f"generator ceiling rep {rep + 1}: {str(e).strip()[:900]}")
+                print(f"    failed: {e}", flush=True)
             for cfg in order:
                 if time.monotonic() - t0 > opts.budget:
                     stopped = True
                     break
                 print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} {cfg} "
-                      f"(load {loadavg():.2f})", flush=True)
+                      f"(load {loadavg():.2f}, generator ceiling "
+                      f"{_ceiling_text(ceilings)})", flush=True)
                 try:
-                    smp = run_config(cfg, opts, blaster, tmp)
+                    smp = run_config(cfg, opts, tools, tmp)
                 except Exception as e:  # noqa: BLE001 — one broken switch must not end the run
                     errors.append(f"{cfg} rep {rep + 1}: {str(e).strip()[:900]}")
                     print(f"    failed: {e}", flush=True)
@@ -1494,10 +1575,11 @@ def main(argv=None):
     if not loads:
         loads = [load_start]
     m = write_report(opts.out, opts, opts.configs, samples, megaflows, started, elapsed,
-                     (load_start, loadavg(), loads), errors)
+                     (load_start, loadavg(), loads), errors, ceilings)
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"samples": samples, "megaflows": megaflows, "errors": errors,
+            json.dump({"samples": samples, "ceiling": ceilings, "megaflows": megaflows,
+                       "errors": errors,
                        "medians": {c: {"/".join(k): v for k, v in d.items()}
                                    for c, d in m.items()}}, f, indent=1)
     print(f"wrote {opts.out} in {elapsed:.0f} s", flush=True)
@@ -1519,6 +1601,19 @@ def _summary(smp):
                else "")
             + f"ping {f(('ping', 'avg_us'), '{:.0f}')}/{f(('ping', 'p99_us'), '{:.0f}')} µs"
             + _export_summary(smp))
+
+
+def _ceiling_summary(c):
+    return "; ".join(
+        f"{key}: offered {fmt(c[key]['sent_pps'], 'mpps')} delivered {fmt(c[key]['pps'], 'mpps')}"
+        f" Mpps (sent {c[key]['sent']}, sink {c[key]['counted']}, rx_packets "
+        f"{c[key]['rx_delta']})" for key in ("udp1", "udp10k"))
+
+
+def _ceiling_text(ceilings):
+    if not ceilings:
+        return "not measured"
+    return f"{fmt(ceilings[-1]['udp1']['pps'], 'mpps')} Mpps"
 
 
 def _export_summary(smp):
