@@ -17,9 +17,11 @@ the pair reaches ~1.9 Mpps on one core of the bench machine, three times
 the old UDP-socket sink's 0.67 Mpps and two to three times what the
 switches forward, so the 64-byte rows measure the switch.
 
-`ceiling()` builds its own two namespaces and a veth pair and checks that
-the three counts agree there (the sender's, the sink's, the receiving
-interface's rx_packets): the report prints it before the switches' rows.
+`ceiling()` builds its own two namespaces and a veth pair (transmit checksum
+offload off on both ends, as in the switches' UDP runs) and returns the three
+counts (the sender's, the sink's, the receiving interface's rx_packets),
+which must agree exactly there; the report prints it before the switches'
+rows.
 Commands run with `ip netns exec`; `record(ns, argv)`, when given, is told
 each command line (bench/run.py lists them in its report).
 """
@@ -181,6 +183,8 @@ def ceiling(tools, seconds, flows=1, pps=0, cpu=None):
         for ns, ip in ((a, CEILING_IP_A), (b, CEILING_IP_B)):
             netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
             netns.run(ns, "ip", "link", "set", "eth0", "up")
+            # As in bench/run.py's UDP runs, which follow its offloads-off TCP run.
+            netns.run(ns, "ethtool", "-K", "eth0", "tx", "off")
         out = blast(tools, a, "eth0", b, "eth0", CEILING_IP_B, CEILING_IP_A, CEILING_PORT, flows,
                     seconds, pps=pps, cpu=cpu)
     out["load"] = load

@@ -52,7 +52,7 @@ def _exact(r):
 def test_generator_outruns_a_slow_rate_on_a_bare_veth_and_counts_exactly(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    for tool in ("cc", "taskset"):
+    for tool in ("cc", "taskset", "ethtool"):
         if not shutil.which(tool):
             pytest.skip(f"{tool} is not installed")
     udp_gen = _udp_gen()
