@@ -1328,6 +1328,10 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("| runs (load at start of each) | "
       + (", ".join(f"{x['load_start']:.2f}" for x in ceilings) or "—") + " | " + " | ".join(
         ", ".join(f"{x['load_start']:.2f}" for x in samples[c]) or "—" for c in configs) + " |")
+    w("| runs (generator ceiling, 1 flow Mpps, measured before each) | "
+      + (", ".join(fmt(x["udp1"]["pps"], "mpps") for x in ceilings) or "—") + " | " + " | ".join(
+        ", ".join(fmt(x.get("ceiling_pps"), "mpps") for x in samples[c]) or "—" for c in configs)
+      + " |")
     w("")
     lines.extend(ceiling_section(configs, ceilings, m, mc))
 
@@ -1581,6 +1585,7 @@ def main(argv=None):
                     errors.append(f"{cfg} rep {rep + 1}: {str(e).strip()[:900]}")
                     print(f"    failed: {e}", flush=True)
                     continue
+                smp["ceiling_pps"] = ceilings[-1]["udp1"]["pps"] if ceilings else None
                 samples[cfg].append(smp)
                 loads.append(smp["load_start"])
                 print("    " + _summary(smp), flush=True)
