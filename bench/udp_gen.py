@@ -173,18 +173,26 @@ def blast(tools, tx_ns, tx_if, rx_ns, rx_if, dst_ip, src_ip, port, flows, second
     return rates(tx, counted, rx1 - rx0)
 
 
-def ceiling(tools, seconds, flows=1, pps=0, cpu=None):
-    """The generator and sink alone on a fresh bare veth pair (two
-    namespaces, removed afterwards), plus the load before the run."""
-    load = os.getloadavg()[0]
+@contextlib.contextmanager
+def bare_veth():
+    """Two fresh namespaces joined by a veth pair, eth0 at each end (CEILING_IP_A
+    and _B, transmit checksum offload off as in the switches' UDP runs):
+    yields (ns_a, ns_b); everything goes with the namespaces."""
     with netns.namespace("bga") as a, netns.namespace("bgb") as b:
         netns.run(a, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
                   "netns", b)
         for ns, ip in ((a, CEILING_IP_A), (b, CEILING_IP_B)):
             netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
             netns.run(ns, "ip", "link", "set", "eth0", "up")
-            # As in bench/run.py's UDP runs, which follow its offloads-off TCP run.
             netns.run(ns, "ethtool", "-K", "eth0", "tx", "off")
+        yield a, b
+
+
+def ceiling(tools, seconds, flows=1, pps=0, cpu=None):
+    """The generator and sink alone on a bare_veth(), plus the load before
+    the run."""
+    load = os.getloadavg()[0]
+    with bare_veth() as (a, b):
         out = blast(tools, a, "eth0", b, "eth0", CEILING_IP_B, CEILING_IP_A, CEILING_PORT, flows,
                     seconds, pps=pps, cpu=cpu)
     out["load"] = load

@@ -76,24 +76,19 @@ def test_sink_counts_only_the_blast_it_was_set_for(tmp_path):
     the sink's count, and the stack still answers a ping while it is on."""
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces")
-    if not shutil.which("cc"):
-        pytest.skip("cc is not installed")
+    for tool in ("cc", "ethtool"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
     udp_gen = _udp_gen()
     tools = udp_gen.build(str(tmp_path))
-    netns = udp_gen.netns
-    with netns.namespace("bga") as a, netns.namespace("bgb") as b:
-        netns.run(a, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-                  "netns", b)
-        for ns, ip in ((a, udp_gen.CEILING_IP_A), (b, udp_gen.CEILING_IP_B)):
-            netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
-            netns.run(ns, "ip", "link", "set", "eth0", "up")
+    with udp_gen.bare_veth() as (a, b):
         mac = udp_gen.mac_of(b, "eth0")
         with udp_gen.Sink(tools, b, "eth0", udp_gen.CEILING_PORT) as sink:
             rx0 = udp_gen.rx_packets(b, "eth0")
             tx = udp_gen.send(tools, a, "eth0", mac, udp_gen.CEILING_IP_A, udp_gen.CEILING_IP_B,
                               OTHER_PORT, 1, SHORT_RUN, pps=SLOW_PPS)
             rx1 = udp_gen.rx_packets(b, "eth0")
-            ping = netns.run(a, "ping", "-c", "1", "-W", "2", udp_gen.CEILING_IP_B, check=False)
+            ping = udp_gen.netns.run(a, "ping", "-c", "1", "-W", "2", udp_gen.CEILING_IP_B, check=False)
             assert sink.count() == 0
         assert tx["sent"] > 0 and rx1 - rx0 >= tx["sent"], (tx, rx0, rx1)
         assert ping.returncode == 0, ping.stdout + ping.stderr
