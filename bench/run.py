@@ -747,7 +747,7 @@ def measure_tcp(s, seconds):
     return res
 
 
-def measure_udp(s, seconds, flows, tools):
+def measure_udp(s, seconds, flows, tools, pps=0):
     """One 64-byte blast vma -> vmb through the switch (bench/udp_gen.py):
     offered, delivered (frames the sink's eBPF program counted at vmb's
     ingress), vmb's rx_packets as a cross-check, and the switch's CPU and
@@ -762,7 +762,7 @@ def measure_udp(s, seconds, flows, tools):
             c0 = counters(s)
             perf = _start_profile(s, f"udp{flows}", seconds)
             tx = udp_gen.send(tools, s.vma, s.if_a, mac_b, IP_A, IP_B, UDP_PORT, flows, seconds,
-                              cpu=TRAFFIC_CPU, record=record)
+                              pps=pps, cpu=TRAFFIC_CPU, record=record)
             time.sleep(udp_gen.IN_FLIGHT_WAIT)
             rx1 = udp_gen.rx_packets(s.vmb, s.if_b)
             cpu1 = proc_cpu_ns(s.pids)
@@ -859,14 +859,16 @@ def run_config(name, opts, tools, tmp):
             if not opts.udp_only:
                 sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
             export["after_tcp"] = stats()
-            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, tools)
+            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, tools, opts.udp_pps)
             export["after_udp1"] = stats()
-            sample["udp10k"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools)
+            sample["udp10k"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools,
+                                           opts.udp_pps)
             export["after_udp10k"] = stats()
             if opts.warm10k:
                 # The same 10,000 flows again at once: their megaflows are
                 # still installed (idle timeout 10 s), so no setup cost.
-                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools)
+                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools,
+                                                    opts.udp_pps)
                 export["after_udp10k_warm"] = stats()
             if export["start"] is not None:
                 if s.exporter == "netflow" and opts.export_settle > 0:
@@ -1208,7 +1210,7 @@ CEILING_COLUMN = "generator ceiling (bare veth)"
 CEILING_KEYS = (("udp1", "1 flow"), ("udp10k", "10k flows"))
 
 
-def ceiling_section(configs, ceilings, m, mc):
+def ceiling_section(configs, ceilings, m, mc, paced=0):
     """Each repetition's generator ceiling with its three counts, whether
     the sink agreed with the sender there, and each configuration's 64-byte
     rate as a fraction of the ceiling: markdown lines."""
@@ -1262,20 +1264,22 @@ def ceiling_section(configs, ceilings, m, mc):
             loss = m[cfg][(key, "loss_pct")]
             cells += ["—" if offered is None else f"{offered:.0%}",
                       "—" if frac is None else f"{frac:.0%}", fmt(loss, "{:.1f}")]
-            verdicts.append(_bound_by(frac, loss, name))
+            verdicts.append(_bound_by(frac, loss, name, paced))
         w(f"| {cfg} | " + " | ".join(cells) + " | " + "; ".join(verdicts) + " |")
     w("")
     return lines
 
 
-def _bound_by(frac, loss, name):
-    """What limited one 64-byte row: the generator, the traffic core or the switch."""
+def _bound_by(frac, loss, name, paced):
+    """What limited one 64-byte row: the generator, the pacing, the traffic
+    core or the switch."""
     if frac is None or loss is None:
         return f"{name}: —"
     if frac >= GENERATOR_BOUND:
         return f"{name}: **the generator** (≥ {GENERATOR_BOUND:.0%} of its ceiling)"
     if loss < LOSS_FLOOR_PCT:
-        return f"{name}: the traffic core (all offered was forwarded)"
+        return f"{name}: " + ("the pacing" if paced else "the traffic core") + \
+            " (all offered was forwarded)"
     return f"{name}: the switch"
 
 
@@ -1310,6 +1314,10 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
       f"from interleaved runs.\n")
     if SNAPSHOT["so"]:
         w(f"vswitch ran from a snapshot of the package taken at start: {SNAPSHOT['so']}.\n")
+    if opts.udp_pps:
+        w(f"**UDP paced**: the switches' 64-byte runs offered at most {opts.udp_pps / 1e6:.3f} Mpps "
+          f"(--udp-pps), so their CPU per packet compares at one load; the ceiling runs are "
+          f"unpaced.\n")
     w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
 
@@ -1333,7 +1341,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         ", ".join(fmt(x.get("ceiling_pps"), "mpps") for x in samples[c]) or "—" for c in configs)
       + " |")
     w("")
-    lines.extend(ceiling_section(configs, ceilings, m, mc))
+    lines.extend(ceiling_section(configs, ceilings, m, mc, opts.udp_pps))
 
     ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-afpacket": "ovs-afpacket",
                              "vswitch-tap": "ovs-tap"}),
@@ -1484,6 +1492,9 @@ def parse_args(argv=None):
                                   "when an exporter variant is measured)")
     p.add_argument("--json", help="also write the raw samples here")
     p.add_argument("--no-megaflows", action="store_true", help="skip the megaflow memory probe")
+    p.add_argument("--udp-pps", type=float, default=0,
+                   help="pace the switches' 64-byte runs to this many packets/s (default 0: as "
+                        "fast as the generator goes), to compare CPU per packet at one load")
     p.add_argument("--udp-only", action="store_true",
                    help="skip the TCP runs (ping and 64-byte UDP only: a quick check of the "
                         "packet-rate rows)")
@@ -1494,6 +1505,8 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="DIR",
                    help="perf record the switch's threads during each 1-flow UDP run; reports in DIR")
     opts = p.parse_args(argv)
+    if opts.udp_pps < 0:
+        p.error("--udp-pps must be 0 (unpaced) or a rate in packets/s")
     q = opts.quick
     for name, full, quick in (("reps", 3, 1), ("tcp_seconds", 5, 1), ("udp_seconds", 3, 1),
                               ("ping_count", 500, 100), ("budget", 780, 100)):
