@@ -752,7 +752,7 @@ def measure_udp(s, seconds, flows, tools, pps=0):
     offered, delivered (frames the sink's eBPF program counted at vmb's
     ingress), vmb's rx_packets as a cross-check, and the switch's CPU and
     own busy time over the blast, per delivered / processed packet."""
-    record = (lambda ns, argv: _record(s.name, ns, argv))
+    record = lambda ns, argv: _record(s.name, ns, argv)  # noqa: E731
     mac_b = udp_gen.mac_of(s.vmb, s.if_b)
     perf = None
     with udp_gen.Sink(tools, s.vmb, s.if_b, UDP_PORT, cpu=TRAFFIC_CPU, record=record) as sink:
@@ -765,10 +765,10 @@ def measure_udp(s, seconds, flows, tools, pps=0):
                               pps=pps, cpu=TRAFFIC_CPU, record=record)
             time.sleep(udp_gen.IN_FLIGHT_WAIT)
             rx1 = udp_gen.rx_packets(s.vmb, s.if_b)
+            counted = sink.count()      # right after rx1: the two counts cover one span
             cpu1 = proc_cpu_ns(s.pids)
             c1 = counters(s)
             _finish_profile(perf)
-            counted = sink.count()
         finally:
             if perf:
                 stop_proc(perf[0])
@@ -1426,8 +1426,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("- How it is measured: delivered = the blast's frames counted (and dropped) by the "
       "sink's tcx ingress eBPF program on the receiving VM's interface (what the switch "
       "handed over; rx_packets of that interface is kept in the JSON as a cross-check); "
-      "loss = 1 − delivered / packets the sender's sendmmsg() accepted; process CPU = Δ(utime+stime) of the switch daemon (all threads) "
-      "÷ delivered; busy = the datapath's own busy time ÷ packets it processed (vswitch "
+      "loss = 1 − delivered / packets the sender's sendmmsg() accepted; process CPU = "
+      "Δ(utime+stime) of the switch daemon (all threads) ÷ delivered; busy = the datapath's own busy time ÷ packets it processed (vswitch "
       "pmd-stats-show busy_ns, OVS pmd-stats-show processing cycles ÷ TSC MHz).  OVS PMD "
       "threads poll without sleeping, so their process CPU is a whole core whatever the rate.")
     w("")
