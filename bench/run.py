@@ -1315,8 +1315,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     if SNAPSHOT["so"]:
         w(f"vswitch ran from a snapshot of the package taken at start: {SNAPSHOT['so']}.\n")
     if opts.udp_pps:
-        w(f"**UDP paced**: the switches' 64-byte runs offered at most {opts.udp_pps / 1e6:.3f} Mpps "
-          f"(--udp-pps), so their CPU per packet compares at one load; the ceiling runs are "
+        w(f"**UDP paced**: the switches' 64-byte runs offered at most "
+          f"{opts.udp_pps / 1e6:.3f} Mpps (--udp-pps), so their CPU per packet compares at one load; the ceiling runs are "
           f"unpaced.\n")
     w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")

@@ -88,7 +88,8 @@ def test_sink_counts_only_the_blast_it_was_set_for(tmp_path):
             tx = udp_gen.send(tools, a, "eth0", mac, udp_gen.CEILING_IP_A, udp_gen.CEILING_IP_B,
                               OTHER_PORT, 1, SHORT_RUN, pps=SLOW_PPS)
             rx1 = udp_gen.rx_packets(b, "eth0")
-            ping = udp_gen.netns.run(a, "ping", "-c", "1", "-W", "2", udp_gen.CEILING_IP_B, check=False)
+            ping = udp_gen.netns.run(a, "ping", "-c", "1", "-W", "2", udp_gen.CEILING_IP_B,
+                                     check=False)
             assert sink.count() == 0
         assert tx["sent"] > 0 and rx1 - rx0 >= tx["sent"], (tx, rx0, rx1)
         assert ping.returncode == 0, ping.stdout + ping.stderr
