@@ -49,11 +49,12 @@ iperf3, ping) runs under `taskset -c 0`, the switch daemons under `taskset -c
 1` (OVS also pmd-cpu-mask=0x2).  /proc/loadavg is recorded beside each run:
 the machine is shared.
 
-Each repetition starts with the generator's ceiling: the same 64-byte blasts
-on a bare veth pair of their own (no switch), where sender, sink and
-rx_packets must agree.  The report puts it in the first column of the
-medians and gives each configuration's 64-byte rate as a fraction of it: a
-row at >= GENERATOR_BOUND of the ceiling measures the generator.
+Every configuration run is preceded by the generator's ceiling: the same
+64-byte blasts on a bare veth pair of their own (no switch), where sender,
+sink and rx_packets must agree.  The report puts its median in the first
+column of the medians and gives each configuration's 64-byte rate as a
+fraction of the ceiling measured just before it: a row at >= GENERATOR_BOUND
+of the ceiling measures the generator.
 
 With an exporter (vswitch-PORTTYPE-netflow / -sflow, any port type, and
 ovs-afxdp-netflow / -sflow), the collector address is 127.0.0.1 in the
@@ -122,6 +123,9 @@ GENERATOR_BOUND = 0.80
 # Below this loss the switch forwarded all that was offered: the row is
 # bound by the traffic core (generator + the switch's receive softirq).
 LOSS_FLOOR_PCT = 1.0
+# The ceiling is measured before every configuration run; this long per
+# flow count (or --udp-seconds if shorter) keeps that to ~2 s a run.
+CEILING_SECONDS = 1.0
 IPERF_PORT = 5201
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GROUPS = {
@@ -784,10 +788,11 @@ def measure_udp(s, seconds, flows, tools, pps=0):
 
 def measure_ceiling(opts, tools):
     """The generator's ceiling now: udp_gen on a bare veth pair of its own,
-    1 flow and 10,000 flows, as long as the switches' UDP runs."""
+    1 flow and 10,000 flows, up to CEILING_SECONDS each."""
     out = {"load_start": loadavg()}
+    seconds = min(opts.udp_seconds, CEILING_SECONDS)
     for key, flows in (("udp1", 1), ("udp10k", UDP_MANY_FLOWS)):
-        out[key] = udp_gen.ceiling(tools, opts.udp_seconds, flows=flows, cpu=TRAFFIC_CPU)
+        out[key] = udp_gen.ceiling(tools, seconds, flows=flows, cpu=TRAFFIC_CPU)
     return out
 
 
@@ -1210,10 +1215,11 @@ CEILING_COLUMN = "generator ceiling (bare veth)"
 CEILING_KEYS = (("udp1", "1 flow"), ("udp10k", "10k flows"))
 
 
-def ceiling_section(configs, ceilings, m, mc, paced=0):
-    """Each repetition's generator ceiling with its three counts, whether
-    the sink agreed with the sender there, and each configuration's 64-byte
-    rate as a fraction of the ceiling: markdown lines."""
+def ceiling_section(configs, samples, ceilings, m, paced=0):
+    """Each generator ceiling with its three counts, whether the sink agreed
+    with the sender there, and each configuration's 64-byte rates as
+    fractions of the ceiling measured just before each of its runs (medians
+    of the per-run fractions): markdown lines."""
     lines = []
     w = lines.append
     w("## Generator ceiling and headroom\n")
@@ -1226,10 +1232,10 @@ def ceiling_section(configs, ceilings, m, mc, paced=0):
     if not ceilings:
         w("Not measured in this run.\n")
         return lines
-    w("| run | load at start | " + " | ".join(
+    w("| run | before | load at start | " + " | ".join(
         f"{name}: offered Mpps | delivered Mpps | sent / sink / rx_packets"
         for _, name in CEILING_KEYS) + " |")
-    w("|---:|---:|" + "---:|---:|---|" * len(CEILING_KEYS))
+    w("|---:|---|---:|" + "---:|---:|---|" * len(CEILING_KEYS))
     worst = 0
     for i, c in enumerate(ceilings, 1):
         cells = []
@@ -1238,7 +1244,7 @@ def ceiling_section(configs, ceilings, m, mc, paced=0):
             cells += [fmt(r["sent_pps"], "mpps"), fmt(r["pps"], "mpps"),
                       f"{r['sent']} / {r['counted']} / {r['rx_delta']}"]
             worst = max(worst, abs(r["sent"] - r["counted"]), abs(r["rx_delta"] - r["counted"]))
-        w(f"| {i} | {c['load_start']:.2f} | " + " | ".join(cells) + " |")
+        w(f"| {i} | {c.get('before', '—')} | {c['load_start']:.2f} | " + " | ".join(cells) + " |")
     w("")
     w("Counting check on the bare veth (nothing can be lost there): "
       + ("sender, sink and rx_packets agree exactly on every run." if worst == 0 else
@@ -1247,7 +1253,8 @@ def ceiling_section(configs, ceilings, m, mc, paced=0):
     rows = [cfg for cfg in configs if cfg != "veth"]
     if not rows:
         return lines
-    w("Each configuration's 64-byte rates as fractions of the ceiling.  The switch's receive "
+    w("Each configuration's 64-byte rates as fractions of the ceiling measured just before "
+      "each of its runs (medians of the per-run fractions).  The switch's receive "
       "side (the veth's XDP or backlog processing of the frames the generator sends it) runs "
       "in the generator's softirq on the traffic core, so a switch port also lowers what the "
       "generator can offer; a row that lost next to nothing (< "
@@ -1259,8 +1266,8 @@ def ceiling_section(configs, ceilings, m, mc, paced=0):
     for cfg in rows:
         cells, verdicts = [], []
         for key, name in CEILING_KEYS:
-            offered = ratio(m[cfg][(key, "sent_pps")], mc[(key, "sent_pps")])
-            frac = ratio(m[cfg][(key, "pps")], mc[(key, "pps")])
+            offered = _per_run_fraction(samples[cfg], key, "sent_pps")
+            frac = _per_run_fraction(samples[cfg], key, "pps")
             loss = m[cfg][(key, "loss_pct")]
             cells += ["—" if offered is None else f"{offered:.0%}",
                       "—" if frac is None else f"{frac:.0%}", fmt(loss, "{:.1f}")]
@@ -1268,6 +1275,12 @@ def ceiling_section(configs, ceilings, m, mc, paced=0):
         w(f"| {cfg} | " + " | ".join(cells) + " | " + "; ".join(verdicts) + " |")
     w("")
     return lines
+
+
+def _per_run_fraction(runs, key, field):
+    """Median over runs of the run's rate ÷ the ceiling's just before it."""
+    return med([ratio(get([r], (key, field))[0], get([r], ("ceiling", key, field))[0])
+                for r in runs])
 
 
 def _bound_by(frac, loss, name, paced):
@@ -1316,16 +1329,16 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w(f"vswitch ran from a snapshot of the package taken at start: {SNAPSHOT['so']}.\n")
     if opts.udp_pps:
         w(f"**UDP paced**: the switches' 64-byte runs offered at most "
-          f"{opts.udp_pps / 1e6:.3f} Mpps (--udp-pps), so their CPU per packet compares at one load; the ceiling runs are "
-          f"unpaced.\n")
+          f"{opts.udp_pps / 1e6:.3f} Mpps (--udp-pps), so their CPU per packet compares at one "
+          f"load; the ceiling runs are unpaced.\n")
     w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
 
     w("## Medians\n")
     w(f"The first column is the generator's ceiling: the same generator and sink on a bare "
-      f"veth pair of their own, measured at the start of each repetition (see \"Generator "
-      f"ceiling\" below).  A switch's 64-byte row at ≥ {GENERATOR_BOUND:.0%} of it measures "
-      f"the generator, not the switch.\n")
+      f"veth pair of their own, measured right before every configuration run (median; see "
+      f"\"Generator ceiling\" below).  A switch's 64-byte row at ≥ {GENERATOR_BOUND:.0%} of "
+      f"it measures the generator, not the switch.\n")
     w(f"| metric | {CEILING_COLUMN} | " + " | ".join(configs) + " |")
     w("|---|---:|" + "---:|" * len(configs))
     for label, path_, spec, _ in METRICS:
@@ -1338,10 +1351,11 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         ", ".join(f"{x['load_start']:.2f}" for x in samples[c]) or "—" for c in configs) + " |")
     w("| runs (generator ceiling, 1 flow Mpps, measured before each) | "
       + (", ".join(fmt(x["udp1"]["pps"], "mpps") for x in ceilings) or "—") + " | " + " | ".join(
-        ", ".join(fmt(x.get("ceiling_pps"), "mpps") for x in samples[c]) or "—" for c in configs)
+        ", ".join(fmt(get([x], ("ceiling", "udp1", "pps"))[0], "mpps") for x in samples[c])
+        or "—" for c in configs)
       + " |")
     w("")
-    lines.extend(ceiling_section(configs, ceilings, m, mc, opts.udp_pps))
+    lines.extend(ceiling_section(configs, samples, ceilings, m, opts.udp_pps))
 
     ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-afpacket": "ovs-afpacket",
                              "vswitch-tap": "ovs-tap"}),
@@ -1577,28 +1591,29 @@ def main(argv=None):
         for rep in range(opts.reps):
             k = rep % len(opts.configs)
             order = opts.configs[k:] + opts.configs[:k]
-            print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} generator ceiling, "
-                  f"bare veth (load {loadavg():.2f})", flush=True)
-            try:
-                ceilings.append(measure_ceiling(opts, tools))
-                print("    " + _ceiling_summary(ceilings[-1]), flush=True)
-            except Exception as e:  # noqa: BLE001 — the switches can still be measured
-                errors.append(f"generator ceiling rep {rep + 1}: {str(e).strip()[:900]}")
-                print(f"    failed: {e}", flush=True)
             for cfg in order:
                 if time.monotonic() - t0 > opts.budget:
                     stopped = True
                     break
+                # The ceiling right before the run: the load moves within a minute.
+                try:
+                    ceiling = measure_ceiling(opts, tools)
+                    ceiling["before"] = cfg
+                    ceilings.append(ceiling)
+                except Exception as e:  # noqa: BLE001 — the switch can still be measured
+                    errors.append(f"generator ceiling before {cfg} rep {rep + 1}: "
+                                  f"{str(e).strip()[:900]}")
+                    ceiling = None
                 print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} {cfg} "
-                      f"(load {loadavg():.2f}, generator ceiling "
-                      f"{_ceiling_text(ceilings)})", flush=True)
+                      f"(load {loadavg():.2f}; generator ceiling just before: "
+                      f"{_ceiling_summary(ceiling)})", flush=True)
                 try:
                     smp = run_config(cfg, opts, tools, tmp)
                 except Exception as e:  # noqa: BLE001 — one broken switch must not end the run
                     errors.append(f"{cfg} rep {rep + 1}: {str(e).strip()[:900]}")
                     print(f"    failed: {e}", flush=True)
                     continue
-                smp["ceiling_pps"] = ceilings[-1]["udp1"]["pps"] if ceilings else None
+                smp["ceiling"] = ceiling
                 samples[cfg].append(smp)
                 loads.append(smp["load_start"])
                 print("    " + _summary(smp), flush=True)
@@ -1650,16 +1665,13 @@ def _summary(smp):
 
 
 def _ceiling_summary(c):
-    return "; ".join(
-        f"{key}: offered {fmt(c[key]['sent_pps'], 'mpps')} delivered {fmt(c[key]['pps'], 'mpps')}"
-        f" Mpps (sent {c[key]['sent']}, sink {c[key]['counted']}, rx_packets "
-        f"{c[key]['rx_delta']})" for key in ("udp1", "udp10k"))
-
-
-def _ceiling_text(ceilings):
-    if not ceilings:
+    if not c:
         return "not measured"
-    return f"{fmt(ceilings[-1]['udp1']['pps'], 'mpps')} Mpps"
+    return "; ".join(
+        f"{name} {fmt(c[key]['pps'], 'mpps')} Mpps"
+        + ("" if c[key]["sent"] == c[key]["counted"] == c[key]["rx_delta"] else
+           f" (counts differ: sent {c[key]['sent']}, sink {c[key]['counted']}, rx_packets "
+           f"{c[key]['rx_delta']})") for key, name in CEILING_KEYS)
 
 
 def _export_summary(smp):
