@@ -1258,20 +1258,24 @@ def ceiling_section(configs, samples, ceilings, m, paced=0):
       "side (the veth's XDP or backlog processing of the frames the generator sends it) runs "
       "in the generator's softirq on the traffic core, so a switch port also lowers what the "
       "generator can offer; a row that lost next to nothing (< "
-      f"{LOSS_FLOOR_PCT:g} %) was limited by that core, not by the switch.\n")
-    w("| configuration | " + " | ".join(f"{name}: offered ÷ ceiling | delivered ÷ ceiling | loss %"
-                                       for _, name in CEILING_KEYS)
+      f"{LOSS_FLOOR_PCT:g} %) was limited by that core, not by the switch, unless the "
+      "sending interface refused batches (sendmmsg() ENOBUFS: a tap's queue to the switch "
+      "was full, so the switch's reading set the pace).\n")
+    w("| configuration | " + " | ".join(f"{name}: offered ÷ ceiling | delivered ÷ ceiling | loss % "
+                                       f"| batches refused" for _, name in CEILING_KEYS)
       + " | what the 64-byte rows measure |")
-    w("|---|" + "---:|---:|---:|" * len(CEILING_KEYS) + "---|")
+    w("|---|" + "---:|---:|---:|---:|" * len(CEILING_KEYS) + "---|")
     for cfg in rows:
         cells, verdicts = [], []
         for key, name in CEILING_KEYS:
             offered = _per_run_fraction(samples[cfg], key, "sent_pps")
             frac = _per_run_fraction(samples[cfg], key, "pps")
             loss = m[cfg][(key, "loss_pct")]
+            refused = med(get(samples[cfg], (key, "send_errors")))
             cells += ["—" if offered is None else f"{offered:.0%}",
-                      "—" if frac is None else f"{frac:.0%}", fmt(loss, "{:.1f}")]
-            verdicts.append(_bound_by(frac, loss, name, paced))
+                      "—" if frac is None else f"{frac:.0%}", fmt(loss, "{:.1f}"),
+                      fmt(refused, "{:.0f}")]
+            verdicts.append(_bound_by(frac, loss, refused, name, paced))
         w(f"| {cfg} | " + " | ".join(cells) + " | " + "; ".join(verdicts) + " |")
     w("")
     return lines
@@ -1283,13 +1287,15 @@ def _per_run_fraction(runs, key, field):
                 for r in runs])
 
 
-def _bound_by(frac, loss, name, paced):
+def _bound_by(frac, loss, refused, name, paced):
     """What limited one 64-byte row: the generator, the pacing, the traffic
-    core or the switch."""
+    core or the switch (it dropped, or its port pushed back)."""
     if frac is None or loss is None:
         return f"{name}: —"
     if frac >= GENERATOR_BOUND:
         return f"{name}: **the generator** (≥ {GENERATOR_BOUND:.0%} of its ceiling)"
+    if refused:
+        return f"{name}: the switch (its port's queue pushed back)"
     if loss < LOSS_FLOOR_PCT:
         return f"{name}: " + ("the pacing" if paced else "the traffic core") + \
             " (all offered was forwarded)"
