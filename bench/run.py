@@ -1211,6 +1211,7 @@ def export_section(configs, samples, m):
     return lines, verdicts
 
 
+TCP_KEYS = ("tcp_on", "tcp_off")
 CEILING_COLUMN = "generator ceiling (bare veth)"
 CEILING_KEYS = (("udp1", "1 flow"), ("udp10k", "10k flows"))
 
@@ -1337,7 +1338,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w(f"**UDP paced**: the switches' 64-byte runs offered at most "
           f"{opts.udp_pps / 1e6:.3f} Mpps (--udp-pps), so their CPU per packet compares at one "
           f"load; the ceiling runs are unpaced.\n")
-    w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
+    tcp_text = "skipped (--udp-only)" if opts.udp_only else f"{opts.tcp_seconds} s"
+    w(f"Durations: TCP {tcp_text}, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
 
     w("## Medians\n")
@@ -1350,6 +1352,8 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     for label, path_, spec, _ in METRICS:
         if path_[0] == "udp10k_warm" and all(m[c][path_] is None for c in configs):
             continue  # only the exporters' runs have it
+        if opts.udp_only and path_[0] in TCP_KEYS:
+            continue
         w(f"| {label} | {fmt(mc[path_], spec)} | "
           + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
     w("| runs (load at start of each) | "
@@ -1377,7 +1381,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w("|---|" + "---:|" * len(cols))
         for label, path_, spec, _ in METRICS:
             if "loss" in label or "offered" in label or "retrans" in label \
-                    or path_[0] == "udp10k_warm":
+                    or path_[0] == "udp10k_warm" or (opts.udp_only and path_[0] in TCP_KEYS):
                 continue
             cells = []
             for _, vs, ref in cols:
