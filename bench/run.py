@@ -36,16 +36,25 @@ the table.  Configurations (grouped by --only name):
 
 Measured in each: TCP Gbit/s with iperf3 with the VMs' default offloads and
 with `ethtool -K IF tx off` (which also turns TSO off), TCP retransmits from
-the sender's /proc/net/snmp, 64-byte UDP (bench/udp_blast.c: AF_PACKET +
-sendmmsg, one flow and 10,000 flows by source port, into a recvmmsg sink)
-delivered packets/s at the receiving VM's interface and loss against what
-the sender handed the kernel, ping average and p99, and the switch's CPU per delivered packet: its
+the sender's /proc/net/snmp, 64-byte UDP (bench/udp_gen.py: udp_blast.c
+sends prebuilt frames with AF_PACKET sendmmsg, one flow and 10,000 flows by
+source port; drop_sink.c counts and drops them in a tcx ingress eBPF program
+on the receiving VM's interface, so the receiving end costs next to nothing)
+delivered packets/s and loss against what the sender handed the kernel, ping
+average and p99, and the switch's CPU per delivered packet: its
 processes' utime+stime (/proc/PID/stat) and, for the datapaths that count it,
 their own busy time (vswitch pmd-stats-show busy_ns; OVS
 dpif-netdev/pmd-stats-show processing cycles).  Traffic (generators, sinks,
 iperf3, ping) runs under `taskset -c 0`, the switch daemons under `taskset -c
 1` (OVS also pmd-cpu-mask=0x2).  /proc/loadavg is recorded beside each run:
 the machine is shared.
+
+Every configuration run is preceded by the generator's ceiling: the same
+64-byte blasts on a bare veth pair of their own (no switch), where sender,
+sink and rx_packets must agree.  The report puts its median in the first
+column of the medians and gives each configuration's 64-byte rate as a
+fraction of the ceiling measured just before it: a row at >= GENERATOR_BOUND
+of the ceiling measures the generator.
 
 With an exporter (vswitch-PORTTYPE-netflow / -sflow, any port type, and
 ovs-afxdp-netflow / -sflow), the collector address is 127.0.0.1 in the
@@ -100,10 +109,23 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from helpers import netns  # noqa: E402
 from helpers import ovs_peer  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import udp_gen  # noqa: E402
+
 TRAFFIC_CPU = "0"
 SWITCH_CPU = "1"
 IP_A, IP_B = "10.77.0.1", "10.77.0.2"
 UDP_PORT = 9000
+UDP_MANY_FLOWS = 10000
+# A switch's 64-byte rate at or above this fraction of the generator's
+# ceiling (bare veth, same run) measures the generator, not the switch.
+GENERATOR_BOUND = 0.80
+# Below this loss the switch forwarded all that was offered: the row is
+# bound by the traffic core (generator + the switch's receive softirq).
+LOSS_FLOOR_PCT = 1.0
+# The ceiling is measured before every configuration run; this long per
+# flow count (or --udp-seconds if shorter) keeps that to ~2 s a run.
+CEILING_SECONDS = 1.0
 IPERF_PORT = 5201
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GROUPS = {
@@ -220,12 +242,6 @@ def proc_cpu_ns(pids):
         except (OSError, ValueError, IndexError):
             pass
     return total * 1_000_000_000 // CLK_TCK
-
-
-def iface_stats(ns, ifname):
-    out = sh(ns, "ip", "-s", "-j", "link", "show", ifname).stdout
-    st = json.loads(out)[0]["stats64"]
-    return {f"{d}_{k}": v for d in ("rx", "tx") for k, v in st[d].items()}
 
 
 def snmp(ns, proto):
@@ -735,43 +751,49 @@ def measure_tcp(s, seconds):
     return res
 
 
-def measure_udp(s, seconds, flows, blaster):
-    mac_b = sh(s.vmb, "cat", f"/sys/class/net/{s.if_b}/address").stdout.strip()
+def measure_udp(s, seconds, flows, tools, pps=0):
+    """One 64-byte blast vma -> vmb through the switch (bench/udp_gen.py):
+    offered, delivered (frames the sink's eBPF program counted at vmb's
+    ingress), vmb's rx_packets as a cross-check, and the switch's CPU and
+    own busy time over the blast, per delivered / processed packet."""
+    record = lambda ns, argv: _record(s.name, ns, argv)  # noqa: E731
+    mac_b = udp_gen.mac_of(s.vmb, s.if_b)
     perf = None
-    sink = popen(s.vmb, blaster, "sink", str(UDP_PORT), str(seconds + 5), "500",
-                 cpu=TRAFFIC_CPU, record=s.name)
-    try:
-        if sink.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"sink failed: {sink.stderr.read()}")
-        rx0 = iface_stats(s.vmb, s.if_b)["rx_packets"]
-        cpu0 = proc_cpu_ns(s.pids)
-        c0 = counters(s)
-        perf = _start_profile(s, f"udp{flows}", seconds)
-        sent = sh(s.vma, blaster, "send", s.if_a, mac_b, IP_A, IP_B, str(UDP_PORT), str(flows),
-                  str(seconds), cpu=TRAFFIC_CPU, timeout=seconds + 15, record=s.name)
-        out, err = sink.communicate(timeout=seconds + 10)
-        time.sleep(0.05)
-        rx1 = iface_stats(s.vmb, s.if_b)["rx_packets"]
-        cpu1 = proc_cpu_ns(s.pids)
-        c1 = counters(s)
-        _finish_profile(perf)
-    finally:
-        stop_proc(sink)
-        if perf:
-            stop_proc(perf[0])
-    tx = json.loads(sent.stdout)
-    got = json.loads(out.strip().splitlines()[-1])
-    delivered = rx1 - rx0
-    return {
-        "sent_pps": tx["sent"] / tx["seconds"],
-        "pps": delivered / tx["seconds"],
-        "app_pps": got["received"] / tx["seconds"],
-        "loss_pct": 100.0 * (1 - delivered / tx["sent"]) if tx["sent"] else None,
-        "cpu_ns_per_pkt": (cpu1 - cpu0) / delivered if s.pids and delivered else None,
-        "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if delivered else None,
+    with udp_gen.Sink(tools, s.vmb, s.if_b, UDP_PORT, cpu=TRAFFIC_CPU, record=record) as sink:
+        try:
+            rx0 = udp_gen.rx_packets(s.vmb, s.if_b)
+            cpu0 = proc_cpu_ns(s.pids)
+            c0 = counters(s)
+            perf = _start_profile(s, f"udp{flows}", seconds)
+            tx = udp_gen.send(tools, s.vma, s.if_a, mac_b, IP_A, IP_B, UDP_PORT, flows, seconds,
+                              pps=pps, cpu=TRAFFIC_CPU, record=record)
+            time.sleep(udp_gen.IN_FLIGHT_WAIT)
+            rx1 = udp_gen.rx_packets(s.vmb, s.if_b)
+            counted = sink.count()      # right after rx1: the two counts cover one span
+            cpu1 = proc_cpu_ns(s.pids)
+            c1 = counters(s)
+            _finish_profile(perf)
+        finally:
+            if perf:
+                stop_proc(perf[0])
+    out = udp_gen.rates(tx, counted, rx1 - rx0)
+    out.update({
+        "cpu_ns_per_pkt": (cpu1 - cpu0) / counted if s.pids and counted else None,
+        "busy_ns_per_pkt": busy_ns_per_packet(s, c0, c1) if counted else None,
         "stages": stage_cycles(c0, c1),
         "dp": dp_deltas(c0, c1),
-    }
+    })
+    return out
+
+
+def measure_ceiling(opts, tools):
+    """The generator's ceiling now: udp_gen on a bare veth pair of its own,
+    1 flow and 10,000 flows, up to CEILING_SECONDS each."""
+    out = {"load_start": loadavg()}
+    seconds = min(opts.udp_seconds, CEILING_SECONDS)
+    for key, flows in (("udp1", 1), ("udp10k", UDP_MANY_FLOWS)):
+        out[key] = udp_gen.ceiling(tools, seconds, flows=flows, cpu=TRAFFIC_CPU)
+    return out
 
 
 def dp_deltas(before, after):
@@ -824,7 +846,7 @@ def measure_ping(s, count):
             "ping_loss_pct": 100.0 * (count - len(rtts)) / count}
 
 
-def run_config(name, opts, blaster, tmp):
+def run_config(name, opts, tools, tmp):
     """Build one configuration, measure everything, tear it down."""
     sample = {"load_start": loadavg()}
     with contextlib.ExitStack() as stack:
@@ -836,18 +858,22 @@ def run_config(name, opts, blaster, tmp):
             stats = (lambda: exporter_stats(s)) if getattr(s, "exporter", None) else (lambda: None)
             export["start"] = stats()
             sample["ping"] = measure_ping(s, opts.ping_count)
-            sample["tcp_on"] = measure_tcp(s, opts.tcp_seconds)
+            if not opts.udp_only:
+                sample["tcp_on"] = measure_tcp(s, opts.tcp_seconds)
             set_offloads(s, False)
-            sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
+            if not opts.udp_only:
+                sample["tcp_off"] = measure_tcp(s, opts.tcp_seconds)
             export["after_tcp"] = stats()
-            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, blaster)
+            sample["udp1"] = measure_udp(s, opts.udp_seconds, 1, tools, opts.udp_pps)
             export["after_udp1"] = stats()
-            sample["udp10k"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+            sample["udp10k"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools,
+                                           opts.udp_pps)
             export["after_udp10k"] = stats()
             if opts.warm10k:
                 # The same 10,000 flows again at once: their megaflows are
                 # still installed (idle timeout 10 s), so no setup cost.
-                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, 10000, blaster)
+                sample["udp10k_warm"] = measure_udp(s, opts.udp_seconds, UDP_MANY_FLOWS, tools,
+                                                    opts.udp_pps)
                 export["after_udp10k_warm"] = stats()
             if export["start"] is not None:
                 if s.exporter == "netflow" and opts.export_settle > 0:
@@ -930,6 +956,7 @@ METRICS = [
     ("UDP 64 B, 1 flow: offered Mpps", ("udp1", "sent_pps"), "mpps", True),
     ("UDP 64 B, 10k flows: delivered Mpps", ("udp10k", "pps"), "mpps", True),
     ("UDP 64 B, 10k flows: loss %", ("udp10k", "loss_pct"), "{:.1f}", False),
+    ("UDP 64 B, 10k flows: offered Mpps", ("udp10k", "sent_pps"), "mpps", True),
     ("UDP 64 B, 10k flows again, megaflows warm: delivered Mpps", ("udp10k_warm", "pps"), "mpps",
      True),
     ("UDP 64 B, 10k flows again, megaflows warm: loss %", ("udp10k_warm", "loss_pct"), "{:.1f}",
@@ -1184,6 +1211,98 @@ def export_section(configs, samples, m):
     return lines, verdicts
 
 
+TCP_KEYS = ("tcp_on", "tcp_off")
+CEILING_COLUMN = "generator ceiling (bare veth)"
+CEILING_KEYS = (("udp1", "1 flow"), ("udp10k", "10k flows"))
+
+
+def ceiling_section(configs, samples, ceilings, m, paced=0):
+    """Each generator ceiling with its three counts, whether the sink agreed
+    with the sender there, and each configuration's 64-byte rates as
+    fractions of the ceiling measured just before each of its runs (medians
+    of the per-run fractions): markdown lines."""
+    lines = []
+    w = lines.append
+    w("## Generator ceiling and headroom\n")
+    w("Generator: bench/udp_blast.c, prebuilt 60-byte frames (one per UDP source port), "
+      "AF_PACKET sendmmsg() in batches of 64 with PACKET_QDISC_BYPASS, pinned to CPU "
+      f"{TRAFFIC_CPU}.  Sink: bench/drop_sink.c, a tcx ingress eBPF program on the receiving "
+      "interface that counts the blast's frames and drops them before the IP stack.  "
+      "Delivered = the sink's count; sent = frames sendmmsg() handed the kernel; rx_packets = "
+      "the receiving interface's counter (cross-check).\n")
+    if not ceilings:
+        w("Not measured in this run.\n")
+        return lines
+    w("| run | before | load at start | " + " | ".join(
+        f"{name}: offered Mpps | delivered Mpps | sent / sink / rx_packets"
+        for _, name in CEILING_KEYS) + " |")
+    w("|---:|---|---:|" + "---:|---:|---|" * len(CEILING_KEYS))
+    worst = 0
+    for i, c in enumerate(ceilings, 1):
+        cells = []
+        for key, _ in CEILING_KEYS:
+            r = c[key]
+            cells += [fmt(r["sent_pps"], "mpps"), fmt(r["pps"], "mpps"),
+                      f"{r['sent']} / {r['counted']} / {r['rx_delta']}"]
+            worst = max(worst, abs(r["sent"] - r["counted"]), abs(r["rx_delta"] - r["counted"]))
+        w(f"| {i} | {c.get('before', '—')} | {c['load_start']:.2f} | " + " | ".join(cells) + " |")
+    w("")
+    w("Counting check on the bare veth (nothing can be lost there): "
+      + ("sender, sink and rx_packets agree exactly on every run." if worst == 0 else
+         f"**the counts differ by up to {worst} frames**: the delivered figures are suspect.")
+      + "\n")
+    rows = [cfg for cfg in configs if cfg != "veth"]
+    if not rows:
+        return lines
+    w("Each configuration's 64-byte rates as fractions of the ceiling measured just before "
+      "each of its runs (medians of the per-run fractions).  The switch's receive "
+      "side (the veth's XDP or backlog processing of the frames the generator sends it) runs "
+      "in the generator's softirq on the traffic core, so a switch port also lowers what the "
+      "generator can offer; a row that lost next to nothing (< "
+      f"{LOSS_FLOOR_PCT:g} %) was limited by that core, not by the switch, unless the "
+      "sending interface refused batches (sendmmsg() ENOBUFS: a tap's queue to the switch "
+      "was full, so the switch's reading set the pace).\n")
+    w("| configuration | " + " | ".join(f"{name}: offered ÷ ceiling | delivered ÷ ceiling | loss % "
+                                       f"| batches refused" for _, name in CEILING_KEYS)
+      + " | what the 64-byte rows measure |")
+    w("|---|" + "---:|---:|---:|---:|" * len(CEILING_KEYS) + "---|")
+    for cfg in rows:
+        cells, verdicts = [], []
+        for key, name in CEILING_KEYS:
+            offered = _per_run_fraction(samples[cfg], key, "sent_pps")
+            frac = _per_run_fraction(samples[cfg], key, "pps")
+            loss = m[cfg][(key, "loss_pct")]
+            refused = med(get(samples[cfg], (key, "send_errors")))
+            cells += ["—" if offered is None else f"{offered:.0%}",
+                      "—" if frac is None else f"{frac:.0%}", fmt(loss, "{:.1f}"),
+                      fmt(refused, "{:.0f}")]
+            verdicts.append(_bound_by(frac, loss, refused, name, paced))
+        w(f"| {cfg} | " + " | ".join(cells) + " | " + "; ".join(verdicts) + " |")
+    w("")
+    return lines
+
+
+def _per_run_fraction(runs, key, field):
+    """Median over runs of the run's rate ÷ the ceiling's just before it."""
+    return med([ratio(get([r], (key, field))[0], get([r], ("ceiling", key, field))[0])
+                for r in runs])
+
+
+def _bound_by(frac, loss, refused, name, paced):
+    """What limited one 64-byte row: the generator, the pacing, the traffic
+    core or the switch (it dropped, or its port pushed back)."""
+    if frac is None or loss is None:
+        return f"{name}: —"
+    if frac >= GENERATOR_BOUND:
+        return f"{name}: **the generator** (≥ {GENERATOR_BOUND:.0%} of its ceiling)"
+    if refused:
+        return f"{name}: the switch (its port's queue pushed back)"
+    if loss < LOSS_FLOOR_PCT:
+        return f"{name}: " + ("the pacing" if paced else "the traffic core") + \
+            " (all offered was forwarded)"
+    return f"{name}: the switch"
+
+
 def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     if a is None or b is None:
         return "not measured"
@@ -1191,9 +1310,11 @@ def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     return f"{la} {a:.3g} vs {lb} {b:.3g} {unit} → {rs}"
 
 
-def write_report(path, opts, configs, samples, megaflows, started, elapsed, loads, errors):
+def write_report(path, opts, configs, samples, megaflows, started, elapsed, loads, errors,
+                 ceilings=()):
     m = {cfg: {path_: med(get(samples[cfg], path_)) for _, path_, _, _ in METRICS}
          for cfg in configs}
+    mc = {path_: med(get(ceilings, path_)) for _, path_, _, _ in METRICS}
     lines = []
     w = lines.append
     head = SNAPSHOT.get("head") or git_head()
@@ -1213,19 +1334,38 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
       f"from interleaved runs.\n")
     if SNAPSHOT["so"]:
         w(f"vswitch ran from a snapshot of the package taken at start: {SNAPSHOT['so']}.\n")
-    w(f"Durations: TCP {opts.tcp_seconds} s, UDP {opts.udp_seconds} s per flow count, "
+    if opts.udp_pps:
+        w(f"**UDP paced**: the switches' 64-byte runs offered at most "
+          f"{opts.udp_pps / 1e6:.3f} Mpps (--udp-pps), so their CPU per packet compares at one "
+          f"load; the ceiling runs are unpaced.\n")
+    tcp_text = "skipped (--udp-only)" if opts.udp_only else f"{opts.tcp_seconds} s"
+    w(f"Durations: TCP {tcp_text}, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
 
     w("## Medians\n")
-    w("| metric | " + " | ".join(configs) + " |")
-    w("|---|" + "---:|" * len(configs))
+    w(f"The first column is the generator's ceiling: the same generator and sink on a bare "
+      f"veth pair of their own, measured right before every configuration run (median; see "
+      f"\"Generator ceiling\" below).  A switch's 64-byte row at ≥ {GENERATOR_BOUND:.0%} of "
+      f"it measures the generator, not the switch.\n")
+    w(f"| metric | {CEILING_COLUMN} | " + " | ".join(configs) + " |")
+    w("|---|---:|" + "---:|" * len(configs))
     for label, path_, spec, _ in METRICS:
         if path_[0] == "udp10k_warm" and all(m[c][path_] is None for c in configs):
             continue  # only the exporters' runs have it
-        w(f"| {label} | " + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
-    w("| runs (load at start of each) | " + " | ".join(
+        if opts.udp_only and path_[0] in TCP_KEYS:
+            continue
+        w(f"| {label} | {fmt(mc[path_], spec)} | "
+          + " | ".join(fmt(m[c][path_], spec) for c in configs) + " |")
+    w("| runs (load at start of each) | "
+      + (", ".join(f"{x['load_start']:.2f}" for x in ceilings) or "—") + " | " + " | ".join(
         ", ".join(f"{x['load_start']:.2f}" for x in samples[c]) or "—" for c in configs) + " |")
+    w("| runs (generator ceiling, 1 flow Mpps, measured before each) | "
+      + (", ".join(fmt(x["udp1"]["pps"], "mpps") for x in ceilings) or "—") + " | " + " | ".join(
+        ", ".join(fmt(get([x], ("ceiling", "udp1", "pps"))[0], "mpps") for x in samples[c])
+        or "—" for c in configs)
+      + " |")
     w("")
+    lines.extend(ceiling_section(configs, samples, ceilings, m, opts.udp_pps))
 
     ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-afpacket": "ovs-afpacket",
                              "vswitch-tap": "ovs-tap"}),
@@ -1241,7 +1381,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w("|---|" + "---:|" * len(cols))
         for label, path_, spec, _ in METRICS:
             if "loss" in label or "offered" in label or "retrans" in label \
-                    or path_[0] == "udp10k_warm":
+                    or path_[0] == "udp10k_warm" or (opts.udp_only and path_[0] in TCP_KEYS):
                 continue
             cells = []
             for _, vs, ref in cols:
@@ -1307,10 +1447,11 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("- Not measured here: Linux bridge tap-to-tap (a bridge does not own taps; its veth "
       "numbers stand for it).  Linux bridge and direct veth have no switch process, so "
       "their CPU/packet columns are empty; their forwarding cost lands on the traffic core.")
-    w("- How it is measured: delivered = rx_packets on the receiving VM's interface during "
-      "the blast (what the switch handed over); loss = 1 − delivered / packets the sender's "
-      "sendmmsg() accepted; process CPU = Δ(utime+stime) of the switch daemon (all threads) "
-      "÷ delivered; busy = the datapath's own busy time ÷ packets it processed (vswitch "
+    w("- How it is measured: delivered = the blast's frames counted (and dropped) by the "
+      "sink's tcx ingress eBPF program on the receiving VM's interface (what the switch "
+      "handed over; rx_packets of that interface is kept in the JSON as a cross-check); "
+      "loss = 1 − delivered / packets the sender's sendmmsg() accepted; process CPU = "
+      "Δ(utime+stime) of the switch daemon (all threads) ÷ delivered; busy = the datapath's own busy time ÷ packets it processed (vswitch "
       "pmd-stats-show busy_ns, OVS pmd-stats-show processing cycles ÷ TSC MHz).  OVS PMD "
       "threads poll without sleeping, so their process CPU is a whole core whatever the rate.")
     w("")
@@ -1330,7 +1471,7 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("## Exact commands (first run of each configuration)\n")
     w("Namespaces are shown by role (`vma`, `vmb`, `sw`; the script gives them unique "
       "names), `$TMP`/`$DIR` are the script's temporary directories, `udp_blast` is "
-      "bench/udp_blast.c built with `gcc -O2`.\n")
+      "bench/udp_blast.c and `drop_sink` bench/drop_sink.c, built with `cc -O2`.\n")
     for cfg in configs:
         cmds = [c for k, c in COMMANDS if k == cfg]
         if cmds:
@@ -1375,6 +1516,12 @@ def parse_args(argv=None):
                                   "when an exporter variant is measured)")
     p.add_argument("--json", help="also write the raw samples here")
     p.add_argument("--no-megaflows", action="store_true", help="skip the megaflow memory probe")
+    p.add_argument("--udp-pps", type=float, default=0,
+                   help="pace the switches' 64-byte runs to this many packets/s (default 0: as "
+                        "fast as the generator goes), to compare CPU per packet at one load")
+    p.add_argument("--udp-only", action="store_true",
+                   help="skip the TCP runs (ping and 64-byte UDP only: a quick check of the "
+                        "packet-rate rows)")
     p.add_argument("--export-settle", type=float, default=12.0,
                    help="NetFlow variants: seconds to wait after the last packet before the "
                         "final statistics read (the flows' 10 s idle timeout + a revalidator "
@@ -1382,6 +1529,8 @@ def parse_args(argv=None):
     p.add_argument("--profile", metavar="DIR",
                    help="perf record the switch's threads during each 1-flow UDP run; reports in DIR")
     opts = p.parse_args(argv)
+    if opts.udp_pps < 0:
+        p.error("--udp-pps must be 0 (unpaced) or a rate in packets/s")
     q = opts.quick
     for name, full, quick in (("reps", 3, 1), ("tcp_seconds", 5, 1), ("udp_seconds", 3, 1),
                               ("ping_count", 500, 100), ("budget", 780, 100)):
@@ -1410,16 +1559,8 @@ def parse_args(argv=None):
     return opts
 
 
-def build_blaster(tmp):
-    exe = os.path.join(tmp, "udp_blast")
-    src = os.path.join(ROOT, "bench", "udp_blast.c")
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, src], check=True, capture_output=True,
-                   text=True)
-    return exe
-
-
 def preflight(configs):
-    missing = [t for t in ("iperf3", "ethtool", "taskset", "gcc", "ping") if not shutil.which(t)]
+    missing = [t for t in ("iperf3", "ethtool", "taskset", "cc", "ping") if not shutil.which(t)]
     if missing:
         sys.exit(f"missing tools: {', '.join(missing)}")
     if os.geteuid() != 0:
@@ -1445,10 +1586,10 @@ def main(argv=None):
     SNAPSHOT["head"] = git_head()   # the commit checked out when the run started
     tmp = tempfile.mkdtemp(prefix="vswitch-bench-")
     samples = {c: [] for c in opts.configs}
-    errors, loads = [], []
+    errors, loads, ceilings = [], [], []
     megaflows = None
     try:
-        blaster = build_blaster(tmp)
+        tools = udp_gen.build(tmp)
         if any(c.startswith("vswitch") for c in opts.configs):
             print("vswitch fast path: " + snapshot_vswitch(tmp), flush=True)
             daemon_help = subprocess.run(
@@ -1464,14 +1605,25 @@ def main(argv=None):
                 if time.monotonic() - t0 > opts.budget:
                     stopped = True
                     break
-                print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} {cfg} "
-                      f"(load {loadavg():.2f})", flush=True)
+                # The ceiling right before the run: the load moves within a minute.
                 try:
-                    smp = run_config(cfg, opts, blaster, tmp)
+                    ceiling = measure_ceiling(opts, tools)
+                    ceiling["before"] = cfg
+                    ceilings.append(ceiling)
+                except Exception as e:  # noqa: BLE001 — the switch can still be measured
+                    errors.append(f"generator ceiling before {cfg} rep {rep + 1}: "
+                                  f"{str(e).strip()[:900]}")
+                    ceiling = None
+                print(f"[{time.monotonic() - t0:5.0f}s] rep {rep + 1}/{opts.reps} {cfg} "
+                      f"(load {loadavg():.2f}; generator ceiling just before: "
+                      f"{_ceiling_summary(ceiling)})", flush=True)
+                try:
+                    smp = run_config(cfg, opts, tools, tmp)
                 except Exception as e:  # noqa: BLE001 — one broken switch must not end the run
                     errors.append(f"{cfg} rep {rep + 1}: {str(e).strip()[:900]}")
                     print(f"    failed: {e}", flush=True)
                     continue
+                smp["ceiling"] = ceiling
                 samples[cfg].append(smp)
                 loads.append(smp["load_start"])
                 print("    " + _summary(smp), flush=True)
@@ -1494,10 +1646,11 @@ def main(argv=None):
     if not loads:
         loads = [load_start]
     m = write_report(opts.out, opts, opts.configs, samples, megaflows, started, elapsed,
-                     (load_start, loadavg(), loads), errors)
+                     (load_start, loadavg(), loads), errors, ceilings)
     if opts.json:
         with open(opts.json, "w") as f:
-            json.dump({"samples": samples, "megaflows": megaflows, "errors": errors,
+            json.dump({"samples": samples, "ceiling": ceilings, "megaflows": megaflows,
+                       "errors": errors,
                        "medians": {c: {"/".join(k): v for k, v in d.items()}
                                    for c, d in m.items()}}, f, indent=1)
     print(f"wrote {opts.out} in {elapsed:.0f} s", flush=True)
@@ -1519,6 +1672,16 @@ def _summary(smp):
                else "")
             + f"ping {f(('ping', 'avg_us'), '{:.0f}')}/{f(('ping', 'p99_us'), '{:.0f}')} µs"
             + _export_summary(smp))
+
+
+def _ceiling_summary(c):
+    if not c:
+        return "not measured"
+    return "; ".join(
+        f"{name} {fmt(c[key]['pps'], 'mpps')} Mpps"
+        + ("" if c[key]["sent"] == c[key]["counted"] == c[key]["rx_delta"] else
+           f" (counts differ: sent {c[key]['sent']}, sink {c[key]['counted']}, rx_packets "
+           f"{c[key]['rx_delta']})") for key, name in CEILING_KEYS)
 
 
 def _export_summary(smp):
