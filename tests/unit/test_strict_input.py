@@ -299,7 +299,7 @@ IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval
      'p1: unknown key options:xdp-mode (interface type "system" takes no options)'),
     ("set Interface x1 options:xdp-mode=native-with-zerocopy",
      'x1: invalid options:xdp-mode "native-with-zerocopy" (must be best-effort, native or generic)'),
-    ("set Interface x1 options:n_rxq=2", 'x1: unknown key options:n_rxq (interface type "afxdp" uses only: xdp-mode)'),
+    ("set Interface x1 options:n_rxq=2", 'x1: unknown key options:n_rxq (interface type "afxdp" uses only: xdp-mode, xdp-offload)'),
     ("set Interface x1 options:xdp-mode=native -- set Interface x1 type=tap",
      'x1: unknown key options:xdp-mode (interface type "tap" takes no options)'),
     ("set Interface p1 ofport_request=0", "p1: invalid ofport_request 0 (must be 1..65279)"),
