@@ -59,7 +59,7 @@ def test_every_registry_driver_is_a_c_port_type_and_the_schema_lists_the_registr
     assert schema.INTERFACE_TYPES == list(port_types.TYPES)
     assert "dummy" in schema.INTERFACE_TYPES
     assert [t.name for t in port_types.attempts(port_types.lookup("afxdp"))] == ["afxdp", "afpacket"]
-    assert port_types.lookup("afxdp").resolved_options({}) == {"xdp-mode": "best-effort"}
+    assert port_types.lookup("afxdp").resolved_options({}) == {"xdp-mode": "best-effort", "xdp-offload": "false"}
     assert port_types.lookup("") is port_types.lookup(None) is port_types.TYPES[""]
 
 
@@ -232,7 +232,8 @@ def test_real_device_drivers_report_what_the_registry_says():
             assert d.port_type_status(1) == d.port_type_stats(1) == {}
             assert d.port_type_status(2) == d.port_type_stats(2) == {}
             afxdp = port_types.lookup("afxdp")
-            assert d.port_type_status(3) == {"xdp_mode": "generic", "xdp_bind": "copy", "n_rxq": "1"}
+            assert d.port_type_status(3) == {"xdp_mode": "generic", "xdp_bind": "copy", "n_rxq": "1",
+                                                 "xdp_offload": "false"}
             assert list(d.port_type_status(3)) == list(afxdp.status)
             assert list(d.port_type_stats(3)) == list(afxdp.stats)
         finally:
