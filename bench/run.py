@@ -112,6 +112,9 @@ from helpers import ovs_peer  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import udp_gen  # noqa: E402
 
+# Every namespace the bench makes starts with this (udp_gen's too), and no
+# test of the suite uses it: a leak check can tell the bench's from theirs.
+NS_PREFIX = udp_gen.NS_PREFIX
 TRAFFIC_CPU = "0"
 SWITCH_CPU = "1"
 IP_A, IP_B = "10.77.0.1", "10.77.0.2"
@@ -296,8 +299,8 @@ class Setup:
         self.name, self.stack, self.tmp = name, stack, tmp
         self.notes = []
         self.pids = []
-        self.vma = stack.enter_context(netns.namespace("bva"))
-        self.vmb = stack.enter_context(netns.namespace("bvb"))
+        self.vma = stack.enter_context(netns.namespace(NS_PREFIX + "vma"))
+        self.vmb = stack.enter_context(netns.namespace(NS_PREFIX + "vmb"))
         ROLES[self.vma], ROLES[self.vmb] = "vma", "vmb"
         self.if_a = self.if_b = "eth0"
         self.sw = None
@@ -307,7 +310,7 @@ class Setup:
         return sh(ns, *cmd, record=self.name, **kw)
 
     def switch_ns(self):
-        self.sw = self.stack.enter_context(netns.namespace("bsw"))
+        self.sw = self.stack.enter_context(netns.namespace(NS_PREFIX + "sw"))
         ROLES[self.sw] = "sw"
         return self.sw
 

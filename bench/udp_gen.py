@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 from helpers import netns  # noqa: E402
 
 TOOLS = ("udp_blast", "drop_sink")
+NS_PREFIX = "bnch-"              # the bench's namespaces: bnch-vma-3f9c1a, bnch-ga-...
 CC_FLAGS = ["-O2", "-Wall"]
 CEILING_IP_A, CEILING_IP_B = "10.78.0.1", "10.78.0.2"
 CEILING_PORT = 9000
@@ -178,7 +179,7 @@ def bare_veth():
     """Two fresh namespaces joined by a veth pair, eth0 at each end (CEILING_IP_A
     and _B, transmit checksum offload off as in the switches' UDP runs):
     yields (ns_a, ns_b); everything goes with the namespaces."""
-    with netns.namespace("bga") as a, netns.namespace("bgb") as b:
+    with netns.namespace(NS_PREFIX + "ga") as a, netns.namespace(NS_PREFIX + "gb") as b:
         netns.run(a, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
                   "netns", b)
         for ns, ip in ((a, CEILING_IP_A), (b, CEILING_IP_B)):

@@ -143,8 +143,10 @@ def test_partial_checksums_completed_in_the_kernel(tier):
             got.append(sink.recv(2048))
     except socket.timeout:
         pass
-    assert [len(d) for d in got] == [1 + i * 7 % 1470 for i in range(2000)]
-    assert all(d == bytes([i % 251]) * len(d) for i, d in enumerate(got))
+    # At the switch-over the first datagrams, still queued for user space,
+    # may arrive after ones the kernel forwarded: compare as a set.
+    sent = {bytes([i % 251]) * (1 + i * 7 % 1470) for i in range(2000)}
+    assert len(got) == 2000 and set(got) == sent
     assert sum(s["packets"] for s in dp.pmd_stats()) < 200  # the kernel did it
 
 
