@@ -32,6 +32,8 @@ UDP_PORT = 40123
 DATAGRAMS = 3000
 TIER = {"xdp-mode": "native", "xdp-offload": "true"}
 IN_PORT_ONLY = {"in_port": 0xFFFFFFFF}
+SWITCH_OVER_WAIT = 0.3  # seconds for the first packets to reach the poll thread
+FIRST = 5
 
 
 def _tx_packets(ns, ifname):
@@ -54,13 +56,19 @@ class Hosts:
     def mac(ns, dev):
         return netns.run(ns, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
 
-    def blast(self, count, sport=5555):
-        """`count` datagrams a -> b from one source port."""
-        script = ("import socket\n"
+    def blast(self, count, sport=5555, first=0, sizes="32"):
+        """`count` datagrams a -> b from one source port; with `first`, that
+        many go ahead, and the rest follow once the first have had time to
+        put the flow in the kernel (packets queued for user space meanwhile
+        would otherwise make the share the poll thread sees depend on the
+        scheduler).  Datagram i carries `sizes` (an expression of i) bytes
+        of i % 251."""
+        script = ("import socket, time\n"
                   "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                   f"s.bind(('10.77.0.1', {sport}))\n"
                   f"for i in range({count}):\n"
-                  f"    s.sendto(b'x' * 32, ('10.77.0.2', {UDP_PORT}))\n")
+                  f"    if i == {first} and i: time.sleep({SWITCH_OVER_WAIT})\n"
+                  f"    s.sendto(bytes([i % 251]) * ({sizes}), ('10.77.0.2', {UDP_PORT}))\n")
         netns.run(self.a, "python3", "-c", script)
 
 
@@ -103,13 +111,13 @@ def test_established_flow_forwarded_by_kernel_and_counted(tier):
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     before = dpif.xdp_offload_counts()
     sent_before = _tx_packets(hosts.a, hosts.a0)
-    hosts.blast(DATAGRAMS)
+    hosts.blast(DATAGRAMS, first=FIRST)
     assert _drain(sink) == DATAGRAMS
     counts = dpif.xdp_offload_counts()
     assert counts["live"] - before["live"] == 1, counts
     userspace = sum(s["packets"] for s in dp.pmd_stats())
     # Only the packets that reached the socket before the entry existed.
-    assert userspace < DATAGRAMS // 10, userspace
+    assert userspace <= FIRST, userspace
     sent = _tx_packets(hosts.a, hosts.a0) - sent_before
     assert sent == DATAGRAMS
     assert _flow(dp, 1).packets == sent  # the kernel's share is in the megaflow
@@ -131,12 +139,7 @@ def test_partial_checksums_completed_in_the_kernel(tier):
     hosts, dp, sink = tier
     assert "tx-checksumming: on" in netns.run(hosts.a, "ethtool", "-k", hosts.a0).stdout
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
-    script = ("import socket\n"
-              "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-              "s.bind(('10.77.0.1', 6000))\n"
-              "for i in range(2000):\n"
-              f"    s.sendto(bytes([i % 251]) * (1 + i * 7 % 1470), ('10.77.0.2', {UDP_PORT}))\n")
-    netns.run(hosts.a, "python3", "-c", script)
+    hosts.blast(2000, sport=6000, first=FIRST, sizes="1 + i * 7 % 1470")
     got = []
     try:
         while True:
@@ -147,7 +150,7 @@ def test_partial_checksums_completed_in_the_kernel(tier):
     # may arrive after ones the kernel forwarded: compare as a set.
     sent = {bytes([i % 251]) * (1 + i * 7 % 1470) for i in range(2000)}
     assert len(got) == 2000 and set(got) == sent
-    assert sum(s["packets"] for s in dp.pmd_stats()) < 200  # the kernel did it
+    assert sum(s["packets"] for s in dp.pmd_stats()) <= FIRST  # the kernel did the rest
 
 
 def test_changed_actions_take_the_flow_out_of_the_kernel(tier):
