@@ -17,8 +17,9 @@ the table.  Configurations (grouped by --only name):
               ovs-afxdp (afxdp ports, xdp-mode=native), ovs-afpacket
               (netdev "system" ports, full mode only), ovs-tap (tap ports whose
               kernel side is moved into the VMs)
-    vswitch   vswitch-afxdp, vswitch-afpacket (full mode only), vswitch-tap
-              (switch-owned taps moved into the VMs)
+    vswitch   vswitch-afxdp, vswitch-xdp (afxdp with the kernel XDP tier),
+              vswitch-afpacket (full mode only), vswitch-tap (switch-owned taps
+              moved into the VMs)
     vswitch-export
               the flow exporters' cost: vswitch-afxdp and vswitch-tap, each
               without an exporter, with NetFlow on (vswitch-afxdp-netflow,
@@ -135,7 +136,7 @@ GROUPS = {
     "veth": ["veth"],
     "bridge": ["bridge"],
     "ovs": ["ovs-afxdp", "ovs-afpacket", "ovs-tap"],
-    "vswitch": ["vswitch-afxdp", "vswitch-afpacket", "vswitch-tap"],
+    "vswitch": ["vswitch-afxdp", "vswitch-xdp", "vswitch-afpacket", "vswitch-tap"],
     "vswitch-export": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow",
                        "vswitch-tap", "vswitch-tap-netflow", "vswitch-tap-sflow"],
     "vswitch-export-afxdp": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow"],
@@ -163,6 +164,9 @@ DESCRIPTIONS = {
     "ovs-afpacket": "Open vSwitch 3.1 netdev datapath, plain (type=system: AF_PACKET) veth ports",
     "ovs-tap": "Open vSwitch 3.1 netdev datapath, type=tap ports moved into the VMs",
     "vswitch-afxdp": "vswitch, type=afxdp options:xdp-mode=native veth ports",
+    "vswitch-xdp": "vswitch-afxdp plus options:xdp-offload=true (the kernel XDP tier: established "
+                   "flows forwarded by the kernel); the VMs' veth ends get GRO on, which a veth "
+                   "needs to take XDP frames for its peer",
     "vswitch-afpacket": "vswitch, afpacket (default type) veth ports",
     "vswitch-tap": "vswitch, switch-owned type=tap ports moved into the VMs",
 }
@@ -500,7 +504,7 @@ def vswitch_env():
     return env
 
 
-def build_vswitch(s, port_type, exporter=None):
+def build_vswitch(s, port_type, exporter=None, xdp_tier=False):
     sw = s.switch_ns()
     run = tempfile.mkdtemp(prefix=f"{s.name}-", dir=s.tmp)
     env = vswitch_env()
@@ -528,7 +532,11 @@ def build_vswitch(s, port_type, exporter=None):
 
     s.vsctl = vsctl
     vsctl("add-br", "br0")
-    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native"])
+    tier = ["options:xdp-offload=true"] if xdp_tier else []
+    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native", *tier])
+    if xdp_tier:
+        for ns in (s.vma, s.vmb):
+            s.sh(ns, "ethtool", "-K", "eth0", "gro", "on")
     if port_type == "afxdp":
         for port in ("pa", "pb"):
             st = vsctl("--format", "json", "get", "interface", port, "status", record=False)
@@ -663,6 +671,7 @@ BUILDERS = {
         s, "system" if pt == "afpacket" else pt, exporter=kind))
        for pt in OVS_EXPORT_PORTS for kind in EXPORTERS},
     "vswitch-afxdp": lambda s: build_vswitch(s, "afxdp"),
+    "vswitch-xdp": lambda s: build_vswitch(s, "afxdp", xdp_tier=True),
     "vswitch-afpacket": lambda s: build_vswitch(s, "afpacket"),
     "vswitch-tap": lambda s: build_vswitch(s, "tap"),
 }
@@ -1370,10 +1379,10 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     w("")
     lines.extend(ceiling_section(configs, samples, ceilings, m, opts.udp_pps))
 
-    ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-afpacket": "ovs-afpacket",
-                             "vswitch-tap": "ovs-tap"}),
-                 ("vs Linux bridge", {"vswitch-afxdp": "bridge", "vswitch-afpacket": "bridge",
-                                      "vswitch-tap": "bridge"}),
+    ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-xdp": "ovs-afxdp",
+                             "vswitch-afpacket": "ovs-afpacket", "vswitch-tap": "ovs-tap"}),
+                 ("vs Linux bridge", {"vswitch-afxdp": "bridge", "vswitch-xdp": "bridge",
+                                      "vswitch-afpacket": "bridge", "vswitch-tap": "bridge"}),
                  ("vs direct veth", {"vswitch-afxdp": "veth", "vswitch-afpacket": "veth",
                                      "vswitch-tap": "veth"})]
     cols = [(title, vs, ref) for title, mp in ref_pairs for vs, ref in mp.items()
@@ -1547,7 +1556,8 @@ def parse_args(argv=None):
             p.error(f"unknown --only item {item!r}")
         configs += [n for n in names if not (q and n in QUICK_SKIP and item in GROUPS)]
     order = []
-    for c in ["veth", "bridge", "ovs-afxdp", "vswitch-afxdp", "ovs-afpacket", "vswitch-afpacket",
+    for c in ["veth", "bridge", "ovs-afxdp", "vswitch-afxdp", "vswitch-xdp", "ovs-afpacket",
+              "vswitch-afpacket",
               "ovs-tap", "vswitch-tap"]:
         order.append(c)
         if c.startswith(("vswitch", "ovs")):
