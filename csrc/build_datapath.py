@@ -149,8 +149,6 @@ if __name__ == "__main__" and SANITIZE:
 elif __name__ == "__main__":
     os.chdir(os.path.dirname(HERE))
     make_builder(absolute_paths=True).compile(tmpdir="build/cffi", verbose=False)
-    import shutil
-
     for so in glob.glob("build/cffi/vswitch/datapath/_datapath*.so"):
         # Copy, then rename over the old file: running daemons keep the inode
         # they mapped.  Writing into it in place crashes them.
