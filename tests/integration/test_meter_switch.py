@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.timeout(120),
 
 TOLERANCE = 0.05
 PINGS_AND_ARP = 20  # the setup's pings and ARP also pass the meter
+RECEIVER_LOSS = 0.01  # at most this share lost in the receiving host's socket
 
 
 def test_meter_holds_its_rate_beside_full_speed_traffic(tmp_path):
@@ -30,8 +31,11 @@ def test_meter_holds_its_rate_beside_full_speed_traffic(tmp_path):
     assert r["tcp_beside_gbps"] > 0.5, r
     assert r["pmd"]["upcalls"] < 50, r  # cached: no packet of it went to the slow path
     # The datapath's meter saw every datagram (and the pings), and what its
-    # band dropped is what did not arrive.
+    # band dropped is what did not arrive (give or take the pings, and the
+    # few a busy receiver's socket drops after the switch).
     seen = int(re.search(r"packet_in_count:(\d+)", r["meter_stats"])[1])
     dropped = int(re.search(r"0: packet_count:(\d+)", r["meter_stats"])[1])
     assert r["sent_packets"] <= seen <= r["sent_packets"] + PINGS_AND_ARP, r
-    assert abs((seen - dropped) - r["received_packets"]) <= PINGS_AND_ARP, r
+    passed = seen - dropped
+    assert r["received_packets"] <= passed <= (r["received_packets"] + PINGS_AND_ARP
+                                               + r["received_packets"] * RECEIVER_LOSS), r
