@@ -20,8 +20,7 @@ pytestmark = [pytest.mark.timeout(120),
                                  reason="needs ovs-ofctl and iperf3")]
 
 TOLERANCE = 0.05
-PINGS_AND_ARP = 20  # the setup's pings and ARP also pass the meter
-RECEIVER_LOSS = 0.01  # at most this share lost in the receiving host's socket
+COUNT_SLACK = 0.01  # other packets through the meter, iperf3's counting
 
 
 def test_meter_holds_its_rate_beside_full_speed_traffic(tmp_path):
@@ -30,12 +29,11 @@ def test_meter_holds_its_rate_beside_full_speed_traffic(tmp_path):
     assert abs(r["ratio"] - 1) <= TOLERANCE, r
     assert r["tcp_beside_gbps"] > 0.5, r
     assert r["pmd"]["upcalls"] < 50, r  # cached: no packet of it went to the slow path
-    # The datapath's meter saw every datagram (and the pings), and what its
-    # band dropped is what did not arrive (give or take the pings, and the
-    # few a busy receiver's socket drops after the switch).
+    # The datapath's meter saw every datagram (and the pings, ARP and
+    # iperf3's control connection), and what its band let pass is what
+    # arrived, within a percent (iperf3's own counts are that loose: its
+    # control traffic, datagrams in flight at the end, a busy receiver).
     seen = int(re.search(r"packet_in_count:(\d+)", r["meter_stats"])[1])
     dropped = int(re.search(r"0: packet_count:(\d+)", r["meter_stats"])[1])
-    assert r["sent_packets"] <= seen <= r["sent_packets"] + PINGS_AND_ARP, r
-    passed = seen - dropped
-    assert r["received_packets"] <= passed <= (r["received_packets"] + PINGS_AND_ARP
-                                               + r["received_packets"] * RECEIVER_LOSS), r
+    assert r["sent_packets"] <= seen <= r["sent_packets"] * (1 + COUNT_SLACK), r
+    assert abs((seen - dropped) - r["received_packets"]) <= r["received_packets"] * COUNT_SLACK, r
