@@ -658,15 +658,15 @@ static void flow_run_add(struct flow_run *run, struct vs_flow *f, uint32_t len,
  * tier and the packet is of the kind its program parses (untagged IPv4,
  * not a fragment).  Called on megaflow hits only: an EMC hit is a flow
  * already seen. */
-static void xdp_offload_consider(struct vs_dp *dp, struct vs_flow *f,
+static void xdp_offload_consider(struct vs_dp *dp, struct vs_port *in, struct vs_flow *f,
                                  const struct vs_actions *acts, const struct vs_key *key)
 {
     if (acts->n != 2 || ACT_OP(acts->words[0]) != VS_ACTION_OUTPUT
         || ACT_NARGS(acts->words[0]) != 1 || key->dl_type != XDP_TIER_ETH_TYPE || key->vlan_tci
         || key->nw_frag)
         return;
-    struct vs_port *in = port_get(dp, key->in_port), *out = port_get(dp, acts->words[1]);
-    if (in && out && out->xdp_ifindex)
+    struct vs_port *out = port_get(dp, acts->words[1]);
+    if (out && out->xdp_ifindex)
         vs_xdp_offload_add(f, key, in->xdp_ifindex, out->port_no, out->xdp_ifindex);
 }
 
@@ -725,7 +725,7 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         } else {
             OWN_ADD(st->megaflow_hits, 1);
             if (in->xdp_ifindex)
-                xdp_offload_consider(dp, f, acts, &key);
+                xdp_offload_consider(dp, in, f, acts, &key);
         }
         flow_run_add(&run, f, pkt->len, tcp_flags, now);
         upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
