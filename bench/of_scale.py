@@ -13,6 +13,9 @@ and the real ovs-ofctl talks to their bridges' management sockets.  Phases:
           rules installed, timed from a Python client on the socket (median
           of 20, so ovs-ofctl's start-up is not counted); RSS of the daemon.
           Repeated --rounds times, vswitch and OVS interleaved.
+  dump    (only when asked: --only dump) --rules rules loaded once, then
+          `dump-flows` --rounds times per switch, interleaved, with
+          ovs-ofctl's own CPU time (the client's share of the wall time).
   big     --big rules loaded into the fresh daemons (this phase runs first):
           RSS before and after (target: 1M rules < 1 GiB, extrapolated).
   acl     --acl rules of a firewall-like table (nw_src/nw_dst at /8../32,
@@ -249,6 +252,52 @@ def phase_add(switches, n, rounds):
     return results
 
 
+def ofctl_cpu(target, *args):
+    """(wall seconds, ovs-ofctl's own CPU seconds) of one ovs-ofctl run."""
+    before = os.times()
+    elapsed, out = ofctl(target, *args)
+    after = os.times()
+    return elapsed, (after.children_user - before.children_user
+                     + after.children_system - before.children_system), out
+
+
+def phase_dump(switches, n, rounds):
+    """dump-flows of n rules, rounds times per switch, interleaved: wall time
+    and ovs-ofctl's CPU (parsing and printing, the same client for both)."""
+    path = write_rules(tcp_rules(n))
+    results = {s.label: {"dump": [], "client": [], "load": []} for s in switches}
+    try:
+        for s in switches:
+            ofctl(s.target, "del-flows")
+            ofctl(s.target, "add-flows", path)
+        for _ in range(rounds):
+            for s in switches:
+                r = results[s.label]
+                r["load"].append(loadavg())
+                elapsed, cpu, out = ofctl_cpu(s.target, "dump-flows")
+                got = sum(1 for line in out.splitlines() if "actions=" in line)
+                if got != n:
+                    raise RuntimeError(f"{s.label}: dump-flows shows {got} rules, added {n}")
+                r["dump"].append(elapsed)
+                r["client"].append(cpu)
+    finally:
+        os.unlink(path)
+    return results
+
+
+def report_dump(results, n):
+    print(f"\n### dump-flows of {n:,} rules, {len(results['vswitch']['dump'])} interleaved rounds, "
+          f"medians; load per round: {', '.join(results['vswitch']['load'])}\n")
+    print("| switch | dump-flows wall | all rounds | ovs-ofctl CPU | ratio (vswitch/OVS) | target |")
+    print("|---|---|---|---|---|---|")
+    base = statistics.median(results["OVS"]["dump"]) if "OVS" in results else None
+    for label, r in results.items():
+        med = statistics.median(r["dump"])
+        print(f"| {label} | {med:.3f} s | {', '.join(f'{v:.2f}' for v in r['dump'])} "
+              f"| {statistics.median(r['client']):.3f} s | {med / base:.2f} | <= 2x |"
+              if base else f"| {label} | {med:.3f} s | | | - | |")
+
+
 def phase_big(switches, n):
     path = write_rules(tcp_rules(n, seed=3))
     out = {}
@@ -471,6 +520,8 @@ def main():
                     per = (after - before) / args.big
                     print(f"| {label} | {elapsed:.1f} s | {before / 2**20:,.0f} MiB | {after / 2**20:,.0f} MiB "
                           f"| {per:,.0f} B | {(before + per * 1_000_000) / 2**30:.2f} GiB |")
+            if "dump" in phases:
+                report_dump(phase_dump(switches, args.rules, args.rounds), args.rules)
             if "add" in phases:
                 report_add(phase_add(switches, args.rules, args.rounds), args.rules)
             if "acl" in phases:

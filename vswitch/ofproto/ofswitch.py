@@ -38,6 +38,7 @@ revalidate_rules (test fakes) gets flush_bridge.  Which pipeline runs
     looking for one), then NORMAL ("fail-open"), until one connects again.
     run(now) (every second) makes that call.
 """
+import itertools
 import os
 import struct
 
@@ -47,6 +48,7 @@ from vswitch.ofproto import pipeline
 from vswitch.ofproto.flow_table import DEFAULT_N_TABLES, FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
+from vswitch.ofproto.ofp.flow_stats_wire import FlowStatsWriter, ReplyStream
 from vswitch.ofproto.ofp import OFPError, FIELDS
 from vswitch.ofproto.ofp.constants import (
     OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPG_ALL,
@@ -237,6 +239,8 @@ class OFSwitch:
         if handler is None:
             raise OFPError("BAD_REQUEST", "BAD_TYPE", detail=type(msg).__name__)
         replies = handler(self, msg, now) or []
+        if isinstance(replies, ReplyStream):     # already in wire form, xid and version set
+            return replies
         for r in replies:
             r.version, r.xid = msg.version, msg.xid
         return replies
@@ -341,28 +345,28 @@ class OFSwitch:
         if build is None:
             raise OFPError("BAD_REQUEST", "BAD_MULTIPART", detail=f"multipart type {msg.type}")
         body = build(self, msg, now)
-        return _split_reply(msg, body)
+        return body if isinstance(body, ReplyStream) else _split_reply(msg, body)
 
     # ------------------------------------------------------------ multipart bodies
     def _mp_desc(self, msg, now):
         return mp.Desc("vswitch", "vswitch software switch", vswitch.__version__, "None",
                        f"{self.name} (pid {os.getpid()})")
 
-    def flow_stats(self, req, now, version=4):
-        out = []
-        for rule in self.tables.select(req.table_id, req.match, req.out_port, req.out_group,
-                                       req.cookie, req.cookie_mask):
-            sec, nsec = rule.duration(now)
-            out.append(mp.FlowStatsEntry(rule.table_id, sec, nsec, rule.priority, rule.idle_timeout,
-                                    rule.hard_timeout, rule.flags, rule.cookie, rule.packet_count,
-                                    rule.byte_count, rule.match, rule.instructions))
-        return out
+    def _selected_rules(self, req):
+        return self.tables.select(req.table_id, req.match, req.out_port, req.out_group,
+                                  req.cookie, req.cookie_mask)
 
     def _mp_flow(self, msg, now):
-        return self.flow_stats(msg.body, now, msg.version)
+        """A flow dump: the rules are selected now (a snapshot of references),
+        their entries encoded reply by reply as the connection writes them
+        (flow_stats_wire).  The first reply is built here, so a request that
+        fails (e.g. a rule OF1.0 cannot express) in the common one-reply case
+        gets its error instead of any reply."""
+        replies = FlowStatsWriter(msg.version, now).replies(self._selected_rules(msg.body), msg.xid)
+        return ReplyStream(itertools.chain([next(replies)], replies))
 
     def _mp_aggregate(self, msg, now):
-        rules = self.flow_stats(msg.body, now)
+        rules = self._selected_rules(msg.body)
         return mp.AggregateStats(sum(r.packet_count for r in rules), sum(r.byte_count for r in rules),
                                  len(rules))
 

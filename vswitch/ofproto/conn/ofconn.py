@@ -21,6 +21,7 @@ import logging
 
 from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply, split_messages
 from vswitch.ofproto.ofp import messages as m
+from vswitch.ofproto.ofp.flow_stats_wire import ReplyStream
 from vswitch.ofproto.ofp.constants import (OFPCR_ROLE_EQUAL, OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE,
                                            OFPCR_ROLE_SLAVE)
 
@@ -46,6 +47,7 @@ class OFConnection:
         self.async_masks = dict(DEFAULT_ASYNC if primary else NO_ASYNC)
         self.closed = False
         self.error = None  # the OSError that ended the connection, if one did
+        self.stream = None  # (ReplyStream, xid) being written; later messages wait for it
 
     # ------------------------------------------------------------ sending
     def send(self, msg):
@@ -110,6 +112,8 @@ class OFConnection:
                 for raw in raws:
                     if not self.handle_raw(raw):
                         return
+                    if self.stream is not None:
+                        await self.write_stream()
                 await self.writer.drain()
                 # The receive budget: one READ_CHUNK per turn of the event
                 # loop.  A read with data already buffered does not yield, so
@@ -150,12 +154,33 @@ class OFConnection:
             if msg.version != self.version:
                 raise OFPError("BAD_REQUEST", "BAD_VERSION", data=raw[:64],
                                detail=f"version {msg.version} after negotiating {self.version}")
-            for reply in self.dispatch(msg):
+            replies = self.dispatch(msg)
+            if isinstance(replies, ReplyStream):
+                self.stream = (replies, msg.xid)
+                return True
+            for reply in replies:
                 self.send(reply)
         except OFPError as err:
             err.data = err.data or raw[:64]
             self.send_raw(error_reply(err, self.version, msg.xid))
         return True
+
+    async def write_stream(self):
+        """Writes a long reply (a flow dump) one message at a time, waiting
+        for the socket to take each and yielding to the event loop between
+        two, so other connections, vsctl and the slow path run while a big
+        table is dumped.  Messages after the request wait (arrival order)."""
+        replies, xid = self.stream
+        self.stream = None
+        try:
+            for data in replies:
+                self.send_raw(data)
+                if self.closed:
+                    return
+                await self.writer.drain()
+                await asyncio.sleep(0)
+        except OFPError as err:          # an entry this version cannot carry
+            self.send_raw(error_reply(err, self.version, xid))
 
     def _negotiate(self, msg):
         ours = self.mgr.switch.versions()
