@@ -102,13 +102,28 @@ class FlowStatsWriter:
         return sec, int(round((elapsed - sec) * 1e9)) % NSEC
 
     def _entry13(self, rule):
-        match = encode_oxm_match(rule.match)
-        program = self.program(rule.instructions)
-        sec, nsec = self._duration(rule)
-        head = _HEAD13.pack(_HEAD13.size + len(match) + len(program), rule.table_id, sec, nsec,
-                            rule.priority, rule.idle_timeout, rule.hard_timeout, rule.flags,
-                            rule.cookie, rule.packet_count, rule.byte_count)
-        return head + match + program
+        return next(self._entries13((rule,)))
+
+    def _entries13(self, rules):
+        """OF1.3 entries of `rules`, in order.  The per-entry work is written
+        out in one loop (no calls but the packs): this runs 100,000 times in
+        a dump of 100,000 rules, where a Python call costs as much as a pack."""
+        head, head_size = _HEAD13.pack, _HEAD13.size
+        programs, now, program, encode_oxm = self._programs, self.now, self.program, encode_oxm_match
+        for rule in rules:
+            match = encode_oxm(rule.match)
+            insts = rule.instructions
+            memo = programs.get(id(insts))
+            prog = memo[1] if memo is not None and memo[0] is insts else program(insts)
+            elapsed = now - rule.created
+            if elapsed > 0:
+                sec = int(elapsed)
+                nsec = int(round((elapsed - sec) * 1e9)) % NSEC
+            else:
+                sec = nsec = 0
+            yield head(head_size + len(match) + len(prog), rule.table_id, sec, nsec,
+                       rule.priority, rule.idle_timeout, rule.hard_timeout, rule.flags,
+                       rule.cookie, rule.packet_count, rule.byte_count) + match + prog
 
     def _entry10(self, rule):
         match = self._encode_match(rule.match)
@@ -127,9 +142,8 @@ class FlowStatsWriter:
         mtype = OFPT_MULTIPART_REPLY[version]
         fixed = HEADER.size + mp_head.size
         chunk, size = [], 0
-        entry = self.entry
-        for rule in rules:
-            data = entry(rule)
+        entries = self._entries13(rules) if version == 4 else map(self.entry, rules)
+        for data in entries:
             if chunk and size + len(data) > max_reply:
                 yield self._message(mtype, mp_head, fixed, xid, OFPMPF_REPLY_MORE, chunk, size)
                 chunk, size = [], 0
