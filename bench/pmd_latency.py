@@ -14,9 +14,13 @@ PING_INTERVAL s; then the worker measures its own CPU (utime + stime from
 did while ping ran (ping_cpu_pct, with the dump thread's in *_dump).
 
 The *_dump variants install DUMP_FLOWS megaflows that never match and dump
-them every DUMP_PAUSE_S (the C call, which holds the datapath's mutex for
-the whole copy, 0.15 s or more) while ping runs: on the base tree that mutex is the one the
-poll thread needs for every batch; here poll threads never take it.
+them every DUMP_PAUSE_S while ping runs: adaptive_dump (and base_dump) with
+one C call for all of them (which holds the datapath's control mutex for
+the whole copy, 0.15 s or more), adaptive_chunked_dump with the cursor, one
+chunk of dpif.DUMP_CHUNK per call.  On the base tree the control mutex is
+the one the poll thread needs for every batch; here poll threads never
+take it, so what is left is CPU: the dumping thread competes with ping and
+the poll thread for the 2 CPUs.
 
     sudo python bench/pmd_latency.py --base /tmp/base-tree [--reps 5]
 
@@ -72,7 +76,7 @@ def worker(args):
         dp.flow_put({"in_port": src}, {"in_port": EXACT}, [("output", dst)])
     stop, dumper = threading.Event(), None
     if args.dump:
-        dumper = start_dumps(dp, stop)
+        dumper = start_dumps(dp, stop, chunked=args.dump == "chunked")
     print("ready", flush=True)
     c_ready, t_ready = cpu_seconds(), time.monotonic()
     sys.stdin.readline()  # the pings are done
@@ -89,21 +93,29 @@ def worker(args):
     dp.close()
 
 
-def start_dumps(dp, stop):
+def start_dumps(dp, stop, chunked=False):
     """DUMP_FLOWS megaflows on a port that does not exist, dumped every
-    DUMP_PAUSE_S by a thread (cffi releases the GIL in the C call)."""
+    DUMP_PAUSE_S by a thread (cffi releases the GIL in the C call): all in
+    one call, or (chunked) DUMP_CHUNK records per call with the cursor
+    (vs_dp_flow_dump_next, as dpif.flow_dump_chunks reads them)."""
     from vswitch.datapath._datapath import ffi, lib
+    from vswitch.datapath.dpif import DUMP_CHUNK
 
     mask = {"in_port": EXACT, "dl_type": 0xFFFF, "nw_src": EXACT, "tp_src": 0xFFFF}
     for i in range(DUMP_FLOWS):
         dp.flow_put({"in_port": NO_SUCH_PORT, "dl_type": 0x0800, "nw_src": i // PORT_SPACE,
                      "tp_src": i % PORT_SPACE}, mask, [("output", PORT_A)])
-    out = ffi.new("struct vs_flow_dump[]", DUMP_FLOWS + 16)
-    total = ffi.new("uint64_t *")
+    out = ffi.new("struct vs_flow_dump[]", DUMP_CHUNK if chunked else DUMP_FLOWS + 16)
+    total, cursor, done = ffi.new("uint64_t *"), ffi.new("uint64_t *"), ffi.new("int *")
 
     def loop():
         while not stop.is_set():
-            lib.vs_dp_flow_dump(dp._dp, out, DUMP_FLOWS + 16, total)
+            if chunked:
+                cursor[0], done[0] = 0, 0
+                while not done[0]:
+                    lib.vs_dp_flow_dump_next(dp._dp, cursor, out, DUMP_CHUNK, done)
+            else:
+                lib.vs_dp_flow_dump(dp._dp, out, DUMP_FLOWS + 16, total)
             stop.wait(DUMP_PAUSE_S)
 
     t = threading.Thread(target=loop, daemon=True)
@@ -127,7 +139,7 @@ def one_run(tree, busy, dump, sw, ns_a, port_a, port_b):
     env = {**os.environ, "PYTHONPATH": f"{tree}:{os.path.join(TREE, 'tests')}"}
     argv = [sys.executable, os.path.abspath(__file__), "--worker", "--ns", sw,
             "--port-a", port_a, "--port-b", port_b] + (["--busy"] if busy else []) + \
-        (["--dump"] if dump else [])
+        (["--dump", dump] if dump else [])
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             text=True, cwd="/")
     try:
@@ -155,7 +167,7 @@ def main():
     ap.add_argument("--port-a")
     ap.add_argument("--port-b")
     ap.add_argument("--busy", action="store_true")
-    ap.add_argument("--dump", action="store_true")
+    ap.add_argument("--dump", choices=("all", "chunked"))
     ap.add_argument("--no-busy", action="store_true", help="leave out the busy_poll variant")
     ap.add_argument("--with-dumps", action="store_true",
                     help="add the *_dump variants (DUMP_FLOWS megaflows dumped during ping)")
@@ -172,9 +184,10 @@ def main():
     if args.base:
         variants.insert(0, ("base", args.base, False, False))
     if args.with_dumps:
-        variants.append(("adaptive_dump", TREE, False, True))
+        variants.append(("adaptive_dump", TREE, False, "all"))
+        variants.append(("adaptive_chunked_dump", TREE, False, "chunked"))
         if args.base:
-            variants.append(("base_dump", args.base, False, True))
+            variants.append(("base_dump", args.base, False, "all"))
     results = {name: [] for name, _, _, _ in variants}
     loads = []
     with netns.namespace("pl-sw") as sw, netns.namespace("pl-a") as ns_a, \

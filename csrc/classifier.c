@@ -573,3 +573,17 @@ void vs_cls_foreach(struct vs_classifier *c, void (*fn)(struct vs_flow *, void *
                 fn(t->slots[s], aux);
     }
 }
+
+uint64_t vs_cls_foreach_from(struct vs_classifier *c, uint64_t cursor,
+                             int (*fn)(struct vs_flow *, void *), void *aux)
+{
+    struct vs_subtable_vec *v = c->vec;
+    uint32_t s = (uint32_t)cursor;
+    for (uint32_t i = (uint32_t)(cursor >> 32); i < v->n; i++, s = 0) {
+        struct vs_flow_table *t = v->st[i]->table;
+        for (; s < t->n_slots; s++)
+            if (t->slots[s] && t->slots[s] != &tombstone && fn(t->slots[s], aux))
+                return (uint64_t)i << 32 | s;
+    }
+    return VS_CLS_CURSOR_END;
+}

@@ -173,4 +173,15 @@ struct vs_flow *vs_emc_lookup(struct vs_classifier *, struct vs_cls_reader *,
 void vs_cls_foreach(struct vs_classifier *, void (*fn)(struct vs_flow *, void *),
                     void *aux);
 
+/* Chunked iteration (writer side): calls fn for the flows from position
+ * `cursor` (0: the first) until fn returns nonzero ("full": that flow was not
+ * taken); returns the position of the flow not taken, for the next call, or
+ * VS_CLS_CURSOR_END after the last flow.  A position is (subtable index,
+ * slot); between two calls the writer may add or delete flows, resize a
+ * table or drop a subtable, so a chunked walk may miss flows changed
+ * meanwhile or see one twice (as OVS's flow dumps), never a freed one. */
+#define VS_CLS_CURSOR_END UINT64_MAX
+uint64_t vs_cls_foreach_from(struct vs_classifier *, uint64_t cursor,
+                             int (*fn)(struct vs_flow *, void *), void *aux);
+
 #endif

@@ -1508,6 +1508,26 @@ int vs_dp_flow_dump(struct vs_dp *dp, struct vs_flow_dump *out, int max, uint64_
     return aux.n;
 }
 
+static int dump_take(struct vs_flow *f, void *aux_)
+{
+    struct dump_aux *aux = aux_;
+    if (aux->n >= aux->max)
+        return 1; /* full: the next chunk starts with this flow */
+    dump_one(f, aux);
+    return 0;
+}
+
+int vs_dp_flow_dump_next(struct vs_dp *dp, uint64_t *cursor, struct vs_flow_dump *out, int max,
+                         int *done)
+{
+    struct dump_aux aux = {dp, out, max, 0};
+    control_lock(dp);
+    *cursor = vs_cls_foreach_from(&dp->cls, *cursor, dump_take, &aux);
+    pthread_mutex_unlock(&dp->mutex);
+    *done = *cursor == VS_CLS_CURSOR_END;
+    return aux.n;
+}
+
 int vs_dp_recv_upcalls(struct vs_dp *dp, struct vs_upcall *ups, int max, uint8_t *buf,
                        uint32_t buflen)
 {

@@ -77,8 +77,10 @@
  *      record carries VS_DUMP_MAX_ACTIONS words).  vs_dp_flow_flush publishes
  *      an empty classifier, waits one grace period and frees the old one,
  *      also without anything a poll thread waits for.  So neither needs
- *      chunking to keep poll threads running; chunked dumps (a cursor)
- *      would only let other control calls in between.
+ *      chunking to keep poll threads running.  vs_dp_flow_dump_next dumps
+ *      in chunks (a cursor): the control mutex is held for one chunk's
+ *      copy, so other control calls (the slow path's flow puts) get in
+ *      between, and Python converts and handles one chunk at a time.
  *    · What a poll thread may assume: pointers it loads (flows, actions,
  *      subtables, ports) stay valid until the end of its round; it keeps
  *      none across rounds (its poll list holds port numbers and is rebuilt
@@ -296,6 +298,12 @@ int vs_dp_flow_del_stats(struct vs_dp *, const struct vs_key *key, const struct 
 void vs_dp_flow_flush(struct vs_dp *);
 /* Copies up to max flows; returns how many were written.  *total = all flows. */
 int vs_dp_flow_dump(struct vs_dp *, struct vs_flow_dump *out, int max, uint64_t *total);
+/* One chunk of a dump: up to max megaflows from position *cursor (0 to
+ * start), holding the control mutex for that chunk only; *cursor is set for
+ * the next call and *done to 1 after the last flow.  Flows added or deleted
+ * between two chunks may be missed or appear twice (classifier.h). */
+int vs_dp_flow_dump_next(struct vs_dp *, uint64_t *cursor, struct vs_flow_dump *out, int max,
+                         int *done);
 
 /* Drains up to max upcalls; frames are packed into buf.  Returns the count. */
 int vs_dp_recv_upcalls(struct vs_dp *, struct vs_upcall *ups, int max, uint8_t *buf,

@@ -374,7 +374,8 @@ class Daemon:
         while True:
             await asyncio.sleep(REVALIDATE_SECONDS)
             try:
-                self.switch.revalidate()
+                for _ in self.switch.revalidate_steps():
+                    await asyncio.sleep(0)   # one dump chunk per turn of the loop
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("revalidator failed")
             if self.ovsdb is not None:  # OVSDB monitors of runtime columns

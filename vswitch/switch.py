@@ -463,11 +463,25 @@ class Switch:
         info.last_packets, info.last_bytes = stats.packets, stats.bytes
 
     def revalidate(self):
+        for _ in self.revalidate_steps():
+            pass
+
+    def revalidate_steps(self):
+        """revalidate() one datapath dump chunk at a time: a generator that
+        yields after each chunk, so the daemon lets upcalls, OpenFlow and vsctl
+        run between two (100k megaflows are ~100 chunks, not one long stall).
+        Each chunk is handled as soon as it is read; what changed between
+        chunks is seen by its own path (upcall installs, invalidation)."""
         now = self.clock()
         now_ns = dpif.now_ns()
         idle_limit = (PRESSURE_IDLE_SECONDS if len(self.flows) > self.flow_limit * 3 // 4
                       else MEGAFLOW_IDLE_SECONDS)
-        for stats in self.dp.flow_dump():
+        for chunk in self.dp.flow_dump_chunks():
+            yield from self._revalidate_chunk(chunk, now, now_ns, idle_limit)
+        self._revalidate_rest(now)
+
+    def _revalidate_chunk(self, chunk, now, now_ns, idle_limit):
+        for stats in chunk:
             fid = stats.packed_key + stats.packed_mask
             info = self.flows.get(fid)
             if info is None:
@@ -486,6 +500,9 @@ class Switch:
                     vlan, mac, port = info.learn
                     if bridge.macs.learn(vlan, mac, port, now):
                         self._learned(bridge, (vlan, mac))
+        yield
+
+    def _revalidate_rest(self, now):
         for bridge in self.bridges.values():
             for vlan, mac in bridge.macs.expire(now):
                 self.invalidate(bridge.name, ("mac", vlan, mac))

@@ -110,6 +110,11 @@ class FakeDatapath:
                                packed_key=k, packed_mask=m)
                 for (k, m), f in self.flows.items()]
 
+    def flow_dump_chunks(self, chunk=dpif.DUMP_CHUNK):
+        flows = self.flow_dump()
+        for i in range(0, max(1, len(flows)), chunk):
+            yield flows[i:i + chunk]
+
     def stats(self):
         return {"n_flows": len(self.flows)}
 

@@ -113,6 +113,7 @@ _VNET_SIZE = ffi.sizeof("struct vs_vnet_hdr")
 _UPCALL_HEAD = struct.Struct("=IIII")  # in_port, cookie, len, offset
 
 UPCALL_BATCH = 64
+DUMP_CHUNK = 1024  # megaflows per dump call: ~0.7 MB of records, a few ms of work
 UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
 
 _SAMPLE_SIZE = ffi.sizeof("struct vs_sample")
@@ -450,15 +451,21 @@ class Datapath:
         lib.vs_dp_flow_flush(self._dp)
 
     def flow_dump(self):
-        total = ffi.new("uint64_t *")
-        cap = max(16, self.stats()["n_flows"] + 16)
-        while True:
-            out = ffi.new("struct vs_flow_dump[]", cap)
-            n = lib.vs_dp_flow_dump(self._dp, out, cap, total)
-            if total[0] <= cap:
-                break
-            cap = total[0] + 16  # grew meanwhile
-        return [self._megaflow_stats(d) for d in out[0:n]]
+        """Every megaflow's MegaflowStats (read chunk by chunk: see
+        flow_dump_chunks for what a walk under change may see)."""
+        return [stats for chunk in self.flow_dump_chunks() for stats in chunk]
+
+    def flow_dump_chunks(self, chunk=DUMP_CHUNK):
+        """The megaflows as lists of at most `chunk` MegaflowStats, each read
+        by one control call that holds the datapath's control mutex for that
+        chunk only (vs_dp_flow_dump_next).  The caller may do other work
+        between two chunks; flows added or deleted meanwhile may be missed or
+        appear twice, never stale within a chunk (each is read when asked for)."""
+        out = ffi.new("struct vs_flow_dump[]", chunk)
+        cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
+        while not done[0]:
+            n = lib.vs_dp_flow_dump_next(self._dp, cursor, out, chunk, done)
+            yield [self._megaflow_stats(d) for d in out[0:n]]
 
     @staticmethod
     def _megaflow_stats(d):

@@ -15,7 +15,7 @@ it re-encoding the same things.  Here:
     between two chunks replaces a rule's list; it never changes one in place);
   - OXM matches (OF1.3) are encoded field by field from precomputed OXM
     headers; OF1.0 matches go through match10 (the conversion has its own
-    errors and rules, kept in one place);
+    errors and rules, kept in one place), told the match is normalized;
   - replies are cut at MAX_REPLY by summing the entries' lengths, and each
     reply is produced only when the caller asks for it (`replies()` is a
     generator), so the connection writes the first chunk before the last one
@@ -25,13 +25,15 @@ Nothing is cached on the rules (memory at a million rules: issue 14); the
 memo lives as long as one dump.  Output is byte-identical to FlowStatsCodec's
 (tests/unit/test_ofp_flow_stats_wire.py checks both on the same rules).
 """
+import functools
 import struct
 
 from .codec import HEADER, MP_HEADER
 from .multipart import OFPMP_FLOW, OFPMPF_REPLY_MORE, FlowStatsCodec
 from .of10_program import encode_of10_program
 from .oxm import FIELD_LIST, OFPMT_OXM, oxm_header
-from .parts import MATCH, encode_program
+from .match10 import encode_match10
+from .parts import encode_program
 
 OFPT_MULTIPART_REPLY = {4: 19, 1: 17}    # OF1.3 MULTIPART_REPLY, OF1.0 STATS_REPLY
 MAX_REPLY = 60000   # bytes of entries per reply message (well under the 16-bit length)
@@ -82,7 +84,9 @@ class FlowStatsWriter:
         self.version, self.now = version, now
         self._programs = {}      # id(instruction list) -> (the list, its bytes)
         self.entry = self._entry13 if version == 4 else self._entry10
-        self._encode_match = encode_oxm_match if version == 4 else MATCH[1][1]
+        # a table's rules hold normalized matches (FlowTables._add)
+        self._encode_match = encode_oxm_match if version == 4 else \
+            functools.partial(encode_match10, normalized=True)
 
     def program(self, instructions):
         memo = self._programs.get(id(instructions))

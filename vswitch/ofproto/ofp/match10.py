@@ -78,13 +78,15 @@ def _take(match, name, error=("BAD_MATCH", "BAD_FIELD")):
     return value
 
 
-def encode_match10(match):
-    """Match -> ofp_match; fields OF1.0 cannot express raise BAD_MATCH errors."""
+def encode_match10(match, normalized=False):
+    """Match -> ofp_match; fields OF1.0 cannot express raise BAD_MATCH errors.
+    normalized: the caller's match is already Match.normalized() (a table's
+    rules are), so the per-entry copy and sort of a flow dump is skipped."""
     w = W_ALL
     v = dict(in_port=0, dl_src=0, dl_dst=0, dl_vlan=0, pcp=0, dl_type=0, tos=0, proto=0,
              nw_src=0, nw_dst=0, tp_src=0, tp_dst=0)
     nw_bits = {NW_SRC_SHIFT: 32, NW_DST_SHIFT: 32}   # any count >= 32 means "any"; OVS writes 32
-    for name, (value, mask) in match.normalized().items():
+    for name, (value, mask) in (match if normalized else match.normalized()).items():
         if name == "in_port":
             w &= ~W_IN_PORT
             v["in_port"] = port_to_of10(value, ("BAD_MATCH", "BAD_VALUE"))
