@@ -22,7 +22,8 @@ each in its own namespace with two host namespaces behind veths:
 Reported per switch and case (medians of --rounds, interleaved: vswitch calm,
 vswitch storm, OVS calm, OVS storm, ...): ping avg and p99, UDP loss and
 jitter (iperf3's receiver), upcalls during the traffic (vswitch: coverage
-datapath_upcall; OVS: dpctl/show "missed") and the storm's achieved rate.
+datapath_upcall; OVS: dpctl/show "missed"), the storm's achieved rate and
+the daemon's CPU (utime + stime of all its threads over the case).
 Load is printed per round: the machine is shared.
 """
 import argparse
@@ -175,6 +176,13 @@ def upcalls(switch):
     return int(re.search(r"missed:(\d+)", out).group(1))
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads: slow path and poll threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def install(switch, hosts, path, n):
     ofctl(switch.target, "del-flows")
     ofctl(switch.target, "add-flows", path)
@@ -189,6 +197,7 @@ def install(switch, hosts, path, n):
 
 def one_case(switch, hosts, priorities, storm_rate, seconds):
     before = upcalls(switch)
+    cpu0, t0 = cpu_seconds(switch.pid), time.monotonic()
     storm = Storm(switch.target, priorities, storm_rate) if storm_rate else None
     if storm:
         storm.start()
@@ -202,23 +211,24 @@ def one_case(switch, hosts, priorities, storm_rate, seconds):
     if storm and storm.error:
         raise RuntimeError(f"{switch.label}: storm failed: {storm.error}")
     rate = storm.acked / storm.elapsed if storm else 0.0
-    return result + (upcalls(switch) - before, rate)
+    cpu_pct = 100.0 * (cpu_seconds(switch.pid) - cpu0) / (time.monotonic() - t0)
+    return result + (upcalls(switch) - before, rate, cpu_pct)
 
 
 FIELDS = ("ping_avg_ms", "ping_p99_ms", "ping_loss_pct", "udp_loss_pct", "udp_jitter_ms", "upcalls",
-          "storm_rate")
+          "storm_rate", "daemon_cpu_pct")
 
 
 def report(results, args):
     print(f"\n### {args.rules:,} rules, storm {args.rate:,} flow-mods/s for {args.seconds} s, "
           f"{args.rounds} rounds interleaved, medians; load per round: {', '.join(results['load'])}\n")
     print("| switch | case | ping avg ms | ping p99 ms | ping loss % | UDP loss % | UDP jitter ms "
-          "| upcalls | flow-mods/s achieved |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| upcalls | flow-mods/s achieved | daemon CPU % |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (label, case), runs in results["cases"].items():
         med = [statistics.median(r[i] for r in runs) for i in range(len(FIELDS))]
         print(f"| {label} | {case} | {med[0]:.3f} | {med[1]:.3f} | {med[2]:.1f} | {med[3]:.2f} "
-              f"| {med[4]:.3f} | {med[5]:,.0f} | {med[6]:,.0f} |")
+              f"| {med[4]:.3f} | {med[5]:,.0f} | {med[6]:,.0f} | {med[7]:.0f} |")
     print("\nAll rounds (" + ", ".join(FIELDS) + "):")
     for (label, case), runs in results["cases"].items():
         for r in runs:
