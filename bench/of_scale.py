@@ -265,11 +265,12 @@ def phase_dump(switches, n, rounds):
     """dump-flows of n rules, rounds times per switch, interleaved: wall time
     and ovs-ofctl's CPU (parsing and printing, the same client for both)."""
     path = write_rules(tcp_rules(n))
-    results = {s.label: {"dump": [], "client": [], "load": []} for s in switches}
+    results = {s.label: {"dump": [], "client": [], "load": [], "rss": []} for s in switches}
     try:
         for s in switches:
             ofctl(s.target, "del-flows")
             ofctl(s.target, "add-flows", path)
+            results[s.label]["rss"].append(rss_bytes(s.pid))
         for _ in range(rounds):
             for s in switches:
                 r = results[s.label]
@@ -280,6 +281,8 @@ def phase_dump(switches, n, rounds):
                     raise RuntimeError(f"{s.label}: dump-flows shows {got} rules, added {n}")
                 r["dump"].append(elapsed)
                 r["client"].append(cpu)
+        for s in switches:
+            results[s.label]["rss"].append(rss_bytes(s.pid))
     finally:
         os.unlink(path)
     return results
@@ -288,14 +291,16 @@ def phase_dump(switches, n, rounds):
 def report_dump(results, n):
     print(f"\n### dump-flows of {n:,} rules, {len(results['vswitch']['dump'])} interleaved rounds, "
           f"medians; load per round: {', '.join(results['vswitch']['load'])}\n")
-    print("| switch | dump-flows wall | all rounds | ovs-ofctl CPU | ratio (vswitch/OVS) | target |")
-    print("|---|---|---|---|---|---|")
+    print("| switch | dump-flows wall | all rounds | ovs-ofctl CPU | RSS before, after the dumps "
+          "| ratio (vswitch/OVS) | target |")
+    print("|---|---|---|---|---|---|---|")
     base = statistics.median(results["OVS"]["dump"]) if "OVS" in results else None
     for label, r in results.items():
         med = statistics.median(r["dump"])
+        rss = " / ".join(f"{v / 2**20:,.0f} MiB" for v in r["rss"])
         print(f"| {label} | {med:.3f} s | {', '.join(f'{v:.2f}' for v in r['dump'])} "
-              f"| {statistics.median(r['client']):.3f} s | {med / base:.2f} | <= 2x |"
-              if base else f"| {label} | {med:.3f} s | | | - | |")
+              f"| {statistics.median(r['client']):.3f} s | {rss} | {med / base:.2f} | <= 2x |"
+              if base else f"| {label} | {med:.3f} s | | | {rss} | - | |")
 
 
 def phase_big(switches, n):

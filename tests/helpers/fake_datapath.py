@@ -105,15 +105,20 @@ class FakeDatapath:
         self.flows.clear()
 
     def flow_dump(self):
-        return [dpif.MegaflowStats(key=f.key, mask=f.mask, actions=f.actions, packets=f.packets,
-                               bytes=f.bytes, used_ns=f.used_ns, tcp_flags=0,
-                               packed_key=k, packed_mask=m)
-                for (k, m), f in self.flows.items()]
+        return [self._stats(fid) for fid in self.flows]
 
     def flow_dump_chunks(self, chunk=dpif.DUMP_CHUNK):
-        flows = self.flow_dump()
-        for i in range(0, max(1, len(flows)), chunk):
-            yield flows[i:i + chunk]
+        """As the datapath's cursor walk: each chunk is read when asked for,
+        so flows deleted before then are not in it."""
+        fids = list(self.flows)
+        for i in range(0, max(1, len(fids)), chunk):
+            yield [self._stats(fid) for fid in fids[i:i + chunk] if fid in self.flows]
+
+    def _stats(self, fid):
+        f = self.flows[fid]
+        return dpif.MegaflowStats(key=f.key, mask=f.mask, actions=f.actions, packets=f.packets,
+                                  bytes=f.bytes, used_ns=f.used_ns, tcp_flags=0,
+                                  packed_key=fid[0], packed_mask=fid[1])
 
     def stats(self):
         return {"n_flows": len(self.flows)}
