@@ -252,6 +252,13 @@ def phase_add(switches, n, rounds):
     return results
 
 
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ofctl_cpu(target, *args):
     """(wall seconds, ovs-ofctl's own CPU seconds) of one ovs-ofctl run."""
     before = os.times()
@@ -265,7 +272,7 @@ def phase_dump(switches, n, rounds):
     """dump-flows of n rules, rounds times per switch, interleaved: wall time
     and ovs-ofctl's CPU (parsing and printing, the same client for both)."""
     path = write_rules(tcp_rules(n))
-    results = {s.label: {"dump": [], "client": [], "load": [], "rss": []} for s in switches}
+    results = {s.label: {"dump": [], "client": [], "daemon": [], "load": [], "rss": []} for s in switches}
     try:
         for s in switches:
             ofctl(s.target, "del-flows")
@@ -275,7 +282,9 @@ def phase_dump(switches, n, rounds):
             for s in switches:
                 r = results[s.label]
                 r["load"].append(loadavg())
+                daemon_before = cpu_seconds(s.pid)
                 elapsed, cpu, out = ofctl_cpu(s.target, "dump-flows")
+                r["daemon"].append(cpu_seconds(s.pid) - daemon_before)
                 got = sum(1 for line in out.splitlines() if "actions=" in line)
                 if got != n:
                     raise RuntimeError(f"{s.label}: dump-flows shows {got} rules, added {n}")
@@ -291,16 +300,18 @@ def phase_dump(switches, n, rounds):
 def report_dump(results, n):
     print(f"\n### dump-flows of {n:,} rules, {len(results['vswitch']['dump'])} interleaved rounds, "
           f"medians; load per round: {', '.join(results['vswitch']['load'])}\n")
-    print("| switch | dump-flows wall | all rounds | ovs-ofctl CPU | RSS before, after the dumps "
-          "| ratio (vswitch/OVS) | target |")
-    print("|---|---|---|---|---|---|---|")
+    print("| switch | dump-flows wall | all rounds | ovs-ofctl CPU | daemon CPU | RSS before, after the dumps "
+          "| ratio wall (CPU) vswitch/OVS | target |")
+    print("|---|---|---|---|---|---|---|---|")
     base = statistics.median(results["OVS"]["dump"]) if "OVS" in results else None
+    base_cpu = statistics.median(results["OVS"]["daemon"]) if "OVS" in results else None
     for label, r in results.items():
         med = statistics.median(r["dump"])
         rss = " / ".join(f"{v / 2**20:,.0f} MiB" for v in r["rss"])
+        cpu = statistics.median(r["daemon"])
+        ratio = f"{med / base:.2f} ({cpu / base_cpu:.2f})" if base and base_cpu else "-"
         print(f"| {label} | {med:.3f} s | {', '.join(f'{v:.2f}' for v in r['dump'])} "
-              f"| {statistics.median(r['client']):.3f} s | {rss} | {med / base:.2f} | <= 2x |"
-              if base else f"| {label} | {med:.3f} s | | | {rss} | - | |")
+              f"| {statistics.median(r['client']):.3f} s | {cpu:.2f} s | {rss} | {ratio} | <= 2x |")
 
 
 def phase_big(switches, n):

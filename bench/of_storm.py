@@ -42,7 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from of_scale import (OUT_PORT, PRIORITIES, Client, Ours, Theirs, loadavg, ofctl,  # noqa: E402
+from of_scale import (OUT_PORT, PRIORITIES, Client, Ours, Theirs, cpu_seconds, loadavg, ofctl,  # noqa: E402
                       tcp_rules, write_rules)
 from helpers import netns  # noqa: E402
 from vswitch.ofproto.ofp import ApplyActions, FlowMod, Match, Output  # noqa: E402
@@ -174,13 +174,6 @@ def upcalls(switch):
         return int(out.strip())
     out = switch.ovs.appctl("dpctl/show")
     return int(re.search(r"missed:(\d+)", out).group(1))
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads: slow path and poll threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def install(switch, hosts, path, n):
