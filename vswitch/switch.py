@@ -31,6 +31,10 @@ idle, flushed) reports its last ones as it goes (the datapath returns its
 final counters); a packet the slow path forwards reports itself, since it
 never hits the megaflow it set up.  Datapath samples (sFlow, IPFIX) have
 their own queue, drained after the misses.
+
+The revalidator reads the datapath in chunks (dpif.flow_dump_chunks) and
+handles each as it is read (revalidate_steps); the daemon runs one chunk
+per turn of the event loop, so upcalls and OpenFlow are served in between.
 """
 import copy
 import logging

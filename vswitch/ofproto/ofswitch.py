@@ -15,6 +15,11 @@ It talks to the rest of the switch through `host` (the Switch):
 and to controllers through `self.notify(kind, msg)`, set by the connection
 manager (kind: "packet_in", "flow_removed", "port_status").
 
+A flow-stats request is answered with a ReplyStream (ofp/flow_stats_wire.py):
+the rules are selected at once, their entries encoded reply by reply while
+the connection writes them (conn/ofconn.py), so a dump of 100k rules never
+sits in memory whole and other connections run between two replies.
+
 Invalidation happens before the next message is read, so by the time a
 barrier reply leaves, no packet is forwarded by a megaflow the tables no
 longer justify.  A flow-mod or rule expiry hands the rules it added,

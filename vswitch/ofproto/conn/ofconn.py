@@ -8,7 +8,9 @@ answered here (echo, role, async config) or handed to the bridge's OFSwitch
 synchronously, in arrival order, so a barrier reply is sent only after every
 earlier message took effect.  Malformed or unsupported messages get the
 spec's error and the connection stays up; only a broken stream (length < 8)
-or a failed negotiation closes it.
+or a failed negotiation closes it.  A ReplyStream (a flow dump) is written
+one reply at a time, draining and yielding to the event loop between two;
+the connection reads its next message only after the last one.
 
 Controllers ("primary" connections: the bridge's controller targets) get
 the inactivity probe: after `probe_interval` of silence an echo request, and
