@@ -20,7 +20,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
-from vswitch.ofproto.classifier import RULE_ORDER, Classifier
+from vswitch.ofproto.classifier import Classifier, best_first
 
 from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
                                  Match, Meter, MeterMod, OFPError, Output, WriteActions)
@@ -217,7 +217,7 @@ class FlowTables:
                 rule = table.find_exact(match, fm.priority)
                 found = [rule] if rule is not None else []
             else:
-                found = sorted(table.loose(match), key=RULE_ORDER)
+                found = best_first(table.loose(match))
             if fm.cookie_mask:
                 found = [r for r in found if r.cookie & fm.cookie_mask == fm.cookie & fm.cookie_mask]
             out += found
