@@ -158,7 +158,10 @@ class Commands:
         if name not in DP_NAMES:
             raise UnixctlError(error)
 
-    def dump_flows(self, args):
+    async def dump_flows(self, args):
+        """One datapath dump chunk read and formatted per turn of the event
+        loop: 100k megaflows take seconds to format, and upcalls and OpenFlow
+        connections are served in between (dpif.flow_dump_chunks)."""
         names = False
         for arg in args:
             if arg in ("-m", "--more", "--names"):
@@ -170,7 +173,11 @@ class Commands:
             else:
                 self._check_dp(arg, f"datapath {arg} not found (vswitchd has one: {render.DATAPATH_NAME})")
         port_names = self.switch.port_names() if names else None
-        return render.format_dp_flows(self.switch.dp.flow_dump(), dpif.now_ns(), port_names)
+        now_ns, parts = dpif.now_ns(), []
+        for chunk in self.switch.dp.flow_dump_chunks():
+            parts.append(render.format_dp_flows(chunk, now_ns, port_names))
+            await asyncio.sleep(0)
+        return "".join(parts)
 
     def _pmds(self, args):
         """[(key, cpu, counters)] of the poll threads the arguments select."""
