@@ -53,7 +53,7 @@ from vswitch.ofproto import pipeline
 from vswitch.ofproto.flow_table import DEFAULT_N_TABLES, FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
-from vswitch.ofproto.ofp.flow_stats_wire import FlowStatsWriter, ReplyStream
+from vswitch.ofproto.ofp.flow_stats_wire import MAX_REPLY, FlowStatsWriter, ReplyStream
 from vswitch.ofproto.ofp import OFPError, FIELDS
 from vswitch.ofproto.ofp.constants import (
     OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPG_ALL,
@@ -65,7 +65,6 @@ CAPABILITIES_10 = 1 | 2 | 4 | 0x40
 ACTIONS_10 = 0xFFF                               # every OF1.0 action
 PORT_FEATURES = (1 << 6) | (1 << 11)             # 10GB_FD, copper (as OVS reports taps)
 PORT_SPEED_KBPS = 10_000_000
-MAX_REPLY = 60000
 COOKIE_BASE = 1 << 24    # packet-in userspace cookies: 0x01xxxxxx (lower values: other modules)
 
 
