@@ -41,8 +41,11 @@
  *    headers made by the kernel (and by the NIC where it can).  The path MTU
  *    is the route's (IP_MTU of a socket connected to the remote, read when
  *    the port opens; 1500 for remote_ip=flow).
- *  - The source UDP port is the socket's own (dst_port): receivers do not
- *    care (the kernel's vxlan driver, OVS), at the cost of no ECMP entropy.
+ *  - The outer UDP source port is a hash of the inner flow (RFC 7348 §5,
+ *    for ECMP in the underlay): each socket has a pool of send-only sockets
+ *    bound to source ports of the dynamic range, and a packet (or a whole
+ *    super-frame: one flow) is sent on the one its inner flow hash picks
+ *    (vxlan_sport.h).  The shared socket only receives.
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
@@ -50,7 +53,9 @@
  */
 #define _GNU_SOURCE
 #include "netdev_provider.h"
+#include "inet_csum.h"
 #include "offload.h"
+#include "vxlan_sport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,9 +79,14 @@
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
 #define VXLAN_FLAG_I 0x08
-#define MAX_GSO_SEGS 64
+#define MAX_GSO_SEGS 64 /* segments per UDP GSO send (the kernel's UDP_MAX_SEGMENTS) */
+#define MAX_TX_SEGS 256  /* segments of one super-frame */
+/* Per segment in gso_buf: its VXLAN header and inner headers (Ethernet,
+ * VLAN tags, IP and TCP with options). */
+#define GSO_HDR_STRIDE 256
 #define GSO_MAX_PAYLOAD 65000 /* one UDP GSO send, within IPv4's 64 KiB */
 #define KEY_FLOW UINT64_MAX
+#define SOCK_BUF_BYTES (8 << 20) /* socket buffers: bursts of TCP streams */
 #define GRO_BUFS 8
 #define GRO_BUF_SIZE 65536 /* the largest UDP payload */
 
@@ -89,7 +99,8 @@ struct vxlan_port_entry {
 struct vxlan_sock {
     uint32_t local_ip; /* network order, 0 = any */
     uint16_t dst_port; /* host order */
-    int fd;
+    int fd;    /* receives, from dst_port */
+    struct vxlan_sport_pool sport; /* sends, from per-flow source ports */
     int refs;
     pthread_mutex_t mutex; /* the ports table */
     struct vxlan_port_entry *ports;
@@ -135,7 +146,9 @@ struct netdev_vxlan {
     struct sockaddr_in to[VS_BATCH];
     uint8_t hdrs[VS_BATCH][VXLAN_HLEN];
     uint8_t cmsg[VS_BATCH][64];
-    uint8_t *gso_buf; /* segments of one super-frame, VXLAN headers included */
+    int fds[VS_BATCH]; /* the source port's socket of each message */
+    uint8_t *gso_buf; /* headers of one super-frame's segments (GSO_HDR_STRIDE each) */
+    struct iovec gso_iov[2 * MAX_GSO_SEGS]; /* one UDP GSO send: headers, payload, ... */
 };
 
 /* ---- options ---- */
@@ -169,7 +182,7 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return vs_netdev_fail(err, errlen, "UDP socket", -errno);
-    int one = 1, pmtu = IP_PMTUDISC_DO, bufsz = 8 << 20;
+    int one = 1, pmtu = IP_PMTUDISC_DO, bufsz = SOCK_BUF_BYTES;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(dst_port),
                               .sin_addr.s_addr = local_ip};
     if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ||
@@ -223,6 +236,11 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
             goto out;
         }
         r = sock_open(local_ip, dst_port, &s->fd, err, errlen);
+        if (!r) {
+            r = vxlan_sport_open(&s->sport, local_ip, SOCK_BUF_BYTES, err, errlen);
+            if (r)
+                close(s->fd);
+        }
         if (r) {
             free(s);
             goto out;
@@ -266,6 +284,7 @@ undo:
                 break;
             }
         close(s->fd);
+        vxlan_sport_close(&s->sport);
         pthread_mutex_destroy(&s->mutex);
         sock_free_bufs(s);
         free(s->ports);
@@ -299,6 +318,7 @@ static void sock_detach(struct netdev_vxlan *nd)
     pthread_mutex_unlock(&socks_mutex);
     if (last) {
         close(s->fd);
+        vxlan_sport_close(&s->sport);
         pthread_mutex_destroy(&s->mutex);
         sock_free_bufs(s);
         free(s->ports);
@@ -446,37 +466,6 @@ static inline void wr16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, uint32_t len)
-{
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        sum += (w & 0xffffffffu) + (w >> 32);
-        p += 8;
-        len -= 8;
-    }
-    while (len >= 2) {
-        uint16_t w;
-        memcpy(&w, p, 2);
-        sum += w;
-        p += 2;
-        len -= 2;
-    }
-    if (len) {
-        uint16_t w = 0;
-        memcpy(&w, p, 1);
-        sum += w;
-    }
-    return sum;
-}
-
-static uint16_t csum_fold(uint64_t sum) /* in the byte order summed (network) */
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)sum;
-}
-
 /* An inner IPv4 TCP segment as recv may coalesce it. */
 struct tcp4 {
     uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
@@ -511,11 +500,11 @@ static int tcp4_parse(const uint8_t *f, uint32_t len, struct tcp4 *t)
     t->seq = rd32(th + 4);
     /* The segment's own checksum: the outer UDP checksum may be zero (the
      * kernel's vxlan sends none), and a coalesced frame is not checked again. */
-    uint64_t sum = csum_add(0, ip + 12, 8);
+    uint64_t sum = vs_csum_partial(0, ip + 12, 8);
     uint16_t pl[2] = {htons(6), htons((uint16_t)(len - t->l4))};
-    sum = csum_add(sum, (const uint8_t *)pl, 4);
-    sum = csum_add(sum, th, len - t->l4);
-    return csum_fold(sum) == 0xffff;
+    sum = vs_csum_partial(sum, pl, 4);
+    sum = vs_csum_partial(sum, th, len - t->l4);
+    return vs_csum_fold16(sum) == 0xffff;
 }
 
 /* Whether segment b (parsed as tb) continues a (parsed as ta, next
@@ -659,12 +648,12 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
     wr16(ip + 2, (uint16_t)(total - t0.l3));
     wr16(ip + 10, 0);
-    uint16_t ic = (uint16_t)~csum_fold(csum_add(0, ip, t0.l4 - t0.l3));
+    uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0.l4 - t0.l3));
     memcpy(ip + 10, &ic, 2);
     th[13] = flags;
     /* A partial checksum, as the kernel leaves it: the pseudo-header sum. */
     uint16_t pl[2] = {htons(6), htons((uint16_t)(total - t0.l4))};
-    uint16_t pc = csum_fold(csum_add(csum_add(0, ip + 12, 8), (const uint8_t *)pl, 4));
+    uint16_t pc = vs_csum_fold16(vs_csum_partial(vs_csum_partial(0, ip + 12, 8), pl, 4));
     memcpy(th + 16, &pc, 2);
     p->len = total;
     p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM, .gso_type = VS_GSO_TCPV4,
@@ -827,10 +816,13 @@ static size_t put_cmsgs(struct netdev_vxlan *nd, uint8_t *buf, size_t cap, int t
     return used;
 }
 
-/* Sends one GSO super-frame as UDP GSO sends of VXLAN segments.
- * Returns 1 if sent, 0 if dropped (counted). */
+/* Sends one GSO super-frame as UDP GSO sends of VXLAN segments, gathered
+ * with iovecs: each segment is its VXLAN header and inner headers (made in
+ * gso_buf) followed by its payload, read where it is in the super-frame
+ * (its checksum is summed there, and the kernel's copy into the datagram
+ * is the only one).  Returns 1 if sent, 0 if dropped (counted). */
 static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip, uint64_t vni,
-                    int tos)
+                    int tos, int fd)
 {
     uint32_t hlen = gso_hlen(pkt->data, pkt->len, &pkt->vnet);
     if (!hlen || hlen >= pkt->len) {
@@ -843,32 +835,23 @@ static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip,
     if (!v.gso_size || v.gso_size > room)
         v.gso_size = (uint16_t)room;
     uint32_t mss = v.gso_size;
-    uint32_t nseg = (pkt->len - hlen + mss - 1) / mss;
-    uint32_t stride = VXLAN_HLEN + hlen + mss;
-    if (!nd->gso_buf && !(nd->gso_buf = malloc((size_t)VS_MAX_FRAME * 2 + 65536))) {
+    if (!nd->gso_buf && !(nd->gso_buf = malloc((size_t)MAX_TX_SEGS * GSO_HDR_STRIDE))) {
         nd->tx_offload_drops++;
         return 0;
     }
-    if (nseg > 2 * MAX_GSO_SEGS * 2 || (uint64_t)nseg * stride > (uint64_t)VS_MAX_FRAME * 2 + 65536) {
+    uint8_t *hdrs[MAX_TX_SEGS];
+    uint32_t lens[MAX_TX_SEGS], hl;
+    for (int i = 0; i < MAX_TX_SEGS; i++)
+        hdrs[i] = nd->gso_buf + (size_t)i * GSO_HDR_STRIDE + VXLAN_HLEN;
+    int nseg = vs_offload_segment_headers(pkt->data, pkt->len, &v, hdrs,
+                                          GSO_HDR_STRIDE - VXLAN_HLEN, &hl, lens, MAX_TX_SEGS);
+    if (nseg <= 0) {
         nd->tx_offload_drops++;
         return 0;
     }
-    uint8_t *outs[256];
-    uint32_t lens[256];
-    for (uint32_t i = 0; i < nseg; i++)
-        outs[i] = nd->gso_buf + i * stride + VXLAN_HLEN;
-    int got = vs_offload_segment(pkt->data, pkt->len, &v, outs, hlen + mss, lens, (int)nseg);
-    if (got != (int)nseg) {
-        nd->tx_offload_drops++;
-        return 0;
-    }
-    for (uint32_t i = 0; i < nseg; i++) {
-        put_hdr(outs[i] - VXLAN_HLEN, vni);
-        if (i + 1 < nseg && lens[i] != hlen + mss) { /* not back to back */
-            nd->tx_offload_drops++;
-            return 0;
-        }
-    }
+    /* UDP GSO cuts the datagram every `stride` bytes: every segment but
+     * the last is exactly that long. */
+    uint32_t stride = VXLAN_HLEN + hl + mss;
     /* At most MAX_GSO_SEGS segments and GSO_MAX_PAYLOAD bytes per send. */
     uint32_t per = GSO_MAX_PAYLOAD / stride;
     if (per > MAX_GSO_SEGS)
@@ -877,15 +860,19 @@ static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip,
         per = 1;
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(nd->sock->dst_port),
                              .sin_addr.s_addr = ip};
-    for (uint32_t first = 0; first < nseg; first += per) {
-        uint32_t cnt = nseg - first < per ? nseg - first : per;
-        uint32_t bytes = (cnt - 1) * stride + VXLAN_HLEN + lens[first + cnt - 1];
-        struct iovec iov = {nd->gso_buf + first * stride, bytes};
+    for (uint32_t first = 0; first < (uint32_t)nseg; first += per) {
+        uint32_t cnt = (uint32_t)nseg - first < per ? (uint32_t)nseg - first : per;
+        for (uint32_t j = 0; j < cnt; j++) {
+            uint32_t i = first + j;
+            put_hdr(hdrs[i] - VXLAN_HLEN, vni);
+            nd->gso_iov[2 * j] = (struct iovec){hdrs[i] - VXLAN_HLEN, VXLAN_HLEN + hl};
+            nd->gso_iov[2 * j + 1] = (struct iovec){pkt->data + hl + i * mss, lens[i] - hl};
+        }
         uint8_t cbuf[64];
-        struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov,
-                           .msg_iovlen = 1, .msg_control = cbuf};
+        struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = nd->gso_iov,
+                           .msg_iovlen = 2 * cnt, .msg_control = cbuf};
         m.msg_controllen = put_cmsgs(nd, cbuf, sizeof cbuf, tos, cnt > 1 ? (int)stride : 0);
-        if (sendmsg(nd->sock->fd, &m, MSG_DONTWAIT) < 0) {
+        if (sendmsg(fd, &m, MSG_DONTWAIT) < 0) {
             if (errno == EMSGSIZE || errno == EINVAL)
                 nd->tx_mtu_drops++;
             else
@@ -917,13 +904,14 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
                 continue;
             }
             int tos = nd->tos >= 0 ? nd->tos : inner_tos(p->data, p->len);
+            int fd = vxlan_sport_fd(&nd->sock->sport, vxlan_flow_hash(p->data, p->len));
             /* Too large for the path: TCP is segmented (below), the rest
              * is refused by the kernel (DF) and counted in tx_mtu_drops. */
             if ((p->vnet.gso_type & ~VS_GSO_ECN) == VS_GSO_NONE &&
                 p->len + OUTER_HLEN > nd->path_mtu && tcp_as_gso(p, &p->vnet))
                 nd->tx_resegmented++;
             if ((p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE) {
-                if (send_gso(nd, p, ip, vni, tos))
+                if (send_gso(nd, p, ip, vni, tos, fd))
                     pkts[sent++] = p;
                 continue;
             }
@@ -943,10 +931,15 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
                                  .msg_iov = nd->iov[m], .msg_iovlen = 2,
                                  .msg_control = nd->cmsg[m]};
             h->msg_controllen = put_cmsgs(nd, nd->cmsg[m], sizeof nd->cmsg[m], tos, 0);
+            nd->fds[m] = fd;
             batch[m++] = p;
         }
+        /* One sendmmsg per run of messages leaving from the same port. */
         for (int done = 0; done < m;) {
-            int r = sendmmsg(nd->sock->fd, nd->msgs + done, (unsigned)(m - done), MSG_DONTWAIT);
+            int end = done + 1;
+            while (end < m && nd->fds[end] == nd->fds[done])
+                end++;
+            int r = sendmmsg(nd->fds[done], nd->msgs + done, (unsigned)(end - done), MSG_DONTWAIT);
             if (r < 0) {
                 if (errno == EMSGSIZE)
                     nd->tx_mtu_drops++;
@@ -976,6 +969,8 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_local_ip", "%s", local);
     n = vs_netdev_kv(out, n, max, "tunnel_dst_port", "%u", nd->sock->dst_port);
     n = vs_netdev_kv(out, n, max, "tunnel_path_mtu", "%u", nd->path_mtu);
+    n = vs_netdev_kv(out, n, max, "tunnel_src_ports", "%d, by inner flow hash",
+                     nd->sock->sport.n);
     /* The largest inner IP packet that crosses, and what happens to larger
      * ones (status values are at most VS_KV_VALUE_LEN bytes). */
     n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);
