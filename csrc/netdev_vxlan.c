@@ -35,10 +35,15 @@
  *    checksum completed before encapsulation.  A GSO super-frame (TSO from
  *    a veth or a tap) is segmented here into inner frames whose outer
  *    datagram fits the path MTU (the MSS is lowered if the inner one would
- *    not fit), each prefixed by its VXLAN header, back to back in one
- *    buffer, and handed to the kernel as one UDP GSO send (UDP_SEGMENT
+ *    not fit), and handed to the kernel as one UDP GSO send (UDP_SEGMENT
  *    with the segment size): one syscall per up to 64 segments, the outer
- *    headers made by the kernel (and by the NIC where it can).  The path MTU
+ *    headers made by the kernel (and by the NIC where it can).  Only the
+ *    segments' headers are built (VXLAN + inner headers, in gso_buf); each
+ *    segment's payload is gathered by an iovec from where it lies in the
+ *    super-frame, so the kernel's copy into the datagram is the only one
+ *    and the inner checksums are the only other pass over the payload
+ *    (vs_offload_segment_headers).  They must be complete on the wire: the
+ *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.  The path MTU
  *    is the route's (IP_MTU of a socket connected to the remote, read when
  *    the port opens; 1500 for remote_ip=flow).
  *  - The outer UDP source port is a hash of the inner flow (RFC 7348 §5,
@@ -466,58 +471,100 @@ static inline void wr16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
-/* An inner IPv4 TCP segment as recv may coalesce it. */
-struct tcp4 {
+/* An inner TCP segment (IPv4 or IPv6) as recv may coalesce it. */
+struct tcpseg {
     uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
     uint32_t seq;
     uint8_t flags;
+    uint8_t v6;
 };
 
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
+#define ETH_HLEN_PLAIN 14
+#define IPV6_HLEN 40
+#define IPPROTO_TCP_NUM 6
+#define TCP_MIN_HLEN 20
+#define TCP_CSUM_OFFSET 16
+/* The pseudo-header's addresses: IPv4 12..20, IPv6 8..40 of the IP header. */
+#define IPV4_ADDRS_OFF 12
+#define IPV4_ADDRS_LEN 8
+#define IPV6_ADDRS_OFF 8
+#define IPV6_ADDRS_LEN 32
 
-/* Parses an untagged Ethernet/IPv4/TCP frame without IP options problems:
- * not a fragment, lengths consistent, checksum correct, only ACK (and PSH)
- * set.  Returns 1 if it can be coalesced. */
-static int tcp4_parse(const uint8_t *f, uint32_t len, struct tcp4 *t)
+/* The sum of the TCP pseudo-header for l4len bytes of TCP (RFC 793 for
+ * IPv4, RFC 8200 §8.1 for IPv6: the same words while l4len < 64 KiB). */
+static uint64_t tcp_pseudo_sum(const uint8_t *ip, int v6, uint32_t l4len)
 {
-    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4)
+    uint16_t pl[2] = {htons(IPPROTO_TCP_NUM), htons((uint16_t)l4len)};
+    uint64_t sum = v6 ? vs_csum_partial(0, ip + IPV6_ADDRS_OFF, IPV6_ADDRS_LEN)
+                      : vs_csum_partial(0, ip + IPV4_ADDRS_OFF, IPV4_ADDRS_LEN);
+    return vs_csum_partial(sum, pl, sizeof pl);
+}
+
+/* Parses an untagged Ethernet/IPv4/TCP frame (not a fragment) or
+ * Ethernet/IPv6/TCP frame (no extension headers): lengths consistent,
+ * checksum correct, only ACK (and PSH) set.  Returns 1 if it can be
+ * coalesced. */
+static int tcp_parse(const uint8_t *f, uint32_t len, struct tcpseg *t)
+{
+    if (len < ETH_HLEN_PLAIN + 20 + TCP_MIN_HLEN)
         return 0;
-    const uint8_t *ip = f + 14;
-    uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
-    if (ihl < 20 || ip[9] != 6 || (rd16(ip + 6) & 0x3fff) || rd16(ip + 2) != len - 14)
+    const uint8_t *ip = f + ETH_HLEN_PLAIN;
+    t->l3 = ETH_HLEN_PLAIN;
+    if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
+        uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+        if (ihl < 20 || ip[9] != IPPROTO_TCP_NUM || (rd16(ip + 6) & 0x3fff) ||
+            rd16(ip + 2) != len - ETH_HLEN_PLAIN)
+            return 0;
+        t->l4 = ETH_HLEN_PLAIN + ihl;
+        t->v6 = 0;
+    } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
+               len >= ETH_HLEN_PLAIN + IPV6_HLEN + TCP_MIN_HLEN) {
+        if (ip[6] != IPPROTO_TCP_NUM || rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
+            return 0;
+        t->l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
+        t->v6 = 1;
+    } else {
         return 0;
-    t->l3 = 14;
-    t->l4 = 14 + ihl;
-    if (len < t->l4 + 20)
+    }
+    if (len < t->l4 + TCP_MIN_HLEN)
         return 0;
     const uint8_t *th = f + t->l4;
     t->hlen = t->l4 + (uint32_t)(th[12] >> 4) * 4;
     t->flags = th[13];
-    if (t->hlen < t->l4 + 20 || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
+    if (t->hlen < t->l4 + TCP_MIN_HLEN || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
         !(t->flags & TCP_ACK))
         return 0;
     t->seq = rd32(th + 4);
     /* The segment's own checksum: the outer UDP checksum may be zero (the
-     * kernel's vxlan sends none), and a coalesced frame is not checked again. */
-    uint64_t sum = vs_csum_partial(0, ip + 12, 8);
-    uint16_t pl[2] = {htons(6), htons((uint16_t)(len - t->l4))};
-    sum = vs_csum_partial(sum, pl, 4);
-    sum = vs_csum_partial(sum, th, len - t->l4);
+     * kernel's vxlan sends none), and even when the kernel verified it, it
+     * covers the datagram from the far VTEP on, not the inner frame from
+     * its sender; a coalesced frame is not checked again (it goes on with
+     * a partial checksum, which the receiving stack trusts). */
+    uint64_t sum = vs_csum_partial(tcp_pseudo_sum(ip, t->v6, len - t->l4), th, len - t->l4);
     return vs_csum_fold16(sum) == 0xffff;
 }
 
 /* Whether segment b (parsed as tb) continues a (parsed as ta, next
  * sequence number `seq`): same addresses, ports, ack, window, options. */
-static int tcp4_follows(const uint8_t *a, const struct tcp4 *ta, const uint8_t *b,
-                        const struct tcp4 *tb, uint32_t seq)
+static int tcp_follows(const uint8_t *a, const struct tcpseg *ta, const uint8_t *b,
+                       const struct tcpseg *tb, uint32_t seq)
 {
-    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->seq != seq || memcmp(a, b, 14))
+    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->v6 != ta->v6 || tb->seq != seq ||
+        memcmp(a, b, ETH_HLEN_PLAIN))
         return 0;
-    const uint8_t *ia = a + 14, *ib = b + 14;
-    /* version..tos, flags/frag..protocol, addresses and options */
-    if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) || memcmp(ia + 12, ib + 12, ta->l4 - 26))
-        return 0;
+    const uint8_t *ia = a + ETH_HLEN_PLAIN, *ib = b + ETH_HLEN_PLAIN;
+    if (ta->v6) {
+        /* version, class, flow label; next header, hop limit, addresses */
+        if (memcmp(ia, ib, 4) || memcmp(ia + 6, ib + 6, IPV6_HLEN - 6))
+            return 0;
+    } else {
+        /* version..tos, flags/frag..protocol, addresses and options */
+        if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) ||
+            memcmp(ia + 12, ib + 12, ta->l4 - ETH_HLEN_PLAIN - 12))
+            return 0;
+    }
     const uint8_t *pa = a + ta->l4, *pb = b + tb->l4;
     return !memcmp(pa, pb, 4) && !memcmp(pa + 8, pb + 8, 5) && !memcmp(pa + 14, pb + 14, 2) &&
            !memcmp(pa + 18, pb + 18, ta->hlen - ta->l4 - 18);
@@ -615,8 +662,8 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = b->src, .ip_dst = b->dst,
                                 .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
                                 .ttl = b->ttl, .flags = VS_TNL_F_PRESENT};
-    struct tcp4 t0;
-    if (b->off >= b->len || !tcp4_parse(inner, ilen, &t0) || (t0.flags & TCP_PSH))
+    struct tcpseg t0;
+    if (b->off >= b->len || !tcp_parse(inner, ilen, &t0) || (t0.flags & TCP_PSH))
         return 1;
     uint32_t mss = ilen - t0.hlen, seq = t0.seq + mss, total = ilen;
     uint8_t flags = t0.flags;
@@ -624,13 +671,14 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     while (b->off < b->len) {
         const uint8_t *nh = b->data + b->off;
         uint32_t nlen = b->len - b->off < b->seg ? b->len - b->off : b->seg;
-        struct tcp4 t;
+        struct tcpseg t;
         if (nlen <= VXLAN_HLEN || memcmp(nh, h, VXLAN_HLEN) ||
-            !tcp4_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
-            !tcp4_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
+            !tcp_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
+            !tcp_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
             break;
         uint32_t pay = nlen - VXLAN_HLEN - t.hlen;
-        if (pay > mss || total + pay - 14 > 65535 || total + pay > VS_MAX_FRAME)
+        /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
+        if (pay > mss || total + pay - t0.l3 > UINT16_MAX || total + pay > VS_MAX_FRAME)
             break;
         memcpy(p->data + total, nh + VXLAN_HLEN + t.hlen, pay);
         total += pay;
@@ -646,19 +694,24 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         return 1;
     s->rx_coalesced += (uint64_t)merged + 1;
     uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
-    wr16(ip + 2, (uint16_t)(total - t0.l3));
-    wr16(ip + 10, 0);
-    uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0.l4 - t0.l3));
-    memcpy(ip + 10, &ic, 2);
+    if (t0.v6) {
+        wr16(ip + 4, (uint16_t)(total - t0.l4)); /* no extension headers */
+    } else {
+        wr16(ip + 2, (uint16_t)(total - t0.l3));
+        wr16(ip + 10, 0);
+        uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0.l4 - t0.l3));
+        memcpy(ip + 10, &ic, 2);
+    }
     th[13] = flags;
     /* A partial checksum, as the kernel leaves it: the pseudo-header sum. */
-    uint16_t pl[2] = {htons(6), htons((uint16_t)(total - t0.l4))};
-    uint16_t pc = vs_csum_fold16(vs_csum_partial(vs_csum_partial(0, ip + 12, 8), pl, 4));
-    memcpy(th + 16, &pc, 2);
+    uint16_t pc = vs_csum_fold16(tcp_pseudo_sum(ip, t0.v6, total - t0.l4));
+    memcpy(th + TCP_CSUM_OFFSET, &pc, 2);
     p->len = total;
-    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM, .gso_type = VS_GSO_TCPV4,
+    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM,
+                                   .gso_type = t0.v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4,
                                    .hdr_len = (uint16_t)t0.hlen, .gso_size = (uint16_t)mss,
-                                   .csum_start = (uint16_t)t0.l4, .csum_offset = 16};
+                                   .csum_start = (uint16_t)t0.l4,
+                                   .csum_offset = TCP_CSUM_OFFSET};
     return 1;
 }
 
