@@ -46,6 +46,13 @@
  *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.  The path MTU
  *    is the route's (IP_MTU of a socket connected to the remote, read when
  *    the port opens; 1500 for remote_ip=flow).
+ *  - Receive offload: UDP_GRO on the shared socket hands over a train of
+ *    VXLAN datagrams (one segment size) as one; recv coalesces consecutive
+ *    inner TCP segments of one flow (IPv4 not fragmented, IPv6 without
+ *    extension headers; only ACK/PSH; each segment's checksum verified, as
+ *    the outer UDP checksum may be zero and never covers the inner sender)
+ *    into one TSO frame with a vnet header and a partial checksum, as the
+ *    kernel's GRO would: the receiving port gets ~1 frame per 20-40.
  *  - The outer UDP source port is a hash of the inner flow (RFC 7348 §5,
  *    for ECMP in the underlay): each socket has a pool of send-only sockets
  *    bound to source ports of the dynamic range, and a packet (or a whole
