@@ -34,6 +34,18 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def udp_socket_queue_and_drops(ip, port):
+    """(rx_queue bytes, drops) of the UDP socket bound to ip:port, from
+    /proc/net/udp (addresses in hex, in the kernel's byte order)."""
+    local = f"{struct.unpack('<I', socket.inet_aton(ip))[0]:08X}:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                return int(fields[4].split(":")[1], 16), int(fields[-1])
+    raise AssertionError(f"no UDP socket on {ip}:{port}")
+
+
 @pytest.fixture
 def vtep():
     """(dp, far socket, dst_port): dummy port 1, vxlan port 2 (VNI 42 to FAR)."""
@@ -75,6 +87,11 @@ def test_encap_bytes(vtep):
     assert data[8:] == frame
     dp.dummy_inject(1, [frame])
     assert far.recvfrom(65536) == (data, (src, sport))
+    # The source port's socket only sends: what arrives there is dropped
+    # (counted by the kernel), never queued where nothing reads.
+    far.sendto(b"stray", (NEAR, sport))
+    assert wait_for(lambda: udp_socket_queue_and_drops(NEAR, sport)[1] == 1, what="stray dropped")
+    assert udp_socket_queue_and_drops(NEAR, sport)[0] == 0
     assert VXLAN(data).vni == 42 and bytes(VXLAN(data).payload) == frame
     # Counted once send returns, which can be after the far end has it.
     assert wait_for(lambda: dp.port_stats(2)["tx_packets"] == 2, what="tx_packets 2")
