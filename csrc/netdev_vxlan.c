@@ -635,8 +635,27 @@ static int sock_fill(struct vxlan_sock *s)
     return got;
 }
 
+/* The train read after cur in this batch if it comes from the same far
+ * VTEP and port as `first` (one UDP GSO send holds at most 64 KiB, so a
+ * super-frame arrives as a train of ~44 segments and one of the rest: its
+ * segments coalesce across the two), else NULL.  recv consumes trains in
+ * order, so segments taken from it are simply skipped later (off). */
+static struct gro_buf *next_train(struct vxlan_sock *s, const struct gro_buf *cur,
+                                  const struct gro_buf *first)
+{
+    int i = (int)(cur - s->rb) + 1;
+    if (i >= s->rb_head + s->rb_count)
+        return NULL;
+    struct gro_buf *n = &s->rb[i];
+    if (!n->len || n->off || n->src != first->src || n->dst != first->dst ||
+        n->sport != first->sport || n->tos != first->tos || n->ttl != first->ttl)
+        return NULL;
+    return n;
+}
+
 /* Takes the next VXLAN packet of datagram b into p, with the TCP segments
- * that follow it in b coalesced into one TSO frame (vnet header set).
+ * that follow it in b (and on into the next train: next_train) coalesced
+ * into one TSO frame (vnet header set).
  * Returns 1 if p holds a packet, 0 if the datagram's packet was dropped
  * (counted).  Called with s->mutex held. */
 static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p,
@@ -670,14 +689,18 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
                                 .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
                                 .ttl = b->ttl, .flags = VS_TNL_F_PRESENT};
     struct tcpseg t0;
-    if (b->off >= b->len || !tcp_parse(inner, ilen, &t0) || (t0.flags & TCP_PSH))
+    struct gro_buf *cur = b; /* the train the next segment is taken from */
+    if ((b->off >= b->len && !(cur = next_train(s, b, b))) || !tcp_parse(inner, ilen, &t0) ||
+        (t0.flags & TCP_PSH))
         return 1;
     uint32_t mss = ilen - t0.hlen, seq = t0.seq + mss, total = ilen;
     uint8_t flags = t0.flags;
     int merged = 0;
-    while (b->off < b->len) {
-        const uint8_t *nh = b->data + b->off;
-        uint32_t nlen = b->len - b->off < b->seg ? b->len - b->off : b->seg;
+    for (;;) {
+        if (cur->off >= cur->len && !(cur = next_train(s, cur, b)))
+            break;
+        const uint8_t *nh = cur->data + cur->off;
+        uint32_t nlen = cur->len - cur->off < cur->seg ? cur->len - cur->off : cur->seg;
         struct tcpseg t;
         if (nlen <= VXLAN_HLEN || memcmp(nh, h, VXLAN_HLEN) ||
             !tcp_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
@@ -691,7 +714,7 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         total += pay;
         seq += pay;
         flags |= t.flags;
-        b->off += nlen;
+        cur->off += nlen;
         s->rx_packets++;
         merged++;
         if (pay < mss || (t.flags & TCP_PSH))
