@@ -43,9 +43,9 @@
  *    super-frame, so the kernel's copy into the datagram is the only one
  *    and the inner checksums are the only other pass over the payload
  *    (vs_offload_segment_headers).  They must be complete on the wire: the
- *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.  The path MTU
- *    is the route's (IP_MTU of a socket connected to the remote, read when
- *    the port opens; 1500 for remote_ip=flow).
+ *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.
+ *    The path MTU is the route's (IP_MTU of a socket connected to the
+ *    remote, read when the port opens; 1500 for remote_ip=flow).
  *  - Receive offload: UDP_GRO on the shared socket hands over a train of
  *    VXLAN datagrams (one segment size) as one; recv coalesces consecutive
  *    inner TCP segments of one flow (IPv4 not fragmented, IPv6 without
