@@ -116,6 +116,12 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def loadavg():
+    """The 1-minute load average: the machine is shared, so runs say how busy it was."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
 def measure(hosts, daemons, seconds, streams):
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
@@ -151,15 +157,17 @@ def main(argv=None):
                     else kernel_setup()
                 with setup as (hosts, daemons):
                     r = measure(hosts, daemons, args.seconds, args.streams)
+                    r["loadavg_1min"] = loadavg()
                     if mode == "vswitch":
                         st = daemons["x"].json("get", "interface", "vx", "statistics")
                         r["tx_stats_x"] = st[0] if isinstance(st, list) else st
                 log(f"{mode} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits {r['retransmits']}, "
-                    f"vswitchd CPU/s {r['cpu_per_s']}")
+                    f"vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
                 results[mode].append(r)
     summary = {mode: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
                       "median_retransmits": statistics.median(x["retransmits"] for x in rs),
-                      "runs_gbps": [round(x["gbps"], 2) for x in rs]}
+                      "runs_gbps": [round(x["gbps"], 2) for x in rs],
+                      "loadavg_1min": [x["loadavg_1min"] for x in rs]}
                for mode, rs in results.items()}
     summary["ratio_vswitch_to_kernel"] = round(summary["vswitch"]["median_gbps"]
                                                / summary["kernel"]["median_gbps"], 2)

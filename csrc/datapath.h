@@ -21,8 +21,10 @@
  *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
  *    when a packet arrives soon after it went to sleep, halved when the
  *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
- *    latency and an idle switch costs no CPU.  busy_poll (vs_dp_set_pmds)
- *    spins always.  It skips poll() while its ports keep filling batches.  An error poll() reports on a
+ *    latency and an idle switch costs no CPU; a spinning round that
+ *    found nothing yields the CPU (sched_yield) to any thread waiting for
+ *    it, so the spin never starves applications sharing the CPUs.
+ *    busy_poll (vs_dp_set_pmds) spins always and never yields.  It skips poll() while its ports keep filling batches.  An error poll() reports on a
  *    descriptor is handed to the port's type; one that cannot be cleared
  *    marks the port dead, and it is not polled again until replaced.
  *  - Counters per thread say where the cycles go: receive, parse + lookup +

@@ -35,14 +35,29 @@
  *    checksum completed before encapsulation.  A GSO super-frame (TSO from
  *    a veth or a tap) is segmented here into inner frames whose outer
  *    datagram fits the path MTU (the MSS is lowered if the inner one would
- *    not fit), each prefixed by its VXLAN header, back to back in one
- *    buffer, and handed to the kernel as one UDP GSO send (UDP_SEGMENT
+ *    not fit), and handed to the kernel as one UDP GSO send (UDP_SEGMENT
  *    with the segment size): one syscall per up to 64 segments, the outer
- *    headers made by the kernel (and by the NIC where it can).  The path MTU
- *    is the route's (IP_MTU of a socket connected to the remote, read when
- *    the port opens; 1500 for remote_ip=flow).
- *  - The source UDP port is the socket's own (dst_port): receivers do not
- *    care (the kernel's vxlan driver, OVS), at the cost of no ECMP entropy.
+ *    headers made by the kernel (and by the NIC where it can).  Only the
+ *    segments' headers are built (VXLAN + inner headers, in gso_buf); each
+ *    segment's payload is gathered by an iovec from where it lies in the
+ *    super-frame, so the kernel's copy into the datagram is the only one
+ *    and the inner checksums are the only other pass over the payload
+ *    (vs_offload_segment_headers).  They must be complete on the wire: the
+ *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.
+ *    The path MTU is the route's (IP_MTU of a socket connected to the
+ *    remote, read when the port opens; 1500 for remote_ip=flow).
+ *  - Receive offload: UDP_GRO on the shared socket hands over a train of
+ *    VXLAN datagrams (one segment size) as one; recv coalesces consecutive
+ *    inner TCP segments of one flow (IPv4 not fragmented, IPv6 without
+ *    extension headers; only ACK/PSH; each segment's checksum verified, as
+ *    the outer UDP checksum may be zero and never covers the inner sender)
+ *    into one TSO frame with a vnet header and a partial checksum, as the
+ *    kernel's GRO would: the receiving port gets ~1 frame per 20-40.
+ *  - The outer UDP source port is a hash of the inner flow (RFC 7348 §5,
+ *    for ECMP in the underlay): each socket has a pool of send-only sockets
+ *    bound to source ports of the dynamic range, and a packet (or a whole
+ *    super-frame: one flow) is sent on the one its inner flow hash picks
+ *    (vxlan_sport.h).  The shared socket only receives.
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
@@ -50,7 +65,9 @@
  */
 #define _GNU_SOURCE
 #include "netdev_provider.h"
+#include "inet_csum.h"
 #include "offload.h"
+#include "vxlan_sport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -74,9 +91,14 @@
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
 #define VXLAN_FLAG_I 0x08
-#define MAX_GSO_SEGS 64
+#define MAX_GSO_SEGS 64 /* segments per UDP GSO send (the kernel's UDP_MAX_SEGMENTS) */
+#define MAX_TX_SEGS 256  /* segments of one super-frame */
+/* Per segment in gso_buf: its VXLAN header and inner headers (Ethernet,
+ * VLAN tags, IP and TCP with options). */
+#define GSO_HDR_STRIDE 256
 #define GSO_MAX_PAYLOAD 65000 /* one UDP GSO send, within IPv4's 64 KiB */
 #define KEY_FLOW UINT64_MAX
+#define SOCK_BUF_BYTES (8 << 20) /* socket buffers: bursts of TCP streams */
 #define GRO_BUFS 8
 #define GRO_BUF_SIZE 65536 /* the largest UDP payload */
 
@@ -89,7 +111,8 @@ struct vxlan_port_entry {
 struct vxlan_sock {
     uint32_t local_ip; /* network order, 0 = any */
     uint16_t dst_port; /* host order */
-    int fd;
+    int fd;    /* receives, from dst_port */
+    struct vxlan_sport_pool sport; /* sends, from per-flow source ports */
     int refs;
     pthread_mutex_t mutex; /* the ports table */
     struct vxlan_port_entry *ports;
@@ -135,7 +158,9 @@ struct netdev_vxlan {
     struct sockaddr_in to[VS_BATCH];
     uint8_t hdrs[VS_BATCH][VXLAN_HLEN];
     uint8_t cmsg[VS_BATCH][64];
-    uint8_t *gso_buf; /* segments of one super-frame, VXLAN headers included */
+    int fds[VS_BATCH]; /* the source port's socket of each message */
+    uint8_t *gso_buf; /* headers of one super-frame's segments (GSO_HDR_STRIDE each) */
+    struct iovec gso_iov[2 * MAX_GSO_SEGS]; /* one UDP GSO send: headers, payload, ... */
 };
 
 /* ---- options ---- */
@@ -169,7 +194,7 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return vs_netdev_fail(err, errlen, "UDP socket", -errno);
-    int one = 1, pmtu = IP_PMTUDISC_DO, bufsz = 8 << 20;
+    int one = 1, pmtu = IP_PMTUDISC_DO, bufsz = SOCK_BUF_BYTES;
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(dst_port),
                               .sin_addr.s_addr = local_ip};
     if (setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0 ||
@@ -223,6 +248,11 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
             goto out;
         }
         r = sock_open(local_ip, dst_port, &s->fd, err, errlen);
+        if (!r) {
+            r = vxlan_sport_open(&s->sport, local_ip, SOCK_BUF_BYTES, err, errlen);
+            if (r)
+                close(s->fd);
+        }
         if (r) {
             free(s);
             goto out;
@@ -266,6 +296,7 @@ undo:
                 break;
             }
         close(s->fd);
+        vxlan_sport_close(&s->sport);
         pthread_mutex_destroy(&s->mutex);
         sock_free_bufs(s);
         free(s->ports);
@@ -299,6 +330,7 @@ static void sock_detach(struct netdev_vxlan *nd)
     pthread_mutex_unlock(&socks_mutex);
     if (last) {
         close(s->fd);
+        vxlan_sport_close(&s->sport);
         pthread_mutex_destroy(&s->mutex);
         sock_free_bufs(s);
         free(s->ports);
@@ -446,89 +478,100 @@ static inline void wr16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, uint32_t len)
-{
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        sum += (w & 0xffffffffu) + (w >> 32);
-        p += 8;
-        len -= 8;
-    }
-    while (len >= 2) {
-        uint16_t w;
-        memcpy(&w, p, 2);
-        sum += w;
-        p += 2;
-        len -= 2;
-    }
-    if (len) {
-        uint16_t w = 0;
-        memcpy(&w, p, 1);
-        sum += w;
-    }
-    return sum;
-}
-
-static uint16_t csum_fold(uint64_t sum) /* in the byte order summed (network) */
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)sum;
-}
-
-/* An inner IPv4 TCP segment as recv may coalesce it. */
-struct tcp4 {
+/* An inner TCP segment (IPv4 or IPv6) as recv may coalesce it. */
+struct tcpseg {
     uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
     uint32_t seq;
     uint8_t flags;
+    uint8_t v6;
 };
 
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
+#define ETH_HLEN_PLAIN 14
+#define IPV6_HLEN 40
+#define IPPROTO_TCP_NUM 6
+#define TCP_MIN_HLEN 20
+#define TCP_CSUM_OFFSET 16
+/* The pseudo-header's addresses: IPv4 12..20, IPv6 8..40 of the IP header. */
+#define IPV4_ADDRS_OFF 12
+#define IPV4_ADDRS_LEN 8
+#define IPV6_ADDRS_OFF 8
+#define IPV6_ADDRS_LEN 32
 
-/* Parses an untagged Ethernet/IPv4/TCP frame without IP options problems:
- * not a fragment, lengths consistent, checksum correct, only ACK (and PSH)
- * set.  Returns 1 if it can be coalesced. */
-static int tcp4_parse(const uint8_t *f, uint32_t len, struct tcp4 *t)
+/* The sum of the TCP pseudo-header for l4len bytes of TCP (RFC 793 for
+ * IPv4, RFC 8200 §8.1 for IPv6: the same words while l4len < 64 KiB). */
+static uint64_t tcp_pseudo_sum(const uint8_t *ip, int v6, uint32_t l4len)
 {
-    if (len < 54 || f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4)
+    uint16_t pl[2] = {htons(IPPROTO_TCP_NUM), htons((uint16_t)l4len)};
+    uint64_t sum = v6 ? vs_csum_partial(0, ip + IPV6_ADDRS_OFF, IPV6_ADDRS_LEN)
+                      : vs_csum_partial(0, ip + IPV4_ADDRS_OFF, IPV4_ADDRS_LEN);
+    return vs_csum_partial(sum, pl, sizeof pl);
+}
+
+/* Parses an untagged Ethernet/IPv4/TCP frame (not a fragment) or
+ * Ethernet/IPv6/TCP frame (no extension headers): lengths consistent,
+ * checksum correct, only ACK (and PSH) set.  Returns 1 if it can be
+ * coalesced. */
+static int tcp_parse(const uint8_t *f, uint32_t len, struct tcpseg *t)
+{
+    if (len < ETH_HLEN_PLAIN + 20 + TCP_MIN_HLEN)
         return 0;
-    const uint8_t *ip = f + 14;
-    uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
-    if (ihl < 20 || ip[9] != 6 || (rd16(ip + 6) & 0x3fff) || rd16(ip + 2) != len - 14)
+    const uint8_t *ip = f + ETH_HLEN_PLAIN;
+    t->l3 = ETH_HLEN_PLAIN;
+    if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
+        uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
+        if (ihl < 20 || ip[9] != IPPROTO_TCP_NUM || (rd16(ip + 6) & 0x3fff) ||
+            rd16(ip + 2) != len - ETH_HLEN_PLAIN)
+            return 0;
+        t->l4 = ETH_HLEN_PLAIN + ihl;
+        t->v6 = 0;
+    } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
+               len >= ETH_HLEN_PLAIN + IPV6_HLEN + TCP_MIN_HLEN) {
+        if (ip[6] != IPPROTO_TCP_NUM || rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
+            return 0;
+        t->l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
+        t->v6 = 1;
+    } else {
         return 0;
-    t->l3 = 14;
-    t->l4 = 14 + ihl;
-    if (len < t->l4 + 20)
+    }
+    if (len < t->l4 + TCP_MIN_HLEN)
         return 0;
     const uint8_t *th = f + t->l4;
     t->hlen = t->l4 + (uint32_t)(th[12] >> 4) * 4;
     t->flags = th[13];
-    if (t->hlen < t->l4 + 20 || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
+    if (t->hlen < t->l4 + TCP_MIN_HLEN || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
         !(t->flags & TCP_ACK))
         return 0;
     t->seq = rd32(th + 4);
     /* The segment's own checksum: the outer UDP checksum may be zero (the
-     * kernel's vxlan sends none), and a coalesced frame is not checked again. */
-    uint64_t sum = csum_add(0, ip + 12, 8);
-    uint16_t pl[2] = {htons(6), htons((uint16_t)(len - t->l4))};
-    sum = csum_add(sum, (const uint8_t *)pl, 4);
-    sum = csum_add(sum, th, len - t->l4);
-    return csum_fold(sum) == 0xffff;
+     * kernel's vxlan sends none), and even when the kernel verified it, it
+     * covers the datagram from the far VTEP on, not the inner frame from
+     * its sender; a coalesced frame is not checked again (it goes on with
+     * a partial checksum, which the receiving stack trusts). */
+    uint64_t sum = vs_csum_partial(tcp_pseudo_sum(ip, t->v6, len - t->l4), th, len - t->l4);
+    return vs_csum_fold16(sum) == 0xffff;
 }
 
 /* Whether segment b (parsed as tb) continues a (parsed as ta, next
  * sequence number `seq`): same addresses, ports, ack, window, options. */
-static int tcp4_follows(const uint8_t *a, const struct tcp4 *ta, const uint8_t *b,
-                        const struct tcp4 *tb, uint32_t seq)
+static int tcp_follows(const uint8_t *a, const struct tcpseg *ta, const uint8_t *b,
+                       const struct tcpseg *tb, uint32_t seq)
 {
-    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->seq != seq || memcmp(a, b, 14))
+    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->v6 != ta->v6 || tb->seq != seq ||
+        memcmp(a, b, ETH_HLEN_PLAIN))
         return 0;
-    const uint8_t *ia = a + 14, *ib = b + 14;
-    /* version..tos, flags/frag..protocol, addresses and options */
-    if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) || memcmp(ia + 12, ib + 12, ta->l4 - 26))
-        return 0;
+    const uint8_t *ia = a + ETH_HLEN_PLAIN, *ib = b + ETH_HLEN_PLAIN;
+    if (ta->v6) {
+        /* version, class, flow label; next header, hop limit, addresses */
+        if (memcmp(ia, ib, 4) || memcmp(ia + 6, ib + 6, IPV6_HLEN - 6))
+            return 0;
+    } else {
+        /* version..tos, flags/frag..protocol, addresses and options */
+        if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) ||
+            memcmp(ia + 12, ib + 12, ta->l4 - ETH_HLEN_PLAIN - 12))
+            return 0;
+    }
     const uint8_t *pa = a + ta->l4, *pb = b + tb->l4;
     return !memcmp(pa, pb, 4) && !memcmp(pa + 8, pb + 8, 5) && !memcmp(pa + 14, pb + 14, 2) &&
            !memcmp(pa + 18, pb + 18, ta->hlen - ta->l4 - 18);
@@ -592,8 +635,27 @@ static int sock_fill(struct vxlan_sock *s)
     return got;
 }
 
+/* The train read after cur in this batch if it comes from the same far
+ * VTEP and port as `first` (one UDP GSO send holds at most 64 KiB, so a
+ * super-frame arrives as a train of ~44 segments and one of the rest: its
+ * segments coalesce across the two), else NULL.  recv consumes trains in
+ * order, so segments taken from it are simply skipped later (off). */
+static struct gro_buf *next_train(struct vxlan_sock *s, const struct gro_buf *cur,
+                                  const struct gro_buf *first)
+{
+    int i = (int)(cur - s->rb) + 1;
+    if (i >= s->rb_head + s->rb_count)
+        return NULL;
+    struct gro_buf *n = &s->rb[i];
+    if (!n->len || n->off || n->src != first->src || n->dst != first->dst ||
+        n->sport != first->sport || n->tos != first->tos || n->ttl != first->ttl)
+        return NULL;
+    return n;
+}
+
 /* Takes the next VXLAN packet of datagram b into p, with the TCP segments
- * that follow it in b coalesced into one TSO frame (vnet header set).
+ * that follow it in b (and on into the next train: next_train) coalesced
+ * into one TSO frame (vnet header set).
  * Returns 1 if p holds a packet, 0 if the datagram's packet was dropped
  * (counted).  Called with s->mutex held. */
 static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p,
@@ -626,28 +688,33 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = b->src, .ip_dst = b->dst,
                                 .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
                                 .ttl = b->ttl, .flags = VS_TNL_F_PRESENT};
-    struct tcp4 t0;
-    if (b->off >= b->len || !tcp4_parse(inner, ilen, &t0) || (t0.flags & TCP_PSH))
+    struct tcpseg t0;
+    struct gro_buf *cur = b; /* the train the next segment is taken from */
+    if ((b->off >= b->len && !(cur = next_train(s, b, b))) || !tcp_parse(inner, ilen, &t0) ||
+        (t0.flags & TCP_PSH))
         return 1;
     uint32_t mss = ilen - t0.hlen, seq = t0.seq + mss, total = ilen;
     uint8_t flags = t0.flags;
     int merged = 0;
-    while (b->off < b->len) {
-        const uint8_t *nh = b->data + b->off;
-        uint32_t nlen = b->len - b->off < b->seg ? b->len - b->off : b->seg;
-        struct tcp4 t;
+    for (;;) {
+        if (cur->off >= cur->len && !(cur = next_train(s, cur, b)))
+            break;
+        const uint8_t *nh = cur->data + cur->off;
+        uint32_t nlen = cur->len - cur->off < cur->seg ? cur->len - cur->off : cur->seg;
+        struct tcpseg t;
         if (nlen <= VXLAN_HLEN || memcmp(nh, h, VXLAN_HLEN) ||
-            !tcp4_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
-            !tcp4_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
+            !tcp_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
+            !tcp_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
             break;
         uint32_t pay = nlen - VXLAN_HLEN - t.hlen;
-        if (pay > mss || total + pay - 14 > 65535 || total + pay > VS_MAX_FRAME)
+        /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
+        if (pay > mss || total + pay - t0.l3 > UINT16_MAX || total + pay > VS_MAX_FRAME)
             break;
         memcpy(p->data + total, nh + VXLAN_HLEN + t.hlen, pay);
         total += pay;
         seq += pay;
         flags |= t.flags;
-        b->off += nlen;
+        cur->off += nlen;
         s->rx_packets++;
         merged++;
         if (pay < mss || (t.flags & TCP_PSH))
@@ -657,19 +724,24 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         return 1;
     s->rx_coalesced += (uint64_t)merged + 1;
     uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
-    wr16(ip + 2, (uint16_t)(total - t0.l3));
-    wr16(ip + 10, 0);
-    uint16_t ic = (uint16_t)~csum_fold(csum_add(0, ip, t0.l4 - t0.l3));
-    memcpy(ip + 10, &ic, 2);
+    if (t0.v6) {
+        wr16(ip + 4, (uint16_t)(total - t0.l4)); /* no extension headers */
+    } else {
+        wr16(ip + 2, (uint16_t)(total - t0.l3));
+        wr16(ip + 10, 0);
+        uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0.l4 - t0.l3));
+        memcpy(ip + 10, &ic, 2);
+    }
     th[13] = flags;
     /* A partial checksum, as the kernel leaves it: the pseudo-header sum. */
-    uint16_t pl[2] = {htons(6), htons((uint16_t)(total - t0.l4))};
-    uint16_t pc = csum_fold(csum_add(csum_add(0, ip + 12, 8), (const uint8_t *)pl, 4));
-    memcpy(th + 16, &pc, 2);
+    uint16_t pc = vs_csum_fold16(tcp_pseudo_sum(ip, t0.v6, total - t0.l4));
+    memcpy(th + TCP_CSUM_OFFSET, &pc, 2);
     p->len = total;
-    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM, .gso_type = VS_GSO_TCPV4,
+    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM,
+                                   .gso_type = t0.v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4,
                                    .hdr_len = (uint16_t)t0.hlen, .gso_size = (uint16_t)mss,
-                                   .csum_start = (uint16_t)t0.l4, .csum_offset = 16};
+                                   .csum_start = (uint16_t)t0.l4,
+                                   .csum_offset = TCP_CSUM_OFFSET};
     return 1;
 }
 
@@ -827,10 +899,13 @@ static size_t put_cmsgs(struct netdev_vxlan *nd, uint8_t *buf, size_t cap, int t
     return used;
 }
 
-/* Sends one GSO super-frame as UDP GSO sends of VXLAN segments.
- * Returns 1 if sent, 0 if dropped (counted). */
+/* Sends one GSO super-frame as UDP GSO sends of VXLAN segments, gathered
+ * with iovecs: each segment is its VXLAN header and inner headers (made in
+ * gso_buf) followed by its payload, read where it is in the super-frame
+ * (its checksum is summed there, and the kernel's copy into the datagram
+ * is the only one).  Returns 1 if sent, 0 if dropped (counted). */
 static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip, uint64_t vni,
-                    int tos)
+                    int tos, int fd)
 {
     uint32_t hlen = gso_hlen(pkt->data, pkt->len, &pkt->vnet);
     if (!hlen || hlen >= pkt->len) {
@@ -843,32 +918,23 @@ static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip,
     if (!v.gso_size || v.gso_size > room)
         v.gso_size = (uint16_t)room;
     uint32_t mss = v.gso_size;
-    uint32_t nseg = (pkt->len - hlen + mss - 1) / mss;
-    uint32_t stride = VXLAN_HLEN + hlen + mss;
-    if (!nd->gso_buf && !(nd->gso_buf = malloc((size_t)VS_MAX_FRAME * 2 + 65536))) {
+    if (!nd->gso_buf && !(nd->gso_buf = malloc((size_t)MAX_TX_SEGS * GSO_HDR_STRIDE))) {
         nd->tx_offload_drops++;
         return 0;
     }
-    if (nseg > 2 * MAX_GSO_SEGS * 2 || (uint64_t)nseg * stride > (uint64_t)VS_MAX_FRAME * 2 + 65536) {
+    uint8_t *hdrs[MAX_TX_SEGS];
+    uint32_t lens[MAX_TX_SEGS], hl;
+    for (int i = 0; i < MAX_TX_SEGS; i++)
+        hdrs[i] = nd->gso_buf + (size_t)i * GSO_HDR_STRIDE + VXLAN_HLEN;
+    int nseg = vs_offload_segment_headers(pkt->data, pkt->len, &v, hdrs,
+                                          GSO_HDR_STRIDE - VXLAN_HLEN, &hl, lens, MAX_TX_SEGS);
+    if (nseg <= 0) {
         nd->tx_offload_drops++;
         return 0;
     }
-    uint8_t *outs[256];
-    uint32_t lens[256];
-    for (uint32_t i = 0; i < nseg; i++)
-        outs[i] = nd->gso_buf + i * stride + VXLAN_HLEN;
-    int got = vs_offload_segment(pkt->data, pkt->len, &v, outs, hlen + mss, lens, (int)nseg);
-    if (got != (int)nseg) {
-        nd->tx_offload_drops++;
-        return 0;
-    }
-    for (uint32_t i = 0; i < nseg; i++) {
-        put_hdr(outs[i] - VXLAN_HLEN, vni);
-        if (i + 1 < nseg && lens[i] != hlen + mss) { /* not back to back */
-            nd->tx_offload_drops++;
-            return 0;
-        }
-    }
+    /* UDP GSO cuts the datagram every `stride` bytes: every segment but
+     * the last is exactly that long. */
+    uint32_t stride = VXLAN_HLEN + hl + mss;
     /* At most MAX_GSO_SEGS segments and GSO_MAX_PAYLOAD bytes per send. */
     uint32_t per = GSO_MAX_PAYLOAD / stride;
     if (per > MAX_GSO_SEGS)
@@ -877,15 +943,19 @@ static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip,
         per = 1;
     struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(nd->sock->dst_port),
                              .sin_addr.s_addr = ip};
-    for (uint32_t first = 0; first < nseg; first += per) {
-        uint32_t cnt = nseg - first < per ? nseg - first : per;
-        uint32_t bytes = (cnt - 1) * stride + VXLAN_HLEN + lens[first + cnt - 1];
-        struct iovec iov = {nd->gso_buf + first * stride, bytes};
+    for (uint32_t first = 0; first < (uint32_t)nseg; first += per) {
+        uint32_t cnt = (uint32_t)nseg - first < per ? (uint32_t)nseg - first : per;
+        for (uint32_t j = 0; j < cnt; j++) {
+            uint32_t i = first + j;
+            put_hdr(hdrs[i] - VXLAN_HLEN, vni);
+            nd->gso_iov[2 * j] = (struct iovec){hdrs[i] - VXLAN_HLEN, VXLAN_HLEN + hl};
+            nd->gso_iov[2 * j + 1] = (struct iovec){pkt->data + hl + i * mss, lens[i] - hl};
+        }
         uint8_t cbuf[64];
-        struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = &iov,
-                           .msg_iovlen = 1, .msg_control = cbuf};
+        struct msghdr m = {.msg_name = &to, .msg_namelen = sizeof to, .msg_iov = nd->gso_iov,
+                           .msg_iovlen = 2 * cnt, .msg_control = cbuf};
         m.msg_controllen = put_cmsgs(nd, cbuf, sizeof cbuf, tos, cnt > 1 ? (int)stride : 0);
-        if (sendmsg(nd->sock->fd, &m, MSG_DONTWAIT) < 0) {
+        if (sendmsg(fd, &m, MSG_DONTWAIT) < 0) {
             if (errno == EMSGSIZE || errno == EINVAL)
                 nd->tx_mtu_drops++;
             else
@@ -917,13 +987,14 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
                 continue;
             }
             int tos = nd->tos >= 0 ? nd->tos : inner_tos(p->data, p->len);
+            int fd = vxlan_sport_fd(&nd->sock->sport, vxlan_flow_hash(p->data, p->len));
             /* Too large for the path: TCP is segmented (below), the rest
              * is refused by the kernel (DF) and counted in tx_mtu_drops. */
             if ((p->vnet.gso_type & ~VS_GSO_ECN) == VS_GSO_NONE &&
                 p->len + OUTER_HLEN > nd->path_mtu && tcp_as_gso(p, &p->vnet))
                 nd->tx_resegmented++;
             if ((p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE) {
-                if (send_gso(nd, p, ip, vni, tos))
+                if (send_gso(nd, p, ip, vni, tos, fd))
                     pkts[sent++] = p;
                 continue;
             }
@@ -943,10 +1014,15 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
                                  .msg_iov = nd->iov[m], .msg_iovlen = 2,
                                  .msg_control = nd->cmsg[m]};
             h->msg_controllen = put_cmsgs(nd, nd->cmsg[m], sizeof nd->cmsg[m], tos, 0);
+            nd->fds[m] = fd;
             batch[m++] = p;
         }
+        /* One sendmmsg per run of messages leaving from the same port. */
         for (int done = 0; done < m;) {
-            int r = sendmmsg(nd->sock->fd, nd->msgs + done, (unsigned)(m - done), MSG_DONTWAIT);
+            int end = done + 1;
+            while (end < m && nd->fds[end] == nd->fds[done])
+                end++;
+            int r = sendmmsg(nd->fds[done], nd->msgs + done, (unsigned)(end - done), MSG_DONTWAIT);
             if (r < 0) {
                 if (errno == EMSGSIZE)
                     nd->tx_mtu_drops++;
@@ -976,6 +1052,8 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_local_ip", "%s", local);
     n = vs_netdev_kv(out, n, max, "tunnel_dst_port", "%u", nd->sock->dst_port);
     n = vs_netdev_kv(out, n, max, "tunnel_path_mtu", "%u", nd->path_mtu);
+    n = vs_netdev_kv(out, n, max, "tunnel_src_ports", "%d, by inner flow hash",
+                     nd->sock->sport.n);
     /* The largest inner IP packet that crosses, and what happens to larger
      * ones (status values are at most VS_KV_VALUE_LEN bytes). */
     n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);

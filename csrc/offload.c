@@ -1,5 +1,6 @@
 /* offload.c — checksum completion and GSO segmentation in software. */
 #include "offload.h"
+#include "inet_csum.h"
 
 #include <string.h>
 
@@ -15,17 +16,11 @@ static inline void wr32(uint8_t *p, uint32_t v)
 }
 
 /* One's-complement sum of big-endian 16-bit words; n must be even except
- * for the last piece of a sum. */
+ * for the last piece of a sum.  The words are summed by inet_csum.h, whose
+ * folded result converts to this host-order sum (RFC 1071 §2(B)). */
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, uint32_t n)
 {
-    uint32_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        sum += (uint64_t)rd16(p + i) + rd16(p + i + 2) + rd16(p + i + 4) + rd16(p + i + 6);
-    for (; i + 2 <= n; i += 2)
-        sum += rd16(p + i);
-    if (i < n)
-        sum += (uint64_t)p[i] << 8;
-    return sum;
+    return sum + vs_csum_be(p, n);
 }
 
 static uint16_t csum_fold(uint64_t sum)
@@ -193,9 +188,11 @@ int vs_offload_nsegs(const uint8_t *frame, uint32_t len, const struct vs_vnet_hd
     return r < 0 ? r : (int)h.nseg;
 }
 
-/* Rewrites lengths, ids and checksums of one segment built in s. */
-static void fix_segment(uint8_t *s, uint32_t slen, const struct hdrs *h, int udp,
-                        uint32_t i, uint32_t last)
+/* Rewrites lengths, ids and checksums of one segment whose headers are in
+ * s (h->hlen bytes) and whose payload (slen - h->hlen bytes) is at pay:
+ * right behind them, or still in the super-frame (vs_offload_segment_headers). */
+static void fix_segment(uint8_t *s, uint32_t slen, const uint8_t *pay, const struct hdrs *h,
+                        int udp, uint32_t i, uint32_t last)
 {
     uint8_t *ip = s + h->l3, *l4 = s + h->l4;
     uint32_t l4len = slen - h->l4;
@@ -215,7 +212,7 @@ static void fix_segment(uint8_t *s, uint32_t slen, const struct hdrs *h, int udp
     if (udp) {
         wr16(l4 + 4, (uint16_t)l4len);
         wr16(l4 + 6, 0);
-        uint16_t c = csum_fold(csum_add(sum, l4, l4len));
+        uint16_t c = csum_fold(csum_add(csum_add(sum, l4, 8), pay, l4len - 8));
         wr16(l4 + 6, c ? c : 0xffff);
     } else {
         wr32(l4 + 4, rd32(l4 + 4) + i * h->mss);
@@ -224,7 +221,10 @@ static void fix_segment(uint8_t *s, uint32_t slen, const struct hdrs *h, int udp
         if (i != 0)
             l4[13] &= (uint8_t)~0x80; /* CWR: only the first */
         wr16(l4 + 16, 0);
-        wr16(l4 + 16, csum_fold(csum_add(sum, l4, l4len)));
+        /* The TCP header's length is a multiple of 4: the payload's words
+         * keep their alignment in the sum. */
+        uint32_t thl = h->hlen - h->l4;
+        wr16(l4 + 16, csum_fold(csum_add(csum_add(sum, l4, thl), pay, l4len - thl)));
     }
 }
 
@@ -257,7 +257,30 @@ int vs_offload_segment(const uint8_t *frame, uint32_t len, const struct vs_vnet_
         memcpy(s, frame, h.hlen);
         memcpy(s + h.hlen, frame + h.hlen + at, plen);
         out_lens[i] = h.hlen + plen;
-        fix_segment(s, out_lens[i], &h, udp, i, h.nseg - 1);
+        fix_segment(s, out_lens[i], s + h.hlen, &h, udp, i, h.nseg - 1);
     }
+    return (int)h.nseg;
+}
+
+int vs_offload_segment_headers(const uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet,
+                               uint8_t *const *hdrs, uint32_t cap, uint32_t *hdr_len,
+                               uint32_t *out_lens, int max_segs)
+{
+    struct hdrs h;
+    int r = (vnet->gso_type & ~VS_GSO_ECN) == VS_GSO_NONE ? VS_OFFLOAD_EUNSUPPORTED
+                                                           : parse_gso(frame, len, vnet, &h);
+    if (r < 0)
+        return r;
+    if (h.nseg > (uint32_t)max_segs || h.hlen > cap)
+        return VS_OFFLOAD_ENOSPACE;
+    int udp = (vnet->gso_type & ~VS_GSO_ECN) == VS_GSO_UDP_L4;
+    for (uint32_t i = 0; i < h.nseg; i++) {
+        uint32_t at = i * h.mss;
+        uint32_t plen = h.payload - at < h.mss ? h.payload - at : h.mss;
+        memcpy(hdrs[i], frame, h.hlen);
+        out_lens[i] = h.hlen + plen;
+        fix_segment(hdrs[i], out_lens[i], frame + h.hlen + at, &h, udp, i, h.nseg - 1);
+    }
+    *hdr_len = h.hlen;
     return (int)h.nseg;
 }

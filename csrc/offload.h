@@ -14,6 +14,9 @@
  *    and header checksums, TCP sequence numbers and flags (FIN/PSH only on
  *    the last, CWR only on the first), and full L4 checksums.  UFO
  *    (IP fragmentation) is not supported: counted and dropped by the caller.
+ *    vs_offload_segment_headers() makes only the segments' headers, for a
+ *    sender that gathers each segment from its headers and the payload
+ *    left in the super-frame (vxlan's UDP GSO send).
  * The headers are found by parsing the frame (Ethernet, up to two VLAN tags,
  * IPv4/IPv6) and csum_start, never from hdr_len: the kernel fills hdr_len
  * with the linear length of the skb, which is not the header length.
@@ -63,5 +66,15 @@ int vs_offload_nsegs(const uint8_t *frame, uint32_t len, const struct vs_vnet_hd
  * Returns the number written or VS_OFFLOAD_E*. */
 int vs_offload_segment(const uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet,
                        uint8_t *const *outs, uint32_t cap, uint32_t *out_lens, int max_segs);
+
+/* The same for a GSO frame without copying payloads (a sender that gathers
+ * iovecs): writes segment i's headers (*hdr_len bytes) into hdrs[i] (each
+ * cap bytes); its payload is frame + *hdr_len + i * mss, out_lens[i] -
+ * *hdr_len bytes, left in place.  Checksums are complete (the payload is
+ * only read).  Returns the number of segments or VS_OFFLOAD_E*
+ * (EUNSUPPORTED for a frame that is not GSO). */
+int vs_offload_segment_headers(const uint8_t *frame, uint32_t len, const struct vs_vnet_hdr *vnet,
+                               uint8_t *const *hdrs, uint32_t cap, uint32_t *hdr_len,
+                               uint32_t *out_lens, int max_segs);
 
 #endif

@@ -13,6 +13,7 @@ import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vxlan import VXLAN
 
@@ -31,6 +32,18 @@ def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((NEAR, 0))
         return s.getsockname()[1]
+
+
+def udp_socket_queue_and_drops(ip, port):
+    """(rx_queue bytes, drops) of the UDP socket bound to ip:port, from
+    /proc/net/udp (addresses in hex, in the kernel's byte order)."""
+    local = f"{struct.unpack('<I', socket.inet_aton(ip))[0]:08X}:{port:04X}"
+    with open("/proc/net/udp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == local:
+                return int(fields[4].split(":")[1], 16), int(fields[-1])
+    raise AssertionError(f"no UDP socket on {ip}:{port}")
 
 
 @pytest.fixture
@@ -67,11 +80,21 @@ def test_encap_bytes(vtep):
     frame = inner_frame()
     dp.dummy_inject(1, [frame])
     data, (src, sport) = far.recvfrom(65536)
-    assert (src, sport) == (NEAR, port)
+    # The source port: the inner flow's hash into the dynamic range (RFC
+    # 7348 §5), the same for every packet of the flow.
+    assert src == NEAR and 49152 <= sport <= 65535 and sport != port
     assert data[:8] == bytes([0x08, 0, 0, 0, 0, 0, 42, 0])
     assert data[8:] == frame
+    dp.dummy_inject(1, [frame])
+    assert far.recvfrom(65536) == (data, (src, sport))
+    # The source port's socket only sends: what arrives there is dropped
+    # (counted by the kernel), never queued where nothing reads.
+    far.sendto(b"stray", (NEAR, sport))
+    assert wait_for(lambda: udp_socket_queue_and_drops(NEAR, sport)[1] == 1, what="stray dropped")
+    assert udp_socket_queue_and_drops(NEAR, sport)[0] == 0
     assert VXLAN(data).vni == 42 and bytes(VXLAN(data).payload) == frame
-    assert dp.port_stats(2)["tx_packets"] == 1
+    # Counted once send returns, which can be after the far end has it.
+    assert wait_for(lambda: dp.port_stats(2)["tx_packets"] == 2, what="tx_packets 2")
     status = dp.port_type_status(2)
     assert status["tunnel_remote_ip"] == FAR and status["tunnel_key"] == "42"
 
@@ -204,6 +227,27 @@ def tcp_segment(seq, payload, flags="A"):
     return bytes(pkt / payload)
 
 
+UDP_SEGMENT = 103  # the socket option (Linux udp.h)
+
+
+def send_train(far, port, segs):
+    """The VXLAN datagrams of segs as one UDP GSO send on loopback: the
+    receiver's UDP GRO hands them over as one datagram train."""
+    dgrams = [vxlan_bytes(42, s) for s in segs]
+    far.sendmsg([b"".join(dgrams)], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(dgrams[0])))],
+                0, (NEAR, port))
+
+
+def coalesced_frame(dp):
+    """The one frame a train became on dummy port 1, and its vnet header's
+    (flags, gso_type, gso_size, csum_start, csum_offset)."""
+    sent = wait_for(lambda: dp.dummy_sent(1, with_vnet=True), what="coalesced frame")
+    assert len(sent) == 1, [len(f) for f, _ in sent]
+    frame, vnet = sent[0]
+    flags, gso_type, _, gso_size, csum_start, csum_offset = struct.unpack("<BBHHHH", vnet)
+    return frame, (flags, gso_type, gso_size, csum_start, csum_offset)
+
+
 def test_udp_gro_train_is_coalesced_into_one_tso_frame(vtep):
     """A train of VXLAN datagrams the kernel hands over as one (UDP GRO; sent
     here as one UDP_SEGMENT send on loopback) whose inner frames are
@@ -214,14 +258,9 @@ def test_udp_gro_train_is_coalesced_into_one_tso_frame(vtep):
     mss = 1000
     data = bytes(range(256)) * 16  # 4096 bytes: 4 full segments + 96
     segs = [tcp_segment(1000 + i, data[i:i + mss]) for i in range(0, len(data), mss)]
-    dgrams = [vxlan_bytes(42, s) for s in segs]
-    size = len(dgrams[0])
-    far.sendmsg([b"".join(dgrams)], [(socket.SOL_UDP, 103, struct.pack("=H", size))], 0, (NEAR, port))
-    sent = wait_for(lambda: dp.dummy_sent(1, with_vnet=True), what="coalesced frame")
-    assert len(sent) == 1
-    frame, vnet = sent[0]
-    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset = struct.unpack("<BBHHHH", vnet)
-    assert (flags, gso_type, gso_size, csum_start, csum_offset) == (1, 1, mss, 34, 16)
+    send_train(far, port, segs)
+    frame, vnet = coalesced_frame(dp)
+    assert vnet == (1, 1, mss, 34, 16)  # NEEDS_CSUM, TCPV4
     inner = Ether(frame)
     assert inner[IP].len == len(frame) - 14 and bytes(inner[TCP].payload) == data
     assert inner[TCP].seq == 1000
@@ -230,7 +269,84 @@ def test_udp_gro_train_is_coalesced_into_one_tso_frame(vtep):
     # A corrupted segment in the middle ends the merge; it is passed on as it is.
     bad = bytearray(segs[2])
     bad[-1] ^= 0xFF
-    dgrams = [vxlan_bytes(42, s) for s in (segs[0], segs[1], bytes(bad), segs[3])]
-    far.sendmsg([b"".join(dgrams)], [(socket.SOL_UDP, 103, struct.pack("=H", size))], 0, (NEAR, port))
+    send_train(far, port, [segs[0], segs[1], bytes(bad), segs[3]])
     sent = wait_for(lambda: dp.dummy_sent(1, with_vnet=True), what="frames")
     assert [len(f) for f, _ in sent] == [len(segs[0]) + mss, len(segs[2]), len(segs[3])]
+
+
+def tcp6_segment(seq, payload, flags="A"):
+    pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / \
+        IPv6(src="fd00::1", dst="fd00::2", fl=7) / \
+        TCP(sport=5000, dport=80, seq=seq, ack=7, flags=flags, window=500)
+    return bytes(pkt / payload)
+
+
+def ones_sum(data):
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def test_udp_gro_train_of_ipv6_tcp_is_coalesced(vtep):
+    """Inner IPv6 TCP segments are coalesced too: one TSO frame (TCPV6) with
+    the payload length of the whole, a partial checksum that is the IPv6
+    pseudo-header's sum, and the data in order; a segment of another flow
+    (flow label) ends the merge."""
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 2}, {"in_port": ALL}, [("output", 1)])
+    mss = 1000
+    data = bytes(range(256)) * 16  # 4 full segments + 96
+    segs = [tcp6_segment(5000 + i, data[i:i + mss]) for i in range(0, len(data), mss)]
+    send_train(far, port, segs)
+    frame, vnet = coalesced_frame(dp)
+    assert vnet == (1, 4, mss, 54, 16)  # NEEDS_CSUM, TCPV6
+    inner = Ether(frame)
+    assert inner[IPv6].plen == len(frame) - 54 and inner[IPv6].fl == 7
+    assert bytes(inner[TCP].payload) == data and inner[TCP].seq == 5000
+    pseudo = inner[IPv6].src, inner[IPv6].dst
+    ph = socket.inet_pton(socket.AF_INET6, pseudo[0]) + socket.inet_pton(socket.AF_INET6, pseudo[1]) + \
+        struct.pack("!IxxxB", len(frame) - 54, 6)
+    assert inner[TCP].chksum == ones_sum(ph)
+    # Completing it the way the kernel would gives a checksum that verifies.
+    tcp = bytearray(frame[54:])
+    tcp[16:18] = b"\0\0"
+    full = 0xFFFF - ones_sum(ph + bytes(tcp) + (b"\0" if len(tcp) % 2 else b""))
+    inner[TCP].chksum = full
+    del inner[TCP].chksum
+    assert Ether(bytes(inner))[TCP].chksum == full
+    assert dp.port_type_stats(2)["sock_rx_coalesced"] == len(segs)
+    # Another flow label in the middle ends the merge (and the next segment,
+    # of the first flow again, does not continue it).
+    other = bytearray(segs[2])
+    other[14 + 3] = 8  # flow label 8
+    send_train(far, port, [segs[0], segs[1], bytes(other), segs[3]])
+    sent = wait_for(lambda: dp.dummy_sent(1, with_vnet=True), what="frames")
+    assert [len(f) for f, _ in sent] == [len(segs[0]) + mss, len(segs[2]), len(segs[3])]
+
+
+def test_a_superframe_in_two_trains_is_coalesced_across_them(vtep):
+    """One UDP GSO send holds at most 64 KiB, so a sender's super-frame
+    arrives as two trains.  Read in one batch, they become one TSO frame
+    (across the trains); read apart, two.  Either way the frames carry all
+    the data in order, with consecutive sequence numbers and IP lengths
+    that match."""
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 2}, {"in_port": ALL}, [("output", 1)])
+    mss = 1000
+    data = bytes(range(256)) * 40  # 10 full segments + 240
+    segs = [tcp_segment(7000 + i, data[i:i + mss]) for i in range(0, len(data), mss)]
+    send_train(far, port, segs[:8])
+    send_train(far, port, segs[8:])
+    frames = []
+    wait_for(lambda: frames.extend(f for f, _ in dp.dummy_sent(1, with_vnet=True)) or
+             sum(len(Ether(f)[TCP].payload) for f in frames) >= len(data), what="all the data")
+    assert 1 <= len(frames) <= 2, [len(f) for f in frames]
+    got, seq = b"", 7000
+    for f in frames:
+        inner = Ether(f)
+        assert inner[TCP].seq == seq and inner[IP].len == len(f) - 14
+        got += bytes(inner[TCP].payload)
+        seq += len(inner[TCP].payload)
+    assert got == data
+    assert dp.port_type_stats(2)["sock_rx_coalesced"] == len(segs)  # every segment merged

@@ -207,3 +207,105 @@ def test_unknown_vni_is_dropped_and_counted(net):
                  what="unknown VNI counted")
     finally:
         netns.run(k, "ip", "link", "del", "vxlan9", check=False)
+
+
+UDP_FLOWS = 8  # inner flows: with 16 source ports, all 8 on one port has odds 16^-7
+FLOW_DATAGRAMS = 3
+FIRST_INNER_SPORT = 40001
+INNER_DPORT = 5555
+LISTENER = """
+import collections, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.settimeout(0.5)
+print("ready", flush=True)
+got, deadline = collections.Counter(), time.time() + float(sys.argv[3])
+while time.time() < deadline and sum(got.values()) < int(sys.argv[4]):
+    try:
+        data, (_, port) = s.recvfrom(2048)
+        got[port] += 1
+    except socket.timeout:
+        pass
+print(dict(got), flush=True)
+"""
+SENDER = """
+import socket, sys
+for i in range(int(sys.argv[3])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("", int(sys.argv[4]) + i))
+    for _ in range(int(sys.argv[5])):
+        s.sendto(b"flow %d" % i, (sys.argv[1], int(sys.argv[2])))
+    s.close()
+"""
+DYNAMIC_PORTS = range(49152, 65536)  # RFC 7348 §5
+
+
+def outer_ports_by_inner_flow(pcap, src):
+    """{(inner source port, inner destination port): {outer source ports}} of
+    the VXLAN packets from underlay address src, as tshark decodes them."""
+    out = subprocess.run(["tshark", "-r", pcap, "-T", "json", "-e", "ip.src", "-e", "udp.srcport",
+                          "-e", "udp.dstport", "-e", "tcp.srcport", "-e", "tcp.dstport",
+                          "-e", "vxlan.vni", "-e", "_ws.malformed"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    flows = {}
+    for p in (p["_source"]["layers"] for p in json.loads(out)):
+        if p["ip.src"][0] != src:
+            continue
+        assert p.get("vxlan.vni") == [str(VNI)] and "_ws.malformed" not in p, p
+        outer_sport, ports = p["udp.srcport"][0], p["udp.dstport"]
+        assert ports[0] == "4789", p
+        if "tcp.srcport" in p:  # inner TCP
+            inner = ("tcp", p["tcp.srcport"][0], p["tcp.dstport"][0])
+        elif len(ports) > 1:  # inner UDP
+            inner = ("udp", p["udp.srcport"][1], ports[1])
+        else:
+            inner = ("other",)
+        flows.setdefault(inner, set()).add(int(outer_sport))
+    return flows
+
+
+def test_outer_source_port_is_per_inner_flow(net):
+    """RFC 7348 §5: the outer UDP source port is a hash of the inner flow,
+    from the dynamic range: one port for every packet of a flow (UDP flows
+    and a TCP stream of TSO super-frames), different ports across flows; the
+    kernel's vxlan peer still decodes and delivers them all (the UDP flows;
+    the TCP stream goes to the other vswitch host)."""
+    (_, vsa, ha), (_, _, hb), k = net["a"], net["b"], net["k"]
+    status = vsa.json("get", "interface", "vxk", "status")
+    assert "tunnel_src_ports" in json.dumps(status)
+    pcap = str(net["dir"] / "sports.pcap")
+    want = UDP_FLOWS * FLOW_DATAGRAMS
+    assert wait_for(lambda: ping(ha, INNER["k"], count=1), timeout=10, what="a -> k")
+    with capture(net["ul"], "ubr", pcap):
+        listener = subprocess.Popen(["ip", "netns", "exec", k, "python3", "-c", LISTENER, INNER["k"],
+                                     str(INNER_DPORT), "10", str(want)],
+                                    stdout=subprocess.PIPE, text=True)
+        try:
+            assert listener.stdout.readline().strip() == "ready"
+            netns.run(ha, "python3", "-c", SENDER, INNER["k"], str(INNER_DPORT), str(UDP_FLOWS),
+                      str(FIRST_INNER_SPORT), str(FLOW_DATAGRAMS))
+            received = eval(listener.stdout.readline())  # a dict literal printed by LISTENER
+        finally:
+            listener.kill()
+            listener.wait(5)
+        # TSO super-frames (to the other vswitch host): one UDP GSO send each
+        server = subprocess.Popen(["ip", "netns", "exec", hb, "iperf3", "-s", "-1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            netns.run(ha, "iperf3", "-c", INNER["b"], "-t", "1", "-J", timeout=30)
+        finally:
+            server.terminate()
+            server.wait(5)
+    # The kernel peer decapsulated and delivered every datagram of every flow.
+    assert received == {FIRST_INNER_SPORT + i: FLOW_DATAGRAMS for i in range(UDP_FLOWS)}, received
+    flows = outer_ports_by_inner_flow(pcap, UNDERLAY["a"])
+    udp = {f: ports for f, ports in flows.items()
+           if f[0] == "udp" and f[2] == str(INNER_DPORT)}
+    tcp = {f: ports for f, ports in flows.items() if f[0] == "tcp" and f[2] == "5201"}
+    assert len(udp) == UDP_FLOWS, flows
+    assert tcp, flows  # iperf3's control and data connections
+    for f, ports in list(udp.items()) + list(tcp.items()):
+        assert len(ports) == 1, (f, ports)  # the same port for all of a flow
+        assert ports <= set(DYNAMIC_PORTS), (f, ports)
+    assert len(set().union(*udp.values())) > 1, udp  # flows spread over ports
