@@ -38,7 +38,7 @@ import logging
 
 from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply
 from vswitch.ofproto.ofp import messages as m
-from vswitch.ofproto.ofp.codec import HEADER_LEN, MESSAGE_LENGTH
+from vswitch.ofproto.ofp.codec import HEADER_LEN, MESSAGE_LENGTH, TYPE_NUMBER
 from vswitch.ofproto.ofp.constants import (OFPCR_ROLE_EQUAL, OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE,
                                            OFPCR_ROLE_SLAVE)
 
@@ -54,6 +54,11 @@ TO_CONTROLLER = (m.FeaturesReply, m.GetConfigReply, m.PacketIn, m.FlowRemoved, m
 MODIFYING = (m.FlowMod, m.GroupMod, m.MeterMod, m.PortMod, m.TableMod, m.PacketOut, m.SetAsync)
 READ_CHUNK = 65536  # bytes of messages handled per event-loop turn: the per-connection budget
 DEFAULT_VERSION = 4  # the version errors are sent in before negotiation (OF1.3)
+# version -> (a barrier request's type byte, its reply's): a barrier needs
+# nothing but its place in the stream (ovs-ofctl sends one per flow-mod), so
+# it is answered from its header without decoding.
+BARRIER_TYPES = {v: (bytes([types[m.BarrierRequest]]), bytes([types[m.BarrierReply]]))
+                 for v, types in TYPE_NUMBER.items()}
 
 
 class OFConnection(asyncio.Protocol):
@@ -76,6 +81,7 @@ class OFConnection(asyncio.Protocol):
         self._last_heard = 0.0      # loop time of the last read
         self._probed = False
         self._timer = None
+        self._barrier = None        # the version byte and BARRIER_TYPES once negotiated
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport):
@@ -243,6 +249,11 @@ class OFConnection(asyncio.Protocol):
     # ------------------------------------------------------------ messages
     def handle_raw(self, raw):
         """False ends the connection."""
+        barrier = self._barrier
+        if barrier is not None and len(raw) == HEADER_LEN and raw[:1] == barrier[0] \
+                and raw[1:2] == barrier[1]:
+            self.send_raw(raw[:1] + barrier[2] + raw[2:])
+            return True
         try:
             msg = decode(raw)
         except OFPError as err:
@@ -277,6 +288,7 @@ class OFConnection(asyncio.Protocol):
             return self._hello_failed(min(msg.version, max(ours)),
                                       f"peer offers {msg.versions or msg.version}, we allow {ours}")
         self.version = version
+        self._barrier = (bytes([version]), *BARRIER_TYPES[version])
         log.info("%s: negotiated OpenFlow %s", self.name, {1: "1.0", 4: "1.3"}[version])
         self._negotiated()
         self.mgr.connected(self)
