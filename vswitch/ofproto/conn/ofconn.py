@@ -303,6 +303,10 @@ class OFConnection(asyncio.Protocol):
 
     def dispatch(self, msg):
         now = self.mgr.clock()
+        if type(msg) is m.FlowMod:       # the bulk of a controller's messages: straight on
+            if self.role == OFPCR_ROLE_SLAVE:
+                raise OFPError("BAD_REQUEST", "IS_SLAVE")
+            return self.mgr.switch.handle(msg, now)
         if isinstance(msg, m.EchoRequest):
             return [m.EchoReply(data=msg.data, version=msg.version, xid=msg.xid)]
         if isinstance(msg, (m.EchoReply, m.Hello)):
