@@ -5,6 +5,7 @@ barrier reply comes after every earlier reply and every rule is in the
 table), and a peer that stops reading its replies pauses the connection's
 reading without losing or reordering anything, while vsctl keeps answering.
 Requests and replies are built and decoded by os-ken's library."""
+import socket
 import struct
 import threading
 import time
@@ -21,7 +22,7 @@ N_BURST = 3000            # flow-mods in one write: several READ_CHUNKs
 BAD_AT = N_BURST // 2     # where the malformed message sits in the burst
 ECHO_DATA = bytes(60000)  # a big echo: its replies fill the socket quickly
 N_ECHOES = 200            # ~12 MB of replies the peer does not read at first
-OFPT_ECHO_REQUEST, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST = 2, 14, 20
+OFPT_ECHO_REQUEST, OFPT_ECHO_REPLY, OFPT_FLOW_MOD, OFPT_BARRIER_REQUEST = 2, 3, 14, 20
 
 
 @pytest.fixture
@@ -112,3 +113,67 @@ def test_a_peer_that_does_not_read_pauses_its_connection_only(switch):
         assert reply.xid == xid and reply.data == ECHO_DATA
     sender.join(timeout=30)
     assert c.echo_ok()
+
+
+PROBE_MS = 1000           # the bridge's inactivity probe for this test
+PROBE_S = PROBE_MS / 1000
+
+
+def _read_message(conn, buf, timeout):
+    """-> (raw message or None if the switch closed, rest of buf)."""
+    conn.settimeout(timeout)
+    while len(buf) < 8 or len(buf) < struct.unpack_from("!H", buf, 2)[0]:
+        data = conn.recv(65536)
+        if not data:
+            return None, buf
+        buf += data
+    n = struct.unpack_from("!H", buf, 2)[0]
+    return buf[:n], buf[n:]
+
+
+def test_inactivity_probe_echoes_then_drops_a_silent_controller(switch, tmp_path):
+    """A controller (the switch dials our unix socket) that says nothing after
+    the hello gets an echo request after one probe interval and is dropped
+    after a second; one that answers the echoes stays connected."""
+    sw, vs = switch
+    path = str(tmp_path / "ctl.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(4)
+    vs.vsctl("set", "bridge", "br0", f"other_config:inactivity-probe={PROBE_MS}")
+    vs.vsctl("set-controller", "br0", f"unix:{path}")
+    listener.settimeout(15)
+    try:
+        conn, _ = listener.accept()
+        conn.sendall(struct.pack("!BBHI", 4, 0, 8, 1))
+        hello, buf = _read_message(conn, b"", 5)
+        assert hello[1] == 0                                   # its hello
+        start = time.monotonic()
+        while True:                                            # features etc. are not sent unasked
+            echo, buf = _read_message(conn, buf, 4 * PROBE_S)
+            assert echo is not None
+            if echo[1] == OFPT_ECHO_REQUEST:
+                break
+        probed_after = time.monotonic() - start
+        assert 0.5 * PROBE_S <= probed_after <= 3 * PROBE_S, probed_after
+        gone, buf = _read_message(conn, buf, 4 * PROBE_S)      # no answer: dropped
+        dropped_after = time.monotonic() - start
+        assert gone is None and 1.5 * PROBE_S <= dropped_after <= 5 * PROBE_S, dropped_after
+        conn.close()
+
+        # It dials again (backoff); this time we answer every echo.
+        conn, _ = listener.accept()
+        conn.sendall(struct.pack("!BBHI", 4, 0, 8, 1))
+        hello, buf = _read_message(conn, b"", 5)
+        assert hello[1] == 0
+        echoes, deadline = 0, time.monotonic() + 4 * PROBE_S
+        while time.monotonic() < deadline:
+            msg, buf = _read_message(conn, buf, 4 * PROBE_S)
+            assert msg is not None, "dropped although it answered"
+            if msg[1] == OFPT_ECHO_REQUEST:
+                echoes += 1
+                conn.sendall(msg[:1] + bytes([OFPT_ECHO_REPLY]) + msg[2:])
+        assert echoes >= 2
+        conn.close()
+    finally:
+        listener.close()
