@@ -74,7 +74,8 @@ class OFConnection(asyncio.Protocol):
         self.closed = False
         self.error = None  # the exception that ended the connection, if one did
         self.transport = None
-        self.finished = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()   # kept: looking it up costs a getpid() per call
+        self.finished = self._loop.create_future()
         self._buf = b""
         self._out = None            # replies of the read being handled, written at its end
         self._paused = set()        # why reading is paused: "budget", "writes"
@@ -92,14 +93,14 @@ class OFConnection(asyncio.Protocol):
             return
         versions = self.mgr.switch.versions()
         self.send(m.Hello(versions=tuple(versions), version=max(versions)))
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._last_heard = loop.time()
         self._timer = loop.call_later(HELLO_TIMEOUT, self._idle_check)
 
     def data_received(self, data):
         if self.closed:
             return
-        self._last_heard = asyncio.get_running_loop().time()
+        self._last_heard = self._loop.time()
         self._probed = False
         self._buf += data
         self._handle_buffered()
@@ -159,7 +160,7 @@ class OFConnection(asyncio.Protocol):
         if more and not self.closed:
             # Over budget with whole messages left: the next loop turn.
             self._pause("budget")
-            asyncio.get_running_loop().call_soon(self._continue)
+            self._loop.call_soon(self._continue)
 
     def _continue(self):
         self._resume("budget")
@@ -180,7 +181,7 @@ class OFConnection(asyncio.Protocol):
     def _idle_check(self):
         if self.closed:
             return
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         if self.version is None:
             self.mgr.log_refusal(f"{self.name}: no hello within {HELLO_TIMEOUT:g} s, disconnecting")
             self.close()
@@ -207,7 +208,7 @@ class OFConnection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if self.primary and self.mgr.switch.probe_interval:
-            loop = asyncio.get_running_loop()
+            loop = self._loop
             self._timer = loop.call_later(self.mgr.switch.probe_interval, self._idle_check)
 
     # ------------------------------------------------------------ sending
