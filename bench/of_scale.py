@@ -58,6 +58,7 @@ LATENCY_SAMPLES = 20
 PRIORITIES = 1000          # rules spread over this many priorities
 OUT_PORT = 2
 TCP = 6
+STAT_UTIME, STAT_STIME = 11, 12   # /proc/PID/stat fields after "(comm)", 0-based
 
 
 # --- rule sets -----------------------------------------------------------------
@@ -213,6 +214,13 @@ class Client:
         self.sock.close()
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[STAT_UTIME]) + int(fields[STAT_STIME])) / os.sysconf("SC_CLK_TCK")
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -230,14 +238,17 @@ def write_rules(lines):
 def phase_add(switches, n, rounds):
     """-> {label: {measure: [values per round]}}."""
     path = write_rules(tcp_rules(n))
-    results = {s.label: {"add": [], "dump": [], "latency": [], "rss": [], "load": []} for s in switches}
+    results = {s.label: {"add": [], "cpu": [], "dump": [], "latency": [], "rss": [], "load": []}
+               for s in switches}
     try:
         for _ in range(rounds):
             for s in switches:
                 r = results[s.label]
                 ofctl(s.target, "del-flows")
                 r["load"].append(loadavg())
+                cpu = cpu_seconds(s.pid)
                 r["add"].append(ofctl(s.target, "add-flows", path)[0])
+                r["cpu"].append((cpu_seconds(s.pid) - cpu) / n)
                 elapsed, out = ofctl(s.target, "dump-flows")
                 got = sum(1 for line in out.splitlines() if "actions=" in line)
                 if got != n:
@@ -498,9 +509,14 @@ def report_add(results, n):
         ratio = f"{a / b:.2f}" if b else "-"
         print(f"| {name} | {fmt(a)} | {fmt(b) if b else '-'} | {ratio} | {target} |")
     row("add-flows time", "add", lambda v: f"{v:.2f} s ({n / v:,.0f} rules/s)", "rate >= OVS")
+    row("daemon CPU per rule during add-flows", "cpu", lambda v: f"{v * 1e6:.0f} us", "")
     row("dump-flows time", "dump", lambda v: f"{v:.2f} s", "<= 2x OVS")
     row("flow-mod + barrier with rules installed", "latency", lambda v: f"{v * 1e3:.2f} ms", "<= 10 ms")
     row("daemon RSS with rules installed", "rss", lambda v: f"{v / 2**20:,.0f} MiB", "")
+    print()
+    for label, r in results.items():
+        print(f"- {label} add-flows per round: {', '.join(f'{v:.2f} s' for v in r['add'])}; "
+              f"CPU per rule: {', '.join(f'{v * 1e6:.0f} us' for v in r['cpu'])}")
     return theirs
 
 

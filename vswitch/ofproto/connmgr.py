@@ -156,10 +156,10 @@ class ConnManager:
                 task.add_done_callback(holder["tasks"].discard)
 
         async def serve():
-            start = asyncio.start_unix_server if target.kind == "unix" else asyncio.start_server
+            loop = asyncio.get_running_loop()
+            start = loop.create_unix_server if target.kind == "unix" else loop.create_server
             holder["server"] = await start(
-                lambda r, w: self._accept(r, w, f"{self.switch.name}<->{target.text}", primary,
-                                          holder["conns"]), sock=sock)
+                lambda: OFConnection(self, name, primary, listener=holder["conns"]), sock=sock)
             await holder["server"].serve_forever()
         task = asyncio.get_running_loop().create_task(serve_tls(self.tls) if target.tls else serve())
         self.services[key] = (task, (sock, target, holder))
@@ -168,18 +168,22 @@ class ConnManager:
     async def _dial(self, target, contexts=None):
         backoff = BACKOFF_MIN
         name = f"{self.switch.name}->{target.text}"
+        loop = asyncio.get_running_loop()
+
+        def new_conn():
+            return OFConnection(self, name, True)
         while True:
             try:
                 if target.kind == "unix":
-                    reader, writer = await asyncio.open_unix_connection(target.path)
+                    transport, conn = await loop.create_unix_connection(new_conn, target.path)
                 elif target.tls:
-                    reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                        target.host, target.port, ssl=contexts.client,
+                    transport, conn = await asyncio.wait_for(loop.create_connection(
+                        new_conn, target.host, target.port, ssl=contexts.client,
                         ssl_handshake_timeout=tls.HANDSHAKE_TIMEOUT), 5 + tls.HANDSHAKE_TIMEOUT)
-                    self._log_peer(name, writer)
+                    self._log_peer(name, transport)
                 else:
-                    reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(target.host, target.port), 5)
+                    transport, conn = await asyncio.wait_for(
+                        loop.create_connection(new_conn, target.host, target.port), 5)
             except (OSError, asyncio.TimeoutError) as exc:
                 if isinstance(exc, ssl.SSLError):
                     log.warning("%s: TLS handshake failed (%s), retrying in %.0f s", name,
@@ -190,7 +194,7 @@ class ConnManager:
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             started = self.clock()
-            conn = await self._run(reader, writer, name, True)
+            await conn.finished
             if self.clock() - started > BACKOFF_MAX:
                 backoff = BACKOFF_MIN
             if isinstance(conn.error, ssl.SSLError):
@@ -210,17 +214,20 @@ class ConnManager:
             return True
         return False
 
-    async def _accept(self, reader, writer, name, primary, listener_conns):
-        """A connection a listener accepted, within the caps."""
-        if self._over_caps(name, listener_conns):
-            writer.close()
-            return
-        marker = object()
-        listener_conns.add(marker)
-        try:
-            await self._run(reader, writer, name, primary)
-        finally:
-            listener_conns.discard(marker)
+    def admit(self, conn):
+        """A connection is made: False if a listener's caps refuse it
+        (a pssl listener counted it before the handshake, conn.listener is None)."""
+        if conn.listener is not None:
+            if self._over_caps(conn.name, conn.listener):
+                return False
+            conn.listener.add(conn)
+        self.conns.add(conn)
+        sock = conn.transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Requests answered with two messages (error + echo, barrier +
+            # reply) would otherwise wait 40 ms for Nagle and delayed ACKs.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return True
 
     async def _accept_tls(self, conn_sock, addr, name, primary, listener_conns, contexts):
         """A pssl connection: counted against the caps from the start, then
@@ -232,28 +239,26 @@ class ConnManager:
         listener_conns.add(marker)
         try:
             loop = asyncio.get_running_loop()
-            reader = asyncio.StreamReader(loop=loop)
-            protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+            conn = OFConnection(self, name, primary)
             try:
                 transport, _ = await asyncio.wait_for(loop.connect_accepted_socket(
-                    lambda: protocol, conn_sock, ssl=contexts.server,
+                    lambda: conn, conn_sock, ssl=contexts.server,
                     ssl_handshake_timeout=tls.HANDSHAKE_TIMEOUT), tls.HANDSHAKE_TIMEOUT + 1)
             except (OSError, asyncio.TimeoutError) as exc:   # ssl.SSLError is an OSError
                 conn_sock.close()
                 self.log_refusal(f"{name}: TLS handshake with {_peer(addr)} failed: "
                                  f"{tls.describe_failure(exc)}; connection refused")
                 return
-            writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-            self._log_peer(f"{name} ({_peer(addr)})", writer)
-            await self._run(reader, writer, name, primary)
+            self._log_peer(f"{name} ({_peer(addr)})", transport)
+            await conn.finished
         finally:
             listener_conns.discard(marker)
 
     @staticmethod
-    def _log_peer(name, writer):
-        cert = writer.get_extra_info("peercert") or {}
+    def _log_peer(name, transport):
+        cert = transport.get_extra_info("peercert") or {}
         subject = ", ".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
-        version = writer.get_extra_info("ssl_object").version() or "connection"
+        version = transport.get_extra_info("ssl_object").version() or "connection"
         log.info("%s: TLS %s with peer certificate %s", name, version, subject or "(no subject)")
 
     def log_refusal(self, message):
@@ -265,17 +270,6 @@ class ConnManager:
             more = f" ({self._refused - 1} more refused since the last report)" if self._refused > 1 else ""
             log.warning("%s%s", message, more)
             self._refusal_logged_at, self._refused = now, 0
-
-    async def _run(self, reader, writer, name, primary):
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Requests answered with two messages (error + echo, barrier +
-            # reply) would otherwise wait 40 ms for Nagle and delayed ACKs.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = OFConnection(self, reader, writer, name, primary)
-        self.conns.add(conn)
-        await conn.run()
-        return conn
 
     def _stop(self, key):
         task, listen = self.services.pop(key)

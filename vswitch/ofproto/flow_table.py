@@ -140,11 +140,10 @@ class FlowTables:
     def flow_mod(self, fm: FlowMod, now):
         """Apply a flow-mod.  Returns the rules it removed (deletes: reason
         OFPRR_DELETE) so the caller can send flow-removed for those that ask."""
-        handler = {OFPFC_ADD: self._add, OFPFC_MODIFY: self._modify, OFPFC_MODIFY_STRICT: self._modify,
-                   OFPFC_DELETE: self._delete, OFPFC_DELETE_STRICT: self._delete}.get(fm.command)
+        handler = _FLOW_MOD_HANDLERS.get(fm.command)
         if handler is None:
             raise OFPError("FLOW_MOD_FAILED", "BAD_COMMAND", detail=f"command {fm.command}")
-        return handler(fm, now)
+        return handler(self, fm, now)
 
     def _check_table(self, table_id, allow_all=False):
         if table_id == OFPTT_ALL and allow_all:
@@ -338,6 +337,12 @@ class FlowTables:
         rules = [r for r in self.rules() if r.meter_id() == meter_id]
         self.remove(rules)
         return [(r, OFPRR_DELETE) for r in rules]
+
+
+# flow-mod command -> FlowTables method (one table, not a dict built per flow-mod)
+_FLOW_MOD_HANDLERS = {OFPFC_ADD: FlowTables._add, OFPFC_MODIFY: FlowTables._modify,
+                      OFPFC_MODIFY_STRICT: FlowTables._modify, OFPFC_DELETE: FlowTables._delete,
+                      OFPFC_DELETE_STRICT: FlowTables._delete}
 
 
 def _delete_entries(entries, entry_id, all_id, remove_flows):

@@ -1,4 +1,4 @@
-"""OpenFlow connections: streams, targets and the per-connection protocol.
+"""OpenFlow connections: targets and the per-connection protocol.
 
 Design note.  targets.py turns a controller target string (tcp:, ptcp:,
 unix:, punix:) into what asyncio needs; ofconn.py runs one connection

@@ -1,28 +1,49 @@
 """One OpenFlow connection: negotiation, framing, probes, role, async config.
 
-Design note.  Both sides send hello at once; the version is the highest one
-both allow (the version bitmap when the peer sends one, else the lower of the
-two hello versions, which must be one we allow — otherwise HELLO_FAILED/
-INCOMPATIBLE and close).  After that every message is decoded and either
-answered here (echo, role, async config) or handed to the bridge's OFSwitch
-synchronously, in arrival order, so a barrier reply is sent only after every
-earlier message took effect.  Malformed or unsupported messages get the
-spec's error and the connection stays up; only a broken stream (length < 8)
-or a failed negotiation closes it.  A ReplyStream (a flow dump) is written
-one reply at a time, draining and yielding to the event loop between two;
-the connection reads its next message only after the last one.
+Design note.  A connection is an asyncio Protocol: the transport hands each
+read to `data_received`, which splits the complete messages off the buffer
+and handles them right there, in arrival order, every handler being
+synchronous (OFSwitch.handle) — no stream reader, no task wake-up and no
+future per message, which cost about as much as decoding a flow-mod.  The
+replies (and asynchronous messages raised meanwhile, e.g. a flow-removed
+caused by a delete) are collected and written with one transport.write at
+the end of the read, in order, so a barrier reply leaves after every
+earlier message took effect and after everything those messages caused.
+
+Both sides send hello at once; the version is the highest one both allow
+(the version bitmap when the peer sends one, else the lower of the two hello
+versions, which must be one we allow — otherwise HELLO_FAILED/INCOMPATIBLE
+and close).  After that every message is decoded and either answered here
+(echo, role, async config) or handed to the bridge's OFSwitch.  Malformed or
+unsupported messages get the spec's error and the connection stays up; only
+a broken stream (length < 8) or a failed negotiation closes it.
+
+Fairness and back-pressure: at most READ_CHUNK bytes of messages are handled
+per turn of the event loop; the rest waits for the next turn with reading
+paused (a peer that keeps the socket full cannot starve other connections
+or vsctl).  While the transport's write buffer is above its high-water mark
+(a peer that does not read its replies) reading is paused too.
+
+A ReplyStream (a flow dump) is written one reply per loop turn, and only
+while the transport takes it (flow control: a peer that does not read stops
+the encoding); reading is paused meanwhile, so the messages after the
+request are handled after its last reply (arrival order).
 
 Controllers ("primary" connections: the bridge's controller targets) get
 the inactivity probe: after `probe_interval` of silence an echo request, and
-after a second one without any message the connection is dropped.  Service
-connections (the bridge's mgmt socket, e.g. ovs-ofctl) get no probes and
-no asynchronous messages unless they ask with set-async.
+after a second one without any message the connection is dropped.  A peer
+must send its hello within HELLO_TIMEOUT.  Service connections (the bridge's
+mgmt socket, e.g. ovs-ofctl) get no probes and no asynchronous messages
+unless they ask with set-async.
+
+Threads: everything here runs on the event loop thread; no locks.
 """
 import asyncio
 import logging
 
-from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply, split_messages
+from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply
 from vswitch.ofproto.ofp import messages as m
+from vswitch.ofproto.ofp.codec import HEADER_LEN, MESSAGE_LENGTH, TYPE_NUMBER
 from vswitch.ofproto.ofp.flow_stats_wire import ReplyStream
 from vswitch.ofproto.ofp.constants import (OFPCR_ROLE_EQUAL, OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE,
                                            OFPCR_ROLE_SLAVE)
@@ -37,37 +58,216 @@ HELLO_TIMEOUT = 5.0  # seconds a new connection has to send its hello
 TO_CONTROLLER = (m.FeaturesReply, m.GetConfigReply, m.PacketIn, m.FlowRemoved, m.PortStatus,
                  m.MultipartReply, m.BarrierReply, m.RoleReply, m.GetAsyncReply, m.QueueGetConfigReply)
 MODIFYING = (m.FlowMod, m.GroupMod, m.MeterMod, m.PortMod, m.TableMod, m.PacketOut, m.SetAsync)
-READ_CHUNK = 65536  # bytes read per turn: the per-connection receive budget
+READ_CHUNK = 65536  # bytes of messages handled per event-loop turn: the per-connection budget
+DEFAULT_VERSION = 4  # the version errors are sent in before negotiation (OF1.3)
+# version -> (a barrier request's type byte, its reply's): a barrier needs
+# nothing but its place in the stream (ovs-ofctl sends one per flow-mod), so
+# it is answered from its header without decoding.
+BARRIER_TYPES = {v: (bytes([types[m.BarrierRequest]]), bytes([types[m.BarrierReply]]))
+                 for v, types in TYPE_NUMBER.items()}
 
 
-class OFConnection:
-    def __init__(self, mgr, reader, writer, name, primary):
-        self.mgr, self.reader, self.writer = mgr, reader, writer
-        self.name, self.primary = name, primary
+class OFConnection(asyncio.Protocol):
+    """`listener`: the set of connections of the listener that accepted this
+    one (counted against its caps when the connection is made), or None.
+    `finished` is a future done when the connection is gone."""
+
+    def __init__(self, mgr, name, primary, listener=None):
+        self.mgr, self.name, self.primary, self.listener = mgr, name, primary, listener
         self.version = None
         self.role = OFPCR_ROLE_EQUAL
         self.async_masks = dict(DEFAULT_ASYNC if primary else NO_ASYNC)
         self.closed = False
-        self.error = None  # the OSError that ended the connection, if one did
-        self.stream = None  # (ReplyStream, xid) being written; later messages wait for it
+        self.error = None  # the exception that ended the connection, if one did
+        self.transport = None
+        self._loop = asyncio.get_running_loop()   # kept: looking it up costs a getpid() per call
+        self.finished = self._loop.create_future()
+        self._buf = b""
+        self._out = None            # replies of the read being handled, written at its end
+        self._paused = set()        # why reading is paused: "budget", "writes"
+        self._last_heard = 0.0      # loop time of the last read
+        self._probed = False
+        self._timer = None
+        self._barrier = None        # the version byte and BARRIER_TYPES once negotiated
+        self._stream = None         # (iterator of a ReplyStream's replies, xid) being written
+        self._pump_due = False      # a _pump_stream call is scheduled
+
+    # ------------------------------------------------------------ transport events
+    def connection_made(self, transport):
+        self.transport = transport
+        if not self.mgr.admit(self):
+            self.closed = True
+            transport.close()
+            return
+        versions = self.mgr.switch.versions()
+        self.send(m.Hello(versions=tuple(versions), version=max(versions)))
+        loop = self._loop
+        self._last_heard = loop.time()
+        self._timer = loop.call_later(HELLO_TIMEOUT, self._idle_check)
+
+    def data_received(self, data):
+        if self.closed:
+            return
+        self._last_heard = self._loop.time()
+        self._probed = False
+        self._buf += data
+        self._handle_buffered()
+
+    def eof_received(self):
+        return False   # the transport closes; connection_lost follows
+
+    def connection_lost(self, exc):
+        if exc is not None and self.error is None:
+            self.error = exc
+        self.close()
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def pause_writing(self):
+        self._pause("writes")
+
+    def resume_writing(self):
+        self._resume("writes")
+        if self._stream is not None:
+            self._schedule_pump()
+
+    def _pause(self, why):
+        if not self._paused and not self.closed:
+            self.transport.pause_reading()
+        self._paused.add(why)
+
+    def _resume(self, why):
+        self._paused.discard(why)
+        if not self._paused and not self.closed:
+            self.transport.resume_reading()
+
+    # ------------------------------------------------------------ framing
+    def _handle_buffered(self):
+        """Handle the complete messages in the buffer, up to the budget."""
+        buf, pos, budget = self._buf, 0, READ_CHUNK
+        self._out = []
+        try:
+            while len(buf) - pos >= HEADER_LEN and budget > 0:
+                (length,) = MESSAGE_LENGTH.unpack_from(buf, pos + 2)
+                if length < HEADER_LEN:      # unrecoverable framing
+                    err = OFPError("BAD_REQUEST", "BAD_LEN", data=bytes(buf[pos:pos + 64]))
+                    self.send_raw(error_reply(err, self.version or DEFAULT_VERSION, 0))
+                    self._abort()
+                    return
+                if len(buf) - pos < length:
+                    break
+                raw = buf[pos:pos + length]
+                pos += length
+                budget -= length
+                if not self.handle_raw(raw):
+                    self._abort()
+                    return
+                if self._stream is not None:     # later messages wait for the dump
+                    break
+            self._buf = buf[pos:]
+            more = len(self._buf) >= HEADER_LEN and \
+                MESSAGE_LENGTH.unpack_from(self._buf, 2)[0] <= len(self._buf)
+        finally:
+            self._flush()
+        if self._stream is not None and not self.closed:
+            self._pause("stream")
+            self._schedule_pump()
+        elif more and not self.closed:
+            # Over budget with whole messages left: the next loop turn.
+            self._pause("budget")
+            self._loop.call_soon(self._continue)
+
+    def _continue(self):
+        self._resume("budget")
+        if not self.closed:
+            self._handle_buffered()
+
+    def _schedule_pump(self):
+        if not self._pump_due:
+            self._pump_due = True
+            self._loop.call_soon(self._pump_stream)
+
+    def _pump_stream(self):
+        """One reply of the stream per loop turn, while the transport takes
+        them; resume_writing picks up after a pause.  At the end, reading
+        resumes and what arrived meanwhile is handled."""
+        self._pump_due = False
+        if self.closed or self._stream is None or "writes" in self._paused:
+            return
+        replies, xid = self._stream
+        try:
+            data = next(replies, None)
+        except OFPError as err:          # an entry this version cannot carry
+            data = error_reply(err, self.version, xid)
+            self._stream = (iter(()), xid)
+        if data is not None:
+            self.transport.write(data)
+            self._schedule_pump()
+            return
+        self._stream = None
+        self._resume("stream")
+        self._continue()
+
+        out, self._out = self._out, None
+        if out and not self.closed:
+            self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def _abort(self):
+        """Close after what was queued has been written."""
+        self._flush()
+        self.close()
+
+    # ------------------------------------------------------------ probes
+    def _idle_check(self):
+        if self.closed:
+            return
+        loop = self._loop
+        if self.version is None:
+            self.mgr.log_refusal(f"{self.name}: no hello within {HELLO_TIMEOUT:g} s, disconnecting")
+            self.close()
+            return
+        interval = self.mgr.switch.probe_interval if self.primary else None
+        if not interval:
+            self._timer = None   # service connection: no probes
+            return
+        idle = loop.time() - self._last_heard
+        if idle >= interval:
+            if self._probed:
+                log.warning("%s: no answer to the inactivity probe, disconnecting", self.name)
+                self.close()
+                return
+            self._probed = True
+            self._last_heard = loop.time()   # the probe's answer is due within one more interval
+            self.send(m.EchoRequest(version=self.version))
+            idle = 0.0
+        self._timer = loop.call_later(interval - idle, self._idle_check)
+
+    def _negotiated(self):
+        """After the hello: the probe timer for primary connections."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.primary and self.mgr.switch.probe_interval:
+            loop = self._loop
+            self._timer = loop.call_later(self.mgr.switch.probe_interval, self._idle_check)
 
     # ------------------------------------------------------------ sending
     def send(self, msg):
         if self.closed:
             return
         try:
-            self.writer.write(encode(msg))
+            data = encode(msg)
         except OFPError as err:          # e.g. a 1.3-only structure asked over 1.0
-            self.send_raw(error_reply(err, self.version, msg.xid))
-        except (ConnectionError, RuntimeError):
-            self.closed = True
+            data = error_reply(err, self.version, msg.xid)
+        self.send_raw(data)
 
     def send_raw(self, data):
-        if not self.closed:
-            try:
-                self.writer.write(data)
-            except (ConnectionError, RuntimeError):
-                self.closed = True
+        if self.closed:
+            return
+        if self._out is not None:
+            self._out.append(data)
+        else:
+            self.transport.write(data)
 
     def wants(self, kind, reason):
         """Does this connection receive an async message of `kind` for `reason`?"""
@@ -76,73 +276,25 @@ class OFConnection:
         mask = self.async_masks[kind][1 if self.role == OFPCR_ROLE_SLAVE else 0]
         return bool(mask >> reason & 1)
 
-    # ------------------------------------------------------------ the loop
-    async def run(self):
-        versions = self.mgr.switch.versions()
-        self.send(m.Hello(versions=tuple(versions), version=max(versions)))
-        buf = b""
-        probed = False
-        try:
-            while not self.closed:
-                if self.version is None:
-                    # Until the hello: a peer that connects and says nothing
-                    # must not hold a connection slot.
-                    timeout = HELLO_TIMEOUT
-                else:
-                    timeout = self.mgr.switch.probe_interval if self.primary else None
-                try:
-                    data = await asyncio.wait_for(self.reader.read(READ_CHUNK), timeout)
-                except asyncio.TimeoutError:
-                    if self.version is None:
-                        self.mgr.log_refusal(f"{self.name}: no hello within {HELLO_TIMEOUT:g} s, disconnecting")
-                        return
-                    if probed:
-                        log.warning("%s: no answer to the inactivity probe, disconnecting", self.name)
-                        return
-                    probed = True
-                    self.send(m.EchoRequest(version=self.version))
-                    continue
-                if not data:
-                    return
-                probed = False
-                buf += data
-                try:
-                    raws, buf = split_messages(buf)
-                except OFPError as err:      # unrecoverable framing
-                    self.send_raw(error_reply(err, self.version or 4, 0))
-                    return
-                for raw in raws:
-                    if not self.handle_raw(raw):
-                        return
-                    if self.stream is not None:
-                        await self.write_stream()
-                await self.writer.drain()
-                # The receive budget: one READ_CHUNK per turn of the event
-                # loop.  A read with data already buffered does not yield, so
-                # a peer that keeps the socket full would otherwise keep
-                # every other connection (and vsctl) waiting.  A short read
-                # emptied the buffer: the next read waits (yields) anyway,
-                # and a request/reply peer (ovs-ofctl's flow-mod + barrier)
-                # is not charged one more loop turn per message.
-                if len(data) >= READ_CHUNK:
-                    await asyncio.sleep(0)
-        except (ConnectionError, OSError) as exc:   # ssl.SSLError too: e.g. the peer refused our certificate
-            self.error = exc
-            return
-        finally:
-            self.close()
-
     def close(self):
-        self.closed = True
-        try:
-            self.writer.close()
-        except Exception:  # noqa: BLE001 — already gone
-            pass
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        already, self.closed = self.closed, True
+        if self.transport is not None and not already:
+            self.transport.close()      # after what is buffered has been written
+        if self.listener is not None:
+            self.listener.discard(self)
         self.mgr.disconnected(self)
 
     # ------------------------------------------------------------ messages
     def handle_raw(self, raw):
         """False ends the connection."""
+        barrier = self._barrier
+        if barrier is not None and len(raw) == HEADER_LEN and raw[:1] == barrier[0] \
+                and raw[1:2] == barrier[1]:
+            self.send_raw(raw[:1] + barrier[2] + raw[2:])
+            return True
         try:
             msg = decode(raw)
         except OFPError as err:
@@ -158,7 +310,7 @@ class OFConnection:
                                detail=f"version {msg.version} after negotiating {self.version}")
             replies = self.dispatch(msg)
             if isinstance(replies, ReplyStream):
-                self.stream = (replies, msg.xid)
+                self._stream = (iter(replies), msg.xid)
                 return True
             for reply in replies:
                 self.send(reply)
@@ -166,23 +318,6 @@ class OFConnection:
             err.data = err.data or raw[:64]
             self.send_raw(error_reply(err, self.version, msg.xid))
         return True
-
-    async def write_stream(self):
-        """Writes a long reply (a flow dump) one message at a time, waiting
-        for the socket to take each and yielding to the event loop between
-        two, so other connections, vsctl and the slow path run while a big
-        table is dumped.  Messages after the request wait (arrival order)."""
-        replies, xid = self.stream
-        self.stream = None
-        try:
-            for data in replies:
-                self.send_raw(data)
-                if self.closed:
-                    return
-                await self.writer.drain()
-                await asyncio.sleep(0)
-        except OFPError as err:          # an entry this version cannot carry
-            self.send_raw(error_reply(err, self.version, xid))
 
     def _negotiate(self, msg):
         ours = self.mgr.switch.versions()
@@ -198,19 +333,25 @@ class OFConnection:
             return self._hello_failed(min(msg.version, max(ours)),
                                       f"peer offers {msg.versions or msg.version}, we allow {ours}")
         self.version = version
+        self._barrier = (bytes([version]), *BARRIER_TYPES[version])
         log.info("%s: negotiated OpenFlow %s", self.name, {1: "1.0", 4: "1.3"}[version])
+        self._negotiated()
         self.mgr.connected(self)
         return True
 
     def _hello_failed(self, version, why):
         log.warning("%s: hello failed: %s", self.name, why)
-        version = version if version in (1, 4) else 4
+        version = version if version in (1, 4) else DEFAULT_VERSION
         self.send_raw(error_reply(OFPError("HELLO_FAILED", "INCOMPATIBLE", data=why.encode()[:64]),
                                   version, 0))
         return False
 
     def dispatch(self, msg):
         now = self.mgr.clock()
+        if type(msg) is m.FlowMod:       # the bulk of a controller's messages: straight on
+            if self.role == OFPCR_ROLE_SLAVE:
+                raise OFPError("BAD_REQUEST", "IS_SLAVE")
+            return self.mgr.switch.handle(msg, now)
         if isinstance(msg, m.EchoRequest):
             return [m.EchoReply(data=msg.data, version=msg.version, xid=msg.xid)]
         if isinstance(msg, (m.EchoReply, m.Hello)):

@@ -12,6 +12,7 @@ from . import messages as m
 from .actions import ACTION_CODECS
 from .constants import OFP_VERSION_10, OFP_VERSION_13, port_from_of10, port_to_of10
 from .errors import OFPError
+from .flow_mod_fast import OFPT_FLOW_MOD, decode_flow_mod13
 from .multipart import body_codec
 from .parts import (MATCH, PORT, decode_bands, decode_buckets, decode_list, decode_program,
                     encode_bands, encode_buckets, encode_program)
@@ -20,7 +21,9 @@ from .wire import Reader, pad8
 
 HEADER = struct.Struct("!BBHI")
 HEADER_LEN = 8
+MESSAGE_LENGTH = struct.Struct("!H")  # the header's length field, at offset 2
 OFPHET_VERSIONBITMAP = 1
+FLOW_MOD_VERSION, FLOW_MOD_TYPE = bytes([OFP_VERSION_13]), bytes([OFPT_FLOW_MOD])
 
 
 class Fixed:
@@ -322,6 +325,15 @@ def split_messages(buf):
 
 def decode(buf):
     """One complete message -> Message.  Raises OFPError (with .version, .xid)."""
+    if buf[1:2] == FLOW_MOD_TYPE and buf[:1] == FLOW_MOD_VERSION:
+        msg = decode_flow_mod13(buf)     # the common shape, decoded lean
+        if msg is not None:
+            return msg
+    return decode_by_table(buf)
+
+
+def decode_by_table(buf):
+    """decode() through the layout tables alone (every shape, every error)."""
     if len(buf) < HEADER_LEN:
         raise _annotate(OFPError("BAD_REQUEST", "BAD_LEN", detail="short header"), buf, 4, 0)
     version, mtype, length, xid = HEADER.unpack_from(buf)

@@ -103,8 +103,12 @@ FIELDS_BY_NUMBER = {f.number: f for f in FIELD_LIST if f.oxm_class == OFPXMC_OPE
 FIELDS_BY_CLASS = {(f.oxm_class, f.number): f for f in FIELD_LIST}
 
 
+FULL_MASK = {f.name: (1 << f.bits) - 1 for f in FIELD_LIST}
+_WIRE_ORDER = {}   # tuple of field names -> the same names in OXM field order
+
+
 def full(name):
-    return (1 << FIELDS[name].bits) - 1
+    return FULL_MASK[name]
 
 
 class Match(dict):
@@ -127,13 +131,22 @@ class Match(dict):
         come in OXM field-number order (in_port, ..., vlan_vid, vlan_pcp, ...),
         the order OVS replies in and controllers compare against."""
         out = {}
-        for name, (value, mask) in self.items():
-            if mask is not None and mask & full(name) == full(name):
-                mask = None
-            if mask == 0:
+        for name, pair in self.items():
+            mask = pair[1]
+            if mask is None:
+                out[name] = pair           # exact: the pair as it is (immutable)
                 continue
-            out[name] = (value if mask is None else value & mask, mask)
-        return Match(sorted(out.items(), key=lambda item: FIELDS[item[0]].order))
+            bits = FULL_MASK[name]
+            if mask & bits == bits:
+                out[name] = (pair[0], None)
+            elif mask:
+                out[name] = (pair[0] & mask, mask)
+        # Flow-mods repeat a few sets of fields: each one's order is sorted once.
+        names = tuple(out)
+        order = _WIRE_ORDER.get(names)
+        if order is None:
+            order = _WIRE_ORDER[names] = tuple(sorted(names, key=lambda name: FIELDS[name].order))
+        return Match([(name, out[name]) for name in order])
 
     def matches(self, packet):
         """packet: {field: int}.  A field the packet lacks never matches."""
