@@ -53,6 +53,11 @@
  *    the outer UDP checksum may be zero and never covers the inner sender)
  *    into one TSO frame with a vnet header and a partial checksum, as the
  *    kernel's GRO would: the receiving port gets ~1 frame per 20-40.
+ *  - A far VTEP on the same host (the kernel's vxlan over a veth) sends
+ *    inner checksums left partial (no NIC ever completes them) and may hand
+ *    a whole TSO super-frame over as one datagram: such frames go on with a
+ *    partial checksum (and as TSO frames sized to the tunnel's inner MTU),
+ *    as the kernel's own vxlan receiver would pass them (mark_partial_csum).
  *  - The outer UDP source port is a hash of the inner flow (RFC 7348 §5,
  *    for ECMP in the underlay): each socket has a pool of send-only sockets
  *    bound to source ports of the dynamic range, and a packet (or a whole
@@ -106,6 +111,7 @@ struct vxlan_port_entry {
     uint32_t port_no;
     uint64_t vni;    /* KEY_FLOW for key=flow */
     uint32_t remote; /* network order; 0 for remote_ip=flow */
+    uint32_t path_mtu; /* the port's: sizes what arrives as a GSO super-frame */
 };
 
 struct vxlan_sock {
@@ -283,7 +289,8 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
         s->ports = p;
         s->cap_ports = cap;
     }
-    s->ports[s->n_ports++] = (struct vxlan_port_entry){port_no, nd->vni, nd->remote};
+    s->ports[s->n_ports++] = (struct vxlan_port_entry){port_no, nd->vni, nd->remote,
+                                                            nd->path_mtu};
     pthread_mutex_unlock(&s->mutex);
     s->refs++;
     nd->sock = s;
@@ -448,7 +455,8 @@ static int vxlan_rx_fds(struct vs_netdev *netdev, int *fds, int max)
 /* The port for (vni, src) on s: an exact remote, then remote_ip=flow of
  * that VNI, then key=flow with that remote, then key=flow remote_ip=flow.
  * Called with s->mutex held.  Returns the port number or UINT32_MAX. */
-static uint32_t demux(const struct vxlan_sock *s, uint64_t vni, uint32_t src)
+static const struct vxlan_port_entry *demux(const struct vxlan_sock *s, uint64_t vni,
+                                            uint32_t src)
 {
     int best = -1, best_rank = 5;
     for (int i = 0; i < s->n_ports; i++) {
@@ -464,7 +472,7 @@ static uint32_t demux(const struct vxlan_sock *s, uint64_t vni, uint32_t src)
                 break;
         }
     }
-    return best < 0 ? UINT32_MAX : s->ports[best].port_no;
+    return best < 0 ? NULL : &s->ports[best];
 }
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
@@ -493,20 +501,46 @@ struct tcpseg {
 #define IPPROTO_TCP_NUM 6
 #define TCP_MIN_HLEN 20
 #define TCP_CSUM_OFFSET 16
+#define IPPROTO_UDP_NUM 17
+#define UDP_CSUM_OFFSET 6
+#define UDP_HLEN 8
 /* The pseudo-header's addresses: IPv4 12..20, IPv6 8..40 of the IP header. */
 #define IPV4_ADDRS_OFF 12
 #define IPV4_ADDRS_LEN 8
 #define IPV6_ADDRS_OFF 8
 #define IPV6_ADDRS_LEN 32
 
-/* The sum of the TCP pseudo-header for l4len bytes of TCP (RFC 793 for
- * IPv4, RFC 8200 §8.1 for IPv6: the same words while l4len < 64 KiB). */
-static uint64_t tcp_pseudo_sum(const uint8_t *ip, int v6, uint32_t l4len)
+/* The sum of the pseudo-header for l4len bytes of TCP or UDP (`proto`;
+ * RFC 793/768 for IPv4, RFC 8200 §8.1 for IPv6: the same words while
+ * l4len < 64 KiB). */
+static uint64_t l4_pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t l4len)
 {
-    uint16_t pl[2] = {htons(IPPROTO_TCP_NUM), htons((uint16_t)l4len)};
+    uint16_t pl[2] = {htons(proto), htons((uint16_t)l4len)};
     uint64_t sum = v6 ? vs_csum_partial(0, ip + IPV6_ADDRS_OFF, IPV6_ADDRS_LEN)
                       : vs_csum_partial(0, ip + IPV4_ADDRS_OFF, IPV4_ADDRS_LEN);
     return vs_csum_partial(sum, pl, sizeof pl);
+}
+
+static uint64_t tcp_pseudo_sum(const uint8_t *ip, int v6, uint32_t l4len)
+{
+    return l4_pseudo_sum(ip, v6, IPPROTO_TCP_NUM, l4len);
+}
+
+/* Whether the checksum field at l4 + csum_off holds a partial checksum:
+ * the folded pseudo-header sum, which Linux leaves in a CHECKSUM_PARTIAL
+ * packet for the NIC to complete.  A far VTEP on this host (the kernel's
+ * vxlan over a veth) sends exactly that: its skb never meets a NIC, so the
+ * inner checksum is never filled in; the kernel's own vxlan receiver
+ * trusts it (the skb stays CHECKSUM_PARTIAL), but a UDP socket sees only
+ * the bytes.  Such a frame goes on with a partial checksum (vnet
+ * NEEDS_CSUM) as the kernel's would, instead of reaching its host with a
+ * checksum that host drops it for (TCP to a kernel VTEP never connected). */
+static int csum_is_partial(const uint8_t *ip, int v6, uint8_t proto, const uint8_t *l4,
+                           uint32_t l4len, uint32_t csum_off)
+{
+    uint16_t field, pc = vs_csum_fold16(l4_pseudo_sum(ip, v6, proto, l4len));
+    memcpy(&field, l4 + csum_off, sizeof field);
+    return field == pc;
 }
 
 /* Parses an untagged Ethernet/IPv4/TCP frame (not a fragment) or
@@ -550,7 +584,63 @@ static int tcp_parse(const uint8_t *f, uint32_t len, struct tcpseg *t)
      * its sender; a coalesced frame is not checked again (it goes on with
      * a partial checksum, which the receiving stack trusts). */
     uint64_t sum = vs_csum_partial(tcp_pseudo_sum(ip, t->v6, len - t->l4), th, len - t->l4);
-    return vs_csum_fold16(sum) == 0xffff;
+    return vs_csum_fold16(sum) == 0xffff ||
+           csum_is_partial(ip, t->v6, IPPROTO_TCP_NUM, th, len - t->l4, TCP_CSUM_OFFSET);
+}
+
+/* A single (not coalesced) inner frame: if it is untagged TCP or UDP over
+ * IPv4 (not a fragment) or IPv6 (no extension headers) whose checksum is
+ * partial (csum_is_partial), its vnet header says so.  A far VTEP on this
+ * host may also hand over a whole TSO super-frame in one datagram (the
+ * kernel passes a UDP-tunnel GSO skb to a UDP socket unsegmented, and the
+ * datagram does not say its segment size): a partial TCP frame longer than
+ * the tunnel's inner MTU (from `path_mtu`) becomes a TSO frame with
+ * segments that fit it, instead of one its host's link drops for size. */
+static void mark_partial_csum(struct vs_packet *p, uint32_t path_mtu)
+{
+    const uint8_t *f = p->data, *ip = f + ETH_HLEN_PLAIN;
+    uint32_t len = p->len, l4;
+    uint8_t proto;
+    int v6;
+    if (len < ETH_HLEN_PLAIN + 20 + UDP_HLEN)
+        return;
+    if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
+        l4 = ETH_HLEN_PLAIN + (uint32_t)(ip[0] & 15) * 4;
+        if ((rd16(ip + 6) & 0x3fff) || rd16(ip + 2) != len - ETH_HLEN_PLAIN)
+            return;
+        proto = ip[9];
+        v6 = 0;
+    } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
+               len >= ETH_HLEN_PLAIN + IPV6_HLEN + UDP_HLEN) {
+        if (rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
+            return;
+        l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
+        proto = ip[6];
+        v6 = 1;
+    } else {
+        return;
+    }
+    uint32_t off = proto == IPPROTO_TCP_NUM ? TCP_CSUM_OFFSET
+                 : proto == IPPROTO_UDP_NUM ? UDP_CSUM_OFFSET : 0;
+    uint32_t min = proto == IPPROTO_TCP_NUM ? TCP_MIN_HLEN : UDP_HLEN;
+    if (!off || len < l4 + min)
+        return;
+    /* A frame whose checksum verifies stays as it is. */
+    uint64_t sum = vs_csum_partial(l4_pseudo_sum(ip, v6, proto, len - l4), f + l4, len - l4);
+    if (vs_csum_fold16(sum) == 0xffff || !csum_is_partial(ip, v6, proto, f + l4, len - l4, off))
+        return;
+    p->vnet.flags = VS_VNET_F_NEEDS_CSUM;
+    p->vnet.csum_start = (uint16_t)l4;
+    p->vnet.csum_offset = (uint16_t)off;
+    uint32_t inner_ip_mtu = path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN;
+    if (proto != IPPROTO_TCP_NUM || len - ETH_HLEN_PLAIN <= inner_ip_mtu)
+        return;
+    uint32_t hlen = l4 + (uint32_t)(f[l4 + 12] >> 4) * 4;
+    if (hlen < l4 + TCP_MIN_HLEN || hlen >= len || hlen - ETH_HLEN_PLAIN >= inner_ip_mtu)
+        return;
+    p->vnet.gso_type = v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4;
+    p->vnet.hdr_len = (uint16_t)hlen;
+    p->vnet.gso_size = (uint16_t)(inner_ip_mtu - (hlen - ETH_HLEN_PLAIN));
 }
 
 /* Whether segment b (parsed as tb) continues a (parsed as ta, next
@@ -673,8 +763,8 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         return 0;
     }
     uint64_t vni = (uint64_t)h[4] << 16 | (uint64_t)h[5] << 8 | h[6];
-    uint32_t port_no = demux(s, vni, b->src);
-    if (port_no == UINT32_MAX) {
+    const struct vxlan_port_entry *port = demux(s, vni, b->src);
+    if (!port) {
         s->rx_unknown_vni++;
         return 0;
     }
@@ -683,7 +773,7 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     p->data = p->buf + VS_HEADROOM;
     memcpy(p->data, inner, ilen);
     p->len = ilen;
-    p->in_port = port_no;
+    p->in_port = port->port_no;
     memset(&p->vnet, 0, sizeof p->vnet);
     p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = b->src, .ip_dst = b->dst,
                                 .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
@@ -691,8 +781,10 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     struct tcpseg t0;
     struct gro_buf *cur = b; /* the train the next segment is taken from */
     if ((b->off >= b->len && !(cur = next_train(s, b, b))) || !tcp_parse(inner, ilen, &t0) ||
-        (t0.flags & TCP_PSH))
+        (t0.flags & TCP_PSH)) {
+        mark_partial_csum(p, port->path_mtu);
         return 1;
+    }
     uint32_t mss = ilen - t0.hlen, seq = t0.seq + mss, total = ilen;
     uint8_t flags = t0.flags;
     int merged = 0;
@@ -720,8 +812,10 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         if (pay < mss || (t.flags & TCP_PSH))
             break;
     }
-    if (!merged)
+    if (!merged) {
+        mark_partial_csum(p, port->path_mtu);
         return 1;
+    }
     s->rx_coalesced += (uint64_t)merged + 1;
     uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
     if (t0.v6) {

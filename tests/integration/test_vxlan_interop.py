@@ -10,7 +10,7 @@ and the largest, a 1450-byte inner IP packet over the 1500-byte underlay)
 with DF; one byte more is dropped and counted (tx_mtu_drops), never cut;
 the kernel's vxlan fdb learns the MACs behind each switch's VTEP; tshark
 decodes every underlay UDP packet as VXLAN with VNI 100 and only the I flag,
-none malformed; an unknown VNI is counted; NORMAL learned the far MACs on
+none malformed; TCP both ways with the kernel's VTEP; an unknown VNI is counted; NORMAL learned the far MACs on
 the tunnel ports."""
 import contextlib
 import json
@@ -192,6 +192,27 @@ def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
     st = stats(vsa, "vxb")
     assert st["vxlan_tx_segments"] > 10000 and st["vxlan_tx_offload_drops"] == 0, st
     assert st["vxlan_tx_errors"] == 0, st
+
+
+def test_tcp_with_a_kernel_vtep_both_ways(net):
+    """TCP between a vswitch host and the kernel vxlan host, both directions.
+    The kernel's VTEP on this host sends inner TCP with a partial checksum
+    (its skb never meets a NIC that would complete it): vswitch must hand
+    such frames on as partial (vnet NEEDS_CSUM), not as a bad checksum the
+    receiving host drops (the connection never came up before)."""
+    (_, vsa, ha), k = net["a"], net["k"]
+    for reverse in ((), ("-R",)):
+        server = subprocess.Popen(["ip", "netns", "exec", k, "iperf3", "-s", "-1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.3)
+            out = netns.run(ha, "iperf3", "-c", INNER["k"], "-t", "1", "-J", "--connect-timeout", "3000",
+                            *reverse, timeout=30, check=False).stdout
+        finally:
+            server.terminate()
+            server.wait(5)
+        end = json.loads(out)["end"]
+        assert end.get("sum_received", {}).get("bytes", 0) > 1 << 20, (reverse, out[-400:])
 
 
 def test_unknown_vni_is_dropped_and_counted(net):

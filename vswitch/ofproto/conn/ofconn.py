@@ -208,6 +208,7 @@ class OFConnection(asyncio.Protocol):
         self._resume("stream")
         self._continue()
 
+    def _flush(self):
         out, self._out = self._out, None
         if out and not self.closed:
             self.transport.write(b"".join(out) if len(out) > 1 else out[0])
