@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pmd_sleep.h"
+
 #define TXQ_LEN 64
 #define TX_MAX_QUEUES 64 /* distinct output ports staged before a flush */
 #define ARENA_SIZE (4u << 20)
@@ -119,6 +121,10 @@ struct vs_pmd {
     /* Adaptive polling: how long to keep spinning after the last packet,
      * and when that was (pmd_main). */
     uint64_t spin_ns, last_rx_ns;
+    /* Load-based sleeping (pmd_sleep.h) and the largest batch received in
+     * the current round (poll_port), which drives it. */
+    struct vs_pmd_sleep sleep;
+    int round_max_batch;
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
@@ -145,6 +151,9 @@ struct vs_dp {
     struct vs_port *ports[VS_MAX_PORTS]; /* published: LOAD_PTR/STORE_PTR */
     uint32_t ports_gen; /* bumped (atomically) whenever ports[] changes */
     int n_xdp_ports; /* ports running the kernel XDP tier; under mutex */
+    /* Load-based sleeping's maximum (pmd_sleep.h), ns: written under mutex
+     * with a relaxed atomic store, read by poll threads every round. */
+    uint64_t pmd_maxsleep_ns;
 
     struct vs_pmd *pmds[VS_MAX_PMDS]; /* under mutex */
     int n_pmds;
@@ -764,6 +773,8 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         }
         if (n <= 0)
             return 0;
+        if (n > pmd->round_max_batch)
+            pmd->round_max_batch = n;
         uint64_t tx_before = pmd->stats.tx_cycles;
         uint64_t now = vs_now_ns();
         pmd->last_rx_ns = now;
@@ -935,6 +946,29 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
     return still_busy;
 }
 
+/* After a round that spun (did not sleep in poll()) and found little:
+ * sleep a little (pmd_sleep.h), so batches grow and the core is not burnt
+ * while the rings fill.  Busy-polling threads too, as OVS's PMDs with
+ * pmd-maxsleep: busy_poll means never sleeping in poll(), and a maximum of
+ * 0 makes them spin without a break.  Outside any round (quiescent), so a sleeping
+ * thread holds up no writer.  The sleep counts as idle time. */
+static void pmd_load_sleep(struct vs_pmd *pmd, int slept)
+{
+    int batch = pmd->round_max_batch;
+    pmd->round_max_batch = 0;
+    if (slept)
+        return;
+    uint64_t max_ns = __atomic_load_n(&pmd->dp->pmd_maxsleep_ns, __ATOMIC_RELAXED);
+    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, batch, VS_BATCH, max_ns);
+    if (!ns)
+        return;
+    uint64_t t0 = vs_now_ns(), c0 = cycles_now();
+    vs_pmd_sleep_for(ns);
+    OWN_ADD(pmd->stats.idle_ns, vs_now_ns() - t0);
+    OWN_ADD(pmd->stats.idle_cycles, cycles_now() - c0);
+    OWN_ADD(pmd->stats.sleeps, 1);
+}
+
 /* The poll thread.  Every iteration is one round between two quiescent
  * points: published memory (classifier, ports) is used only while online,
  * and nothing loaded in a round is kept past its end, except port numbers
@@ -948,6 +982,7 @@ static void *pmd_main(void *arg)
     /* Threads started in the same nanosecond still differ by thread id. */
     pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
     pmd->spin_ns = SPIN_INITIAL_NS;
+    vs_pmd_sleep_thread_init();
     while (!__atomic_load_n(&pmd->stop, __ATOMIC_ACQUIRE)) {
         rcu_online(pmd);
         uint32_t now_gen = __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE);
@@ -982,8 +1017,10 @@ static void *pmd_main(void *arg)
         uint64_t t1 = vs_now_ns(), c1 = cycles_now();
         OWN_ADD(pmd->stats.idle_ns, t1 - t0);
         OWN_ADD(pmd->stats.idle_cycles, c1 - c0);
-        if (r <= 0)
+        if (r <= 0) {
+            pmd_load_sleep(pmd, slept);
             continue;
+        }
         if (!busy_rounds && (pfds[0].revents & POLLIN)) {
             uint64_t v;
             ssize_t rr = read(pmd->ctl_efd, &v, sizeof v);
@@ -1002,6 +1039,7 @@ static void *pmd_main(void *arg)
         busy_rounds = still_busy ? busy_rounds + 1 : 0;
         if (upcalled)
             upcall_notify(dp);
+        pmd_load_sleep(pmd, slept);
     }
     return NULL;
 }
@@ -1193,6 +1231,7 @@ struct vs_dp *vs_dp_create(uint32_t ring_size)
     dp->sample_ring = calloc(VS_SAMPLE_RING, sizeof *dp->sample_ring);
     dp->exec_prng = prng_seed(vs_now_ns() ^ (uint64_t)getpid() << 32);
     dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->pmd_maxsleep_ns = VS_PMD_MAXSLEEP_DEFAULT_NS;
     int ok = cls_ok && dp->ring && dp->sample_ring && dp->up_efd >= 0 &&
              !tx_ctx_init(&dp->exec_tx);
     ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
@@ -1228,6 +1267,16 @@ void vs_dp_destroy(struct vs_dp *dp)
 }
 
 int vs_dp_upcall_fd(struct vs_dp *dp) { return dp->up_efd; }
+
+int vs_dp_set_pmd_maxsleep(struct vs_dp *dp, uint64_t ns)
+{
+    if (ns > VS_PMD_MAXSLEEP_LIMIT_NS)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->mutex);
+    __atomic_store_n(&dp->pmd_maxsleep_ns, ns, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&dp->mutex);
+    return 0;
+}
 
 static void wake_poll_thread(struct vs_dp *dp)
 {

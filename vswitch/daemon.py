@@ -112,6 +112,20 @@ def _metrics_listen(text):
     return metrics.listen_argument(text)
 
 
+# OVS's limit for other_config:pmd-maxsleep, µs (the datapath refuses more).
+PMD_MAXSLEEP_LIMIT_US = 10000
+
+
+def _pmd_maxsleep(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of µs") from None
+    if not 0 <= value <= PMD_MAXSLEEP_LIMIT_US:
+        raise argparse.ArgumentTypeError(f"{value} is not within 0..{PMD_MAXSLEEP_LIMIT_US} µs")
+    return value
+
+
 def _ovsdb_remote(text):
     try:
         return ovsdb.parse_remote(text)
@@ -165,6 +179,10 @@ def parse_args(argv):
                    help="pinned poll threads always spin, even when idle (default: adaptive, "
                         "they spin while traffic keeps coming and sleep when it stops): "
                         "a whole core each, worse on a shared CPU (default no)")
+    p.add_argument("--pmd-maxsleep", metavar="USEC", type=_pmd_maxsleep, default=None,
+                   help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
+                        "poll thread whose batches are less than half full sleeps up to this "
+                        "many µs between rounds, 0 = never (default: the datapath's, 25)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
@@ -300,6 +318,8 @@ class Daemon:
             # Spinning (as OVS's PMDs always do) only pays on a CPU nothing
             # else runs on, so it is asked for explicitly.
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
+        if args.pmd_maxsleep is not None:
+            self.dp.set_pmd_maxsleep(args.pmd_maxsleep)
         self.switch = Switch(self.dp, flow_limit=args.flow_limit)
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)

@@ -52,12 +52,14 @@ def _thread_cpu_s(name):
     raise LookupError(name)
 
 
-def _cpu_after_traffic(busy_poll):
+def _cpu_after_traffic(busy_poll, maxsleep_us=None):
     dp = Datapath(upcall_ring_size=16)
     try:
         dp.add_port(1, "dummy", "in")
         dp.add_port(2, "dummy", "out")
         dp.set_pmds([None], busy_poll=busy_poll)
+        if maxsleep_us is not None:
+            dp.set_pmd_maxsleep(maxsleep_us)
         dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
         frames = [bytes(range(60))] * 100
         assert dp.dummy_inject(1, frames) == len(frames)
@@ -80,5 +82,64 @@ def test_adaptive_poll_thread_sleeps_once_traffic_stops():
 
 
 def test_busy_poll_thread_keeps_spinning_when_idle():
-    # Even sharing the CPU with others, a spinning thread gets a good share.
-    assert _cpu_after_traffic(busy_poll=True) > 0.2 * IDLE_WINDOW_S
+    # Without load-based sleeping (maximum 0, as OVS's default) it spins
+    # without a break; even sharing the CPU with others, a spinning thread
+    # gets a good share.
+    assert _cpu_after_traffic(busy_poll=True, maxsleep_us=0) > 0.2 * IDLE_WINDOW_S
+
+
+def _sleeps_while_idle(dp):
+    """Load-based sleeps the poll thread takes over IDLE_WINDOW_S with no
+    traffic (its rounds find empty batches)."""
+    before = dp.pmd_stats()[0]["sleeps"]
+    time.sleep(IDLE_WINDOW_S)
+    return dp.pmd_stats()[0]["sleeps"] - before
+
+
+def test_busy_poll_thread_sleeps_between_light_rounds_unless_maxsleep_is_0():
+    dp = Datapath(upcall_ring_size=16)
+    try:
+        dp.add_port(1, "dummy", "in")
+        dp.set_pmds([None], busy_poll=True)
+        # The default maximum: empty rounds are followed by short sleeps.
+        assert _sleeps_while_idle(dp) > 0
+        dp.set_pmd_maxsleep(0)
+        time.sleep(AFTER_TRAFFIC_S)  # a sleep under way when it was set ends
+        assert _sleeps_while_idle(dp) == 0
+        # Out of range: refused, and the maximum stays 0.
+        try:
+            dp.set_pmd_maxsleep(10**9)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a 1000 s pmd-maxsleep was accepted")
+        assert _sleeps_while_idle(dp) == 0
+        dp.set_pmd_maxsleep(50)
+        assert _sleeps_while_idle(dp) > 0
+    finally:
+        dp.close()
+
+
+def test_sleeping_poll_thread_still_forwards_every_frame():
+    # Frames that arrive while the thread sleeps wait in the port's queue.
+    dp = Datapath(upcall_ring_size=16)
+    try:
+        dp.add_port(1, "dummy", "in")
+        dp.add_port(2, "dummy", "out")
+        dp.set_pmds([None], busy_poll=True)
+        dp.set_pmd_maxsleep(1000)  # 1 ms: the thread sleeps most of the time
+        dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
+        sent = []
+        for burst in range(20):
+            frames = [bytes([burst, i]) + bytes(58) for i in range(7)]
+            assert dp.dummy_inject(1, frames) == len(frames)
+            time.sleep(0.002)
+            sent += dp.dummy_sent(2)
+        deadline = time.monotonic() + 5
+        while len(sent) < 140 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            sent += dp.dummy_sent(2)
+        assert sorted(sent) == sorted(bytes([b, i]) + bytes(58) for b in range(20) for i in range(7))
+        assert dp.pmd_stats()[0]["sleeps"] > 0
+    finally:
+        dp.close()
