@@ -35,6 +35,9 @@
 #define RING_SIZE 4096u
 #define MAX_QUEUES 64
 #define MAX_SEGS 64 /* a 64 KiB GSO frame at MSS 1024+ */
+/* Receive: frames ahead of the one being copied whose first line is
+ * prefetched (the kernel wrote them on another CPU: cold in this cache). */
+#define RX_PREFETCH_AHEAD 4
 
 struct ring {
     uint32_t *producer, *consumer, *flags;
@@ -362,8 +365,18 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64
     const struct xdp_desc *rx = q->rx.descs;
     uint64_t *fill = q->fill.descs;
     int kept = 0;
+    for (uint32_t i = 0; i < got && i < RX_PREFETCH_AHEAD; i++) {
+        uint64_t a = rx[(q->rx.cached_cons + i) & q->rx.mask].addr;
+        if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
+            __builtin_prefetch(q->umem + a);
+    }
     for (uint32_t i = 0; i < got; i++) {
         const struct xdp_desc *d = &rx[(q->rx.cached_cons + i) & q->rx.mask];
+        if (i + RX_PREFETCH_AHEAD < got) {
+            uint64_t a = rx[(q->rx.cached_cons + i + RX_PREFETCH_AHEAD) & q->rx.mask].addr;
+            if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
+                __builtin_prefetch(q->umem + a);
+        }
         uint64_t chunk = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
         if (d->len <= VS_MAX_FRAME && chunk < (uint64_t)N_FRAMES * FRAME_SIZE &&
             (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {

@@ -952,21 +952,35 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
  * pmd-maxsleep: busy_poll means never sleeping in poll(), and a maximum of
  * 0 makes them spin without a break.  Outside any round (quiescent), so a sleeping
  * thread holds up no writer.  The sleep counts as idle time. */
-static void pmd_load_sleep(struct vs_pmd *pmd, int slept)
+static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
 {
     int batch = pmd->round_max_batch;
     pmd->round_max_batch = 0;
     if (slept)
-        return;
+        return 0;
     uint64_t max_ns = __atomic_load_n(&pmd->dp->pmd_maxsleep_ns, __ATOMIC_RELAXED);
     uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, batch, VS_BATCH, max_ns);
     if (!ns)
-        return;
+        return 0;
     uint64_t t0 = vs_now_ns(), c0 = cycles_now();
     vs_pmd_sleep_for(ns);
     OWN_ADD(pmd->stats.idle_ns, vs_now_ns() - t0);
     OWN_ADD(pmd->stats.idle_cycles, cycles_now() - c0);
     OWN_ADD(pmd->stats.sleeps, 1);
+    return 1;
+}
+
+/* After a load-based sleep the next round reads every port's queues
+ * directly instead of asking poll() first: the sleep was short, and in it
+ * the rings filled or not; reading an empty AF_XDP ring costs less than the
+ * poll() call (which on an AF_XDP socket also runs the copy-mode transmit
+ * path).  Such rounds count as skipped polls (SKIP_POLL_ROUNDS), so
+ * poll() still runs every few rounds for the control eventfd and errors. */
+static void pmd_all_ready(struct vs_pmd *pmd)
+{
+    pmd->pfds[0].revents = 0;
+    for (int i = 1; i < pmd->n_pfds; i++)
+        pmd->pfds[i].revents = pmd->pfds[i].fd >= 0 ? POLLIN : 0;
 }
 
 /* The poll thread.  Every iteration is one round between two quiescent
@@ -978,7 +992,10 @@ static void *pmd_main(void *arg)
     struct vs_pmd *pmd = arg;
     struct vs_dp *dp = pmd->dp;
     uint32_t gen = UINT32_MAX;
-    int busy_rounds = 0; /* rounds in a row that skipped poll() */
+    /* The next round reads its ports without poll() first (a port still
+     * had a full batch, or the thread just took a load-based sleep), unless
+     * SKIP_POLL_ROUNDS rounds in a row already did. */
+    int skip_poll = 0, rounds_since_poll = 0;
     /* Threads started in the same nanosecond still differ by thread id. */
     pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
     pmd->spin_ns = SPIN_INITIAL_NS;
@@ -989,39 +1006,45 @@ static void *pmd_main(void *arg)
         if (gen != now_gen) { /* ports changed: poll what is there now */
             gen = now_gen;
             pmd_poll_list(pmd);
-            busy_rounds = 0;
+            skip_poll = 0;
         }
         rcu_quiescent(pmd);
         struct pollfd *pfds = pmd->pfds;
         int npfd = pmd->n_pfds;
 
         uint64_t t0 = vs_now_ns(), c0 = cycles_now();
-        int r, slept = 0;
-        if (busy_rounds && busy_rounds < SKIP_POLL_ROUNDS) {
+        int r, slept = 0, polled = 0;
+        if (skip_poll && rounds_since_poll < SKIP_POLL_ROUNDS) {
             /* Under load the ports that filled their last batches are read
              * again directly: poll() costs more than it tells (about a
              * tenth of the cycles at 64-byte rates).  Every
              * SKIP_POLL_ROUNDS-th round polls so that the other ports are
              * seen too. */
             r = 1;
+            rounds_since_poll++;
         } else if (!npfd) { /* no memory for a poll list: try again soon */
             r = poll(NULL, 0, POLL_IDLE_MS);
             gen = UINT32_MAX;
-            busy_rounds = 0;
+            rounds_since_poll = 0;
         } else {
             int timeout = pmd_timeout(pmd, t0);
             r = poll(pfds, (nfds_t)npfd, timeout);
             slept = timeout != 0;
-            busy_rounds = 0;
+            polled = 1;
+            rounds_since_poll = 0;
         }
+        skip_poll = 0;
         uint64_t t1 = vs_now_ns(), c1 = cycles_now();
         OWN_ADD(pmd->stats.idle_ns, t1 - t0);
         OWN_ADD(pmd->stats.idle_cycles, c1 - c0);
         if (r <= 0) {
-            pmd_load_sleep(pmd, slept);
+            if (pmd_load_sleep(pmd, slept) && npfd) {
+                pmd_all_ready(pmd);
+                skip_poll = 1;
+            }
             continue;
         }
-        if (!busy_rounds && (pfds[0].revents & POLLIN)) {
+        if (polled && (pfds[0].revents & POLLIN)) {
             uint64_t v;
             ssize_t rr = read(pmd->ctl_efd, &v, sizeof v);
             (void)rr;
@@ -1036,10 +1059,13 @@ static void *pmd_main(void *arg)
             pmd_adapt(pmd, t1 - t0);
         OWN_ADD(pmd->stats.busy_ns, vs_now_ns() - t1);
         OWN_ADD(pmd->stats.busy_cycles, cycles_now() - c1);
-        busy_rounds = still_busy ? busy_rounds + 1 : 0;
+        skip_poll = still_busy;
         if (upcalled)
             upcall_notify(dp);
-        pmd_load_sleep(pmd, slept);
+        if (pmd_load_sleep(pmd, slept)) {
+            pmd_all_ready(pmd);
+            skip_poll = 1;
+        }
     }
     return NULL;
 }

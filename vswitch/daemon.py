@@ -97,6 +97,7 @@ environment:
   VSWITCH_RUNDIR        default for --rundir (%(rundir)s)
   VSWITCH_DB            default for --db
   VSWITCH_PMD_CPU_MASK  default for --pmd-cpu-mask
+  VSWITCH_PMD_MAXSLEEP  default for --pmd-maxsleep
   NOTIFY_SOCKET         systemd's notification socket: READY=1 is sent
                         there once vswitchd serves vsctl
 
@@ -179,7 +180,8 @@ def parse_args(argv):
                    help="pinned poll threads always spin, even when idle (default: adaptive, "
                         "they spin while traffic keeps coming and sleep when it stops): "
                         "a whole core each, worse on a shared CPU (default no)")
-    p.add_argument("--pmd-maxsleep", metavar="USEC", type=_pmd_maxsleep, default=None,
+    p.add_argument("--pmd-maxsleep", metavar="USEC", type=_pmd_maxsleep,
+                   default=os.environ.get("VSWITCH_PMD_MAXSLEEP"),
                    help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
                         "poll thread whose batches are less than half full sleeps up to this "
                         "many µs between rounds, 0 = never (default: the datapath's, 25)")
