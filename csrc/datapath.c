@@ -681,7 +681,11 @@ static void xdp_offload_consider(struct vs_dp *dp, struct vs_port *in, struct vs
 
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
  * (a tunnel socket) may have set another port's number in pkt->in_port.
- * Runs inside a round (rcu_online). */
+ * Runs inside a round (rcu_online).  Two passes: the first resolves each
+ * packet's input port, parses it, hashes its key and prefetches its EMC
+ * slot; the second looks them up and runs the actions, so the slots' cache
+ * misses overlap instead of stalling one packet at a time (10k flows miss
+ * the cache on most slots). */
 static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
@@ -690,9 +694,16 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
     int upcalled = 0;
     uint64_t own_packets = 0, own_bytes = 0; /* the polled port's, added once */
     struct flow_run run = {0};
+    struct vs_key keys[VS_BATCH];
+    struct vs_port *ins[VS_BATCH]; /* NULL: dropped in the first pass */
+    uint32_t hashes[VS_BATCH];
+    uint16_t tcp_flags[VS_BATCH];
+    if (n > VS_BATCH)
+        n = VS_BATCH;
     for (int i = 0; i < n; i++) {
         struct vs_packet *pkt = &pkts[i];
         struct vs_port *in = port;
+        ins[i] = NULL;
         if (pkt->in_port != port->port_no) {
             in = port_get(dp, pkt->in_port);
             if (!in) { /* a port that went away meanwhile */
@@ -705,10 +716,9 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             own_packets++;
             own_bytes += pkt->len;
         }
-        struct vs_key key;
-        uint16_t tcp_flags;
-        key.in_port = in->port_no;
-        if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
+        struct vs_key *key = &keys[i];
+        key->in_port = in->port_no;
+        if (vs_parse(pkt->data, pkt->len, key, &tcp_flags[i])) {
             SHARED_ADD(in->stats.rx_malformed, 1);
             SHARED_ADD(in->stats.rx_dropped, 1);
             OWN_ADD(st->malformed, 1);
@@ -717,15 +727,26 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         /* Tunnel metadata a tunnel port attached (netdev.h): looked up
          * with the inner frame's fields. */
         if (pkt->tnl.flags & VS_TNL_F_PRESENT) {
-            key.tun_id = pkt->tnl.tun_id;
-            key.tun_src = pkt->tnl.ip_src;
-            key.tun_dst = pkt->tnl.ip_dst;
+            key->tun_id = pkt->tnl.tun_id;
+            key->tun_src = pkt->tnl.ip_src;
+            key->tun_dst = pkt->tnl.ip_dst;
         }
+        hashes[i] = vs_key_hash(key);
+        vs_emc_prefetch(pmd->emc, hashes[i]);
+        ins[i] = in;
+    }
+    for (int i = 0; i < n; i++) {
+        struct vs_port *in = ins[i];
+        if (!in)
+            continue;
+        struct vs_packet *pkt = &pkts[i];
+        const struct vs_key *key = &keys[i];
         int tier;
-        struct vs_flow *f = vs_emc_lookup(&dp->cls, &pmd->cls_reader, pmd->emc, &key, &tier);
+        struct vs_flow *f = vs_emc_lookup_hashed(&dp->cls, &pmd->cls_reader, pmd->emc, key,
+                                                 hashes[i], &tier);
         if (!f) {
             OWN_ADD(st->misses, 1);
-            upcalled |= upcall_enqueue(dp, st, in->port_no, 0, &key, pkt);
+            upcalled |= upcall_enqueue(dp, st, in->port_no, 0, key, pkt);
             continue;
         }
         const struct vs_actions *acts = LOAD_PTR(f->actions);
@@ -734,10 +755,10 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         } else {
             OWN_ADD(st->megaflow_hits, 1);
             if (in->xdp_ifindex)
-                xdp_offload_consider(dp, in, f, acts, &key);
+                xdp_offload_consider(dp, in, f, acts, key);
         }
-        flow_run_add(&run, f, pkt->len, tcp_flags, now);
-        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
+        flow_run_add(&run, f, pkt->len, tcp_flags[i], now);
+        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, key,
                                  acts->words, acts->n);
     }
     flow_run_flush(&run, now);
