@@ -125,6 +125,7 @@ struct vs_pmd {
      * the current round (poll_port), which drives it. */
     struct vs_pmd_sleep sleep;
     int round_max_batch;
+    uint32_t round_pkts;
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
@@ -796,6 +797,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
             return 0;
         if (n > pmd->round_max_batch)
             pmd->round_max_batch = n;
+        pmd->round_pkts += (uint32_t)n;
         uint64_t tx_before = pmd->stats.tx_cycles;
         uint64_t now = vs_now_ns();
         pmd->last_rx_ns = now;
@@ -967,20 +969,24 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
     return still_busy;
 }
 
-/* After a round that spun (did not sleep in poll()) and found little:
- * sleep a little (pmd_sleep.h), so batches grow and the core is not burnt
- * while the rings fill.  Busy-polling threads too, as OVS's PMDs with
- * pmd-maxsleep: busy_poll means never sleeping in poll(), and a maximum of
- * 0 makes them spin without a break.  Outside any round (quiescent), so a sleeping
- * thread holds up no writer.  The sleep counts as idle time. */
+/* After a round that spun (did not sleep in poll()) and found little while
+ * traffic is dense: sleep a little (pmd_sleep.h), so batches grow and the
+ * core is not burnt while the rings fill.  Busy-polling threads too, as
+ * OVS's PMDs with pmd-maxsleep: busy_poll means never sleeping in poll(),
+ * and a maximum of 0 makes them spin without a break.  Outside any round
+ * (quiescent), so a sleeping thread holds up no writer.  The sleep counts
+ * as idle time. */
 static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
 {
     int batch = pmd->round_max_batch;
+    uint32_t pkts = pmd->round_pkts;
     pmd->round_max_batch = 0;
+    pmd->round_pkts = 0;
     if (slept)
         return 0;
     uint64_t max_ns = __atomic_load_n(&pmd->dp->pmd_maxsleep_ns, __ATOMIC_RELAXED);
-    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, batch, VS_BATCH, max_ns);
+    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, pkts, batch, VS_BATCH, vs_now_ns(),
+                                           max_ns);
     if (!ns)
         return 0;
     uint64_t t0 = vs_now_ns(), c0 = cycles_now();

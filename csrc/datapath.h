@@ -21,10 +21,10 @@
  *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
  *    when a packet arrives soon after it went to sleep, halved when the
  *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
- *    latency and an idle switch costs no CPU.  While spinning, a round whose
- *    batches were less than half full is followed by a short sleep that
- *    grows round by round up to a small maximum (load-based sleeping,
- *    pmd_sleep.h, as OVS's pmd-maxsleep).  busy_poll (vs_dp_set_pmds)
+ *    latency and an idle switch costs no CPU.  While spinning under dense
+ *    traffic, a round whose batches were less than half full is followed
+ *    by a short sleep that grows round by round up to a small maximum
+ *    (load-based sleeping, pmd_sleep.h, as OVS's pmd-maxsleep).  busy_poll (vs_dp_set_pmds)
  *    never sleeps in poll(), only those short sleeps (none with a maximum
  *    of 0).  It skips poll() while its ports keep filling batches.  An error poll() reports on a
  *    descriptor is handed to the port's type; one that cannot be cleared
