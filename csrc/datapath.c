@@ -33,6 +33,7 @@
 #define SPIN_MAX_NS 2000000ull
 #define XDP_TIER_ETH_TYPE 0x0800 /* IPv4: all the tier's program parses */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
+#define PORT_BATCHES_PER_ROUND 4 /* batches poll_port reads from a queue per round */
 
 /* Counters (datapath.h, "Locking").  One only its owner thread writes: a
  * plain read and a relaxed store, no locked instruction, and a reader's
@@ -121,10 +122,9 @@ struct vs_pmd {
     /* Adaptive polling: how long to keep spinning after the last packet,
      * and when that was (pmd_main). */
     uint64_t spin_ns, last_rx_ns;
-    /* Load-based sleeping (pmd_sleep.h) and the largest batch received in
-     * the current round (poll_port), which drives it. */
+    /* Load-based sleeping (pmd_sleep.h) and the packets received in the
+     * current round (poll_port), which drive it. */
     struct vs_pmd_sleep sleep;
-    int round_max_batch;
     uint32_t round_pkts;
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
@@ -779,7 +779,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
 {
     /* A few batches per port per round keeps one busy port from starving
      * the others while still amortising the poll() call. */
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < PORT_BATCHES_PER_ROUND; round++) {
         uint64_t truncated = 0;
         uint64_t c0 = cycles_now();
         for (int i = 0; i < VS_BATCH; i++) {
@@ -795,8 +795,6 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         }
         if (n <= 0)
             return 0;
-        if (n > pmd->round_max_batch)
-            pmd->round_max_batch = n;
         pmd->round_pkts += (uint32_t)n;
         uint64_t tx_before = pmd->stats.tx_cycles;
         uint64_t now = vs_now_ns();
@@ -976,19 +974,22 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
  * and a maximum of 0 makes them spin without a break.  Outside any round
  * (quiescent), so a sleeping thread holds up no writer.  The sleep counts
  * as idle time. */
+/* Returns 1 if the next round may skip poll() (pmd_all_ready). */
 static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
 {
-    int batch = pmd->round_max_batch;
     uint32_t pkts = pmd->round_pkts;
-    pmd->round_max_batch = 0;
     pmd->round_pkts = 0;
     if (slept)
         return 0;
     uint64_t max_ns = __atomic_load_n(&pmd->dp->pmd_maxsleep_ns, __ATOMIC_RELAXED);
-    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, pkts, batch, VS_BATCH, vs_now_ns(),
-                                           max_ns);
+    /* The round's packets against what it can read from a queue: a round
+     * is the unit a wake-up pays for, so the sleep grows until rounds are
+     * half full (64 packets), and stops when a queue had more than a round
+     * could take. */
+    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, pkts, (int)pkts,
+                                           PORT_BATCHES_PER_ROUND * VS_BATCH, vs_now_ns(), max_ns);
     if (!ns)
-        return 0;
+        return max_ns && pmd->sleep.dense; /* dense: the rings will have more */
     uint64_t t0 = vs_now_ns(), c0 = cycles_now();
     vs_pmd_sleep_for(ns);
     OWN_ADD(pmd->stats.idle_ns, vs_now_ns() - t0);
@@ -997,11 +998,11 @@ static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
     return 1;
 }
 
-/* After a load-based sleep the next round reads every port's queues
- * directly instead of asking poll() first: the sleep was short, and in it
- * the rings filled or not; reading an empty AF_XDP ring costs less than the
- * poll() call (which on an AF_XDP socket also runs the copy-mode transmit
- * path).  Such rounds count as skipped polls (SKIP_POLL_ROUNDS), so
+/* After a load-based sleep, or any round under dense traffic (pmd_sleep.h),
+ * the next round reads every port's queues directly instead of asking
+ * poll() first: the rings filled or not meanwhile, and reading an empty
+ * AF_XDP ring costs less than the poll() call (which on an AF_XDP socket
+ * also runs the copy-mode transmit path).  Such rounds count as skipped polls (SKIP_POLL_ROUNDS), so
  * poll() still runs every few rounds for the control eventfd and errors. */
 static void pmd_all_ready(struct vs_pmd *pmd)
 {

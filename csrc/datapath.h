@@ -22,8 +22,8 @@
  *    when a packet arrives soon after it went to sleep, halved when the
  *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
  *    latency and an idle switch costs no CPU.  While spinning under dense
- *    traffic, a round whose batches were less than half full is followed
- *    by a short sleep that grows round by round up to a small maximum
+ *    traffic, a round that read less than half of what it could take is
+ *    followed by a short sleep that grows round by round up to a small maximum
  *    (load-based sleeping, pmd_sleep.h, as OVS's pmd-maxsleep).  busy_poll (vs_dp_set_pmds)
  *    never sleeps in poll(), only those short sleeps (none with a maximum
  *    of 0).  It skips poll() while its ports keep filling batches.  An error poll() reports on a

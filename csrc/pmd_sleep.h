@@ -5,12 +5,15 @@
  * there is, and at a few packets per batch it pays every per-batch cost
  * (the poll() call, the transmit kick, the completion ring) for those few
  * packets.  So, as Open vSwitch 3.1's other_config:pmd-maxsleep does, after
- * a round whose largest receive batch was less than half of VS_BATCH the
- * thread sleeps a little, a little longer each such round (STEP more, up to
- * the maximum); a half-full batch holds the sleep where it is (the load is
- * matched), a full batch ends sleeping at once (the thread is behind).
- * Under a steady load the sleep settles where batches are half full or
- * more: fewer rounds, bigger batches, cheaper transmits, and the core is
+ * a light round the thread sleeps a little, a little longer each such round
+ * (STEP more, up to the maximum).  The caller says what "light" is measured
+ * against (batch of batch_max): the datapath passes the round's packets
+ * against what one round can read from a queue (PORT_BATCHES_PER_ROUND
+ * batches), since a wake-up costs per round, not per batch.  Under half of
+ * it the sleep grows, from half on it holds (the load is matched), and a
+ * full round ends sleeping at once (the thread is behind).  Under a steady
+ * load the sleep settles where rounds are half full or more (or at the
+ * maximum): fewer rounds, full batches, cheaper transmits, and the core is
  * free while the rings fill.
  *
  * Unlike OVS, only under dense traffic: at least DENSE_PKTS packets in the
