@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -36,6 +35,9 @@
 #define RING_SIZE 4096u
 #define MAX_QUEUES 64
 #define MAX_SEGS 64 /* a 64 KiB GSO frame at MSS 1024+ */
+/* Receive: frames ahead of the one being copied whose first line is
+ * prefetched (the kernel wrote them on another CPU: cold in this cache). */
+#define RX_PREFETCH_AHEAD 4
 
 struct ring {
     uint32_t *producer, *consumer, *flags;
@@ -58,9 +60,8 @@ struct xsk_queue {
 struct vs_afxdp {
     struct vs_xdp_prog prog;
     int tier_ifindex; /* the netdev, when it runs the XDP tier (xdp_tier.h); else 0 */
-    int epfd;
     int promisc_fd; /* AF_PACKET socket holding the promiscuity reference */
-    uint32_t n_queues, next_rx;
+    uint32_t n_queues;
     struct xsk_queue *q[MAX_QUEUES];
     struct vs_afxdp_stats stats;
 };
@@ -275,7 +276,7 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
         info->error = -ENOMEM;
         return NULL;
     }
-    x->epfd = x->promisc_fd = -1;
+    x->promisc_fd = -1;
     x->prog.map_fd = x->prog.prog_fd = x->prog.link_fd = -1;
     x->n_queues = rx_queue_count(ifname);
     int err = tier ? vs_xdp_tier_load(&x->prog, x->n_queues)
@@ -303,9 +304,6 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
         if (err)
             return fail_open(x, info, "attach generic XDP", err);
     }
-    x->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (x->epfd < 0)
-        return fail_open(x, info, "epoll", -errno);
     for (uint32_t i = 0; i < x->n_queues; i++) {
         const char *step = "";
         err = queue_open(&x->q[i], ifindex, i, &step);
@@ -314,9 +312,6 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
         err = vs_xdp_prog_set_socket(&x->prog, i, x->q[i]->fd);
         if (err)
             return fail_open(x, info, "XSKMAP update", err);
-        struct epoll_event ev = {.events = EPOLLIN, .data.u32 = i};
-        if (epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->q[i]->fd, &ev) < 0)
-            return fail_open(x, info, "epoll", -errno);
     }
     x->promisc_fd = hold_promisc(ifindex);
     if (x->promisc_fd < 0)
@@ -339,14 +334,18 @@ void vs_afxdp_close(struct vs_afxdp *x)
         vs_xdp_tier_release();
     for (uint32_t i = 0; i < MAX_QUEUES; i++)
         queue_close(x->q[i]);
-    if (x->epfd >= 0)
-        close(x->epfd);
     if (x->promisc_fd >= 0)
         close(x->promisc_fd);
     free(x);
 }
 
-int vs_afxdp_fd(const struct vs_afxdp *x) { return x->epfd; }
+int vs_afxdp_fds(const struct vs_afxdp *x, int *fds, int max)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < x->n_queues && n < max; i++)
+        fds[n++] = x->q[i]->fd;
+    return n;
+}
 
 /* ---- receive ---- */
 
@@ -366,8 +365,18 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64
     const struct xdp_desc *rx = q->rx.descs;
     uint64_t *fill = q->fill.descs;
     int kept = 0;
+    for (uint32_t i = 0; i < got && i < RX_PREFETCH_AHEAD; i++) {
+        uint64_t a = rx[(q->rx.cached_cons + i) & q->rx.mask].addr;
+        if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
+            __builtin_prefetch(q->umem + a);
+    }
     for (uint32_t i = 0; i < got; i++) {
         const struct xdp_desc *d = &rx[(q->rx.cached_cons + i) & q->rx.mask];
+        if (i + RX_PREFETCH_AHEAD < got) {
+            uint64_t a = rx[(q->rx.cached_cons + i + RX_PREFETCH_AHEAD) & q->rx.mask].addr;
+            if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
+                __builtin_prefetch(q->umem + a);
+        }
         uint64_t chunk = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
         if (d->len <= VS_MAX_FRAME && chunk < (uint64_t)N_FRAMES * FRAME_SIZE &&
             (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {
@@ -387,20 +396,13 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64
     return kept;
 }
 
-int vs_afxdp_recv(struct vs_afxdp *x, struct vs_packet *pkts, int n)
+int vs_afxdp_recv(struct vs_afxdp *x, int rxq, struct vs_packet *pkts, int n)
 {
     if (n > VS_BATCH)
         n = VS_BATCH;
-    /* Round-robin over the queues so one busy queue cannot starve another. */
-    for (uint32_t k = 0; k < x->n_queues; k++) {
-        uint32_t i = (x->next_rx + k) % x->n_queues;
-        int got = queue_recv(x->q[i], pkts, n, &x->stats.rx_csum_fixed);
-        if (got > 0) {
-            x->next_rx = (i + 1) % x->n_queues;
-            return got;
-        }
-    }
-    return 0;
+    if (rxq < 0 || (uint32_t)rxq >= x->n_queues)
+        return 0;
+    return queue_recv(x->q[rxq], pkts, n, &x->stats.rx_csum_fixed);
 }
 
 /* ---- transmit ---- */
@@ -562,21 +564,17 @@ static void afxdp_port_close(struct vs_netdev *netdev)
     free(nd);
 }
 
-/* One descriptor: the epoll fd over the queues' sockets (afxdp.h). */
+/* One descriptor per receive queue: its AF_XDP socket (afxdp.h). */
 static int afxdp_port_rx_fds(struct vs_netdev *netdev, int *fds, int max)
 {
-    if (max < 1)
-        return 0;
-    fds[0] = vs_afxdp_fd(((struct netdev_afxdp *)netdev)->x);
-    return 1;
+    return vs_afxdp_fds(((struct netdev_afxdp *)netdev)->x, fds, max);
 }
 
 static int afxdp_port_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
                            uint64_t *truncated)
 {
-    (void)rxq;
     (void)truncated;
-    return vs_afxdp_recv(((struct netdev_afxdp *)netdev)->x, pkts, n);
+    return vs_afxdp_recv(((struct netdev_afxdp *)netdev)->x, rxq, pkts, n);
 }
 
 static int afxdp_port_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int n)
@@ -627,8 +625,7 @@ static const struct vs_netdev_class afxdp_class = {
     .rx_fds = afxdp_port_rx_fds,
     .recv = afxdp_port_recv,
     .send = afxdp_port_send,
-    /* poll_error: the default (an epoll fd is not a socket: an error on it
-     * cannot be cleared). */
+    /* poll_error: the default (SO_ERROR on the socket). */
     .get_status = afxdp_port_status,
     .get_stats = afxdp_port_stats,
     .tier_ifindex = afxdp_port_tier_ifindex,

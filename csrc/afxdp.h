@@ -20,8 +20,14 @@
  *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
  *    attached in native (driver) mode, or generic (skb) mode, or native then
  *    generic for best-effort.  The mode obtained is reported back.
- *  - The port lists one receive descriptor (rx_fds): an epoll fd over the
- *    queues' sockets, readable when any rx ring has frames.
+ *  - The port lists one receive descriptor per queue (rx_fds): the queue's
+ *    AF_XDP socket itself, readable when its rx ring has frames.  Not an
+ *    epoll set over them: a socket in an epoll set has the set's callback on
+ *    its wait queue for good, and the kernel runs it (a lock, a list insert,
+ *    a wake-up check) on every receive flush, in the softirq of whoever
+ *    sent the frame: at 64-byte rates that is the traffic source's CPU, and
+ *    it lowered what the source could offer the port.  poll() on the
+ *    sockets registers a waiter only while the thread actually sleeps.
  *  - Receive copies each frame out of the UMEM into the datapath's packet
  *    buffer and gives the chunk straight back to the fill ring, so UMEM
  *    chunks never travel through the datapath (a 64-byte copy is cheap next
@@ -71,10 +77,12 @@ struct vs_afxdp;
 struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs_afxdp_info *info);
 /* Detaches the program, closes the sockets, frees the UMEMs. */
 void vs_afxdp_close(struct vs_afxdp *);
-/* The descriptor the poll thread waits on. */
-int vs_afxdp_fd(const struct vs_afxdp *);
-/* Same contract as vs_netdev_recv()/vs_netdev_send(). */
-int vs_afxdp_recv(struct vs_afxdp *, struct vs_packet *pkts, int n);
+/* The descriptors the poll thread waits on, one per receive queue (index =
+ * rxq); returns how many were written, at most max. */
+int vs_afxdp_fds(const struct vs_afxdp *, int *fds, int max);
+/* Same contract as the port type's recv (rxq: the index in vs_afxdp_fds)
+ * and send. */
+int vs_afxdp_recv(struct vs_afxdp *, int rxq, struct vs_packet *pkts, int n);
 int vs_afxdp_send(struct vs_afxdp *, struct vs_packet *const *pkts, int n);
 void vs_afxdp_get_stats(struct vs_afxdp *, struct vs_afxdp_stats *);
 

@@ -536,8 +536,21 @@ static inline uint32_t next_random(void)
 struct vs_flow *vs_emc_lookup(struct vs_classifier *c, struct vs_cls_reader *r,
                               struct vs_emc_entry *emc, const struct vs_key *key, int *tier)
 {
+    return vs_emc_lookup_hashed(c, r, emc, key, vs_key_hash(key), tier);
+}
+
+void vs_emc_prefetch(const struct vs_emc_entry *emc, uint32_t hash)
+{
+    const struct vs_emc_entry *e = &emc[hash & (VS_EMC_SIZE - 1)];
+    __builtin_prefetch(e);
+    __builtin_prefetch(&e->flow); /* the entry spans two cache lines */
+}
+
+struct vs_flow *vs_emc_lookup_hashed(struct vs_classifier *c, struct vs_cls_reader *r,
+                                     struct vs_emc_entry *emc, const struct vs_key *key,
+                                     uint32_t hash, int *tier)
+{
     uint32_t gen = __atomic_load_n(&c->gen, __ATOMIC_ACQUIRE);
-    uint32_t hash = vs_key_hash(key);
     struct vs_emc_entry *e = &emc[hash & (VS_EMC_SIZE - 1)];
     if (e->flow && e->gen == gen && e->hash == hash && !memcmp(&e->key, key, sizeof *key)) {
         *tier = 1;

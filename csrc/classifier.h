@@ -168,6 +168,13 @@ struct vs_flow *vs_cls_lookup_ranked(struct vs_classifier *, struct vs_cls_reade
 struct vs_flow *vs_emc_lookup(struct vs_classifier *, struct vs_cls_reader *,
                               struct vs_emc_entry *emc, const struct vs_key *key,
                               int *tier);
+/* The same with the key's hash (vs_key_hash) computed beforehand, so that a
+ * batch can hash every key first and prefetch their EMC slots
+ * (vs_emc_prefetch) before looking any up. */
+struct vs_flow *vs_emc_lookup_hashed(struct vs_classifier *, struct vs_cls_reader *,
+                                     struct vs_emc_entry *emc, const struct vs_key *key,
+                                     uint32_t hash, int *tier);
+void vs_emc_prefetch(const struct vs_emc_entry *emc, uint32_t hash);
 
 /* Iteration for dumps (writer side): calls fn for every flow. */
 void vs_cls_foreach(struct vs_classifier *, void (*fn)(struct vs_flow *, void *),

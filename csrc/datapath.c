@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pmd_sleep.h"
+
 #define TXQ_LEN 64
 #define TX_MAX_QUEUES 64 /* distinct output ports staged before a flush */
 #define ARENA_SIZE (4u << 20)
@@ -31,6 +33,7 @@
 #define SPIN_MAX_NS 2000000ull
 #define XDP_TIER_ETH_TYPE 0x0800 /* IPv4: all the tier's program parses */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
+#define PORT_BATCHES_PER_ROUND 4 /* batches poll_port reads from a queue per round */
 
 /* Counters (datapath.h, "Locking").  One only its owner thread writes: a
  * plain read and a relaxed store, no locked instruction, and a reader's
@@ -119,6 +122,10 @@ struct vs_pmd {
     /* Adaptive polling: how long to keep spinning after the last packet,
      * and when that was (pmd_main). */
     uint64_t spin_ns, last_rx_ns;
+    /* Load-based sleeping (pmd_sleep.h) and the packets received in the
+     * current round (poll_port), which drive it. */
+    struct vs_pmd_sleep sleep;
+    uint32_t round_pkts;
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
@@ -145,6 +152,9 @@ struct vs_dp {
     struct vs_port *ports[VS_MAX_PORTS]; /* published: LOAD_PTR/STORE_PTR */
     uint32_t ports_gen; /* bumped (atomically) whenever ports[] changes */
     int n_xdp_ports; /* ports running the kernel XDP tier; under mutex */
+    /* Load-based sleeping's maximum (pmd_sleep.h), ns: written under mutex
+     * with a relaxed atomic store, read by poll threads every round. */
+    uint64_t pmd_maxsleep_ns;
 
     struct vs_pmd *pmds[VS_MAX_PMDS]; /* under mutex */
     int n_pmds;
@@ -672,7 +682,11 @@ static void xdp_offload_consider(struct vs_dp *dp, struct vs_port *in, struct vs
 
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
  * (a tunnel socket) may have set another port's number in pkt->in_port.
- * Runs inside a round (rcu_online). */
+ * Runs inside a round (rcu_online).  Two passes: the first resolves each
+ * packet's input port, parses it, hashes its key and prefetches its EMC
+ * slot; the second looks them up and runs the actions, so the slots' cache
+ * misses overlap instead of stalling one packet at a time (10k flows miss
+ * the cache on most slots). */
 static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
@@ -681,9 +695,16 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
     int upcalled = 0;
     uint64_t own_packets = 0, own_bytes = 0; /* the polled port's, added once */
     struct flow_run run = {0};
+    struct vs_key keys[VS_BATCH];
+    struct vs_port *ins[VS_BATCH]; /* NULL: dropped in the first pass */
+    uint32_t hashes[VS_BATCH];
+    uint16_t tcp_flags[VS_BATCH];
+    if (n > VS_BATCH)
+        n = VS_BATCH;
     for (int i = 0; i < n; i++) {
         struct vs_packet *pkt = &pkts[i];
         struct vs_port *in = port;
+        ins[i] = NULL;
         if (pkt->in_port != port->port_no) {
             in = port_get(dp, pkt->in_port);
             if (!in) { /* a port that went away meanwhile */
@@ -696,10 +717,9 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             own_packets++;
             own_bytes += pkt->len;
         }
-        struct vs_key key;
-        uint16_t tcp_flags;
-        key.in_port = in->port_no;
-        if (vs_parse(pkt->data, pkt->len, &key, &tcp_flags)) {
+        struct vs_key *key = &keys[i];
+        key->in_port = in->port_no;
+        if (vs_parse(pkt->data, pkt->len, key, &tcp_flags[i])) {
             SHARED_ADD(in->stats.rx_malformed, 1);
             SHARED_ADD(in->stats.rx_dropped, 1);
             OWN_ADD(st->malformed, 1);
@@ -708,15 +728,26 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         /* Tunnel metadata a tunnel port attached (netdev.h): looked up
          * with the inner frame's fields. */
         if (pkt->tnl.flags & VS_TNL_F_PRESENT) {
-            key.tun_id = pkt->tnl.tun_id;
-            key.tun_src = pkt->tnl.ip_src;
-            key.tun_dst = pkt->tnl.ip_dst;
+            key->tun_id = pkt->tnl.tun_id;
+            key->tun_src = pkt->tnl.ip_src;
+            key->tun_dst = pkt->tnl.ip_dst;
         }
+        hashes[i] = vs_key_hash(key);
+        vs_emc_prefetch(pmd->emc, hashes[i]);
+        ins[i] = in;
+    }
+    for (int i = 0; i < n; i++) {
+        struct vs_port *in = ins[i];
+        if (!in)
+            continue;
+        struct vs_packet *pkt = &pkts[i];
+        const struct vs_key *key = &keys[i];
         int tier;
-        struct vs_flow *f = vs_emc_lookup(&dp->cls, &pmd->cls_reader, pmd->emc, &key, &tier);
+        struct vs_flow *f = vs_emc_lookup_hashed(&dp->cls, &pmd->cls_reader, pmd->emc, key,
+                                                 hashes[i], &tier);
         if (!f) {
             OWN_ADD(st->misses, 1);
-            upcalled |= upcall_enqueue(dp, st, in->port_no, 0, &key, pkt);
+            upcalled |= upcall_enqueue(dp, st, in->port_no, 0, key, pkt);
             continue;
         }
         const struct vs_actions *acts = LOAD_PTR(f->actions);
@@ -725,10 +756,10 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
         } else {
             OWN_ADD(st->megaflow_hits, 1);
             if (in->xdp_ifindex)
-                xdp_offload_consider(dp, in, f, acts, &key);
+                xdp_offload_consider(dp, in, f, acts, key);
         }
-        flow_run_add(&run, f, pkt->len, tcp_flags, now);
-        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, &key,
+        flow_run_add(&run, f, pkt->len, tcp_flags[i], now);
+        upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, key,
                                  acts->words, acts->n);
     }
     flow_run_flush(&run, now);
@@ -748,7 +779,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
 {
     /* A few batches per port per round keeps one busy port from starving
      * the others while still amortising the poll() call. */
-    for (int round = 0; round < 4; round++) {
+    for (int round = 0; round < PORT_BATCHES_PER_ROUND; round++) {
         uint64_t truncated = 0;
         uint64_t c0 = cycles_now();
         for (int i = 0; i < VS_BATCH; i++) {
@@ -764,6 +795,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         }
         if (n <= 0)
             return 0;
+        pmd->round_pkts += (uint32_t)n;
         uint64_t tx_before = pmd->stats.tx_cycles;
         uint64_t now = vs_now_ns();
         pmd->last_rx_ns = now;
@@ -935,6 +967,50 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
     return still_busy;
 }
 
+/* After a round that spun (did not sleep in poll()) and found little while
+ * traffic is dense: sleep a little (pmd_sleep.h), so batches grow and the
+ * core is not burnt while the rings fill.  Busy-polling threads too, as
+ * OVS's PMDs with pmd-maxsleep: busy_poll means never sleeping in poll(),
+ * and a maximum of 0 makes them spin without a break.  Outside any round
+ * (quiescent), so a sleeping thread holds up no writer.  The sleep counts
+ * as idle time. */
+/* Returns 1 if the next round may skip poll() (pmd_all_ready). */
+static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
+{
+    uint32_t pkts = pmd->round_pkts;
+    pmd->round_pkts = 0;
+    if (slept)
+        return 0;
+    uint64_t max_ns = __atomic_load_n(&pmd->dp->pmd_maxsleep_ns, __ATOMIC_RELAXED);
+    /* The round's packets against what it can read from a queue: a round
+     * is the unit a wake-up pays for, so the sleep grows until rounds are
+     * half full (64 packets), and stops when a queue had more than a round
+     * could take. */
+    uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, pkts, (int)pkts,
+                                           PORT_BATCHES_PER_ROUND * VS_BATCH, vs_now_ns(), max_ns);
+    if (!ns)
+        return max_ns && pmd->sleep.dense; /* dense: the rings will have more */
+    uint64_t t0 = vs_now_ns(), c0 = cycles_now();
+    vs_pmd_sleep_for(ns);
+    OWN_ADD(pmd->stats.idle_ns, vs_now_ns() - t0);
+    OWN_ADD(pmd->stats.idle_cycles, cycles_now() - c0);
+    OWN_ADD(pmd->stats.sleeps, 1);
+    return 1;
+}
+
+/* After a load-based sleep, or any round under dense traffic (pmd_sleep.h),
+ * the next round reads every port's queues directly instead of asking
+ * poll() first: the rings filled or not meanwhile, and reading an empty
+ * AF_XDP ring costs less than the poll() call (which on an AF_XDP socket
+ * also runs the copy-mode transmit path).  Such rounds count as skipped polls (SKIP_POLL_ROUNDS), so
+ * poll() still runs every few rounds for the control eventfd and errors. */
+static void pmd_all_ready(struct vs_pmd *pmd)
+{
+    pmd->pfds[0].revents = 0;
+    for (int i = 1; i < pmd->n_pfds; i++)
+        pmd->pfds[i].revents = pmd->pfds[i].fd >= 0 ? POLLIN : 0;
+}
+
 /* The poll thread.  Every iteration is one round between two quiescent
  * points: published memory (classifier, ports) is used only while online,
  * and nothing loaded in a round is kept past its end, except port numbers
@@ -944,55 +1020,68 @@ static void *pmd_main(void *arg)
     struct vs_pmd *pmd = arg;
     struct vs_dp *dp = pmd->dp;
     uint32_t gen = UINT32_MAX;
-    int busy_rounds = 0; /* rounds in a row that skipped poll() */
+    /* The next round reads its ports without poll() first (a port still
+     * had a full batch, or the thread just took a load-based sleep), unless
+     * SKIP_POLL_ROUNDS rounds in a row already did. */
+    int skip_poll = 0, rounds_since_poll = 0;
     /* Threads started in the same nanosecond still differ by thread id. */
     pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
     pmd->spin_ns = SPIN_INITIAL_NS;
+    vs_pmd_sleep_thread_init();
     while (!__atomic_load_n(&pmd->stop, __ATOMIC_ACQUIRE)) {
         rcu_online(pmd);
         uint32_t now_gen = __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE);
         if (gen != now_gen) { /* ports changed: poll what is there now */
             gen = now_gen;
             pmd_poll_list(pmd);
-            busy_rounds = 0;
+            skip_poll = 0;
         }
         rcu_quiescent(pmd);
         struct pollfd *pfds = pmd->pfds;
         int npfd = pmd->n_pfds;
 
         uint64_t t0 = vs_now_ns(), c0 = cycles_now();
-        int r, slept = 0;
-        if (busy_rounds && busy_rounds < SKIP_POLL_ROUNDS) {
+        int r, slept = 0, polled = 0;
+        if (skip_poll && rounds_since_poll < SKIP_POLL_ROUNDS) {
             /* Under load the ports that filled their last batches are read
              * again directly: poll() costs more than it tells (about a
              * tenth of the cycles at 64-byte rates).  Every
              * SKIP_POLL_ROUNDS-th round polls so that the other ports are
              * seen too. */
             r = 1;
+            rounds_since_poll++;
         } else if (!npfd) { /* no memory for a poll list: try again soon */
             r = poll(NULL, 0, POLL_IDLE_MS);
             gen = UINT32_MAX;
-            busy_rounds = 0;
+            rounds_since_poll = 0;
         } else {
             int timeout = pmd_timeout(pmd, t0);
             r = poll(pfds, (nfds_t)npfd, timeout);
             slept = timeout != 0;
-            busy_rounds = 0;
+            polled = 1;
+            rounds_since_poll = 0;
         }
+        skip_poll = 0;
         uint64_t t1 = vs_now_ns(), c1 = cycles_now();
         OWN_ADD(pmd->stats.idle_ns, t1 - t0);
         OWN_ADD(pmd->stats.idle_cycles, c1 - c0);
-        /* A spinning round that found nothing gives the CPU to whoever
-         * waits for it (sched_yield returns at once if nobody does): on a
-         * host whose CPUs the switch shares with the applications it
-         * serves, the spin otherwise takes their time.  TCP through VXLAN
-         * on 2 shared CPUs: 1.8 -> 4.2 Gbit/s (bench/VXLAN_RESULTS.md).
-         * Pinned (busy_poll) threads own their CPU and never yield. */
-        if (r == 0 && !slept && !pmd->busy_poll)
-            sched_yield();
-        if (r <= 0)
+        if (r <= 0) {
+            if (pmd_load_sleep(pmd, slept) && npfd) {
+                pmd_all_ready(pmd);
+                skip_poll = 1;
+            } else if (r == 0 && !slept && !pmd->busy_poll) {
+                /* A spinning round that found nothing gives the CPU to
+                 * whoever waits for it (sched_yield returns at once if
+                 * nobody does): on a host whose CPUs the switch shares
+                 * with the applications it serves, the spin otherwise
+                 * takes their time.  TCP through VXLAN on 2 shared CPUs:
+                 * 1.8 -> 4.2 Gbit/s (bench/VXLAN_RESULTS.md).  Pinned
+                 * (busy_poll) threads own their CPU and never yield. */
+                sched_yield();
+            }
             continue;
-        if (!busy_rounds && (pfds[0].revents & POLLIN)) {
+        }
+        if (polled && (pfds[0].revents & POLLIN)) {
             uint64_t v;
             ssize_t rr = read(pmd->ctl_efd, &v, sizeof v);
             (void)rr;
@@ -1007,9 +1096,13 @@ static void *pmd_main(void *arg)
             pmd_adapt(pmd, t1 - t0);
         OWN_ADD(pmd->stats.busy_ns, vs_now_ns() - t1);
         OWN_ADD(pmd->stats.busy_cycles, cycles_now() - c1);
-        busy_rounds = still_busy ? busy_rounds + 1 : 0;
+        skip_poll = still_busy;
         if (upcalled)
             upcall_notify(dp);
+        if (pmd_load_sleep(pmd, slept)) {
+            pmd_all_ready(pmd);
+            skip_poll = 1;
+        }
     }
     return NULL;
 }
@@ -1201,6 +1294,7 @@ struct vs_dp *vs_dp_create(uint32_t ring_size)
     dp->sample_ring = calloc(VS_SAMPLE_RING, sizeof *dp->sample_ring);
     dp->exec_prng = prng_seed(vs_now_ns() ^ (uint64_t)getpid() << 32);
     dp->up_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    dp->pmd_maxsleep_ns = VS_PMD_MAXSLEEP_DEFAULT_NS;
     int ok = cls_ok && dp->ring && dp->sample_ring && dp->up_efd >= 0 &&
              !tx_ctx_init(&dp->exec_tx);
     ok = ok && (dp->exec_pkt.buf = new_packet_buf()) != NULL;
@@ -1236,6 +1330,16 @@ void vs_dp_destroy(struct vs_dp *dp)
 }
 
 int vs_dp_upcall_fd(struct vs_dp *dp) { return dp->up_efd; }
+
+int vs_dp_set_pmd_maxsleep(struct vs_dp *dp, uint64_t ns)
+{
+    if (ns > VS_PMD_MAXSLEEP_LIMIT_NS)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->mutex);
+    __atomic_store_n(&dp->pmd_maxsleep_ns, ns, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&dp->mutex);
+    return 0;
+}
 
 static void wake_poll_thread(struct vs_dp *dp)
 {

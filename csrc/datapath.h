@@ -21,10 +21,15 @@
  *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
  *    when a packet arrives soon after it went to sleep, halved when the
  *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
- *    latency and an idle switch costs no CPU; a spinning round that
- *    found nothing yields the CPU (sched_yield) to any thread waiting for
- *    it, so the spin never starves applications sharing the CPUs.
- *    busy_poll (vs_dp_set_pmds) spins always and never yields.  It skips poll() while its ports keep filling batches.  An error poll() reports on a
+ *    latency and an idle switch costs no CPU.  While spinning under dense
+ *    traffic, a round that read less than half of what it could take is
+ *    followed by a short sleep that grows round by round up to a small maximum
+ *    (load-based sleeping, pmd_sleep.h, as OVS's pmd-maxsleep); a spinning
+ *    round that found nothing yields the CPU (sched_yield) to any thread
+ *    waiting for it, so the spin never starves applications sharing the
+ *    CPUs.  busy_poll (vs_dp_set_pmds) never sleeps in poll() and never
+ *    yields, only those short sleeps (none with a maximum of 0).  It skips
+ *    poll() while its ports keep filling batches.  An error poll() reports on a
  *    descriptor is handed to the port's type; one that cannot be cleared
  *    marks the port dead, and it is not polled again until replaced.
  *  - Counters per thread say where the cycles go: receive, parse + lookup +
@@ -211,6 +216,7 @@ struct vs_pmd_stats {
     /* Where the busy cycles go: receive syscalls/ring reads, parse + lookup +
      * actions, and transmit (sendmmsg/writes, offload work). */
     uint64_t rx_cycles, process_cycles, tx_cycles;
+    uint64_t sleeps; /* load-based sleeps taken (pmd_sleep.h; in idle_ns) */
 };
 
 struct vs_upcall {
@@ -259,6 +265,11 @@ int vs_dp_set_pmds(struct vs_dp *, const int *cpus, int n, int busy_poll);
 int vs_dp_pmd_stats(struct vs_dp *, struct vs_pmd_stats *out, int max);
 void vs_dp_destroy(struct vs_dp *);
 int vs_dp_upcall_fd(struct vs_dp *);
+/* Load-based sleeping's maximum for the datapath's poll threads, in ns
+ * (pmd_sleep.h; OVS's other_config:pmd-maxsleep): 0 turns it off.  Default
+ * VS_PMD_MAXSLEEP_DEFAULT_NS.  Returns 0, or -EINVAL above
+ * VS_PMD_MAXSLEEP_LIMIT_NS (nothing changed). */
+int vs_dp_set_pmd_maxsleep(struct vs_dp *, uint64_t ns);
 
 /* Opens `name` as port port_no with the port type registered as `type`
  * (netdev.h: "afpacket", "tap", "afxdp", "dummy", ...) and its options.

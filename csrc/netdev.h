@@ -23,8 +23,8 @@
  *    way; a type that cannot carry the header (afxdp) finishes the offloads
  *    in software on send (offload.h) and hands over zero headers on receive.
  *  - Receive descriptors: a port lists any number of descriptors (rx_fds),
- *    each one of its receive queues: afxdp lists one (an epoll fd over its
- *    queues' sockets), vhost-user would list one kick fd per queue.  A
+ *    each one of its receive queues: afxdp lists one AF_XDP socket per
+ *    queue, vhost-user would list one kick fd per queue.  A
  *    descriptor listed by several ports (a tunnel's shared UDP socket) is
  *    polled once, through the lowest-numbered live port that lists it, and
  *    recv on that port may return packets of the others: recv sets each

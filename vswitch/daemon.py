@@ -97,6 +97,7 @@ environment:
   VSWITCH_RUNDIR        default for --rundir (%(rundir)s)
   VSWITCH_DB            default for --db
   VSWITCH_PMD_CPU_MASK  default for --pmd-cpu-mask
+  VSWITCH_PMD_MAXSLEEP  default for --pmd-maxsleep
   NOTIFY_SOCKET         systemd's notification socket: READY=1 is sent
                         there once vswitchd serves vsctl
 
@@ -110,6 +111,20 @@ def _metrics_listen(text):
     # restart pays for every module imported before the ports reopen.
     from vswitch import metrics
     return metrics.listen_argument(text)
+
+
+# OVS's limit for other_config:pmd-maxsleep, µs (the datapath refuses more).
+PMD_MAXSLEEP_LIMIT_US = 10000
+
+
+def _pmd_maxsleep(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of µs") from None
+    if not 0 <= value <= PMD_MAXSLEEP_LIMIT_US:
+        raise argparse.ArgumentTypeError(f"{value} is not within 0..{PMD_MAXSLEEP_LIMIT_US} µs")
+    return value
 
 
 def _ovsdb_remote(text):
@@ -165,6 +180,11 @@ def parse_args(argv):
                    help="pinned poll threads always spin, even when idle (default: adaptive, "
                         "they spin while traffic keeps coming and sleep when it stops): "
                         "a whole core each, worse on a shared CPU (default no)")
+    p.add_argument("--pmd-maxsleep", metavar="USEC", type=_pmd_maxsleep,
+                   default=os.environ.get("VSWITCH_PMD_MAXSLEEP"),
+                   help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
+                        "poll thread whose batches are less than half full sleeps up to this "
+                        "many µs between rounds, 0 = never (default: the datapath's, 25)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
@@ -300,6 +320,8 @@ class Daemon:
             # Spinning (as OVS's PMDs always do) only pays on a CPU nothing
             # else runs on, so it is asked for explicitly.
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
+        if args.pmd_maxsleep is not None:
+            self.dp.set_pmd_maxsleep(args.pmd_maxsleep)
         self.switch = Switch(self.dp, flow_limit=args.flow_limit)
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)

@@ -3,6 +3,7 @@ that replacing them keeps the datapath's totals."""
 import os
 import time
 
+from vswitch.datapath._datapath import ffi, lib
 from vswitch.datapath.dpif import Datapath
 
 
@@ -52,12 +53,14 @@ def _thread_cpu_s(name):
     raise LookupError(name)
 
 
-def _cpu_after_traffic(busy_poll):
+def _cpu_after_traffic(busy_poll, maxsleep_us=None):
     dp = Datapath(upcall_ring_size=16)
     try:
         dp.add_port(1, "dummy", "in")
         dp.add_port(2, "dummy", "out")
         dp.set_pmds([None], busy_poll=busy_poll)
+        if maxsleep_us is not None:
+            dp.set_pmd_maxsleep(maxsleep_us)
         dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
         frames = [bytes(range(60))] * 100
         assert dp.dummy_inject(1, frames) == len(frames)
@@ -80,5 +83,147 @@ def test_adaptive_poll_thread_sleeps_once_traffic_stops():
 
 
 def test_busy_poll_thread_keeps_spinning_when_idle():
-    # Even sharing the CPU with others, a spinning thread gets a good share.
-    assert _cpu_after_traffic(busy_poll=True) > 0.2 * IDLE_WINDOW_S
+    # Without load-based sleeping (maximum 0, as OVS's default) it spins
+    # without a break; even sharing the CPU with others, a spinning thread
+    # gets a good share.
+    assert _cpu_after_traffic(busy_poll=True, maxsleep_us=0) > 0.2 * IDLE_WINDOW_S
+
+
+LIGHT_BURSTS = 150  # of 4 frames: 600, within both dummy queues (VS_DUMMY_QUEUE_LEN)
+LIGHT_GAP_S = 20e-6  # between bursts: 200k frames/s, far above the density threshold
+
+
+def _forward_light_stream(dp):
+    """Forwards a light dense stream 1 -> 2 (small bursts back to back:
+    dense traffic whose batches stay small).  Returns (frames injected,
+    frames sent, load-based sleeps taken meanwhile)."""
+    before = dp.pmd_stats()[0]["sleeps"]
+    frames, sent = [], []
+    for burst in range(LIGHT_BURSTS):
+        chunk = [bytes([burst, i]) + bytes(58) for i in range(4)]
+        assert dp.dummy_inject(1, chunk) == len(chunk)
+        frames += chunk
+        until = time.perf_counter() + LIGHT_GAP_S
+        while time.perf_counter() < until:
+            pass
+    deadline = time.monotonic() + 5
+    while len(sent) < len(frames) and time.monotonic() < deadline:
+        time.sleep(0.01)
+        sent += dp.dummy_sent(2)
+    return frames, sent, dp.pmd_stats()[0]["sleeps"] - before
+
+
+def _forwarding_dp():
+    dp = Datapath(upcall_ring_size=16)
+    dp.add_port(1, "dummy", "in")
+    dp.add_port(2, "dummy", "out")
+    dp.set_pmds([None], busy_poll=True)
+    dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
+    return dp
+
+
+def test_busy_poll_thread_sleeps_under_light_dense_traffic_unless_maxsleep_is_0():
+    dp = _forwarding_dp()
+    try:
+        # The default maximum: small batches of dense traffic are followed
+        # by short sleeps, and every frame still goes out, in order.
+        frames, sent, sleeps = _forward_light_stream(dp)
+        assert sent == frames
+        assert sleeps > 0
+        dp.set_pmd_maxsleep(0)
+        frames, sent, sleeps = _forward_light_stream(dp)
+        assert sent == frames
+        assert sleeps == 0
+        # Out of range: refused, and the maximum stays 0.
+        try:
+            dp.set_pmd_maxsleep(10**9)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a 1000 s pmd-maxsleep was accepted")
+        assert _forward_light_stream(dp)[2] == 0
+    finally:
+        dp.close()
+
+
+def test_sparse_traffic_never_waits_for_a_load_based_sleep():
+    # A ping-like stream (one frame every few ms) stays below the density
+    # threshold: the thread spins for it, however long the maximum.
+    dp = _forwarding_dp()
+    try:
+        dp.set_pmd_maxsleep(1000)
+        before = dp.pmd_stats()[0]["sleeps"]
+        for i in range(50):
+            assert dp.dummy_inject(1, [bytes([i]) + bytes(59)]) == 1
+            time.sleep(0.003)
+        time.sleep(0.05)
+        assert dp.dummy_sent(2) == [bytes([i]) + bytes(59) for i in range(50)]
+        assert dp.pmd_stats()[0]["sleeps"] == before
+    finally:
+        dp.close()
+
+
+def test_sleeping_poll_thread_still_forwards_every_frame():
+    # Frames that arrive while the thread sleeps (up to 1 ms here) wait in
+    # the port's queue.
+    dp = _forwarding_dp()
+    try:
+        dp.set_pmd_maxsleep(1000)
+        frames, sent, sleeps = _forward_light_stream(dp)
+        assert sent == frames
+        assert sleeps > 0
+    finally:
+        dp.close()
+
+
+# The policy itself (pmd_sleep.h), step by step, with a made-up clock.
+STEP = lib.VS_PMD_SLEEP_STEP_NS
+WINDOW = lib.VS_PMD_SLEEP_WINDOW_NS
+DENSE = lib.VS_PMD_SLEEP_DENSE_PKTS
+BATCH = lib.VS_BATCH
+
+
+def _dense_policy():
+    """A policy state whose last window was dense, and the time now."""
+    s = ffi.new("struct vs_pmd_sleep *")
+    now = 10 * WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now, 25 * STEP) == 0
+    now += WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, DENSE, 1, BATCH, now, 25 * STEP) == 0
+    assert s.dense == 1 and s.next_ns == STEP
+    return s, now
+
+
+def test_policy_grows_by_a_step_per_light_round_from_the_minimum_to_the_maximum():
+    s, now = _dense_policy()
+    got = [lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) for i in range(40)]
+    expected = [n * STEP if n * STEP >= lib.VS_PMD_SLEEP_MIN_NS else 0
+                for n in range(2, 2 + 40)]
+    assert got == [min(v, 25 * STEP) for v in expected]
+
+
+def test_policy_holds_at_half_full_batches_and_stops_at_full_ones():
+    s, now = _dense_policy()
+    for i in range(9):
+        lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 25 * STEP)
+    assert s.next_ns == 10 * STEP
+    assert lib.vs_pmd_sleep_after_round(s, BATCH // 2, BATCH // 2, BATCH, now, 25 * STEP) \
+        == 10 * STEP
+    assert lib.vs_pmd_sleep_after_round(s, BATCH, BATCH, BATCH, now, 25 * STEP) == 0
+    assert s.next_ns == 0
+
+
+def test_policy_never_sleeps_on_sparse_traffic_nor_with_maximum_0():
+    s, now = _dense_policy()
+    assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 0) == 0
+    # A window with fewer than DENSE packets ends the dense state ...
+    now += WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, DENSE - 2, 1, BATCH, now, 25 * STEP) == 0
+    assert s.dense == 0
+    for i in range(30):
+        assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) == 0
+    # ... and so does a gap of more than a window, whatever came after it.
+    s, now = _dense_policy()
+    now += 3 * WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, DENSE * 4, 1, BATCH, now, 25 * STEP) == 0
+    assert s.dense == 0

@@ -114,6 +114,7 @@ _UPCALL_HEAD = struct.Struct("=IIII")  # in_port, cookie, len, offset
 
 UPCALL_BATCH = 64
 DUMP_CHUNK = 1024  # megaflows per dump call: ~0.7 MB of records, a few ms of work
+NS_PER_US = 1000
 UPCALL_BUF = UPCALL_BATCH * 2048 + lib.VS_MAX_FRAME
 
 _SAMPLE_SIZE = ffi.sizeof("struct vs_sample")
@@ -413,13 +414,20 @@ class Datapath:
         if n != len(cpus):
             raise OSError(f"could only start {max(n, 0)} of {len(cpus)} poll threads")
 
+    def set_pmd_maxsleep(self, usec):
+        """Load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning
+        poll thread whose batches stay under half full sleeps up to usec µs
+        between rounds; 0 turns it off."""
+        if lib.vs_dp_set_pmd_maxsleep(self._dp, int(usec) * NS_PER_US):
+            raise ValueError(f"pmd-maxsleep {usec} µs is out of range")
+
     def pmd_stats(self):
         out = ffi.new("struct vs_pmd_stats[]", lib.VS_MAX_PMDS)
         n = lib.vs_dp_pmd_stats(self._dp, out, lib.VS_MAX_PMDS)
         return [{name: getattr(out[i], name) for name in (
             "cpu", "busy_poll", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
             "upcall_drops", "malformed", "samples", "sample_drops", "busy_ns", "idle_ns",
-            "busy_cycles", "idle_cycles", "rx_cycles", "process_cycles", "tx_cycles")}
+            "busy_cycles", "idle_cycles", "rx_cycles", "process_cycles", "tx_cycles", "sleeps")}
             for i in range(n)]
 
     @staticmethod
