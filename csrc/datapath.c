@@ -1422,36 +1422,53 @@ int vs_dp_port_call(struct vs_dp *dp, uint32_t port_no, const struct vs_netdev_c
     return r;
 }
 
-int vs_dp_port_type_status(struct vs_dp *dp, uint32_t port_no, struct vs_port_kv *out, int max)
+/* A port for a query of its type's state, with the control mutex and its
+ * tx_mutex held (a type's status and stats read state its send writes), or
+ * NULL with *err set (-EINVAL, -ENOENT) and nothing held.  port_query_end
+ * releases both. */
+static struct vs_port *port_query_begin(struct vs_dp *dp, uint32_t port_no, int *err)
 {
-    if (port_no >= VS_MAX_PORTS)
-        return -EINVAL;
-    int n = -ENOENT;
+    if (port_no >= VS_MAX_PORTS) {
+        *err = -EINVAL;
+        return NULL;
+    }
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
-    if (p) {
-        pthread_mutex_lock(&p->tx_mutex);
-        n = p->class->get_status ? p->class->get_status(p->netdev, out, max) : 0;
-        pthread_mutex_unlock(&p->tx_mutex);
+    if (!p) {
+        pthread_mutex_unlock(&dp->mutex);
+        *err = -ENOENT;
+        return NULL;
     }
+    pthread_mutex_lock(&p->tx_mutex);
+    return p;
+}
+
+static void port_query_end(struct vs_dp *dp, struct vs_port *p)
+{
+    pthread_mutex_unlock(&p->tx_mutex);
     pthread_mutex_unlock(&dp->mutex);
+}
+
+int vs_dp_port_type_status(struct vs_dp *dp, uint32_t port_no, struct vs_port_kv *out, int max)
+{
+    int n;
+    struct vs_port *p = port_query_begin(dp, port_no, &n);
+    if (p) {
+        n = p->class->get_status ? p->class->get_status(p->netdev, out, max) : 0;
+        port_query_end(dp, p);
+    }
     return n;
 }
 
 int vs_dp_port_type_stats(struct vs_dp *dp, uint32_t port_no, struct vs_port_counter *out,
                           int max)
 {
-    if (port_no >= VS_MAX_PORTS)
-        return -EINVAL;
-    int n = -ENOENT;
-    control_lock(dp);
-    struct vs_port *p = dp->ports[port_no];
+    int n;
+    struct vs_port *p = port_query_begin(dp, port_no, &n);
     if (p) {
-        pthread_mutex_lock(&p->tx_mutex);
         n = p->class->get_stats ? p->class->get_stats(p->netdev, out, max) : 0;
-        pthread_mutex_unlock(&p->tx_mutex);
+        port_query_end(dp, p);
     }
-    pthread_mutex_unlock(&dp->mutex);
     return n;
 }
 
