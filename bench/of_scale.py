@@ -263,13 +263,6 @@ def phase_add(switches, n, rounds):
     return results
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ofctl_cpu(target, *args):
     """(wall seconds, ovs-ofctl's own CPU seconds) of one ovs-ofctl run."""
     before = os.times()

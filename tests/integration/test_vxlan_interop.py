@@ -200,7 +200,7 @@ def test_tcp_with_a_kernel_vtep_both_ways(net):
     (its skb never meets a NIC that would complete it): vswitch must hand
     such frames on as partial (vnet NEEDS_CSUM), not as a bad checksum the
     receiving host drops (the connection never came up before)."""
-    (_, vsa, ha), k = net["a"], net["k"]
+    (_, _, ha), k = net["a"], net["k"]
     for reverse in ((), ("-R",)):
         server = subprocess.Popen(["ip", "netns", "exec", k, "iperf3", "-s", "-1"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
