@@ -47,8 +47,13 @@ static int shared_maps_get(void)
         shared_users++;
         return 0;
     }
-    flows_fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "vs_tier_flows", sizeof(struct vs_xdp_flow_key),
-                              sizeof(struct vs_xdp_flow_val), VS_XDP_TIER_MAX_FLOWS, NULL);
+    /* Not preallocated: a per-CPU entry takes a value per possible CPU, so
+     * a full preallocation would grow with the CPU count (65536 entries ×
+     * 40 bytes × 256 CPUs is 640 MiB); live entries are few. */
+    LIBBPF_OPTS(bpf_map_create_opts, flows_opts, .map_flags = BPF_F_NO_PREALLOC);
+    flows_fd = bpf_map_create(BPF_MAP_TYPE_PERCPU_HASH, "vs_tier_flows",
+                              sizeof(struct vs_xdp_flow_key), sizeof(struct vs_xdp_flow_val),
+                              VS_XDP_TIER_MAX_FLOWS, &flows_opts);
     int err = flows_fd < 0 ? -errno : 0;
     if (!err) {
         tx_ports_fd = bpf_map_create(BPF_MAP_TYPE_DEVMAP_HASH, "vs_tier_tx", sizeof(uint32_t),

@@ -50,6 +50,7 @@ struct {
 struct {
     __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
     __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
     __type(key, struct vs_xdp_flow_key);
     __type(value, struct vs_xdp_flow_val);
 } flows SEC(".maps");
