@@ -51,7 +51,7 @@ static void fold(struct vs_flow *f, struct vs_xdp_entry *e, const struct vs_xdp_
     __atomic_fetch_add(&f->packets, packets, __ATOMIC_RELAXED);
     __atomic_fetch_add(&f->bytes, bytes, __ATOMIC_RELAXED);
     __atomic_fetch_or(&f->tcp_flags, (uint16_t)val->tcp_flags, __ATOMIC_RELAXED);
-    /* Both are CLOCK_MONOTONIC (bpf_ktime_get_ns, vs_now_ns). */
+    /* Both are CLOCK_MONOTONIC (bpf_ktime_get_coarse_ns, vs_now_ns). */
     uint64_t used = __atomic_load_n(&f->used_ns, __ATOMIC_RELAXED);
     if (val->used_ns > used)
         __atomic_store_n(&f->used_ns, val->used_ns, __ATOMIC_RELAXED);

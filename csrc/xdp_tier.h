@@ -7,8 +7,8 @@
  *    loads csrc/bpf/xdp_tier.bpf.c instead of xdp_prog.c's six
  *    instructions: the same redirect to the queue's AF_XDP socket for every
  *    frame it does not forward itself.
- *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (exact key →
- *    output ifindex + counters) and `tx_ports` (a devmap of the netdevs the
+ *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (exact key,
+ *    packed as xdp_tier_abi.h says → output ifindex + per-CPU counters) and `tx_ports` (a devmap of the netdevs the
  *    tier may redirect to), created when the first tier port opens and
  *    closed with the last.  Keys carry the receiving ifindex, so ports of
  *    different datapaths of one process share the maps without meeting.
@@ -55,8 +55,10 @@ void vs_xdp_tier_unexpose(int ifindex);
 
 /* Exact flows.  `key` has in_port = the receiving ifindex.  put: 0, 1 when
  * the key was already there (left as it was), or -errno (-E2BIG when the
- * map is full).  read/del fill *val (del: the final
- * counters) and return 0, or -ENOENT. */
+ * map is full, -EINVAL for a key the program never builds: not untagged
+ * IPv4, a fragment, tunnel metadata).  read/del fill *val with the CPUs'
+ * counters folded into one (del: the final counters) and return 0, or
+ * -ENOENT (-ENOMEM). */
 int vs_xdp_tier_flow_put(const struct vs_key *key, uint32_t out_ifindex);
 int vs_xdp_tier_flow_read(const struct vs_key *key, struct vs_xdp_flow_val *val);
 int vs_xdp_tier_flow_del(const struct vs_key *key, struct vs_xdp_flow_val *val);
