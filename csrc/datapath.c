@@ -974,8 +974,9 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
  * and a maximum of 0 makes them spin without a break.  Outside any round
  * (quiescent), so a sleeping thread holds up no writer.  The sleep counts
  * as idle time. */
-/* Returns 1 if the next round may skip poll() (pmd_all_ready). */
-static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
+/* `now`: the caller's clock read at the end of the round.  Returns 1 if
+ * the next round may skip poll() (pmd_all_ready). */
+static int pmd_load_sleep(struct vs_pmd *pmd, int slept, uint64_t now)
 {
     uint32_t pkts = pmd->round_pkts;
     pmd->round_pkts = 0;
@@ -987,7 +988,7 @@ static int pmd_load_sleep(struct vs_pmd *pmd, int slept)
      * half full (64 packets), and stops when a queue had more than a round
      * could take. */
     uint64_t ns = vs_pmd_sleep_after_round(&pmd->sleep, pkts, (int)pkts,
-                                           PORT_BATCHES_PER_ROUND * VS_BATCH, vs_now_ns(), max_ns);
+                                           PORT_BATCHES_PER_ROUND * VS_BATCH, now, max_ns);
     if (!ns)
         return max_ns && pmd->sleep.dense; /* dense: the rings will have more */
     uint64_t t0 = vs_now_ns(), c0 = cycles_now();
@@ -1066,7 +1067,7 @@ static void *pmd_main(void *arg)
         OWN_ADD(pmd->stats.idle_ns, t1 - t0);
         OWN_ADD(pmd->stats.idle_cycles, c1 - c0);
         if (r <= 0) {
-            if (pmd_load_sleep(pmd, slept) && npfd) {
+            if (pmd_load_sleep(pmd, slept, t1) && npfd) {
                 pmd_all_ready(pmd);
                 skip_poll = 1;
             } else if (r == 0 && !slept && !pmd->busy_poll) {
@@ -1094,12 +1095,13 @@ static void *pmd_main(void *arg)
         rcu_quiescent(pmd);
         if (slept && pmd->last_rx_ns != last_rx)
             pmd_adapt(pmd, t1 - t0);
-        OWN_ADD(pmd->stats.busy_ns, vs_now_ns() - t1);
+        uint64_t t2 = vs_now_ns();
+        OWN_ADD(pmd->stats.busy_ns, t2 - t1);
         OWN_ADD(pmd->stats.busy_cycles, cycles_now() - c1);
         skip_poll = still_busy;
         if (upcalled)
             upcall_notify(dp);
-        if (pmd_load_sleep(pmd, slept)) {
+        if (pmd_load_sleep(pmd, slept, t2)) {
             pmd_all_ready(pmd);
             skip_poll = 1;
         }
