@@ -29,6 +29,7 @@ The mask `lookup()` returns is sound: any packet equal to the looked-up one
 on the mask bits gets the same winner (tests/unit/test_of_classifier.py
 checks this against the linear reference on random rules and packets).
 """
+import itertools
 from bisect import bisect_left, insort
 from operator import attrgetter
 
@@ -131,8 +132,8 @@ class PrefixSet:
 
 class Subtable:
     """Rules sharing one mask signature ((field, mask), ...) in stage order."""
-    __slots__ = ("signature", "stages", "stage_sets", "buckets", "prio_counts", "max_priority",
-                 "prefixes", "n_rules")
+    __slots__ = ("signature", "stages", "stage_sets", "stage_ends", "names", "buckets", "prio_counts",
+                 "max_priority", "prefixes", "n_rules")
 
     def __init__(self, signature):
         self.signature = signature
@@ -149,6 +150,12 @@ class Subtable:
             last = stage
         self.stages.append((tuple(current), tuple(cumulative)))
         self.stage_sets = [{} for _ in self.stages[:-1]]   # hash(key prefix) -> rule count
+        # (stage set, length of the key prefix it counts): insert/remove walk
+        # these without a generator (a flow-mod's insert is on ovs-ofctl's
+        # round trip)
+        ends = itertools.accumulate(len(pairs) for pairs, _ in self.stages)
+        self.stage_ends = tuple(zip(self.stage_sets, ends))
+        self.names = tuple(name for name, _ in signature)
         self.buckets = {}          # full masked key -> the rule, or [rules] best first if several
         self.prio_counts = {}      # priority -> rules
         self.max_priority = -1
@@ -160,13 +167,7 @@ class Subtable:
         self.n_rules = 0
 
     def key_of(self, match):
-        return tuple(match[name][0] for name, _ in self.signature)
-
-    def _stage_prefixes(self, key):
-        end = 0
-        for (pairs, _), counts in zip(self.stages, self.stage_sets):
-            end += len(pairs)
-            yield counts, hash(key[:end])
+        return tuple([match[name][0] for name in self.names])
 
     def insert(self, rule, key):
         bucket = self.buckets.get(key)
@@ -176,7 +177,8 @@ class Subtable:
             bucket = [bucket, rule] if type(bucket) is not list else bucket + [rule]
             bucket.sort(key=RULE_ORDER)
             self.buckets[key] = bucket
-        for counts, prefix in self._stage_prefixes(key):
+        for counts, end in self.stage_ends:
+            prefix = hash(key[:end])
             counts[prefix] = counts.get(prefix, 0) + 1
         for name, pset in self.prefixes:
             pset.add(rule.match[name][0])
@@ -195,7 +197,8 @@ class Subtable:
         else:
             bucket = [r for r in bucket if r is not rule]
             self.buckets[key] = bucket[0] if len(bucket) == 1 else bucket
-        for counts, prefix in self._stage_prefixes(key):
+        for counts, end in self.stage_ends:
+            prefix = hash(key[:end])
             n = counts[prefix] - 1
             if n:
                 counts[prefix] = n
