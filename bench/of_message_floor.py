@@ -5,14 +5,19 @@
 A minimal server on a unix socket answers what `ovs-ofctl -O OpenFlow13
 add-flows` needs (hello, the table-features request as vswitch's OFSwitch
 answers it, one barrier reply per flow-mod + barrier round trip) and drops
-the flow-mods.  Four variants, each timed with the real ovs-ofctl:
-asyncio streams (as conn/ofconn.py reads) or an asyncio Protocol, with or
-without decoding every message with the codec.  It bounds what the message
-path can reach in Python, whatever the flow table does.  Not a test.
+the flow-mods.  Six variants, each timed with the real ovs-ofctl:
+asyncio streams (as conn/ofconn.py once read), an asyncio Protocol, or a
+BufferedProtocol reading into a preallocated buffer (as conn/ofconn.py
+reads now), with or without decoding every message with the codec.  Beside
+the wall time, the server's own CPU time per rule (its rusage at exit).  It
+bounds what the message path can reach in Python, whatever the flow table
+does.  Not a test.
 """
 import argparse
 import asyncio
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,35 +95,66 @@ def protocol_server(handle):
     return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
 
 
-def serve_forever(kind, decode_all, path):
+def buffered_server(handle):
+    class Conn(asyncio.BufferedProtocol):
+        def connection_made(self, transport):
+            self.transport, self.buf = transport, b""
+            self.rbuf = memoryview(bytearray(READ_CHUNK))
+            transport.write(HELLO)
+
+        def get_buffer(self, sizehint):
+            return self.rbuf
+
+        def buffer_updated(self, nbytes):
+            raws, self.buf = split_messages(self.buf + bytes(self.rbuf[:nbytes]))
+            for raw in raws:
+                out = handle(raw)
+                if out:
+                    self.transport.write(out)
+    return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
+
+
+SERVERS = {"streams": streams_server, "protocol": protocol_server, "buffered": buffered_server}
+
+
+def serve_forever(kind, decode_all, path, cpu_path):
     handle = make_handler(decode_all)
-    start = (streams_server if kind == "streams" else protocol_server)(handle)
+    start = SERVERS[kind](handle)
 
     async def main():
+        loop = asyncio.get_running_loop()
+        stop = loop.create_future()
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
         server = await start(path)
         async with server:
-            await server.serve_forever()
+            await stop
     asyncio.run(main())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with open(cpu_path, "w") as f:
+        f.write(str(usage.ru_utime + usage.ru_stime))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rules", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--kinds", default="streams,protocol,buffered")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="of-floor-")
     path = os.path.join(work, "s.sock")
+    cpu_path = os.path.join(work, "cpu")
     from of_scale import loadavg, tcp_rules, write_rules
     rules = write_rules(tcp_rules(args.rules))
-    print(f"| server | decode | ovs-ofctl add-flows of {args.rules:,} rules (s, per round) |")
-    print("|---|---|---|")
+    print(f"| server | decode | ovs-ofctl add-flows of {args.rules:,} rules (s, per round) "
+          "| server CPU per rule (us, per round, start-up included) |")
+    print("|---|---|---|---|")
     try:
-        for kind in ("streams", "protocol"):
+        for kind in args.kinds.split(","):
             for decode_all in (True, False):
-                times = []
+                times, cpus = [], []
                 for _ in range(args.rounds):
                     proc = subprocess.Popen([sys.executable, __file__, "--serve-path", path, kind,
-                                             "1" if decode_all else "0"])
+                                             "1" if decode_all else "0", cpu_path])
                     try:
                         while not os.path.exists(path):
                             time.sleep(0.05)
@@ -131,7 +167,11 @@ def main():
                         proc.wait()
                         if os.path.exists(path):
                             os.unlink(path)
-                print(f"| {kind} | {'yes' if decode_all else 'no'} | {', '.join(f'{t:.2f}' for t in times)} |")
+                    with open(cpu_path) as f:
+                        cpus.append(float(f.read()) / args.rules * 1e6)
+                    os.unlink(cpu_path)
+                print(f"| {kind} | {'yes' if decode_all else 'no'} | {', '.join(f'{t:.2f}' for t in times)} "
+                      f"| {', '.join(f'{c:.0f}' for c in cpus)} |")
         print(f"\nload {loadavg()}")
     finally:
         os.unlink(rules)
@@ -139,7 +179,7 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve-path":   # a server child: PATH KIND DECODE
-        serve_forever(sys.argv[3], sys.argv[4] == "1", sys.argv[2])
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve-path":   # a server child: PATH KIND DECODE CPU-FILE
+        serve_forever(sys.argv[3], sys.argv[4] == "1", sys.argv[2], sys.argv[5])
     else:
         main()
