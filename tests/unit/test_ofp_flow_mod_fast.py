@@ -158,3 +158,51 @@ def test_osken_fixture_flow_mods():
             assert fast == want
             taken += 1
     assert taken >= 3
+
+
+def _add(table_id, port, priority=10):
+    match = Match([("eth_type", (0x0800, None)), ("ip_proto", (6, None)), ("tcp_dst", (port, None))])
+    return ofp.FlowMod(command=0, table_id=table_id, priority=priority, match=match,
+                       instructions=[ins.ApplyActions([ofp.Output(2, 0)])], version=4, xid=port)
+
+
+def test_repeated_instruction_section_decodes_to_one_shared_list():
+    """Two flow-mods with the same instruction bytes get the same list
+    object (FlowTables recognises it by identity); a different section gets
+    its own, with its own actions."""
+    from vswitch.ofproto.ofp.flow_mod_fast import is_cached_program
+    a = decode_flow_mod13(codec.encode(_add(0, 80)))
+    b = decode_flow_mod13(codec.encode(_add(0, 81)))
+    other = _add(0, 82)
+    other.instructions = [ins.ApplyActions([ofp.Output(3, 0)])]
+    c = decode_flow_mod13(codec.encode(other))
+    assert a.instructions is b.instructions and is_cached_program(a.instructions)
+    assert a.match != b.match
+    assert c.instructions is not a.instructions
+    assert c.instructions == [ins.ApplyActions([ofp.Output(3, 0)])]
+    assert not is_cached_program(list(a.instructions))
+
+
+def test_flow_tables_do_not_reuse_a_callers_mutated_list():
+    """A caller's own list, mutated between two flow-mods, gives each rule
+    the actions it had when its flow-mod was applied."""
+    from vswitch.ofproto.flow_table import FlowTables
+    tables = FlowTables()
+    first, second = _add(0, 80), _add(0, 81)
+    second.instructions = first.instructions
+    tables.flow_mod(first, 0.0)
+    first.instructions[0] = ins.ApplyActions([ofp.Output(7, 0)])
+    tables.flow_mod(second, 0.0)
+    got = {r.match["tcp_dst"][0]: r.instructions for r in tables.tables[0]}
+    assert got[80] == [ins.ApplyActions([ofp.Output(2, 0)])]
+    assert got[81] == [ins.ApplyActions([ofp.Output(7, 0)])]
+
+
+def test_flow_tables_share_decoded_lists():
+    """Rules added from repeated decoded sections share one list."""
+    from vswitch.ofproto.flow_table import FlowTables
+    tables = FlowTables()
+    for port in (80, 81, 82):
+        tables.flow_mod(decode_flow_mod13(codec.encode(_add(0, port))), 0.0)
+    lists = {id(r.instructions) for r in tables.tables[0]}
+    assert len(lists) == 1 and len(tables.tables[0]) == 3

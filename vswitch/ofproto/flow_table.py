@@ -24,6 +24,7 @@ from vswitch.ofproto.classifier import Classifier, best_first
 
 from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
                                  Match, Meter, MeterMod, OFPError, Output, WriteActions)
+from vswitch.ofproto.ofp.flow_mod_fast import is_cached_program
 from vswitch.ofproto.ofp.constants import (
     OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT, OFPFC_MODIFY, OFPFC_MODIFY_STRICT,
     OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPG_ALL, OFPG_ANY, OFPG_MAX,
@@ -133,6 +134,7 @@ class FlowTables:
         self._seq = itertools.count()
         self._deadlines = []      # heap of (deadline, seq, rule)
         self._programs = {}       # instruction list key -> the shared list
+        self._last_program = (None, None)   # (a flow-mod's list, its shared list): see _shared
         self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
 
     # --- flow-mod ---------------------------------------------------------
@@ -190,7 +192,14 @@ class FlowTables:
         return []
 
     def _shared(self, instructions):
-        """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS)."""
+        """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS).
+        The lean decoder returns the same list object for a repeated
+        instruction section: the last such list is recognised by identity,
+        without building and hashing its key (only the decoder's lists: a
+        caller's own list may be mutated between two flow-mods)."""
+        last, last_shared = self._last_program
+        if instructions is last:
+            return last_shared
         try:
             key = tuple((type(i), tuple(i.actions) if hasattr(i, "actions") else i) for i in instructions)
             shared = self._programs.get(key)
@@ -200,6 +209,8 @@ class FlowTables:
             shared = list(instructions)
             if len(self._programs) < MAX_SHARED_PROGRAMS:
                 self._programs[key] = shared
+        if is_cached_program(instructions):
+            self._last_program = (instructions, shared)
         return shared
 
     def _selected(self, fm, strict):
