@@ -60,6 +60,10 @@ def best_first(rules):
     return out
 _ORDER_CACHE = {}   # tuple of field names -> the same names in stage order
 _FULL = {}          # field -> all-ones mask of its width
+# (fields in stage order, their masks as matched) -> signature: a flow-mod's
+# signature without a full-mask lookup per field (a table holds few)
+_SIGNATURES = {}
+MAX_CACHED_SIGNATURES = 4096
 
 
 def _full(name):
@@ -259,8 +263,14 @@ class Classifier:
         order = _ORDER_CACHE.get(names)
         if order is None:
             order = _ORDER_CACHE[names] = tuple(sorted(names, key=field_sort_key))
-        return tuple([(name, match[name][1] if match[name][1] is not None else _full(name))
-                      for name in order])
+        masks = (order, tuple([match[name][1] for name in order]))
+        sig = _SIGNATURES.get(masks)
+        if sig is None:
+            if len(_SIGNATURES) >= MAX_CACHED_SIGNATURES:   # arbitrary masks: start afresh
+                _SIGNATURES.clear()
+            sig = _SIGNATURES[masks] = tuple([(name, mask if mask is not None else _full(name))
+                                              for name, mask in zip(*masks)])
+        return sig
 
     def _subtable_for(self, match, create=False, sig=None):
         sig = sig or self.signature_of(match)
