@@ -206,3 +206,44 @@ def test_flow_tables_share_decoded_lists():
         tables.flow_mod(decode_flow_mod13(codec.encode(_add(0, port))), 0.0)
     lists = {id(r.instructions) for r in tables.tables[0]}
     assert len(lists) == 1 and len(tables.tables[0]) == 3
+
+
+class _NoDatapath:
+    def flush_bridge(self, name):
+        """No datapath: nothing to flush."""
+
+
+def test_repeated_bad_program_is_refused_every_time():
+    """A decoded instruction list is checked once while it repeats only if
+    it passed: the same bad section (output to port 0) is refused with
+    BAD_OUT_PORT each time, and a good one after it is added."""
+    from vswitch.ofproto.ofswitch import OFSwitch
+    ofs = OFSwitch("br0", _NoDatapath())
+    bad = []
+    for port in (80, 81):
+        fm = _add(0, port)
+        fm.instructions = [ins.ApplyActions([ofp.Output(0, 0)])]
+        with pytest.raises(ofp.OFPError) as err:
+            ofs.handle(decode_flow_mod13(codec.encode(fm)), 0.0)
+        bad.append((err.value.type, err.value.code))
+    ofs.handle(decode_flow_mod13(codec.encode(_add(0, 82))), 0.0)
+    ofs.handle(decode_flow_mod13(codec.encode(_add(0, 83))), 0.0)
+    want = ofp.OFPError("BAD_ACTION", "BAD_OUT_PORT")
+    assert bad == [(want.type, want.code)] * 2
+    assert {r.match["tcp_dst"][0] for r in ofs.tables.tables[0]} == {82, 83}
+
+
+def test_callers_list_made_bad_after_a_good_flow_mod_is_refused():
+    """A caller's own instruction list that passed once and is then changed
+    to output:0 is checked again (only decoder-kept lists skip the check)."""
+    from vswitch.ofproto.ofswitch import OFSwitch
+    ofs = OFSwitch("br0", _NoDatapath())
+    first, second = _add(0, 80), _add(0, 81)
+    second.instructions = first.instructions
+    ofs.handle(first, 0.0)
+    first.instructions[0] = ins.ApplyActions([ofp.Output(0, 0)])
+    with pytest.raises(ofp.OFPError) as err:
+        ofs.handle(second, 0.0)
+    want = ofp.OFPError("BAD_ACTION", "BAD_OUT_PORT")
+    assert (err.value.type, err.value.code) == (want.type, want.code)
+    assert {r.match["tcp_dst"][0] for r in ofs.tables.tables[0]} == {80}

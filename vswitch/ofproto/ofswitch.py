@@ -53,6 +53,7 @@ from vswitch.ofproto import pipeline
 from vswitch.ofproto.flow_table import DEFAULT_N_TABLES, FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
+from vswitch.ofproto.ofp.flow_mod_fast import is_cached_program
 from vswitch.ofproto.ofp.flow_stats_wire import MAX_REPLY, FlowStatsWriter, ReplyStream
 from vswitch.ofproto.ofp import OFPError, FIELDS
 from vswitch.ofproto.ofp.constants import (
@@ -101,6 +102,7 @@ class OFSwitch:
         self.notify = lambda kind, msg: None
         self._cookies, self._cookie_ids = {}, {}
         self._changes = []            # (rule, added) since the last revalidation
+        self._checked_program = None  # the last decoder-kept instruction list that passed the checks
         self.tables.on_change = lambda rule, added: self._changes.append((rule, added))
 
     # ------------------------------------------------------------ configuration
@@ -269,8 +271,13 @@ class OFSwitch:
     def flow_mod(self, fm, now):
         before = self.mode()
         self.controller_programmed = True
-        if fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT):
+        if fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT) and \
+                fm.instructions is not self._checked_program:
             pipeline.check_instructions(fm.instructions, self.tables.n_tables)
+            # The decoder returns the same (never mutated) list for a repeated
+            # instruction section: checked once while it repeats.
+            if is_cached_program(fm.instructions):
+                self._checked_program = fm.instructions
         try:
             removed = self.tables.flow_mod(fm, now)
         finally:
