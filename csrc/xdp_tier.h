@@ -49,6 +49,14 @@ int vs_xdp_tier_available(void);
 int vs_xdp_tier_load(struct vs_xdp_prog *prog, uint32_t n_queues);
 void vs_xdp_tier_release(void);
 
+/* For the tc tier (tc_tier.h), whose programs share `flows` (one exact-flow
+ * map for both tiers, so the datapath's offload code serves both): takes a
+ * reference on the shared maps as vs_xdp_tier_load() does (0 or -errno;
+ * release with vs_xdp_tier_release()), and, while one is held, the map's
+ * descriptor. */
+int vs_xdp_tier_acquire(void);
+int vs_xdp_tier_flows_fd(void);
+
 /* Makes ifindex a redirect target (devmap), or stops it being one. */
 int vs_xdp_tier_expose(int ifindex);
 void vs_xdp_tier_unexpose(int ifindex);

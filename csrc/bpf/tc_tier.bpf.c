@@ -1,0 +1,108 @@
+/* tc_tier.bpf.c — the kernel tc tier: forward established exact flows at
+ * tc ingress (tcx) of an afpacket port's netdev, on the skb itself, so GSO
+ * super-frames and partial checksums pass untouched (an XDP program on a
+ * veth forces the kernel to linearise and copy them).
+ *
+ * Two programs, loaded by tc_tier.c per port with the process-wide `flows`
+ * map (the XDP tier's: xdp_tier_abi.h) and `tc_ports` (tc_tier_abi.h):
+ *  - vs_tc_tier_sock, a SOCKET_FILTER on the port's AF_PACKET socket.  The
+ *    socket's tap sees each received skb before tc ingress runs, so without
+ *    it the socket would copy every frame the tier forwards and user space
+ *    would forward it a second time.  It parses and looks up as the tc
+ *    program does, returns 0 (drop before the copy) for a frame the tier
+ *    will forward, and leaves its verdict in the skb's cb for the tc
+ *    program.
+ *  - vs_tc_tier, the tcx ingress program: follows the filter's verdict when
+ *    there is one; else (no socket yet) decides itself.  A hit is counted
+ *    per CPU and redirected to the output netdev, into a veth's peer
+ *    directly (bpf_redirect_peer: no second pass through the backlog) or
+ *    out of it; everything else is TC_ACT_OK (on to the packet socket's
+ *    copy, already taken, and the stack).
+ * The parse is tier_parse.h's, the XDP tier's.  VLAN-tagged frames (the
+ * tag in skb metadata) are never offloaded.
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include "tier_parse.h"
+#include "tc_tier_abi.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
+    __type(key, struct vs_xdp_flow_key);
+    __type(value, struct vs_xdp_flow_val);
+} flows SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, __u32);
+} tc_ports SEC(".maps");
+
+/* The skb's key, from a stack copy of its first bytes (a socket filter has
+ * no direct packet access).  0, or -1 when the tier leaves it alone. */
+static __always_inline int skb_key(struct __sk_buff *skb, struct vs_xdp_flow_key *key,
+                                   struct vs_tier_parsed *parsed)
+{
+    __u8 hdr[VS_TIER_HDR_MAX];
+    __u32 n = skb->len;
+    if (skb->vlan_present)
+        return -1;
+    if (n > VS_TIER_HDR_MAX)
+        n = VS_TIER_HDR_MAX;
+    if (n < ETH_HLEN + IPV4_HLEN)
+        return -1;
+    __builtin_memset(hdr, 0, sizeof hdr);
+    if (bpf_skb_load_bytes(skb, 0, hdr, n))
+        return -1;
+    if (vs_tier_parse(hdr, hdr + n, key, parsed))
+        return -1;
+    key->in_ifindex = skb->ifindex;
+    return 0;
+}
+
+SEC("socket")
+int vs_tc_tier_sock(struct __sk_buff *skb)
+{
+    struct vs_xdp_flow_key key;
+    struct vs_tier_parsed parsed;
+    __u32 verdict = VS_TC_TIER_VERDICT_SOCKET;
+    if (!skb_key(skb, &key, &parsed)) {
+        struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
+        if (val && bpf_map_lookup_elem(&tc_ports, &val->out_ifindex))
+            verdict = VS_TC_TIER_VERDICT_TIER;
+    }
+    skb->cb[VS_TC_TIER_CB_MARK] = VS_TC_TIER_MARK;
+    skb->cb[VS_TC_TIER_CB_VERDICT] = verdict;
+    return verdict == VS_TC_TIER_VERDICT_TIER ? 0 : skb->len;
+}
+
+SEC("tc")
+int vs_tc_tier(struct __sk_buff *skb)
+{
+    struct vs_xdp_flow_key key;
+    struct vs_tier_parsed parsed;
+    int filtered = skb->cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK;
+    __u32 verdict = skb->cb[VS_TC_TIER_CB_VERDICT];
+    skb->cb[VS_TC_TIER_CB_MARK] = 0; /* a verdict is for this pass only */
+    if (filtered && verdict != VS_TC_TIER_VERDICT_TIER)
+        return TC_ACT_OK; /* user space has it */
+    int ok = !skb_key(skb, &key, &parsed);
+    struct vs_xdp_flow_val *val = ok ? bpf_map_lookup_elem(&flows, &key) : 0;
+    __u32 *mode = val ? bpf_map_lookup_elem(&tc_ports, &val->out_ifindex) : 0;
+    if (!mode)
+        /* The filter said "tier" but the entry or its port left since: the
+         * socket dropped its copy, so the frame is lost like one in flight
+         * through a flow change; it must not reach the stack. */
+        return filtered ? TC_ACT_SHOT : TC_ACT_OK;
+    vs_tier_count(val, skb->len, parsed.tcp_flags);
+    if (*mode == VS_TC_TIER_REDIRECT_PEER)
+        return bpf_redirect_peer(val->out_ifindex, 0);
+    return bpf_redirect(val->out_ifindex, 0);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
