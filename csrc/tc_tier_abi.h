@@ -9,10 +9,11 @@
  *    control block (__sk_buff cb[], the same bytes for both program types):
  *    an AF_PACKET tap sees a received skb before tc ingress does
  *    (__netif_receive_skb_core), so the filter decides once for both —
- *    "the tier forwards it" (the socket drops its copy) or "user space
- *    gets it" (the tc program must not forward it too) — and an entry
- *    added or deleted between the two looks cannot make a frame arrive
- *    twice.
+ *    "the tier forwards it to this output" (the socket drops its copy, the
+ *    tc program redirects without a second parse or lookup) or "user space
+ *    gets it" (the tc program must not forward it too).  One lookup per
+ *    frame: an entry added or deleted meanwhile cannot make a frame arrive
+ *    twice, or not at all.
  */
 #ifndef VS_TC_TIER_ABI_H
 #define VS_TC_TIER_ABI_H 1
@@ -22,9 +23,12 @@
 #define VS_TC_TIER_REDIRECT_PEER 2   /* bpf_redirect_peer(): into a veth's peer */
 
 /* cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK: cb[VS_TC_TIER_CB_VERDICT] holds
- * the socket filter's verdict for this skb. */
+ * the socket filter's verdict for this skb and, for VS_TC_TIER_VERDICT_TIER,
+ * cb[_OUT] the output ifindex and cb[_MODE] the tc_ports value. */
 #define VS_TC_TIER_CB_MARK 0
 #define VS_TC_TIER_CB_VERDICT 1
+#define VS_TC_TIER_CB_OUT 2
+#define VS_TC_TIER_CB_MODE 3
 #define VS_TC_TIER_MARK 0x76735463u /* "vsTc" */
 #define VS_TC_TIER_VERDICT_SOCKET 0 /* the packet socket took it */
 #define VS_TC_TIER_VERDICT_TIER 1   /* the tc program forwards it */

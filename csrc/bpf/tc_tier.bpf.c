@@ -8,16 +8,15 @@
  *  - vs_tc_tier_sock, a SOCKET_FILTER on the port's AF_PACKET socket.  The
  *    socket's tap sees each received skb before tc ingress runs, so without
  *    it the socket would copy every frame the tier forwards and user space
- *    would forward it a second time.  It parses and looks up as the tc
- *    program does, returns 0 (drop before the copy) for a frame the tier
- *    will forward, and leaves its verdict in the skb's cb for the tc
- *    program.
+ *    would forward it a second time.  It decides for both programs: parses,
+ *    looks the key up, and for a hit counts it (per CPU), returns 0 (drop
+ *    before the copy) and leaves the verdict and the output in the skb's cb.
  *  - vs_tc_tier, the tcx ingress program: follows the filter's verdict when
- *    there is one; else (no socket yet) decides itself.  A hit is counted
- *    per CPU and redirected to the output netdev, into a veth's peer
+ *    there is one (no second parse or lookup); else (no socket yet) decides
+ *    itself.  A hit is redirected to the output netdev, into a veth's peer
  *    directly (bpf_redirect_peer: no second pass through the backlog) or
- *    out of it; everything else is TC_ACT_OK (on to the packet socket's
- *    copy, already taken, and the stack).
+ *    out of it; everything else is TC_ACT_OK (on to the stack; the packet
+ *    socket already has its copy).
  * The parse is tier_parse.h's, the XDP tier's.  VLAN-tagged frames (the
  * tag in skb metadata) are never offloaded.
  */
@@ -65,44 +64,63 @@ static __always_inline int skb_key(struct __sk_buff *skb, struct vs_xdp_flow_key
     return 0;
 }
 
-SEC("socket")
-int vs_tc_tier_sock(struct __sk_buff *skb)
+/* The tier's decision for one skb: 1 and *out_ifindex, *mode when it
+ * forwards it (counted here, once), else 0. */
+static __always_inline int decide(struct __sk_buff *skb, __u32 *out_ifindex, __u32 *mode)
 {
     struct vs_xdp_flow_key key;
     struct vs_tier_parsed parsed;
-    __u32 verdict = VS_TC_TIER_VERDICT_SOCKET;
-    if (!skb_key(skb, &key, &parsed)) {
-        struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
-        if (val && bpf_map_lookup_elem(&tc_ports, &val->out_ifindex))
-            verdict = VS_TC_TIER_VERDICT_TIER;
-    }
+    if (skb_key(skb, &key, &parsed))
+        return 0;
+    struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
+    if (!val)
+        return 0;
+    __u32 out = val->out_ifindex;
+    __u32 *m = bpf_map_lookup_elem(&tc_ports, &out);
+    if (!m)
+        return 0; /* its output port closed: the datapath decides */
+    vs_tier_count(val, skb->len, parsed.tcp_flags);
+    *out_ifindex = out;
+    *mode = *m;
+    return 1;
+}
+
+static __always_inline int redirect(__u32 out_ifindex, __u32 mode)
+{
+    if (mode == VS_TC_TIER_REDIRECT_PEER)
+        return bpf_redirect_peer(out_ifindex, 0);
+    return bpf_redirect(out_ifindex, 0);
+}
+
+/* Decides (parse, lookup, count) for the tc program too: it finds the
+ * verdict and the output in the cb and only redirects, so each frame is
+ * parsed and looked up once. */
+SEC("socket")
+int vs_tc_tier_sock(struct __sk_buff *skb)
+{
+    __u32 out_ifindex = 0, mode = 0;
+    int tier = decide(skb, &out_ifindex, &mode);
     skb->cb[VS_TC_TIER_CB_MARK] = VS_TC_TIER_MARK;
-    skb->cb[VS_TC_TIER_CB_VERDICT] = verdict;
-    return verdict == VS_TC_TIER_VERDICT_TIER ? 0 : skb->len;
+    skb->cb[VS_TC_TIER_CB_VERDICT] = tier ? VS_TC_TIER_VERDICT_TIER : VS_TC_TIER_VERDICT_SOCKET;
+    skb->cb[VS_TC_TIER_CB_OUT] = out_ifindex;
+    skb->cb[VS_TC_TIER_CB_MODE] = mode;
+    return tier ? 0 : skb->len;
 }
 
 SEC("tc")
 int vs_tc_tier(struct __sk_buff *skb)
 {
-    struct vs_xdp_flow_key key;
-    struct vs_tier_parsed parsed;
-    int filtered = skb->cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK;
-    __u32 verdict = skb->cb[VS_TC_TIER_CB_VERDICT];
-    skb->cb[VS_TC_TIER_CB_MARK] = 0; /* a verdict is for this pass only */
-    if (filtered && verdict != VS_TC_TIER_VERDICT_TIER)
-        return TC_ACT_OK; /* user space has it */
-    int ok = !skb_key(skb, &key, &parsed);
-    struct vs_xdp_flow_val *val = ok ? bpf_map_lookup_elem(&flows, &key) : 0;
-    __u32 *mode = val ? bpf_map_lookup_elem(&tc_ports, &val->out_ifindex) : 0;
-    if (!mode)
-        /* The filter said "tier" but the entry or its port left since: the
-         * socket dropped its copy, so the frame is lost like one in flight
-         * through a flow change; it must not reach the stack. */
-        return filtered ? TC_ACT_SHOT : TC_ACT_OK;
-    vs_tier_count(val, skb->len, parsed.tcp_flags);
-    if (*mode == VS_TC_TIER_REDIRECT_PEER)
-        return bpf_redirect_peer(val->out_ifindex, 0);
-    return bpf_redirect(val->out_ifindex, 0);
+    __u32 out_ifindex, mode;
+    if (skb->cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK) {
+        skb->cb[VS_TC_TIER_CB_MARK] = 0; /* a verdict is for this pass only */
+        if (skb->cb[VS_TC_TIER_CB_VERDICT] != VS_TC_TIER_VERDICT_TIER)
+            return TC_ACT_OK; /* user space has it */
+        return redirect(skb->cb[VS_TC_TIER_CB_OUT], skb->cb[VS_TC_TIER_CB_MODE]);
+    }
+    /* No socket filter ran (the socket is not bound yet, or gone). */
+    if (!decide(skb, &out_ifindex, &mode))
+        return TC_ACT_OK;
+    return redirect(out_ifindex, mode);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
