@@ -17,23 +17,15 @@
  *    directly (bpf_redirect_peer: no second pass through the backlog) or
  *    out of it; everything else is TC_ACT_OK (on to the stack; the packet
  *    socket already has its copy).
- * The parse is tier_parse.h's, the XDP tier's.  VLAN-tagged frames (the
+ * The parse is tier_shared.h's, the XDP tier's.  VLAN-tagged frames (the
  * tag in skb metadata) are never offloaded.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 
-#include "tier_parse.h"
+#include "tier_shared.h"
 #include "tc_tier_abi.h"
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
-    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
-    __type(key, struct vs_xdp_flow_key);
-    __type(value, struct vs_xdp_flow_val);
-} flows SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);

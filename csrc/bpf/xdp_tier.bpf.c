@@ -6,7 +6,7 @@
  * instance per afxdp port with xdp-offload, each with its own XSKMAP and the
  * process-wide `flows` and `tx_ports` maps.
  *
- * The parse is tier_parse.h's, shared with the tc tier (tc_tier.bpf.c):
+ * The parse is tier_shared.h's, shared with the tc tier (tc_tier.bpf.c):
  * every frame outside its class goes to AF_XDP untouched, where vs_parse()
  * sees it, and an exact entry is only ever hit by a packet the datapath
  * would classify the same way.
@@ -15,7 +15,7 @@
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "tier_parse.h"
+#include "tier_shared.h"
 
 #define CSUM_CHUNK 256
 #define CSUM_MAX_CHUNKS 6 /* 1536 bytes: an MTU-sized segment */
@@ -26,14 +26,6 @@ struct {
     __type(key, __u32);
     __type(value, __u32);
 } xsks SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
-    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
-    __type(key, struct vs_xdp_flow_key);
-    __type(value, struct vs_xdp_flow_val);
-} flows SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);

@@ -24,6 +24,8 @@ import time
 import pytest
 
 from helpers import netns, traffic
+from helpers.kernel_tier import (IN_PORT_ONLY, flow as _flow, tier_datapath,
+                                 tx_packets as _tx_packets, userspace_packets as _userspace_packets)
 from helpers.topology import Topology, switch_with_bridge
 from helpers.vswitchd import wait_for
 from vswitch.datapath import dpif
@@ -35,66 +37,18 @@ pytestmark = [pytest.mark.timeout(120),
 UDP_PORT = 40124
 DATAGRAMS = 3000
 TIER = {"tc-offload": "true"}
-IN_PORT_ONLY = {"in_port": 0xFFFFFFFF}
-SWITCH_OVER_WAIT = 0.3  # seconds for the first packets to reach the poll thread
 FIRST = 5
 INDEX = struct.Struct("!I")  # each datagram starts with its sequence number
+PAYLOAD = "struct.pack('!I', i) * 8"
 ETH_P_IP = 0x0800
 UDP_DPORT_AT = 14 + 20 + 2  # in an untagged IPv4 frame without options
 UDP_PAYLOAD_AT = 14 + 20 + 8
 
 
-def _tx_packets(ns, ifname):
-    return int(netns.run(ns, "cat", f"/sys/class/net/{ifname}/statistics/tx_packets").stdout)
-
-
-class Hosts:
-    def __init__(self, sw, a, b):
-        self.sw, self.a, self.b = sw, a, b
-        self.pa, self.a0 = netns.veth_pair(sw, a, "ta")
-        self.pb, self.b0 = netns.veth_pair(sw, b, "tb")
-        self.pc, self.c0 = netns.veth_pair(sw, b, "tc")  # a plain port's
-        for ns, dev, ip in ((a, self.a0, "10.79.0.1"), (b, self.b0, "10.79.0.2")):
-            netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
-        # Static neighbours: no ARP needed, the only traffic is the test's.
-        netns.run(a, "ip", "neigh", "add", "10.79.0.2", "lladdr", self.mac(b, self.b0), "dev", self.a0)
-        netns.run(b, "ip", "neigh", "add", "10.79.0.1", "lladdr", self.mac(a, self.a0), "dev", self.b0)
-
-    @staticmethod
-    def mac(ns, dev):
-        return netns.run(ns, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
-
-    def blast(self, count, sport=5555, first=0, start=0):
-        """`count` datagrams a -> b from one source port, numbered from
-        `start`; with `first`, that many go ahead and the rest follow once
-        the first have had time to put the flow in the kernel."""
-        script = ("import socket, struct, time\n"
-                  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                  f"s.bind(('10.79.0.1', {sport}))\n"
-                  f"for i in range({start}, {start + count}):\n"
-                  f"    if i == {start + first} and {first}: time.sleep({SWITCH_OVER_WAIT})\n"
-                  f"    s.sendto(struct.pack('!I', i) * 8, ('10.79.0.2', {UDP_PORT}))\n")
-        netns.run(self.a, "python3", "-c", script)
-
-
 @pytest.fixture
 def tier():
-    with netns.namespace("ts") as sw, netns.namespace("ta") as a, netns.namespace("tb") as b:
-        hosts = Hosts(sw, a, b)
-        with netns.entered(b):
-            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("10.79.0.2", UDP_PORT))
-        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        sink.settimeout(0.5)
-        with netns.entered(sw):
-            dp = dpif.Datapath()
-            try:
-                dp.add_port(1, "afpacket", hosts.pa, TIER)
-                dp.add_port(2, "afpacket", hosts.pb, TIER)
-                yield hosts, dp, sink
-            finally:
-                dp.close()
-                sink.close()
+    with tier_datapath("t", "10.79.0", UDP_PORT, "afpacket", TIER, spare=True) as setting:
+        yield setting
 
 
 def _received(sink):
@@ -107,14 +61,6 @@ def _received(sink):
         return got
 
 
-def _flow(dp, in_port):
-    return next(f for f in dp.flow_dump() if f.key["in_port"] == in_port)
-
-
-def _userspace_packets(dp):
-    return sum(s["packets"] for s in dp.pmd_stats())
-
-
 def test_established_flow_forwarded_by_kernel_counted_and_delivered_once(tier):
     hosts, dp, sink = tier
     assert dp.port_type_status(1).get("tc_offload") == "true"
@@ -122,7 +68,7 @@ def test_established_flow_forwarded_by_kernel_counted_and_delivered_once(tier):
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     before = dpif.xdp_offload_counts()
     sent_before = _tx_packets(hosts.a, hosts.a0)
-    hosts.blast(DATAGRAMS, first=FIRST)
+    hosts.blast(DATAGRAMS, PAYLOAD, first=FIRST)
     got = _received(sink)
     assert sorted(got) == list(range(DATAGRAMS))  # each one, once
     counts = dpif.xdp_offload_counts()
@@ -137,7 +83,7 @@ def test_established_flow_forwarded_by_kernel_counted_and_delivered_once(tier):
     final = dp.flow_del_stats({"in_port": 1}, IN_PORT_ONLY)
     assert final.packets == sent
     assert dpif.xdp_offload_counts()["live"] == before["live"]
-    hosts.blast(5)  # no megaflow, no exact entry: every packet is a miss now
+    hosts.blast(5, PAYLOAD)  # no megaflow, no exact entry: every packet is a miss now
     assert _received(sink) == []
     assert len(dp.recv_upcalls()) == 5
 
@@ -149,7 +95,7 @@ def test_nothing_delivered_twice_while_the_flow_switches_over(tier):
     hosts, dp, sink = tier
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     for round_ in range(3):
-        hosts.blast(DATAGRAMS, sport=7000 + round_, start=round_ * DATAGRAMS)
+        hosts.blast(DATAGRAMS, PAYLOAD, sport=7000 + round_, start=round_ * DATAGRAMS)
         got = _received(sink)
         assert len(got) == len(set(got)), "a datagram arrived twice"
         assert sorted(got) == list(range(round_ * DATAGRAMS, (round_ + 1) * DATAGRAMS))
@@ -160,12 +106,12 @@ def test_nothing_delivered_twice_while_the_flow_switches_over(tier):
 def test_changed_actions_take_the_flow_out_of_the_kernel(tier):
     hosts, dp, sink = tier
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
-    hosts.blast(200)
+    hosts.blast(200, PAYLOAD)
     assert len(_received(sink)) == 200
     assert dpif.xdp_offload_counts()["live"] >= 1
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [])  # now: drop
     assert dpif.xdp_offload_counts()["live"] == 0
-    hosts.blast(200)
+    hosts.blast(200, PAYLOAD)
     time.sleep(0.2)
     assert _received(sink) == []
     assert _flow(dp, 1).packets == 400
@@ -176,7 +122,7 @@ def test_richer_actions_stay_in_user_space(tier):
     hosts, dp, sink = tier
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("push_vlan", 0x1005), ("pop_vlan", 0),
                                                ("output", 2)])
-    hosts.blast(300)
+    hosts.blast(300, PAYLOAD)
     assert len(_received(sink)) == 300
     assert dpif.xdp_offload_counts()["live"] == 0
     assert _userspace_packets(dp) >= 300
@@ -194,7 +140,7 @@ def test_output_to_a_plain_port_stays_in_user_space(tier):
     try:
         cap.bind((hosts.c0, ETH_P_IP))
         cap.settimeout(0.5)
-        hosts.blast(100, sport=7100)
+        hosts.blast(100, PAYLOAD, sport=7100)
         seen = set()
         try:
             while True:

@@ -1,7 +1,9 @@
-/* tier_parse.h — the kernel tiers' one parser: the frame → exact-flow key
- * step shared by the XDP tier (xdp_tier.bpf.c) and the tc tier
- * (tc_tier.bpf.c, its tc program and its socket filter), so the programs
- * cannot disagree on which frames they handle or on the key.
+/* tier_shared.h — what the kernel tiers' programs share: the exact-flow map
+ * (one map, process-wide, for both tiers), the one parser (frame → exact
+ * key) and the per-CPU count of a hit.  Included by the XDP tier
+ * (xdp_tier.bpf.c) and the tc tier (tc_tier.bpf.c, its tc program and its
+ * socket filter), so the programs cannot disagree on which frames they
+ * handle, on the key or on what a hit counts.
  *
  * Design note.  The parse mirrors vs_parse() (flow_key.c) for the one class
  * of frames the tiers handle: untagged Ethernet, IPv4 without options, not
@@ -17,8 +19,8 @@
  * filters, which have no direct access).  An 802.1Q tag the kernel moved
  * into skb metadata is invisible here: skb-based callers test it first.
  */
-#ifndef VS_TIER_PARSE_H
-#define VS_TIER_PARSE_H 1
+#ifndef VS_TIER_SHARED_H
+#define VS_TIER_SHARED_H 1
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -40,6 +42,16 @@
 #define TCP_FLAGS_MASK 0x0fff
 #define TCP_CSUM_OFF 16
 #define UDP_CSUM_OFF 6
+/* The exact flows (xdp_tier_abi.h), created by xdp_tier.c and handed to
+ * each program instance with bpf_map__reuse_fd(). */
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
+    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
+    __type(key, struct vs_xdp_flow_key);
+    __type(value, struct vs_xdp_flow_val);
+} flows SEC(".maps");
+
 /* The most any accepted frame's key depends on: Ethernet, IPv4, TCP. */
 #define VS_TIER_HDR_MAX (ETH_HLEN + IPV4_HLEN + TCP_HLEN)
 
