@@ -7,11 +7,13 @@ a script run in its namespace; static neighbour entries keep ARP out of the
 way, so the only traffic is the test's."""
 import contextlib
 import socket
+import time
 
 from helpers import netns
 from vswitch.datapath import dpif
 
 SWITCH_OVER_WAIT = 0.3  # seconds for the first packets to reach the poll thread
+IN_FLIGHT_WAIT = 0.2  # seconds for packets on their way to arrive
 IN_PORT_ONLY = {"in_port": 0xFFFFFFFF}
 
 
@@ -88,3 +90,44 @@ def flow(dp, in_port):
 def userspace_packets(dp):
     """What the poll threads processed: the packets the kernel did not."""
     return sum(s["packets"] for s in dp.pmd_stats())
+
+
+# ---- checks both tiers must pass; `received(sink)` counts what arrived ----
+
+def check_counted_and_removed(hosts, dp, sink, received, sent):
+    """After `sent` datagrams of the megaflow in_port=1 → output:2, all
+    forwarded (most by the kernel): its counters and the ports' include the
+    kernel's share, deleting it returns them all and takes the exact entry
+    out of the kernel, so the next packets miss."""
+    assert flow(dp, 1).packets == sent  # the kernel's share is in the megaflow
+    assert dp.port_stats(1)["rx_packets"] == sent and dp.port_stats(2)["tx_packets"] == sent
+    live = dpif.xdp_offload_counts()["live"]
+    final = dp.flow_del_stats({"in_port": 1}, IN_PORT_ONLY)
+    assert final.packets == sent
+    assert dpif.xdp_offload_counts()["live"] == live - 1
+    hosts.blast(5, "b'x' * 32")  # no megaflow, no exact entry: every packet is a miss now
+    assert received(sink) == 0
+    assert len(dp.recv_upcalls()) == 5
+
+
+def check_changed_actions_take_the_flow_out(hosts, dp, sink, received, payload):
+    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
+    hosts.blast(200, payload)
+    assert received(sink) == 200
+    assert dpif.xdp_offload_counts()["live"] >= 1
+    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [])  # now: drop
+    assert dpif.xdp_offload_counts()["live"] == 0
+    hosts.blast(200, payload)
+    time.sleep(IN_FLIGHT_WAIT)
+    assert received(sink) == 0
+    assert flow(dp, 1).packets == 400
+
+
+def check_richer_actions_stay_in_user_space(hosts, dp, sink, received, payload):
+    """A megaflow that does more than one plain output is not offloaded."""
+    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("push_vlan", 0x1005), ("pop_vlan", 0),
+                                               ("output", 2)])
+    hosts.blast(300, payload)
+    assert received(sink) == 300
+    assert dpif.xdp_offload_counts()["live"] == 0
+    assert userspace_packets(dp) >= 300

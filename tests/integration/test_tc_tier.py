@@ -19,12 +19,11 @@ frame."""
 import json
 import socket
 import struct
-import time
 
 import pytest
 
-from helpers import netns, traffic
-from helpers.kernel_tier import (IN_PORT_ONLY, flow as _flow, tier_datapath,
+from helpers import kernel_tier, netns, traffic
+from helpers.kernel_tier import (IN_PORT_ONLY, tier_datapath,
                                  tx_packets as _tx_packets, userspace_packets as _userspace_packets)
 from helpers.topology import Topology, switch_with_bridge
 from helpers.vswitchd import wait_for
@@ -61,6 +60,10 @@ def _received(sink):
         return got
 
 
+def _count(sink):
+    return len(_received(sink))
+
+
 def test_established_flow_forwarded_by_kernel_counted_and_delivered_once(tier):
     hosts, dp, sink = tier
     assert dp.port_type_status(1).get("tc_offload") == "true"
@@ -77,15 +80,7 @@ def test_established_flow_forwarded_by_kernel_counted_and_delivered_once(tier):
     assert _userspace_packets(dp) <= FIRST
     sent = _tx_packets(hosts.a, hosts.a0) - sent_before
     assert sent == DATAGRAMS
-    assert _flow(dp, 1).packets == sent  # the kernel's share is in the megaflow
-    assert dp.port_stats(1)["rx_packets"] == sent and dp.port_stats(2)["tx_packets"] == sent
-
-    final = dp.flow_del_stats({"in_port": 1}, IN_PORT_ONLY)
-    assert final.packets == sent
-    assert dpif.xdp_offload_counts()["live"] == before["live"]
-    hosts.blast(5, PAYLOAD)  # no megaflow, no exact entry: every packet is a miss now
-    assert _received(sink) == []
-    assert len(dp.recv_upcalls()) == 5
+    kernel_tier.check_counted_and_removed(hosts, dp, sink, _count, sent)
 
 
 def test_nothing_delivered_twice_while_the_flow_switches_over(tier):
@@ -104,28 +99,11 @@ def test_nothing_delivered_twice_while_the_flow_switches_over(tier):
 
 
 def test_changed_actions_take_the_flow_out_of_the_kernel(tier):
-    hosts, dp, sink = tier
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
-    hosts.blast(200, PAYLOAD)
-    assert len(_received(sink)) == 200
-    assert dpif.xdp_offload_counts()["live"] >= 1
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [])  # now: drop
-    assert dpif.xdp_offload_counts()["live"] == 0
-    hosts.blast(200, PAYLOAD)
-    time.sleep(0.2)
-    assert _received(sink) == []
-    assert _flow(dp, 1).packets == 400
+    kernel_tier.check_changed_actions_take_the_flow_out(*tier, _count, PAYLOAD)
 
 
 def test_richer_actions_stay_in_user_space(tier):
-    """A megaflow that does more than one plain output is not offloaded."""
-    hosts, dp, sink = tier
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("push_vlan", 0x1005), ("pop_vlan", 0),
-                                               ("output", 2)])
-    hosts.blast(300, PAYLOAD)
-    assert len(_received(sink)) == 300
-    assert dpif.xdp_offload_counts()["live"] == 0
-    assert _userspace_packets(dp) >= 300
+    kernel_tier.check_richer_actions_stay_in_user_space(*tier, _count, PAYLOAD)
 
 
 def test_output_to_a_plain_port_stays_in_user_space(tier):
