@@ -40,6 +40,12 @@ FIRST = 5
 INDEX = struct.Struct("!I")  # each datagram starts with its sequence number
 PAYLOAD = "struct.pack('!I', i) * 8"
 ETH_P_IP = 0x0800
+ETH_P_ALL = 0x0003
+ETH_P_8021Q = 0x8100
+IP_DF = 0x4000
+IP_TTL = 64
+TEST_VID = 5
+VLAN_MARK = 1 << 20  # the tagged frames' sequence numbers start here
 UDP_DPORT_AT = 14 + 20 + 2  # in an untagged IPv4 frame without options
 UDP_PAYLOAD_AT = 14 + 20 + 8
 
@@ -132,6 +138,54 @@ def test_output_to_a_plain_port_stays_in_user_space(tier):
     assert seen == set(range(100))
     assert dpif.xdp_offload_counts()["live"] == 0
     assert _userspace_packets(dp) >= 100
+
+
+def _udp_frame(hosts, sport, payload, vid):
+    """An 802.1Q-tagged (VLAN vid) UDP frame a -> b with the headers the
+    hosts' own datagrams have (TTL 64, DF): untagged, it would be their flow."""
+    ip_len = 20 + 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, IP_DF, IP_TTL, 17, 0,
+                     socket.inet_aton(hosts.ip_a), socket.inet_aton(hosts.ip_b))
+    udp = struct.pack("!HHHH", sport, UDP_PORT, 8 + len(payload), 0)
+    eth = bytes.fromhex(kernel_tier.mac(hosts.b, hosts.b0).replace(":", "")) + \
+        bytes.fromhex(kernel_tier.mac(hosts.a, hosts.a0).replace(":", ""))
+    return eth + struct.pack("!HH", ETH_P_8021Q, vid) + struct.pack("!H", ETH_P_IP) + ip + udp + payload
+
+
+def test_vlan_tagged_frames_stay_in_user_space(tier):
+    """The kernel keeps a received 802.1Q tag in skb metadata, out of the
+    bytes the programs parse: a tagged frame whose untagged headers are an
+    offloaded flow's must still go to user space (its datapath key has the
+    VLAN), and arrive there once."""
+    hosts, dp, sink = tier
+    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
+    hosts.blast(50, PAYLOAD, sport=7200, first=FIRST)
+    assert _count(sink) == 50 and dpif.xdp_offload_counts()["live"] == 1
+    before = _userspace_packets(dp)
+    tagged = 40
+    with netns.entered(hosts.b):
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    with netns.entered(hosts.a):
+        tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    try:
+        cap.bind((hosts.b0, ETH_P_ALL))
+        cap.settimeout(0.5)
+        tx.bind((hosts.a0, 0))
+        for i in range(tagged):
+            tx.send(_udp_frame(hosts, 7200, INDEX.pack(VLAN_MARK + i) * 8, TEST_VID))
+        seen = []
+        try:
+            while True:
+                frame = cap.recv(2048)
+                if frame[UDP_DPORT_AT:UDP_DPORT_AT + 2] == struct.pack("!H", UDP_PORT):
+                    seen.append(INDEX.unpack_from(frame, UDP_PAYLOAD_AT)[0] - VLAN_MARK)
+        except socket.timeout:
+            pass
+    finally:
+        cap.close()
+        tx.close()
+    assert sorted(seen) == list(range(tagged))  # each once (the tag is in aux data)
+    assert _userspace_packets(dp) - before == tagged  # none by the kernel
 
 
 def test_bad_option_value_is_refused_and_changes_nothing(tier):
