@@ -7,7 +7,8 @@
  *    loads csrc/bpf/xdp_tier.bpf.c instead of xdp_prog.c's six
  *    instructions: the same redirect to the queue's AF_XDP socket for every
  *    frame it does not forward itself.
- *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (exact key,
+ *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (shared with
+ *    the tc tier, tc_tier.h: vs_xdp_tier_acquire()) (exact key,
  *    packed as xdp_tier_abi.h says → output ifindex + per-CPU counters) and `tx_ports` (a devmap of the netdevs the
  *    tier may redirect to), created when the first tier port opens and
  *    closed with the last.  Keys carry the receiving ifindex, so ports of
