@@ -18,8 +18,8 @@ the table.  Configurations (grouped by --only name):
               (netdev "system" ports, full mode only), ovs-tap (tap ports whose
               kernel side is moved into the VMs)
     vswitch   vswitch-afxdp, vswitch-xdp (afxdp with the kernel XDP tier),
-              vswitch-afpacket (full mode only), vswitch-tap (switch-owned taps
-              moved into the VMs)
+              vswitch-afpacket (full mode only), vswitch-tc (afpacket with the
+              kernel tc tier), vswitch-tap (switch-owned taps moved into the VMs)
     vswitch-export
               the flow exporters' cost: vswitch-afxdp and vswitch-tap, each
               without an exporter, with NetFlow on (vswitch-afxdp-netflow,
@@ -136,7 +136,7 @@ GROUPS = {
     "veth": ["veth"],
     "bridge": ["bridge"],
     "ovs": ["ovs-afxdp", "ovs-afpacket", "ovs-tap"],
-    "vswitch": ["vswitch-afxdp", "vswitch-xdp", "vswitch-afpacket", "vswitch-tap"],
+    "vswitch": ["vswitch-afxdp", "vswitch-xdp", "vswitch-afpacket", "vswitch-tc", "vswitch-tap"],
     "vswitch-export": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow",
                        "vswitch-tap", "vswitch-tap-netflow", "vswitch-tap-sflow"],
     "vswitch-export-afxdp": ["vswitch-afxdp", "vswitch-afxdp-netflow", "vswitch-afxdp-sflow"],
@@ -168,6 +168,8 @@ DESCRIPTIONS = {
                    "flows forwarded by the kernel); the VMs' veth ends get GRO on, which a veth "
                    "needs to take XDP frames for its peer",
     "vswitch-afpacket": "vswitch, afpacket (default type) veth ports",
+    "vswitch-tc": "vswitch-afpacket plus options:tc-offload=true (the kernel tc tier: established "
+                  "flows forwarded at tc ingress, on the skb)",
     "vswitch-tap": "vswitch, switch-owned type=tap ports moved into the VMs",
 }
 for _pt in ("afxdp", "afpacket", "tap"):
@@ -325,10 +327,11 @@ class Setup:
                     "netns", vm)
             self.sh(self.sw, "ip", "link", "set", port, "up")
 
-    def attach_ports(self, vsctl, port_type, afxdp_options):
+    def attach_ports(self, vsctl, port_type, afxdp_options, afpacket_options=()):
         """Ports on the switch's br0 through its `vsctl`: taps it creates
         (ta, tb) whose kernel side moves into the VMs, or the veth ends pa/pb
-        (plain, or type=afxdp with `afxdp_options`); then the VMs' addresses."""
+        (plain with `afpacket_options`, or type=afxdp with `afxdp_options`);
+        then the VMs' addresses."""
         if port_type == "tap":
             for port, vm in (("ta", self.vma), ("tb", self.vmb)):
                 vsctl("add-port", "br0", port, "--", "set", "interface", port, "type=tap")
@@ -340,7 +343,8 @@ class Setup:
             self.veth_links()
             for port in ("pa", "pb"):
                 extra = ["--", "set", "interface", port, "type=afxdp", *afxdp_options] \
-                    if port_type == "afxdp" else []
+                    if port_type == "afxdp" else \
+                    ["--", "set", "interface", port, *afpacket_options] if afpacket_options else []
                 vsctl("add-port", "br0", port, *extra)
         self.vm_up()
 
@@ -504,7 +508,7 @@ def vswitch_env():
     return env
 
 
-def build_vswitch(s, port_type, exporter=None, xdp_tier=False):
+def build_vswitch(s, port_type, exporter=None, xdp_tier=False, tc_tier=False):
     sw = s.switch_ns()
     run = tempfile.mkdtemp(prefix=f"{s.name}-", dir=s.tmp)
     env = vswitch_env()
@@ -512,10 +516,10 @@ def build_vswitch(s, port_type, exporter=None, xdp_tier=False):
               os.path.join(run, "conf.db"), "--log-file", os.path.join(run, "log"), "--detach"]
     if SNAPSHOT.get("pmd_mask"):
         daemon += ["--pmd-cpu-mask", f"{1 << int(SWITCH_CPU):#x}"]
-        if SNAPSHOT.get("busy_poll") and not xdp_tier:
+        if SNAPSHOT.get("busy_poll") and not xdp_tier and not tc_tier:
             # OVS's PMDs always spin on their core; compare like with like.
-            # (Not with the XDP tier: the kernel forwards, and a spinning
-            # poll thread would only add a core of CPU to its cost.)
+            # (Not with a kernel tier, XDP or tc: the kernel forwards, and a
+            # spinning poll thread would only add a core of CPU to its cost.)
             daemon += ["--pmd-busy-poll", "yes"]
     proc = sh(sw, *daemon, cpu=SWITCH_CPU, env=env, check=False, record=s.name)
     pidfile = os.path.join(run, "vswitchd.pid")
@@ -535,7 +539,8 @@ def build_vswitch(s, port_type, exporter=None, xdp_tier=False):
     s.vsctl = vsctl
     vsctl("add-br", "br0")
     tier = ["options:xdp-offload=true"] if xdp_tier else []
-    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native", *tier])
+    s.attach_ports(vsctl, port_type, ["options:xdp-mode=native", *tier],
+                   ["options:tc-offload=true"] if tc_tier else ())
     if xdp_tier:
         for ns in (s.vma, s.vmb):
             s.sh(ns, "ethtool", "-K", "eth0", "gro", "on")
@@ -675,6 +680,7 @@ BUILDERS = {
     "vswitch-afxdp": lambda s: build_vswitch(s, "afxdp"),
     "vswitch-xdp": lambda s: build_vswitch(s, "afxdp", xdp_tier=True),
     "vswitch-afpacket": lambda s: build_vswitch(s, "afpacket"),
+    "vswitch-tc": lambda s: build_vswitch(s, "afpacket", tc_tier=True),
     "vswitch-tap": lambda s: build_vswitch(s, "tap"),
 }
 for _pt in ("afxdp", "afpacket", "tap"):
@@ -1382,9 +1388,11 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     lines.extend(ceiling_section(configs, samples, ceilings, m, opts.udp_pps))
 
     ref_pairs = [("vs OVS", {"vswitch-afxdp": "ovs-afxdp", "vswitch-xdp": "ovs-afxdp",
-                             "vswitch-afpacket": "ovs-afpacket", "vswitch-tap": "ovs-tap"}),
+                             "vswitch-afpacket": "ovs-afpacket", "vswitch-tc": "ovs-afxdp",
+                             "vswitch-tap": "ovs-tap"}),
                  ("vs Linux bridge", {"vswitch-afxdp": "bridge", "vswitch-xdp": "bridge",
-                                      "vswitch-afpacket": "bridge", "vswitch-tap": "bridge"}),
+                                      "vswitch-afpacket": "bridge", "vswitch-tc": "bridge",
+                                      "vswitch-tap": "bridge"}),
                  ("vs direct veth", {"vswitch-afxdp": "veth", "vswitch-afpacket": "veth",
                                      "vswitch-tap": "veth"})]
     cols = [(title, vs, ref) for title, mp in ref_pairs for vs, ref in mp.items()
@@ -1559,7 +1567,7 @@ def parse_args(argv=None):
         configs += [n for n in names if not (q and n in QUICK_SKIP and item in GROUPS)]
     order = []
     for c in ["veth", "bridge", "ovs-afxdp", "vswitch-afxdp", "vswitch-xdp", "ovs-afpacket",
-              "vswitch-afpacket",
+              "vswitch-afpacket", "vswitch-tc",
               "ovs-tap", "vswitch-tap"]:
         order.append(c)
         if c.startswith(("vswitch", "ovs")):

@@ -31,7 +31,7 @@
 #define SPIN_MIN_NS 50000ull
 #define SPIN_INITIAL_NS 200000ull
 #define SPIN_MAX_NS 2000000ull
-#define XDP_TIER_ETH_TYPE 0x0800 /* IPv4: all the tier's program parses */
+#define TIER_ETH_TYPE 0x0800 /* IPv4: all the kernel tiers' programs parse */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
 #define PORT_BATCHES_PER_ROUND 4 /* batches poll_port reads from a queue per round */
 
@@ -53,9 +53,11 @@ struct vs_port {
      * several poll threads and execute() may output to it. */
     pthread_mutex_t tx_mutex;
     struct vs_port_stats stats; /* SHARED_ADD counters */
-    /* The netdev's ifindex when it runs the kernel XDP tier (xdp_tier.h),
-     * else 0; set before publication. */
-    int xdp_ifindex;
+    /* The netdev's ifindex when it runs a kernel tier (xdp_tier.h,
+     * tc_tier.h), else 0, and which (enum vs_tier_kind); set before
+     * publication. */
+    int tier_ifindex;
+    int tier_kind;
     /* Packets that reached a SAMPLE action received on this port, per
      * cookie % VS_SAMPLE_POOLS (wrap like sFlow's 32-bit sample_pool);
      * atomic adds. */
@@ -151,7 +153,7 @@ struct vs_dp {
     struct vs_classifier cls; /* written under mutex, read by poll threads (RCU) */
     struct vs_port *ports[VS_MAX_PORTS]; /* published: LOAD_PTR/STORE_PTR */
     uint32_t ports_gen; /* bumped (atomically) whenever ports[] changes */
-    int n_xdp_ports; /* ports running the kernel XDP tier; under mutex */
+    int n_tier_ports; /* ports running a kernel tier; under mutex */
     /* Load-based sleeping's maximum (pmd_sleep.h), ns: written under mutex
      * with a relaxed atomic store, read by poll threads every round. */
     uint64_t pmd_maxsleep_ns;
@@ -663,21 +665,22 @@ static void flow_run_add(struct flow_run *run, struct vs_flow *f, uint32_t len,
     run->tcp_flags |= tcp_flags;
 }
 
-/* The kernel XDP tier (xdp_offload.h) takes over an exact flow whose
- * megaflow does nothing but output to one port, when both ports run the
- * tier and the packet is of the kind its program parses (untagged IPv4,
- * not a fragment).  Called on megaflow hits only: an EMC hit is a flow
- * already seen. */
-static void xdp_offload_consider(struct vs_dp *dp, struct vs_port *in, struct vs_flow *f,
+/* A kernel tier (xdp_offload.h) takes over an exact flow whose megaflow
+ * does nothing but output to one port, when both ports run the same tier
+ * (XDP's redirect needs the devmap, tc's its tc_ports map: tc_tier.h) and
+ * the packet is of the kind the programs parse (untagged IPv4, not a
+ * fragment).  Called on megaflow hits only: an EMC hit is a flow already
+ * seen. */
+static void tier_offload_consider(struct vs_dp *dp, struct vs_port *in, struct vs_flow *f,
                                  const struct vs_actions *acts, const struct vs_key *key)
 {
     if (acts->n != 2 || ACT_OP(acts->words[0]) != VS_ACTION_OUTPUT
-        || ACT_NARGS(acts->words[0]) != 1 || key->dl_type != XDP_TIER_ETH_TYPE || key->vlan_tci
+        || ACT_NARGS(acts->words[0]) != 1 || key->dl_type != TIER_ETH_TYPE || key->vlan_tci
         || key->nw_frag)
         return;
     struct vs_port *out = port_get(dp, acts->words[1]);
-    if (out && out->xdp_ifindex)
-        vs_xdp_offload_add(f, key, in->xdp_ifindex, out->port_no, out->xdp_ifindex);
+    if (out && out->tier_ifindex && out->tier_kind == in->tier_kind)
+        vs_xdp_offload_add(f, key, in->tier_ifindex, out->port_no, out->tier_ifindex);
 }
 
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
@@ -755,8 +758,8 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             OWN_ADD(st->emc_hits, 1);
         } else {
             OWN_ADD(st->megaflow_hits, 1);
-            if (in->xdp_ifindex)
-                xdp_offload_consider(dp, in, f, acts, key);
+            if (in->tier_ifindex)
+                tier_offload_consider(dp, in, f, acts, key);
         }
         flow_run_add(&run, f, pkt->len, tcp_flags[i], now);
         upcalled |= exec_actions(dp, &pmd->tx, st, &pmd->prng, pkt, in->port_no, key,
@@ -1395,11 +1398,12 @@ int vs_dp_port_add(struct vs_dp *dp, uint32_t port_no, const char *type, const c
     p->port_no = port_no;
     p->netdev = netdev;
     p->class = cls;
-    p->xdp_ifindex = cls->tier_ifindex ? cls->tier_ifindex(netdev) : 0;
+    p->tier_ifindex = cls->tier_ifindex ? cls->tier_ifindex(netdev) : 0;
+    p->tier_kind = cls->tier_kind;
     pthread_mutex_init(&p->tx_mutex, NULL);
     r = port_register(dp, p);
-    if (!r && p->xdp_ifindex)
-        dp->n_xdp_ports++;
+    if (!r && p->tier_ifindex)
+        dp->n_tier_ports++;
     if (r) {
         port_close(p);
         return vs_netdev_fail(err, elen, "port number in use", r);
@@ -1496,8 +1500,8 @@ int vs_dp_port_del(struct vs_dp *dp, uint32_t port_no)
     control_lock(dp);
     struct vs_port *p = dp->ports[port_no];
     if (p) {
-        if (p->xdp_ifindex)
-            dp->n_xdp_ports--;
+        if (p->tier_ifindex)
+            dp->n_tier_ports--;
         STORE_PTR(dp->ports[port_no], NULL);
         __atomic_add_fetch(&dp->ports_gen, 1, __ATOMIC_RELEASE);
         dp_synchronize(dp); /* no round still holds p */
@@ -1552,7 +1556,7 @@ int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_k
     int existed = 0;
     control_lock(dp);
     int r = vs_cls_put(&dp->cls, key, mask, actions, n_actions, &existed);
-    if (r >= 0 && existed && dp->n_xdp_ports) {
+    if (r >= 0 && existed && dp->n_tier_ports) {
         /* New actions: the kernel must not go on with the old ones.  Once
          * no round can still be using them (nor pushing an entry made from
          * them), the megaflow's exact flows leave the XDP tier. */
@@ -1569,7 +1573,7 @@ int vs_dp_flow_del(struct vs_dp *dp, const struct vs_key *key, const struct vs_k
 {
     struct vs_flow *f = NULL;
     control_lock(dp);
-    int r = vs_cls_del(&dp->cls, key, mask, dp->n_xdp_ports ? &f : NULL);
+    int r = vs_cls_del(&dp->cls, key, mask, dp->n_tier_ports ? &f : NULL);
     if (f) { /* after the grace period; the ports get its last traffic */
         vs_xdp_offload_remove(f, xdp_count, dp);
         vs_cls_flow_free(f);

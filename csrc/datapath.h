@@ -280,14 +280,17 @@ int vs_dp_port_add(struct vs_dp *, uint32_t port_no, const char *type, const cha
 int vs_dp_port_del(struct vs_dp *, uint32_t port_no);
 int vs_dp_port_stats(struct vs_dp *, uint32_t port_no, struct vs_port_stats *);
 
-/* The kernel XDP tier (xdp_tier.h, xdp_offload.h): exact flows it forwards
- * now, offloaded so far, refused (its map full).  Process-wide. */
+/* The kernel tiers (xdp_tier.h, tc_tier.h; xdp_offload.h): exact flows they
+ * forward now, offloaded so far, refused (the map full).  Process-wide; one
+ * map serves both tiers. */
 struct vs_xdp_offload_counts {
     uint64_t live, added, refused;
 };
 void vs_dp_xdp_offload_counts(struct vs_xdp_offload_counts *);
 /* 1 when the extension was built with the tier (clang and libbpf). */
 int vs_xdp_tier_available(void);
+/* 1 when it was built with the tc tier (tc_tier.h). */
+int vs_tc_tier_available(void);
 /* The port's type name; 0 or -ENOENT. */
 int vs_dp_port_type(struct vs_dp *, uint32_t port_no, char *out, int outlen);
 /* What the port's type reports of it beyond the counters above: status

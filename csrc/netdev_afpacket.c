@@ -5,12 +5,17 @@
  * offloads.  It works on every netdev: the portable type, and the fallback
  * of afxdp.
  *
+ * Option tc-offload=true (default false) runs the kernel tc tier on the
+ * port (tc_tier.h): a tcx ingress program forwards established exact flows
+ * and a socket filter keeps them out of the socket.
+ *
  * (Why not a TPACKET_V3 ring: V3 wakes the reader only when a block retires,
  * which is at least 1 ms, and holds 64 KiB GSO frames poorly.  recvmmsg gives
  * the same batching with per-packet wake-ups; the ring is a later
  * optimisation for the busy-polling case.) */
 #define _GNU_SOURCE
 #include "netdev_provider.h"
+#include "tc_tier.h"
 
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -30,15 +35,26 @@
 struct netdev_afpacket {
     struct vs_netdev up;
     int fd;
+    int tier; /* runs the tc tier (tc_tier below is attached) */
+    struct vs_tc_tier tc_tier;
 };
+
+static const char *const afpacket_options[] = {"tc-offload", NULL};
 
 static int afpacket_open(const char *ifname, uint32_t port_no, const struct vs_port_option *opts,
                          int n_opts, struct vs_netdev **out, char *err, size_t errlen)
 {
     (void)port_no;
-    int r = vs_netdev_check_options(opts, n_opts, NULL, err, errlen);
+    int r = vs_netdev_check_options(opts, n_opts, afpacket_options, err, errlen);
     if (r)
         return r;
+    const char *offload = vs_netdev_option(opts, n_opts, "tc-offload", "false");
+    if (strcmp(offload, "true") && strcmp(offload, "false"))
+        return vs_netdev_fail(err, errlen, "tc-offload (true or false)", -EINVAL);
+    int tier = !strcmp(offload, "true");
+    if (tier && !vs_tc_tier_available())
+        return vs_netdev_fail(err, errlen, "tc-offload: built without clang/libbpf",
+                              -EOPNOTSUPP);
     unsigned int ifindex = if_nametoindex(ifname);
     if (!ifindex)
         return vs_netdev_fail(err, errlen, "find device", -ENODEV);
@@ -80,6 +96,16 @@ static int afpacket_open(const char *ifname, uint32_t port_no, const struct vs_p
      * failure only costs burst tolerance. */
     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof bufsz);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof bufsz);
+    if (tier) {
+        char step[64];
+        r = vs_tc_tier_open(&nd->tc_tier, ifname, (int)ifindex, fd, step, sizeof step);
+        if (r) {
+            close(fd);
+            free(nd);
+            return vs_netdev_fail(err, errlen, step, r);
+        }
+        nd->tier = 1;
+    }
     nd->fd = fd;
     *out = &nd->up;
     return 0;
@@ -88,6 +114,8 @@ static int afpacket_open(const char *ifname, uint32_t port_no, const struct vs_p
 static void afpacket_close(struct vs_netdev *netdev)
 {
     struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
+    if (nd->tier)
+        vs_tc_tier_close(&nd->tc_tier);
     close(nd->fd);
     free(nd);
 }
@@ -212,6 +240,22 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
     return sent;
 }
 
+static int afpacket_get_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)
+{
+    struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
+    int n = vs_netdev_kv(out, 0, max, "tc_offload", "%s", nd->tier ? "true" : "false");
+    if (nd->tier)
+        n = vs_netdev_kv(out, n, max, "tc_redirect", "%s",
+                         vs_tc_tier_redirect_name(&nd->tc_tier));
+    return n;
+}
+
+static int afpacket_tier_ifindex(struct vs_netdev *netdev)
+{
+    struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
+    return nd->tier ? nd->tc_tier.ifindex : 0;
+}
+
 static const struct vs_netdev_class afpacket_class = {
     .type = "afpacket",
     .open = afpacket_open,
@@ -221,6 +265,9 @@ static const struct vs_netdev_class afpacket_class = {
     .send = afpacket_send,
     /* poll_error: the default, a packet socket's error (ENETDOWN when the
      * netdev goes down or away) is read and cleared. */
+    .get_status = afpacket_get_status,
+    .tier_ifindex = afpacket_tier_ifindex,
+    .tier_kind = VS_TIER_TC,
 };
 
 VS_NETDEV_REGISTER(afpacket_class)

@@ -56,10 +56,18 @@ struct vs_netdev_class {
     int (*get_status)(struct vs_netdev *, struct vs_port_kv *out, int max);
     int (*get_stats)(struct vs_netdev *, struct vs_port_counter *out, int max);
 
-    /* Optional: the netdev's ifindex when it runs the kernel XDP tier
-     * (xdp_tier.h), i.e. both forwards exact flows in the kernel and accepts
+    /* Optional: the netdev's ifindex when it runs a kernel tier (xdp_tier.h,
+     * tc_tier.h), i.e. both forwards exact flows in the kernel and accepts
      * the tier's redirects; 0 (or NULL) when it does not. */
     int (*tier_ifindex)(struct vs_netdev *);
+    /* Which tier that is (enum vs_tier_kind; the zero default is XDP's).
+     * The datapath offloads a flow only between two ports of one kind. */
+    int tier_kind;
+};
+
+enum vs_tier_kind {
+    VS_TIER_XDP, /* XDP program + devmap (afxdp ports) */
+    VS_TIER_TC,  /* tcx ingress program + tc_ports (afpacket ports) */
 };
 
 /* Registers a class (called from constructors at load time). */

@@ -1,12 +1,14 @@
-/* xdp_offload.h — which exact flows the kernel XDP tier (xdp_tier.h)
- * forwards, per megaflow, and how their traffic gets back into the
- * datapath's counters.
+/* xdp_offload.h — which exact flows the kernel tiers (the XDP tier,
+ * xdp_tier.h, and the tc tier, tc_tier.h, which share one exact-flow map)
+ * forward, per megaflow, and how their traffic gets back into the
+ * datapath's counters.  (Named after the first tier; nothing here depends
+ * on which program reads the map.)
  *
  * Design note.
  *  - A poll thread that hits a megaflow in the classifier (an EMC miss)
  *    whose actions are exactly one OUTPUT, received on a tier port and
- *    sending to one, calls vs_xdp_offload_add(): the exact key (in_port =
- *    the ifindex) goes into the tier's map, and an entry is pushed onto the
+ *    sending to one of the same tier, calls vs_xdp_offload_add(): the exact
+ *    key (in_port = the ifindex) goes into the map, and an entry is pushed onto the
  *    megaflow's list.  The push is lock-free (compare-and-swap on the list
  *    head): poll threads only ever push.  A key already in the map (another
  *    thread, or packets still queued behind the first) is not pushed twice.

@@ -81,12 +81,23 @@ static int reuse(struct bpf_object *obj, const char *name, int fd)
     return map ? bpf_map__reuse_fd(map, fd) : -ENOENT;
 }
 
-int vs_xdp_tier_load(struct vs_xdp_prog *prog, uint32_t n_queues)
+int vs_xdp_tier_acquire(void)
 {
-    prog->map_fd = prog->prog_fd = prog->link_fd = -1;
     pthread_mutex_lock(&shared_mutex);
     int err = shared_maps_get();
     pthread_mutex_unlock(&shared_mutex);
+    return err;
+}
+
+int vs_xdp_tier_flows_fd(void)
+{
+    return flows_fd;
+}
+
+int vs_xdp_tier_load(struct vs_xdp_prog *prog, uint32_t n_queues)
+{
+    prog->map_fd = prog->prog_fd = prog->link_fd = -1;
+    int err = vs_xdp_tier_acquire();
     if (err)
         return err;
     LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "vs_xdp_tier");
@@ -244,6 +255,16 @@ int vs_xdp_tier_load(struct vs_xdp_prog *prog, uint32_t n_queues)
 }
 
 void vs_xdp_tier_release(void) {}
+
+int vs_xdp_tier_acquire(void)
+{
+    return -EOPNOTSUPP;
+}
+
+int vs_xdp_tier_flows_fd(void)
+{
+    return -1;
+}
 
 int vs_xdp_tier_expose(int ifindex)
 {

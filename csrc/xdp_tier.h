@@ -7,7 +7,8 @@
  *    loads csrc/bpf/xdp_tier.bpf.c instead of xdp_prog.c's six
  *    instructions: the same redirect to the queue's AF_XDP socket for every
  *    frame it does not forward itself.
- *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (exact key,
+ *  - Three maps.  Per port, its XSKMAP.  Process-wide, `flows` (shared with
+ *    the tc tier, tc_tier.h: vs_xdp_tier_acquire()) (exact key,
  *    packed as xdp_tier_abi.h says → output ifindex + per-CPU counters) and `tx_ports` (a devmap of the netdevs the
  *    tier may redirect to), created when the first tier port opens and
  *    closed with the last.  Keys carry the receiving ifindex, so ports of
@@ -48,6 +49,14 @@ int vs_xdp_tier_available(void);
  * vs_xdp_tier_release() after vs_xdp_prog_close().  0 or -errno. */
 int vs_xdp_tier_load(struct vs_xdp_prog *prog, uint32_t n_queues);
 void vs_xdp_tier_release(void);
+
+/* For the tc tier (tc_tier.h), whose programs share `flows` (one exact-flow
+ * map for both tiers, so the datapath's offload code serves both): takes a
+ * reference on the shared maps as vs_xdp_tier_load() does (0 or -errno;
+ * release with vs_xdp_tier_release()), and, while one is held, the map's
+ * descriptor. */
+int vs_xdp_tier_acquire(void);
+int vs_xdp_tier_flows_fd(void);
 
 /* Makes ifindex a redirect target (devmap), or stops it being one. */
 int vs_xdp_tier_expose(int ifindex);

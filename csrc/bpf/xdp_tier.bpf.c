@@ -6,37 +6,17 @@
  * instance per afxdp port with xdp-offload, each with its own XSKMAP and the
  * process-wide `flows` and `tx_ports` maps.
  *
- * The parse mirrors vs_parse() (flow_key.c) for the one class of frames it
- * handles: untagged Ethernet, IPv4 without options, not a fragment, with a
- * complete TCP (20 bytes), UDP/SCTP (8) or ICMP (4) header, or another
- * protocol (ports stay 0).  Every other frame — VLAN-tagged, IPv6, ARP, IP
- * options, fragments, truncated headers — goes to AF_XDP untouched, where
- * vs_parse() sees it.  A frame the program handles gets exactly the key
- * vs_parse() would give it (in_port aside: the ifindex), packed as
- * xdp_tier_abi.h's struct vs_xdp_flow_key, so an exact entry is only ever
- * hit by a packet the datapath would classify the same way.
+ * The parse is tier_shared.h's, shared with the tc tier (tc_tier.bpf.c):
+ * every frame outside its class goes to AF_XDP untouched, where vs_parse()
+ * sees it, and an exact entry is only ever hit by a packet the datapath
+ * would classify the same way.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
-#include "xdp_tier_abi.h"
+#include "tier_shared.h"
 
-#define ETH_HLEN 14
-#define ETH_P_IPV4 0x0800
-#define IPV4_HLEN 20         /* the only header length handled: no options */
-#define IPV4_VERSION_IHL 0x45
-#define IPV4_FRAG_BITS 0x3fff /* MF + fragment offset: vs_parse's test */
-#define PROTO_ICMP 1
-#define PROTO_TCP 6
-#define PROTO_UDP 17
-#define PROTO_SCTP 132
-#define TCP_HLEN 20
-#define UDP_HLEN 8
-#define ICMP_HLEN 4
-#define TCP_FLAGS_MASK 0x0fff
-#define TCP_CSUM_OFF 16
-#define UDP_CSUM_OFF 6
 #define CSUM_CHUNK 256
 #define CSUM_MAX_CHUNKS 6 /* 1536 bytes: an MTU-sized segment */
 
@@ -46,14 +26,6 @@ struct {
     __type(key, __u32);
     __type(value, __u32);
 } xsks SEC(".maps");
-
-struct {
-    __uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-    __uint(max_entries, VS_XDP_TIER_MAX_FLOWS);
-    __uint(map_flags, BPF_F_NO_PREALLOC); /* as xdp_tier.c creates it */
-    __type(key, struct vs_xdp_flow_key);
-    __type(value, struct vs_xdp_flow_val);
-} flows SEC(".maps");
 
 struct {
     __uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
@@ -66,11 +38,6 @@ static __always_inline int to_socket(struct xdp_md *ctx)
 {
     /* As xdp_prog.c's program: no socket on the queue → the kernel stack. */
     return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
-}
-
-static __always_inline __u16 rd16(const __u8 *p)
-{
-    return (__u16)(p[0] << 8 | p[1]);
 }
 
 /* A veth peer's CHECKSUM_PARTIAL frame reaches XDP as it is: its TCP/UDP
@@ -138,77 +105,20 @@ int vs_xdp_tier(struct xdp_md *ctx)
     const __u8 *data = (const __u8 *)(long)ctx->data;
     const __u8 *end = (const __u8 *)(long)ctx->data_end;
     struct vs_xdp_flow_key key;
-    __u16 tcp_flags = 0;
-    const __u8 *csum_field = 0; /* TCP/UDP: where the checksum is */
-    int udp = 0;
+    struct vs_tier_parsed parsed;
 
-    __builtin_memset(&key, 0, sizeof key);
-    if (data + ETH_HLEN + IPV4_HLEN > end)
-        return to_socket(ctx);
-    if (rd16(data + 12) != ETH_P_IPV4)
-        return to_socket(ctx);
-    const __u8 *ip = data + ETH_HLEN;
-    if (ip[0] != IPV4_VERSION_IHL || (rd16(ip + 6) & IPV4_FRAG_BITS))
+    if (vs_tier_parse(data, end, &key, &parsed))
         return to_socket(ctx);
     key.in_ifindex = ctx->ingress_ifindex;
-    __builtin_memcpy(key.dl_dst, data, 6);
-    __builtin_memcpy(key.dl_src, data + 6, 6);
-    key.nw_tos = ip[1];
-    key.nw_ttl = ip[8];
-    key.nw_proto = ip[9];
-    __builtin_memcpy(&key.nw_src, ip + 12, 4);
-    __builtin_memcpy(&key.nw_dst, ip + 16, 4);
-    const __u8 *l4 = ip + IPV4_HLEN;
-    switch (key.nw_proto) {
-    case PROTO_TCP:
-        if (l4 + TCP_HLEN > end)
-            return to_socket(ctx);
-        csum_field = l4 + TCP_CSUM_OFF;
-        key.tp_src = rd16(l4);
-        key.tp_dst = rd16(l4 + 2);
-        tcp_flags = rd16(l4 + 12) & TCP_FLAGS_MASK;
-        break;
-    case PROTO_UDP:
-        if (l4 + UDP_HLEN > end)
-            return to_socket(ctx);
-        csum_field = l4 + UDP_CSUM_OFF;
-        udp = 1;
-        key.tp_src = rd16(l4);
-        key.tp_dst = rd16(l4 + 2);
-        break;
-    case PROTO_SCTP:
-        if (l4 + UDP_HLEN > end)
-            return to_socket(ctx);
-        key.tp_src = rd16(l4);
-        key.tp_dst = rd16(l4 + 2);
-        break;
-    case PROTO_ICMP:
-        if (l4 + ICMP_HLEN > end)
-            return to_socket(ctx);
-        key.tp_src = l4[0];
-        key.tp_dst = l4[1];
-        break;
-    default:
-        break;
-    }
     struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, &key);
     if (!val)
         return to_socket(ctx);
-    if (csum_field && partial_csum(ip, csum_field)
+    const __u8 *ip = data + ETH_HLEN;
+    if (parsed.csum_field && partial_csum(ip, parsed.csum_field)
         && complete_csum(ctx, ETH_HLEN + IPV4_HLEN, rd16(ip + 2) - IPV4_HLEN,
-                         (__u16 *)csum_field, udp))
+                         (__u16 *)parsed.csum_field, parsed.udp))
         return to_socket(ctx);
-    /* This CPU's copy of the counters (a per-CPU map), touched only here
-     * in its softirq: plain stores, no locked instructions. */
-    val->packets++;
-    val->bytes += (__u64)(end - data);
-    if (tcp_flags)
-        val->tcp_flags |= tcp_flags;
-    /* The coarse clock (the tick's CLOCK_MONOTONIC, a jiffy of resolution)
-     * reads no clock source: the precise one's TSC read was ~2 % of the
-     * traffic core in a TCP profile.  A jiffy is nothing to idle timeouts
-     * counted in seconds, the only use of the time. */
-    val->used_ns = bpf_ktime_get_coarse_ns();
+    vs_tier_count(val, (__u64)(end - data), parsed.tcp_flags);
     /* An output netdev that left the devmap: the datapath decides instead. */
     return bpf_redirect_map(&tx_ports, val->out_ifindex, 0) == XDP_REDIRECT
                ? XDP_REDIRECT : to_socket(ctx);

@@ -229,7 +229,9 @@ def test_real_device_drivers_report_what_the_registry_says():
             d.add_port(1, "afpacket", a)
             d.add_port(2, "tap", netns.unique("pt"))
             d.add_port(3, "afxdp", x, {"xdp-mode": "generic"})
-            assert d.port_type_status(1) == d.port_type_stats(1) == {}
+            # tc_redirect only with tc-offload=true (tests/integration/test_tc_tier.py).
+            assert d.port_type_status(1) == {"tc_offload": "false"} and d.port_type_stats(1) == {}
+            assert set(d.port_type_status(1)) <= set(port_types.lookup("afpacket").status)
             assert d.port_type_status(2) == d.port_type_stats(2) == {}
             afxdp = port_types.lookup("afxdp")
             assert d.port_type_status(3) == {"xdp_mode": "generic", "xdp_bind": "copy", "n_rxq": "1",

@@ -15,11 +15,11 @@ completed by the tier's program), and the port counters still count every
 frame."""
 import json
 import socket
-import time
 
 import pytest
 
-from helpers import netns, traffic
+from helpers import kernel_tier, netns, traffic
+from helpers.kernel_tier import IN_PORT_ONLY, tier_datapath, tx_packets as _tx_packets
 from helpers.topology import Topology, switch_with_bridge
 from helpers.vswitchd import wait_for
 from vswitch.datapath import dpif
@@ -31,65 +31,16 @@ pytestmark = [pytest.mark.timeout(120),
 UDP_PORT = 40123
 DATAGRAMS = 3000
 TIER = {"xdp-mode": "native", "xdp-offload": "true"}
-IN_PORT_ONLY = {"in_port": 0xFFFFFFFF}
-SWITCH_OVER_WAIT = 0.3  # seconds for the first packets to reach the poll thread
 FIRST = 5
-
-
-def _tx_packets(ns, ifname):
-    return int(netns.run(ns, "cat", f"/sys/class/net/{ifname}/statistics/tx_packets").stdout)
-
-
-class Hosts:
-    def __init__(self, sw, a, b):
-        self.sw, self.a, self.b = sw, a, b
-        self.pa, self.a0 = netns.veth_pair(sw, a, "xa")
-        self.pb, self.b0 = netns.veth_pair(sw, b, "xb")
-        for ns, dev, ip in ((a, self.a0, "10.77.0.1"), (b, self.b0, "10.77.0.2")):
-            netns.run(ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
-            netns.run(ns, "ethtool", "-K", dev, "gro", "on")
-        # Static neighbours: no ARP needed, the only traffic is the test's.
-        netns.run(a, "ip", "neigh", "add", "10.77.0.2", "lladdr", self.mac(b, self.b0), "dev", self.a0)
-        netns.run(b, "ip", "neigh", "add", "10.77.0.1", "lladdr", self.mac(a, self.a0), "dev", self.b0)
-
-    @staticmethod
-    def mac(ns, dev):
-        return netns.run(ns, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
-
-    def blast(self, count, sport=5555, first=0, sizes="32"):
-        """`count` datagrams a -> b from one source port; with `first`, that
-        many go ahead, and the rest follow once the first have had time to
-        put the flow in the kernel (packets queued for user space meanwhile
-        would otherwise make the share the poll thread sees depend on the
-        scheduler).  Datagram i carries `sizes` (an expression of i) bytes
-        of i % 251."""
-        script = ("import socket, time\n"
-                  "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
-                  f"s.bind(('10.77.0.1', {sport}))\n"
-                  f"for i in range({count}):\n"
-                  f"    if i == {first} and i: time.sleep({SWITCH_OVER_WAIT})\n"
-                  f"    s.sendto(bytes([i % 251]) * ({sizes}), ('10.77.0.2', {UDP_PORT}))\n")
-        netns.run(self.a, "python3", "-c", script)
+PAYLOAD = "bytes([i % 251]) * 32"
 
 
 @pytest.fixture
 def tier():
-    with netns.namespace("xs") as sw, netns.namespace("xa") as a, netns.namespace("xb") as b:
-        hosts = Hosts(sw, a, b)
-        with netns.entered(b):
-            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sink.bind(("10.77.0.2", UDP_PORT))
-        sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        sink.settimeout(0.5)
-        with netns.entered(sw):
-            dp = dpif.Datapath()
-            try:
-                dp.add_port(1, "afxdp", hosts.pa, TIER)
-                dp.add_port(2, "afxdp", hosts.pb, TIER)
-                yield hosts, dp, sink
-            finally:
-                dp.close()
-                sink.close()
+    # The hosts' ends get GRO, so that a veth accepts the frames the tier
+    # redirects to its peer.
+    with tier_datapath("x", "10.77.0", UDP_PORT, "afxdp", TIER, gro=True) as setting:
+        yield setting
 
 
 def _drain(sink):
@@ -102,16 +53,12 @@ def _drain(sink):
         return n
 
 
-def _flow(dp, in_port):
-    return next(f for f in dp.flow_dump() if f.key["in_port"] == in_port)
-
-
 def test_established_flow_forwarded_by_kernel_and_counted(tier):
     hosts, dp, sink = tier
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     before = dpif.xdp_offload_counts()
     sent_before = _tx_packets(hosts.a, hosts.a0)
-    hosts.blast(DATAGRAMS, first=FIRST)
+    hosts.blast(DATAGRAMS, PAYLOAD, first=FIRST)
     assert _drain(sink) == DATAGRAMS
     counts = dpif.xdp_offload_counts()
     assert counts["live"] - before["live"] == 1, counts
@@ -120,15 +67,7 @@ def test_established_flow_forwarded_by_kernel_and_counted(tier):
     assert userspace <= FIRST, userspace
     sent = _tx_packets(hosts.a, hosts.a0) - sent_before
     assert sent == DATAGRAMS
-    assert _flow(dp, 1).packets == sent  # the kernel's share is in the megaflow
-    assert dp.port_stats(1)["rx_packets"] == sent and dp.port_stats(2)["tx_packets"] == sent
-
-    final = dp.flow_del_stats({"in_port": 1}, IN_PORT_ONLY)
-    assert final.packets == sent
-    assert dpif.xdp_offload_counts()["live"] == before["live"]
-    hosts.blast(5)  # no megaflow, no exact entry: every packet is a miss now
-    assert _drain(sink) == 0
-    assert len(dp.recv_upcalls()) == 5
+    kernel_tier.check_counted_and_removed(hosts, dp, sink, _drain, sent)
 
 
 def test_partial_checksums_completed_in_the_kernel(tier):
@@ -139,7 +78,7 @@ def test_partial_checksums_completed_in_the_kernel(tier):
     hosts, dp, sink = tier
     assert "tx-checksumming: on" in netns.run(hosts.a, "ethtool", "-k", hosts.a0).stdout
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
-    hosts.blast(2000, sport=6000, first=FIRST, sizes="1 + i * 7 % 1470")
+    hosts.blast(2000, "bytes([i % 251]) * (1 + i * 7 % 1470)", sport=6000, first=FIRST)
     got = []
     try:
         while True:
@@ -154,28 +93,11 @@ def test_partial_checksums_completed_in_the_kernel(tier):
 
 
 def test_changed_actions_take_the_flow_out_of_the_kernel(tier):
-    hosts, dp, sink = tier
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
-    hosts.blast(200)
-    assert _drain(sink) == 200
-    assert dpif.xdp_offload_counts()["live"] >= 1
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [])  # now: drop
-    assert dpif.xdp_offload_counts()["live"] == 0
-    hosts.blast(200)
-    time.sleep(0.2)
-    assert _drain(sink) == 0
-    assert _flow(dp, 1).packets == 400
+    kernel_tier.check_changed_actions_take_the_flow_out(*tier, _drain, PAYLOAD)
 
 
 def test_richer_actions_stay_in_user_space(tier):
-    """A megaflow that does more than one plain output is not offloaded."""
-    hosts, dp, sink = tier
-    dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("push_vlan", 0x1005), ("pop_vlan", 0),
-                                               ("output", 2)])
-    hosts.blast(300)
-    assert _drain(sink) == 300
-    assert dpif.xdp_offload_counts()["live"] == 0
-    assert sum(s["packets"] for s in dp.pmd_stats()) >= 300
+    kernel_tier.check_richer_actions_stay_in_user_space(*tier, _drain, PAYLOAD)
 
 
 def _rx_packets(net, port):

@@ -22,9 +22,16 @@ def xdp_tier_available():
     return bool(lib.vs_xdp_tier_available())
 
 
+def tc_tier_available():
+    """Whether the extension was built with the kernel tc tier: what an
+    afpacket port's tc-offload=true needs."""
+    return bool(lib.vs_tc_tier_available())
+
+
 def xdp_offload_counts():
-    """The kernel XDP tier's exact flows, process-wide: live (forwarded by
-    the kernel now), added (so far), refused (its map full)."""
+    """The kernel tiers' exact flows (XDP and tc share one map),
+    process-wide: live (forwarded by the kernel now), added (so far),
+    refused (the map full)."""
     out = ffi.new("struct vs_xdp_offload_counts *")
     lib.vs_dp_xdp_offload_counts(out)
     return {"live": out.live, "added": out.added, "refused": out.refused}

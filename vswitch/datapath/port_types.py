@@ -109,10 +109,19 @@ VXLAN_OPTIONS = {
     "ttl": Option(expect="1..255", default="64", valid=_uint(1, 255)),
 }
 
+# The kernel tc tier (csrc/tc_tier.h): established flows between two ports
+# with it forwarded at tc ingress, on the skb (GSO and partial checksums
+# intact); tc_redirect says how the tier sends to the port (peer or egress).
+AFPACKET_OPTIONS = {"tc-offload": Option(("true", "false"), "true or false", "false")}
+AFPACKET_STATUS = ("tc_offload", "tc_redirect")
+
 TYPES = {t.name: t for t in (
-    PortType("", "afpacket", "a kernel netdev, as system"),
-    PortType("system", "afpacket", "a kernel netdev (veth, NIC, a VM's tap that QEMU opened)"),
-    PortType("afpacket", "afpacket", "a kernel netdev, through an AF_PACKET socket"),
+    PortType("", "afpacket", "a kernel netdev, as system", options=AFPACKET_OPTIONS,
+             status=AFPACKET_STATUS),
+    PortType("system", "afpacket", "a kernel netdev (veth, NIC, a VM's tap that QEMU opened)",
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS),
+    PortType("afpacket", "afpacket", "a kernel netdev, through an AF_PACKET socket",
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS),
     PortType("tap", "tap", "a tap the switch creates and holds (its kernel side may move to a "
              "container's namespace)", owned=True),
     PortType("internal", "tap", "the bridge's own host interface, a tap the switch holds",

@@ -1,0 +1,36 @@
+/* tc_tier_abi.h — what the kernel tc tier's programs (csrc/bpf/tc_tier.bpf.c)
+ * and their loader (tc_tier.c) share beyond the exact-flow map, whose key
+ * and value are the XDP tier's (xdp_tier_abi.h: one map serves both tiers).
+ *
+ *  - The `tc_ports` map: output ifindex → how the tc program sends there.
+ *    A netdev is in it while it is an open tc-tier port; a flow whose
+ *    output is not (the port closed) is left to user space.
+ *  - The socket filter's verdict, handed to the tc program in the skb's
+ *    control block (__sk_buff cb[], the same bytes for both program types):
+ *    an AF_PACKET tap sees a received skb before tc ingress does
+ *    (__netif_receive_skb_core), so the filter decides once for both —
+ *    "the tier forwards it to this output" (the socket drops its copy, the
+ *    tc program redirects without a second parse or lookup) or "user space
+ *    gets it" (the tc program must not forward it too).  One lookup per
+ *    frame: an entry added or deleted meanwhile cannot make a frame arrive
+ *    twice, or not at all.
+ */
+#ifndef VS_TC_TIER_ABI_H
+#define VS_TC_TIER_ABI_H 1
+
+/* tc_ports values. */
+#define VS_TC_TIER_REDIRECT_EGRESS 1 /* bpf_redirect(): out of the netdev */
+#define VS_TC_TIER_REDIRECT_PEER 2   /* bpf_redirect_peer(): into a veth's peer */
+
+/* cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK: cb[VS_TC_TIER_CB_VERDICT] holds
+ * the socket filter's verdict for this skb and, for VS_TC_TIER_VERDICT_TIER,
+ * cb[_OUT] the output ifindex and cb[_MODE] the tc_ports value. */
+#define VS_TC_TIER_CB_MARK 0
+#define VS_TC_TIER_CB_VERDICT 1
+#define VS_TC_TIER_CB_OUT 2
+#define VS_TC_TIER_CB_MODE 3
+#define VS_TC_TIER_MARK 0x76735463u /* "vsTc" */
+#define VS_TC_TIER_VERDICT_SOCKET 0 /* the packet socket took it */
+#define VS_TC_TIER_VERDICT_TIER 1   /* the tc program forwards it */
+
+#endif
