@@ -11,10 +11,11 @@ poll thread pinned to its switch CPU, veth ports, endpoints' checksum
 offload off), blasts WARM_SECONDS to install the flows, then --seconds of
 1-flow 64-byte UDP (optionally paced with --pps), and reads the switch's
 utime+stime and its pmd-stats-show around the blast.  --tcp measures
-TCP (default offloads, then offloads off) instead.
+TCP (default offloads, then offloads off) instead, --ping PING_COUNT echoes
+(bench/run.py's ping: every 2 ms) on the idle switch.
 
     sudo python bench/pmd_sleep_ab.py old=/tmp/base-tree new=. new100=.:100 \\
-        [--reps 3] [--seconds 3] [--pps 500000] [--tcp]
+        [--reps 3] [--seconds 3] [--pps 500000] [--tcp | --ping]
 
 Prints one line per run and the medians per variant, with the load average
 at the start of each run (the machine is shared)."""
@@ -37,6 +38,7 @@ CONFIG = "vswitch-afxdp"
 WARM_SECONDS = 1
 MAXSLEEP_ENV = "VSWITCH_PMD_MAXSLEEP"
 PMD_COUNTERS = ("packets", "batches", "sleeps", "busy_ns", "idle_ns")
+PING_COUNT = 500
 
 
 def parse_variant(text):
@@ -83,6 +85,8 @@ def one_run(opts, tools, tmp, snapshot, maxsleep):
         s = bench.Setup(CONFIG, stack, tmp)
         bench.build_vswitch(s, "afxdp")
         bench.wait_connected(s)
+        if opts.ping:
+            return bench.measure_ping(s, PING_COUNT)
         return measure_tcp(s, opts) if opts.tcp else measure_udp(s, opts, tools)
 
 
@@ -93,6 +97,7 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=3)
     p.add_argument("--pps", type=int, default=0, help="pace the blast (0: as fast as it goes)")
     p.add_argument("--tcp", action="store_true")
+    p.add_argument("--ping", action="store_true")
     opts = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="pmd-sleep-ab-")
     try:
