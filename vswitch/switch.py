@@ -55,7 +55,7 @@ from vswitch.ofproto.meter_sync import DatapathMeters
 
 log = logging.getLogger("vswitch.switch")
 
-MEGAFLOW_IDLE_SECONDS = 10
+MEGAFLOW_IDLE_SECONDS = 10  # OVS's other_config:max-idle default (10000 ms)
 # Megaflows at most (OVS's other_config:flow-limit default).  At the limit a
 # new flow is forwarded by the slow path without being cached, so a flood of
 # new flows cannot grow memory or evict what established flows use; above
@@ -145,9 +145,11 @@ def _merge_masks(mask, extra):
 
 
 class Switch:
-    def __init__(self, datapath, clock=time.monotonic, flow_limit=DEFAULT_FLOW_LIMIT):
+    def __init__(self, datapath, clock=time.monotonic, flow_limit=DEFAULT_FLOW_LIMIT,
+                 max_idle=MEGAFLOW_IDLE_SECONDS):
         self.dp = datapath
         self.flow_limit = flow_limit
+        self.max_idle = max_idle  # seconds a megaflow may go unused (below the pressure mark)
         self.flows_not_cached = 0  # flow setups refused by the flow limit
         self.clock = clock
         self.bridges = {}
@@ -479,7 +481,7 @@ class Switch:
         now = self.clock()
         now_ns = dpif.now_ns()
         idle_limit = (PRESSURE_IDLE_SECONDS if len(self.flows) > self.flow_limit * 3 // 4
-                      else MEGAFLOW_IDLE_SECONDS)
+                      else self.max_idle)
         for chunk in self.dp.flow_dump_chunks():
             yield from self._revalidate_chunk(chunk, now, now_ns, idle_limit)
         self._revalidate_rest(now)
