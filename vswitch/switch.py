@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
 from vswitch.bridge.feature import MegaflowDelta, earliest_wakeup
+from vswitch.chunked_reply import ChunkedList
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, pipeline
@@ -618,13 +619,20 @@ class Switch:
         return rows
 
     def dp_flows(self):
-        names = self.port_names()
-        now_ns = dpif.now_ns()
-        return [{"match": flowkey.format_match(f.key, f.mask, names),
-                 "actions": dpif.format_actions(f.actions, names),
-                 "packets": f.packets, "bytes": f.bytes,
-                 "used": round((now_ns - f.used_ns) / 1e9, 3) if f.used_ns else None}
-                for f in self.dp.flow_dump()]
+        """vsctl dpctl-dump-flows: every megaflow as a dict, read from the
+        datapath and converted one chunk at a time while the reply is
+        written (chunked_reply.py), so 100k megaflows never hold the event
+        loop for more than one chunk."""
+        return ChunkedList(self._dp_flow_chunks(self.port_names()))
+
+    def _dp_flow_chunks(self, names):
+        for chunk in self.dp.flow_dump_chunks():
+            now_ns = dpif.now_ns()  # per chunk: a later chunk is read later
+            yield [{"match": flowkey.format_match(f.key, f.mask, names),
+                    "actions": dpif.format_actions(f.actions, names),
+                    "packets": f.packets, "bytes": f.bytes,
+                    "used": round((now_ns - f.used_ns) / 1e9, 3) if f.used_ns else None}
+                   for f in chunk]
 
     def interface_status(self, name):
         return self.interfaces.status(name)
