@@ -167,6 +167,9 @@ enum {
 #define VS_MAX_PORTS 1024
 #define VS_MAX_PMDS 64
 #define VS_DUMP_MAX_ACTIONS 128
+#define VS_PMD_NICE_MIN (-20)
+#define VS_PMD_NICE_MAX 19
+#define VS_PMD_NICE_DEFAULT 0
 
 /* VS_ACTION_SAMPLE: the packet is sampled when a 32-bit pseudo-random number
  * is below `probability` (1-in-N: floor(2^32 / N)), or always when it is
@@ -270,6 +273,16 @@ int vs_dp_upcall_fd(struct vs_dp *);
  * VS_PMD_MAXSLEEP_DEFAULT_NS.  Returns 0, or -EINVAL above
  * VS_PMD_MAXSLEEP_LIMIT_NS (nothing changed). */
 int vs_dp_set_pmd_maxsleep(struct vs_dp *, uint64_t ns);
+/* The poll threads' nice value (setpriority per thread; the rest of the
+ * process keeps its own), for the threads running now and those started
+ * later; VS_PMD_NICE_DEFAULT (0) leaves them as any thread.  A lower value
+ * gives a poll thread a larger share of a CPU it shares with the slow path
+ * (the CFS/EEVDF weight: about 1.25x per step), so that a burst of Python
+ * work (a dump, a flow-mod storm) delays its wake-ups less; it is not
+ * realtime scheduling and cannot starve the rest of the system.  Returns 0,
+ * -EINVAL outside [VS_PMD_NICE_MIN, VS_PMD_NICE_MAX], or -EACCES/-EPERM
+ * when the process may not lower it (no CAP_SYS_NICE): nothing changed. */
+int vs_dp_set_pmd_nice(struct vs_dp *, int nice);
 
 /* Opens `name` as port port_no with the port type registered as `type`
  * (netdev.h: "afpacket", "tap", "afxdp", "dummy", ...) and its options.

@@ -116,6 +116,7 @@ def _metrics_listen(text):
 
 # OVS's limit for other_config:pmd-maxsleep, µs (the datapath refuses more).
 PMD_MAXSLEEP_LIMIT_US = 10000
+PMD_NICE_MIN, PMD_NICE_MAX = -20, 19  # setpriority's range (datapath.h VS_PMD_NICE_*)
 
 
 def _pmd_maxsleep(text):
@@ -125,6 +126,16 @@ def _pmd_maxsleep(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of µs") from None
     if not 0 <= value <= PMD_MAXSLEEP_LIMIT_US:
         raise argparse.ArgumentTypeError(f"{value} is not within 0..{PMD_MAXSLEEP_LIMIT_US} µs")
+    return value
+
+
+def _pmd_nice(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not PMD_NICE_MIN <= value <= PMD_NICE_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not within {PMD_NICE_MIN}..{PMD_NICE_MAX}")
     return value
 
 
@@ -190,6 +201,11 @@ def parse_args(argv):
                    help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
                         "poll thread whose batches are less than half full sleeps up to this "
                         "many µs between rounds, 0 = never (default: the datapath's, 25)")
+    p.add_argument("--pmd-nice", metavar="N", type=_pmd_nice, default=os.environ.get("VSWITCH_PMD_NICE"),
+                   help="the poll threads' nice value (-20..19; below 0 needs CAP_SYS_NICE): "
+                        "below 0 they win more of a CPU shared with the slow path, so a dump or "
+                        "a flow-mod storm delays forwarding less; not realtime (default: as "
+                        "any thread)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
@@ -327,6 +343,11 @@ class Daemon:
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
         if args.pmd_maxsleep is not None:
             self.dp.set_pmd_maxsleep(args.pmd_maxsleep)
+        if args.pmd_nice is not None:
+            try:
+                self.dp.set_pmd_nice(args.pmd_nice)
+            except PermissionError as exc:
+                raise StartupError(f"vswitchd: --pmd-nice {args.pmd_nice}: {exc.strerror}") from None
         self.switch = Switch(self.dp, flow_limit=args.flow_limit, max_idle=args.max_idle / MS_PER_S)
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)
