@@ -427,8 +427,7 @@ class Datapath:
         below 0 they win more of a CPU they share with the slow path."""
         r = lib.vs_dp_set_pmd_nice(self._dp, int(nice))
         if r == -errno.EINVAL:
-            raise ValueError(f"pmd nice {nice} is out of range "
-                             f"[{lib.VS_PMD_NICE_MIN}, {lib.VS_PMD_NICE_MAX}]")
+            raise ValueError(f"pmd nice {nice} is out of range (-20..19)")
         if r < 0:
             raise PermissionError(-r, f"cannot set the poll threads' nice to {nice}: {os.strerror(-r)}")
 
