@@ -117,7 +117,7 @@ def one_mode(mode, vs, ctl, ns_a):
         result["dumps"] = len(dumps)
         result["dump_s"] = round(statistics.median(d[0] for d in dumps), 3)
         result["dump_lines"] = sorted({d[1] for d in ok})
-        result["dump_errors"] = sorted({d[2] for d in dumps if d[2] is not None})
+        result["dump_errors"] = sorted({re.sub(r"\d+", "N", d[2]) for d in dumps if d[2] is not None})
     return result
 
 
