@@ -13,18 +13,23 @@ ping A → B PING_COUNT times every PING_INTERVAL s while:
 
   idle    nothing else runs,
   vsctl   `vsctl dpctl-dump-flows` runs back to back,
-  appctl  `ovs-appctl dpctl/dump-flows` runs back to back,
+  appctl  `ovs-appctl dpctl/dump-flows` runs back to back.
 
-and reports ping's p50/p99, each dump's wall time and line count (every
-dump must list all FLOWS megaflows), the daemon's CPU (its revalidator
+With --ovs, a private Open vSwitch (userspace datapath, the same max-idle)
+takes its turn too, in the idle and appctl modes.  Reports ping's p50/p99,
+each dump's wall time and line count (every dump must list all FLOWS
+megaflows), the daemon's CPU (its revalidator
 alone reads all megaflows every second), how long a tiny request
 (`ovs-appctl version`, every PROBE_PAUSE_S) waits for the event loop, and
 the load average.
 
-    sudo python bench/dump_ping.py [--base /tmp/base-tree] [--nice -10] [--reps 3] [--flows 100000]
+    sudo python bench/dump_ping.py [--base /tmp/base-tree] [--nice -10] [--ovs] [--reps 3]
+                                   [--flows 100000] [--modes idle,vsctl,appctl]
 
 The base tree needs --max-idle (bench/ only measures what it can hold)."""
 import argparse
+import dataclasses
+import functools
 import json
 import os
 import re
@@ -62,17 +67,22 @@ def ping(ns):
             "loss_pct": 100.0 * (PING_COUNT - len(rtts)) / PING_COUNT}
 
 
-def dump_command(mode, vs, ctl):
-    if mode == "vsctl":
-        from helpers.vswitchd import VSCTL
-        return ["ip", "netns", "exec", vs.ns, *VSCTL, "--rundir", vs.rundir, "--timeout",
-                str(DUMP_TIMEOUT_S), "dpctl-dump-flows"]
-    return ["ovs-appctl", "-t", ctl, f"--timeout={DUMP_TIMEOUT_S}", "dpctl/dump-flows"]
+@dataclasses.dataclass
+class Target:
+    """A running switch: its unixctl socket, daemon pid (the process whose
+    CPU is read), and vsctl's argv (None: no vsctl, as for OVS)."""
+    ctl: str
+    pid: int
+    vsctl: list | None = None
+
+    def dump_command(self, mode):
+        if mode == "vsctl":
+            return [*self.vsctl, "--timeout", str(DUMP_TIMEOUT_S), "dpctl-dump-flows"]
+        return ["ovs-appctl", "-t", self.ctl, f"--timeout={DUMP_TIMEOUT_S}", "dpctl/dump-flows"]
 
 
-def dumping(mode, vs, ctl, stop, out):
+def dumping(argv, stop, out):
     """Back-to-back dumps until stop: out gets (seconds, lines, error)."""
-    argv = dump_command(mode, vs, ctl)
     while not stop.is_set():
         t0 = time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=DUMP_TIMEOUT_S + 10)
@@ -95,16 +105,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def one_mode(mode, vs, ctl, ns_a):
+def one_mode(mode, target, ns_a):
     stop, dumps, probes = threading.Event(), [], []
-    threads = [threading.Thread(target=probing, args=(ctl, stop, probes), daemon=True)]
+    threads = [threading.Thread(target=probing, args=(target.ctl, stop, probes), daemon=True)]
     if mode != "idle":
-        threads.append(threading.Thread(target=dumping, args=(mode, vs, ctl, stop, dumps), daemon=True))
+        threads.append(threading.Thread(target=dumping, args=(target.dump_command(mode), stop, dumps),
+                                        daemon=True))
     for t in threads:
         t.start()
-    load, cpu0, t0 = loadavg(), cpu_seconds(vs.pid), time.monotonic()
+    load, cpu0, t0 = loadavg(), cpu_seconds(target.pid), time.monotonic()
     result = ping(ns_a)
-    result["daemon_cpu_pct"] = round(100 * (cpu_seconds(vs.pid) - cpu0) / (time.monotonic() - t0), 1)
+    result["daemon_cpu_pct"] = round(100 * (cpu_seconds(target.pid) - cpu0) / (time.monotonic() - t0), 1)
     stop.set()
     for t in threads:
         t.join()
@@ -121,10 +132,30 @@ def one_mode(mode, vs, ctl, ns_a):
     return result
 
 
+def hosts(sw, ns_a, ns_b):
+    """Veths A–SW and B–SW, addressed: (A's end, SW's ends)."""
+    from helpers import netns
+
+    a_host, a_sw = netns.veth_pair(ns_a, sw, prefix="dpa")
+    b_host, b_sw = netns.veth_pair(ns_b, sw, prefix="dpb")
+    netns.run(ns_a, "ip", "addr", "add", f"{ADDR_A}/24", "dev", a_host)
+    netns.run(ns_b, "ip", "addr", "add", f"{ADDR_B}/24", "dev", b_host)
+    return a_host, (a_sw, b_sw)
+
+
+def measure(name, target, ns_a, a_host, flows, modes):
+    from helpers import megaflow_fill, netns
+
+    netns.run(ns_a, "ping", "-c", "3", "-i", "0.2", ADDR_B)
+    t0 = time.monotonic()
+    have = megaflow_fill.fill(ns_a, a_host, target.ctl, flows)
+    print(f"# {name}: {have} megaflows in {time.monotonic() - t0:.1f} s", flush=True)
+    return {mode: one_mode(mode, target, ns_a) for mode in modes if mode != "vsctl" or target.vsctl}
+
+
 def one_tree(name, tree, daemon_args, flows, workdir, modes):
     from helpers import netns
-    from helpers import megaflow_fill
-    from helpers.vswitchd import VSwitchd
+    from helpers.vswitchd import VSCTL, VSwitchd
 
     os.environ["PYTHONPATH"] = f"{tree}:{os.path.join(TREE, 'tests')}"
     with netns.namespace("dp-sw") as sw, netns.namespace("dp-a") as ns_a, \
@@ -132,20 +163,31 @@ def one_tree(name, tree, daemon_args, flows, workdir, modes):
         vs = VSwitchd(sw, tempfile.mkdtemp(dir=workdir, prefix=name))
         vs.start("--max-idle", str(MAX_IDLE_MS), *daemon_args)
         try:
-            ctl = os.path.join(vs.rundir, "vswitchd.ctl")
             vs.vsctl("add-br", "br0")
-            a_host, a_sw = netns.veth_pair(ns_a, sw, prefix="dpa")
-            b_host, b_sw = netns.veth_pair(ns_b, sw, prefix="dpb")
-            vs.vsctl("add-port", "br0", a_sw, "--", "add-port", "br0", b_sw)
-            netns.run(ns_a, "ip", "addr", "add", f"{ADDR_A}/24", "dev", a_host)
-            netns.run(ns_b, "ip", "addr", "add", f"{ADDR_B}/24", "dev", b_host)
-            netns.run(ns_a, "ping", "-c", "3", "-i", "0.2", ADDR_B)
-            t0 = time.monotonic()
-            have = megaflow_fill.fill(ns_a, a_host, ctl, flows)
-            print(f"# {name}: {have} megaflows in {time.monotonic() - t0:.1f} s", flush=True)
-            return {mode: one_mode(mode, vs, ctl, ns_a) for mode in modes}
+            a_host, sw_ends = hosts(sw, ns_a, ns_b)
+            vs.vsctl("add-port", "br0", sw_ends[0], "--", "add-port", "br0", sw_ends[1])
+            target = Target(os.path.join(vs.rundir, "vswitchd.ctl"), vs.pid,
+                            ["ip", "netns", "exec", sw, *VSCTL, "--rundir", vs.rundir])
+            return measure(name, target, ns_a, a_host, flows, modes)
         finally:
             vs.stop()
+
+
+def one_ovs(flows, modes):
+    """The same with a private Open vSwitch (userspace datapath, NORMAL,
+    other_config:max-idle as ours): ovs-appctl dpctl/dump-flows only."""
+    from helpers import netns
+    from helpers.ovs_peer import OvsPeer
+
+    with netns.namespace("dp-sw") as sw, netns.namespace("dp-a") as ns_a, \
+            netns.namespace("dp-b") as ns_b, OvsPeer(sw, timeout=DUMP_TIMEOUT_S) as ovs:
+        ovs.vsctl("set", "Open_vSwitch", ".", f"other_config:max-idle={MAX_IDLE_MS}")
+        ovs.add_bridge("br0")
+        a_host, sw_ends = hosts(sw, ns_a, ns_b)
+        for port in sw_ends:
+            ovs.vsctl("add-port", "br0", port)
+        target = Target(ovs._ctl("ovs-vswitchd"), ovs._pid("ovs-vswitchd"))
+        return measure("ovs", target, ns_a, a_host, flows, modes)
 
 
 def loadavg():
@@ -159,18 +201,23 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--flows", type=int, default=FLOWS)
     ap.add_argument("--modes", default=",".join(MODES))
+    ap.add_argument("--ovs", action="store_true", help="also a private Open vSwitch (appctl dumps)")
     ap.add_argument("--nice", type=int, action="append", default=[],
                     help="also run this tree with --pmd-nice N (repeatable)")
     args = ap.parse_args()
     modes = args.modes.split(",")
     trees = ([("base", args.base, [])] if args.base else []) + [("this", TREE, [])]
     trees += [(f"this_nice{n}", TREE, ["--pmd-nice", str(n)]) for n in args.nice]
-    results = {(t, m): [] for t, _, _ in trees for m in modes}
+    results = {}
     with tempfile.TemporaryDirectory(prefix="dump-ping-") as workdir:
         for rep in range(args.reps):
-            for name, tree, daemon_args in trees:
-                for mode, r in one_tree(name, tree, daemon_args, args.flows, workdir, modes).items():
-                    results[(name, mode)].append(r)
+            runs = [(name, functools.partial(one_tree, name, tree, daemon_args, args.flows, workdir, modes))
+                    for name, tree, daemon_args in trees]
+            if args.ovs:
+                runs.append(("ovs", functools.partial(one_ovs, args.flows, modes)))
+            for name, run in runs:
+                for mode, r in run().items():
+                    results.setdefault((name, mode), []).append(r)
                     print(f"rep {rep} {name} {mode}: {json.dumps(r)}", flush=True)
     summary = {"flows": args.flows, "reps": args.reps, "ping": f"{PING_COUNT} x {PING_INTERVAL} s"}
     for (name, mode), runs in results.items():

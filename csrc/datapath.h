@@ -87,7 +87,16 @@
  *      chunking to keep poll threads running.  vs_dp_flow_dump_next dumps
  *      in chunks (a cursor): the control mutex is held for one chunk's
  *      copy, so other control calls (the slow path's flow puts) get in
- *      between, and Python converts and handles one chunk at a time.
+ *      between, and Python converts and handles one chunk at a time.  The
+ *      daemon's dumps all use it: the revalidator, `vsctl dpctl-dump-flows`
+ *      and `ovs-appctl dpctl/dump-flows`, whose replies are written one
+ *      chunk per turn of the event loop (vswitch/chunked_reply.py).
+ *    · CPU, not locks, is what a dump takes from a poll thread: on a host
+ *      whose CPUs the poll thread shares with the Python thread, a dump's
+ *      burst of Python competes with its wake-ups.  vs_dp_set_pmd_nice
+ *      (vswitchd --pmd-nice) gives poll threads a larger scheduling weight
+ *      (a nice value per thread, never a realtime class); off by default.
+ *      Measured with bench/dump_ping.py: see README, "Megaflow dumps".
  *    · What a poll thread may assume: pointers it loads (flows, actions,
  *      subtables, ports) stay valid until the end of its round; it keeps
  *      none across rounds (its poll list holds port numbers and is rebuilt
