@@ -33,30 +33,28 @@ class ChunkedReplyFailed(ConnectionAbortedError):
     """A chunked value failed after part of its reply was written."""
 
 
-class ChunkedList:
-    """A JSON array produced chunk by chunk: `chunks` yields lists."""
+class Chunked:
+    """A value produced in parts: `parts` is read once, while it is written."""
 
-    def __init__(self, chunks):
-        self._chunks = iter(chunks)
+    def __init__(self, parts):
+        self._parts = iter(parts)
 
     def __iter__(self):
-        return self._chunks
+        return self._parts
+
+
+class ChunkedList(Chunked):
+    """A JSON array produced chunk by chunk: the parts are lists."""
 
     def items(self):
-        return [item for chunk in self._chunks for item in chunk]
+        return [item for chunk in self._parts for item in chunk]
 
 
-class ChunkedText:
-    """A JSON string produced piece by piece: `pieces` yields str."""
-
-    def __init__(self, pieces):
-        self._pieces = iter(pieces)
-
-    def __iter__(self):
-        return self._pieces
+class ChunkedText(Chunked):
+    """A JSON string produced piece by piece: the parts are str."""
 
     def text(self):
-        return "".join(self._pieces)
+        return "".join(self._parts)
 
 
 def dumps_fixed(message, dumps=json.dumps):
@@ -66,7 +64,7 @@ def dumps_fixed(message, dumps=json.dumps):
 
 
 def _placeholder(value, mark):
-    if isinstance(value, (ChunkedList, ChunkedText)):
+    if isinstance(value, Chunked):
         return mark
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
