@@ -192,6 +192,11 @@ def parse_args(argv):
                    default=int(os.environ.get("VSWITCH_MAX_IDLE", MEGAFLOW_IDLE_SECONDS * MS_PER_S)),
                    help="a megaflow unused this many ms is deleted (OVS's other_config:max-idle; "
                         "above three quarters of the flow limit they go after 1 s) (default %(default)s)")
+    p.add_argument("--pmd-nice", metavar="N", type=_pmd_nice, default=os.environ.get("VSWITCH_PMD_NICE"),
+                   help="the poll threads' nice value (-20..19; below 0 needs CAP_SYS_NICE): "
+                        "below 0 they win more of a CPU shared with the slow path, so a dump or "
+                        "a flow-mod storm delays forwarding less; not realtime (default: as "
+                        "any thread)")
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
                    help="pinned poll threads always spin, even when idle (default: adaptive, "
                         "they spin while traffic keeps coming and sleep when it stops): "
@@ -201,11 +206,6 @@ def parse_args(argv):
                    help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
                         "poll thread whose batches are less than half full sleeps up to this "
                         "many µs between rounds, 0 = never (default: the datapath's, 25)")
-    p.add_argument("--pmd-nice", metavar="N", type=_pmd_nice, default=os.environ.get("VSWITCH_PMD_NICE"),
-                   help="the poll threads' nice value (-20..19; below 0 needs CAP_SYS_NICE): "
-                        "below 0 they win more of a CPU shared with the slow path, so a dump or "
-                        "a flow-mod storm delays forwarding less; not realtime (default: as "
-                        "any thread)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")
