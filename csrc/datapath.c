@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <time.h>
@@ -116,6 +117,7 @@ struct vs_pmd {
     int ctl_efd;
     int busy_poll; /* spin on its ports instead of sleeping in poll() */
     int stop;      /* atomic */
+    int tid;       /* the thread's id once it runs (pmd_start), else 0; atomic */
     /* Quiescent-state announcements (datapath.h, "Locking"): odd while the
      * thread is in a round and may hold pointers to published memory, even
      * while it is between rounds (in poll(), or stopped).  Only the thread
@@ -157,6 +159,11 @@ struct vs_dp {
     /* Load-based sleeping's maximum (pmd_sleep.h), ns: written under mutex
      * with a relaxed atomic store, read by poll threads every round. */
     uint64_t pmd_maxsleep_ns;
+    /* The poll threads' nice value (vs_dp_set_pmd_nice): written under
+     * mutex, read by each thread as it starts (pmd_start); both sides use
+     * seq_cst so that a thread starting during a change gets the new one
+     * either way. */
+    int pmd_nice;
 
     struct vs_pmd *pmds[VS_MAX_PMDS]; /* under mutex */
     int n_pmds;
@@ -1166,6 +1173,21 @@ static void pmd_free(struct vs_pmd *pmd)
     free(pmd);
 }
 
+/* A poll thread's start: its id where vs_dp_set_pmd_nice finds it, its
+ * nice value (setpriority on a thread id sets that thread's only), then the
+ * poll loop.  A nice value the process may not take (no CAP_SYS_NICE) was
+ * refused by vs_dp_set_pmd_nice already: the thread runs at the default. */
+static void *pmd_start(void *arg)
+{
+    struct vs_pmd *pmd = arg;
+    int tid = (int)gettid();
+    __atomic_store_n(&pmd->tid, tid, __ATOMIC_SEQ_CST);
+    int nice = __atomic_load_n(&pmd->dp->pmd_nice, __ATOMIC_SEQ_CST);
+    if (nice != VS_PMD_NICE_DEFAULT)
+        (void)setpriority(PRIO_PROCESS, (id_t)tid, nice);
+    return pmd_main(pmd);
+}
+
 /* A poll thread pinned to `cpu` (-1: not pinned), started. */
 static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu, int busy_poll)
 {
@@ -1182,7 +1204,7 @@ static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu, int busy_pol
     int ok = pmd->ctl_efd >= 0 && pmd->emc && !tx_ctx_init(&pmd->tx);
     for (int i = 0; ok && i < VS_BATCH; i++)
         ok = (pmd->rx[i].buf = new_packet_buf()) != NULL;
-    if (ok && !pthread_create(&pmd->thread, NULL, pmd_main, pmd)) {
+    if (ok && !pthread_create(&pmd->thread, NULL, pmd_start, pmd)) {
         pmd->started = 1;
         if (cpu >= 0) {
             cpu_set_t set;
@@ -1344,6 +1366,30 @@ int vs_dp_set_pmd_maxsleep(struct vs_dp *dp, uint64_t ns)
     __atomic_store_n(&dp->pmd_maxsleep_ns, ns, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&dp->mutex);
     return 0;
+}
+
+int vs_dp_set_pmd_nice(struct vs_dp *dp, int nice)
+{
+    if (nice < VS_PMD_NICE_MIN || nice > VS_PMD_NICE_MAX)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->mutex);
+    int r = 0, old = dp->pmd_nice;
+    __atomic_store_n(&dp->pmd_nice, nice, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < dp->n_pmds && !r; i++) {
+        int tid = __atomic_load_n(&dp->pmds[i]->tid, __ATOMIC_SEQ_CST);
+        if (tid && setpriority(PRIO_PROCESS, (id_t)tid, nice) < 0)
+            r = -errno; /* EACCES: a lower value needs CAP_SYS_NICE */
+    }
+    if (r) { /* all threads back at the old value, which they could take */
+        __atomic_store_n(&dp->pmd_nice, old, __ATOMIC_SEQ_CST);
+        for (int i = 0; i < dp->n_pmds; i++) {
+            int tid = __atomic_load_n(&dp->pmds[i]->tid, __ATOMIC_SEQ_CST);
+            if (tid)
+                (void)setpriority(PRIO_PROCESS, (id_t)tid, old);
+        }
+    }
+    pthread_mutex_unlock(&dp->mutex);
+    return r;
 }
 
 static void wake_poll_thread(struct vs_dp *dp)

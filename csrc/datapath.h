@@ -87,7 +87,16 @@
  *      chunking to keep poll threads running.  vs_dp_flow_dump_next dumps
  *      in chunks (a cursor): the control mutex is held for one chunk's
  *      copy, so other control calls (the slow path's flow puts) get in
- *      between, and Python converts and handles one chunk at a time.
+ *      between, and Python converts and handles one chunk at a time.  The
+ *      daemon's dumps all use it: the revalidator, `vsctl dpctl-dump-flows`
+ *      and `ovs-appctl dpctl/dump-flows`, whose replies are written one
+ *      chunk per turn of the event loop (vswitch/chunked_reply.py).
+ *    · CPU, not locks, is what a dump takes from a poll thread: on a host
+ *      whose CPUs the poll thread shares with the Python thread, a dump's
+ *      burst of Python competes with its wake-ups.  vs_dp_set_pmd_nice
+ *      (vswitchd --pmd-nice) gives poll threads a larger scheduling weight
+ *      (a nice value per thread, never a realtime class); off by default.
+ *      Measured with bench/dump_ping.py: see README, "Megaflow dumps".
  *    · What a poll thread may assume: pointers it loads (flows, actions,
  *      subtables, ports) stay valid until the end of its round; it keeps
  *      none across rounds (its poll list holds port numbers and is rebuilt
@@ -167,6 +176,9 @@ enum {
 #define VS_MAX_PORTS 1024
 #define VS_MAX_PMDS 64
 #define VS_DUMP_MAX_ACTIONS 128
+#define VS_PMD_NICE_MIN (-20)
+#define VS_PMD_NICE_MAX 19
+#define VS_PMD_NICE_DEFAULT 0
 
 /* VS_ACTION_SAMPLE: the packet is sampled when a 32-bit pseudo-random number
  * is below `probability` (1-in-N: floor(2^32 / N)), or always when it is
@@ -270,6 +282,16 @@ int vs_dp_upcall_fd(struct vs_dp *);
  * VS_PMD_MAXSLEEP_DEFAULT_NS.  Returns 0, or -EINVAL above
  * VS_PMD_MAXSLEEP_LIMIT_NS (nothing changed). */
 int vs_dp_set_pmd_maxsleep(struct vs_dp *, uint64_t ns);
+/* The poll threads' nice value (setpriority per thread; the rest of the
+ * process keeps its own), for the threads running now and those started
+ * later; VS_PMD_NICE_DEFAULT (0) leaves them as any thread.  A lower value
+ * gives a poll thread a larger share of a CPU it shares with the slow path
+ * (the CFS/EEVDF weight: about 1.25x per step), so that a burst of Python
+ * work (a dump, a flow-mod storm) delays its wake-ups less; it is not
+ * realtime scheduling and cannot starve the rest of the system.  Returns 0,
+ * -EINVAL outside [VS_PMD_NICE_MIN, VS_PMD_NICE_MAX], or -EACCES/-EPERM
+ * when the process may not lower it (no CAP_SYS_NICE): nothing changed. */
+int vs_dp_set_pmd_nice(struct vs_dp *, int nice);
 
 /* Opens `name` as port port_no with the port type registered as `type`
  * (netdev.h: "afpacket", "tap", "afxdp", "dummy", ...) and its options.

@@ -41,7 +41,7 @@ from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
 from vswitch.linkmon import LinkMonitor
 from vswitch.ofproto.connmgr import ConnManager
-from vswitch.switch import DEFAULT_FLOW_LIMIT, Switch
+from vswitch.switch import DEFAULT_FLOW_LIMIT, MEGAFLOW_IDLE_SECONDS, Switch
 from vswitch.vlog import StartupError
 
 log = logging.getLogger("vswitch.daemon")
@@ -51,6 +51,7 @@ DEFAULT_DB = "/var/lib/vswitch/conf.db"
 REVALIDATE_SECONDS = 1.0
 LOCK_WAIT = 1.0  # seconds a new daemon waits for an exiting one's pid lock
 REPLACE_WAIT = 10.0  # seconds --replace waits for the daemon it stopped to let go
+MS_PER_S = 1000  # --max-idle is in ms, as OVS's other_config:max-idle
 # --monitor restarts a daemon killed by one of these (OVS's list, plus
 # SIGKILL: the OOM killer's), at most once per RESTART_BACKOFF seconds.
 RESTART_SIGNALS = frozenset({signal.SIGABRT, signal.SIGALRM, signal.SIGBUS, signal.SIGFPE, signal.SIGILL,
@@ -115,6 +116,7 @@ def _metrics_listen(text):
 
 # OVS's limit for other_config:pmd-maxsleep, µs (the datapath refuses more).
 PMD_MAXSLEEP_LIMIT_US = 10000
+PMD_NICE_MIN, PMD_NICE_MAX = -20, 19  # setpriority's range (datapath.h VS_PMD_NICE_*)
 
 
 def _pmd_maxsleep(text):
@@ -124,6 +126,16 @@ def _pmd_maxsleep(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of µs") from None
     if not 0 <= value <= PMD_MAXSLEEP_LIMIT_US:
         raise argparse.ArgumentTypeError(f"{value} is not within 0..{PMD_MAXSLEEP_LIMIT_US} µs")
+    return value
+
+
+def _pmd_nice(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not PMD_NICE_MIN <= value <= PMD_NICE_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is not within {PMD_NICE_MIN}..{PMD_NICE_MAX}")
     return value
 
 
@@ -176,6 +188,15 @@ def parse_args(argv):
                    default=int(os.environ.get("VSWITCH_FLOW_LIMIT", DEFAULT_FLOW_LIMIT)),
                    help="megaflows at most (OVS's other_config:flow-limit); at the limit new "
                         "flows are forwarded by the slow path uncached (default %(default)s)")
+    p.add_argument("--max-idle", type=_positive_int, metavar="MS",
+                   default=int(os.environ.get("VSWITCH_MAX_IDLE", MEGAFLOW_IDLE_SECONDS * MS_PER_S)),
+                   help="a megaflow unused this many ms is deleted (OVS's other_config:max-idle; "
+                        "above three quarters of the flow limit they go after 1 s) (default %(default)s)")
+    p.add_argument("--pmd-nice", metavar="N", type=_pmd_nice, default=os.environ.get("VSWITCH_PMD_NICE"),
+                   help="the poll threads' nice value (-20..19; below 0 needs CAP_SYS_NICE): "
+                        "below 0 they win more of a CPU shared with the slow path, so a dump or "
+                        "a flow-mod storm delays forwarding less; not realtime (default: as "
+                        "any thread)")
     p.add_argument("--pmd-busy-poll", choices=("yes", "no"), default="no",
                    help="pinned poll threads always spin, even when idle (default: adaptive, "
                         "they spin while traffic keeps coming and sleep when it stops): "
@@ -322,7 +343,12 @@ class Daemon:
             self.dp.set_pmds(cpus_of_mask(args.pmd_cpu_mask), busy_poll=args.pmd_busy_poll == "yes")
         if args.pmd_maxsleep is not None:
             self.dp.set_pmd_maxsleep(args.pmd_maxsleep)
-        self.switch = Switch(self.dp, flow_limit=args.flow_limit)
+        if args.pmd_nice is not None:
+            try:
+                self.dp.set_pmd_nice(args.pmd_nice)
+            except PermissionError as exc:
+                raise StartupError(f"vswitchd: --pmd-nice {args.pmd_nice}: {exc.strerror}") from None
+        self.switch = Switch(self.dp, flow_limit=args.flow_limit, max_idle=args.max_idle / MS_PER_S)
         self.switch.interfaces.remembered = self.store.load_ofports()
         self._saved_ofports = dict(self.switch.interfaces.remembered)
         self.switch.wake = self._schedule_features

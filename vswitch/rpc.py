@@ -7,6 +7,13 @@ reply and keeps the connection; only a line longer than MAX_LINE closes it.
 Bounded so that one request cannot take the daemon's memory or its loop: a
 request line is at most MAX_LINE bytes, JSON nested at most MAX_DEPTH deep, and
 a reply over MAX_REPLY bytes is replaced by an error saying so.
+A result may hold ChunkedLists (vswitch/chunked_reply.py): each is written
+as a JSON array in its place, one chunk per turn of the event loop, so a
+dump of any size neither holds the loop nor sits in memory whole; MAX_REPLY
+bounds the rest (what a chunked list holds is bounded by its
+source: the flow limit for megaflows).  A chunk that fails half way closes
+the connection (the client says the daemon closed it without a reply).
+The client's timeout is for silence: a reply that keeps arriving is waited for.
 The socket file is created with mode 0600 (fchmod before bind: Linux gives the
 file the socket inode's mode, so there is no window with wider permissions).
 """
@@ -17,11 +24,13 @@ import json
 import os
 import socket
 import stat
-import time
+
+from vswitch import chunked_reply
 
 MAX_LINE = 16 * 1024 * 1024  # vsctl add-flows sends a whole file in one request
 MAX_REPLY = 8 * 1024 * 1024
 MAX_DEPTH = 32
+RECV_SIZE = 1024 * 1024  # client reads: a 17 MB dump in a few dozen calls
 
 PARSE_ERROR, INVALID_REQUEST, SERVER_ERROR = -32700, -32600, -32000
 
@@ -78,7 +87,7 @@ async def _answer(line, dispatch):
         if inspect.isawaitable(result):
             result = await result
         reply = {"jsonrpc": "2.0", "id": request_id, "result": result}
-        size = len(json.dumps(reply))
+        size = len(chunked_reply.dumps_fixed(reply))
         if size > MAX_REPLY:
             reply = _error(request_id, SERVER_ERROR, f"reply of {size} bytes is over the limit of "
                                                      f"{MAX_REPLY}: ask for less (fewer commands or records)")
@@ -104,8 +113,7 @@ async def _serve_connection(reader, writer, dispatch):
             if line.strip():
                 reply = await _answer(line, dispatch)
                 if reply is not None:
-                    writer.write(_encode(reply))
-                    await writer.drain()
+                    await chunked_reply.write_message(writer, reply, end=b"\n")
             if not line.endswith(b"\n"):
                 break
     except (ConnectionError, OSError):
@@ -179,12 +187,13 @@ def call(path, method, params, timeout=5.0):
 
 
 def _read_reply(sock, path, timeout):
-    deadline = time.monotonic() + timeout
+    """One reply line.  `timeout` bounds each wait for more of it: a long
+    reply (a chunked dump) is waited for as long as it keeps arriving."""
+    sock.settimeout(timeout)
     buffer = bytearray()
     while not buffer.endswith(b"\n"):
         try:
-            sock.settimeout(max(deadline - time.monotonic(), 0.001))
-            chunk = sock.recv(65536)
+            chunk = sock.recv(RECV_SIZE)
         except socket.timeout:
             raise TimeoutError(f"no reply from vswitchd at {path} within {timeout:g} s") from None
         if not chunk:

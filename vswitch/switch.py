@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from vswitch.bridge.bridge import Bridge, BridgeConfig, ClaimedFlow, PortConfig
 from vswitch.bridge.feature import MegaflowDelta, earliest_wakeup
+from vswitch.chunked_reply import ChunkedList
 from vswitch.datapath import dpif, flowkey
 from vswitch.interfaces import Interfaces
 from vswitch.ofproto import normal, ofctl_runtime, pipeline
@@ -55,7 +56,7 @@ from vswitch.ofproto.meter_sync import DatapathMeters
 
 log = logging.getLogger("vswitch.switch")
 
-MEGAFLOW_IDLE_SECONDS = 10
+MEGAFLOW_IDLE_SECONDS = 10  # OVS's other_config:max-idle default (10000 ms)
 # Megaflows at most (OVS's other_config:flow-limit default).  At the limit a
 # new flow is forwarded by the slow path without being cached, so a flood of
 # new flows cannot grow memory or evict what established flows use; above
@@ -145,9 +146,11 @@ def _merge_masks(mask, extra):
 
 
 class Switch:
-    def __init__(self, datapath, clock=time.monotonic, flow_limit=DEFAULT_FLOW_LIMIT):
+    def __init__(self, datapath, clock=time.monotonic, flow_limit=DEFAULT_FLOW_LIMIT,
+                 max_idle=MEGAFLOW_IDLE_SECONDS):
         self.dp = datapath
         self.flow_limit = flow_limit
+        self.max_idle = max_idle  # seconds a megaflow may go unused (below the pressure mark)
         self.flows_not_cached = 0  # flow setups refused by the flow limit
         self.clock = clock
         self.bridges = {}
@@ -479,7 +482,7 @@ class Switch:
         now = self.clock()
         now_ns = dpif.now_ns()
         idle_limit = (PRESSURE_IDLE_SECONDS if len(self.flows) > self.flow_limit * 3 // 4
-                      else MEGAFLOW_IDLE_SECONDS)
+                      else self.max_idle)
         for chunk in self.dp.flow_dump_chunks():
             yield from self._revalidate_chunk(chunk, now, now_ns, idle_limit)
         self._revalidate_rest(now)
@@ -616,13 +619,20 @@ class Switch:
         return rows
 
     def dp_flows(self):
-        names = self.port_names()
-        now_ns = dpif.now_ns()
-        return [{"match": flowkey.format_match(f.key, f.mask, names),
-                 "actions": dpif.format_actions(f.actions, names),
-                 "packets": f.packets, "bytes": f.bytes,
-                 "used": round((now_ns - f.used_ns) / 1e9, 3) if f.used_ns else None}
-                for f in self.dp.flow_dump()]
+        """vsctl dpctl-dump-flows: every megaflow as a dict, read from the
+        datapath and converted one chunk at a time while the reply is
+        written (chunked_reply.py), so 100k megaflows never hold the event
+        loop for more than one chunk."""
+        return ChunkedList(self._dp_flow_chunks(self.port_names()))
+
+    def _dp_flow_chunks(self, names):
+        for chunk in self.dp.flow_dump_chunks():
+            now_ns = dpif.now_ns()  # per chunk: a later chunk is read later
+            yield [{"match": flowkey.format_match(f.key, f.mask, names),
+                    "actions": dpif.format_actions(f.actions, names),
+                    "packets": f.packets, "bytes": f.bytes,
+                    "used": round((now_ns - f.used_ns) / 1e9, 3) if f.used_ns else None}
+                   for f in chunk]
 
     def interface_status(self, name):
         return self.interfaces.status(name)

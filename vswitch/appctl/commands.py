@@ -18,6 +18,7 @@ from vswitch import vlog
 from vswitch.appctl import render
 from vswitch.appctl.coverage import RUN_INTERVAL, Coverage
 from vswitch.appctl.protocol import Reply, UnixctlError, UnixctlServer
+from vswitch.chunked_reply import ChunkedText
 from vswitch.cfm import show as cfm_show
 from vswitch.config import bond_show
 from vswitch.datapath import dpif
@@ -158,10 +159,12 @@ class Commands:
         if name not in DP_NAMES:
             raise UnixctlError(error)
 
-    async def dump_flows(self, args):
-        """One datapath dump chunk read and formatted per turn of the event
-        loop: 100k megaflows take seconds to format, and upcalls and OpenFlow
-        connections are served in between (dpif.flow_dump_chunks)."""
+    def dump_flows(self, args):
+        """The megaflows as text, one datapath dump chunk read and formatted
+        per piece of the reply, which is written one piece per turn of the
+        event loop (chunked_reply.ChunkedText): 100k megaflows take seconds
+        to format, and upcalls and OpenFlow connections are served in
+        between (dpif.flow_dump_chunks)."""
         names = False
         for arg in args:
             if arg in ("-m", "--more", "--names"):
@@ -173,11 +176,8 @@ class Commands:
             else:
                 self._check_dp(arg, f"datapath {arg} not found (vswitchd has one: {render.DATAPATH_NAME})")
         port_names = self.switch.port_names() if names else None
-        now_ns, parts = dpif.now_ns(), []
-        for chunk in self.switch.dp.flow_dump_chunks():
-            parts.append(render.format_dp_flows(chunk, now_ns, port_names))
-            await asyncio.sleep(0)
-        return "".join(parts)
+        return ChunkedText(render.format_dp_flows(chunk, dpif.now_ns(), port_names)
+                           for chunk in self.switch.dp.flow_dump_chunks())
 
     def _pmds(self, args):
         """[(key, cpu, counters)] of the poll threads the arguments select."""

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from vswitch.chunked_reply import ChunkedText, write_message
 from vswitch.rpc import _bind  # the same stale-socket rules and mode 0600 as vsctl's socket
 
 log = logging.getLogger("vswitch.unixctl")
@@ -121,9 +122,13 @@ class JsonStream:
         return values
 
 
+def _compact(value, **kwargs):
+    return json.dumps(value, separators=(",", ":"), **kwargs)
+
+
 def encode(message):
     """A message as OVS writes it: compact JSON, no delimiter."""
-    return json.dumps(message, separators=(",", ":")).encode()
+    return _compact(message).encode()
 
 
 def reply_message(request_id, text, error=False):
@@ -143,7 +148,9 @@ class UnixctlServer:
 
     register(name, usage, min_args, max_args, callback); the callback gets
     the arguments (a list of str, the command name not included) and
-    returns the reply text (or a Reply), or raises UnixctlError(text)."""
+    returns the reply text (or a Reply, or a ChunkedText whose pieces are
+    produced while it is written: each non-empty body ends with a newline,
+    as reply_message's), or raises UnixctlError(text)."""
 
     def __init__(self, version_text):
         self.version_text = version_text
@@ -210,6 +217,8 @@ class UnixctlServer:
                                  error=True), None
         if isinstance(result, Reply):
             return reply_message(request_id, result.text), result.then
+        if isinstance(result, ChunkedText):  # written piece by piece (chunked_reply.py)
+            return {"id": request_id, "result": result, "error": None}, None
         return reply_message(request_id, result), None
 
     async def _connection(self, reader, writer):
@@ -228,8 +237,7 @@ class UnixctlServer:
                         raise ProtocolError(f"syntax error: {exc}") from None
                     reply, then = await self.answer(message)
                     try:
-                        writer.write(encode(reply))
-                        await writer.drain()
+                        await write_message(writer, reply, dumps=_compact)
                         self.counters["unixctl_replied"] += 1
                     finally:
                         if then is not None:  # `exit` exits even if its client went away

@@ -29,7 +29,7 @@ Commands:
 Options:
   --rundir DIR          vswitchd run directory (default $VSWITCH_RUNDIR or {DEFAULT_RUNDIR})
   -f, --format FORMAT   output as "table" (default, like the OVS tools) or "json"
-  --timeout SECS        give up waiting for vswitchd after SECS seconds (default 5)
+  --timeout SECS        give up when vswitchd has sent nothing for SECS seconds (default 5)
   --version             print the version and exit
   -h, --help            print this help and exit
 Command options (before the command name): --may-exist, --if-exists, --fake-iface, --columns=COL,..."""

@@ -1,4 +1,5 @@
 """Datapath: the batch-shaped Python interface to the C fast path."""
+import errno
 import ipaddress
 import os
 import struct
@@ -427,6 +428,15 @@ class Datapath:
         between rounds; 0 turns it off."""
         if lib.vs_dp_set_pmd_maxsleep(self._dp, int(usec) * NS_PER_US):
             raise ValueError(f"pmd-maxsleep {usec} µs is out of range")
+
+    def set_pmd_nice(self, nice):
+        """The poll threads' nice value (datapath.h, vs_dp_set_pmd_nice):
+        below 0 they win more of a CPU they share with the slow path."""
+        r = lib.vs_dp_set_pmd_nice(self._dp, int(nice))
+        if r == -errno.EINVAL:
+            raise ValueError(f"pmd nice {nice} is out of range (-20..19)")
+        if r < 0:
+            raise PermissionError(-r, f"cannot set the poll threads' nice to {nice}: {os.strerror(-r)}")
 
     def pmd_stats(self):
         out = ffi.new("struct vs_pmd_stats[]", lib.VS_MAX_PMDS)
