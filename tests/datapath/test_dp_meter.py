@@ -16,6 +16,8 @@ from helpers.vswitchd import wait_for
 
 ADDRS = dict(src="12:11:11:11:11:11", dst="22:22:22:22:22:22")
 DROP, REMARK = dp_meters.BAND_DROP, dp_meters.BAND_DSCP_REMARK
+MEASURE_ATTEMPTS = 3
+OFFER_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -104,6 +106,25 @@ def test_dscp_remark_band_raises_the_drop_precedence_of_the_excess(dp, l3, dscp_
 @pytest.mark.parametrize("pktps, rate, burst", [(False, 8000, 80),     # 1 MB/s, 10 kB of burst
                                                  (True, 5000, 50)])      # packets/s, packets
 def test_drop_band_holds_the_rate_within_5_percent(dp, pktps, rate, burst):
+    # A meter must never pass more than rate × time + burst: checked on every
+    # attempt.  It may pass less when this process or the poll thread is
+    # descheduled for longer than burst/rate (10 ms here: the bucket is full
+    # and refills are lost, as a token bucket's should be), which a loaded
+    # machine does now and then; so the lower bound must hold on one of
+    # MEASURE_ATTEMPTS attempts, each with a fresh meter.
+    results = []
+    for _ in range(MEASURE_ATTEMPTS):
+        passed, allowed = measure_drop_band(dp, pktps, rate, burst)
+        assert passed <= 1.05 * allowed, (passed, allowed)
+        results.append((passed, allowed))
+        if passed >= 0.95 * allowed:
+            return
+    pytest.fail(f"every attempt passed under 95% of the rate (passed, allowed): {results}")
+
+
+def measure_drop_band(dp, pktps, rate, burst):
+    """Offers a fresh meter far more than its rate for OFFER_SECONDS;
+    returns (frames it passed, frames rate and burst allow)."""
     m = dp.meter(pktps, [(DROP, rate, burst, 0)])
     flow(dp, m)
     frame = bytes(Ether(**ADDRS) / IP() / TCP() / (b"r" * 946))   # 1000 bytes
@@ -111,7 +132,7 @@ def test_drop_band_holds_the_rate_within_5_percent(dp, pktps, rate, burst):
     # refill at the burst, as a token bucket should), far above the rate:
     # packets a microsecond apart also catch a refill rounded down.
     passed, start = 0, time.monotonic()
-    while time.monotonic() - start < 2.0:
+    while time.monotonic() - start < OFFER_SECONDS:
         dp.dummy_inject(1, [frame] * (DUMMY_QUEUE_LEN // 2))
         passed += len(dp.dummy_sent(2))
     elapsed = time.monotonic() - start
@@ -120,5 +141,5 @@ def test_drop_band_holds_the_rate_within_5_percent(dp, pktps, rate, burst):
     allowed = (rate * elapsed + burst) / per_packet
     packets, _, bands = dp_meters.stats(m)
     assert packets > 2 * allowed, "offered load too low to test the rate"
-    assert abs(passed - allowed) <= 0.05 * allowed, (passed, allowed)
     assert bands[0][0] == packets - passed
+    return passed, allowed
