@@ -111,6 +111,9 @@ class FakeDatapath:
     def flow_dump_chunks(self, chunk=dpif.DUMP_CHUNK):
         """As the datapath's cursor walk: each chunk is read when asked for,
         so flows deleted before then are not in it."""
+        return self._read_chunks(chunk)
+
+    def _read_chunks(self, chunk):
         fids = list(self.flows)
         for i in range(0, max(1, len(fids)), chunk):
             yield [self._stats(fid) for fid in fids[i:i + chunk] if fid in self.flows]
@@ -119,7 +122,7 @@ class FakeDatapath:
         """As vs_dp_flow_dump_active (no kernel tier here): only the flows
         hit at or after since_ns, or idle (last hit, or install if never
         hit, before idle_before_ns)."""
-        for stats in self.flow_dump_chunks(chunk):
+        for stats in self._read_chunks(chunk):
             yield [s for s in stats if s.used_ns >= since_ns or
                    (s.used_ns or self.flows[s.packed_key, s.packed_mask].created_ns) < idle_before_ns]
 
