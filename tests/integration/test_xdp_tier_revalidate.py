@@ -5,7 +5,8 @@ every megaflow it visits and returns one whose harvest brought new packets
 even when `since` is later than any stamp.  Then nothing new: skipped.  Same
 hosts and datapath as test_xdp_tier.py."""
 import pytest
-from test_xdp_tier import DATAGRAMS, FIRST, IN_PORT_ONLY, _drain, _tx_packets, tier  # noqa: F401
+import test_xdp_tier
+from test_xdp_tier import DATAGRAMS, FIRST, IN_PORT_ONLY, _drain, _tx_packets
 
 from vswitch.datapath import dpif
 
@@ -14,13 +15,14 @@ pytestmark = [pytest.mark.timeout(120),
                                  reason="built without clang/libbpf: no XDP tier")]
 
 NEVER = 2 ** 64 - 1  # no last-use stamp reaches it: only new tier traffic selects
+tier = test_xdp_tier.tier  # its hosts-and-datapath fixture, used here by name
 
 
 def _active(dp):
     return [s for c in dp.flow_dump_active_chunks(NEVER, 0) for s in c]
 
 
-def test_filtered_walk_harvests_and_returns_kernel_forwarded_traffic(tier):  # noqa: F811
+def test_filtered_walk_harvests_and_returns_kernel_forwarded_traffic(tier):
     hosts, dp, sink = tier
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     dp.flow_put({"in_port": 2}, IN_PORT_ONLY, [("output", 1)])   # no traffic
