@@ -48,7 +48,10 @@ and is deleted, as soon as it sees traffic or goes idle (max_idle at most);
 until then it forwards by the actions it was installed with, as it did
 before it was forgotten.  A megaflow never hit goes idle one round later
 than by the slow path's clock at worst (the datapath stamps its install a
-little after the upcall's clock reading).
+little after the upcall's clock reading).  Counters are cumulative, so a
+hit the filter misses (a poll thread preempted for longer than the slack
+between stamping and counting) is not lost: it is reported with the
+megaflow's next hit, or its final counters when it expires.
 """
 import copy
 import logging
