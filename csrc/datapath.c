@@ -1602,6 +1602,12 @@ int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_k
     int existed = 0;
     control_lock(dp);
     int r = vs_cls_put(&dp->cls, key, mask, actions, n_actions, &existed);
+    if (r >= 0 && !existed) {
+        /* Its idle time starts now (vs_dp_flow_dump_active). */
+        struct vs_flow *added = vs_cls_find(&dp->cls, key, mask);
+        if (added)
+            added->created_ns = vs_now_ns();
+    }
     if (r >= 0 && existed && dp->n_tier_ports) {
         /* New actions: the kernel must not go on with the old ones.  Once
          * no round can still be using them (nor pushing an entry made from
@@ -1641,13 +1647,9 @@ struct dump_aux {
     int max, n;
 };
 
-static void dump_one(struct vs_flow *f, void *aux_)
+/* Copies f into the next record; the caller harvested it. */
+static void dump_copy(struct vs_flow *f, struct dump_aux *aux)
 {
-    struct dump_aux *aux = aux_;
-    if (aux->n >= aux->max)
-        return;
-    /* What the kernel XDP tier forwarded for it, up to now. */
-    vs_xdp_offload_harvest(f, xdp_count, aux->dp);
     struct vs_flow_dump *d = &aux->out[aux->n++];
     d->key = f->key;
     d->mask = f->mask;
@@ -1659,6 +1661,16 @@ static void dump_one(struct vs_flow *f, void *aux_)
     const struct vs_actions *a = f->actions; /* only the writer (us) changes it */
     d->n_actions = a->n < VS_DUMP_MAX_ACTIONS ? a->n : VS_DUMP_MAX_ACTIONS;
     memcpy(d->actions, a->words, d->n_actions * sizeof(uint32_t));
+}
+
+static void dump_one(struct vs_flow *f, void *aux_)
+{
+    struct dump_aux *aux = aux_;
+    if (aux->n >= aux->max)
+        return;
+    /* What the kernel XDP tier forwarded for it, up to now. */
+    vs_xdp_offload_harvest(f, xdp_count, aux->dp);
+    dump_copy(f, aux);
 }
 
 int vs_dp_flow_del_stats(struct vs_dp *dp, const struct vs_key *key, const struct vs_key *mask,
@@ -1707,6 +1719,47 @@ int vs_dp_flow_dump_next(struct vs_dp *dp, uint64_t *cursor, struct vs_flow_dump
     pthread_mutex_unlock(&dp->mutex);
     *done = *cursor == VS_CLS_CURSOR_END;
     return aux.n;
+}
+
+struct dump_active_aux {
+    struct dump_aux dump;
+    uint64_t since_ns, idle_before_ns, skipped;
+    int visited;
+};
+
+static int dump_take_active(struct vs_flow *f, void *aux_)
+{
+    struct dump_active_aux *aux = aux_;
+    if (aux->dump.n >= aux->dump.max || aux->visited >= VS_DUMP_ACTIVE_VISIT_MAX)
+        return 1; /* the next call starts with this flow */
+    aux->visited++;
+    /* Harvest before deciding: the kernel tier's packets reach the counters
+     * only here, and its last-use stamp is a coarse clock that may lag
+     * since_ns, so new tier traffic alone selects the megaflow. */
+    uint64_t before = __atomic_load_n(&f->packets, __ATOMIC_RELAXED);
+    vs_xdp_offload_harvest(f, xdp_count, aux->dump.dp);
+    uint64_t used = __atomic_load_n(&f->used_ns, __ATOMIC_RELAXED);
+    uint64_t last = used ? used : f->created_ns;
+    if (used >= aux->since_ns || last < aux->idle_before_ns ||
+        __atomic_load_n(&f->packets, __ATOMIC_RELAXED) != before) {
+        dump_copy(f, &aux->dump);
+    } else {
+        aux->skipped++;
+    }
+    return 0;
+}
+
+int vs_dp_flow_dump_active(struct vs_dp *dp, uint64_t *cursor, uint64_t since_ns,
+                           uint64_t idle_before_ns, struct vs_flow_dump *out, int max,
+                           int *done, uint64_t *skipped)
+{
+    struct dump_active_aux aux = {{dp, out, max, 0}, since_ns, idle_before_ns, 0, 0};
+    control_lock(dp);
+    *cursor = vs_cls_foreach_from(&dp->cls, *cursor, dump_take_active, &aux);
+    pthread_mutex_unlock(&dp->mutex);
+    *done = *cursor == VS_CLS_CURSOR_END;
+    *skipped = aux.skipped;
+    return aux.dump.n;
 }
 
 int vs_dp_recv_upcalls(struct vs_dp *dp, struct vs_upcall *ups, int max, uint8_t *buf,

@@ -91,6 +91,14 @@
  *      daemon's dumps all use it: the revalidator, `vsctl dpctl-dump-flows`
  *      and `ovs-appctl dpctl/dump-flows`, whose replies are written one
  *      chunk per turn of the event loop (vswitch/chunked_reply.py).
+ *      The revalidator's rounds after its first use vs_dp_flow_dump_active:
+ *      the same cursor walk, one bounded stretch (VS_DUMP_ACTIVE_VISIT_MAX
+ *      megaflows) per call under the control mutex, harvesting each
+ *      megaflow's kernel-tier entries as a full dump does, but copying only
+ *      those with new traffic or idle, so 100k quiet megaflows cost a C
+ *      walk, not 100k records converted in Python.  created_ns (struct
+ *      vs_flow) is written by vs_dp_flow_put and read by this walk, both
+ *      under the control mutex; poll threads never touch it.
  *    · CPU, not locks, is what a dump takes from a poll thread: on a host
  *      whose CPUs the poll thread shares with the Python thread, a dump's
  *      burst of Python competes with its wake-ups.  vs_dp_set_pmd_nice
@@ -342,6 +350,20 @@ int vs_dp_flow_dump(struct vs_dp *, struct vs_flow_dump *out, int max, uint64_t 
  * between two chunks may be missed or appear twice (classifier.h). */
 int vs_dp_flow_dump_next(struct vs_dp *, uint64_t *cursor, struct vs_flow_dump *out, int max,
                          int *done);
+/* A filtered chunk of a dump, for the revalidator: as vs_dp_flow_dump_next
+ * (same cursor, same control mutex per call), but only the megaflows the
+ * slow path must look at are copied: those hit since since_ns (used_ns >=
+ * since_ns), those whose kernel-tier entries brought new traffic in this
+ * very walk (every visited megaflow is harvested first, as in a full dump,
+ * so nothing the XDP/tc tier forwarded is lost), and the idle ones: last
+ * hit, or install if never hit, before idle_before_ns.  The rest is only
+ * counted in *skipped.  One call visits at most VS_DUMP_ACTIVE_VISIT_MAX
+ * megaflows, so the mutex is held for a bounded walk even when nothing
+ * matches: it may return 0 with *done still 0 (call again). */
+#define VS_DUMP_ACTIVE_VISIT_MAX 8192
+int vs_dp_flow_dump_active(struct vs_dp *, uint64_t *cursor, uint64_t since_ns,
+                           uint64_t idle_before_ns, struct vs_flow_dump *out, int max,
+                           int *done, uint64_t *skipped);
 
 /* Drains up to max upcalls; frames are packed into buf.  Returns the count. */
 int vs_dp_recv_upcalls(struct vs_dp *, struct vs_upcall *ups, int max, uint8_t *buf,

@@ -16,7 +16,7 @@ including frames the slow path executed or features transmitted.
 """
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vswitch.config.commands import execute
 from vswitch.config.schema import empty_config
@@ -49,6 +49,7 @@ class FakeMegaflow:
     packets: int = 0
     bytes: int = 0
     used_ns: int = 0
+    created_ns: int = field(default_factory=dpif.now_ns)  # as vs_dp_flow_put stamps it
 
 
 class FakeDatapath:
@@ -110,9 +111,20 @@ class FakeDatapath:
     def flow_dump_chunks(self, chunk=dpif.DUMP_CHUNK):
         """As the datapath's cursor walk: each chunk is read when asked for,
         so flows deleted before then are not in it."""
+        return self._read_chunks(chunk)
+
+    def _read_chunks(self, chunk):
         fids = list(self.flows)
         for i in range(0, max(1, len(fids)), chunk):
             yield [self._stats(fid) for fid in fids[i:i + chunk] if fid in self.flows]
+
+    def flow_dump_active_chunks(self, since_ns, idle_before_ns, chunk=dpif.DUMP_CHUNK):
+        """As vs_dp_flow_dump_active (no kernel tier here): only the flows
+        hit at or after since_ns, or idle (last hit, or install if never
+        hit, before idle_before_ns)."""
+        for stats in self._read_chunks(chunk):
+            yield [s for s in stats if s.used_ns >= since_ns or
+                   (s.used_ns or self.flows[s.packed_key, s.packed_mask].created_ns) < idle_before_ns]
 
     def _stats(self, fid):
         f = self.flows[fid]

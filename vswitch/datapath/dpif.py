@@ -492,6 +492,21 @@ class Datapath:
             n = lib.vs_dp_flow_dump_next(self._dp, cursor, out, chunk, done)
             yield [self._megaflow_stats(d) for d in out[0:n]]
 
+    def flow_dump_active_chunks(self, since_ns, idle_before_ns, chunk=DUMP_CHUNK):
+        """The revalidator's filtered dump (vs_dp_flow_dump_active): as
+        flow_dump_chunks, but only the megaflows hit at or after since_ns,
+        those the kernel tier brought new traffic for, and those idle (last
+        hit, or install if never hit, before idle_before_ns); both on the
+        datapath's clock (now_ns).  The others are skipped in C.  A chunk
+        may be empty (the C walk visits a bounded stretch per call)."""
+        out = ffi.new("struct vs_flow_dump[]", chunk)
+        cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
+        skipped = ffi.new("uint64_t *")
+        while not done[0]:
+            n = lib.vs_dp_flow_dump_active(self._dp, cursor, since_ns, idle_before_ns,
+                                           out, chunk, done, skipped)
+            yield [self._megaflow_stats(d) for d in out[0:n]]
+
     @staticmethod
     def _megaflow_stats(d):
         """A MegaflowStats from a struct vs_flow_dump."""
