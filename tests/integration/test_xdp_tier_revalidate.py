@@ -6,7 +6,7 @@ even when `since` is later than any stamp.  Then nothing new: skipped.  Same
 hosts and datapath as test_xdp_tier.py."""
 import pytest
 import test_xdp_tier
-from test_xdp_tier import DATAGRAMS, FIRST, IN_PORT_ONLY, _drain, _tx_packets
+from test_xdp_tier import DATAGRAMS, FIRST, IN_PORT_ONLY, PAYLOAD, _drain, _tx_packets
 
 from vswitch.datapath import dpif
 
@@ -27,7 +27,7 @@ def test_filtered_walk_harvests_and_returns_kernel_forwarded_traffic(tier):
     dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
     dp.flow_put({"in_port": 2}, IN_PORT_ONLY, [("output", 1)])   # no traffic
     sent_before = _tx_packets(hosts.a, hosts.a0)
-    hosts.blast(DATAGRAMS, first=FIRST)
+    hosts.blast(DATAGRAMS, PAYLOAD, first=FIRST)
     assert _drain(sink) == DATAGRAMS
     sent = _tx_packets(hosts.a, hosts.a0) - sent_before
     userspace = sum(s["packets"] for s in dp.pmd_stats())
@@ -36,6 +36,6 @@ def test_filtered_walk_harvests_and_returns_kernel_forwarded_traffic(tier):
     assert [(s.key["in_port"], s.packets) for s in got] == [(1, sent)]
     assert dp.port_stats(1)["rx_packets"] == sent   # the walk's harvest reached the ports too
     assert _active(dp) == []       # harvested already: nothing new
-    hosts.blast(FIRST)             # the entry is still in the kernel: more tier traffic
+    hosts.blast(FIRST, PAYLOAD)           # the entry is still in the kernel: more tier traffic
     assert _drain(sink) == FIRST
     assert [(s.key["in_port"], s.packets) for s in _active(dp)] == [(1, sent + FIRST)]
