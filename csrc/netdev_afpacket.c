@@ -128,10 +128,8 @@ static int afpacket_rx_fds(struct vs_netdev *netdev, int *fds, int max)
     return 1;
 }
 
-/* The kernel strips a received frame's 802.1Q tag into skb metadata before a
- * packet socket sees it; PACKET_AUXDATA hands it back and we re-insert it, so
- * the rest of the fast path sees the frame as it was on the wire. */
-static void restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
+/* netdev_provider.h.  (Also the vxlan type's punt socket, vxlan_kdev.h.) */
+void vs_netdev_restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)mh); c;
          c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
@@ -196,7 +194,7 @@ static int afpacket_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pk
             continue;
         }
         pkts[i].len = len - (uint32_t)sizeof(struct vs_vnet_hdr);
-        restore_vlan_tag(&pkts[i], &msgs[i].msg_hdr);
+        vs_netdev_restore_vlan_tag(&pkts[i], &msgs[i].msg_hdr);
         if (kept != i) { /* close the gap left by a dropped frame */
             struct vs_packet tmp = pkts[kept];
             pkts[kept] = pkts[i];

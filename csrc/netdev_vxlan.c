@@ -63,6 +63,13 @@
  *    bound to source ports of the dynamic range, and a packet (or a whole
  *    super-frame: one flow) is sent on the one its inner flow hash picks
  *    (vxlan_sport.h).  The shared socket only receives.
+ *  - options:tc-offload=true (vxlan_kdev.h): the kernel's own vxlan device
+ *    receives for the (local_ip, dst_port) instead of the shared socket
+ *    (which is then not created: the device owns the port); recv reads the
+ *    decapsulated frames, tunnel metadata in front, from the punt socket
+ *    and demultiplexes them as datagrams (same counters; the kernel's GRO
+ *    has coalesced TCP already).  All ports of one (local_ip, dst_port)
+ *    must agree on the option.  Transmit is the same in both modes.
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
@@ -72,10 +79,13 @@
 #include "netdev_provider.h"
 #include "inet_csum.h"
 #include "offload.h"
+#include "vxlan_kdev.h"
+#include "vxlan_kdev_abi.h"
 #include "vxlan_sport.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <pthread.h>
@@ -117,7 +127,9 @@ struct vxlan_port_entry {
 struct vxlan_sock {
     uint32_t local_ip; /* network order, 0 = any */
     uint16_t dst_port; /* host order */
-    int fd;    /* receives, from dst_port */
+    int fd;    /* receives, from dst_port (tc_offload: kdev's punt socket) */
+    int tc_offload; /* the kernel vxlan device receives (kdev) */
+    struct vs_vxlan_kdev kdev;
     struct vxlan_sport_pool sport; /* sends, from per-flow source ports */
     int refs;
     pthread_mutex_t mutex; /* the ports table */
@@ -231,15 +243,39 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
     return 0;
 }
 
-static void sock_free_bufs(struct vxlan_sock *s)
+/* Frees a socket no port uses any more (out of the list already). */
+static void sock_destroy(struct vxlan_sock *s)
 {
+    if (s->tc_offload)
+        vs_vxlan_kdev_close(&s->kdev); /* closes fd, its punt socket */
+    else
+        close(s->fd);
+    vxlan_sport_close(&s->sport);
+    pthread_mutex_destroy(&s->mutex);
     for (int i = 0; i < GRO_BUFS; i++)
         free(s->rb[i].data);
+    free(s->ports);
+    free(s);
+}
+
+/* The receive side of a new socket: the UDP socket, or the kernel device. */
+static int sock_open_rx(struct vxlan_sock *s, uint32_t local_ip, uint16_t dst_port,
+                        int tc_offload, char *err, size_t errlen)
+{
+    if (!tc_offload)
+        return sock_open(local_ip, dst_port, &s->fd, err, errlen);
+    char step[96];
+    int r = vs_vxlan_kdev_open(&s->kdev, local_ip, dst_port, step, sizeof step);
+    if (r)
+        return vs_netdev_fail(err, errlen, step, r);
+    s->tc_offload = 1;
+    s->fd = s->kdev.sock_fd;
+    return 0;
 }
 
 /* Finds or creates the socket and adds the port to its table. */
 static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_port,
-                       uint32_t port_no, char *err, size_t errlen)
+                       int tc_offload, uint32_t port_no, char *err, size_t errlen)
 {
     int r = 0;
     pthread_mutex_lock(&socks_mutex);
@@ -253,10 +289,12 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
             r = vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
             goto out;
         }
-        r = sock_open(local_ip, dst_port, &s->fd, err, errlen);
+        r = sock_open_rx(s, local_ip, dst_port, tc_offload, err, errlen);
         if (!r) {
             r = vxlan_sport_open(&s->sport, local_ip, SOCK_BUF_BYTES, err, errlen);
-            if (r)
+            if (r && s->tc_offload)
+                vs_vxlan_kdev_close(&s->kdev);
+            else if (r)
                 close(s->fd);
         }
         if (r) {
@@ -268,6 +306,11 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
         pthread_mutex_init(&s->mutex, NULL);
         s->next = socks;
         socks = s;
+    }
+    if (s->tc_offload != tc_offload) {
+        r = vs_netdev_fail(err, errlen, "option tc-offload differs from the other vxlan ports "
+                           "of this local_ip and dst_port", -EINVAL);
+        goto undo;
     }
     pthread_mutex_lock(&s->mutex);
     for (int i = 0; i < s->n_ports; i++) {
@@ -302,12 +345,7 @@ undo:
                 *p = s->next;
                 break;
             }
-        close(s->fd);
-        vxlan_sport_close(&s->sport);
-        pthread_mutex_destroy(&s->mutex);
-        sock_free_bufs(s);
-        free(s->ports);
-        free(s);
+        sock_destroy(s);
     }
 out:
     pthread_mutex_unlock(&socks_mutex);
@@ -335,14 +373,8 @@ static void sock_detach(struct netdev_vxlan *nd)
             }
     }
     pthread_mutex_unlock(&socks_mutex);
-    if (last) {
-        close(s->fd);
-        vxlan_sport_close(&s->sport);
-        pthread_mutex_destroy(&s->mutex);
-        sock_free_bufs(s);
-        free(s->ports);
-        free(s);
-    }
+    if (last)
+        sock_destroy(s);
 }
 
 /* The route's MTU towards remote (IP_MTU of a connected socket), or 1500. */
@@ -370,7 +402,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
 {
     (void)name;
     static const char *const allowed[] = {"remote_ip", "key", "dst_port", "local_ip",
-                                          "tos", "ttl", NULL};
+                                          "tos", "ttl", "tc-offload", NULL};
     int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
     if (r)
         return r;
@@ -380,6 +412,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
     const char *local = vs_netdev_option(opts, n_opts, "local_ip", NULL);
     const char *tos = vs_netdev_option(opts, n_opts, "tos", "0");
     const char *ttl = vs_netdev_option(opts, n_opts, "ttl", "64");
+    const char *tc = vs_netdev_option(opts, n_opts, "tc-offload", "false");
     struct netdev_vxlan *nd = calloc(1, sizeof *nd);
     if (!nd)
         return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
@@ -420,11 +453,15 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
         goto fail;
     }
     nd->ttl = (int)v;
+    if (strcmp(tc, "true") && strcmp(tc, "false")) {
+        r = vs_netdev_fail(err, errlen, "option tc-offload", -EINVAL);
+        goto fail;
+    }
     snprintf(nd->remote_text, sizeof nd->remote_text, "%s", remote);
     snprintf(nd->key_text, sizeof nd->key_text, "%s", key);
     nd->path_mtu = route_mtu(nd->remote);
     nd->up.port_no = port_no;
-    r = sock_attach(nd, local_ip, dst_port, port_no, err, errlen);
+    r = sock_attach(nd, local_ip, dst_port, !strcmp(tc, "true"), port_no, err, errlen);
     if (r)
         goto fail;
     *out = &nd->up;
@@ -843,11 +880,94 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     return 1;
 }
 
+#define PUNT_AUX_SPACE CMSG_SPACE(sizeof(struct tpacket_auxdata))
+
+/* One frame from the punt socket (tc_offload): its metadata into p->tnl and
+ * p->in_port.  1 if p holds a packet, 0 if it was dropped (counted).
+ * Called with s->mutex held. */
+static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h, uint32_t len,
+                       struct vs_packet *p, const struct msghdr *mh, uint64_t *truncated)
+{
+    s->rx_packets++;
+    if (len < sizeof p->vnet + VS_VXLAN_PUNT_HLEN + ETH_HLEN_PLAIN) {
+        s->rx_malformed++;
+        (*truncated)++;
+        return 0;
+    }
+    const struct vxlan_port_entry *port = demux(s, h->vni, h->remote);
+    if (!port) {
+        s->rx_unknown_vni++;
+        return 0;
+    }
+    p->len = len - (uint32_t)sizeof p->vnet - VS_VXLAN_PUNT_HLEN;
+    p->in_port = port->port_no;
+    p->tnl = (struct vs_tnl_md){.tun_id = h->vni, .ip_src = h->remote, .ip_dst = h->local,
+                                .tp_dst = s->dst_port, .tos = h->tos, .ttl = h->ttl,
+                                .flags = VS_TNL_F_PRESENT};
+    /* The kernel's offsets count the punt header. */
+    if (p->vnet.flags & VS_VNET_F_NEEDS_CSUM)
+        p->vnet.csum_start = (uint16_t)(p->vnet.csum_start - VS_VXLAN_PUNT_HLEN);
+    if (p->vnet.gso_type && p->vnet.hdr_len > VS_VXLAN_PUNT_HLEN)
+        p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len - VS_VXLAN_PUNT_HLEN);
+    p->vnet.flags &= VS_VNET_F_NEEDS_CSUM; /* the kernel's DATA_VALID: not ours to pass on */
+    vs_netdev_restore_vlan_tag(p, mh);
+    return 1;
+}
+
+/* recv for tc_offload: the punt socket's frames (vxlan_kdev.h). */
+static int punt_recv(struct vxlan_sock *s, struct vs_packet *pkts, int n, uint64_t *truncated)
+{
+    struct mmsghdr msgs[VS_BATCH];
+    struct iovec iov[VS_BATCH][3];
+    struct vs_vxlan_punt_hdr hdrs[VS_BATCH];
+    union {
+        char buf[PUNT_AUX_SPACE];
+        struct cmsghdr align;
+    } ctrl[VS_BATCH];
+    if (n > VS_BATCH)
+        n = VS_BATCH;
+    for (int i = 0; i < n; i++) {
+        pkts[i].data = pkts[i].buf + VS_HEADROOM;
+        iov[i][0] = (struct iovec){&pkts[i].vnet, sizeof pkts[i].vnet};
+        iov[i][1] = (struct iovec){&hdrs[i], sizeof hdrs[i]};
+        iov[i][2] = (struct iovec){pkts[i].data, VS_MAX_FRAME};
+        memset(&msgs[i], 0, sizeof msgs[i]);
+        msgs[i].msg_hdr.msg_iov = iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 3;
+        msgs[i].msg_hdr.msg_control = ctrl[i].buf;
+        msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].buf;
+    }
+    int got = recvmmsg(s->fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0)
+        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    int kept = 0;
+    pthread_mutex_lock(&s->mutex);
+    for (int i = 0; i < got; i++) {
+        if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            s->rx_malformed++;
+            (*truncated)++;
+            continue;
+        }
+        if (!take_punted(s, &hdrs[i], msgs[i].msg_len, &pkts[i], &msgs[i].msg_hdr, truncated))
+            continue;
+        if (kept != i) { /* close the gap left by a dropped frame */
+            struct vs_packet tmp = pkts[kept];
+            pkts[kept] = pkts[i];
+            pkts[i] = tmp;
+        }
+        kept++;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return kept;
+}
+
 static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
                       uint64_t *truncated)
 {
     (void)rxq;
     struct vxlan_sock *s = ((struct netdev_vxlan *)netdev)->sock;
+    if (s->tc_offload)
+        return punt_recv(s, pkts, n, truncated);
     int out = 0, drained = 0, err = 0;
     pthread_mutex_lock(&s->mutex);
     while (out < n) {
@@ -1157,6 +1277,9 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);
     n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
                      "GSO segmented; else dropped and counted (tx_mtu_drops)");
+    n = vs_netdev_kv(out, n, max, "tc_offload", "%s", nd->sock->tc_offload ? "true" : "false");
+    if (nd->sock->tc_offload)
+        n = vs_netdev_kv(out, n, max, "tc_device", "%s", nd->sock->kdev.vx_name);
     return n;
 }
 
