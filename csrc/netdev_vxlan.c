@@ -79,6 +79,7 @@
 #include "netdev_provider.h"
 #include "inet_csum.h"
 #include "offload.h"
+#include "tc_tier_abi.h"
 #include "vxlan_kdev.h"
 #include "vxlan_kdev_abi.h"
 #include "vxlan_sport.h"
@@ -158,6 +159,7 @@ struct vxlan_sock {
 
 static pthread_mutex_t socks_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct vxlan_sock *socks;
+static uint32_t next_tier_index = VS_TC_TIER_VXLAN_BASE; /* atomic */
 
 struct netdev_vxlan {
     struct vs_netdev up;
@@ -167,6 +169,7 @@ struct netdev_vxlan {
     int tos;           /* -1 = inherit */
     int ttl;
     uint32_t path_mtu; /* outer IP packets at most this long */
+    uint32_t tier_index; /* tc_offload: the port in the tc tier (tc_tier_abi.h), else 0 */
     char remote_text[20], key_text[16];
     uint64_t tx_packets, tx_segments, tx_mtu_drops, tx_no_remote, tx_errors,
         tx_offload_drops, tx_resegmented;
@@ -397,6 +400,26 @@ static uint32_t route_mtu(uint32_t remote)
     return mtu;
 }
 
+/* tc_offload: the port joins the tc tier (vxlan_kdev.h) under a tier index
+ * of its own; as an output only with a fixed tunnel (remote_ip, key, tos:
+ * the tc program sets no per-packet ones). */
+static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip)
+{
+    struct vxlan_sock *s = nd->sock;
+    uint32_t index = __atomic_fetch_add(&next_tier_index, 1, __ATOMIC_RELAXED);
+    struct vs_tc_vxlan_tx tx = {.vx_ifindex = (uint32_t)s->kdev.vx_ifindex,
+                                .vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
+                                .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
+                                .ttl = (uint8_t)nd->ttl};
+    int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
+    int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
+                                                                 : (uint32_t)nd->vni,
+                                   nd->remote, index, fixed ? &tx : NULL);
+    if (!r)
+        nd->tier_index = index;
+    return r;
+}
+
 static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_option *opts,
                       int n_opts, struct vs_netdev **out, char *err, size_t errlen)
 {
@@ -464,6 +487,14 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
     r = sock_attach(nd, local_ip, dst_port, !strcmp(tc, "true"), port_no, err, errlen);
     if (r)
         goto fail;
+    if (nd->sock->tc_offload) {
+        r = tier_join(nd, local_ip);
+        if (r) {
+            sock_detach(nd);
+            r = vs_netdev_fail(err, errlen, "tc tier vxlan port", r);
+            goto fail;
+        }
+    }
     *out = &nd->up;
     return 0;
 fail:
@@ -474,9 +505,18 @@ fail:
 static void vxlan_close(struct vs_netdev *netdev)
 {
     struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    if (nd->tier_index)
+        vs_vxlan_kdev_port_del(&nd->sock->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
+                                                                    : (uint32_t)nd->vni,
+                               nd->remote, nd->tier_index);
     sock_detach(nd);
     free(nd->gso_buf);
     free(nd);
+}
+
+static int vxlan_tier_ifindex(struct vs_netdev *netdev)
+{
+    return (int)((struct netdev_vxlan *)netdev)->tier_index;
 }
 
 static int vxlan_rx_fds(struct vs_netdev *netdev, int *fds, int max)
@@ -1306,6 +1346,8 @@ static const struct vs_netdev_class vxlan_class = {
     .open = vxlan_open,
     .close = vxlan_close,
     .rx_fds = vxlan_rx_fds,
+    .tier_ifindex = vxlan_tier_ifindex,
+    .tier_kind = VS_TIER_TC,
     .recv = vxlan_recv,
     .send = vxlan_send,
     .get_status = vxlan_status,

@@ -21,6 +21,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "tc_tier.h"
 #include "vxlan_kdev_abi.h"
 #include "vxlan_kdev_obj.h" /* generated at build time: vs_vxlan_kdev_obj[] */
 
@@ -144,16 +145,20 @@ static int load_program(struct vs_vxlan_kdev *k, int *prog_fd)
         bpf_object__open_mem(vs_vxlan_kdev_obj, sizeof vs_vxlan_kdev_obj, &opts);
     if (!obj)
         return -errno;
-    int err = bpf_object__load(obj);
+    int err = vs_tc_tier_maps_reuse(obj);
+    if (!err)
+        err = bpf_object__load(obj);
     if (!err) {
         struct bpf_program *p = bpf_object__find_program_by_name(obj, "vs_vxlan_kdev_rx");
         struct bpf_map *m = bpf_object__find_map_by_name(obj, "vx_punt");
-        if (!p || !m) {
+        struct bpf_map *rx = bpf_object__find_map_by_name(obj, "vx_rx");
+        if (!p || !m || !rx) {
             err = -ENOENT;
         } else {
             *prog_fd = fcntl(bpf_program__fd(p), F_DUPFD_CLOEXEC, 0);
             k->map_fd = fcntl(bpf_map__fd(m), F_DUPFD_CLOEXEC, 0);
-            if (*prog_fd < 0 || k->map_fd < 0)
+            k->rx_map_fd = fcntl(bpf_map__fd(rx), F_DUPFD_CLOEXEC, 0);
+            if (*prog_fd < 0 || k->map_fd < 0 || k->rx_map_fd < 0)
                 err = -errno;
         }
     }
@@ -195,7 +200,13 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
 {
     int err, prog_fd = -1;
     memset(k, 0, sizeof *k);
-    k->link_fd = k->map_fd = k->sock_fd = -1;
+    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
+    err = vs_tc_tier_maps_acquire();
+    if (err) {
+        snprintf(step, steplen, "tc tier maps");
+        return err;
+    }
+    k->maps_held = 1;
     if (local_ip) {
         snprintf(k->vx_name, sizeof k->vx_name, "vx%08x%u", ntohl(local_ip), dst_port);
         snprintf(k->punt_name, sizeof k->punt_name, "vp%08x%u", ntohl(local_ip), dst_port);
@@ -243,14 +254,38 @@ void vs_vxlan_kdev_close(struct vs_vxlan_kdev *k)
         close(k->link_fd);
     if (k->map_fd >= 0)
         close(k->map_fd);
+    if (k->rx_map_fd >= 0)
+        close(k->rx_map_fd);
     if (k->sock_fd >= 0)
         close(k->sock_fd);
     if (k->vx_ifindex)
         link_del(k->vx_ifindex);
     if (k->punt_ifindex)
         link_del(k->punt_ifindex);
-    k->link_fd = k->map_fd = k->sock_fd = -1;
-    k->vx_ifindex = k->punt_ifindex = 0;
+    if (k->maps_held)
+        vs_tc_tier_maps_release();
+    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
+    k->vx_ifindex = k->punt_ifindex = k->maps_held = 0;
+}
+
+int vs_vxlan_kdev_port_add(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remote,
+                           uint32_t tier_index, const struct vs_tc_vxlan_tx *tx)
+{
+    struct vs_vxlan_rx_key key = {.vni = vni, .remote = remote};
+    if (bpf_map_update_elem(k->rx_map_fd, &key, &tier_index, BPF_ANY))
+        return -errno;
+    int err = tx ? vs_tc_tier_vxlan_expose(tier_index, tx) : 0;
+    if (err)
+        bpf_map_delete_elem(k->rx_map_fd, &key);
+    return err;
+}
+
+void vs_vxlan_kdev_port_del(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remote,
+                            uint32_t tier_index)
+{
+    struct vs_vxlan_rx_key key = {.vni = vni, .remote = remote};
+    vs_tc_tier_vxlan_unexpose(tier_index);
+    bpf_map_delete_elem(k->rx_map_fd, &key);
 }
 
 #else /* built without clang/libbpf */
@@ -265,7 +300,7 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
 {
     (void)local_ip, (void)dst_port;
     memset(k, 0, sizeof *k);
-    k->link_fd = k->map_fd = k->sock_fd = -1;
+    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
     snprintf(step, steplen, "tc-offload: built without clang/libbpf");
     return -EOPNOTSUPP;
 }
@@ -273,6 +308,19 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
 void vs_vxlan_kdev_close(struct vs_vxlan_kdev *k)
 {
     (void)k;
+}
+
+int vs_vxlan_kdev_port_add(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remote,
+                           uint32_t tier_index, const struct vs_tc_vxlan_tx *tx)
+{
+    (void)k, (void)vni, (void)remote, (void)tier_index, (void)tx;
+    return -EOPNOTSUPP;
+}
+
+void vs_vxlan_kdev_port_del(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remote,
+                            uint32_t tier_index)
+{
+    (void)k, (void)vni, (void)remote, (void)tier_index;
 }
 
 #endif

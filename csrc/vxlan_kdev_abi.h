@@ -2,8 +2,8 @@
  * (csrc/bpf/vxlan_kdev.bpf.c) and netdev_vxlan.c share: the header the
  * program puts in front of a decapsulated frame it hands to user space.
  *
- * A frame the program does not forward (every frame, until the tier's
- * receive hits exist) leaves the kernel vxlan device's tc ingress with this
+ * A frame the program does not forward (no established flow of the tc
+ * tier) leaves the kernel vxlan device's tc ingress with this
  * header pushed in front of the inner Ethernet frame and is redirected into
  * the punt device (an ifb link), where netdev_vxlan.c's AF_PACKET socket
  * reads it.  The header starts as an Ethernet header (the redirect into a
@@ -14,6 +14,15 @@
  * socket cannot see) follows. */
 #ifndef VS_VXLAN_KDEV_ABI_H
 #define VS_VXLAN_KDEV_ABI_H 1
+
+/* vx_rx keys: a vxlan port by what its frames carry (its VNI or
+ * VS_VXLAN_RX_ANY for key=flow; its remote, network order, or 0 for
+ * remote_ip=flow) -> its tier index (tc_tier_abi.h). */
+#define VS_VXLAN_RX_ANY 0xffffffffu
+struct vs_vxlan_rx_key {
+    uint32_t vni;
+    uint32_t remote;
+};
 
 #define VS_VXLAN_PUNT_ETHERTYPE 0x88b5 /* IEEE 802 local experimental 1 */
 
