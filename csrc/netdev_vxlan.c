@@ -86,7 +86,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <linux/if_packet.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <pthread.h>
@@ -920,18 +919,15 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     return 1;
 }
 
-#define PUNT_AUX_SPACE CMSG_SPACE(sizeof(struct tpacket_auxdata))
-
 /* One frame from the punt socket (tc_offload): its metadata into p->tnl and
  * p->in_port.  1 if p holds a packet, 0 if it was dropped (counted).
  * Called with s->mutex held. */
-static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h, uint32_t len,
-                       struct vs_packet *p, const struct msghdr *mh, uint64_t *truncated)
+static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h,
+                       struct vs_packet *p)
 {
     s->rx_packets++;
-    if (len < sizeof p->vnet + VS_VXLAN_PUNT_HLEN + ETH_HLEN_PLAIN) {
+    if (p->len < ETH_HLEN_PLAIN) {
         s->rx_malformed++;
-        (*truncated)++;
         return 0;
     }
     const struct vxlan_port_entry *port = demux(s, h->vni, h->remote);
@@ -939,7 +935,6 @@ static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h, 
         s->rx_unknown_vni++;
         return 0;
     }
-    p->len = len - (uint32_t)sizeof p->vnet - VS_VXLAN_PUNT_HLEN;
     p->in_port = port->port_no;
     p->tnl = (struct vs_tnl_md){.tun_id = h->vni, .ip_src = h->remote, .ip_dst = h->local,
                                 .tp_dst = s->dst_port, .tos = h->tos, .ttl = h->ttl,
@@ -950,45 +945,18 @@ static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h, 
     if (p->vnet.gso_type && p->vnet.hdr_len > VS_VXLAN_PUNT_HLEN)
         p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len - VS_VXLAN_PUNT_HLEN);
     p->vnet.flags &= VS_VNET_F_NEEDS_CSUM; /* the kernel's DATA_VALID: not ours to pass on */
-    vs_netdev_restore_vlan_tag(p, mh);
     return 1;
 }
 
 /* recv for tc_offload: the punt socket's frames (vxlan_kdev.h). */
 static int punt_recv(struct vxlan_sock *s, struct vs_packet *pkts, int n, uint64_t *truncated)
 {
-    struct mmsghdr msgs[VS_BATCH];
-    struct iovec iov[VS_BATCH][3];
     struct vs_vxlan_punt_hdr hdrs[VS_BATCH];
-    union {
-        char buf[PUNT_AUX_SPACE];
-        struct cmsghdr align;
-    } ctrl[VS_BATCH];
-    if (n > VS_BATCH)
-        n = VS_BATCH;
-    for (int i = 0; i < n; i++) {
-        pkts[i].data = pkts[i].buf + VS_HEADROOM;
-        iov[i][0] = (struct iovec){&pkts[i].vnet, sizeof pkts[i].vnet};
-        iov[i][1] = (struct iovec){&hdrs[i], sizeof hdrs[i]};
-        iov[i][2] = (struct iovec){pkts[i].data, VS_MAX_FRAME};
-        memset(&msgs[i], 0, sizeof msgs[i]);
-        msgs[i].msg_hdr.msg_iov = iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 3;
-        msgs[i].msg_hdr.msg_control = ctrl[i].buf;
-        msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].buf;
-    }
-    int got = recvmmsg(s->fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
-    if (got < 0)
-        return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    int got = vs_netdev_packet_recv(s->fd, pkts, n, (uint8_t *)hdrs, sizeof hdrs[0], truncated);
     int kept = 0;
     pthread_mutex_lock(&s->mutex);
     for (int i = 0; i < got; i++) {
-        if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-            s->rx_malformed++;
-            (*truncated)++;
-            continue;
-        }
-        if (!take_punted(s, &hdrs[i], msgs[i].msg_len, &pkts[i], &msgs[i].msg_hdr, truncated))
+        if (!take_punted(s, &hdrs[i], &pkts[i]))
             continue;
         if (kept != i) { /* close the gap left by a dropped frame */
             struct vs_packet tmp = pkts[kept];
@@ -998,7 +966,7 @@ static int punt_recv(struct vxlan_sock *s, struct vs_packet *pkts, int n, uint64
         kept++;
     }
     pthread_mutex_unlock(&s->mutex);
-    return kept;
+    return got < 0 ? got : kept;
 }
 
 static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
