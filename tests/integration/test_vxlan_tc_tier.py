@@ -8,7 +8,7 @@ veth -> kernel vxlan device (the tc program sets the tunnel) and kernel
 vxlan device -> veth (its program looks the decapsulated frame up), so the
 poll thread sees only a small share of the frames, and the ports' counters
 (the kernel's share harvested in) equal what the hosts' veth sent and
-received."""
+received.  Closing the port removes the kernel devices it made."""
 import contextlib
 import json
 import subprocess
@@ -94,3 +94,10 @@ def test_tcp_through_the_tunnel_stays_in_the_kernel():
         assert p2["rx_packets"] == received == p1["tx_packets"], (received, p1, p2)
         total = p1["rx_packets"] + p2["rx_packets"]
         assert userspace_packets(dp) <= USERSPACE_SHARE * total, (userspace_packets(dp), total)
+        # The last port of the kernel device takes it and the punt link along.
+        live = dpif.xdp_offload_counts()["live"]
+        dp.flow_del_stats({"in_port": 2}, IN_PORT_ONLY)
+        assert dpif.xdp_offload_counts()["live"] < live
+        dp.del_port(2)
+        links = netns.run(sw, "ip", "link", "show").stdout
+        assert "vs_vxlan_4789" not in links and "vs_punt_4789" not in links, links
