@@ -68,8 +68,11 @@
  *    (which is then not created: the device owns the port); recv reads the
  *    decapsulated frames, tunnel metadata in front, from the punt socket
  *    and demultiplexes them as datagrams (same counters; the kernel's GRO
- *    has coalesced TCP already).  All ports of one (local_ip, dst_port)
- *    must agree on the option.  Transmit is the same in both modes.
+ *    has coalesced TCP already: sock_rx_packets counts frames, a GRO'd
+ *    train as one, and the GRO counters stay 0).  All ports of one
+ *    (local_ip, dst_port) must agree on the option.  User-space transmit
+ *    is the same in both modes; the tc tier sends established flows to a
+ *    port with a fixed tunnel itself (tier_join).
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
