@@ -11,16 +11,20 @@ Topology (built once per mode, torn down after it):
     VTEP namespaces X, Y: ul0 192.168.77.1/24 and .2 (veths to ubr), MTU 1500
       vswitch: vswitchd in X and Y, br0 = p1 + vx (type=vxlan, remote_ip=the
                other VTEP, key=100)
+      vswitch-tc: the same with options:tc-offload=true on vx and p1 (the
+               kernel's vxlan device receives, and the tc tier forwards
+               established flows veth <-> tunnel in the kernel: csrc/vxlan_kdev.h)
       kernel:  vxlan0 (id 100, dstport 4789, remote the other VTEP) and veth
                p1 in a Linux bridge kbr (learning, no STP)
     client/server namespaces C, S behind X and Y: eth0 10.77.0.1/.2, MTU 1500
-    (vswitch lowers the MSS of TSO frames to fit; for the kernel, C and S get
-    MTU 1450, as the kernel's vxlan device has)
+    (vswitch lowers the MSS of TSO frames to fit; for the kernel and
+    vswitch-tc, whose tunnel the kernel sends, C and S get MTU 1450, as the
+    kernel's vxlan device has)
 
 Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
 super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
 in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
-kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
+vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
 vswitchd's CPU.  Everything created is removed on exit; only pids this script
 started are signalled.
 """
@@ -76,7 +80,9 @@ def end_host(stack, vtep_ns, tag, mtu):
 
 
 @contextlib.contextmanager
-def vswitch_setup(tmp):
+def vswitch_setup(tmp, tc=False):
+    """tc: both ports with options:tc-offload=true, the hosts' MTU 1450."""
+    tier = ["--", "set", "interface", "p1", "options:tc-offload=true"] if tc else []
     with contextlib.ExitStack() as stack:
         vteps = underlay(stack)
         hosts, daemons = {}, {}
@@ -86,9 +92,10 @@ def vswitch_setup(tmp):
             vs = stack.enter_context(running_vswitchd(vteps[tag], work))
             vs.vsctl("add-br", "br0")
             vs.vsctl("add-port", "br0", "vx", "--", "set", "interface", "vx", "type=vxlan",
-                     f"options:remote_ip={VTEP[other]}", "options:key=100")
-            hosts[tag] = end_host(stack, vteps[tag], tag, 1500)
-            vs.vsctl("add-port", "br0", "p1")
+                     f"options:remote_ip={VTEP[other]}", "options:key=100",
+                     f"options:tc-offload={'true' if tc else 'false'}")
+            hosts[tag] = end_host(stack, vteps[tag], tag, 1450 if tc else 1500)
+            vs.vsctl("add-port", "br0", "p1", *tier)
             daemons[tag] = vs
         yield hosts, daemons
 
@@ -149,16 +156,16 @@ def main(argv=None):
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    results = {"vswitch": [], "kernel": []}
+    results = {"vswitch": [], "vswitch-tc": [], "kernel": []}
     with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
         for rep in range(args.reps):
-            for mode in ("vswitch", "kernel"):
-                setup = vswitch_setup(os.path.join(tmp, f"{mode}{rep}")) if mode == "vswitch" \
-                    else kernel_setup()
+            for mode in results:
+                setup = kernel_setup() if mode == "kernel" else \
+                    vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode == "vswitch-tc")
                 with setup as (hosts, daemons):
                     r = measure(hosts, daemons, args.seconds, args.streams)
                     r["loadavg_1min"] = loadavg()
-                    if mode == "vswitch":
+                    if mode != "kernel":
                         st = daemons["x"].json("get", "interface", "vx", "statistics")
                         r["tx_stats_x"] = st[0] if isinstance(st, list) else st
                 log(f"{mode} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits {r['retransmits']}, "
@@ -169,8 +176,9 @@ def main(argv=None):
                       "runs_gbps": [round(x["gbps"], 2) for x in rs],
                       "loadavg_1min": [x["loadavg_1min"] for x in rs]}
                for mode, rs in results.items()}
-    summary["ratio_vswitch_to_kernel"] = round(summary["vswitch"]["median_gbps"]
-                                               / summary["kernel"]["median_gbps"], 2)
+    for mode in ("vswitch", "vswitch-tc"):
+        summary[f"ratio_{mode}_to_kernel"] = round(summary[mode]["median_gbps"]
+                                                   / summary["kernel"]["median_gbps"], 2)
     summary["params"] = vars(args)
     summary["nproc"] = os.cpu_count()
     print(json.dumps(summary, indent=2))

@@ -64,7 +64,7 @@ def _cdef_from_headers():
 # built without the tiers, and a port asking for one says so.  Each source
 # becomes build/bpf/NAME_obj.h with the array vs_NAME_obj[] and defines
 # VS_HAVE_<NAME>.
-BPF_PROGRAMS = ("xdp_tier", "tc_tier")
+BPF_PROGRAMS = ("xdp_tier", "tc_tier", "vxlan_kdev")
 BPF_GENERATED = os.path.join(os.path.dirname(HERE), "build", "bpf")
 LIBBPF_HEADER = "/usr/include/bpf/libbpf.h"
 

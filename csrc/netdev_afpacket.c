@@ -128,10 +128,8 @@ static int afpacket_rx_fds(struct vs_netdev *netdev, int *fds, int max)
     return 1;
 }
 
-/* The kernel strips a received frame's 802.1Q tag into skb metadata before a
- * packet socket sees it; PACKET_AUXDATA hands it back and we re-insert it, so
- * the rest of the fast path sees the frame as it was on the wire. */
-static void restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
+/* netdev_provider.h.  (Also the vxlan type's punt socket, vxlan_kdev.h.) */
+void vs_netdev_restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
 {
     for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)mh); c;
          c = CMSG_NXTHDR((struct msghdr *)mh, c)) {
@@ -160,28 +158,28 @@ static void restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh)
 
 #define AUX_SPACE CMSG_SPACE(sizeof(struct tpacket_auxdata))
 
-static int afpacket_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
-                         uint64_t *truncated)
+/* netdev_provider.h.  (Also the vxlan type's punt socket, vxlan_kdev.h.) */
+int vs_netdev_packet_recv(int fd, struct vs_packet *pkts, int n, uint8_t *prefix,
+                          size_t prefix_len, uint64_t *truncated)
 {
-    (void)rxq;
-    int fd = ((struct netdev_afpacket *)netdev)->fd;
     struct mmsghdr msgs[VS_BATCH];
-    struct iovec iov[VS_BATCH][2];
+    struct iovec iov[VS_BATCH][3];
     union {
         char buf[AUX_SPACE];
         struct cmsghdr align;
     } ctrl[VS_BATCH];
     if (n > VS_BATCH)
         n = VS_BATCH;
+    int n_iov = prefix_len ? 3 : 2;
     for (int i = 0; i < n; i++) {
         pkts[i].data = pkts[i].buf + VS_HEADROOM;
-        iov[i][0].iov_base = &pkts[i].vnet;
-        iov[i][0].iov_len = sizeof pkts[i].vnet;
-        iov[i][1].iov_base = pkts[i].data;
-        iov[i][1].iov_len = VS_MAX_FRAME;
+        iov[i][0] = (struct iovec){&pkts[i].vnet, sizeof pkts[i].vnet};
+        if (prefix_len)
+            iov[i][1] = (struct iovec){prefix + (size_t)i * prefix_len, prefix_len};
+        iov[i][n_iov - 1] = (struct iovec){pkts[i].data, VS_MAX_FRAME};
         memset(&msgs[i], 0, sizeof msgs[i]);
         msgs[i].msg_hdr.msg_iov = iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 2;
+        msgs[i].msg_hdr.msg_iovlen = (size_t)n_iov;
         msgs[i].msg_hdr.msg_control = ctrl[i].buf;
         msgs[i].msg_hdr.msg_controllen = sizeof ctrl[i].buf;
     }
@@ -191,20 +189,32 @@ static int afpacket_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pk
     int kept = 0;
     for (int i = 0; i < got; i++) {
         uint32_t len = msgs[i].msg_len;
-        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) || len < sizeof(struct vs_vnet_hdr)) {
+        if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ||
+            len < sizeof(struct vs_vnet_hdr) + prefix_len) {
             (*truncated)++;
             continue;
         }
-        pkts[i].len = len - (uint32_t)sizeof(struct vs_vnet_hdr);
-        restore_vlan_tag(&pkts[i], &msgs[i].msg_hdr);
+        pkts[i].len = len - (uint32_t)(sizeof(struct vs_vnet_hdr) + prefix_len);
+        vs_netdev_restore_vlan_tag(&pkts[i], &msgs[i].msg_hdr);
         if (kept != i) { /* close the gap left by a dropped frame */
             struct vs_packet tmp = pkts[kept];
             pkts[kept] = pkts[i];
             pkts[i] = tmp;
+            if (prefix_len)
+                memcpy(prefix + (size_t)kept * prefix_len, prefix + (size_t)i * prefix_len,
+                       prefix_len);
         }
         kept++;
     }
     return kept;
+}
+
+static int afpacket_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
+                         uint64_t *truncated)
+{
+    (void)rxq;
+    return vs_netdev_packet_recv(((struct netdev_afpacket *)netdev)->fd, pkts, n, NULL, 0,
+                                 truncated);
 }
 
 static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int n)

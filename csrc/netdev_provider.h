@@ -94,6 +94,22 @@ int vs_netdev_check_options(const struct vs_port_option *opts, int n_opts,
 /* The value of option key, or dflt. */
 const char *vs_netdev_option(const struct vs_port_option *opts, int n_opts, const char *key,
                              const char *dflt);
+/* The kernel strips a received frame's 802.1Q tag into skb metadata before a
+ * packet socket sees it; with PACKET_AUXDATA on, the message's control data
+ * hands it back and this re-inserts it (and shifts p->vnet's offsets), so
+ * the rest of the fast path sees the frame as it was on the wire.
+ * (netdev_afpacket.c) */
+struct msghdr;
+void vs_netdev_restore_vlan_tag(struct vs_packet *p, const struct msghdr *mh);
+/* Reads up to n (at most VS_BATCH) frames from a packet socket with
+ * PACKET_VNET_HDR and PACKET_AUXDATA on, without blocking: each frame's vnet
+ * header into pkts[i].vnet, its first prefix_len bytes (0: none) into
+ * prefix + i * prefix_len, the rest into pkts[i].data (pkts[i].len), VLAN
+ * tag restored.  Truncated frames are dropped and counted in *truncated.
+ * Returns the count kept, packed to the front, or -errno.
+ * (netdev_afpacket.c) */
+int vs_netdev_packet_recv(int fd, struct vs_packet *pkts, int n, uint8_t *prefix,
+                          size_t prefix_len, uint64_t *truncated);
 /* Writes the failing step to err and returns error (a negative errno). */
 int vs_netdev_fail(char *err, size_t errlen, const char *step, int error);
 /* Appends to a status or statistics array of max entries if there is room;

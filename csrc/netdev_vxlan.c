@@ -63,6 +63,16 @@
  *    bound to source ports of the dynamic range, and a packet (or a whole
  *    super-frame: one flow) is sent on the one its inner flow hash picks
  *    (vxlan_sport.h).  The shared socket only receives.
+ *  - options:tc-offload=true (vxlan_kdev.h): the kernel's own vxlan device
+ *    receives for the (local_ip, dst_port) instead of the shared socket
+ *    (which is then not created: the device owns the port); recv reads the
+ *    decapsulated frames, tunnel metadata in front, from the punt socket
+ *    and demultiplexes them as datagrams (same counters; the kernel's GRO
+ *    has coalesced TCP already: sock_rx_packets counts frames, a GRO'd
+ *    train as one, and the GRO counters stay 0).  All ports of one
+ *    (local_ip, dst_port) must agree on the option.  User-space transmit
+ *    is the same in both modes; the tc tier sends established flows to a
+ *    port with a fixed tunnel itself (tier_join).
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
@@ -72,6 +82,9 @@
 #include "netdev_provider.h"
 #include "inet_csum.h"
 #include "offload.h"
+#include "tc_tier_abi.h"
+#include "vxlan_kdev.h"
+#include "vxlan_kdev_abi.h"
 #include "vxlan_sport.h"
 
 #include <arpa/inet.h>
@@ -117,7 +130,9 @@ struct vxlan_port_entry {
 struct vxlan_sock {
     uint32_t local_ip; /* network order, 0 = any */
     uint16_t dst_port; /* host order */
-    int fd;    /* receives, from dst_port */
+    int fd;    /* receives, from dst_port (tc_offload: kdev's punt socket) */
+    int tc_offload; /* the kernel vxlan device receives (kdev) */
+    struct vs_vxlan_kdev kdev;
     struct vxlan_sport_pool sport; /* sends, from per-flow source ports */
     int refs;
     pthread_mutex_t mutex; /* the ports table */
@@ -146,6 +161,7 @@ struct vxlan_sock {
 
 static pthread_mutex_t socks_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct vxlan_sock *socks;
+static uint32_t next_tier_index = VS_TC_TIER_VXLAN_BASE; /* atomic */
 
 struct netdev_vxlan {
     struct vs_netdev up;
@@ -155,6 +171,7 @@ struct netdev_vxlan {
     int tos;           /* -1 = inherit */
     int ttl;
     uint32_t path_mtu; /* outer IP packets at most this long */
+    uint32_t tier_index; /* tc_offload: the port in the tc tier (tc_tier_abi.h), else 0 */
     char remote_text[20], key_text[16];
     uint64_t tx_packets, tx_segments, tx_mtu_drops, tx_no_remote, tx_errors,
         tx_offload_drops, tx_resegmented;
@@ -231,15 +248,39 @@ static int sock_open(uint32_t local_ip, uint16_t dst_port, int *fdp, char *err, 
     return 0;
 }
 
-static void sock_free_bufs(struct vxlan_sock *s)
+/* Frees a socket no port uses any more (out of the list already). */
+static void sock_destroy(struct vxlan_sock *s)
 {
+    if (s->tc_offload)
+        vs_vxlan_kdev_close(&s->kdev); /* closes fd, its punt socket */
+    else
+        close(s->fd);
+    vxlan_sport_close(&s->sport);
+    pthread_mutex_destroy(&s->mutex);
     for (int i = 0; i < GRO_BUFS; i++)
         free(s->rb[i].data);
+    free(s->ports);
+    free(s);
+}
+
+/* The receive side of a new socket: the UDP socket, or the kernel device. */
+static int sock_open_rx(struct vxlan_sock *s, uint32_t local_ip, uint16_t dst_port,
+                        int tc_offload, char *err, size_t errlen)
+{
+    if (!tc_offload)
+        return sock_open(local_ip, dst_port, &s->fd, err, errlen);
+    char step[96];
+    int r = vs_vxlan_kdev_open(&s->kdev, local_ip, dst_port, step, sizeof step);
+    if (r)
+        return vs_netdev_fail(err, errlen, step, r);
+    s->tc_offload = 1;
+    s->fd = s->kdev.sock_fd;
+    return 0;
 }
 
 /* Finds or creates the socket and adds the port to its table. */
 static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_port,
-                       uint32_t port_no, char *err, size_t errlen)
+                       int tc_offload, uint32_t port_no, char *err, size_t errlen)
 {
     int r = 0;
     pthread_mutex_lock(&socks_mutex);
@@ -253,10 +294,12 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
             r = vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
             goto out;
         }
-        r = sock_open(local_ip, dst_port, &s->fd, err, errlen);
+        r = sock_open_rx(s, local_ip, dst_port, tc_offload, err, errlen);
         if (!r) {
             r = vxlan_sport_open(&s->sport, local_ip, SOCK_BUF_BYTES, err, errlen);
-            if (r)
+            if (r && s->tc_offload)
+                vs_vxlan_kdev_close(&s->kdev);
+            else if (r)
                 close(s->fd);
         }
         if (r) {
@@ -268,6 +311,11 @@ static int sock_attach(struct netdev_vxlan *nd, uint32_t local_ip, uint16_t dst_
         pthread_mutex_init(&s->mutex, NULL);
         s->next = socks;
         socks = s;
+    }
+    if (s->tc_offload != tc_offload) {
+        r = vs_netdev_fail(err, errlen, "option tc-offload differs from the other vxlan ports "
+                           "of this local_ip and dst_port", -EINVAL);
+        goto undo;
     }
     pthread_mutex_lock(&s->mutex);
     for (int i = 0; i < s->n_ports; i++) {
@@ -302,12 +350,7 @@ undo:
                 *p = s->next;
                 break;
             }
-        close(s->fd);
-        vxlan_sport_close(&s->sport);
-        pthread_mutex_destroy(&s->mutex);
-        sock_free_bufs(s);
-        free(s->ports);
-        free(s);
+        sock_destroy(s);
     }
 out:
     pthread_mutex_unlock(&socks_mutex);
@@ -335,14 +378,8 @@ static void sock_detach(struct netdev_vxlan *nd)
             }
     }
     pthread_mutex_unlock(&socks_mutex);
-    if (last) {
-        close(s->fd);
-        vxlan_sport_close(&s->sport);
-        pthread_mutex_destroy(&s->mutex);
-        sock_free_bufs(s);
-        free(s->ports);
-        free(s);
-    }
+    if (last)
+        sock_destroy(s);
 }
 
 /* The route's MTU towards remote (IP_MTU of a connected socket), or 1500. */
@@ -365,12 +402,32 @@ static uint32_t route_mtu(uint32_t remote)
     return mtu;
 }
 
+/* tc_offload: the port joins the tc tier (vxlan_kdev.h) under a tier index
+ * of its own; as an output only with a fixed tunnel (remote_ip, key, tos:
+ * the tc program sets no per-packet ones). */
+static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip)
+{
+    struct vxlan_sock *s = nd->sock;
+    uint32_t index = __atomic_fetch_add(&next_tier_index, 1, __ATOMIC_RELAXED);
+    struct vs_tc_vxlan_tx tx = {.vx_ifindex = (uint32_t)s->kdev.vx_ifindex,
+                                .vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
+                                .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
+                                .ttl = (uint8_t)nd->ttl};
+    int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
+    int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
+                                                                 : (uint32_t)nd->vni,
+                                   nd->remote, index, fixed ? &tx : NULL);
+    if (!r)
+        nd->tier_index = index;
+    return r;
+}
+
 static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_option *opts,
                       int n_opts, struct vs_netdev **out, char *err, size_t errlen)
 {
     (void)name;
     static const char *const allowed[] = {"remote_ip", "key", "dst_port", "local_ip",
-                                          "tos", "ttl", NULL};
+                                          "tos", "ttl", "tc-offload", NULL};
     int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
     if (r)
         return r;
@@ -380,6 +437,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
     const char *local = vs_netdev_option(opts, n_opts, "local_ip", NULL);
     const char *tos = vs_netdev_option(opts, n_opts, "tos", "0");
     const char *ttl = vs_netdev_option(opts, n_opts, "ttl", "64");
+    const char *tc = vs_netdev_option(opts, n_opts, "tc-offload", "false");
     struct netdev_vxlan *nd = calloc(1, sizeof *nd);
     if (!nd)
         return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
@@ -420,13 +478,25 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
         goto fail;
     }
     nd->ttl = (int)v;
+    if (strcmp(tc, "true") && strcmp(tc, "false")) {
+        r = vs_netdev_fail(err, errlen, "option tc-offload", -EINVAL);
+        goto fail;
+    }
     snprintf(nd->remote_text, sizeof nd->remote_text, "%s", remote);
     snprintf(nd->key_text, sizeof nd->key_text, "%s", key);
     nd->path_mtu = route_mtu(nd->remote);
     nd->up.port_no = port_no;
-    r = sock_attach(nd, local_ip, dst_port, port_no, err, errlen);
+    r = sock_attach(nd, local_ip, dst_port, !strcmp(tc, "true"), port_no, err, errlen);
     if (r)
         goto fail;
+    if (nd->sock->tc_offload) {
+        r = tier_join(nd, local_ip);
+        if (r) {
+            sock_detach(nd);
+            r = vs_netdev_fail(err, errlen, "tc tier vxlan port", r);
+            goto fail;
+        }
+    }
     *out = &nd->up;
     return 0;
 fail:
@@ -437,9 +507,18 @@ fail:
 static void vxlan_close(struct vs_netdev *netdev)
 {
     struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
+    if (nd->tier_index)
+        vs_vxlan_kdev_port_del(&nd->sock->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
+                                                                    : (uint32_t)nd->vni,
+                               nd->remote, nd->tier_index);
     sock_detach(nd);
     free(nd->gso_buf);
     free(nd);
+}
+
+static int vxlan_tier_ifindex(struct vs_netdev *netdev)
+{
+    return (int)((struct netdev_vxlan *)netdev)->tier_index;
 }
 
 static int vxlan_rx_fds(struct vs_netdev *netdev, int *fds, int max)
@@ -843,11 +922,63 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     return 1;
 }
 
+/* One frame from the punt socket (tc_offload): its metadata into p->tnl and
+ * p->in_port.  1 if p holds a packet, 0 if it was dropped (counted).
+ * Called with s->mutex held. */
+static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h,
+                       struct vs_packet *p)
+{
+    s->rx_packets++;
+    if (p->len < ETH_HLEN_PLAIN) {
+        s->rx_malformed++;
+        return 0;
+    }
+    const struct vxlan_port_entry *port = demux(s, h->vni, h->remote);
+    if (!port) {
+        s->rx_unknown_vni++;
+        return 0;
+    }
+    p->in_port = port->port_no;
+    p->tnl = (struct vs_tnl_md){.tun_id = h->vni, .ip_src = h->remote, .ip_dst = h->local,
+                                .tp_dst = s->dst_port, .tos = h->tos, .ttl = h->ttl,
+                                .flags = VS_TNL_F_PRESENT};
+    /* The kernel's offsets count the punt header. */
+    if (p->vnet.flags & VS_VNET_F_NEEDS_CSUM)
+        p->vnet.csum_start = (uint16_t)(p->vnet.csum_start - VS_VXLAN_PUNT_HLEN);
+    if (p->vnet.gso_type && p->vnet.hdr_len > VS_VXLAN_PUNT_HLEN)
+        p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len - VS_VXLAN_PUNT_HLEN);
+    p->vnet.flags &= VS_VNET_F_NEEDS_CSUM; /* the kernel's DATA_VALID: not ours to pass on */
+    return 1;
+}
+
+/* recv for tc_offload: the punt socket's frames (vxlan_kdev.h). */
+static int punt_recv(struct vxlan_sock *s, struct vs_packet *pkts, int n, uint64_t *truncated)
+{
+    struct vs_vxlan_punt_hdr hdrs[VS_BATCH];
+    int got = vs_netdev_packet_recv(s->fd, pkts, n, (uint8_t *)hdrs, sizeof hdrs[0], truncated);
+    int kept = 0;
+    pthread_mutex_lock(&s->mutex);
+    for (int i = 0; i < got; i++) {
+        if (!take_punted(s, &hdrs[i], &pkts[i]))
+            continue;
+        if (kept != i) { /* close the gap left by a dropped frame */
+            struct vs_packet tmp = pkts[kept];
+            pkts[kept] = pkts[i];
+            pkts[i] = tmp;
+        }
+        kept++;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return got < 0 ? got : kept;
+}
+
 static int vxlan_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pkts, int n,
                       uint64_t *truncated)
 {
     (void)rxq;
     struct vxlan_sock *s = ((struct netdev_vxlan *)netdev)->sock;
+    if (s->tc_offload)
+        return punt_recv(s, pkts, n, truncated);
     int out = 0, drained = 0, err = 0;
     pthread_mutex_lock(&s->mutex);
     while (out < n) {
@@ -1157,6 +1288,9 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);
     n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
                      "GSO segmented; else dropped and counted (tx_mtu_drops)");
+    n = vs_netdev_kv(out, n, max, "tc_offload", "%s", nd->sock->tc_offload ? "true" : "false");
+    if (nd->sock->tc_offload)
+        n = vs_netdev_kv(out, n, max, "tc_device", "%s", nd->sock->kdev.vx_name);
     return n;
 }
 
@@ -1183,6 +1317,8 @@ static const struct vs_netdev_class vxlan_class = {
     .open = vxlan_open,
     .close = vxlan_close,
     .rx_fds = vxlan_rx_fds,
+    .tier_ifindex = vxlan_tier_ifindex,
+    .tier_kind = VS_TIER_TC,
     .recv = vxlan_recv,
     .send = vxlan_send,
     .get_status = vxlan_status,

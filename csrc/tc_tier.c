@@ -36,17 +36,19 @@
 #endif
 #define VETH_DRIVER "veth" /* ethtool's driver name for a veth */
 
-/* Guards ports_users and ports_fd (a leaf lock). */
+/* Guards ports_users, ports_fd and vx_tx_fd (a leaf lock). */
 static pthread_mutex_t ports_mutex = PTHREAD_MUTEX_INITIALIZER;
 static int ports_users;
 static int ports_fd = -1;
+static int vx_tx_fd = -1;
 
 int vs_tc_tier_available(void)
 {
     return 1;
 }
 
-/* A reference on the shared maps: the XDP tier's flows and tc_ports. */
+/* A reference on the shared maps: the XDP tier's flows, tc_ports and
+ * vx_tx. */
 static int maps_get(void)
 {
     int err = vs_xdp_tier_acquire();
@@ -56,8 +58,16 @@ static int maps_get(void)
     if (!ports_users) {
         ports_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "vs_tc_ports", sizeof(uint32_t),
                                   sizeof(uint32_t), VS_XDP_TIER_MAX_PORTS, NULL);
-        if (ports_fd < 0)
+        vx_tx_fd = bpf_map_create(BPF_MAP_TYPE_HASH, "vs_vx_tx", sizeof(uint32_t),
+                                  sizeof(struct vs_tc_vxlan_tx), VS_XDP_TIER_MAX_PORTS, NULL);
+        if (ports_fd < 0 || vx_tx_fd < 0) {
             err = -errno;
+            if (ports_fd >= 0)
+                close(ports_fd);
+            if (vx_tx_fd >= 0)
+                close(vx_tx_fd);
+            ports_fd = vx_tx_fd = -1;
+        }
     }
     if (!err)
         ports_users++;
@@ -72,7 +82,8 @@ static void maps_put(void)
     pthread_mutex_lock(&ports_mutex);
     if (ports_users && !--ports_users) {
         close(ports_fd);
-        ports_fd = -1;
+        close(vx_tx_fd);
+        ports_fd = vx_tx_fd = -1;
     }
     pthread_mutex_unlock(&ports_mutex);
     vs_xdp_tier_release();
@@ -98,6 +109,41 @@ static int reuse(struct bpf_object *obj, const char *name, int fd)
 {
     struct bpf_map *map = bpf_object__find_map_by_name(obj, name);
     return map ? bpf_map__reuse_fd(map, fd) : -ENOENT;
+}
+
+int vs_tc_tier_maps_acquire(void)
+{
+    return maps_get();
+}
+
+void vs_tc_tier_maps_release(void)
+{
+    maps_put();
+}
+
+int vs_tc_tier_maps_reuse(struct bpf_object *obj)
+{
+    int err = reuse(obj, "flows", vs_xdp_tier_flows_fd());
+    if (!err)
+        err = reuse(obj, "tc_ports", ports_fd);
+    if (!err)
+        err = reuse(obj, "vx_tx", vx_tx_fd);
+    return err;
+}
+
+int vs_tc_tier_vxlan_expose(uint32_t tier_index, const struct vs_tc_vxlan_tx *tx)
+{
+    uint32_t mode = VS_TC_TIER_REDIRECT_VXLAN;
+    if (bpf_map_update_elem(vx_tx_fd, &tier_index, tx, BPF_ANY) ||
+        bpf_map_update_elem(ports_fd, &tier_index, &mode, BPF_ANY))
+        return -errno;
+    return 0;
+}
+
+void vs_tc_tier_vxlan_unexpose(uint32_t tier_index)
+{
+    bpf_map_delete_elem(ports_fd, &tier_index); /* no more redirects to it */
+    bpf_map_delete_elem(vx_tx_fd, &tier_index);
 }
 
 /* A descriptor of our own for program `name` of obj (closing the object
@@ -135,9 +181,7 @@ int vs_tc_tier_open(struct vs_tc_tier *t, const char *ifname, int ifindex, int s
     struct bpf_object *obj = bpf_object__open_mem(vs_tc_tier_obj, sizeof vs_tc_tier_obj, &opts);
     if (!obj)
         FAIL("open tc tier object", -errno);
-    err = reuse(obj, "flows", vs_xdp_tier_flows_fd());
-    if (!err)
-        err = reuse(obj, "tc_ports", ports_fd);
+    err = vs_tc_tier_maps_reuse(obj);
     if (!err)
         err = bpf_object__load(obj);
     if (!err) {

@@ -27,6 +27,9 @@
  *    XDP → tc would need the tc port in the XDP devmap and its veth peer to
  *    take XDP frames; tc → XDP would need afxdp ports in `tc_ports`; neither
  *    is done, so mixed pairs stay in user space.
+ *  - vxlan ports with tc-offload (vxlan_kdev.h) join the tier as tc ports:
+ *    flows from them are looked up by the kernel vxlan device's program,
+ *    flows to them are sent with their tunnel (`vx_tx`) into that device.
  *  - Thread safety: the shared map fd and its reference count are guarded
  *    by a mutex of this module (a leaf lock, held only around open/close);
  *    the flow calls are xdp_tier.c's.
@@ -35,6 +38,7 @@
 #define VS_TC_TIER_H 1
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* One port's attachment. */
 struct vs_tc_tier {
@@ -56,5 +60,17 @@ void vs_tc_tier_close(struct vs_tc_tier *);
 
 /* "peer" or "egress": how the tier sends to this port. */
 const char *vs_tc_tier_redirect_name(const struct vs_tc_tier *);
+
+/* For the kernel vxlan device's program (vxlan_kdev.h), which shares the
+ * maps (built with the tier only).  A reference on them, 0 or -errno; the
+ * shared maps into obj before it loads; a vxlan port (tier_index,
+ * tc_tier_abi.h) as an output of the tier, 0 or -errno, and no more. */
+struct bpf_object;
+struct vs_tc_vxlan_tx;
+int vs_tc_tier_maps_acquire(void);
+void vs_tc_tier_maps_release(void);
+int vs_tc_tier_maps_reuse(struct bpf_object *obj);
+int vs_tc_tier_vxlan_expose(uint32_t tier_index, const struct vs_tc_vxlan_tx *tx);
+void vs_tc_tier_vxlan_unexpose(uint32_t tier_index);
 
 #endif

@@ -21,6 +21,26 @@
 /* tc_ports values. */
 #define VS_TC_TIER_REDIRECT_EGRESS 1 /* bpf_redirect(): out of the netdev */
 #define VS_TC_TIER_REDIRECT_PEER 2   /* bpf_redirect_peer(): into a veth's peer */
+#define VS_TC_TIER_REDIRECT_VXLAN 3  /* a vxlan port: vx_tx has its tunnel */
+
+/* Tier indexes of vxlan ports with tc-offload (vxlan_kdev.h) stand where a
+ * netdev's ifindex would, in the flows' keys (received through the port)
+ * and outputs (sent to it), from this base up: above any ifindex the
+ * kernel hands out in practice, unique per port in the process. */
+#define VS_TC_TIER_VXLAN_BASE 0x7f000000u
+
+/* vx_tx values, keyed by a vxlan port's tier index: what the tc program
+ * sets with bpf_skb_set_tunnel_key before redirecting into the kernel's
+ * vxlan device (which adds the outer headers, its own dst_port, and a
+ * source port from the inner flow's hash). */
+struct vs_tc_vxlan_tx {
+    uint32_t vx_ifindex; /* the kernel vxlan device */
+    uint32_t vni;        /* host order */
+    uint32_t remote;     /* host order, as bpf_tunnel_key */
+    uint32_t local;      /* host order; 0: the route's source */
+    uint8_t tos, ttl;
+    uint8_t pad[2];
+};
 
 /* cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK: cb[VS_TC_TIER_CB_VERDICT] holds
  * the socket filter's verdict for this skb and, for VS_TC_TIER_VERDICT_TIER,

@@ -150,7 +150,7 @@ static int pack_key(const struct vs_key *key, struct vs_xdp_flow_key *out)
 {
     static const uint8_t no_ipv6[sizeof key->ipv6_src];
     if (key->dl_type != ETH_TYPE_IPV4 || key->vlan_tci || key->nw_frag || key->pbb_isid
-        || key->tun_id || key->tun_src || key->tun_dst
+        || key->tun_id > UINT32_MAX /* VXLAN's are 24 bits */
         || memcmp(key->ipv6_src, no_ipv6, sizeof no_ipv6)
         || memcmp(key->ipv6_dst, no_ipv6, sizeof no_ipv6))
         return -EINVAL;
@@ -165,6 +165,9 @@ static int pack_key(const struct vs_key *key, struct vs_xdp_flow_key *out)
     out->nw_proto = key->nw_proto;
     out->nw_tos = key->nw_tos;
     out->nw_ttl = key->nw_ttl;
+    out->tun_id = (uint32_t)key->tun_id;
+    out->tun_src = key->tun_src;
+    out->tun_dst = key->tun_dst;
     return 0;
 }
 

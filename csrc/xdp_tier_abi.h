@@ -5,15 +5,19 @@
  *
  * The key is the datapath's flow key (struct vs_key, flow_key.h) packed down
  * to the fields that can differ between the frames the program handles
- * (untagged IPv4, not a fragment, not from a tunnel): every other vs_key
- * field is the same constant for all of them (vlan_tci, nw_frag, IPv6,
- * pbb_isid, tunnel metadata 0; dl_type IPv4), so the packed key identifies
+ * (untagged IPv4, not a fragment): every other vs_key field is the same
+ * constant for all of them (vlan_tci, nw_frag, IPv6, pbb_isid 0; dl_type
+ * IPv4), so the packed key identifies
  * the full key exactly, with in_port holding the receiving netdev's ifindex
  * instead of the datapath port number.  The program fills it exactly as
  * vs_parse() would; xdp_tier.c packs the datapath's keys and refuses one
  * outside that class.  So an entry can only be hit by packets whose parsed
  * key is identical to the one the datapath classified (see xdp_tier.h).
- * 32 bytes instead of vs_key's 104: the program hashes it per packet.
+ * The tunnel words are 0 except for frames the kernel vxlan device of
+ * vxlan ports with tc-offload received (vxlan_kdev.h: its program fills
+ * them from the skb's tunnel key and in_ifindex with the vxlan port's
+ * tier index, as netdev_vxlan.c fills pkt->tnl and in_port).
+ * 44 bytes instead of vs_key's 104: the program hashes it per packet.
  */
 #ifndef VS_XDP_TIER_ABI_H
 #define VS_XDP_TIER_ABI_H 1
@@ -39,6 +43,9 @@ struct vs_xdp_flow_key {
     uint8_t nw_tos;
     uint8_t nw_ttl;
     uint8_t pad; /* always 0: the map hashes every byte */
+    uint32_t tun_id;  /* VNI, host order, as vs_key */
+    uint32_t tun_src; /* outer addresses, network order, as vs_key */
+    uint32_t tun_dst;
 };
 
 /* The flows map is per-CPU (BPF_MAP_TYPE_PERCPU_HASH): each CPU counts in

@@ -212,7 +212,8 @@ def test_bad_options_name_the_option():
                            ({"remote_ip": "1.2.3"}, "option remote_ip"),
                            ({"remote_ip": FAR, "key": "16777216"}, "option key"),
                            ({"remote_ip": FAR, "dst_port": "0"}, "option dst_port"),
-                           ({"remote_ip": FAR, "colour": "red"}, "option colour")):
+                           ({"remote_ip": FAR, "colour": "red"}, "option colour"),
+                           ({"remote_ip": FAR, "tc-offload": "on"}, "option tc-offload")):
             with pytest.raises(PortOpenError) as e:
                 dp.add_port(5, "vxlan", "bad", opts)
             assert e.value.step == step

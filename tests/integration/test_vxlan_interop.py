@@ -11,7 +11,9 @@ with DF; one byte more is dropped and counted (tx_mtu_drops), never cut;
 the kernel's vxlan fdb learns the MACs behind each switch's VTEP; tshark
 decodes every underlay UDP packet as VXLAN with VNI 100 and only the I flag,
 none malformed; TCP both ways with the kernel's VTEP; an unknown VNI is counted; NORMAL learned the far MACs on
-the tunnel ports."""
+the tunnel ports.  Every test runs twice: the switches' vxlan ports receive
+through their own UDP socket, and with options:tc-offload=true through the
+kernel's vxlan device (csrc/vxlan_kdev.h)."""
 import contextlib
 import json
 import os
@@ -49,9 +51,10 @@ class Underlay:
         netns.run(host_ns, "ip", "link", "set", "ul0", "up")
 
 
-def vswitch_host(stack, ul, tag, workdir, peers):
+def vswitch_host(stack, ul, tag, workdir, peers, tc_offload="false"):
     """A vswitch host: namespace `sw`, vswitchd, br0 with vxlan ports to
-    `peers` and a host namespace behind port p1.  Returns (sw, vs, host ns)."""
+    `peers` (options:tc-offload as given) and a host namespace behind port
+    p1.  Returns (sw, vs, host ns)."""
     sw = stack.enter_context(netns.namespace("vx" + tag))
     ul.attach(sw, "u" + tag, UNDERLAY[tag])
     os.makedirs(workdir, exist_ok=True)
@@ -59,7 +62,8 @@ def vswitch_host(stack, ul, tag, workdir, peers):
     vs.vsctl("add-br", "br0")
     for peer in peers:
         vs.vsctl("add-port", "br0", f"vx{peer}", "--", "set", "interface", f"vx{peer}", "type=vxlan",
-                 f"options:remote_ip={UNDERLAY[peer]}", f"options:key={VNI}")
+                 f"options:remote_ip={UNDERLAY[peer]}", f"options:key={VNI}",
+                 f"options:tc-offload={tc_offload}")
     host = stack.enter_context(netns.namespace("h" + tag))
     netns.run(sw, "ip", "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", host)
     netns.run(sw, "ip", "link", "set", "p1", "up")
@@ -117,15 +121,45 @@ def capture(ns, ifname, path):
             proc.wait()
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory):
+@pytest.fixture(scope="module", params=["false", "true"], ids=["socket", "tc-offload"])
+def net(tmp_path_factory, request):
     base = tmp_path_factory.mktemp("vxlan")
+    tc = request.param
     with contextlib.ExitStack() as stack:
         ul = Underlay(stack)
-        a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("b", "k"))
-        b = vswitch_host(stack, ul, "b", str(base / "b"), peers=("a", "k"))
+        a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("b", "k"), tc_offload=tc)
+        b = vswitch_host(stack, ul, "b", str(base / "b"), peers=("a", "k"), tc_offload=tc)
         k = kernel_vxlan_host(stack, ul, peers=("a", "b"))
-        yield {"ul": ul.ns, "a": a, "b": b, "k": k, "dir": base}
+        yield {"ul": ul.ns, "a": a, "b": b, "k": k, "dir": base, "tc": tc}
+
+
+def test_receive_side_follows_tc_offload(net):
+    """With tc-offload the kernel's vxlan device (external mode) holds UDP
+    4789 in the switch's namespace and nothing else does; without it there
+    is no such device."""
+    (sw, vsa, _) = net["a"]
+    status = vsa.json("get", "interface", "vxb", "status")
+    text = json.dumps(status)
+    assert f'"tc_offload": "{net["tc"]}"' in text, text
+    links = netns.run(sw, "ip", "-d", "link", "show").stdout
+    if net["tc"] == "true":
+        assert '"tc_device": "vs_vxlan_4789"' in text, text
+        dev = netns.run(sw, "ip", "-d", "link", "show", "vs_vxlan_4789").stdout
+        assert "external" in dev and "dstport 4789" in dev, dev
+        assert "vs_punt_4789" in links
+    else:
+        assert "vs_vxlan_4789" not in links and "vs_punt_4789" not in links
+    # A port of the same (local_ip, dst_port) that disagrees is refused
+    # (EINVAL, step "option tc-offload differs ...") and changes nothing.
+    other = "false" if net["tc"] == "true" else "true"
+    vsa.vsctl("add-port", "br0", "vxz", "--", "set", "interface", "vxz", "type=vxlan",
+              "options:remote_ip=192.168.100.9", f"options:tc-offload={other}")
+    try:
+        error = wait_for(lambda: vsa.json("get", "interface", "vxz", "error"), what="vxz refused")
+        assert "Invalid argument" in json.dumps(error), error
+        assert netns.run(sw, "ip", "-d", "link", "show").stdout == links
+    finally:
+        vsa.vsctl("del-port", "br0", "vxz")
 
 
 def test_pings_near_mtu_fdb_and_tshark(net):
@@ -177,7 +211,9 @@ def test_pings_near_mtu_fdb_and_tshark(net):
 
 def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
     """TSO super-frames from a veth (offloads on, inner MTU 1500) cross as
-    MSS-sized VXLAN datagrams: nothing is cut or dropped for size."""
+    MSS-sized VXLAN datagrams: nothing is cut or dropped for size.  The far
+    switch hands them on as TSO frames again (its own coalescing, or the
+    kernel's GRO with tc-offload)."""
     (_, vsa, ha), (_, _, hb) = net["a"], net["b"]
     server = subprocess.Popen(["ip", "netns", "exec", hb, "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -192,6 +228,13 @@ def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
     st = stats(vsa, "vxb")
     assert st["vxlan_tx_segments"] > 10000 and st["vxlan_tx_offload_drops"] == 0, st
     assert st["vxlan_tx_errors"] == 0, st
+    rx = stats(net["b"][1], "vxa")
+    if net["tc"] == "true":
+        # The kernel's GRO reached the punt socket as TSO frames (vnet
+        # header): far fewer, larger frames than datagrams on the wire.
+        assert rx["rx_bytes"] / rx["rx_packets"] > 3 * 1500, rx
+    else:
+        assert rx["vxlan_sock_rx_coalesced"] > 0, rx
 
 
 def test_tcp_with_a_kernel_vtep_both_ways(net):

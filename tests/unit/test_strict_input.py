@@ -304,6 +304,8 @@ IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval
      'x1: unknown key options:xdp-mode (interface type "tap" takes no options)'),
     ("set Interface p1 options:tc-offload=yes",
      'p1: invalid options:tc-offload "yes" (must be true or false)'),
+    ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2 options:tc-offload=on",
+     'p1: invalid options:tc-offload "on" (must be true or false)'),
     ("set Interface p1 ofport_request=0", "p1: invalid ofport_request 0 (must be 1..65279)"),
     ("set Interface p1 ofport_request=65280", "p1: invalid ofport_request 65280 (must be 1..65279)"),
 ])

@@ -107,6 +107,9 @@ VXLAN_OPTIONS = {
     "tos": Option(expect="0..255 or inherit", default="0",
                   valid=lambda t: t == "inherit" or _uint(0, 255)(t)),
     "ttl": Option(expect="1..255", default="64", valid=_uint(1, 255)),
+    # The kernel's vxlan device receives for this (local_ip, dst_port)
+    # (csrc/vxlan_kdev.h); every vxlan port of the pair must agree.
+    "tc-offload": Option(("true", "false"), "true or false", "false"),
 }
 
 # The kernel tc tier (csrc/tc_tier.h): established flows between two ports
@@ -144,7 +147,8 @@ TYPES = {t.name: t for t in (
              "one UDP socket per (local_ip, dst_port) shared by the vxlan ports using it",
              options=VXLAN_OPTIONS, required=("remote_ip",), tunnel=True, owned=True, kernel_netdev=False,
              status=("tunnel_remote_ip", "tunnel_key", "tunnel_local_ip", "tunnel_dst_port",
-                     "tunnel_path_mtu", "tunnel_inner_mtu", "tunnel_oversize"),
+                     "tunnel_path_mtu", "tunnel_inner_mtu", "tunnel_oversize", "tc_offload",
+                     "tc_device"),
              stats=("tx_segments", "tx_mtu_drops", "tx_resegmented", "tx_no_remote", "tx_offload_drops", "tx_errors",
                     "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed",
                     "sock_rx_gro_datagrams", "sock_rx_coalesced")),

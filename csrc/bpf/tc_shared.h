@@ -1,0 +1,99 @@
+/* tc_shared.h — what the tc-attached tier programs share: the tc tier's
+ * (tc_tier.bpf.c, on afpacket ports' netdevs) and the kernel vxlan
+ * device's (vxlan_kdev.bpf.c): the output table `tc_ports`, the vxlan
+ * ports' tunnels `vx_tx` (both created by tc_tier.c and handed to every
+ * instance with bpf_map__reuse_fd), the key of an skb and the redirect of
+ * a hit, so a flow from a veth to a vxlan port and back is decided and
+ * sent the same way wherever it enters.
+ */
+#ifndef VS_TC_SHARED_H
+#define VS_TC_SHARED_H 1
+
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#include <stdint.h>
+#include "tier_shared.h"
+#include "tc_tier_abi.h"
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, __u32);
+} tc_ports SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, struct vs_tc_vxlan_tx);
+} vx_tx SEC(".maps");
+
+/* The skb's key, from a stack copy of its first bytes (a socket filter has
+ * no direct packet access).  0, or -1 when the tier leaves it alone. */
+static __always_inline int vs_tc_skb_key(struct __sk_buff *skb, struct vs_xdp_flow_key *key,
+                                         struct vs_tier_parsed *parsed)
+{
+    __u8 hdr[VS_TIER_HDR_MAX];
+    __u32 n = skb->len;
+    if (skb->vlan_present)
+        return -1;
+    if (n > VS_TIER_HDR_MAX)
+        n = VS_TIER_HDR_MAX;
+    if (n < ETH_HLEN + IPV4_HLEN)
+        return -1;
+    __builtin_memset(hdr, 0, sizeof hdr);
+    if (bpf_skb_load_bytes(skb, 0, hdr, n))
+        return -1;
+    if (vs_tier_parse(hdr, hdr + n, key, parsed))
+        return -1;
+    key->in_ifindex = skb->ifindex;
+    return 0;
+}
+
+/* The tier's decision for the skb whose key is *key: 1 and *out_ifindex,
+ * *mode when it forwards it (counted here, once), else 0. */
+static __always_inline int vs_tc_lookup(struct __sk_buff *skb, struct vs_xdp_flow_key *key,
+                                        struct vs_tier_parsed *parsed, __u32 *out_ifindex,
+                                        __u32 *mode)
+{
+    struct vs_xdp_flow_val *val = bpf_map_lookup_elem(&flows, key);
+    if (!val)
+        return 0;
+    __u32 out = val->out_ifindex;
+    __u32 *m = bpf_map_lookup_elem(&tc_ports, &out);
+    if (!m)
+        return 0; /* its output port closed: the datapath decides */
+    vs_tier_count(val, skb->len, parsed->tcp_flags);
+    *out_ifindex = out;
+    *mode = *m;
+    return 1;
+}
+
+/* Sends a hit on (tc programs only: the tunnel helper is theirs).  Into a
+ * vxlan port: its tunnel on the skb, then out of the kernel vxlan device;
+ * a port gone meanwhile (no vx_tx) drops the frame, as its closing would. */
+static __always_inline int vs_tc_redirect(struct __sk_buff *skb, __u32 out_ifindex, __u32 mode)
+{
+    if (mode == VS_TC_TIER_REDIRECT_PEER)
+        return bpf_redirect_peer(out_ifindex, 0);
+    if (mode != VS_TC_TIER_REDIRECT_VXLAN)
+        return bpf_redirect(out_ifindex, 0);
+    struct vs_tc_vxlan_tx *t = bpf_map_lookup_elem(&vx_tx, &out_ifindex);
+    if (!t)
+        return TC_ACT_SHOT;
+    struct bpf_tunnel_key tk;
+    __builtin_memset(&tk, 0, sizeof tk);
+    tk.tunnel_id = t->vni;
+    tk.remote_ipv4 = t->remote;
+    tk.local_ipv4 = t->local;
+    tk.tunnel_tos = t->tos;
+    tk.tunnel_ttl = t->ttl;
+    if (bpf_skb_set_tunnel_key(skb, &tk, sizeof tk, 0)) /* outer UDP checksum on, as the device's default */
+        return TC_ACT_SHOT;
+    return bpf_redirect(t->vx_ifindex, 0);
+}
+
+#endif

@@ -1,0 +1,93 @@
+/* vxlan_kdev.bpf.c — tcx ingress of the kernel vxlan device that vxlan
+ * ports with options:tc-offload=true share (vxlan_kdev.h).  The kernel has
+ * done the outer work: UDP receive, GRO (a TCP train arrives as one GSO
+ * skb), outer checksum, decapsulation.  Each frame's tunnel key finds its
+ * vxlan port (vx_rx, as netdev_vxlan.c's demux ranks them); a frame of an
+ * established exact flow (the tc tier's map, keyed with the port's tier
+ * index and the tunnel words) is forwarded as the tc tier forwards
+ * (tc_shared.h); every other one goes to user space through the punt
+ * device, with its tunnel metadata in front (vxlan_kdev_abi.h).
+ */
+#include <bpf/bpf_endian.h>
+
+#include "tc_shared.h"
+#include "vxlan_kdev_abi.h"
+
+/* [0]: the punt device's ifindex, set by vxlan_kdev.c after loading. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u32);
+} vx_punt SEC(".maps");
+
+/* (VNI or VS_VXLAN_RX_ANY, remote or 0) -> the port's tier index. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, struct vs_vxlan_rx_key);
+    __type(value, __u32);
+} vx_rx SEC(".maps");
+
+/* The port of (vni, remote): exact, then remote_ip=flow, key=flow, both. */
+static __always_inline __u32 *rx_port(__u32 vni, __u32 remote)
+{
+    struct vs_vxlan_rx_key k = {.vni = vni, .remote = remote};
+    __u32 *p = bpf_map_lookup_elem(&vx_rx, &k);
+    if (p)
+        return p;
+    k.remote = 0;
+    if ((p = bpf_map_lookup_elem(&vx_rx, &k)))
+        return p;
+    k.vni = VS_VXLAN_RX_ANY;
+    k.remote = remote;
+    if ((p = bpf_map_lookup_elem(&vx_rx, &k)))
+        return p;
+    k.remote = 0;
+    return bpf_map_lookup_elem(&vx_rx, &k);
+}
+
+static __always_inline int punt(struct __sk_buff *skb, const struct bpf_tunnel_key *tk)
+{
+    __u32 zero = 0;
+    __u32 *punt_ifindex = bpf_map_lookup_elem(&vx_punt, &zero);
+    if (!punt_ifindex || !*punt_ifindex)
+        return TC_ACT_SHOT;
+    struct vs_vxlan_punt_hdr h;
+    __builtin_memset(&h, 0, sizeof h);
+    h.eth_type = bpf_htons(VS_VXLAN_PUNT_ETHERTYPE);
+    h.vni = tk->tunnel_id;
+    h.remote = bpf_htonl(tk->remote_ipv4); /* the helper gives host order */
+    h.local = bpf_htonl(tk->local_ipv4);
+    h.tos = tk->tunnel_tos;
+    h.ttl = tk->tunnel_ttl;
+    if (bpf_skb_change_head(skb, sizeof h, 0))
+        return TC_ACT_SHOT;
+    if (bpf_skb_store_bytes(skb, 0, &h, sizeof h, 0))
+        return TC_ACT_SHOT;
+    return bpf_redirect(*punt_ifindex, BPF_F_INGRESS);
+}
+
+SEC("tc")
+int vs_vxlan_kdev_rx(struct __sk_buff *skb)
+{
+    struct bpf_tunnel_key tk;
+    __builtin_memset(&tk, 0, sizeof tk);
+    if (bpf_skb_get_tunnel_key(skb, &tk, sizeof tk, 0))
+        return TC_ACT_SHOT; /* not from the tunnel: nothing of ours */
+    struct vs_xdp_flow_key key;
+    struct vs_tier_parsed parsed;
+    __u32 out_ifindex, mode;
+    __u32 *port = rx_port(tk.tunnel_id, bpf_htonl(tk.remote_ipv4));
+    if (!port || vs_tc_skb_key(skb, &key, &parsed))
+        return punt(skb, &tk);
+    key.in_ifindex = *port;
+    key.tun_id = tk.tunnel_id;
+    key.tun_src = bpf_htonl(tk.remote_ipv4);
+    key.tun_dst = bpf_htonl(tk.local_ipv4);
+    if (!vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
+        return punt(skb, &tk);
+    return vs_tc_redirect(skb, out_ifindex, mode);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

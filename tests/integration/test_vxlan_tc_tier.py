@@ -1,0 +1,103 @@
+"""The tc tier through a VXLAN tunnel (csrc/vxlan_kdev.h): a datapath in
+namespace `sw` with port 1 an afpacket veth to host a and port 2 a vxlan
+port to a kernel VTEP (host k, the Linux vxlan driver), both with
+options:tc-offload=true, joined by flows in_port=1 -> 2 and 2 -> 1.
+
+An iperf3 TCP transfer host a -> host k and back (-R): established flows go
+veth -> kernel vxlan device (the tc program sets the tunnel) and kernel
+vxlan device -> veth (its program looks the decapsulated frame up), so the
+poll thread sees only a small share of the frames, and the ports' counters
+(the kernel's share harvested in) equal what the hosts' veth sent and
+received.  Closing the port removes the kernel devices it made."""
+import contextlib
+import json
+import subprocess
+import time
+
+import pytest
+
+from helpers import netns
+from helpers.kernel_tier import IN_PORT_ONLY, userspace_packets
+from vswitch.datapath import dpif
+
+pytestmark = [pytest.mark.timeout(120),
+              pytest.mark.skipif(not dpif.tc_tier_available(),
+                                 reason="built without clang/libbpf: no tc tier")]
+
+VNI = 77
+UL_SW, UL_K = "192.168.210.1", "192.168.210.2"
+IN_A, IN_K = "10.0.77.1", "10.0.77.2"
+INNER_MTU = 1450  # 1500-byte underlay minus VXLAN's 50
+TIER = {"tc-offload": "true"}
+USERSPACE_SHARE = 0.05  # at most this share of the frames reaches the poll thread
+SECONDS = "2"
+
+
+def veth_stat(ns, dev, name):
+    return int(netns.run(ns, "cat", f"/sys/class/net/{dev}/statistics/{name}").stdout)
+
+
+@contextlib.contextmanager
+def tunnel():
+    with netns.namespace("vts") as sw, netns.namespace("vta") as a, \
+            netns.namespace("vtk") as k:
+        ul_sw, ul_k = netns.veth_pair(sw, k, "vtu")
+        netns.run(sw, "ip", "addr", "add", f"{UL_SW}/24", "dev", ul_sw)
+        netns.run(k, "ip", "addr", "add", f"{UL_K}/24", "dev", ul_k)
+        netns.run(k, "ip", "link", "add", "vxlan0", "type", "vxlan", "id", str(VNI), "dstport",
+                  "4789", "local", UL_K, "remote", UL_SW, "dev", ul_k)
+        netns.run(k, "ip", "addr", "add", f"{IN_K}/24", "dev", "vxlan0")
+        netns.run(k, "ip", "link", "set", "vxlan0", "up")
+        pa, a0 = netns.veth_pair(sw, a, "vtp")
+        netns.run(a, "ip", "link", "set", a0, "mtu", str(INNER_MTU))
+        netns.run(a, "ip", "addr", "add", f"{IN_A}/24", "dev", a0)
+        with netns.entered(sw):  # the kernel vxlan device is made where the port opens
+            dp = dpif.Datapath()
+            try:
+                dp.add_port(1, "afpacket", pa, TIER)
+                dp.add_port(2, "vxlan", "vxk", dict(TIER, remote_ip=UL_K, key=str(VNI)))
+                dp.flow_put({"in_port": 1}, IN_PORT_ONLY, [("output", 2)])
+                dp.flow_put({"in_port": 2}, IN_PORT_ONLY, [("output", 1)])
+                yield sw, a, a0, k, dp
+            finally:
+                dp.close()
+
+
+def iperf(a, k, *args):
+    server = subprocess.Popen(["ip", "netns", "exec", k, "iperf3", "-s", "-1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        out = netns.run(a, "iperf3", "-c", IN_K, "-t", SECONDS, "-J", "--connect-timeout", "3000",
+                        *args, timeout=30, check=False).stdout
+    finally:
+        server.terminate()
+        server.wait(5)
+    return json.loads(out)["end"]
+
+
+def test_tcp_through_the_tunnel_stays_in_the_kernel():
+    with tunnel() as (sw, a, a0, k, dp):
+        status = dp.port_type_status(2)
+        assert status["tc_offload"] == "true" and status["tc_device"] == "vs_vxlan_4789", status
+        for reverse in ((), ("-R",)):
+            end = iperf(a, k, *reverse)
+            assert end["sum_received"]["bytes"] > 20 << 20, (reverse, end["sum_received"])
+        assert dpif.xdp_offload_counts()["live"] >= 2  # both directions in the kernel
+        time.sleep(0.2)
+        sent, received = veth_stat(a, a0, "tx_packets"), veth_stat(a, a0, "rx_packets")
+        dp.flow_dump()  # harvests the kernel's share into the flows and ports
+        p1, p2 = dp.port_stats(1), dp.port_stats(2)
+        # Every frame host a sent went in at port 1 and out of the tunnel,
+        # every frame it received came in through the tunnel, counted once.
+        assert p1["rx_packets"] == sent == p2["tx_packets"], (sent, p1, p2)
+        assert p2["rx_packets"] == received == p1["tx_packets"], (received, p1, p2)
+        total = p1["rx_packets"] + p2["rx_packets"]
+        assert userspace_packets(dp) <= USERSPACE_SHARE * total, (userspace_packets(dp), total)
+        # The last port of the kernel device takes it and the punt link along.
+        live = dpif.xdp_offload_counts()["live"]
+        dp.flow_del_stats({"in_port": 2}, IN_PORT_ONLY)
+        assert dpif.xdp_offload_counts()["live"] < live
+        dp.del_port(2)
+        links = netns.run(sw, "ip", "link", "show").stdout
+        assert "vs_vxlan_4789" not in links and "vs_punt_4789" not in links, links
