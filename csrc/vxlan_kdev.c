@@ -136,6 +136,24 @@ static void link_del(int ifindex)
     nl_talk(&r);
 }
 
+/* link_add(), after deleting a link of that name left behind by a daemon
+ * that did not close its ports (killed): our names are ours, and a daemon
+ * holding the same (local_ip, dst_port) in this namespace could not run
+ * beside us anyway (the port is one receive socket).  OVS reuses its
+ * vxlan_sys_PORT the same way. */
+static int link_add_fresh(const char *name, const char *kind, uint32_t local_ip,
+                          uint16_t dst_port)
+{
+    int err = link_add(name, kind, local_ip, dst_port);
+    if (err == -EEXIST) {
+        int stale = (int)if_nametoindex(name);
+        if (stale)
+            link_del(stale);
+        err = link_add(name, kind, local_ip, dst_port);
+    }
+    return err;
+}
+
 /* ---- the program and the socket ---- */
 
 static int load_program(struct vs_vxlan_kdev *k, int *prog_fd)
@@ -216,12 +234,12 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
     }
     char what[64];
     snprintf(what, sizeof what, "create kernel vxlan device %s", k->vx_name);
-    err = link_add(k->vx_name, "vxlan", local_ip, dst_port);
+    err = link_add_fresh(k->vx_name, "vxlan", local_ip, dst_port);
     if (err)
         FAIL(what, err);
     k->vx_ifindex = (int)if_nametoindex(k->vx_name);
     snprintf(what, sizeof what, "create punt device %s", k->punt_name);
-    err = link_add(k->punt_name, PUNT_KIND, 0, 0);
+    err = link_add_fresh(k->punt_name, PUNT_KIND, 0, 0);
     if (err)
         FAIL(what, err);
     k->punt_ifindex = (int)if_nametoindex(k->punt_name);

@@ -91,7 +91,10 @@ static __always_inline int vs_tc_redirect(struct __sk_buff *skb, __u32 out_ifind
     tk.local_ipv4 = t->local;
     tk.tunnel_tos = t->tos;
     tk.tunnel_ttl = t->ttl;
-    if (bpf_skb_set_tunnel_key(skb, &tk, sizeof tk, 0)) /* outer UDP checksum on, as the device's default */
+    /* Outer UDP checksum on (flags without BPF_F_ZERO_CSUM_TX), and DF set,
+     * as user-space transmit and OVS's df_default: an outer packet over the
+     * underlay's MTU is dropped by the device, never fragmented. */
+    if (bpf_skb_set_tunnel_key(skb, &tk, sizeof tk, BPF_F_DONT_FRAGMENT))
         return TC_ACT_SHOT;
     return bpf_redirect(t->vx_ifindex, 0);
 }

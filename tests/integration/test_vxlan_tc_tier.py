@@ -38,7 +38,9 @@ def veth_stat(ns, dev, name):
 
 
 @contextlib.contextmanager
-def tunnel():
+def tunnel(stale=False):
+    """`stale`: the kernel devices a killed daemon would leave behind are
+    there before the port opens."""
     with netns.namespace("vts") as sw, netns.namespace("vta") as a, \
             netns.namespace("vtk") as k:
         ul_sw, ul_k = netns.veth_pair(sw, k, "vtu")
@@ -51,6 +53,10 @@ def tunnel():
         pa, a0 = netns.veth_pair(sw, a, "vtp")
         netns.run(a, "ip", "link", "set", a0, "mtu", str(INNER_MTU))
         netns.run(a, "ip", "addr", "add", f"{IN_A}/24", "dev", a0)
+        if stale:
+            netns.run(sw, "ip", "link", "add", "vs_vxlan_4789", "type", "vxlan", "external",
+                      "dstport", "4789")
+            netns.run(sw, "ip", "link", "add", "vs_punt_4789", "type", "ifb")
         with netns.entered(sw):  # the kernel vxlan device is made where the port opens
             dp = dpif.Datapath()
             try:
@@ -101,3 +107,34 @@ def test_tcp_through_the_tunnel_stays_in_the_kernel():
         dp.del_port(2)
         links = netns.run(sw, "ip", "link", "show").stdout
         assert "vs_vxlan_4789" not in links and "vs_punt_4789" not in links, links
+
+
+def test_stale_devices_are_replaced_and_the_kernel_sends_with_df(tmp_path):
+    """A port opens over the devices a killed daemon left (as OVS reuses its
+    vxlan_sys_PORT), and the outer packets the kernel sends for the tier
+    carry DF, as user space's do: never fragmented."""
+    with tunnel(stale=True) as (sw, a, a0, k, dp):
+        assert dp.port_type_status(2)["tc_device"] == "vs_vxlan_4789"
+        pcap = tmp_path / "underlay.pcap"
+        ul_k = next(line.split(":")[1].strip().split("@")[0]
+                    for line in netns.run(k, "ip", "-o", "link", "show").stdout.splitlines()
+                    if "vtu" in line)
+        dump = subprocess.Popen(["ip", "netns", "exec", k, "tcpdump", "-i", ul_k, "-s", "96",
+                                 "-w", str(pcap), "-U", f"udp dst port 4789 and src host {UL_SW}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            end = iperf(a, k)
+            time.sleep(0.2)
+        finally:
+            dump.terminate()
+            dump.wait(5)
+        assert end["sum_received"]["bytes"] > 20 << 20, end["sum_received"]
+        assert dpif.xdp_offload_counts()["live"] >= 1
+
+        def count(expr):
+            out = subprocess.run(["tcpdump", "-r", str(pcap), "-nn", expr], capture_output=True,
+                                 text=True, check=True).stdout
+            return len(out.splitlines())
+        total, without_df = count("udp"), count("udp and ip[6] & 0x40 == 0")
+        assert total > 1000 and without_df == 0, (total, without_df)
