@@ -38,12 +38,6 @@
  * every gap between two bursts ended the dense state and the thread spun
  * (a poll() call per empty round) until the next burst.
  *
- * The default maximum, 50 µs, bounds what a sleep adds to a packet's
- * latency under dense traffic; at the bench's 1.2 Mpps the fill (53 µs) is
- * about that.  On the bench VM (64-byte UDP paced at 0.5 Mpps,
- * interleaved runs, load 6) the switch's CPU per packet was 843 / 777 /
- * 687 ns with maxima of 25 / 50 / 100 µs, and TCP no slower with 100.
- *
  * A maximum of 0 turns it off (pure spinning); the maximum is per datapath
  * (vs_dp_set_pmd_maxsleep), read by the poll threads every round.  The
  * state is the thread's own: no lock.
@@ -60,7 +54,7 @@
 #define VS_PMD_SLEEP_HOLD_NS 10000000ull       /* dense until this long after a dense window */
 #define VS_PMD_SLEEP_RATE_SHIFT 2u             /* the rate average's weight: 1/4 per window */
 #define VS_PMD_SLEEP_SLACK_NS 1000ul           /* the poll thread's timer slack */
-#define VS_PMD_MAXSLEEP_DEFAULT_NS 50000ull    /* vs_dp_create's maximum (see above) */
+#define VS_PMD_MAXSLEEP_DEFAULT_NS 25000ull    /* vs_dp_create's maximum */
 #define VS_PMD_MAXSLEEP_LIMIT_NS 10000000ull   /* 10 ms, as OVS caps pmd-maxsleep */
 
 struct vs_pmd_sleep {
