@@ -180,98 +180,50 @@ def test_sleeping_poll_thread_still_forwards_every_frame():
 STEP = lib.VS_PMD_SLEEP_STEP_NS
 WINDOW = lib.VS_PMD_SLEEP_WINDOW_NS
 DENSE = lib.VS_PMD_SLEEP_DENSE_PKTS
-HOLD = lib.VS_PMD_SLEEP_HOLD_NS
-MIN = lib.VS_PMD_SLEEP_MIN_NS
 BATCH = lib.VS_BATCH
-LONG_MAX = 1000 * STEP  # a maximum the fill never reaches in these tests
 
 
-def _dense_policy(rate=DENSE):
-    """A policy state whose last window was dense (`rate` packets in it: the
-    measured rate), and the time now."""
+def _dense_policy():
+    """A policy state whose last window was dense, and the time now."""
     s = ffi.new("struct vs_pmd_sleep *")
     now = 10 * WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now, LONG_MAX) == 0
-    assert s.dense == 0
+    assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now, 25 * STEP) == 0
     now += WINDOW
-    lib.vs_pmd_sleep_after_round(s, rate, BATCH, BATCH, now, LONG_MAX)  # a full round: no sleep
-    assert s.dense == 1 and s.next_ns == 0
+    assert lib.vs_pmd_sleep_after_round(s, DENSE, 1, BATCH, now, 25 * STEP) == 0
+    assert s.dense == 1 and s.next_ns == STEP
     return s, now
 
 
-def test_policy_jumps_to_the_sleep_that_fills_half_a_round_then_grows_by_a_step():
-    # DENSE packets per window: half a round (BATCH // 2) takes
-    # WINDOW * BATCH / 2 / DENSE to arrive.
+def test_policy_grows_by_a_step_per_light_round_from_the_minimum_to_the_maximum():
     s, now = _dense_policy()
-    fill = WINDOW * (BATCH // 2) // DENSE
-    got = [lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, LONG_MAX) for i in range(5)]
-    assert got == [fill + n * STEP for n in range(5)]
-    # The maximum bounds it, and a lower maximum applies at once.
-    assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + 5, 25 * STEP) == 25 * STEP
-
-
-def test_policy_fill_follows_the_measured_rate():
-    # Four times the rate: a quarter of the sleep.
-    s, now = _dense_policy(rate=4 * DENSE)
-    fill = WINDOW * (BATCH // 2) // (4 * DENSE)
-    assert fill >= MIN
-    assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, LONG_MAX) == fill
-    # Windows at the lower rate pull the average (and the sleep) back up.
-    before = fill
-    for w in range(1, 20):
-        lib.vs_pmd_sleep_after_round(s, DENSE, BATCH, BATCH, now + w * WINDOW, LONG_MAX)
-    got = lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + 20 * WINDOW, LONG_MAX)
-    assert got > 3 * before
-
-
-def test_policy_does_not_take_sleeps_shorter_than_the_minimum():
-    # At a rate where half a round arrives in less than MIN, the sleep grows
-    # by STEP per light round and is taken once it reaches MIN.
-    rate = (BATCH // 2) * WINDOW // (MIN // 2)
-    s, now = _dense_policy(rate=rate)
-    got = [lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, LONG_MAX) for _ in range(20)]
-    assert got[0] == 0
-    taken = [g for g in got if g]
-    assert taken and taken[0] >= MIN and got.index(taken[0]) > 0
-    assert all(b - a == STEP for a, b in zip(taken, taken[1:]))
+    got = [lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) for i in range(40)]
+    expected = [n * STEP if n * STEP >= lib.VS_PMD_SLEEP_MIN_NS else 0
+                for n in range(2, 2 + 40)]
+    assert got == [min(v, 25 * STEP) for v in expected]
 
 
 def test_policy_holds_at_half_full_batches_and_stops_at_full_ones():
     s, now = _dense_policy()
-    first = lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, LONG_MAX)
-    assert first > 0
-    assert lib.vs_pmd_sleep_after_round(s, BATCH // 2, BATCH // 2, BATCH, now, LONG_MAX) == first
-    assert lib.vs_pmd_sleep_after_round(s, BATCH, BATCH, BATCH, now, LONG_MAX) == 0
+    for i in range(9):
+        lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 25 * STEP)
+    assert s.next_ns == 10 * STEP
+    assert lib.vs_pmd_sleep_after_round(s, BATCH // 2, BATCH // 2, BATCH, now, 25 * STEP) \
+        == 10 * STEP
+    assert lib.vs_pmd_sleep_after_round(s, BATCH, BATCH, BATCH, now, 25 * STEP) == 0
     assert s.next_ns == 0
 
 
 def test_policy_never_sleeps_on_sparse_traffic_nor_with_maximum_0():
     s, now = _dense_policy()
     assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 0) == 0
-    # Sparse traffic from the start: one packet per window never sleeps.
-    s = ffi.new("struct vs_pmd_sleep *")
-    for w in range(1, 40):
-        assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, w * WINDOW, LONG_MAX) == 0
+    # A window with fewer than DENSE packets ends the dense state ...
+    now += WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, DENSE - 2, 1, BATCH, now, 25 * STEP) == 0
     assert s.dense == 0
-    # A burst after a long gap is not a dense rate: the window spans the gap.
-    now = 40 * WINDOW + 10 * WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, DENSE * 4, 1, BATCH, now, LONG_MAX) == 0
-    assert s.dense == 0
-
-
-def test_policy_density_outlasts_gaps_between_bursts_then_ends():
-    # Bursts with empty windows between them (a sender's batches) keep the
-    # thread sleeping: dense for HOLD after the last dense window ...
+    for i in range(30):
+        assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) == 0
+    # ... and so does a gap of more than a window, whatever came after it.
     s, now = _dense_policy()
-    for w in range(1, 4):
-        assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now + w * WINDOW, LONG_MAX) > 0
-    assert s.dense == 1
-    # ... and no longer.
-    now += HOLD + WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now, LONG_MAX) == 0
+    now += 3 * WINDOW
+    assert lib.vs_pmd_sleep_after_round(s, DENSE * 4, 1, BATCH, now, 25 * STEP) == 0
     assert s.dense == 0
-    # A window that ran long (the thread was preempted) but whose rate is
-    # dense makes it dense again.
-    now += 5 * WINDOW
-    lib.vs_pmd_sleep_after_round(s, 5 * DENSE, BATCH, BATCH, now, LONG_MAX)
-    assert s.dense == 1
