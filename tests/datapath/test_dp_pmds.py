@@ -91,6 +91,9 @@ def test_busy_poll_thread_keeps_spinning_when_idle():
 
 LIGHT_BURSTS = 150  # of 4 frames: 600, within both dummy queues (VS_DUMMY_QUEUE_LEN)
 LIGHT_GAP_S = 20e-6  # between bursts: 200k frames/s, far above the density threshold
+# A new maximum applies from the next round: a sleep already under way (up to
+# the old maximum, plus a wake-up of tens of µs) ends first.
+SLEEP_SETTLE_S = 0.01
 
 
 def _forward_light_stream(dp):
@@ -131,6 +134,7 @@ def test_busy_poll_thread_sleeps_under_light_dense_traffic_unless_maxsleep_is_0(
         assert sent == frames
         assert sleeps > 0
         dp.set_pmd_maxsleep(0)
+        time.sleep(SLEEP_SETTLE_S)
         frames, sent, sleeps = _forward_light_stream(dp)
         assert sent == frames
         assert sleeps == 0
