@@ -146,6 +146,12 @@ void vs_tc_tier_vxlan_unexpose(uint32_t tier_index)
     bpf_map_delete_elem(vx_tx_fd, &tier_index);
 }
 
+int vs_tc_tier_attach_ingress(int prog_fd, int ifindex)
+{
+    int fd = bpf_link_create(prog_fd, ifindex, VS_BPF_TCX_INGRESS, NULL);
+    return fd < 0 ? -errno : fd;
+}
+
 /* A descriptor of our own for program `name` of obj (closing the object
  * closes its). */
 static int prog_dup(struct bpf_object *obj, const char *name)
@@ -196,9 +202,9 @@ int vs_tc_tier_open(struct vs_tc_tier *t, const char *ifname, int ifindex, int s
      * must not copy what it forwards. */
     if (setsockopt(sock_fd, SOL_SOCKET, SO_ATTACH_BPF, &t->sock_prog_fd, sizeof t->sock_prog_fd))
         FAIL("attach tc tier socket filter", -errno);
-    t->link_fd = bpf_link_create(tc_fd, ifindex, VS_BPF_TCX_INGRESS, NULL);
+    t->link_fd = vs_tc_tier_attach_ingress(tc_fd, ifindex);
     if (t->link_fd < 0)
-        FAIL("attach tcx ingress", -errno);
+        FAIL("attach tcx ingress", t->link_fd);
     close(tc_fd);
     uint32_t key = (uint32_t)ifindex, mode = redirect_mode(ifname);
     if (bpf_map_update_elem(ports_fd, &key, &mode, BPF_ANY)) {

@@ -72,5 +72,9 @@ void vs_tc_tier_maps_release(void);
 int vs_tc_tier_maps_reuse(struct bpf_object *obj);
 int vs_tc_tier_vxlan_expose(uint32_t tier_index, const struct vs_tc_vxlan_tx *tx);
 void vs_tc_tier_vxlan_unexpose(uint32_t tier_index);
+/* Attaches program prog_fd at tcx ingress of ifindex: the link's fd (closing
+ * it detaches), or -errno.  The tier's ports and the kernel vxlan device
+ * attach through this one call. */
+int vs_tc_tier_attach_ingress(int prog_fd, int ifindex);
 
 #endif

@@ -25,11 +25,6 @@
 #include "vxlan_kdev_abi.h"
 #include "vxlan_kdev_obj.h" /* generated at build time: vs_vxlan_kdev_obj[] */
 
-#ifndef BPF_TCX_INGRESS
-#define VS_VXLAN_TCX_INGRESS 46 /* kernel 6.6+, newer than the system headers */
-#else
-#define VS_VXLAN_TCX_INGRESS BPF_TCX_INGRESS
-#endif
 #ifndef PACKET_VNET_HDR
 #define PACKET_VNET_HDR 15
 #endif
@@ -254,9 +249,9 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
     uint32_t zero = 0, punt = (uint32_t)k->punt_ifindex;
     if (bpf_map_update_elem(k->map_fd, &zero, &punt, BPF_ANY))
         FAIL("vxlan receive program's punt map", -errno);
-    k->link_fd = bpf_link_create(prog_fd, k->vx_ifindex, VS_VXLAN_TCX_INGRESS, NULL);
+    k->link_fd = vs_tc_tier_attach_ingress(prog_fd, k->vx_ifindex);
     if (k->link_fd < 0)
-        FAIL("attach tcx ingress to the kernel vxlan device", -errno);
+        FAIL("attach tcx ingress to the kernel vxlan device", k->link_fd);
     close(prog_fd);
     return 0;
 fail:
