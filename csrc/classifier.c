@@ -366,6 +366,7 @@ int vs_cls_put(struct vs_classifier *c, const struct vs_key *key, const struct v
         f->mask = *mask;
         f->hash = hash;
         f->actions = acts;
+        f->created_ns = vs_now_ns(); /* its idle time starts now */
         struct vs_flow_table *t = st->table;
         uint32_t slot = table_free_slot(t, hash);
         if (!t->slots[slot])

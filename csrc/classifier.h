@@ -64,9 +64,9 @@ struct vs_flow {
     uint64_t packets, bytes;
     uint64_t used_ns;   /* CLOCK_MONOTONIC of last hit, 0 = never */
     uint16_t tcp_flags; /* OR of the flags seen */
-    /* CLOCK_MONOTONIC of its install (vs_dp_flow_put, under the control
-     * mutex; only the control side reads it): a megaflow never hit is idle
-     * from then on (vs_dp_flow_dump_active). */
+    /* CLOCK_MONOTONIC of its install (set by vs_cls_put before it is
+     * published; only the control side reads it): a megaflow never hit is
+     * idle from then on (vs_dp_flow_dump_active). */
     uint64_t created_ns;
     /* Exact flows of this megaflow that the kernel XDP tier forwards
      * (xdp_offload.h): poll threads push, the control side reads and

@@ -1602,12 +1602,6 @@ int vs_dp_flow_put(struct vs_dp *dp, const struct vs_key *key, const struct vs_k
     int existed = 0;
     control_lock(dp);
     int r = vs_cls_put(&dp->cls, key, mask, actions, n_actions, &existed);
-    if (r >= 0 && !existed) {
-        /* Its idle time starts now (vs_dp_flow_dump_active). */
-        struct vs_flow *added = vs_cls_find(&dp->cls, key, mask);
-        if (added)
-            added->created_ns = vs_now_ns();
-    }
     if (r >= 0 && existed && dp->n_tier_ports) {
         /* New actions: the kernel must not go on with the old ones.  Once
          * no round can still be using them (nor pushing an entry made from

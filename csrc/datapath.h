@@ -97,7 +97,7 @@
  *      megaflow's kernel-tier entries as a full dump does, but copying only
  *      those with new traffic or idle, so 100k quiet megaflows cost a C
  *      walk, not 100k records converted in Python.  created_ns (struct
- *      vs_flow) is written by vs_dp_flow_put and read by this walk, both
+ *      vs_flow) is written by vs_cls_put (vs_dp_flow_put) and read by this walk, both
  *      under the control mutex; poll threads never touch it.
  *    · CPU, not locks, is what a dump takes from a poll thread: on a host
  *      whose CPUs the poll thread shares with the Python thread, a dump's
