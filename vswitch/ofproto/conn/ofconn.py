@@ -44,11 +44,18 @@ must send its hello within HELLO_TIMEOUT.  Service connections (the bridge's
 mgmt socket, e.g. ovs-ofctl) get no probes and no asynchronous messages
 unless they ask with set-async.
 
+A peer that streams requests paced by our replies (ovs-ofctl add-flows: one
+flow-mod + barrier per round trip) is read by bounded busy-polling after
+each reply instead of a sleep in the event loop per request
+(conn/busy_poll.py: the bounds, and why).
+
 Threads: everything here runs on the event loop thread; no locks.
 """
 import asyncio
 import logging
+import time
 
+from vswitch.ofproto.conn.busy_poll import BusyPoller
 from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp.codec import HEADER_LEN, MESSAGE_LENGTH, TYPE_NUMBER
@@ -101,6 +108,7 @@ class OFConnection(asyncio.BufferedProtocol):
         self._barrier = None        # the version byte and BARRIER_TYPES once negotiated
         self._stream = None         # (iterator of a ReplyStream's replies, xid) being written
         self._pump_due = False      # a _pump_stream call is scheduled
+        self._poller = None         # BusyPoller of a plain socket transport
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport):
@@ -109,6 +117,7 @@ class OFConnection(asyncio.BufferedProtocol):
             self.closed = True
             transport.close()
             return
+        self._poller = BusyPoller.for_transport(transport)
         versions = self.mgr.switch.versions()
         self.send(m.Hello(versions=tuple(versions), version=max(versions)))
         loop = self._loop
@@ -119,7 +128,18 @@ class OFConnection(asyncio.BufferedProtocol):
         return self._rbuf
 
     def buffer_updated(self, nbytes):
+        poller = self._poller
+        streaming = poller is not None and poller.streaming(time.perf_counter())
         self.data_received(bytes(self._rbuf[:nbytes]))
+        if poller is not None:
+            if streaming and self.may_poll():
+                poller.run(self)
+            else:
+                poller.replied_at = time.perf_counter()
+
+    def may_poll(self):
+        """May the next bytes be read now (not closed, reading not paused)?"""
+        return not self.closed and not self._paused and self._stream is None
 
     def data_received(self, data):
         if self.closed:
@@ -297,6 +317,9 @@ class OFConnection(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._poller is not None:
+            self._poller.close()
+            self._poller = None
         already, self.closed = self.closed, True
         if self.transport is not None and not already:
             self.transport.close()      # after what is buffered has been written
