@@ -84,6 +84,10 @@ class _Transport:
     def write(self, data):
         self.writes += 1
 
+    def get_extra_info(self, name, default=None):
+        """No socket (so no busy-polling) and no TLS."""
+        return default
+
     def pause_reading(self):
         """Never asked here (no stream, under the budget)."""
 

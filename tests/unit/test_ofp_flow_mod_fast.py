@@ -247,3 +247,39 @@ def test_callers_list_made_bad_after_a_good_flow_mod_is_refused():
     want = ofp.OFPError("BAD_ACTION", "BAD_OUT_PORT")
     assert (err.value.type, err.value.code) == (want.type, want.code)
     assert {r.match["tcp_dst"][0] for r in ofs.tables.tables[0]} == {80}
+
+
+def _layout_flow_mod(eth_type, proto, l4_field, port, dst=0x0A000001):
+    match = Match([("eth_type", (eth_type, None)), ("ip_proto", (proto, None)),
+                   ("ipv4_dst", (dst, None)), (l4_field, (port, None))])
+    return codec.encode(ofp.FlowMod(command=0, priority=5, match=match,
+                                    instructions=[ins.ApplyActions([ofp.Output(2, 0)])], version=4, xid=port))
+
+
+def test_compiled_layout_agrees_with_the_table_codec_on_each_repeat():
+    """Once a match layout is compiled, every later message of the same
+    length is still decoded as the codec does: other values, a header that
+    differs in a later field (tcp_dst -> udp_dst), and prerequisites that no
+    longer hold after a passing check was kept (eth_type IPv6 with ipv4_dst,
+    ip_proto UDP with tcp_dst) are refused with the codec's error."""
+    from vswitch.ofproto.ofp import flow_mod_fast
+    flow_mod_fast._LAYOUTS.clear()
+    cases = [(0x0800, 6, "tcp_dst", 80), (0x0800, 6, "tcp_dst", 81),    # learned, then taken
+             (0x86DD, 6, "tcp_dst", 82),                                # BAD_PREREQ (ipv4_dst)
+             (0x0800, 17, "tcp_dst", 83),                               # BAD_PREREQ (tcp_dst)
+             (0x0800, 17, "udp_dst", 84), (0x0800, 6, "tcp_dst", 85),   # another layout, then back
+             (0x0800, 6, "udp_dst", 86)]                                # BAD_PREREQ (udp_dst)
+    refused = taken = 0
+    for case in cases:
+        data = _layout_flow_mod(*case)
+        want = outcome(codec.decode_by_table, data)
+        fast = decode_flow_mod13(data)
+        if isinstance(want, tuple):
+            assert fast is None and want[:2] == ("BAD_MATCH", "BAD_PREREQ"), case
+            assert outcome(ofp.decode, data) == want
+            refused += 1
+        else:
+            assert fast == want, case
+            taken += 1
+    assert (taken, refused) == (4, 3)
+    assert flow_mod_fast._LAYOUTS, "the layout was compiled"
