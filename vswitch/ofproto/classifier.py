@@ -281,9 +281,15 @@ class Classifier:
             self._dirty = True
         return st
 
-    def insert(self, rule, sig=None):
+    @staticmethod
+    def signature_key(sig, match):
+        """The subtable key of `match` under its signature `sig` (what
+        Subtable.key_of gives), for a find_exact and insert in a row."""
+        return tuple([match[name][0] for name, _ in sig])
+
+    def insert(self, rule, sig=None, key=None):
         st = self._subtable_for(rule.match, create=True, sig=sig)
-        if st.insert(rule, st.key_of(rule.match)):
+        if st.insert(rule, key if key is not None else st.key_of(rule.match)):
             self._dirty = True
         self.count += 1
 
@@ -296,12 +302,12 @@ class Classifier:
             del self.subtables[st.signature]
             self._ordered.remove(st)
 
-    def find_exact(self, match, priority, sig=None):
+    def find_exact(self, match, priority, sig=None, key=None):
         """The rule with exactly this (normalized) match and priority."""
         st = self._subtable_for(match, sig=sig)
         if st is None:
             return None
-        bucket = st.buckets.get(st.key_of(match))
+        bucket = st.buckets.get(key if key is not None else st.key_of(match))
         for rule in bucket if type(bucket) is list else (bucket,):
             if rule is not None and rule.priority == priority:
                 return rule

@@ -104,6 +104,14 @@ def _compact(match):
     return match
 
 
+def _always_valid(instructions):
+    """True if _check_instructions can refuse this list in no table and
+    with any groups and meters: no goto-table, meter or group action."""
+    return not any(isinstance(i, (GotoTable, Meter)) or
+                   any(isinstance(a, Group) for a in getattr(i, "actions", ()))
+                   for i in instructions)
+
+
 def matches_overlap(a, b):
     """True if some packet can match both (fields present in both agree on
     the bits both masks select)."""
@@ -134,7 +142,8 @@ class FlowTables:
         self._seq = itertools.count()
         self._deadlines = []      # heap of (deadline, seq, rule)
         self._programs = {}       # instruction list key -> the shared list
-        self._last_program = (None, None)   # (a flow-mod's list, its shared list): see _shared
+        # (a flow-mod's list, its shared list, whether no check can refuse it): see _shared
+        self._last_program = (None, None, False)
         self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
 
     # --- flow-mod ---------------------------------------------------------
@@ -166,7 +175,9 @@ class FlowTables:
 
     def _add(self, fm, now):
         self._check_table(fm.table_id)
-        self._check_instructions(fm.table_id, fm.instructions)
+        last = self._last_program
+        if fm.instructions is not last[0] or not last[2]:
+            self._check_instructions(fm.table_id, fm.instructions)
         match = fm.match.normalized()
         table = self.tables[fm.table_id]
         if fm.flags & OFPFF_CHECK_OVERLAP and any(
@@ -177,12 +188,13 @@ class FlowTables:
         rule = Rule(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, now, seq=next(self._seq))
         sig = table.signature_of(match)
-        old = table.find_exact(match, fm.priority, sig)
+        key = Classifier.signature_key(sig, match)
+        old = table.find_exact(match, fm.priority, sig, key)
         if old is not None:
             self._unlink(old)
             if not fm.flags & OFPFF_RESET_COUNTS:
                 rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
-        table.insert(rule, sig)
+        table.insert(rule, sig, key)
         if rule.hard_timeout:
             heapq.heappush(self._deadlines, (now + rule.hard_timeout, rule.seq, rule))
         if rule.idle_timeout:
@@ -197,7 +209,7 @@ class FlowTables:
         instruction section: the last such list is recognised by identity,
         without building and hashing its key (only the decoder's lists: a
         caller's own list may be mutated between two flow-mods)."""
-        last, last_shared = self._last_program
+        last, last_shared, _ = self._last_program
         if instructions is last:
             return last_shared
         try:
@@ -210,7 +222,7 @@ class FlowTables:
             if len(self._programs) < MAX_SHARED_PROGRAMS:
                 self._programs[key] = shared
         if is_cached_program(instructions):
-            self._last_program = (instructions, shared)
+            self._last_program = (instructions, shared, _always_valid(instructions))
         return shared
 
     def _selected(self, fm, strict):
