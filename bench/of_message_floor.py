@@ -5,10 +5,11 @@
 A minimal server on a unix socket answers what `ovs-ofctl -O OpenFlow13
 add-flows` needs (hello, the table-features request as vswitch's OFSwitch
 answers it, one barrier reply per flow-mod + barrier round trip) and drops
-the flow-mods.  Six variants, each timed with the real ovs-ofctl:
-asyncio streams (as conn/ofconn.py once read), an asyncio Protocol, or a
-BufferedProtocol reading into a preallocated buffer (as conn/ofconn.py
-reads now), with or without decoding every message with the codec.  Beside
+the flow-mods.  Eight variants, each timed with the real ovs-ofctl:
+asyncio streams (as conn/ofconn.py once read), an asyncio Protocol, a
+BufferedProtocol reading into a preallocated buffer, or that plus the
+bounded busy-polling after each reply (as conn/ofconn.py reads now), with
+or without decoding every message with the codec.  Beside
 the wall time, the server's own CPU time per rule (its rusage at exit).  It
 bounds what the message path can reach in Python, whatever the flow table
 does.  Not a test.
@@ -114,7 +115,46 @@ def buffered_server(handle):
     return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
 
 
-SERVERS = {"streams": streams_server, "protocol": protocol_server, "buffered": buffered_server}
+def busypoll_server(handle):
+    """buffered, plus conn/busy_poll.py's bounded polling after each reply."""
+    from vswitch.ofproto.conn.busy_poll import BusyPoller
+    import time
+
+    class Conn(asyncio.BufferedProtocol):
+        def connection_made(self, transport):
+            self.transport, self.buf = transport, b""
+            self._rbuf = memoryview(bytearray(READ_CHUNK))
+            self.poller = BusyPoller.for_transport(transport)
+            transport.write(HELLO)
+
+        def get_buffer(self, sizehint):
+            return self._rbuf
+
+        def buffer_updated(self, nbytes):
+            streaming = self.poller.streaming(time.perf_counter())
+            self.data_received(bytes(self._rbuf[:nbytes]))
+            if streaming:
+                self.poller.run(self)
+            else:
+                self.poller.replied_at = time.perf_counter()
+
+        def data_received(self, data):
+            raws, self.buf = split_messages(self.buf + data)
+            for raw in raws:
+                out = handle(raw)
+                if out:
+                    self.transport.write(out)
+
+        def may_poll(self):
+            return not self.transport.is_closing()
+
+        def connection_lost(self, exc):
+            self.poller.close()
+    return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
+
+
+SERVERS = {"streams": streams_server, "protocol": protocol_server, "buffered": buffered_server,
+           "busypoll": busypoll_server}
 
 
 def serve_forever(kind, decode_all, path, cpu_path):
