@@ -470,6 +470,12 @@ class Switch:
                 self._forget(fid)
                 self._delete(info)
 
+    def megaflows_use_table(self, name, table_id):
+        """Does a megaflow of bridge `name` depend on OpenFlow table
+        `table_id` (OFSwitch defers an add only into a table none does)?"""
+        index = self.of_index.get(name)
+        return index is not None and index.uses_table(table_id)
+
     def revalidate_rules(self, name, changes):
         """OpenFlow rules of bridge `name` changed: [(rule, added)].  Deletes
         the megaflows that used a removed or modified rule (added False) and

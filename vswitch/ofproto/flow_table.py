@@ -173,11 +173,16 @@ class FlowTables:
                         and action.group_id not in self.groups.groups:
                     raise OFPError("BAD_ACTION", "BAD_OUT_GROUP", detail=f"group {action.group_id}")
 
-    def _add(self, fm, now):
+    def check_add(self, fm):
+        """Raise what an add of `fm` would raise before the overlap check
+        (the table, the instructions' references), changing nothing."""
         self._check_table(fm.table_id)
         last = self._last_program
         if fm.instructions is not last[0] or not last[2]:
             self._check_instructions(fm.table_id, fm.instructions)
+
+    def _add(self, fm, now):
+        self.check_add(fm)
         match = fm.match.normalized()
         table = self.tables[fm.table_id]
         if fm.flags & OFPFF_CHECK_OVERLAP and any(

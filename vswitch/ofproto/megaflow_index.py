@@ -119,6 +119,11 @@ class OFMegaflowIndex:
         self.lookups.clear()
         self.tables.clear()
 
+    def uses_table(self, table_id):
+        """Does any megaflow depend on a lookup in OpenFlow table `table_id`?"""
+        index = self.tables.get(table_id)
+        return index is not None and bool(index.all)
+
     def affected_by_add(self, rule):
         """Megaflows that `rule`, added to its table, may change."""
         index = self.tables.get(rule.table_id)

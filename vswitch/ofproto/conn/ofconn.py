@@ -8,7 +8,9 @@ future per message, which cost about as much as decoding a flow-mod.  The
 replies (and asynchronous messages raised meanwhile, e.g. a flow-removed
 caused by a delete) are collected and written with one transport.write at
 the end of the read, in order, so a barrier reply leaves after every
-earlier message took effect and after everything those messages caused.
+earlier message took effect and after everything those messages caused —
+except the table work of an add that OFSwitch defers, which nothing can
+observe and which runs right after that write (ofswitch.py's note).
 
 It is a BufferedProtocol: the transport reads into one preallocated
 READ_SIZE buffer (recv_into) and the bytes read are copied out.  A plain
@@ -205,6 +207,7 @@ class OFConnection(asyncio.BufferedProtocol):
                 MESSAGE_LENGTH.unpack_from(self._buf, 2)[0] <= len(self._buf)
         finally:
             self._flush()
+            self.mgr.switch.settle()   # an add deferred past the replies just written (ofswitch.py)
         if self._stream is not None and not self.closed:
             self._pause("stream")
             self._schedule_pump()
@@ -391,7 +394,7 @@ class OFConnection(asyncio.BufferedProtocol):
         if type(msg) is m.FlowMod:       # the bulk of a controller's messages: straight on
             if self.role == OFPCR_ROLE_SLAVE:
                 raise OFPError("BAD_REQUEST", "IS_SLAVE")
-            return self.mgr.switch.handle(msg, now)
+            return self.mgr.switch.handle(msg, now, defer=True)   # settled after _flush
         if isinstance(msg, m.EchoRequest):
             return [m.EchoReply(data=msg.data, version=msg.version, xid=msg.xid)]
         if isinstance(msg, (m.EchoReply, m.Hello)):
