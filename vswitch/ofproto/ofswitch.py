@@ -330,8 +330,14 @@ class OFSwitch:
     def settle(self):
         """Apply the deferred add, if any (module note)."""
         deferred, self._deferred = self._deferred, None
-        if deferred is not None:
-            self.flow_mod(*deferred)
+        if deferred is None:
+            return
+        fm, now = deferred         # checked when deferred; an add removes nothing
+        before = self.mode()
+        try:
+            self.tables.flow_mod(fm, now)
+        finally:
+            self._revalidate(before)
 
     def _flow_mod(self, msg, now):
         self.flow_mod(msg, now)

@@ -156,7 +156,9 @@ class _Layout:
         pre = [self.names.index(p) for p in {p for n in self.names for p, _ in FIELDS[n].prereqs}
                if p in self.names]
         full_width = all(FIELDS[n].bits == FIELDS[n].size * 8 for n in self.names)
-        self.prereq_of = (lambda vals: tuple(vals[idx[j][0]] for j in pre)) if exact and full_width else None
+        pre_idx = [idx[j][0] for j in pre]
+        self.prereq_of = None if not (exact and full_width) else \
+            itemgetter(*pre_idx) if len(pre_idx) > 1 else (lambda vals: tuple(vals[i] for i in pre_idx))
         self.checked = set()       # prerequisite values whose check passed
         self.last_key = None       # those values of the message read last
 
