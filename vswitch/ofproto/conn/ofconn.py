@@ -321,8 +321,7 @@ class OFConnection(asyncio.BufferedProtocol):
             self._timer.cancel()
             self._timer = None
         if self._poller is not None:
-            self._poller.close()
-            self._poller = None
+            self._poller.close()        # (kept: its counters outlive the connection)
         already, self.closed = self.closed, True
         if self.transport is not None and not already:
             self.transport.close()      # after what is buffered has been written
