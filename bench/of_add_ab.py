@@ -52,49 +52,44 @@ def main():
     n = args.rules
     path = write_rules(tcp_rules(n))
     work = tempfile.mkdtemp(prefix="of-add-ab-")
-    switches = []
-    try:
-        with contextlib.ExitStack() as stack:
-            for spec in args.tree:
-                label, tree = spec.split("=", 1)
-                ns = stack.enter_context(netns.namespace("ofab"))
-                with python_path(tree):
-                    s = Ours(ns, os.path.join(work, label))
-                s.label = label
-                switches.append(s)
-            if args.ovs:
-                switches.append(Theirs(stack.enter_context(netns.namespace("ofab")), work))
-            results = {s.label: {"wall": [], "cpu": [], "client": []} for s in switches}
-            loads = []
-            for _ in range(args.rounds):
-                loads.append(loadavg())
-                for s in switches:
-                    ofctl(s.target, "del-flows")
-                    before = cpu_seconds(s.pid)
-                    wall, client, _ = ofctl_cpu(s.target, "add-flows", path)
-                    r = results[s.label]
-                    r["wall"].append(wall)
-                    r["cpu"].append((cpu_seconds(s.pid) - before) / n * 1e6)
-                    r["client"].append(client / n * 1e6)
+    with contextlib.ExitStack() as stack:      # undone last-in first-out: daemons, then namespaces
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
+        stack.callback(os.unlink, path)
+        switches = []
+        for spec in args.tree:
+            label, tree = spec.split("=", 1)
+            ns = stack.enter_context(netns.namespace("ofab"))
+            with python_path(tree):
+                s = Ours(ns, os.path.join(work, label))
+            stack.callback(s.close)
+            s.label = label
+            switches.append(s)
+        if args.ovs:
+            s = Theirs(stack.enter_context(netns.namespace("ofab")), work)
+            stack.callback(s.close)
+            switches.append(s)
+        results = {s.label: {"wall": [], "cpu": [], "client": []} for s in switches}
+        loads = []
+        for _ in range(args.rounds):
             loads.append(loadavg())
-            print(f"\nadd-flows of {n:,} rules, {args.rounds} rounds interleaved; load {' -> '.join(loads)}\n")
-            print("| daemon | wall (median; rounds) | us per rule | daemon CPU us/rule (median; rounds) "
-                  "| ovs-ofctl CPU us/rule |")
-            print("|---|---|---|---|---|")
-            for label, r in results.items():
-                w = statistics.median(r["wall"])
-                print(f"| {label} | {w:.2f} s ({', '.join(f'{v:.2f}' for v in r['wall'])}) | {w / n * 1e6:.1f} "
-                      f"| {statistics.median(r['cpu']):.1f} ({', '.join(f'{v:.0f}' for v in r['cpu'])}) "
-                      f"| {statistics.median(r['client']):.1f} |")
             for s in switches:
-                s.close()
-            switches = []
-    finally:
-        for s in switches:
-            s.close()
-        os.unlink(path)
-        shutil.rmtree(work, ignore_errors=True)
-
+                ofctl(s.target, "del-flows")
+                before = cpu_seconds(s.pid)
+                wall, client, _ = ofctl_cpu(s.target, "add-flows", path)
+                r = results[s.label]
+                r["wall"].append(wall)
+                r["cpu"].append((cpu_seconds(s.pid) - before) / n * 1e6)
+                r["client"].append(client / n * 1e6)
+        loads.append(loadavg())
+        print(f"\nadd-flows of {n:,} rules, {args.rounds} rounds interleaved; load {' -> '.join(loads)}\n")
+        print("| daemon | wall (median; rounds) | us per rule | daemon CPU us/rule (median; rounds) "
+              "| ovs-ofctl CPU us/rule |")
+        print("|---|---|---|---|---|")
+        for label, r in results.items():
+            w = statistics.median(r["wall"])
+            print(f"| {label} | {w:.2f} s ({', '.join(f'{v:.2f}' for v in r['wall'])}) | {w / n * 1e6:.1f} "
+                  f"| {statistics.median(r['cpu']):.1f} ({', '.join(f'{v:.0f}' for v in r['cpu'])}) "
+                  f"| {statistics.median(r['client']):.1f} |")
 
 if __name__ == "__main__":
     main()

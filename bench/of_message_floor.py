@@ -81,6 +81,15 @@ def streams_server(handle):
     return lambda path: asyncio.start_unix_server(serve, path)
 
 
+def answer(conn, handle, data):
+    """Handle the whole messages of conn.buf + data; write what they get."""
+    raws, conn.buf = split_messages(conn.buf + data)
+    for raw in raws:
+        out = handle(raw)
+        if out:
+            conn.transport.write(out)
+
+
 def protocol_server(handle):
     class Conn(asyncio.Protocol):
         def connection_made(self, transport):
@@ -88,11 +97,7 @@ def protocol_server(handle):
             transport.write(HELLO)
 
         def data_received(self, data):
-            raws, self.buf = split_messages(self.buf + data)
-            for raw in raws:
-                out = handle(raw)
-                if out:
-                    self.transport.write(out)
+            answer(self, handle, data)
     return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
 
 
@@ -107,11 +112,7 @@ def buffered_server(handle):
             return self.rbuf
 
         def buffer_updated(self, nbytes):
-            raws, self.buf = split_messages(self.buf + bytes(self.rbuf[:nbytes]))
-            for raw in raws:
-                out = handle(raw)
-                if out:
-                    self.transport.write(out)
+            answer(self, handle, bytes(self.rbuf[:nbytes]))
     return lambda path: asyncio.get_running_loop().create_unix_server(Conn, path)
 
 
@@ -139,11 +140,7 @@ def busypoll_server(handle):
                 self.poller.replied_at = time.perf_counter()
 
         def data_received(self, data):
-            raws, self.buf = split_messages(self.buf + data)
-            for raw in raws:
-                out = handle(raw)
-                if out:
-                    self.transport.write(out)
+            answer(self, handle, data)
 
         def may_poll(self):
             return not self.transport.is_closing()
