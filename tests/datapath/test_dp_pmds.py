@@ -3,7 +3,6 @@ that replacing them keeps the datapath's totals."""
 import os
 import time
 
-from vswitch.datapath._datapath import ffi, lib
 from vswitch.datapath.dpif import Datapath
 
 
