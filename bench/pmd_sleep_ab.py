@@ -22,11 +22,14 @@ at the start of each run (the machine is shared)."""
 import argparse
 import contextlib
 import json
+import re
 import os
 import shutil
 import statistics
 import sys
 import tempfile
+import threading
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -39,6 +42,9 @@ WARM_SECONDS = 1
 MAXSLEEP_ENV = "VSWITCH_PMD_MAXSLEEP"
 PMD_COUNTERS = ("packets", "batches", "sleeps", "busy_ns", "idle_ns")
 PING_COUNT = 500
+PORT_DROP_KEYS = ("rx_dropped", "rx_fill_empty", "tx_no_room")
+SS_FIELDS = {"rtt_ms": r"\brtt:([\d.]+)", "cwnd": r"\bcwnd:(\d+)", "retrans": r"\bretrans:\d+/(\d+)"}
+STATS_REFRESH_WAIT = 5.5
 
 
 def parse_variant(text):
@@ -68,7 +74,81 @@ def measure_udp(s, opts, tools):
             "pkts_per_batch": d["packets"] / d["batches"] if d["batches"] else None}
 
 
+def port_drops(s):
+    """The afxdp ports' kernel-ring counters (XDP_STATISTICS: rx ring full or
+    dropped, fill ring found empty) and transmits refused, summed."""
+    out = dict.fromkeys(PORT_DROP_KEYS, 0)
+    for port in ("pa", "pb"):
+        text = s.vsctl("get", "interface", port, "statistics", record=False)
+        st = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", text)}
+        for k in PORT_DROP_KEYS:
+            out[k] += st.get("afxdp_" + k, 0)
+    return out
+
+
+def cpu_times():
+    """Per CPU: (busy, softirq, all) jiffies from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            m = re.match(r"cpu(\d+) (.*)", line)
+            if m:
+                v = [int(x) for x in m.group(2).split()]
+                idle = v[3] + v[4]  # idle + iowait
+                out[m.group(1)] = (sum(v[:8]) - idle, v[6], sum(v[:8]))
+    return out
+
+
+def ss_sample(s, delay, into):
+    """The sender's socket as `ss -ti` shows it `delay` s into the run:
+    rtt (ms), cwnd (segments), retransmits so far."""
+    time.sleep(delay)
+    out = bench.sh(s.vma, "ss", "-tin", "dst", bench.IP_B, check=False).stdout
+    # iperf3's data connection: the one that sent the most (its control
+    # connection is the other).
+    socks = re.split(r"\n(?=ESTAB)", out)
+    data = max(socks, key=lambda t: int((re.search(r"bytes_sent:(\d+)", t) or [0, 0])[1]))
+    m = {k: re.search(pat, data) for k, pat in SS_FIELDS.items()}
+    into.update({k: float(v.group(1)) for k, v in m.items() if v})
+
+
+def tcp_diag(s, opts):
+    """One iperf3 run with what explains its rate: the endpoints' retransmits,
+    the sender's rtt and cwnd mid-run, the ports' ring drops, the poll
+    thread's sleeps and packets per sleep, the switch's CPU share."""
+    time.sleep(STATS_REFRESH_WAIT)  # the first statistics of the ports
+    d0, c0 = port_drops(s), pmd_totals(bench.vswitch_counters(s))
+    cpu0, t0, pc0 = bench.proc_cpu_ns(s.pids), time.monotonic(), cpu_times()
+    ss = {}
+    th = threading.Thread(target=ss_sample, args=(s, opts.seconds / 2, ss), daemon=True)
+    th.start()
+    r = bench.measure_tcp(s, opts.seconds)
+    th.join()
+    wall = time.monotonic() - t0
+    cpu1, pc1 = bench.proc_cpu_ns(s.pids), cpu_times()
+    c1 = pmd_totals(bench.vswitch_counters(s))
+    time.sleep(STATS_REFRESH_WAIT)  # the Interface statistics are refreshed periodically
+    d1 = port_drops(s)
+    pk, sl = c1["packets"] - c0["packets"], c1["sleeps"] - c0["sleeps"]
+    out = {"gbps": r.get("gbps"), "retrans_pct": r.get("retrans_pct"),
+           "switch_cpu_pct": 100.0 * (cpu1 - cpu0) / 1e9 / wall,
+           "sleeps_per_ms": sl / wall / 1e3, "pkts_per_sleep": pk / sl if sl else None,
+           "pkts_per_batch": pk / (c1["batches"] - c0["batches"]) if c1["batches"] > c0["batches"]
+           else None}
+    out.update({k: d1[k] - d0[k] for k in PORT_DROP_KEYS})
+    for cpu in (bench.TRAFFIC_CPU, bench.SWITCH_CPU):  # busy and softirq shares of each CPU
+        a, b = pc0[cpu], pc1[cpu]
+        total = max(1, b[2] - a[2])
+        out[f"cpu{cpu}_busy_pct"] = 100.0 * (b[0] - a[0]) / total
+        out[f"cpu{cpu}_softirq_pct"] = 100.0 * (b[1] - a[1]) / total
+    out.update({"ss_" + k: v for k, v in ss.items()})
+    return out
+
+
 def measure_tcp(s, opts):
+    if opts.diag:
+        bench.set_offloads(s, False)
+        return {"off_" + k: v for k, v in tcp_diag(s, opts).items()}
     on = bench.measure_tcp(s, opts.seconds)
     bench.set_offloads(s, False)
     off = bench.measure_tcp(s, opts.seconds)
@@ -98,6 +178,9 @@ def main(argv=None):
     p.add_argument("--pps", type=int, default=0, help="pace the blast (0: as fast as it goes)")
     p.add_argument("--tcp", action="store_true")
     p.add_argument("--ping", action="store_true")
+    p.add_argument("--diag", action="store_true",
+                   help="with --tcp: offloads off only, with retransmits, rtt/cwnd, ring drops, "
+                        "sleeps")
     opts = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="pmd-sleep-ab-")
     try:
@@ -119,8 +202,9 @@ def main(argv=None):
                 results[label].append(row)
                 print(label, rep, json.dumps(row), flush=True)
         for label, rows in results.items():
-            med = {key: statistics.median(r[key] for r in rows if r[key] is not None)
-                   for key in rows[0] if any(r[key] is not None for r in rows)}
+            keys = dict.fromkeys(k for r in rows for k in r)
+            med = {key: statistics.median(r[key] for r in rows if r.get(key) is not None)
+                   for key in keys if any(r.get(key) is not None for r in rows)}
             med["loads"] = [r["load"] for r in rows]
             print("median", label, json.dumps(med), flush=True)
     finally:

@@ -21,8 +21,8 @@
  *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
  *    when a packet arrives soon after it went to sleep, halved when the
  *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
- *    latency and an idle switch costs no CPU.  While spinning under dense
- *    traffic, a round that read less than half of what it could take is
+ *    latency and an idle switch costs no CPU.  While spinning under a dense
+ *    one-way stream, a round that read less than half of what it could take is
  *    followed by a short sleep that grows round by round up to a small maximum
  *    (load-based sleeping, pmd_sleep.h, as OVS's pmd-maxsleep); a spinning
  *    round that found nothing yields the CPU (sched_yield) to any thread

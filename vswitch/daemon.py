@@ -204,8 +204,9 @@ def parse_args(argv):
     p.add_argument("--pmd-maxsleep", metavar="USEC", type=_pmd_maxsleep,
                    default=os.environ.get("VSWITCH_PMD_MAXSLEEP"),
                    help="load-based sleeping (OVS's other_config:pmd-maxsleep): a spinning "
-                        "poll thread whose batches are less than half full sleeps up to this "
-                        "many µs between rounds, 0 = never (default: the datapath's, 25)")
+                        "poll thread whose batches are less than half full under a dense "
+                        "one-way stream sleeps up to this many µs between rounds, 0 = never "
+                        "(default: the datapath's, 50)")
     p.add_argument("--metrics", metavar="[HOST:]PORT", type=_metrics_listen, default=None,
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (off by default; "
                         "HOST defaults to 127.0.0.1, any other address must be written out)")

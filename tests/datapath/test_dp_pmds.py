@@ -3,7 +3,6 @@ that replacing them keeps the datapath's totals."""
 import os
 import time
 
-from vswitch.datapath._datapath import ffi, lib
 from vswitch.datapath.dpif import Datapath
 
 
@@ -89,8 +88,11 @@ def test_busy_poll_thread_keeps_spinning_when_idle():
     assert _cpu_after_traffic(busy_poll=True, maxsleep_us=0) > 0.2 * IDLE_WINDOW_S
 
 
-LIGHT_BURSTS = 150  # of 4 frames: 600, within both dummy queues (VS_DUMMY_QUEUE_LEN)
-LIGHT_GAP_S = 20e-6  # between bursts: 200k frames/s, far above the density threshold
+LIGHT_BURSTS = 75  # of LIGHT_BURST frames: 600, within both dummy queues (VS_DUMMY_QUEUE_LEN)
+LIGHT_BURST = 8  # a round's worth is 128: every round stays light
+# Between bursts: with the injection's own cost ~300k frames/s, well above
+# the density threshold (160k/s, judged on the rate: pmd_sleep.h).
+LIGHT_GAP_S = 20e-6
 # A new maximum applies from the next round: a sleep already under way (up to
 # the old maximum, plus a wake-up of tens of µs) ends first.
 SLEEP_SETTLE_S = 0.01
@@ -103,7 +105,7 @@ def _forward_light_stream(dp):
     before = dp.pmd_stats()[0]["sleeps"]
     frames, sent = [], []
     for burst in range(LIGHT_BURSTS):
-        chunk = [bytes([burst, i]) + bytes(58) for i in range(4)]
+        chunk = [bytes([burst, i]) + bytes(58) for i in range(LIGHT_BURST)]
         assert dp.dummy_inject(1, chunk) == len(chunk)
         frames += chunk
         until = time.perf_counter() + LIGHT_GAP_S
@@ -180,54 +182,36 @@ def test_sleeping_poll_thread_still_forwards_every_frame():
         dp.close()
 
 
-# The policy itself (pmd_sleep.h), step by step, with a made-up clock.
-STEP = lib.VS_PMD_SLEEP_STEP_NS
-WINDOW = lib.VS_PMD_SLEEP_WINDOW_NS
-DENSE = lib.VS_PMD_SLEEP_DENSE_PKTS
-BATCH = lib.VS_BATCH
-
-
-def _dense_policy():
-    """A policy state whose last window was dense, and the time now."""
-    s = ffi.new("struct vs_pmd_sleep *")
-    now = 10 * WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, 0, 0, BATCH, now, 25 * STEP) == 0
-    now += WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, DENSE, 1, BATCH, now, 25 * STEP) == 0
-    assert s.dense == 1 and s.next_ns == STEP
-    return s, now
-
-
-def test_policy_grows_by_a_step_per_light_round_from_the_minimum_to_the_maximum():
-    s, now = _dense_policy()
-    got = [lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) for i in range(40)]
-    expected = [n * STEP if n * STEP >= lib.VS_PMD_SLEEP_MIN_NS else 0
-                for n in range(2, 2 + 40)]
-    assert got == [min(v, 25 * STEP) for v in expected]
-
-
-def test_policy_holds_at_half_full_batches_and_stops_at_full_ones():
-    s, now = _dense_policy()
-    for i in range(9):
-        lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 25 * STEP)
-    assert s.next_ns == 10 * STEP
-    assert lib.vs_pmd_sleep_after_round(s, BATCH // 2, BATCH // 2, BATCH, now, 25 * STEP) \
-        == 10 * STEP
-    assert lib.vs_pmd_sleep_after_round(s, BATCH, BATCH, BATCH, now, 25 * STEP) == 0
-    assert s.next_ns == 0
-
-
-def test_policy_never_sleeps_on_sparse_traffic_nor_with_maximum_0():
-    s, now = _dense_policy()
-    assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now, 0) == 0
-    # A window with fewer than DENSE packets ends the dense state ...
-    now += WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, DENSE - 2, 1, BATCH, now, 25 * STEP) == 0
-    assert s.dense == 0
-    for i in range(30):
-        assert lib.vs_pmd_sleep_after_round(s, 1, 1, BATCH, now + i, 25 * STEP) == 0
-    # ... and so does a gap of more than a window, whatever came after it.
-    s, now = _dense_policy()
-    now += 3 * WINDOW
-    assert lib.vs_pmd_sleep_after_round(s, DENSE * 4, 1, BATCH, now, 25 * STEP) == 0
-    assert s.dense == 0
+def test_two_way_dense_traffic_never_waits_for_a_load_based_sleep():
+    # The same light dense stream, but with as much coming back (a transfer
+    # and its ACKs: in on each port, out on the other): the thread spins for
+    # it (pmd_sleep.h, two-way), while the one-way stream sleeps.
+    dp = _forwarding_dp()
+    try:
+        dp.flow_put({"in_port": 2}, {"in_port": 0xFFFFFFFF}, [("output", 1)])
+        dp.set_pmd_maxsleep(1000)
+        before = dp.pmd_stats()[0]["sleeps"]
+        there, back = [], []
+        for burst in range(LIGHT_BURSTS):
+            for port, frames in ((1, there), (2, back)):
+                chunk = [bytes([port, burst, i]) + bytes(57) for i in range(LIGHT_BURST // 2)]
+                assert dp.dummy_inject(port, chunk) == len(chunk)
+                frames += chunk
+            until = time.perf_counter() + LIGHT_GAP_S
+            while time.perf_counter() < until:
+                pass
+        got = {1: [], 2: []}
+        deadline = time.monotonic() + 5
+        while (len(got[2]) < len(there) or len(got[1]) < len(back)) and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
+            got[1] += dp.dummy_sent(1)
+            got[2] += dp.dummy_sent(2)
+        assert got[2] == there and got[1] == back
+        assert dp.pmd_stats()[0]["sleeps"] == before
+        # Control: one way only, it does sleep.
+        frames, sent, sleeps = _forward_light_stream(dp)
+        assert sent == frames
+        assert sleeps > 0
+    finally:
+        dp.close()
