@@ -14,6 +14,9 @@ Topology (built once per mode, torn down after it):
       vswitch-tc: the same with options:tc-offload=true on vx and p1 (the
                kernel's vxlan device receives, and the tc tier forwards
                established flows veth <-> tunnel in the kernel: csrc/vxlan_kdev.h)
+      vswitch-tc-port: vswitch-tc with options:tc-device=per-port on vx (a
+               plain kernel vxlan device for the port instead of the shared
+               external one)
       kernel:  vxlan0 (id 100, dstport 4789, remote the other VTEP) and veth
                p1 in a Linux bridge kbr (learning, no STP)
     client/server namespaces C, S behind X and Y: eth0 10.77.0.1/.2, MTU 1500
@@ -46,7 +49,7 @@ from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
 
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
-MODES = ("vswitch", "vswitch-tc", "kernel")
+MODES = ("vswitch", "vswitch-tc", "vswitch-tc-port", "kernel")
 
 
 def log(msg):
@@ -81,8 +84,9 @@ def end_host(stack, vtep_ns, tag, mtu):
 
 
 @contextlib.contextmanager
-def vswitch_setup(tmp, tc=False):
-    """tc: both ports with options:tc-offload=true, the hosts' MTU 1450."""
+def vswitch_setup(tmp, tc=False, per_port=False):
+    """tc: both ports with options:tc-offload=true, the hosts' MTU 1450;
+    per_port: vx with options:tc-device=per-port."""
     tier = ["--", "set", "interface", "p1", "options:tc-offload=true"] if tc else []
     with contextlib.ExitStack() as stack:
         vteps = underlay(stack)
@@ -94,7 +98,8 @@ def vswitch_setup(tmp, tc=False):
             vs.vsctl("add-br", "br0")
             vs.vsctl("add-port", "br0", "vx", "--", "set", "interface", "vx", "type=vxlan",
                      f"options:remote_ip={VTEP[other]}", "options:key=100",
-                     f"options:tc-offload={'true' if tc else 'false'}")
+                     f"options:tc-offload={'true' if tc else 'false'}",
+                     *(["options:tc-device=per-port"] if per_port else []))
             hosts[tag] = end_host(stack, vteps[tag], tag, 1450 if tc else 1500)
             vs.vsctl("add-port", "br0", "p1", *tier)
             daemons[tag] = vs
@@ -167,7 +172,8 @@ def main(argv=None):
         for rep in range(args.reps):
             for mode in results:
                 setup = kernel_setup() if mode == "kernel" else \
-                    vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode == "vswitch-tc")
+                    vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
+                                  per_port=mode == "vswitch-tc-port")
                 with setup as (hosts, daemons):
                     r = measure(hosts, daemons, args.seconds, args.streams, args.congestion)
                     r["loadavg_1min"] = loadavg()

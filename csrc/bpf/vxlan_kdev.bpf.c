@@ -7,6 +7,9 @@
  * index and the tunnel words) is forwarded as the tc tier forwards
  * (tc_shared.h); every other one goes to user space through the punt
  * device, with its tunnel metadata in front (vxlan_kdev_abi.h).
+ * vs_vxlan_plain_rx does the same on a port's own plain vxlan device
+ * (vxlan_kdev.h: no tunnel key on the skb): the device is the port, and
+ * vx_plain holds its tunnel.
  */
 #include <bpf/bpf_endian.h>
 
@@ -47,25 +50,40 @@ static __always_inline __u32 *rx_port(__u32 vni, __u32 remote)
     return bpf_map_lookup_elem(&vx_rx, &k);
 }
 
-static __always_inline int punt(struct __sk_buff *skb, const struct bpf_tunnel_key *tk)
+/* A plain device's ifindex -> its port and tunnel. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, VS_XDP_TIER_MAX_PORTS);
+    __type(key, __u32);
+    __type(value, struct vs_vxlan_plain_cfg);
+} vx_plain SEC(".maps");
+
+/* Hands the frame to user space: the punt header (h: its tunnel part
+ * filled) in front, into the punt device. */
+static __always_inline int punt_hdr(struct __sk_buff *skb, struct vs_vxlan_punt_hdr *h)
 {
     __u32 zero = 0;
     __u32 *punt_ifindex = bpf_map_lookup_elem(&vx_punt, &zero);
     if (!punt_ifindex || !*punt_ifindex)
         return TC_ACT_SHOT;
+    h->eth_type = bpf_htons(VS_VXLAN_PUNT_ETHERTYPE);
+    if (bpf_skb_change_head(skb, sizeof *h, 0))
+        return TC_ACT_SHOT;
+    if (bpf_skb_store_bytes(skb, 0, h, sizeof *h, 0))
+        return TC_ACT_SHOT;
+    return bpf_redirect(*punt_ifindex, BPF_F_INGRESS);
+}
+
+static __always_inline int punt(struct __sk_buff *skb, const struct bpf_tunnel_key *tk)
+{
     struct vs_vxlan_punt_hdr h;
     __builtin_memset(&h, 0, sizeof h);
-    h.eth_type = bpf_htons(VS_VXLAN_PUNT_ETHERTYPE);
     h.vni = tk->tunnel_id;
     h.remote = bpf_htonl(tk->remote_ipv4); /* the helper gives host order */
     h.local = bpf_htonl(tk->local_ipv4);
     h.tos = tk->tunnel_tos;
     h.ttl = tk->tunnel_ttl;
-    if (bpf_skb_change_head(skb, sizeof h, 0))
-        return TC_ACT_SHOT;
-    if (bpf_skb_store_bytes(skb, 0, &h, sizeof h, 0))
-        return TC_ACT_SHOT;
-    return bpf_redirect(*punt_ifindex, BPF_F_INGRESS);
+    return punt_hdr(skb, &h);
 }
 
 SEC("tc")
@@ -88,6 +106,35 @@ int vs_vxlan_kdev_rx(struct __sk_buff *skb)
     if (!vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
         return punt(skb, &tk);
     return vs_tc_redirect(skb, out_ifindex, mode);
+}
+
+/* A plain device's frames: no metadata dst to read (the kernel allocates
+ * none for a plain device); the port and tunnel are the device's.  The
+ * outer TOS and TTL are not known here: user space sees 0 for both. */
+SEC("tc")
+int vs_vxlan_plain_rx(struct __sk_buff *skb)
+{
+    __u32 ifindex = skb->ifindex;
+    struct vs_vxlan_plain_cfg *c = bpf_map_lookup_elem(&vx_plain, &ifindex);
+    if (!c)
+        return TC_ACT_SHOT; /* closing: the port is gone */
+    struct vs_xdp_flow_key key;
+    struct vs_tier_parsed parsed;
+    __u32 out_ifindex, mode;
+    if (!vs_tc_skb_key(skb, &key, &parsed)) {
+        key.in_ifindex = c->tier_index;
+        key.tun_id = c->vni;
+        key.tun_src = c->remote;
+        key.tun_dst = c->local;
+        if (vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
+            return vs_tc_redirect(skb, out_ifindex, mode);
+    }
+    struct vs_vxlan_punt_hdr h;
+    __builtin_memset(&h, 0, sizeof h);
+    h.vni = c->vni;
+    h.remote = c->remote;
+    h.local = c->local;
+    return punt_hdr(skb, &h);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
