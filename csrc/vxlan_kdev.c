@@ -435,19 +435,18 @@ static int external_add(struct vs_vxlan_kdev *k, const struct vs_vxlan_kdev_memb
 }
 
 /* Moves every port to the external device (the kernel shares a UDP port
- * only among devices of one kind).  A port whose move fails keeps its
- * plain device. */
+ * only among devices of one kind: the plain devices go first, and their
+ * ports' tier traffic goes to user space meanwhile).  When the external
+ * device cannot be made, the plain devices are made again. */
 static int external_take_all(struct vs_vxlan_kdev *k)
 {
+    if (k->vx_ifindex)
+        return 0;
+    while (k->n_plain)
+        plain_remove(k, k->n_plain - 1);
     int err = external_open(k);
-    if (err)
-        return err;
     for (int i = 0; i < k->n_members; i++) {
-        int j = plain_find(k, k->members[i].tier_index);
-        if (j < 0)
-            continue;
-        plain_remove(k, j);
-        int e = external_add(k, &k->members[i]);
+        int e = err ? plain_add(k, &k->members[i]) : external_add(k, &k->members[i]);
         if (e && !err)
             err = e;
     }
