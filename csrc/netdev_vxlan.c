@@ -1324,7 +1324,9 @@ static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", nd->tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "tx_errors", nd->tx_errors);
     n = vs_netdev_counter(out, n, max, "sock_rx_packets", nd->sock->rx_packets);
-    n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni", nd->sock->rx_unknown_vni);
+    n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni",
+                          nd->sock->rx_unknown_vni +
+                          (nd->sock->tc_offload ? vs_vxlan_kdev_unknown_vni(&nd->sock->kdev) : 0));
     n = vs_netdev_counter(out, n, max, "sock_rx_malformed", nd->sock->rx_malformed);
     n = vs_netdev_counter(out, n, max, "sock_rx_gro_datagrams", nd->sock->rx_gro_datagrams);
     n = vs_netdev_counter(out, n, max, "sock_rx_coalesced", nd->sock->rx_coalesced);

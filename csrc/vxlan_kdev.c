@@ -18,6 +18,7 @@
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -37,6 +38,7 @@
 /* The kernel's vxlan reads a device's TOS 1 as "inherit the inner's": a
  * port with outer TOS 1 stays on the external device (the key says 1). */
 #define VS_VXLAN_KERNEL_TOS_INHERIT 1
+#define DROPS_PROG "vs_vxlan_unknown_vni"
 
 int vs_vxlan_kdev_available(void)
 {
@@ -215,6 +217,9 @@ static int load_program(struct vs_vxlan_kdev *k)
     if (!obj)
         return -errno;
     int err = vs_tc_tier_maps_reuse(obj);
+    struct bpf_program *drops = bpf_object__find_program_by_name(obj, DROPS_PROG);
+    if (drops)
+        bpf_program__set_autoload(drops, false); /* drops_open's */
     if (!err)
         err = bpf_object__load(obj);
     if (!err) {
@@ -238,6 +243,44 @@ static int load_program(struct vs_vxlan_kdev *k)
     }
     bpf_object__close(obj);
     return err;
+}
+
+/* The unknown-VNI drop counter (vs_vxlan_unknown_vni) for this namespace
+ * and dst_port: its own load of the object, that program only.  A kernel
+ * without the drop reason or BTF: not counted (drops_link_fd stays -1). */
+static void drops_open(struct vs_vxlan_kdev *k)
+{
+    struct stat st;
+    if (k->drops_link_fd >= 0 || stat("/proc/self/ns/net", &st))
+        return;
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "vs_vxlan_drops");
+    struct bpf_object *obj =
+        bpf_object__open_mem(vs_vxlan_kdev_obj, sizeof vs_vxlan_kdev_obj, &opts);
+    if (!obj)
+        return;
+    struct bpf_program *p;
+    bpf_object__for_each_program(p, obj)
+        bpf_program__set_autoload(p, !strcmp(bpf_program__name(p), DROPS_PROG));
+    struct bpf_map *m = bpf_object__find_map_by_name(obj, "vx_drops");
+    p = bpf_object__find_program_by_name(obj, DROPS_PROG);
+    if (m && p && !vs_tc_tier_maps_reuse(obj) && !bpf_object__load(obj)) {
+        uint32_t zero = 0;
+        struct vs_vxlan_drop_count c = {.netns_inum = (uint32_t)st.st_ino,
+                                        .dst_port = k->dst_port};
+        k->drops_map_fd = fcntl(bpf_map__fd(m), F_DUPFD_CLOEXEC, 0);
+        if (k->drops_map_fd >= 0 && !bpf_map_update_elem(k->drops_map_fd, &zero, &c, BPF_ANY))
+            k->drops_link_fd = bpf_raw_tracepoint_open(NULL, bpf_program__fd(p));
+    }
+    bpf_object__close(obj);
+}
+
+uint64_t vs_vxlan_kdev_unknown_vni(const struct vs_vxlan_kdev *k)
+{
+    uint32_t zero = 0;
+    struct vs_vxlan_drop_count c = {0};
+    if (k->drops_map_fd < 0 || bpf_map_lookup_elem(k->drops_map_fd, &zero, &c))
+        return 0;
+    return c.count;
 }
 
 static int punt_socket(int ifindex)
@@ -273,6 +316,7 @@ static void fds_reset(struct vs_vxlan_kdev *k)
 {
     k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
     k->rx_prog_fd = k->plain_prog_fd = k->plain_map_fd = -1;
+    k->drops_map_fd = k->drops_link_fd = -1;
 }
 
 /* The plain devices' names on dst_port: PLAIN_PREFIX PORT _ VNI (hex). */
@@ -386,6 +430,7 @@ static int plain_add(struct vs_vxlan_kdev *k, const struct vs_vxlan_kdev_member 
         k->plain = p;
         k->cap_plain = cap;
     }
+    drops_open(k); /* the kernel drops unknown VNIs for plain devices */
     struct vs_vxlan_kdev_plain *p = &k->plain[k->n_plain];
     memset(p, 0, sizeof *p);
     p->link_fd = -1;
@@ -457,8 +502,8 @@ void vs_vxlan_kdev_close(struct vs_vxlan_kdev *k)
 {
     while (k->n_plain)
         plain_remove(k, k->n_plain - 1);
-    int fds[] = {k->link_fd, k->map_fd, k->rx_map_fd, k->sock_fd,
-                 k->rx_prog_fd, k->plain_prog_fd, k->plain_map_fd};
+    int fds[] = {k->link_fd, k->map_fd, k->rx_map_fd, k->sock_fd, k->rx_prog_fd,
+                 k->plain_prog_fd, k->plain_map_fd, k->drops_map_fd, k->drops_link_fd};
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -580,6 +625,12 @@ void vs_vxlan_kdev_port_del(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remo
 #endif
 
 #ifndef VS_HAVE_VXLAN_KDEV
+uint64_t vs_vxlan_kdev_unknown_vni(const struct vs_vxlan_kdev *k)
+{
+    (void)k;
+    return 0;
+}
+
 const char *vs_vxlan_kdev_port_device(const struct vs_vxlan_kdev *k, uint32_t tier_index)
 {
     (void)tier_index;

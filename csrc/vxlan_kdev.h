@@ -28,17 +28,20 @@
  *    direction as between two tc-tier ports (tier_offload_consider).
  *  - options:tc-device=per-port (opt in): a port with a fixed tunnel
  *    (remote_ip, key, tos not 1, which the kernel reads as inherit) gets a
- *    plain kernel vxlan device of its own instead, vs_vxq_PORT_VNI (id
+ *    plain kernel vxlan device of its own instead, vxqPORT_VNI (VNI hex; id
  *    VNI, remote, local_ip, dst_port, DF set, outer UDP checksum on): the
  *    kernel keeps a dst cache for its sends (the external device looks the
  *    route up per skb) and allocates no metadata dst per received skb; its
  *    tcx program (vs_vxlan_plain_rx) knows the port from the device.
  *    Measured (bench/VXLAN_RESULTS.md): the external device's per-skb
- *    costs were ~20 % of one TCP stream's throughput.  Lost on such a
- *    (local_ip, dst_port): frames of a VNI no port has are dropped by the
- *    kernel (drop reason VXLAN_VNI_NOT_FOUND), not counted in
- *    sock_rx_unknown_vni; received frames carry no outer TOS/TTL (0 in
- *    tnl) and tun_dst is the port's local_ip or the route's source towards
+ *    costs were ~20 % of one TCP stream's throughput.  Frames of a VNI no
+ *    port has are dropped by the kernel (drop reason VXLAN_VNI_NOT_FOUND,
+ *    before any program of ours): a tp_btf/kfree_skb program
+ *    (vs_vxlan_unknown_vni: that reason, our namespace, our dst_port; it
+ *    runs on drops only, forwarded frames never meet it) counts them into
+ *    sock_rx_unknown_vni, for the whole dst_port (not per local_ip).  Lost
+ *    on such a port: received frames carry no outer TOS/TTL (0 in tnl)
+ *    and tun_dst is the port's local_ip or the route's source towards
  *    remote (read when the port opens), not each datagram's destination.
  *    The kernel shares one UDP socket only among devices of the same kind
  *    and refuses two plain devices with one VNI, so the first port that
@@ -80,6 +83,7 @@ struct vs_vxlan_kdev {
     int rx_prog_fd;   /* vs_vxlan_kdev_rx, for the external device */
     int plain_prog_fd; /* vs_vxlan_plain_rx, for the plain ones */
     int plain_map_fd; /* vx_plain */
+    int drops_map_fd, drops_link_fd; /* the unknown-VNI drop counter, -1 until a plain device */
     struct vs_vxlan_kdev_plain *plain; /* the ports with a plain device */
     int n_plain, cap_plain;
     /* Each port's (vni, remote, tier_index, tx), to move it to the
@@ -116,5 +120,8 @@ void vs_vxlan_kdev_port_del(struct vs_vxlan_kdev *, uint32_t vni, uint32_t remot
 /* The name of the kernel device that carries the port: its plain one or
  * the shared external one. */
 const char *vs_vxlan_kdev_port_device(const struct vs_vxlan_kdev *, uint32_t tier_index);
+/* Datagrams the kernel dropped for their VNI while plain devices held the
+ * port (0 when the counter could not be loaded). */
+uint64_t vs_vxlan_kdev_unknown_vni(const struct vs_vxlan_kdev *);
 
 #endif

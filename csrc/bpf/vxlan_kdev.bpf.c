@@ -10,8 +10,12 @@
  * vs_vxlan_plain_rx does the same on a port's own plain vxlan device
  * (vxlan_kdev.h: no tunnel key on the skb): the device is the port, and
  * vx_plain holds its tunnel.
+ * vs_vxlan_unknown_vni (tp_btf/kfree_skb, loaded apart: vxlan_kdev.c)
+ * counts what plain devices cannot: the datagrams the kernel's vxlan
+ * drops for a VNI no device has, on our namespace's dst_port.
  */
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 
 #include "tc_shared.h"
 #include "vxlan_kdev_abi.h"
@@ -135,6 +139,59 @@ int vs_vxlan_plain_rx(struct __sk_buff *skb)
     h.remote = c->remote;
     h.local = c->local;
     return punt_hdr(skb, &h);
+}
+
+/* The kernel's types, as far as the drop counter reads them (CO-RE: the
+ * offsets are the running kernel's, from its BTF). */
+struct ns_common___vs {
+    unsigned int inum;
+} __attribute__((preserve_access_index));
+struct net___vs {
+    struct ns_common___vs ns;
+} __attribute__((preserve_access_index));
+struct net_device___vs {
+    struct {
+        struct net___vs *net;
+    } nd_net;
+} __attribute__((preserve_access_index));
+struct sk_buff___vs {
+    struct net_device___vs *dev;
+    unsigned char *head;
+    __u16 transport_header;
+} __attribute__((preserve_access_index));
+enum skb_drop_reason___vs { SKB_DROP_REASON_VXLAN_VNI_NOT_FOUND___vs = 0 };
+
+#define UDP_DPORT_OFF 2
+
+/* [0]: what to count (our namespace's inode, dst_port) and the count. */
+struct {
+    __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct vs_vxlan_drop_count);
+} vx_drops SEC(".maps");
+
+SEC("tp_btf/kfree_skb")
+int vs_vxlan_unknown_vni(__u64 *ctx)
+{
+    __u32 reason = (__u32)ctx[2];
+    if (reason != bpf_core_enum_value(enum skb_drop_reason___vs,
+                                      SKB_DROP_REASON_VXLAN_VNI_NOT_FOUND___vs))
+        return 0;
+    __u32 zero = 0;
+    struct vs_vxlan_drop_count *c = bpf_map_lookup_elem(&vx_drops, &zero);
+    if (!c)
+        return 0;
+    struct sk_buff___vs *skb = (void *)ctx[0];
+    if (BPF_CORE_READ(skb, dev, nd_net.net, ns.inum) != c->netns_inum)
+        return 0;
+    unsigned char *head = BPF_CORE_READ(skb, head);
+    __u16 th = BPF_CORE_READ(skb, transport_header);
+    __u16 dport = 0;
+    bpf_probe_read_kernel(&dport, sizeof dport, head + th + UDP_DPORT_OFF);
+    if (bpf_ntohs(dport) == c->dst_port)
+        __sync_fetch_and_add(&c->count, 1);
+    return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -228,3 +228,21 @@ def test_per_port_device_follows_a_route_change():
         assert end["sum_received"]["bytes"] > 20 << 20, end["sum_received"]
         moved = veth_stat(sw, alt_sw, "tx_packets") - before
         assert moved > 1000, moved
+
+
+def test_per_port_unknown_vni_is_dropped_and_counted():
+    """The kernel drops a VNI no plain device has before any program of
+    ours: the drop counter still counts it (one per ARP request the far
+    VTEP sends on VNI 999), and nothing reaches host a."""
+    with tunnel(vx_options=PER_PORT) as (sw, a, a0, k, dp):
+        assert dp.port_type_status(2)["tc_device"] == PLAIN_DEV
+        netns.run(k, "ip", "link", "add", "vxlan9", "type", "vxlan", "id", "999", "dstport", "4789",
+                  "local", UL_K, "remote", UL_SW)
+        netns.run(k, "ip", "addr", "add", "10.9.0.3/24", "dev", "vxlan9")
+        netns.run(k, "ip", "link", "set", "vxlan9", "up")
+        before = dp.port_type_stats(2)["sock_rx_unknown_vni"]
+        rx_a = veth_stat(a, a0, "rx_packets")
+        netns.run(k, "ping", "-c", "3", "-W", "1", "10.9.0.1", check=False)  # ARP, unanswered
+        after = dp.port_type_stats(2)["sock_rx_unknown_vni"]
+        assert after > before, (before, after)
+        assert veth_stat(a, a0, "rx_packets") == rx_a
