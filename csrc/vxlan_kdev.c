@@ -419,17 +419,28 @@ static void plain_remove(struct vs_vxlan_kdev *k, int i)
     k->plain[i] = k->plain[--k->n_plain];
 }
 
+#define TABLE_FIRST_CAP 4
+
+/* Grows table *arr (n used of *cap, elements of size bytes) so one more
+ * fits.  0 or -ENOMEM (the table unchanged). */
+static int room_for_one(void **arr, int *cap, int n, size_t size)
+{
+    if (n < *cap)
+        return 0;
+    int grown = *cap ? 2 * *cap : TABLE_FIRST_CAP;
+    void *p = realloc(*arr, (size_t)grown * size);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = grown;
+    return 0;
+}
+
 /* A plain device for member m.  0, or -errno (nothing left made). */
 static int plain_add(struct vs_vxlan_kdev *k, const struct vs_vxlan_kdev_member *m)
 {
-    if (k->n_plain == k->cap_plain) {
-        int cap = k->cap_plain ? 2 * k->cap_plain : 4;
-        struct vs_vxlan_kdev_plain *p = realloc(k->plain, (size_t)cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        k->plain = p;
-        k->cap_plain = cap;
-    }
+    if (room_for_one((void **)&k->plain, &k->cap_plain, k->n_plain, sizeof *k->plain))
+        return -ENOMEM;
     drops_open(k); /* the kernel drops unknown VNIs for plain devices */
     struct vs_vxlan_kdev_plain *p = &k->plain[k->n_plain];
     memset(p, 0, sizeof *p);
@@ -541,14 +552,8 @@ int vs_vxlan_kdev_port_add(struct vs_vxlan_kdev *k, uint32_t vni, uint32_t remot
                                      .has_tx = tx != NULL};
     if (tx)
         m.tx = *tx;
-    if (k->n_members == k->cap_members) {
-        int cap = k->cap_members ? 2 * k->cap_members : 4;
-        struct vs_vxlan_kdev_member *p = realloc(k->members, (size_t)cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        k->members = p;
-        k->cap_members = cap;
-    }
+    if (room_for_one((void **)&k->members, &k->cap_members, k->n_members, sizeof *k->members))
+        return -ENOMEM;
     int err;
     if (per_port && plain_possible(k, &m)) {
         err = plain_add(k, &m);
