@@ -383,9 +383,9 @@ static void sock_detach(struct netdev_vxlan *nd)
                 break;
             }
     }
-    pthread_mutex_unlock(&socks_mutex);
     if (last)
-        sock_destroy(s);
+        sock_destroy(s); /* under socks_mutex: vxlan_kdev.h's tables */
+    pthread_mutex_unlock(&socks_mutex);
 }
 
 /* The route's MTU towards remote (IP_MTU of a connected socket), or 1500. */

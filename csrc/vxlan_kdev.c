@@ -176,16 +176,30 @@ static int link_add_fresh(const char *name, const char *kind, const struct vxlan
     return err;
 }
 
-/* Deletes the links whose name starts with prefix: the per-port plain
- * devices of our dst_port a killed daemon left (they would hold the UDP
- * port for their kind of device). */
+/* The open kdevs of this process (another local_ip's may have plain
+ * devices on the same dst_port); guarded by netdev_vxlan.c's socks_mutex,
+ * which every caller holds. */
+static struct vs_vxlan_kdev *live_kdevs;
+
+static int ours(int ifindex)
+{
+    for (const struct vs_vxlan_kdev *k = live_kdevs; k; k = k->next_live)
+        for (int i = 0; i < k->n_plain; i++)
+            if (k->plain[i].ifindex == ifindex)
+                return 1;
+    return 0;
+}
+
+/* Deletes the links whose name starts with prefix and that no open kdev
+ * of ours has: the per-port plain devices of our dst_port a killed daemon
+ * left (they would hold the UDP port for their kind of device). */
 static void links_del_prefix(const char *prefix)
 {
     struct if_nameindex *all = if_nameindex();
     if (!all)
         return;
     for (struct if_nameindex *i = all; i->if_index; i++)
-        if (!strncmp(i->if_name, prefix, strlen(prefix)))
+        if (!strncmp(i->if_name, prefix, strlen(prefix)) && !ours((int)i->if_index))
             link_del((int)i->if_index);
     if_freenameindex(all);
 }
@@ -368,6 +382,9 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
     uint32_t zero = 0, punt = (uint32_t)k->punt_ifindex;
     if (bpf_map_update_elem(k->map_fd, &zero, &punt, BPF_ANY))
         FAIL("vxlan receive program's punt map", -errno);
+    k->next_live = live_kdevs;
+    live_kdevs = k;
+    k->is_live = 1;
     return 0;
 fail:
     vs_vxlan_kdev_close(k);
@@ -511,6 +528,12 @@ static int external_take_all(struct vs_vxlan_kdev *k)
 
 void vs_vxlan_kdev_close(struct vs_vxlan_kdev *k)
 {
+    for (struct vs_vxlan_kdev **p = &live_kdevs; k->is_live && *p; p = &(*p)->next_live)
+        if (*p == k) {
+            *p = k->next_live;
+            break;
+        }
+    k->is_live = 0;
     while (k->n_plain)
         plain_remove(k, k->n_plain - 1);
     int fds[] = {k->link_fd, k->map_fd, k->rx_map_fd, k->sock_fd, k->rx_prog_fd,

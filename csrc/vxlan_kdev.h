@@ -47,7 +47,9 @@
  *    and refuses two plain devices with one VNI, so the first port that
  *    cannot have a plain device (flow-based, tc-device=shared, a VNI taken)
  *    moves every port of the (local_ip, dst_port) to the shared external
- *    device, which then stays (status tc_device says which device).
+ *    device, which then stays (status tc_device says which device).  The
+ *    kernel's socket is per dst_port, not per local_ip: two local_ips on
+ *    one dst_port with different kinds of device are refused (EADDRINUSE).
  *  - The outer UDP source port is not in the kernel's tunnel key: frames
  *    received this way have tnl.tp_src 0.
  *  - Thread safety: open, close, port_add, port_del and port_device run in
@@ -95,6 +97,8 @@ struct vs_vxlan_kdev {
     } *members;
     int n_members, cap_members;
     char vx_name[16], punt_name[16];
+    struct vs_vxlan_kdev *next_live; /* vxlan_kdev.c's open kdevs */
+    int is_live;
 };
 
 /* 1 when the extension was built with the program. */
