@@ -34,7 +34,8 @@
  *    route up per skb) and allocates no metadata dst per received skb; its
  *    tcx program (vs_vxlan_plain_rx) knows the port from the device.
  *    Measured (bench/VXLAN_RESULTS.md): the external device's per-skb
- *    costs were ~20 % of one TCP stream's throughput.  Frames of a VNI no
+ *    costs were ~20 % of one TCP stream's throughput; yet with four BBR
+ *    streams the plain device was slower (not explained), hence opt-in.  Frames of a VNI no
  *    port has are dropped by the kernel (drop reason VXLAN_VNI_NOT_FOUND,
  *    before any program of ours): a tp_btf/kfree_skb program
  *    (vs_vxlan_unknown_vni: that reason, our namespace, our dst_port; it
