@@ -14,6 +14,9 @@ Topology (built once per mode, torn down after it):
       vswitch-tc: the same with options:tc-offload=true on vx and p1 (the
                kernel's vxlan device receives, and the tc tier forwards
                established flows veth <-> tunnel in the kernel: csrc/vxlan_kdev.h)
+      vswitch-tc-port: vswitch-tc with options:tc-device=per-port on vx (a
+               plain kernel vxlan device for the port instead of the shared
+               external one)
       kernel:  vxlan0 (id 100, dstport 4789, remote the other VTEP) and veth
                p1 in a Linux bridge kbr (learning, no STP)
     client/server namespaces C, S behind X and Y: eth0 10.77.0.1/.2, MTU 1500
@@ -46,6 +49,7 @@ from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
 
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
+MODES = ("vswitch", "vswitch-tc", "vswitch-tc-port", "kernel")
 
 
 def log(msg):
@@ -80,8 +84,9 @@ def end_host(stack, vtep_ns, tag, mtu):
 
 
 @contextlib.contextmanager
-def vswitch_setup(tmp, tc=False):
-    """tc: both ports with options:tc-offload=true, the hosts' MTU 1450."""
+def vswitch_setup(tmp, tc=False, per_port=False):
+    """tc: both ports with options:tc-offload=true, the hosts' MTU 1450;
+    per_port: vx with options:tc-device=per-port."""
     tier = ["--", "set", "interface", "p1", "options:tc-offload=true"] if tc else []
     with contextlib.ExitStack() as stack:
         vteps = underlay(stack)
@@ -93,7 +98,8 @@ def vswitch_setup(tmp, tc=False):
             vs.vsctl("add-br", "br0")
             vs.vsctl("add-port", "br0", "vx", "--", "set", "interface", "vx", "type=vxlan",
                      f"options:remote_ip={VTEP[other]}", "options:key=100",
-                     f"options:tc-offload={'true' if tc else 'false'}")
+                     f"options:tc-offload={'true' if tc else 'false'}",
+                     *(["options:tc-device=per-port"] if per_port else []))
             hosts[tag] = end_host(stack, vteps[tag], tag, 1450 if tc else 1500)
             vs.vsctl("add-port", "br0", "p1", *tier)
             daemons[tag] = vs
@@ -129,7 +135,7 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def measure(hosts, daemons, seconds, streams):
+def measure(hosts, daemons, seconds, streams, congestion=None):
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
              timeout=15, what="ping through the tunnel")
@@ -138,8 +144,9 @@ def measure(hosts, daemons, seconds, streams):
     try:
         time.sleep(0.5)
         cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
+        cc = ["-C", congestion] if congestion else []
         out = netns.run(c, "iperf3", "-c", INNER["y"], "-P", str(streams), "-t", str(seconds), "-J",
-                        timeout=seconds + 30).stdout
+                        *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
     finally:
         server.terminate()
@@ -155,15 +162,20 @@ def main(argv=None):
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--json")
+    ap.add_argument("--congestion", help="TCP congestion control for iperf3 -C (default: the system's)")
+    ap.add_argument("--modes", default=",".join(MODES),
+                    help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
-    results = {"vswitch": [], "vswitch-tc": [], "kernel": []}
+    modes = [m for m in MODES if m in args.modes.split(",") or m == "kernel"]
+    results = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
         for rep in range(args.reps):
             for mode in results:
                 setup = kernel_setup() if mode == "kernel" else \
-                    vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode == "vswitch-tc")
+                    vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
+                                  per_port=mode == "vswitch-tc-port")
                 with setup as (hosts, daemons):
-                    r = measure(hosts, daemons, args.seconds, args.streams)
+                    r = measure(hosts, daemons, args.seconds, args.streams, args.congestion)
                     r["loadavg_1min"] = loadavg()
                     if mode != "kernel":
                         st = daemons["x"].json("get", "interface", "vx", "statistics")
@@ -176,7 +188,7 @@ def main(argv=None):
                       "runs_gbps": [round(x["gbps"], 2) for x in rs],
                       "loadavg_1min": [x["loadavg_1min"] for x in rs]}
                for mode, rs in results.items()}
-    for mode in ("vswitch", "vswitch-tc"):
+    for mode in (m for m in modes if m != "kernel"):
         summary[f"ratio_{mode}_to_kernel"] = round(summary[mode]["median_gbps"]
                                                    / summary["kernel"]["median_gbps"], 2)
     summary["params"] = vars(args)

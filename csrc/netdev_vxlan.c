@@ -72,7 +72,9 @@
  *    train as one, and the GRO counters stay 0).  All ports of one
  *    (local_ip, dst_port) must agree on the option.  User-space transmit
  *    is the same in both modes; the tc tier sends established flows to a
- *    port with a fixed tunnel itself (tier_join).
+ *    port with a fixed tunnel itself (tier_join).  options:tc-device=
+ *    per-port gives such a port a plain kernel device of its own where it
+ *    can (vxlan_kdev.h says when and what is lost: the unknown-VNI count).
  *  - Options (validated by the schema first, and again here): remote_ip
  *    (IPv4 or "flow"), key (0..2^24-1 or "flow", default 0), dst_port
  *    (default 4789), local_ip (IPv4, default any), tos (0..255 or
@@ -116,6 +118,10 @@
 #define GSO_HDR_STRIDE 256
 #define GSO_MAX_PAYLOAD 65000 /* one UDP GSO send, within IPv4's 64 KiB */
 #define KEY_FLOW UINT64_MAX
+/* options:tc-device (vxlan_kdev.h): the shared external kernel device, or
+ * a plain one per port where it can have one. */
+#define TC_DEVICE_SHARED "shared"
+#define TC_DEVICE_PER_PORT "per-port"
 #define SOCK_BUF_BYTES (8 << 20) /* socket buffers: bursts of TCP streams */
 #define GRO_BUFS 8
 #define GRO_BUF_SIZE 65536 /* the largest UDP payload */
@@ -377,9 +383,9 @@ static void sock_detach(struct netdev_vxlan *nd)
                 break;
             }
     }
-    pthread_mutex_unlock(&socks_mutex);
     if (last)
-        sock_destroy(s);
+        sock_destroy(s); /* under socks_mutex: vxlan_kdev.h's tables */
+    pthread_mutex_unlock(&socks_mutex);
 }
 
 /* The route's MTU towards remote (IP_MTU of a connected socket), or 1500. */
@@ -405,18 +411,19 @@ static uint32_t route_mtu(uint32_t remote)
 /* tc_offload: the port joins the tc tier (vxlan_kdev.h) under a tier index
  * of its own; as an output only with a fixed tunnel (remote_ip, key, tos:
  * the tc program sets no per-packet ones). */
-static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip)
+static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip, int per_port)
 {
     struct vxlan_sock *s = nd->sock;
     uint32_t index = __atomic_fetch_add(&next_tier_index, 1, __ATOMIC_RELAXED);
-    struct vs_tc_vxlan_tx tx = {.vx_ifindex = (uint32_t)s->kdev.vx_ifindex,
-                                .vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
+    struct vs_tc_vxlan_tx tx = {.vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
                                 .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
                                 .ttl = (uint8_t)nd->ttl};
     int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
+    pthread_mutex_lock(&socks_mutex); /* the kdev's port tables (vxlan_kdev.h) */
     int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
                                                                  : (uint32_t)nd->vni,
-                                   nd->remote, index, fixed ? &tx : NULL);
+                                   nd->remote, index, fixed ? &tx : NULL, per_port);
+    pthread_mutex_unlock(&socks_mutex);
     if (!r)
         nd->tier_index = index;
     return r;
@@ -427,7 +434,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
 {
     (void)name;
     static const char *const allowed[] = {"remote_ip", "key", "dst_port", "local_ip",
-                                          "tos", "ttl", "tc-offload", NULL};
+                                          "tos", "ttl", "tc-offload", "tc-device", NULL};
     int r = vs_netdev_check_options(opts, n_opts, allowed, err, errlen);
     if (r)
         return r;
@@ -438,6 +445,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
     const char *tos = vs_netdev_option(opts, n_opts, "tos", "0");
     const char *ttl = vs_netdev_option(opts, n_opts, "ttl", "64");
     const char *tc = vs_netdev_option(opts, n_opts, "tc-offload", "false");
+    const char *tc_dev = vs_netdev_option(opts, n_opts, "tc-device", TC_DEVICE_SHARED);
     struct netdev_vxlan *nd = calloc(1, sizeof *nd);
     if (!nd)
         return vs_netdev_fail(err, errlen, "allocate", -ENOMEM);
@@ -482,6 +490,10 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
         r = vs_netdev_fail(err, errlen, "option tc-offload", -EINVAL);
         goto fail;
     }
+    if (strcmp(tc_dev, TC_DEVICE_SHARED) && strcmp(tc_dev, TC_DEVICE_PER_PORT)) {
+        r = vs_netdev_fail(err, errlen, "option tc-device", -EINVAL);
+        goto fail;
+    }
     snprintf(nd->remote_text, sizeof nd->remote_text, "%s", remote);
     snprintf(nd->key_text, sizeof nd->key_text, "%s", key);
     nd->path_mtu = route_mtu(nd->remote);
@@ -490,7 +502,7 @@ static int vxlan_open(const char *name, uint32_t port_no, const struct vs_port_o
     if (r)
         goto fail;
     if (nd->sock->tc_offload) {
-        r = tier_join(nd, local_ip);
+        r = tier_join(nd, local_ip, !strcmp(tc_dev, TC_DEVICE_PER_PORT));
         if (r) {
             sock_detach(nd);
             r = vs_netdev_fail(err, errlen, "tc tier vxlan port", r);
@@ -507,10 +519,13 @@ fail:
 static void vxlan_close(struct vs_netdev *netdev)
 {
     struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
-    if (nd->tier_index)
+    if (nd->tier_index) {
+        pthread_mutex_lock(&socks_mutex);
         vs_vxlan_kdev_port_del(&nd->sock->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
                                                                     : (uint32_t)nd->vni,
                                nd->remote, nd->tier_index);
+        pthread_mutex_unlock(&socks_mutex);
+    }
     sock_detach(nd);
     free(nd->gso_buf);
     free(nd);
@@ -1289,8 +1304,12 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
     n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
                      "GSO segmented; else dropped and counted (tx_mtu_drops)");
     n = vs_netdev_kv(out, n, max, "tc_offload", "%s", nd->sock->tc_offload ? "true" : "false");
-    if (nd->sock->tc_offload)
-        n = vs_netdev_kv(out, n, max, "tc_device", "%s", nd->sock->kdev.vx_name);
+    if (nd->sock->tc_offload) {
+        pthread_mutex_lock(&socks_mutex);
+        n = vs_netdev_kv(out, n, max, "tc_device", "%s",
+                         vs_vxlan_kdev_port_device(&nd->sock->kdev, nd->tier_index));
+        pthread_mutex_unlock(&socks_mutex);
+    }
     return n;
 }
 
@@ -1305,7 +1324,9 @@ static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", nd->tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "tx_errors", nd->tx_errors);
     n = vs_netdev_counter(out, n, max, "sock_rx_packets", nd->sock->rx_packets);
-    n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni", nd->sock->rx_unknown_vni);
+    n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni",
+                          nd->sock->rx_unknown_vni +
+                          (nd->sock->tc_offload ? vs_vxlan_kdev_unknown_vni(&nd->sock->kdev) : 0));
     n = vs_netdev_counter(out, n, max, "sock_rx_malformed", nd->sock->rx_malformed);
     n = vs_netdev_counter(out, n, max, "sock_rx_gro_datagrams", nd->sock->rx_gro_datagrams);
     n = vs_netdev_counter(out, n, max, "sock_rx_coalesced", nd->sock->rx_coalesced);

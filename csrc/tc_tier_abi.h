@@ -39,8 +39,14 @@ struct vs_tc_vxlan_tx {
     uint32_t remote;     /* host order, as bpf_tunnel_key */
     uint32_t local;      /* host order; 0: the route's source */
     uint8_t tos, ttl;
-    uint8_t pad[2];
+    /* VS_TC_VXLAN_TX_PLAIN: vx_ifindex is a plain (non-collect_md) vxlan
+     * device of this port alone, whose own configuration is the tunnel:
+     * redirect only, no tunnel key (the device keeps a dst cache). */
+    uint8_t kind;
+    uint8_t pad;
 };
+#define VS_TC_VXLAN_TX_KEY 0   /* the shared external device: set the key */
+#define VS_TC_VXLAN_TX_PLAIN 1 /* the port's own plain device */
 
 /* cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK: cb[VS_TC_TIER_CB_VERDICT] holds
  * the socket filter's verdict for this skb and, for VS_TC_TIER_VERDICT_TIER,

@@ -24,6 +24,25 @@ struct vs_vxlan_rx_key {
     uint32_t remote;
 };
 
+/* vx_plain: a port's own plain vxlan device (its ifindex) -> what its
+ * frames carry, which the device does not put on the skb: the port's tier
+ * index and its tunnel (VNI host order; addresses network order; local is
+ * the port's local_ip, or the route's source towards remote). */
+struct vs_vxlan_plain_cfg {
+    uint32_t tier_index;
+    uint32_t vni;
+    uint32_t remote;
+    uint32_t local;
+};
+
+/* vx_drops[0]: the unknown-VNI drops of plain devices (vxlan_kdev.h) in
+ * namespace netns_inum on dst_port (host order), counted by the program. */
+struct vs_vxlan_drop_count {
+    uint64_t count;
+    uint32_t netns_inum;
+    uint32_t dst_port;
+};
+
 #define VS_VXLAN_PUNT_ETHERTYPE 0x88b5 /* IEEE 802 local experimental 1 */
 
 struct vs_vxlan_punt_hdr {

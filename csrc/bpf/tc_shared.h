@@ -84,6 +84,8 @@ static __always_inline int vs_tc_redirect(struct __sk_buff *skb, __u32 out_ifind
     struct vs_tc_vxlan_tx *t = bpf_map_lookup_elem(&vx_tx, &out_ifindex);
     if (!t)
         return TC_ACT_SHOT;
+    if (t->kind == VS_TC_VXLAN_TX_PLAIN)
+        return bpf_redirect(t->vx_ifindex, 0);
     struct bpf_tunnel_key tk;
     __builtin_memset(&tk, 0, sizeof tk);
     tk.tunnel_id = t->vni;

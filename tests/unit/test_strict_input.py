@@ -306,6 +306,8 @@ IFACE_KEYS = ("cfm_ccm_pcp, cfm_ccm_vlan, cfm_demand, cfm_extended, cfm_interval
      'p1: invalid options:tc-offload "yes" (must be true or false)'),
     ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2 options:tc-offload=on",
      'p1: invalid options:tc-offload "on" (must be true or false)'),
+    ("set Interface p1 type=vxlan options:remote_ip=10.0.0.2 options:tc-device=plain",
+     'p1: invalid options:tc-device "plain" (must be shared or per-port)'),
     ("set Interface p1 ofport_request=0", "p1: invalid ofport_request 0 (must be 1..65279)"),
     ("set Interface p1 ofport_request=65280", "p1: invalid ofport_request 65280 (must be 1..65279)"),
 ])

@@ -110,6 +110,10 @@ VXLAN_OPTIONS = {
     # The kernel's vxlan device receives for this (local_ip, dst_port)
     # (csrc/vxlan_kdev.h); every vxlan port of the pair must agree.
     "tc-offload": Option(("true", "false"), "true or false", "false"),
+    # With tc-offload: a plain kernel vxlan device of the port's own
+    # (fixed remote_ip and key; faster, but unknown VNIs are not counted:
+    # csrc/vxlan_kdev.h) or the shared external one.
+    "tc-device": Option(("shared", "per-port"), "shared or per-port", "shared"),
 }
 
 # The kernel tc tier (csrc/tc_tier.h): established flows between two ports
