@@ -9,6 +9,14 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Every descriptor of k: none open (both builds). */
+static void fds_reset(struct vs_vxlan_kdev *k)
+{
+    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
+    k->rx_prog_fd = k->plain_prog_fd = k->plain_map_fd = -1;
+    k->drops_map_fd = k->drops_link_fd = -1;
+}
+
 #ifdef VS_HAVE_VXLAN_KDEV
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -326,13 +334,6 @@ static int punt_socket(int ifindex)
         goto fail;                           \
     } while (0)
 
-static void fds_reset(struct vs_vxlan_kdev *k)
-{
-    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
-    k->rx_prog_fd = k->plain_prog_fd = k->plain_map_fd = -1;
-    k->drops_map_fd = k->drops_link_fd = -1;
-}
-
 /* The plain devices' names on dst_port: PLAIN_PREFIX PORT _ VNI (hex). */
 #define PLAIN_PREFIX "vxq"
 
@@ -626,8 +627,7 @@ int vs_vxlan_kdev_open(struct vs_vxlan_kdev *k, uint32_t local_ip, uint16_t dst_
 {
     (void)local_ip, (void)dst_port;
     memset(k, 0, sizeof *k);
-    k->link_fd = k->map_fd = k->rx_map_fd = k->sock_fd = -1;
-    k->rx_prog_fd = k->plain_prog_fd = k->plain_map_fd = -1;
+    fds_reset(k);
     snprintf(step, steplen, "tc-offload: built without clang/libbpf");
     return -EOPNOTSUPP;
 }
