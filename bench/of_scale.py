@@ -150,9 +150,11 @@ class Theirs:
         self.ovs.stop()
 
 
-def ofctl(target, *args, timeout=3600):
+def ofctl(target, *args, timeout=3600, cpus=None):
+    """Run ovs-ofctl (on the CPUs `cpus`, e.g. "0", if given) -> (seconds, stdout)."""
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
     t0 = time.perf_counter()
-    proc = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", *args[:1], target, *args[1:]],
+    proc = subprocess.run([*pin, "ovs-ofctl", "-O", "OpenFlow13", *args[:1], target, *args[1:]],
                           capture_output=True, text=True, timeout=timeout)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -214,6 +216,34 @@ class Client:
         self.sock.close()
 
 
+# CPU placements of the add phase: (daemon's CPUs, ovs-ofctl's CPUs), None =
+# anywhere.  On this VM a wake-up that crosses CPUs costs tens of us, so
+# whether the two share a CPU decides a round trip's cost (OVS's add-flows
+# is bimodal unpinned: OF_SCALE_RESULTS.md); pinned, each switch gets the
+# same placement instead of whatever the scheduler picked.
+PLACEMENTS = {"free": (None, None), "same": ("0", "0"), "split": ("0", "1")}
+ALL_CPUS = f"0-{os.cpu_count() - 1}"
+
+
+def pin_process(pid, cpus):
+    """Move every thread of `pid` to `cpus` (None: all CPUs)."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus or ALL_CPUS, str(pid)],
+                   check=True, capture_output=True)
+
+
+def settled_cpu_seconds(pid, quiet_s=0.05, polls=40):
+    """The daemon's CPU time once it has stopped working (a deferred batch
+    settled after the last reply is counted: no hidden work)."""
+    last = cpu_seconds(pid)
+    for _ in range(polls):
+        time.sleep(quiet_s)
+        now = cpu_seconds(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def cpu_seconds(pid):
     """User + system CPU time of a process so far (/proc/PID/stat)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -235,20 +265,30 @@ def write_rules(lines):
 
 # --- phases ----------------------------------------------------------------------
 
-def phase_add(switches, n, rounds):
-    """-> {label: {measure: [values per round]}}."""
+def phase_add(switches, n, rounds, placements=("free",)):
+    """-> {label: {measure: [values per round]}}; add-flows is timed once per
+    placement per round ("add@same" etc.), the last placement's rules stay
+    for the dump, latency and RSS."""
     path = write_rules(tcp_rules(n))
-    results = {s.label: {"add": [], "cpu": [], "dump": [], "latency": [], "rss": [], "load": []}
+    keys = [f"{k}@{p}" for p in placements for k in ("add", "cpu")]
+    results = {s.label: {"dump": [], "latency": [], "rss": [], "load": [], **{k: [] for k in keys}}
                for s in switches}
     try:
         for _ in range(rounds):
             for s in switches:
                 r = results[s.label]
-                ofctl(s.target, "del-flows")
                 r["load"].append(loadavg())
-                cpu = cpu_seconds(s.pid)
-                r["add"].append(ofctl(s.target, "add-flows", path)[0])
-                r["cpu"].append((cpu_seconds(s.pid) - cpu) / n)
+                for place in placements:
+                    daemon_cpus, ofctl_cpus = PLACEMENTS[place]
+                    ofctl(s.target, "del-flows")
+                    settled_cpu_seconds(s.pid)
+                    pin_process(s.pid, daemon_cpus)
+                    try:
+                        cpu = cpu_seconds(s.pid)
+                        r[f"add@{place}"].append(ofctl(s.target, "add-flows", path, cpus=ofctl_cpus)[0])
+                        r[f"cpu@{place}"].append((settled_cpu_seconds(s.pid) - cpu) / n)
+                    finally:
+                        pin_process(s.pid, None)
                 elapsed, out = ofctl(s.target, "dump-flows")
                 got = sum(1 for line in out.splitlines() if "actions=" in line)
                 if got != n:
@@ -486,12 +526,15 @@ def time_revalidation(sw, dp, n_rules, n_frames):
     return tuple(out)
 
 
-def report_add(results, n):
+def report_add(results, n, placements=("free",)):
     ours, theirs = results["vswitch"], results.get("OVS")
     med = {label: {k: statistics.median(v) for k, v in r.items() if k != "load"}
            for label, r in results.items()}
     print(f"\n### {n:,} rules (`tcp,nw_dst,tp_dst`, {PRIORITIES} priorities), "
-          f"{len(ours['add'])} rounds, medians; load at each round: {', '.join(ours['load'])}\n")
+          f"{len(ours['dump'])} rounds, medians; load at each round: {', '.join(ours['load'])}\n")
+    print("Placements (daemon CPUs / ovs-ofctl CPUs): "
+          + "; ".join(f"{p}: {PLACEMENTS[p][0] or 'any'} / {PLACEMENTS[p][1] or 'any'}" for p in placements)
+          + ".  Daemon CPU is read once it is idle again (settling included).\n")
     print("| measure | vswitch | OVS | ratio (vswitch/OVS) | target |")
     print("|---|---|---|---|---|")
     o, t = med["vswitch"], med.get("OVS")
@@ -501,15 +544,17 @@ def report_add(results, n):
         b = t[key] if t else None
         ratio = f"{a / b:.2f}" if b else "-"
         print(f"| {name} | {fmt(a)} | {fmt(b) if b else '-'} | {ratio} | {target} |")
-    row("add-flows time", "add", lambda v: f"{v:.2f} s ({n / v:,.0f} rules/s)", "rate >= OVS")
-    row("daemon CPU per rule during add-flows", "cpu", lambda v: f"{v * 1e6:.0f} us", "")
+    for p in placements:
+        row(f"add-flows time, {p}", f"add@{p}", lambda v: f"{v:.2f} s ({n / v:,.0f} rules/s)", "rate >= OVS")
+        row(f"daemon CPU per rule, {p}", f"cpu@{p}", lambda v: f"{v * 1e6:.0f} us", "")
     row("dump-flows time", "dump", lambda v: f"{v:.2f} s", "<= 2x OVS")
     row("flow-mod + barrier with rules installed", "latency", lambda v: f"{v * 1e3:.2f} ms", "<= 10 ms")
     row("daemon RSS with rules installed", "rss", lambda v: f"{v / 2**20:,.0f} MiB", "")
     print()
     for label, r in results.items():
-        print(f"- {label} add-flows per round: {', '.join(f'{v:.2f} s' for v in r['add'])}; "
-              f"CPU per rule: {', '.join(f'{v * 1e6:.0f} us' for v in r['cpu'])}")
+        for p in placements:
+            print(f"- {label} add-flows ({p}) per round: {', '.join(f'{v:.2f} s' for v in r[f'add@{p}'])}; "
+                  f"CPU per rule: {', '.join(f'{v * 1e6:.0f} us' for v in r[f'cpu@{p}'])}")
     return theirs
 
 
@@ -523,6 +568,8 @@ def main():
     ap.add_argument("--frames", type=int, default=20_000, help="new flows in the upcall phase")
     ap.add_argument("--only", default="add,big,acl,upcall")
     ap.add_argument("--no-ovs", action="store_true")
+    ap.add_argument("--placements", default="free,same,split",
+                    help=f"add phase CPU placements, of {','.join(PLACEMENTS)}")
     args = ap.parse_args()
     phases = set(args.only.split(","))
     if not shutil.which("ovs-ofctl"):
@@ -548,7 +595,8 @@ def main():
             if "dump" in phases:
                 report_dump(phase_dump(switches, args.rules, args.rounds), args.rules)
             if "add" in phases:
-                report_add(phase_add(switches, args.rules, args.rounds), args.rules)
+                placements = tuple(args.placements.split(","))
+                report_add(phase_add(switches, args.rules, args.rounds, placements), args.rules, placements)
             if "acl" in phases:
                 ours = phase_acl_ours(args.acl, args.flows)
                 theirs = phase_acl_theirs(switches[1], args.acl, args.flows) if len(switches) > 1 else None

@@ -29,7 +29,7 @@ SOURCES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(HERE, "*.c"
 SANITIZE = os.environ.get("VS_SANITIZE", "")
 SANITIZE_FLAGS = {"thread": ["-fsanitize=thread", "-O1", "-g"]}
 CORE_HEADERS = ["flow_key.h", "netdev.h", "packet_edit.h", "meter.h", "offload.h", "classifier.h",
-                "pmd_sleep.h", "datapath.h"]
+                "pmd_sleep.h", "datapath.h", "of_front.h"]
 C_ONLY = {"netdev_provider.h"}
 
 

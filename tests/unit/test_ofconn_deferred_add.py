@@ -55,7 +55,8 @@ class Transport:
         self.ofs, self.writes = ofs, []
 
     def write(self, data):
-        self.writes.append((data, self.ofs.tables.tables[0].count))
+        # peeks (OFSwitch._tables): reading `tables` would apply what waits
+        self.writes.append((data, self.ofs._tables.tables[0].count))
 
     def get_extra_info(self, name, default=None):
         return default

@@ -190,14 +190,23 @@ class FlowTables:
                 for r in table.with_priority(fm.priority)):
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
         match = _compact(match)
-        rule = Rule(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
-                    fm.idle_timeout, fm.hard_timeout, fm.flags, now, now, seq=next(self._seq))
         sig = table.signature_of(match)
-        key = Classifier.signature_key(sig, match)
-        old = table.find_exact(match, fm.priority, sig, key)
+        self.install(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
+                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, sig, Classifier.signature_key(sig, match))
+        return []
+
+    def install(self, table_id, priority, match, instructions, cookie, idle_timeout, hard_timeout, flags,
+                now, sig, key):
+        """Put in a rule an add already checked: `match` normalized and
+        compacted, `instructions` shared (_shared), `sig` and `key` its
+        classifier signature and key.  It replaces an identical rule."""
+        table = self.tables[table_id]
+        rule = Rule(table_id, priority, match, instructions, cookie,
+                    idle_timeout, hard_timeout, flags, now, now, seq=next(self._seq))
+        old = table.find_exact(match, priority, sig, key)
         if old is not None:
             self._unlink(old)
-            if not fm.flags & OFPFF_RESET_COUNTS:
+            if not flags & OFPFF_RESET_COUNTS:
                 rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
         table.insert(rule, sig, key)
         if rule.hard_timeout:
@@ -206,7 +215,7 @@ class FlowTables:
             heapq.heappush(self._deadlines, (now + rule.idle_timeout, rule.seq, rule))
         if self.on_change is not None:
             self.on_change(rule, True)
-        return []
+        return rule
 
     def _shared(self, instructions):
         """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS).

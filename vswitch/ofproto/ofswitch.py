@@ -65,6 +65,7 @@ import struct
 import vswitch
 from vswitch.datapath import dpif
 from vswitch.ofproto import pipeline
+from vswitch.ofproto.conn.front import SETTLE_BATCH, FrontEnd
 from vswitch.ofproto.flow_table import DEFAULT_N_TABLES, FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
@@ -103,7 +104,8 @@ class OFSwitch:
     def __init__(self, name, host, n_tables=DEFAULT_N_TABLES):
         self.name, self.host = name, host
         self.groups, self.meters = GroupTable(), MeterTable()
-        self.tables = FlowTables(n_tables, self.groups, self.meters)
+        self._tables = FlowTables(n_tables, self.groups, self.meters)   # read through `tables`
+        self.front = FrontEnd()       # the connections' C front end (conn/front.py)
         self.datapath_id = 0
         self.ports = {}               # OpenFlow port number -> m.Port
         self.dp_port = {}             # OpenFlow port number -> datapath port number
@@ -119,12 +121,13 @@ class OFSwitch:
         self._changes = []            # (rule, added) since the last revalidation
         self._checked_program = None  # the last decoder-kept instruction list that passed the checks
         self._deferred = None         # (FlowMod, now) of an add validated, not applied yet (module note)
-        self.tables.on_change = lambda rule, added: self._changes.append((rule, added))
+        self._tables.on_change = lambda rule, added: self._changes.append((rule, added))
 
     # ------------------------------------------------------------ configuration
     def configure(self, row, local_mac):
         """Bridge row -> settings; True if the pipeline choice may have changed."""
         other = row.get("other_config") or {}
+        self.settle()
         before = self.mode()
         self.controllers = list(row.get("controller") or [])
         self.fail_mode = row.get("fail_mode")
@@ -177,7 +180,7 @@ class OFSwitch:
                 # OF1.0 misses go to the controller: nothing is blackholed.
                 return "openflow" if self.controller_programmed or self.miss_to_controller() else "normal"
             return "normal" if self.fail_open else "openflow"
-        if self.fail_mode == "secure" or any(self.tables.tables) or self.groups.groups:
+        if self.fail_mode == "secure" or any(self._tables.tables) or self.groups.groups:
             return "openflow"
         return "normal"
 
@@ -229,7 +232,7 @@ class OFSwitch:
         self.settle()
         self._update_fail_open(now)
         before = self.mode()
-        expired = self.tables.expire(now)
+        expired = self._tables.expire(now)
         self._flow_removed(expired, now)
         self._revalidate(before)
         return expired
@@ -260,8 +263,7 @@ class OFSwitch:
         """One request -> list of reply messages (version and xid copied).
         defer: an add may wait for settle(), which the caller runs right
         after writing the replies (module note)."""
-        if self._deferred is not None:
-            self.settle()
+        self.settle()
         if defer and type(msg) is m.FlowMod:
             self.flow_mod(msg, now, defer=True)
             return []
@@ -277,7 +279,7 @@ class OFSwitch:
 
     def _features(self, msg, now):
         v13 = msg.version == 4
-        return [m.FeaturesReply(self.datapath_id, 0, self.tables.n_tables, 0,
+        return [m.FeaturesReply(self.datapath_id, 0, self._tables.n_tables, 0,
                                 CAPABILITIES_13 if v13 else CAPABILITIES_10,
                                 0 if v13 else ACTIONS_10,
                                 [] if v13 else self._ports_for(1))]
@@ -293,23 +295,22 @@ class OFSwitch:
         self.host.flush_bridge(self.name)
 
     def flow_mod(self, fm, now, defer=False):
-        if self._deferred is not None:
-            self.settle()
+        self.settle()
         before = self.mode()
         self.controller_programmed = True
         if fm.command in (OFPFC_ADD, OFPFC_MODIFY, OFPFC_MODIFY_STRICT) and \
                 fm.instructions is not self._checked_program:
-            pipeline.check_instructions(fm.instructions, self.tables.n_tables)
+            pipeline.check_instructions(fm.instructions, self._tables.n_tables)
             # The decoder returns the same (never mutated) list for a repeated
             # instruction section: checked once while it repeats.
             if is_cached_program(fm.instructions):
                 self._checked_program = fm.instructions
         if defer and self._may_defer(fm, before):
-            self.tables.check_add(fm)          # its errors now, before any reply
+            self._tables.check_add(fm)          # its errors now, before any reply
             self._deferred = (fm, now)
             return []
         try:
-            removed = self.tables.flow_mod(fm, now)
+            removed = self._tables.flow_mod(fm, now)
         finally:
             self._revalidate(before)
         self._flow_removed(removed, now)
@@ -322,20 +323,58 @@ class OFSwitch:
         note)?  An add without check-overlap or a buffer, into a non-empty
         table no megaflow depends on, with the pipeline choice unchanged."""
         if fm.command != OFPFC_ADD or fm.flags & OFPFF_CHECK_OVERLAP or fm.buffer_id != OFP_NO_BUFFER \
-                or fm.table_id >= self.tables.n_tables or not self.tables.tables[fm.table_id].count:
+                or fm.table_id >= self._tables.n_tables or not self._tables.tables[fm.table_id].count:
             return False
         uses = getattr(self.host, "megaflows_use_table", None)
         return uses is not None and not uses(self.name, fm.table_id) and self.mode() == mode_before
 
+    @property
+    def tables(self):
+        """The flow tables, for any reader outside OFSwitch: what waits is
+        applied first (module note)."""
+        self.settle()
+        return self._tables
+
     def settle(self):
-        """Apply the deferred add, if any (module note)."""
+        """Someone is about to read or change the tables: apply the deferred
+        add and the front end's records, and let the front end take no more
+        adds until the Python path has checked that one may wait again
+        (module note; conn/front.py)."""
+        self.front.disable()
+        if self._deferred is not None or self.front.n_pending:
+            self._apply_waiting()
+
+    def settle_read(self):
+        """After a connection wrote a read's replies: apply the deferred add,
+        and the front end's records once a batch is full.  -> the number of
+        records still waiting (the connection applies them within
+        conn/front.py's SETTLE_DELAY_S: settle_front)."""
+        if self._deferred is not None or self.front.n_pending >= SETTLE_BATCH:
+            self._apply_waiting(self.front.n_pending >= SETTLE_BATCH)
+        return self.front.n_pending
+
+    def settle_front(self):
+        """Apply everything waiting, the front end staying on."""
+        if self._deferred is not None or self.front.n_pending:
+            self._apply_waiting()
+
+    def learn_front(self, raw, fm):
+        """`fm` (bytes `raw`) went through the Python path: if it was
+        deferred, the front end may take its shape from now on."""
+        if self._deferred is not None and self._deferred[0] is fm:
+            self.front.learn(raw, fm, self._tables)
+
+    def _apply_waiting(self, records=True):
+        """The deferred add, then (records) the front end's records: the
+        arrival order (a deferred add is only set with no record waiting)."""
         deferred, self._deferred = self._deferred, None
-        if deferred is None:
-            return
-        fm, now = deferred         # checked when deferred; an add removes nothing
         before = self.mode()
         try:
-            self.tables.flow_mod(fm, now)
+            if deferred is not None:
+                fm, now = deferred         # checked when deferred; an add removes nothing
+                self._tables.flow_mod(fm, now)
+            if records and self.front.n_pending:
+                self.front.apply(self._tables)
         finally:
             self._revalidate(before)
 
@@ -345,12 +384,12 @@ class OFSwitch:
     def group_mod(self, msg, now):
         for bucket in msg.buckets:
             pipeline.check_actions(bucket.actions)
-        removed = self.groups.group_mod(msg, now, self.tables)
+        removed = self.groups.group_mod(msg, now, self._tables)
         self._flow_removed(removed, now)
         self._revalidate(None, flush=True)
 
     def meter_mod(self, msg, now):
-        removed = self.meters.meter_mod(msg, now, self.tables)
+        removed = self.meters.meter_mod(msg, now, self._tables)
         self._flow_removed(removed, now)
         self._revalidate(None, flush=True)
 
@@ -370,7 +409,7 @@ class OFSwitch:
         self.notify("port_status", m.PortStatus(OFPPR_MODIFY, port))
 
     def _table_mod(self, msg, now):
-        if msg.table_id != OFPTT_ALL and msg.table_id >= self.tables.n_tables:
+        if msg.table_id != OFPTT_ALL and msg.table_id >= self._tables.n_tables:
             raise OFPError("TABLE_MOD_FAILED", "BAD_TABLE")
 
     def _barrier(self, msg, now):
@@ -416,7 +455,7 @@ class OFSwitch:
                        f"{self.name} (pid {os.getpid()})")
 
     def _selected_rules(self, req):
-        return self.tables.select(req.table_id, req.match, req.out_port, req.out_group,
+        return self._tables.select(req.table_id, req.match, req.out_port, req.out_group,
                                   req.cookie, req.cookie_mask)
 
     def _mp_flow(self, msg, now):
@@ -436,7 +475,7 @@ class OFSwitch:
     def _mp_table(self, msg, now):
         return [mp.TableStats(t, len(rules), c.lookup_count, c.matched_count, name=f"table{t}",
                               wildcards=0x3FFFFF, max_entries=1_000_000)
-                for t, (rules, c) in enumerate(zip(self.tables.tables, self.tables.counters))]
+                for t, (rules, c) in enumerate(zip(self._tables.tables, self._tables.counters))]
 
     def _mp_port(self, msg, now):
         want = msg.body.port_no
@@ -458,7 +497,7 @@ class OFSwitch:
     def _mp_group(self, msg, now):
         gid = msg.body.group_id
         refs = {}
-        for rule in self.tables.rules():
+        for rule in self._tables.rules():
             for g in {a.group_id for a in rule.actions() if type(a).__name__ == "Group"}:
                 refs[g] = refs.get(g, 0) + 1
         out = []
@@ -484,7 +523,7 @@ class OFSwitch:
 
     def _mp_meter(self, msg, now):
         flows = {}
-        for rule in self.tables.rules():
+        for rule in self._tables.rules():
             if rule.meter_id() is not None:
                 flows[rule.meter_id()] = flows.get(rule.meter_id(), 0) + 1
         out = []
@@ -507,8 +546,8 @@ class OFSwitch:
     def _mp_table_features(self, msg, now):
         if msg.body:
             raise OFPError("TABLE_FEATURES_FAILED", "EPERM", detail="tables cannot be reconfigured")
-        return [mp.TableFeatures(t, f"table{t}", 2**64 - 1, 2**64 - 1, 0, 1_000_000, _table_props(t, self.tables.n_tables))
-                for t in range(self.tables.n_tables)]
+        return [mp.TableFeatures(t, f"table{t}", 2**64 - 1, 2**64 - 1, 0, 1_000_000, _table_props(t, self._tables.n_tables))
+                for t in range(self._tables.n_tables)]
 
     def _mp_queue(self, msg, now):
         return []

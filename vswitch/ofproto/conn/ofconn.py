@@ -58,11 +58,12 @@ import logging
 import time
 
 from vswitch.ofproto.conn.busy_poll import BusyPoller
+from vswitch.ofproto.conn.front import SETTLE_DELAY_S
 from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp.codec import HEADER_LEN, MESSAGE_LENGTH, TYPE_NUMBER
 from vswitch.ofproto.ofp.flow_stats_wire import ReplyStream
-from vswitch.ofproto.ofp.constants import (OFPCR_ROLE_EQUAL, OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE,
+from vswitch.ofproto.ofp.constants import (OFP_VERSION_13, OFPCR_ROLE_EQUAL, OFPCR_ROLE_MASTER, OFPCR_ROLE_NOCHANGE,
                                            OFPCR_ROLE_SLAVE)
 
 log = logging.getLogger("vswitch.ofconn")
@@ -184,6 +185,11 @@ class OFConnection(asyncio.BufferedProtocol):
         """Handle the complete messages in the buffer, up to the budget."""
         buf, pos, budget = self._buf, 0, READ_CHUNK
         self._out = []
+        sw = self.mgr.switch
+        # the C front end (conn/front.py): OF1.3 only; its flow-mods' time
+        front = sw.front if self.version == OFP_VERSION_13 else None
+        now = self.mgr.clock() if front is not None else None
+        stopped = None
         try:
             while len(buf) - pos >= HEADER_LEN and budget > 0:
                 (length,) = MESSAGE_LENGTH.unpack_from(buf, pos + 2)
@@ -194,6 +200,15 @@ class OFConnection(asyncio.BufferedProtocol):
                     return
                 if len(buf) - pos < length:
                     break
+                if front is not None and pos != stopped and self.role != OFPCR_ROLE_SLAVE and front.active():
+                    taken, replies = front.scan(buf, pos, now)
+                    if taken:
+                        if replies is not None:
+                            self._out.append(replies)
+                        pos += taken
+                        budget -= taken
+                    stopped = pos              # where C stopped: the Python path's message
+                    continue
                 raw = buf[pos:pos + length]
                 pos += length
                 budget -= length
@@ -207,7 +222,11 @@ class OFConnection(asyncio.BufferedProtocol):
                 MESSAGE_LENGTH.unpack_from(self._buf, 2)[0] <= len(self._buf)
         finally:
             self._flush()
-            self.mgr.switch.settle()   # an add deferred past the replies just written (ofswitch.py)
+            # an add deferred past the replies just written (ofswitch.py),
+            # the front end's records once they fill a batch, else soon
+            if sw.settle_read() and not sw.front.settle_due:
+                sw.front.settle_due = True
+                self._loop.call_later(SETTLE_DELAY_S, _settle_front, sw)
         if self._stream is not None and not self.closed:
             self._pause("stream")
             self._schedule_pump()
@@ -351,6 +370,8 @@ class OFConnection(asyncio.BufferedProtocol):
                 raise OFPError("BAD_REQUEST", "BAD_VERSION", data=raw[:64],
                                detail=f"version {msg.version} after negotiating {self.version}")
             replies = self.dispatch(msg)
+            if type(msg) is m.FlowMod:
+                self.mgr.switch.learn_front(raw, msg)
             if isinstance(replies, ReplyStream):
                 self._stream = (iter(replies), msg.xid)
                 return True
@@ -425,3 +446,9 @@ class OFConnection(asyncio.BufferedProtocol):
             if msg.role == OFPCR_ROLE_MASTER:
                 self.mgr.demote_others(self)
         return m.RoleReply(self.role, self.mgr.generation_id or 0, version=msg.version, xid=msg.xid)
+
+
+def _settle_front(sw):
+    """The front end's delayed apply (conn/front.py)."""
+    sw.front.settle_due = False
+    sw.settle_front()
