@@ -36,9 +36,10 @@ spent within that delay, and they are in the tables by then).
 Threads: the event loop thread only, like OFSwitch.
 """
 import struct
+from operator import itemgetter
 
 from vswitch.datapath._datapath import ffi, lib
-from vswitch.ofproto.flow_table import _always_valid, _compact
+from vswitch.ofproto.flow_table import _SHARED_PAIRS, SMALL_VALUE, _always_valid, _compact
 from vswitch.ofproto.ofp.constants import OFP_NO_BUFFER, OFP_VERSION_13, OFPFC_ADD, OFPFF_CHECK_OVERLAP
 from vswitch.ofproto.ofp.oxm import FIELDS, Match, OFPMT_OXM, oxm_header
 
@@ -55,20 +56,27 @@ REC_SIZE = ffi.sizeof("struct vs_of_front_rec")
 MAX_FIELDS = lib.VS_OF_FRONT_MAX_FIELDS
 # struct vs_of_front_rec: cookie, values, priority, idle, hard, flags, table, pattern, pad
 REC = struct.Struct(f"=Q{MAX_FIELDS}QHHHHBB6x")
+REC_VALUES = 1                     # where the values start in an unpacked record
 assert REC.size == REC_SIZE
 
 
 class _Pattern:
     """The Python half of one C pattern: how a record becomes a rule."""
-    __slots__ = ("names", "order", "sig", "key_idx", "program")
+    __slots__ = ("norm_names", "values_of", "sig", "key_of", "program")
 
     def __init__(self, names, sig, program):
-        self.names = names                     # fields as the records carry them (wire order)
-        norm = Match((n, (0, None)) for n in names).normalized()
-        self.order = [names.index(n) for n in norm]          # normalized order -> record index
+        # names: the fields as the records carry them (wire order, from REC_VALUES)
+        self.norm_names = tuple(Match((n, (0, None)) for n in names).normalized())
+        self.values_of = _getter([REC_VALUES + names.index(n) for n in self.norm_names])
         self.sig = sig
-        self.key_idx = [names.index(n) for n, _ in sig]      # classifier key order -> record index
+        self.key_of = _getter([REC_VALUES + names.index(n) for n, _ in sig])   # the classifier key
         self.program = program                 # the shared instruction list
+
+
+def _getter(indices):
+    """record -> tuple of its items at `indices` (one or more)."""
+    get = itemgetter(*indices)
+    return get if len(indices) > 1 else lambda rec: (get(rec),)
 
 
 def pattern_of(raw, fm):
@@ -170,12 +178,12 @@ class FrontEnd:
     def apply(self, tables):
         """Put the pending records' rules into `tables`, in arrival order."""
         batches, self.pending, self.n_pending = self.pending, [], 0
-        patterns, install = self._patterns, tables.install
+        patterns, install, shared = self._patterns, tables.install, _SHARED_PAIRS.setdefault
         for now, data in batches:
             for rec in REC.iter_unpack(data):
                 pat = patterns[rec[14]]
-                values = rec[1:1 + MAX_FIELDS]
-                names = pat.names
-                match = _compact(Match([(names[i], (values[i], None)) for i in pat.order]))
-                install(rec[13], rec[9], match, pat.program, rec[0], rec[10], rec[11], rec[12], now,
-                        pat.sig, tuple([values[i] for i in pat.key_idx]))
+                # what _compact does: small exact values' pairs shared
+                pairs = [shared((v, None), (v, None)) if v < SMALL_VALUE else (v, None)
+                         for v in pat.values_of(rec)]
+                install(rec[13], rec[9], Match(zip(pat.norm_names, pairs)), pat.program, rec[0], rec[10],
+                        rec[11], rec[12], now, pat.sig, pat.key_of(rec))
