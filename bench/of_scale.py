@@ -12,7 +12,14 @@ and the real ovs-ofctl talks to their bridges' management sockets.  Phases:
           then `dump-flows` of them; then one flow-mod + barrier with the
           rules installed, timed from a Python client on the socket (median
           of 20, so ovs-ofctl's start-up is not counted); RSS of the daemon.
-          Repeated --rounds times, vswitch and OVS interleaved.
+          Repeated --rounds times, vswitch and OVS interleaved.  add-flows
+          runs once per --placements entry: "free" (no pinning, the
+          scheduler's choice), "same" (daemon and ovs-ofctl on CPU 0),
+          "split" (daemon on CPU 0, ovs-ofctl on CPU 1); each switch gets
+          the same placement, so OVS's bimodality (it depends on whether the
+          two share a CPU) is controlled, not sampled.  The daemon's CPU is
+          read once it is idle again, so work done after the last reply is
+          counted.
   dump    (only when asked: --only dump) --rules rules loaded once, then
           `dump-flows` --rounds times per switch, interleaved, with
           ovs-ofctl's own CPU time (the client's share of the wall time).

@@ -37,7 +37,14 @@ of the bridge looked that table up: host.megaflows_use_table), and it is
 applied before anything else reads the tables — the next message of the
 same read (`handle` settles first) or, at the latest, right after the
 connection's write, in the same event-loop callback.  ofctl_runtime and
-other direct callers of flow_mod() never defer.  A flow-mod or rule expiry hands the rules it added,
+other direct callers of flow_mod() never defer.  The connections' C front
+end (conn/front.py) extends this over a batch: once the Python path has
+deferred an add of a shape whose checks its bytes decide, further adds of
+that shape into that table are decoded in C and wait as records; every
+reader outside this class goes through the `tables` property, which applies
+them first, and every settle() (any message through handle(), flow_mod(),
+run(), configure()) also stops the front end until the Python path finds
+again that an add may wait.  A flow-mod or rule expiry hands the rules it added,
 modified or removed to host.revalidate_rules (only the megaflows they may
 change go: switch.py, megaflow_index.py); a flow-mod that changes the
 pipeline choice (mode()), and group-mods and meter-mods (rare, and a group's
