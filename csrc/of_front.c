@@ -2,8 +2,12 @@
  * (section 7.3.4.1) and ofp_header. */
 #include "of_front.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #define OFP13_VERSION 4
 #define OFPT13_FLOW_MOD 14
@@ -205,4 +209,67 @@ size_t vs_of_front_scan(struct vs_of_front *front, const uint8_t *buf, size_t le
     res->out_len = out_len;
     res->n_records = n_recs;
     return n_msgs;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rcap, uint8_t *out,
+                     size_t out_cap, struct vs_of_front_rec *recs, size_t rec_cap, int64_t window_ns,
+                     int64_t budget_ns, struct vs_of_front_pump_result *res)
+{
+    memset(res, 0, sizeof *res);
+    int64_t start = now_ns(), replied = start;
+    for (;;) {
+        ssize_t n = recv(fd, rbuf, rcap, MSG_DONTWAIT);
+        int64_t t = now_ns();
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (t - replied >= window_ns) {
+                res->reason = VS_OF_FRONT_PUMP_IDLE;
+                return res->reason;
+            }
+            if (t - start >= budget_ns) {
+                res->reason = VS_OF_FRONT_PUMP_BUDGET;
+                return res->reason;
+            }
+            /* A peer that shares our CPU cannot send while we spin: let it
+             * run (with nothing else runnable this returns at once). */
+            sched_yield();
+            continue;
+        }
+        if (n <= 0) {
+            res->reason = VS_OF_FRONT_PUMP_CLOSED;
+            return res->reason;
+        }
+        res->n_reads++;
+        if (t - replied > res->max_gap_ns)
+            res->max_gap_ns = t - replied;
+        struct vs_of_front_result scan;
+        vs_of_front_scan(front, rbuf, (size_t)n, out, out_cap, recs + res->n_records,
+                         rec_cap - res->n_records, &scan);
+        res->n_records += scan.n_records;
+        if (scan.out_len) {
+            ssize_t sent = send(fd, out, scan.out_len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            size_t done = sent > 0 ? (size_t)sent : 0;
+            if (done < scan.out_len) {
+                res->unsent_off = done;
+                res->unsent_len = scan.out_len - done;
+            }
+        }
+        replied = now_ns();
+        if (scan.consumed < (size_t)n || res->unsent_len) {
+            res->rest_off = scan.consumed;
+            res->rest_len = (size_t)n - scan.consumed;
+            res->reason = VS_OF_FRONT_PUMP_REST;
+            return res->reason;
+        }
+        if (replied - start >= budget_ns) {
+            res->reason = VS_OF_FRONT_PUMP_BUDGET;
+            return res->reason;
+        }
+    }
 }

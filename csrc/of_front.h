@@ -91,4 +91,33 @@ size_t vs_of_front_scan(struct vs_of_front *front, const uint8_t *buf, size_t le
                         size_t out_cap, struct vs_of_front_rec *recs, size_t rec_cap,
                         struct vs_of_front_result *res);
 
+/* Why vs_of_front_pump returned. */
+#define VS_OF_FRONT_PUMP_IDLE 0    /* nothing arrived within the window after our last reply */
+#define VS_OF_FRONT_PUMP_REST 1    /* rbuf[rest_off..+rest_len) is for the Python path */
+#define VS_OF_FRONT_PUMP_BUDGET 2  /* the time budget is spent */
+#define VS_OF_FRONT_PUMP_CLOSED 3  /* EOF or a socket error: the transport's own read reports it */
+
+struct vs_of_front_pump_result {
+    int reason;             /* VS_OF_FRONT_PUMP_* */
+    size_t rest_off;        /* REST: bytes read that the scan did not take */
+    size_t rest_len;
+    size_t unsent_off;      /* out[unsent_off..+unsent_len): replies the socket did not take */
+    size_t unsent_len;
+    size_t n_records;
+    size_t n_reads;         /* reads that brought bytes */
+    int64_t max_gap_ns;     /* slowest reply -> next request gap seen */
+};
+
+/* The streaming loop in C (conn/busy_poll.py's polling, for a connection
+ * whose front end is on): read the socket `fd` without blocking into rbuf,
+ * scan what came (vs_of_front_scan), send the replies, and again, until
+ * nothing arrives within window_ns of the last reply, budget_ns is spent, a
+ * read holds bytes the scan does not take (incomplete or for Python), a
+ * send does not take all, or the records are full (then the read's rest is
+ * for Python too).  Never blocks; leaves the socket to the caller on EOF or
+ * error.  Returns the reason, also in res->reason. */
+int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rcap, uint8_t *out,
+                     size_t out_cap, struct vs_of_front_rec *recs, size_t rec_cap, int64_t window_ns,
+                     int64_t budget_ns, struct vs_of_front_pump_result *res);
+
 #endif /* VS_OF_FRONT_H */

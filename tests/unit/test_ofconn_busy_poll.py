@@ -156,6 +156,9 @@ class Busy:
     def may_poll(self):
         return True
 
+    def front_ready(self):
+        return False      # no OpenFlow front end here: the Python loop polls
+
 
 def test_polling_gives_the_loop_back_after_its_turn_budget():
     """A peer that always has more queued: run() stops after about
@@ -184,3 +187,14 @@ def test_polling_gives_the_loop_back_after_its_turn_budget():
     finally:
         a.close()
         b.close()
+
+
+def test_streaming_peer_goes_through_the_front_ends_c_loop():
+    """The same stream: after the first add (an empty table) and the second
+    (it teaches the shape), every add is taken by the C front end — by its
+    loop when polled (hits), by its scan otherwise — and each rule is there."""
+    ofs, (conn,), _ = serve(("stream", ROUND_TRIPS))
+    assert ofs.front.taken == ROUND_TRIPS - 2
+    assert conn._poller.hits >= MIN_POLLED, (conn._poller.hits, conn._poller.polls)
+    got = sorted(r.match["ipv4_dst"][0] - 0x0A000000 for r in ofs.tables.rules())
+    assert got == list(range(1, ROUND_TRIPS + 1))

@@ -6,9 +6,12 @@ state) still gets the Python path's error and changes nothing; whatever
 reads the tables sees the adds; a megaflow on the table, or a slave role,
 stops it."""
 import asyncio
+import socket
+import time
 
 import pytest
 
+from vswitch.datapath._datapath import ffi, lib
 from vswitch.ofproto.conn.front import SETTLE_DELAY_S
 from vswitch.ofproto.conn.ofconn import OFConnection
 from vswitch.ofproto.ofp import (ApplyActions, BarrierRequest, FlowMod, Match, Output, decode, encode,
@@ -23,6 +26,7 @@ OF13 = 4
 FIRST_PORT = 1000
 N_STREAMED = 40
 ETH_IP, TCP, UDP = 0x800, 6, 17
+QUEUE_S = 0.01             # for bytes sent on a socketpair to be readable
 
 
 class Host:
@@ -263,3 +267,34 @@ def test_a_slave_connection_gets_is_slave():
     assert active
     assert got == [(("BAD_REQUEST", "IS_SLAVE"), 31), ("BarrierReply", 32)]
     assert n_rules == 5
+
+
+def test_the_c_loop_answers_takes_and_hands_back_the_rest():
+    """vs_of_front_pump on a socket: the adds and barriers queued are
+    answered in order and become records; an echo request (not its to
+    take) comes back as the rest, with everything after it unread by C."""
+    a, b = socket.socketpair()
+    try:
+        async def body():
+            ofs, conn, transport = session()
+            stream(conn, 2)                          # teaches the shape, enables table 0
+            front = ofs.front
+            queued = b"".join(add(FIRST_PORT + i, xid=10 + i) + barrier(100 + i) for i in range(2, 8))
+            echo = encode(m.EchoRequest(version=OF13, xid=500))
+            b.sendall(queued + echo + barrier(501))
+            rbuf = bytearray(65536)
+            time.sleep(QUEUE_S)                      # all of it in the socket
+            reason, unsent, rest, reads, gap = front.pump(a.fileno(), ffi.from_buffer("uint8_t[]", rbuf),
+                                                          0.001, 0.01, 5.0)
+            b.settimeout(1)
+            answered = b.recv(65536)
+            return reason, unsent, rest, front.n_pending, answered, echo + barrier(501)
+        reason, unsent, rest, pending, answered, tail = run(body)
+    finally:
+        a.close()
+        b.close()
+    assert reason == lib.VS_OF_FRONT_PUMP_REST and unsent is None
+    assert rest == tail
+    assert pending == 6
+    assert [(type(decode(r)).__name__, decode(r).xid) for r in split_messages(answered)[0]] == \
+        [("BarrierReply", 100 + i) for i in range(2, 8)]

@@ -29,10 +29,16 @@ the loop:
     read its replies) or the connection closed stops the polling.
 TLS connections are not polled (their bytes go through the SSL object).
 
+A connection whose C front end is on (conn/front.py) is polled by the
+front end's loop in C instead (vs_of_front_pump: read, scan, reply, again),
+within the same window and budget; it hands back whatever it does not take.
+
 Threads: runs on the event loop thread only, like the connection.
 """
 import socket
 import time
+
+from vswitch.ofproto.conn.front import PUMP_CLOSED, PUMP_IDLE
 
 MIN_WINDOW_S = 20e-6      # shortest poll window
 MAX_WINDOW_S = 300e-6     # longest window; also what counts as "streaming"
@@ -76,6 +82,28 @@ class BusyPoller:
             return True
         return self.replied_at is not None and now - self.replied_at < MAX_WINDOW_S
 
+    def _pump(self, conn, window, turn_end):
+        """One run of the front end's C loop, the same bounds -> whether to
+        go on polling."""
+        perf = time.perf_counter
+        reason, reads, gap = conn.front_pump(self.sock.fileno(), window, max(0.0, turn_end - perf()))
+        self.polls += 1
+        self.hits += reads
+        if reads:
+            self.gap = gap if gap > self.gap * GAP_DECAY else self.gap * GAP_DECAY
+        if reason == PUMP_IDLE:
+            self.replied_at = None        # the peer paused: back to sleeping in the loop
+            return False
+        if reason == PUMP_CLOSED:
+            return False                  # the transport's own read reports it
+        self.replied_at = done = perf()
+        if not conn.may_poll():
+            return False
+        if done >= turn_end:
+            self.yielded = True
+            return False
+        return True
+
     def run(self, conn):
         """Handle what the peer sends next without sleeping, within the
         bounds of the module note.  `conn`: its `_rbuf` receives, its
@@ -87,6 +115,10 @@ class BusyPoller:
         turn_end = start + TURN_BUDGET_S
         while True:
             window = min(MAX_WINDOW_S, max(MIN_WINDOW_S, self.gap * WINDOW_SLACK))
+            if conn.front_ready():
+                if not self._pump(conn, window, turn_end):
+                    return
+                continue
             sent = self.replied_at
             deadline = sent + window
             self.polls += 1

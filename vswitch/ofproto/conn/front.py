@@ -54,6 +54,7 @@ OXM_HEADER_LEN = OXM_HEADER.size
 VALUE_SIZES = (1, 2, 4, 8)         # field sizes the C record carries as integers
 REC_SIZE = ffi.sizeof("struct vs_of_front_rec")
 MAX_FIELDS = lib.VS_OF_FRONT_MAX_FIELDS
+PUMP_IDLE, PUMP_CLOSED = lib.VS_OF_FRONT_PUMP_IDLE, lib.VS_OF_FRONT_PUMP_CLOSED
 # struct vs_of_front_rec: cookie, values, priority, idle, hard, flags, table, pattern, pad
 REC = struct.Struct(f"=Q{MAX_FIELDS}QHHHHBB6x")
 REC_VALUES = 1                     # where the values start in an unpacked record
@@ -122,6 +123,7 @@ class FrontEnd:
         self._recs = ffi.new("struct vs_of_front_rec[]", MAX_RECORDS)
         self._rec_bytes = ffi.buffer(self._recs)
         self._res = ffi.new("struct vs_of_front_result *")
+        self._pump_res = ffi.new("struct vs_of_front_pump_result *")
         self.pending = []            # [(now, bytes of records)] in arrival order
         self.n_pending = 0           # rules in them
         self.settle_due = False      # a delayed apply is scheduled (by a connection)
@@ -174,6 +176,22 @@ class FrontEnd:
             self.n_pending += res.n_records
             self.taken += res.n_records
         return res.consumed, bytes(self._out[:res.out_len]) if res.out_len else None
+
+    def pump(self, fd, rbuf, window_s, budget_s, now):
+        """vs_of_front_pump on socket `fd` reading into `rbuf` (a cffi
+        uint8_t[] of the connection's receive buffer) -> (reason, replies
+        the socket did not take or None, bytes read for the Python path or
+        None, reads, slowest gap in seconds)."""
+        res = self._pump_res
+        reason = lib.vs_of_front_pump(self._c, fd, rbuf, len(rbuf), self._out_c, OUT_SIZE, self._recs,
+                                      MAX_RECORDS, int(window_s * 1e9), int(budget_s * 1e9), res)
+        if res.n_records:
+            self.pending.append((now, self._rec_bytes[:res.n_records * REC_SIZE]))
+            self.n_pending += res.n_records
+            self.taken += res.n_records
+        unsent = bytes(self._out[res.unsent_off:res.unsent_off + res.unsent_len]) if res.unsent_len else None
+        rest = ffi.buffer(rbuf)[res.rest_off:res.rest_off + res.rest_len] if res.rest_len else None
+        return reason, unsent, rest, res.n_reads, res.max_gap_ns * 1e-9
 
     def apply(self, tables):
         """Put the pending records' rules into `tables`, in arrival order."""

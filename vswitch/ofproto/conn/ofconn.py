@@ -58,6 +58,7 @@ import logging
 import time
 
 from vswitch.ofproto.conn.busy_poll import BusyPoller
+from vswitch.datapath._datapath import ffi
 from vswitch.ofproto.conn.front import SETTLE_DELAY_S
 from vswitch.ofproto.ofp import OFPError, decode, encode, error_reply
 from vswitch.ofproto.ofp import messages as m
@@ -103,6 +104,7 @@ class OFConnection(asyncio.BufferedProtocol):
         self.finished = self._loop.create_future()
         self._buf = b""
         self._rbuf = memoryview(bytearray(READ_SIZE))   # what the transport reads into
+        self._rbuf_c = ffi.from_buffer("uint8_t[]", self._rbuf)   # the same, for the front end's C loop
         self._out = None            # replies of the read being handled, written at its end
         self._paused = set()        # why reading is paused: "budget", "writes"
         self._last_heard = 0.0      # loop time of the last read
@@ -222,11 +224,7 @@ class OFConnection(asyncio.BufferedProtocol):
                 MESSAGE_LENGTH.unpack_from(self._buf, 2)[0] <= len(self._buf)
         finally:
             self._flush()
-            # an add deferred past the replies just written (ofswitch.py),
-            # the front end's records once they fill a batch, else soon
-            if sw.settle_read() and not sw.front.settle_due:
-                sw.front.settle_due = True
-                self._loop.call_later(SETTLE_DELAY_S, _settle_front, sw)
+            self._settle_read()
         if self._stream is not None and not self.closed:
             self._pause("stream")
             self._schedule_pump()
@@ -234,6 +232,37 @@ class OFConnection(asyncio.BufferedProtocol):
             # Over budget with whole messages left: the next loop turn.
             self._pause("budget")
             self._loop.call_soon(self._continue)
+
+    def _settle_read(self):
+        """After a read's replies were written: an add deferred past them
+        (ofswitch.py), the front end's records once they fill a batch, else
+        soon (conn/front.py)."""
+        sw = self.mgr.switch
+        if sw.settle_read() and not sw.front.settle_due:
+            sw.front.settle_due = True
+            self._loop.call_later(SETTLE_DELAY_S, _settle_front, sw)
+
+    def front_ready(self):
+        """May the front end's C loop read this connection now (OF1.3, not
+        a slave, the front end on, nothing buffered either way)?"""
+        return self.version == OFP_VERSION_13 and self.role != OFPCR_ROLE_SLAVE and not self._buf \
+            and not self.transport.get_write_buffer_size() and self.mgr.switch.front.active()
+
+    def front_pump(self, fd, window, budget):
+        """Stream through the front end's C loop (conn/busy_poll.py calls
+        it) -> (vs_of_front_pump's reason, reads, slowest gap in s)."""
+        reason, unsent, rest, reads, gap = self.mgr.switch.front.pump(
+            fd, self._rbuf_c, window, budget, self.mgr.clock())
+        if reads:
+            self._last_heard = self._loop.time()
+            self._probed = False
+        if unsent is not None:
+            self.transport.write(unsent)      # in order: nothing else was buffered
+        if rest is not None:
+            self.data_received(rest)          # handles, then _settle_read
+        else:
+            self._settle_read()
+        return reason, reads, gap
 
     def _continue(self):
         self._resume("budget")
