@@ -63,14 +63,14 @@ assert REC.size == REC_SIZE
 
 class _Pattern:
     """The Python half of one C pattern: how a record becomes a rule."""
-    __slots__ = ("norm_names", "values_of", "sig", "key_of", "program")
+    __slots__ = ("norm_names", "values_of", "sig", "key_pos", "program")
 
     def __init__(self, names, sig, program):
         # names: the fields as the records carry them (wire order, from REC_VALUES)
         self.norm_names = tuple(Match((n, (0, None)) for n in names).normalized())
         self.values_of = _getter([REC_VALUES + names.index(n) for n in self.norm_names])
         self.sig = sig
-        self.key_of = _getter([REC_VALUES + names.index(n) for n, _ in sig])   # the classifier key
+        self.key_pos = [self.norm_names.index(n) for n, _ in sig]   # the classifier key, from the pairs
         self.program = program                 # the shared instruction list
 
 
@@ -203,5 +203,7 @@ class FrontEnd:
                 # what _compact does: small exact values' pairs shared
                 pairs = [shared((v, None), (v, None)) if v < SMALL_VALUE else (v, None)
                          for v in pat.values_of(rec)]
+                # the key holds the pairs' own ints (a shared pair's, not the
+                # record's copy: 32 bytes per field and rule at 1M rules)
                 install(rec[13], rec[9], Match(zip(pat.norm_names, pairs)), pat.program, rec[0], rec[10],
-                        rec[11], rec[12], now, pat.sig, pat.key_of(rec))
+                        rec[11], rec[12], now, pat.sig, tuple([pairs[i][0] for i in pat.key_pos]))
