@@ -136,6 +136,9 @@ struct vs_pmd {
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
+    /* rx[i]'s own buffer: a port type may point rx[i].buf at its memory for
+     * one batch (netdev_provider.h, recv), so each recv starts from these. */
+    uint8_t *rx_bufs[VS_BATCH];
     struct tx_ctx tx;
     struct vs_pmd_stats stats; /* OWN_ADD counters */
     uint64_t prng; /* SAMPLE's random numbers: per thread, no lock, no sharing */
@@ -801,6 +804,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         for (int i = 0; i < VS_BATCH; i++) {
             pmd->rx[i].in_port = port->port_no;
             pmd->rx[i].tnl.flags = 0;
+            pmd->rx[i].buf = pmd->rx_bufs[i];
         }
         int n = port->class->recv(port->netdev, rxq, pmd->rx, VS_BATCH, &truncated);
         uint64_t c1 = cycles_now();
@@ -1174,7 +1178,7 @@ static void pmd_free(struct vs_pmd *pmd)
     vs_cls_reader_destroy(&pmd->cls_reader);
     free(pmd->tx.arena);
     for (int i = 0; i < VS_BATCH; i++)
-        free(pmd->rx[i].buf);
+        free(pmd->rx_bufs[i]);
     free(pmd->pfds);
     free(pmd->entries);
     free(pmd->seen);
@@ -1213,7 +1217,7 @@ static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu, int busy_pol
     pmd->emc = calloc(VS_EMC_SIZE, sizeof *pmd->emc);
     int ok = pmd->ctl_efd >= 0 && pmd->emc && !tx_ctx_init(&pmd->tx);
     for (int i = 0; ok && i < VS_BATCH; i++)
-        ok = (pmd->rx[i].buf = new_packet_buf()) != NULL;
+        ok = (pmd->rx_bufs[i] = new_packet_buf()) != NULL;
     if (ok && !pthread_create(&pmd->thread, NULL, pmd_start, pmd)) {
         pmd->started = 1;
         if (cpu >= 0) {
