@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "offload.h"
@@ -397,7 +398,7 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n,
         /* Rx ring empty: make sure the kernel is not waiting for fill
          * entries (need_wakeup), then report nothing. */
         if (*q->fill.flags & XDP_RING_NEED_WAKEUP)
-            recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+            (void)syscall(SYS_recvfrom, q->fd, NULL, (size_t)0, MSG_DONTWAIT, NULL, NULL);
         return 0;
     }
     const struct xdp_desc *rx = q->rx.descs;
@@ -463,14 +464,17 @@ static void reap_completions(struct xsk_queue *q)
 }
 
 /* Hands the tx ring to the kernel.  In copy mode each sendto() transmits a
- * bounded number of descriptors, so keep kicking while it makes progress. */
+ * bounded number of descriptors, so keep kicking while it makes progress.
+ * The kicks are raw system calls: the C library's sendto/recvfrom are
+ * cancellation points, whose bookkeeping the poll thread (never cancelled)
+ * need not pay on every batch. */
 static void kick_tx(struct xsk_queue *q)
 {
     for (int tries = 0; tries < 64; tries++) {
         if (!(*q->tx.flags & XDP_RING_NEED_WAKEUP) && tries)
             break;
-        if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN &&
-            errno != EBUSY && errno != ENOBUFS)
+        if (syscall(SYS_sendto, q->fd, NULL, (size_t)0, MSG_DONTWAIT, NULL, 0) < 0 &&
+            errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
             break; /* e.g. ENETDOWN: the descriptors complete as errors */
         if (load_acq(q->tx.consumer) == q->tx.cached_prod)
             break;
