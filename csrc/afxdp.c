@@ -22,7 +22,6 @@
 #include "offload.h"
 #include "xdp_prog.h"
 #include "xdp_tier.h"
-#include "xsk_umem.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -31,16 +30,9 @@
 #define SOL_XDP 283
 #endif
 
-#define FRAME_SIZE XSK_UMEM_FRAME_SIZE
-#define N_RX_FRAMES 4096u /* lent to the fill ring: a TCP window of frames */
-/* A transmit side keeps up to this many free chunks for the frames it
- * copies; above it, completions spill into the group's pool, where the
- * receive sides whose chunks were sent without a copy take them back.
- * Small: with 2048 (the rest of a queue's share) per side, the caches of a
- * TCP stream's two ports held the pool's slack and the fill ring of the
- * data's input port ran dry (afxdp_rx_fill_empty). */
-#define TX_CACHE_MAX (4 * XSK_UMEM_BATCH)
-#define TX_FREE_CAP (XSK_UMEM_QUEUE_CHUNKS - N_RX_FRAMES)
+#define FRAME_SIZE 4096u
+#define N_FRAMES 6144u
+#define N_RX_FRAMES 4096u /* the rest are for transmit; a TCP window of frames */
 #define RING_SIZE 4096u
 #define MAX_QUEUES 64
 #define MAX_SEGS 64 /* a 64 KiB GSO frame at MSS 1024+ */
@@ -59,15 +51,11 @@ struct ring {
 
 struct xsk_queue {
     int fd;
-    uint8_t *umem; /* um.umem: the group's memory (xsk_umem.h) */
-    struct xsk_umem_member um;
+    uint8_t *umem;
     struct ring fill, comp, rx, tx;
-    uint64_t tx_free[TX_FREE_CAP]; /* the transmit side's free chunks */
+    uint64_t tx_free[N_FRAMES - N_RX_FRAMES]; /* chunk addresses */
     uint32_t n_tx_free;
     uint32_t tx_outstanding; /* submitted, not yet completed */
-    /* Receive chunks another port transmitted without a copy (their owner
-     * changed): taken back from the group's pool XSK_UMEM_BATCH at a time. */
-    uint32_t rx_deficit;
     /* Receive chunks the last batch was handed out in place (afxdp.h): the
      * datapath is done with them when it asks this queue for the next
      * batch, and only then do they go back to the fill ring. */
@@ -149,48 +137,38 @@ static void queue_close(struct xsk_queue *q)
     unmap_ring(&q->tx);
     unmap_ring(&q->fill);
     unmap_ring(&q->comp);
-    if (q->um.group)
-        xsk_umem_bound(&q->um, -1); /* no member may share through it any more */
     if (q->fd >= 0)
-        close(q->fd); /* unbinds (no receive in flight after it); the kernel drops its UMEM reference */
-    xsk_umem_leave(&q->um); /* every chunk it owned back to the pool */
+        close(q->fd); /* unbinds; the kernel drops its UMEM reference */
+    if (q->umem)
+        munmap(q->umem, (size_t)N_FRAMES * FRAME_SIZE);
     free(q);
 }
 
-/* Lends chunks for receive to the fill ring (before bind, and whenever
- * chunks transmitted without a copy left the receive side). */
-static void lend_rx(struct xsk_queue *q, uint32_t want);
-
-/* One socket on (ifindex, queue_id), in a UMEM group (xsk_umem.h): it
- * registers the group's UMEM if it is the first member, else binds with
- * XDP_SHARED_UMEM through a member's socket (its own fill and completion
- * rings).  fresh: a new group of its own.  *shared_refused: the shared bind
- * failed (the caller retries with fresh). */
-static int queue_open(struct xsk_queue **out, int ifindex, uint32_t queue_id, const char **step,
-                      int fresh, int *shared_refused)
+static int queue_open(struct xsk_queue **out, int ifindex, uint32_t queue_id, const char **step)
 {
     struct xsk_queue *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
     q->fd = -1;
-    int err, share_fd = -1;
-    *step = "UMEM allocation";
-    if ((err = xsk_umem_join(&q->um, fresh, &share_fd))) {
-        free(q);
-        return err;
-    }
-    q->umem = q->um.umem;
+    int err;
     *step = "AF_XDP socket";
     q->fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
     if (q->fd < 0)
         goto fail_errno;
+    *step = "UMEM allocation";
+    q->umem = mmap(NULL, (size_t)N_FRAMES * FRAME_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (q->umem == MAP_FAILED) {
+        q->umem = NULL;
+        goto fail_errno;
+    }
     struct xdp_umem_reg reg = {.addr = (uint64_t)(uintptr_t)q->umem,
-                               .len = XSK_UMEM_BYTES,
+                               .len = (uint64_t)N_FRAMES * FRAME_SIZE,
                                .chunk_size = FRAME_SIZE,
                                .headroom = 0};
     unsigned int rs = RING_SIZE;
     *step = "UMEM registration";
-    if (share_fd < 0 && setsockopt(q->fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof reg) < 0)
+    if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_REG, &reg, sizeof reg) < 0)
         goto fail_errno;
     *step = "ring setup";
     if (setsockopt(q->fd, SOL_XDP, XDP_UMEM_FILL_RING, &rs, sizeof rs) < 0 ||
@@ -209,46 +187,32 @@ static int queue_open(struct xsk_queue **out, int ifindex, uint32_t queue_id, co
         (err = map_ring(q->fd, &q->rx, &off.rx, XDP_PGOFF_RX_RING, sizeof(struct xdp_desc))) ||
         (err = map_ring(q->fd, &q->tx, &off.tx, XDP_PGOFF_TX_RING, sizeof(struct xdp_desc))))
         goto fail;
-    /* Lend the receive share to the kernel before binding. */
-    q->rx_deficit = N_RX_FRAMES;
-    lend_rx(q, N_RX_FRAMES);
-    /* A shared bind takes copy mode and need_wakeup from the UMEM's first
-     * socket (and refuses them as flags). */
+    /* Lend the receive half of the UMEM to the kernel before binding. */
+    uint64_t *fill = q->fill.descs;
+    for (uint32_t i = 0; i < N_RX_FRAMES; i++)
+        fill[(q->fill.cached_prod + i) & q->fill.mask] = (uint64_t)i * FRAME_SIZE;
+    q->fill.cached_prod += N_RX_FRAMES;
+    store_rel(q->fill.producer, q->fill.cached_prod);
+    for (uint32_t i = N_RX_FRAMES; i < N_FRAMES; i++)
+        q->tx_free[q->n_tx_free++] = (uint64_t)i * FRAME_SIZE;
     struct sockaddr_xdp sxdp = {.sxdp_family = AF_XDP,
-                                .sxdp_flags = share_fd < 0 ? XDP_COPY | XDP_USE_NEED_WAKEUP
-                                                           : XDP_SHARED_UMEM,
+                                .sxdp_flags = XDP_COPY | XDP_USE_NEED_WAKEUP,
                                 .sxdp_ifindex = (uint32_t)ifindex,
-                                .sxdp_queue_id = queue_id,
-                                .sxdp_shared_umem_fd = share_fd < 0 ? 0 : (uint32_t)share_fd};
+                                .sxdp_queue_id = queue_id};
     *step = "AF_XDP bind";
     /* EBUSY: a socket closed a moment ago (a port re-added) still holds the
      * queue; the kernel lets go of it from a workqueue, so wait a little. */
     for (int tries = 0; bind(q->fd, (struct sockaddr *)&sxdp, sizeof sxdp) < 0; tries++) {
-        if (errno != EBUSY || tries == 200) {
-            *shared_refused = share_fd >= 0 && errno != EBUSY;
+        if (errno != EBUSY || tries == 200)
             goto fail_errno;
-        }
         usleep(5000);
     }
-    xsk_umem_bound(&q->um, q->fd);
     *out = q;
     return 0;
 fail_errno:
     err = -errno;
 fail:
     queue_close(q);
-    return err;
-}
-
-/* A socket in a shared UMEM if the kernel takes it, else in a UMEM of its
- * own (forwarding to and from it then copies, as between groups). */
-static int queue_open_shared(struct xsk_queue **out, int ifindex, uint32_t queue_id,
-                             const char **step)
-{
-    int refused = 0;
-    int err = queue_open(out, ifindex, queue_id, step, 0, &refused);
-    if (err && refused)
-        err = queue_open(out, ifindex, queue_id, step, 1, &refused);
     return err;
 }
 
@@ -348,7 +312,7 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
     }
     for (uint32_t i = 0; i < x->n_queues; i++) {
         const char *step = "";
-        err = queue_open_shared(&x->q[i], ifindex, i, &step);
+        err = queue_open(&x->q[i], ifindex, i, &step);
         if (err)
             return fail_open(x, info, step, err);
         err = vs_xdp_prog_set_socket(&x->prog, i, x->q[i]->fd);
@@ -392,7 +356,7 @@ int vs_afxdp_fds(const struct vs_afxdp *x, int *fds, int max)
 /* ---- receive ---- */
 
 /* Chunks go back to the fill ring: there is always room, since the ring
- * holds every chunk the receive side owns (at most N_RX_FRAMES). */
+ * holds every receive chunk. */
 static void fill_put(struct xsk_queue *q, const uint64_t *chunks, uint32_t n)
 {
     if (!n)
@@ -403,39 +367,6 @@ static void fill_put(struct xsk_queue *q, const uint64_t *chunks, uint32_t n)
         fill[(q->fill.cached_prod + i) & q->fill.mask] = chunks[i];
     q->fill.cached_prod += n;
     store_rel(q->fill.producer, q->fill.cached_prod);
-}
-
-static void lend_rx(struct xsk_queue *q, uint32_t want)
-{
-    uint64_t chunks[XSK_UMEM_BATCH];
-    while (want) {
-        uint32_t n = want < XSK_UMEM_BATCH ? want : XSK_UMEM_BATCH;
-        uint32_t got = xsk_umem_take(&q->um, q->um.rx_owner, chunks, n);
-        fill_put(q, chunks, got);
-        q->rx_deficit -= got;
-        want -= got;
-        if (got < n)
-            break; /* the pool is short: try again after more completions */
-    }
-}
-
-/* The last batch's chunks, which the datapath is done with (netdev_provider.h,
- * recv): those still the receive side's go back to the fill ring; those a
- * zero-copy transmit took (owner changed) are made up from the pool once
- * XSK_UMEM_BATCH are missing. */
-static void rx_release(struct xsk_queue *q)
-{
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < q->n_held; i++) {
-        if (xsk_umem_owner(&q->um, q->held[i]) == q->um.rx_owner)
-            q->held[n++] = q->held[i];
-        else
-            q->rx_deficit++;
-    }
-    fill_put(q, q->held, n);
-    q->n_held = 0;
-    if (q->rx_deficit >= XSK_UMEM_BATCH)
-        lend_rx(q, q->rx_deficit);
 }
 
 /* The packet points into its chunk (afxdp.h: receive in place): the
@@ -459,7 +390,9 @@ static int rx_in_place(struct xsk_queue *q, const struct xdp_desc *d, struct vs_
 static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n,
                       struct vs_afxdp_stats *st)
 {
-    rx_release(q);
+    /* The previous batch is done with (netdev_provider.h, recv). */
+    fill_put(q, q->held, q->n_held);
+    q->n_held = 0;
     uint32_t got = cons_avail(&q->rx, (uint32_t)n);
     if (!got) {
         /* Rx ring empty: make sure the kernel is not waiting for fill
@@ -474,20 +407,19 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n,
     int kept = 0;
     for (uint32_t i = 0; i < got && i < RX_PREFETCH_AHEAD; i++) {
         uint64_t a = rx[(q->rx.cached_cons + i) & q->rx.mask].addr;
-        if (a < XSK_UMEM_BYTES)
+        if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
             __builtin_prefetch(q->umem + a);
     }
     for (uint32_t i = 0; i < got; i++) {
         const struct xdp_desc *d = &rx[(q->rx.cached_cons + i) & q->rx.mask];
         if (i + RX_PREFETCH_AHEAD < got) {
             uint64_t a = rx[(q->rx.cached_cons + i + RX_PREFETCH_AHEAD) & q->rx.mask].addr;
-            if (a < XSK_UMEM_BYTES)
+            if (a < (uint64_t)N_FRAMES * FRAME_SIZE)
                 __builtin_prefetch(q->umem + a);
         }
         uint64_t chunk = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
-        if (chunk >= XSK_UMEM_BYTES)
-            continue; /* not an address of ours: nothing to give back */
-        if (d->len <= VS_MAX_FRAME && (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {
+        if (d->len <= VS_MAX_FRAME && chunk < (uint64_t)N_FRAMES * FRAME_SIZE &&
+            (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {
             struct vs_packet *p = &pkts[kept++];
             if (rx_in_place(q, d, p)) {
                 q->held[q->n_held++] = chunk;
@@ -519,41 +451,16 @@ int vs_afxdp_recv(struct vs_afxdp *x, int rxq, struct vs_packet *pkts, int n)
 
 /* ---- transmit ---- */
 
-/* Completed chunks back to the transmit side's cache; above TX_CACHE_MAX
- * (chunks other ports' receive sides gave up in zero-copy transmits) they
- * spill into the pool, from which those receive sides refill. */
 static void reap_completions(struct xsk_queue *q)
 {
-    for (;;) {
-        uint32_t n = cons_avail(&q->comp, TX_FREE_CAP - q->n_tx_free);
-        const uint64_t *comp = q->comp.descs;
-        for (uint32_t i = 0; i < n; i++)
-            q->tx_free[q->n_tx_free++] = comp[(q->comp.cached_cons + i) & q->comp.mask];
-        q->comp.cached_cons += n;
-        store_rel(q->comp.consumer, q->comp.cached_cons);
-        q->tx_outstanding -= n;
-        if (q->n_tx_free > TX_CACHE_MAX) {
-            uint32_t spill = q->n_tx_free - TX_CACHE_MAX;
-            q->n_tx_free = TX_CACHE_MAX;
-            xsk_umem_give(&q->um, q->tx_free + q->n_tx_free, spill);
-        }
-        if (!n)
-            return;
-    }
-}
-
-/* Free chunks for `need` frames, from the pool when the cache is short. */
-static int tx_chunks(struct xsk_queue *q, uint32_t need)
-{
-    if (q->n_tx_free < need) {
-        uint32_t want = need - q->n_tx_free;
-        if (want < XSK_UMEM_BATCH)
-            want = XSK_UMEM_BATCH;
-        if (want > TX_FREE_CAP - q->n_tx_free)
-            want = TX_FREE_CAP - q->n_tx_free;
-        q->n_tx_free += xsk_umem_take(&q->um, q->um.tx_owner, q->tx_free + q->n_tx_free, want);
-    }
-    return q->n_tx_free >= need;
+    /* Never more than we lent: a misbehaving ring cannot overrun tx_free. */
+    uint32_t n = cons_avail(&q->comp, (N_FRAMES - N_RX_FRAMES) - q->n_tx_free);
+    const uint64_t *comp = q->comp.descs;
+    for (uint32_t i = 0; i < n; i++)
+        q->tx_free[q->n_tx_free++] = comp[(q->comp.cached_cons + i) & q->comp.mask];
+    q->comp.cached_cons += n;
+    store_rel(q->comp.consumer, q->comp.cached_cons);
+    q->tx_outstanding -= n;
 }
 
 /* Hands the tx ring to the kernel.  In copy mode each sendto() transmits a
@@ -574,35 +481,6 @@ static void kick_tx(struct xsk_queue *q)
     }
 }
 
-/* The chunk of a frame received in place in this socket's UMEM (another
- * member's receive side, or its own), to be transmitted as it is: no
- * offload work, and the frame (pushed headers included) within one chunk.
- * Returns the chunk's address, or UINT64_MAX when the frame must be copied. */
-static uint64_t zero_copy_chunk(const struct xsk_queue *q, const struct vs_packet *p)
-{
-    if (!xsk_umem_contains(&q->um, p->buf) || p->vnet.flags ||
-        (p->vnet.gso_type & ~VS_GSO_ECN) != VS_GSO_NONE || !p->len)
-        return UINT64_MAX;
-    uint64_t off = (uint64_t)(p->data - q->umem);
-    uint64_t chunk = off & ~(uint64_t)(FRAME_SIZE - 1);
-    if (off + p->len > chunk + FRAME_SIZE)
-        return UINT64_MAX;
-    return chunk;
-}
-
-/* Out of room: push what is queued, take back what completed, and say
- * whether `need` frames fit now. */
-static int tx_make_room(struct xsk_queue *q, uint32_t need, int *queued, int copy)
-{
-    if (*queued) {
-        store_rel(q->tx.producer, q->tx.cached_prod);
-        kick_tx(q);
-        *queued = 0;
-    }
-    reap_completions(q);
-    return (!copy || tx_chunks(q, need)) && prod_free(&q->tx, need) >= need;
-}
-
 int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
 {
     struct xsk_queue *q = x->q[0];
@@ -613,34 +491,24 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
     int sent = 0, queued = 0;
     for (int i = 0; i < n; i++) {
         const struct vs_packet *p = pkts[i];
-        uint64_t zc = zero_copy_chunk(q, p);
-        if (zc != UINT64_MAX) {
-            if (prod_free(&q->tx, 1) < 1 && !tx_make_room(q, 1, &queued, 0)) {
-                x->stats.tx_no_room += (uint64_t)(n - i);
-                break;
-            }
-            /* The chunk is this transmit side's from now on (xsk_umem.h);
-             * its receive side sees that at its next batch. */
-            xsk_umem_set_owner(&q->um, zc, q->um.tx_owner);
-            struct xdp_desc *d = &tx[q->tx.cached_prod++ & q->tx.mask];
-            d->addr = (uint64_t)(p->data - q->umem);
-            d->len = p->len;
-            d->options = 0;
-            q->tx_outstanding++;
-            x->stats.tx_zerocopy++;
-            queued++;
-            sent++;
-            continue;
-        }
         int need = vs_offload_nsegs(p->data, p->len, &p->vnet);
         if (need < 0 || need > MAX_SEGS) {
             x->stats.tx_offload_drops++;
             continue;
         }
-        if ((!tx_chunks(q, (uint32_t)need) || prod_free(&q->tx, (uint32_t)need) < (uint32_t)need)
-            && !tx_make_room(q, (uint32_t)need, &queued, 1)) {
-            x->stats.tx_no_room += (uint64_t)(n - i);
-            break;
+        if (q->n_tx_free < (uint32_t)need || prod_free(&q->tx, (uint32_t)need) < (uint32_t)need) {
+            /* Out of room: push what we have and take back what completed. */
+            if (queued) {
+                store_rel(q->tx.producer, q->tx.cached_prod);
+                kick_tx(q);
+                queued = 0;
+            }
+            reap_completions(q);
+            if (q->n_tx_free < (uint32_t)need ||
+                prod_free(&q->tx, (uint32_t)need) < (uint32_t)need) {
+                x->stats.tx_no_room += (uint64_t)(n - i);
+                break;
+            }
         }
         for (int s = 0; s < need; s++)
             outs[s] = q->umem + q->tx_free[q->n_tx_free - 1 - s];
@@ -674,15 +542,6 @@ void vs_afxdp_get_stats(struct vs_afxdp *x, struct vs_afxdp_stats *out)
 {
     *out = x->stats;
     for (uint32_t i = 0; i < x->n_queues; i++) {
-        int seen = 0; /* the group counted already (for an earlier queue) */
-        for (uint32_t j = 0; j < i; j++)
-            seen |= x->q[j]->um.group == x->q[i]->um.group;
-        if (!seen) {
-            struct xsk_umem_counts c;
-            xsk_umem_counts(&x->q[i]->um, &c);
-            out->umem_free += c.free;
-            out->umem_lost += c.lost;
-        }
         struct xdp_statistics st;
         socklen_t len = sizeof st;
         memset(&st, 0, sizeof st);
@@ -799,9 +658,6 @@ static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *ou
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", st.tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "rx_csum_fixed", st.rx_csum_fixed);
     n = vs_netdev_counter(out, n, max, "rx_copied", st.rx_copied);
-    n = vs_netdev_counter(out, n, max, "tx_zerocopy", st.tx_zerocopy);
-    n = vs_netdev_counter(out, n, max, "umem_free", st.umem_free);
-    n = vs_netdev_counter(out, n, max, "umem_lost", st.umem_lost);
     return n;
 }
 

@@ -8,18 +8,13 @@
  *    counters of struct vs_afxdp_stats.  An open that fails names the step
  *    (vs_afxdp_info.step), and the slow path falls back to afpacket.
  *  - One AF_XDP socket per rx queue of the netdev (ETHTOOL_GCHANNELS; 1 when
- *    the driver does not say), each a member of a UMEM shared by two
- *    sockets (xsk_umem.h: a group of 2 x 6144 chunks of 4 KiB, 48 MiB, so
- *    the pair of ports of a typical switch shares one), with its own fill
- *    and completion rings: 4096 chunks lent to the kernel through the fill
- *    ring for receive (a TCP window's worth: with 1024 a sender's burst
- *    emptied the fill ring while the poll thread was transmitting, and TCP
- *    retransmitted), and a small cache of free chunks for the frames it
- *    copies on transmit, refilled from the group's pool and by the
- *    completion ring.  Rings of 4096 entries; the first socket of a group
- *    binds with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth has no
- *    zero-copy, and copy mode works on every driver), the others with
- *    XDP_SHARED_UMEM (a kernel that refuses it: a group of its own).
+ *    the driver does not say), each with its own UMEM: 6144 chunks of 4 KiB
+ *    (24 MiB), 4096 lent to the kernel through the fill ring for receive (a
+ *    TCP window's worth: with 1024 a sender's burst emptied the fill ring
+ *    while the poll thread was transmitting, and TCP retransmitted), 2048
+ *    kept on a free list for transmit and returned by the completion ring.
+ *    Rings of 4096 entries; bound with XDP_COPY | XDP_USE_NEED_WAKEUP (copy mode: veth
+ *    has no zero-copy, and copy mode works on every driver).
  *  - Option xdp-offload=true loads the kernel XDP tier (xdp_tier.h) instead:
  *    established exact flows forwarded in the driver, the rest as below.
  *  - Our XDP program (xdp_prog.h) redirects each queue to its socket; it is
@@ -40,13 +35,10 @@
  *    its next batch: by then the batch was processed and sent (a transmit
  *    copies; netdev_provider.h, recv).  So at most VS_BATCH chunks per
  *    queue are out of the fill ring's reach.  A frame with less than
- *    VS_HEADROOM in front of it would be copied out instead.
- *  - Zero-copy forwarding: a frame received in place in the output
- *    socket's own UMEM and needing no offload work is transmitted from the
- *    chunk it arrived in (its address on the tx ring; the chunk now belongs
- *    to the output's transmit side, xsk_umem.h).  The only copy left is the
- *    one copy mode makes into the skb.  Counted in tx_zerocopy.
- *  - Any other frame is copied into a free chunk, finishing offloads in
+ *    VS_HEADROOM in front of it would be copied out instead.  (Forwarding
+ *    between afxdp ports without the transmit copy needs a UMEM shared by
+ *    their sockets: not done.)
+ *  - Transmit copies each frame into a free chunk, finishing offloads in
  *    software first (offload.h): AF_XDP frames carry no virtio_net_hdr, so a
  *    GSO frame from a tap or afpacket port is segmented and a partial
  *    checksum completed.  Received frames get a zero vnet header: their
@@ -82,10 +74,6 @@ struct vs_afxdp_stats {
     uint64_t tx_offload_drops; /* frames whose offload could not be done */
     uint64_t rx_csum_fixed;    /* partial checksums completed on receive */
     uint64_t rx_copied;        /* frames copied out: too little headroom in the chunk */
-    uint64_t tx_zerocopy;      /* frames sent from the chunk they arrived in (xsk_umem.h) */
-    /* The port's UMEM groups (xsk_umem.h), summed: chunks in the free pool,
-     * and chunks neither free nor owned by a live socket (always 0). */
-    uint64_t umem_free, umem_lost;
 };
 
 struct vs_afxdp;
