@@ -35,9 +35,13 @@
  *    its next batch: by then the batch was processed and sent (a transmit
  *    copies; netdev_provider.h, recv).  So at most VS_BATCH chunks per
  *    queue are out of the fill ring's reach.  A frame with less than
- *    VS_HEADROOM in front of it would be copied out instead.  (Forwarding
- *    between afxdp ports without the transmit copy needs a UMEM shared by
- *    their sockets: not done.)
+ *    VS_HEADROOM in front of it would be copied out instead.
+ *  - Not done, measured: forwarding between afxdp ports without the
+ *    transmit copy (a UMEM shared by their sockets, XDP_SHARED_UMEM, the
+ *    received chunk put on the output's tx ring) cost TCP 5 % (git log:
+ *    the revert of 151bdec): copy mode still copies into the skb, and
+ *    that copy then reads the chunk the other CPU just wrote, which our
+ *    copy into a recently used transmit chunk had read instead.
  *  - Transmit copies each frame into a free chunk, finishing offloads in
  *    software first (offload.h): AF_XDP frames carry no virtio_net_hdr, so a
  *    GSO frame from a tap or afpacket port is segmented and a partial
