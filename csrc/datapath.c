@@ -1187,7 +1187,7 @@ static int tx_ctx_init(struct tx_ctx *tx)
 }
 
 /* The EMC in transparent huge pages where the kernel gives them (THP
- * "madvise" mode): its 8192 slots span about 900 KiB, 225 small pages, so
+ * "madvise" mode): its 8192 slots of 104 bytes span 832 KiB, 208 small pages, so
  * at 10k flows nearly every slot looked up or prefetched also missed the
  * TLB (vs_emc_prefetch at 3 % of the switch CPU, perf).  Plain pages
  * otherwise: the hint may be refused. */
