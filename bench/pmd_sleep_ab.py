@@ -9,13 +9,15 @@ nothing), and optionally VSWITCH_PMD_MAXSLEEP for its daemon.  A run builds
 the vswitch-afxdp configuration exactly as bench/run.py does (busy-polling
 poll thread pinned to its switch CPU, veth ports, endpoints' checksum
 offload off), blasts WARM_SECONDS to install the flows, then --seconds of
-1-flow 64-byte UDP (optionally paced with --pps), and reads the switch's
+64-byte UDP over --flows flows (1 by default; bench/run.py's 10k-flow row
+is --flows 10000), optionally paced with --pps, and reads the switch's
 utime+stime and its pmd-stats-show around the blast.  --tcp measures
-TCP (default offloads, then offloads off) instead, --ping PING_COUNT echoes
-(bench/run.py's ping: every 2 ms) on the idle switch.
+TCP (default offloads, then offloads off; --tcp-off: offloads off only)
+instead, --ping PING_COUNT echoes (bench/run.py's ping: every 2 ms) on the
+idle switch.
 
     sudo python bench/pmd_sleep_ab.py old=/tmp/base-tree new=. new100=.:100 \\
-        [--reps 3] [--seconds 3] [--pps 500000] [--tcp | --ping]
+        [--reps 3] [--seconds 3] [--pps 500000] [--flows 10000] [--tcp [--tcp-off] | --ping]
 
 Prints one line per run and the medians per variant, with the load average
 at the start of each run (the machine is shared)."""
@@ -63,9 +65,9 @@ def pmd_totals(stats):
 
 def measure_udp(s, opts, tools):
     bench.set_offloads(s, False)
-    bench.measure_udp(s, WARM_SECONDS, 1, tools)
+    bench.measure_udp(s, WARM_SECONDS, opts.flows, tools)
     c0 = pmd_totals(bench.vswitch_counters(s))
-    r = bench.measure_udp(s, opts.seconds, 1, tools, opts.pps)
+    r = bench.measure_udp(s, opts.seconds, opts.flows, tools, opts.pps)
     c1 = pmd_totals(bench.vswitch_counters(s))
     d = {k: c1[k] - c0[k] for k in PMD_COUNTERS}
     return {"mpps": r["pps"] / 1e6, "loss_pct": r["loss_pct"], "cpu_ns": r["cpu_ns_per_pkt"],
@@ -149,6 +151,9 @@ def measure_tcp(s, opts):
     if opts.diag:
         bench.set_offloads(s, False)
         return {"off_" + k: v for k, v in tcp_diag(s, opts).items()}
+    if opts.tcp_off:
+        bench.set_offloads(s, False)
+        return {"tcp_off_gbps": bench.measure_tcp(s, opts.seconds).get("gbps")}
     on = bench.measure_tcp(s, opts.seconds)
     bench.set_offloads(s, False)
     off = bench.measure_tcp(s, opts.seconds)
@@ -176,7 +181,12 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3)
     p.add_argument("--pps", type=int, default=0, help="pace the blast (0: as fast as it goes)")
+    p.add_argument("--flows", type=int, default=1,
+                   help="UDP flows in the blast (bench/run.py's many-flow row: %d)"
+                        % bench.UDP_MANY_FLOWS)
     p.add_argument("--tcp", action="store_true")
+    p.add_argument("--tcp-off", action="store_true",
+                   help="with --tcp: offloads off only (the issue's TCP target)")
     p.add_argument("--ping", action="store_true")
     p.add_argument("--diag", action="store_true",
                    help="with --tcp: offloads off only, with retransmits, rtt/cwnd, ring drops, "

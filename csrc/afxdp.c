@@ -16,6 +16,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "offload.h"
@@ -55,6 +56,11 @@ struct xsk_queue {
     uint64_t tx_free[N_FRAMES - N_RX_FRAMES]; /* chunk addresses */
     uint32_t n_tx_free;
     uint32_t tx_outstanding; /* submitted, not yet completed */
+    /* Receive chunks the last batch was handed out in place (afxdp.h): the
+     * datapath is done with them when it asks this queue for the next
+     * batch, and only then do they go back to the fill ring. */
+    uint64_t held[VS_BATCH];
+    uint32_t n_held;
 };
 
 struct vs_afxdp {
@@ -349,21 +355,55 @@ int vs_afxdp_fds(const struct vs_afxdp *x, int *fds, int max)
 
 /* ---- receive ---- */
 
-static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64_t *csum_fixed)
+/* Chunks go back to the fill ring: there is always room, since the ring
+ * holds every receive chunk. */
+static void fill_put(struct xsk_queue *q, const uint64_t *chunks, uint32_t n)
 {
+    if (!n)
+        return;
+    prod_free(&q->fill, n);
+    uint64_t *fill = q->fill.descs;
+    for (uint32_t i = 0; i < n; i++)
+        fill[(q->fill.cached_prod + i) & q->fill.mask] = chunks[i];
+    q->fill.cached_prod += n;
+    store_rel(q->fill.producer, q->fill.cached_prod);
+}
+
+/* The packet points into its chunk (afxdp.h: receive in place): the
+ * kernel's own headroom in front of the frame (XDP_PACKET_HEADROOM, in copy
+ * mode) is where a VLAN tag or an MPLS/PBB header is pushed.  A frame with
+ * less than VS_HEADROOM in front of it is copied out, as every frame of a
+ * type that receives into the datapath's buffers is. */
+static int rx_in_place(struct xsk_queue *q, const struct xdp_desc *d, struct vs_packet *p)
+{
+    uint64_t chunk = d->addr & ~(uint64_t)(FRAME_SIZE - 1);
+    if (d->addr - chunk >= VS_HEADROOM) {
+        p->buf = q->umem + chunk;
+        p->data = q->umem + d->addr;
+        return 1;
+    }
+    p->data = p->buf + VS_HEADROOM;
+    memcpy(p->data, q->umem + d->addr, d->len);
+    return 0;
+}
+
+static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n,
+                      struct vs_afxdp_stats *st)
+{
+    /* The previous batch is done with (netdev_provider.h, recv). */
+    fill_put(q, q->held, q->n_held);
+    q->n_held = 0;
     uint32_t got = cons_avail(&q->rx, (uint32_t)n);
     if (!got) {
         /* Rx ring empty: make sure the kernel is not waiting for fill
          * entries (need_wakeup), then report nothing. */
         if (*q->fill.flags & XDP_RING_NEED_WAKEUP)
-            recvfrom(q->fd, NULL, 0, MSG_DONTWAIT, NULL, NULL);
+            (void)syscall(SYS_recvfrom, q->fd, NULL, (size_t)0, MSG_DONTWAIT, NULL, NULL);
         return 0;
     }
-    /* Chunks go straight back to the fill ring: there is always room, since
-     * the ring holds every receive chunk. */
-    prod_free(&q->fill, got);
     const struct xdp_desc *rx = q->rx.descs;
-    uint64_t *fill = q->fill.descs;
+    uint64_t back[VS_BATCH]; /* chunks given back at once: copied out or bad */
+    uint32_t n_back = 0;
     int kept = 0;
     for (uint32_t i = 0; i < got && i < RX_PREFETCH_AHEAD; i++) {
         uint64_t a = rx[(q->rx.cached_cons + i) & q->rx.mask].addr;
@@ -381,18 +421,22 @@ static int queue_recv(struct xsk_queue *q, struct vs_packet *pkts, int n, uint64
         if (d->len <= VS_MAX_FRAME && chunk < (uint64_t)N_FRAMES * FRAME_SIZE &&
             (d->addr & (FRAME_SIZE - 1)) + d->len <= FRAME_SIZE) {
             struct vs_packet *p = &pkts[kept++];
-            p->data = p->buf + VS_HEADROOM;
-            memcpy(p->data, q->umem + d->addr, d->len);
+            if (rx_in_place(q, d, p)) {
+                q->held[q->n_held++] = chunk;
+            } else {
+                back[n_back++] = chunk;
+                st->rx_copied++;
+            }
             p->len = d->len;
             memset(&p->vnet, 0, sizeof p->vnet);
-            *csum_fixed += (uint64_t)vs_offload_rx_fix_csum(p->data, p->len);
+            st->rx_csum_fixed += (uint64_t)vs_offload_rx_fix_csum(p->data, p->len);
+        } else {
+            back[n_back++] = chunk;
         }
-        fill[(q->fill.cached_prod + i) & q->fill.mask] = chunk;
     }
     q->rx.cached_cons += got;
     store_rel(q->rx.consumer, q->rx.cached_cons);
-    q->fill.cached_prod += got;
-    store_rel(q->fill.producer, q->fill.cached_prod);
+    fill_put(q, back, n_back);
     return kept;
 }
 
@@ -402,7 +446,7 @@ int vs_afxdp_recv(struct vs_afxdp *x, int rxq, struct vs_packet *pkts, int n)
         n = VS_BATCH;
     if (rxq < 0 || (uint32_t)rxq >= x->n_queues)
         return 0;
-    return queue_recv(x->q[rxq], pkts, n, &x->stats.rx_csum_fixed);
+    return queue_recv(x->q[rxq], pkts, n, &x->stats);
 }
 
 /* ---- transmit ---- */
@@ -420,14 +464,17 @@ static void reap_completions(struct xsk_queue *q)
 }
 
 /* Hands the tx ring to the kernel.  In copy mode each sendto() transmits a
- * bounded number of descriptors, so keep kicking while it makes progress. */
+ * bounded number of descriptors, so keep kicking while it makes progress.
+ * The kicks are raw system calls: the C library's sendto/recvfrom are
+ * cancellation points, whose bookkeeping the poll thread (never cancelled)
+ * need not pay on every batch. */
 static void kick_tx(struct xsk_queue *q)
 {
     for (int tries = 0; tries < 64; tries++) {
         if (!(*q->tx.flags & XDP_RING_NEED_WAKEUP) && tries)
             break;
-        if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) < 0 && errno != EAGAIN &&
-            errno != EBUSY && errno != ENOBUFS)
+        if (syscall(SYS_sendto, q->fd, NULL, (size_t)0, MSG_DONTWAIT, NULL, 0) < 0 &&
+            errno != EAGAIN && errno != EBUSY && errno != ENOBUFS)
             break; /* e.g. ENETDOWN: the descriptors complete as errors */
         if (load_acq(q->tx.consumer) == q->tx.cached_prod)
             break;
@@ -610,6 +657,7 @@ static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *ou
     n = vs_netdev_counter(out, n, max, "tx_csum", st.tx_csum);
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", st.tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "rx_csum_fixed", st.rx_csum_fixed);
+    n = vs_netdev_counter(out, n, max, "rx_copied", st.rx_copied);
     return n;
 }
 

@@ -28,11 +28,20 @@
  *    sent the frame: at 64-byte rates that is the traffic source's CPU, and
  *    it lowered what the source could offer the port.  poll() on the
  *    sockets registers a waiter only while the thread actually sleeps.
- *  - Receive copies each frame out of the UMEM into the datapath's packet
- *    buffer and gives the chunk straight back to the fill ring, so UMEM
- *    chunks never travel through the datapath (a 64-byte copy is cheap next
- *    to everything else a packet costs; a shared UMEM for zero-copy
- *    forwarding between afxdp ports is a later optimisation).
+ *  - Receive in place: a packet's data points into its UMEM chunk (no
+ *    copy; the kernel leaves XDP_PACKET_HEADROOM in front of the frame,
+ *    room for a pushed VLAN tag, MPLS or PBB header), and the chunks of a
+ *    batch go back to the fill ring when the datapath asks the queue for
+ *    its next batch: by then the batch was processed and sent (a transmit
+ *    copies; netdev_provider.h, recv).  So at most VS_BATCH chunks per
+ *    queue are out of the fill ring's reach.  A frame with less than
+ *    VS_HEADROOM in front of it would be copied out instead.
+ *  - Not done, measured: forwarding between afxdp ports without the
+ *    transmit copy (a UMEM shared by their sockets, XDP_SHARED_UMEM, the
+ *    received chunk put on the output's tx ring) cost TCP 5 % (git log:
+ *    the revert of 151bdec): copy mode still copies into the skb, and
+ *    that copy then reads the chunk the other CPU just wrote, which our
+ *    copy into a recently used transmit chunk had read instead.
  *  - Transmit copies each frame into a free chunk, finishing offloads in
  *    software first (offload.h): AF_XDP frames carry no virtio_net_hdr, so a
  *    GSO frame from a tap or afpacket port is segmented and a partial
@@ -68,6 +77,7 @@ struct vs_afxdp_stats {
     uint64_t tx_csum;          /* software checksums completed */
     uint64_t tx_offload_drops; /* frames whose offload could not be done */
     uint64_t rx_csum_fixed;    /* partial checksums completed on receive */
+    uint64_t rx_copied;        /* frames copied out: too little headroom in the chunk */
 };
 
 struct vs_afxdp;

@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <time.h>
@@ -35,6 +37,9 @@
 #define TIER_ETH_TYPE 0x0800 /* IPv4: all the kernel tiers' programs parse */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
 #define PORT_BATCHES_PER_ROUND 4 /* batches poll_port reads from a queue per round */
+#define EMC_ALIGN ((size_t)2 << 20) /* a huge page (x86-64's 2 MiB) */
+#define MS_PER_S 1000
+#define NS_PER_MS 1000000L
 
 /* Counters (datapath.h, "Locking").  One only its owner thread writes: a
  * plain read and a relaxed store, no locked instruction, and a reader's
@@ -136,6 +141,9 @@ struct vs_pmd {
     struct vs_emc_entry *emc;
     struct vs_cls_reader cls_reader; /* its own subtable ranking */
     struct vs_packet rx[VS_BATCH];
+    /* rx[i]'s own buffer: a port type may point rx[i].buf at its memory for
+     * one batch (netdev_provider.h, recv), so each recv starts from these. */
+    uint8_t *rx_bufs[VS_BATCH];
     struct tx_ctx tx;
     struct vs_pmd_stats stats; /* OWN_ADD counters */
     uint64_t prng; /* SAMPLE's random numbers: per thread, no lock, no sharing */
@@ -696,11 +704,11 @@ static void tier_offload_consider(struct vs_dp *dp, struct vs_port *in, struct v
 
 /* `port` is the port polled; a type that demultiplexes a shared descriptor
  * (a tunnel socket) may have set another port's number in pkt->in_port.
- * Runs inside a round (rcu_online).  Two passes: the first resolves each
- * packet's input port, parses it, hashes its key and prefetches its EMC
- * slot; the second looks them up and runs the actions, so the slots' cache
- * misses overlap instead of stalling one packet at a time (10k flows miss
- * the cache on most slots). */
+ * Runs inside a round (rcu_online).  Three passes: the first resolves each
+ * packet's input port and parses it, the second hashes each key and
+ * prefetches its EMC slot, the third looks them up and runs the actions, so
+ * the slots' cache misses overlap instead of stalling one packet at a time
+ * (10k flows miss the cache on most slots). */
 static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_packet *pkts,
                          int n, uint64_t now)
 {
@@ -746,9 +754,18 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
             key->tun_src = pkt->tnl.ip_src;
             key->tun_dst = pkt->tnl.ip_dst;
         }
-        hashes[i] = vs_key_hash(key);
-        vs_emc_prefetch(pmd->emc, hashes[i]);
         ins[i] = in;
+    }
+    /* Hashing in a pass of its own: the key's 64-bit words read right after
+     * vs_parse's byte and half-word stores to them cannot be forwarded
+     * from the store buffer and stall until those reach the cache (6 % of
+     * the switch CPU in vs_key_hash, 64-byte blast, perf); a batch later
+     * they are there. */
+    for (int i = 0; i < n; i++) {
+        if (!ins[i])
+            continue;
+        hashes[i] = vs_key_hash(&keys[i]);
+        vs_emc_prefetch(pmd->emc, hashes[i]);
     }
     for (int i = 0; i < n; i++) {
         struct vs_port *in = ins[i];
@@ -791,7 +808,8 @@ static int process_batch(struct vs_pmd *pmd, struct vs_port *port, struct vs_pac
 
 /* Receives from one receive queue of a port.  Returns 1 if it still had a
  * full batch waiting at the end. */
-static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upcalled)
+static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upcalled,
+                     uint64_t now)
 {
     /* A few batches per port per round keeps one busy port from starving
      * the others while still amortising the poll() call. */
@@ -801,6 +819,7 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         for (int i = 0; i < VS_BATCH; i++) {
             pmd->rx[i].in_port = port->port_no;
             pmd->rx[i].tnl.flags = 0;
+            pmd->rx[i].buf = pmd->rx_bufs[i];
         }
         int n = port->class->recv(port->netdev, rxq, pmd->rx, VS_BATCH, &truncated);
         uint64_t c1 = cycles_now();
@@ -814,7 +833,6 @@ static int poll_port(struct vs_pmd *pmd, struct vs_port *port, int rxq, int *upc
         pmd->round_pkts += (uint32_t)n;
         vs_pmd_sleep_note_rx(&pmd->sleep, port->port_no, (uint32_t)n);
         uint64_t tx_before = pmd->stats.tx_cycles;
-        uint64_t now = vs_now_ns();
         pmd->last_rx_ns = now;
         *upcalled |= process_batch(pmd, port, pmd->rx, n, now);
         /* process = the batch minus its transmit, measured inside it */
@@ -925,6 +943,17 @@ static void pmd_poll_list(struct vs_pmd *pmd)
     pmd->n_pfds = n;
 }
 
+/* poll() without the C library's cancellation-point wrapper (poll threads
+ * are never cancelled: pmd_stop asks them to stop): the wrapper's
+ * bookkeeping around every call was ~1.5 % of the switch CPU under TCP
+ * (perf: __pthread_disable_asynccancel).  ppoll: the call every
+ * architecture has; timeout_ms >= 0. */
+static int poll_nocancel(struct pollfd *fds, nfds_t n, int timeout_ms)
+{
+    struct timespec ts = {timeout_ms / MS_PER_S, (long)(timeout_ms % MS_PER_S) * NS_PER_MS};
+    return (int)syscall(SYS_ppoll, fds, n, &ts, NULL, (size_t)0);
+}
+
 /* Adaptive polling: the poll() timeout for this round.  A busy-polling
  * thread never sleeps.  Otherwise the thread keeps spinning (timeout 0)
  * for spin_ns after the last packet, so a reply or the next packet of a
@@ -958,8 +987,12 @@ static void pmd_adapt(struct vs_pmd *pmd, uint64_t slept_ns)
 }
 
 /* One round's work on what poll() reported.  Returns 1 if a port still had
- * a full batch waiting (the next round may skip poll()). */
-static int pmd_round(struct vs_pmd *pmd, int *upcalled)
+ * a full batch waiting (the next round may skip poll()).  `now`: the clock
+ * read when the round started, the time of all its batches (a flow's
+ * used_ns, the last receive for adaptive polling): a round lasts
+ * microseconds, and a clock read per batch cost ~1 % of the switch CPU
+ * under TCP (perf, __vdso_clock_gettime on the bench VM). */
+static int pmd_round(struct vs_pmd *pmd, int *upcalled, uint64_t now)
 {
     struct vs_dp *dp = pmd->dp;
     struct pollfd *pfds = pmd->pfds;
@@ -976,7 +1009,7 @@ static int pmd_round(struct vs_pmd *pmd, int *upcalled)
             pfds[i].revents = 0;
             continue;
         }
-        if (port && poll_port(pmd, port, pmd->entries[i].rxq, upcalled))
+        if (port && poll_port(pmd, port, pmd->entries[i].rxq, upcalled, now))
             still_busy = 1;
         else
             pfds[i].revents = 0; /* drained: wait for poll() to say more */
@@ -1045,6 +1078,10 @@ static void *pmd_main(void *arg)
      * had a full batch, or the thread just took a load-based sleep), unless
      * SKIP_POLL_ROUNDS rounds in a row already did. */
     int skip_poll = 0, rounds_since_poll = 0;
+    /* The end of the last busy round when nothing (a sleep, an upcall
+     * notification) came after it: the next round's start, one clock read
+     * fewer per round. */
+    uint64_t t_end = 0;
     /* Threads started in the same nanosecond still differ by thread id. */
     pmd->prng = prng_seed(vs_now_ns() ^ (uint64_t)gettid() << 32 ^ (uint64_t)pmd->id);
     pmd->spin_ns = SPIN_INITIAL_NS;
@@ -1061,8 +1098,9 @@ static void *pmd_main(void *arg)
         struct pollfd *pfds = pmd->pfds;
         int npfd = pmd->n_pfds;
 
-        uint64_t t0 = vs_now_ns(), c0 = cycles_now();
+        uint64_t t0 = t_end ? t_end : vs_now_ns(), c0 = cycles_now();
         int r, slept = 0, polled = 0;
+        t_end = 0;
         if (skip_poll && rounds_since_poll < SKIP_POLL_ROUNDS) {
             /* Under load the ports that filled their last batches are read
              * again directly: poll() costs more than it tells (about a
@@ -1072,12 +1110,12 @@ static void *pmd_main(void *arg)
             r = 1;
             rounds_since_poll++;
         } else if (!npfd) { /* no memory for a poll list: try again soon */
-            r = poll(NULL, 0, POLL_IDLE_MS);
+            r = poll_nocancel(NULL, 0, POLL_IDLE_MS);
             gen = UINT32_MAX;
             rounds_since_poll = 0;
         } else {
             int timeout = pmd_timeout(pmd, t0);
-            r = poll(pfds, (nfds_t)npfd, timeout);
+            r = poll_nocancel(pfds, (nfds_t)npfd, timeout);
             slept = timeout != 0;
             polled = 1;
             rounds_since_poll = 0;
@@ -1111,7 +1149,7 @@ static void *pmd_main(void *arg)
         uint64_t last_rx = pmd->last_rx_ns;
         rcu_online(pmd);
         if (gen == __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE))
-            still_busy = pmd_round(pmd, &upcalled);
+            still_busy = pmd_round(pmd, &upcalled, t1);
         rcu_quiescent(pmd);
         if (slept && pmd->last_rx_ns != last_rx)
             pmd_adapt(pmd, t1 - t0);
@@ -1121,10 +1159,13 @@ static void *pmd_main(void *arg)
         skip_poll = still_busy;
         if (upcalled)
             upcall_notify(dp);
+        uint64_t sleeps = pmd->stats.sleeps;
         if (pmd_load_sleep(pmd, slept, t2)) {
             pmd_all_ready(pmd);
             skip_poll = 1;
         }
+        if (!upcalled && sleeps == pmd->stats.sleeps)
+            t_end = t2;
     }
     return NULL;
 }
@@ -1143,6 +1184,22 @@ static int tx_ctx_init(struct tx_ctx *tx)
     memset(tx, 0, sizeof *tx);
     tx->arena = malloc(ARENA_SIZE);
     return tx->arena ? 0 : -1;
+}
+
+/* The EMC in transparent huge pages where the kernel gives them (THP
+ * "madvise" mode): its 8192 slots of 104 bytes span 832 KiB, 208 small pages, so
+ * at 10k flows nearly every slot looked up or prefetched also missed the
+ * TLB (vs_emc_prefetch at 3 % of the switch CPU, perf).  Plain pages
+ * otherwise: the hint may be refused. */
+static struct vs_emc_entry *emc_alloc(void)
+{
+    size_t len = (VS_EMC_SIZE * sizeof(struct vs_emc_entry) + EMC_ALIGN - 1) & ~(EMC_ALIGN - 1);
+    void *p = aligned_alloc(EMC_ALIGN, len);
+    if (!p)
+        return NULL;
+    (void)madvise(p, len, MADV_HUGEPAGE);
+    memset(p, 0, len);
+    return p;
 }
 
 static uint8_t *new_packet_buf(void)
@@ -1174,7 +1231,7 @@ static void pmd_free(struct vs_pmd *pmd)
     vs_cls_reader_destroy(&pmd->cls_reader);
     free(pmd->tx.arena);
     for (int i = 0; i < VS_BATCH; i++)
-        free(pmd->rx[i].buf);
+        free(pmd->rx_bufs[i]);
     free(pmd->pfds);
     free(pmd->entries);
     free(pmd->seen);
@@ -1210,10 +1267,10 @@ static struct vs_pmd *pmd_create(struct vs_dp *dp, int id, int cpu, int busy_pol
     pmd->busy_poll = busy_poll;
     pmd->stats.busy_poll = busy_poll;
     pmd->ctl_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    pmd->emc = calloc(VS_EMC_SIZE, sizeof *pmd->emc);
+    pmd->emc = emc_alloc();
     int ok = pmd->ctl_efd >= 0 && pmd->emc && !tx_ctx_init(&pmd->tx);
     for (int i = 0; ok && i < VS_BATCH; i++)
-        ok = (pmd->rx[i].buf = new_packet_buf()) != NULL;
+        ok = (pmd->rx_bufs[i] = new_packet_buf()) != NULL;
     if (ok && !pthread_create(&pmd->thread, NULL, pmd_start, pmd)) {
         pmd->started = 1;
         if (cpu >= 0) {

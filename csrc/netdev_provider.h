@@ -36,7 +36,11 @@ struct vs_netdev_class {
     int (*rx_fds)(struct vs_netdev *, int *fds, int max);
     /* Receives up to n packets from receive queue rxq into pkts[] (each with
      * its buffer set, in_port preset, tnl.flags 0).  Returns the count (0 if
-     * none) or -errno; *truncated counts frames dropped as oversize or cut. */
+     * none) or -errno; *truncated counts frames dropped as oversize or cut.
+     * A type may point a packet's buf and data at its own memory (afxdp: the
+     * UMEM chunk, with at least VS_HEADROOM in front of data): the datapath
+     * is done with a batch (processed, sent or copied) before it calls recv
+     * on the same queue again, and gives every call its own buffers back. */
     int (*recv)(struct vs_netdev *, int rxq, struct vs_packet *pkts, int n,
                 uint64_t *truncated);
     /* Sends n packets; returns how many were sent: pkts[0..sent) went out,
