@@ -28,7 +28,8 @@ Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
 super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
 in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
 vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
-vswitchd's CPU.  Everything created is removed on exit; only pids this script
+vswitchd's CPU.  Nothing is pinned unless --pin (client and server on CPUs
+PIN_CPUS: the paths' cost without the scheduler's placement).  Everything created is removed on exit; only pids this script
 started are signalled.
 """
 import argparse
@@ -50,6 +51,15 @@ from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
 MODES = ("vswitch", "vswitch-tc", "vswitch-tc-port", "kernel")
+# --pin: iperf3's client and server CPUs.  On 2 CPUs the scheduler's
+# placement of the two (stacked on one CPU or spread, woken by IPI or not)
+# changes throughput as much as the datapath does; pinned, a run compares
+# the paths' cost per byte (bench/VXLAN_RESULTS.md).
+PIN_CPUS = ("0", "1")
+
+
+def pinned(cpu, pin):
+    return ["taskset", "-c", cpu] if pin else []
 
 
 def log(msg):
@@ -135,17 +145,18 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def measure(hosts, daemons, seconds, streams, congestion=None):
+def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
              timeout=15, what="ping through the tunnel")
-    server = subprocess.Popen(["ip", "netns", "exec", s, "iperf3", "-s", "-1"],
+    server = subprocess.Popen(["ip", "netns", "exec", s, *pinned(PIN_CPUS[1], pin), "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
         cc = ["-C", congestion] if congestion else []
-        out = netns.run(c, "iperf3", "-c", INNER["y"], "-P", str(streams), "-t", str(seconds), "-J",
+        out = netns.run(c, *pinned(PIN_CPUS[0], pin), "iperf3", "-c", INNER["y"], "-P", str(streams),
+                        "-t", str(seconds), "-J",
                         *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
     finally:
@@ -163,6 +174,8 @@ def main(argv=None):
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--json")
     ap.add_argument("--congestion", help="TCP congestion control for iperf3 -C (default: the system's)")
+    ap.add_argument("--pin", action="store_true",
+                    help=f"iperf3 client on CPU {PIN_CPUS[0]}, server on CPU {PIN_CPUS[1]} (default: unpinned)")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
@@ -175,7 +188,7 @@ def main(argv=None):
                     vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
                                   per_port=mode == "vswitch-tc-port")
                 with setup as (hosts, daemons):
-                    r = measure(hosts, daemons, args.seconds, args.streams, args.congestion)
+                    r = measure(hosts, daemons, args.seconds, args.streams, args.congestion, args.pin)
                     r["loadavg_1min"] = loadavg()
                     if mode != "kernel":
                         st = daemons["x"].json("get", "interface", "vx", "statistics")
