@@ -8,16 +8,17 @@ the tc tier (issue 13), on bench/vxlan_tcp.py's topology and traffic.
         [--modes kernel,vswitch-tc | vswitch-tc,vswitch-tc-port | ...] [--pin]
 
 For each of the two --modes (default kernel, then vswitch-tc) one iperf3 run
-of --seconds; for --record seconds in its middle `perf record -a -g -e cpu-
-clock` (the VM has no PMU: cpu-clock samples), the VTEP devices' counters
-(packets and bytes per packet: are super-frames kept whole end to end?) and
-the client's and server's TCP counters (nstat: retransmits, reordering,
-DSACKs). Prints, per mode, Gbit/s, the busiest (sending) thread's CPU per
-GB, the devices, the TCP counters, how busy each CPU was and where iperf3's
-client and server ran (on 2 CPUs, whether the receiver sleeps on its own CPU
-or is stacked on the sender's decides as much as any datapath cost), and the
-kernel functions whose inclusive CPU per GB (all threads but idle) differs
-most between the modes. perf.data files stay in --out for perf report.
+of --seconds; for --record seconds in its middle `perf record -a -g -e
+cpu-clock` (the VM has no PMU: cpu-clock samples), the VTEP devices'
+counters (packets and bytes per packet: are super-frames kept whole end to
+end?) and the client's and server's TCP counters (nstat: retransmits,
+reordering, DSACKs). Prints, per mode, Gbit/s, the busiest (sending)
+thread's CPU per GB, the devices, the TCP counters, how busy each CPU was
+and where iperf3's client and server ran (on 2 CPUs, whether the receiver
+sleeps on its own CPU or is stacked on the sender's decides as much as any
+datapath cost), and the kernel functions whose inclusive CPU per GB (all
+threads but idle) differs most between the modes. perf.data files stay in
+--out for perf report.
 
 Why per GB: the two modes carry different amounts in the same time, and
 on 2 CPUs the sending thread (which runs the whole forwarding path in its
