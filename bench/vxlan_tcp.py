@@ -4,6 +4,7 @@ kernel's vxlan driver + Linux bridge, on the same kind of underlay, in one run.
 
     python3 bench/vxlan_tcp.py                       # 3 reps each, 5 s, -P 4 (as root)
     python3 bench/vxlan_tcp.py --reps 5 --seconds 10 --streams 1 --json /tmp/v.json
+    python3 bench/vxlan_tcp.py --modes vswitch-tc-port --streams 1,4   # both counts, one run
 
 Topology (built once per mode, torn down after it):
 
@@ -171,7 +172,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--streams", default="4",
+                    help="iperf3 -P; a comma-separated list (1,4) measures each count on the same "
+                         "topology in turn, so one run compares the modes at all of them")
     ap.add_argument("--json")
     ap.add_argument("--congestion", help="TCP congestion control for iperf3 -C (default: the system's)")
     ap.add_argument("--pin", action="store_true",
@@ -180,30 +183,37 @@ def main(argv=None):
                     help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
     modes = [m for m in MODES if m in args.modes.split(",") or m == "kernel"]
-    results = {mode: [] for mode in modes}
+    counts = [int(n) for n in args.streams.split(",")]
+
+    def label(mode, n):  # one stream count: the mode alone, as before
+        return mode if len(counts) == 1 else f"{mode} -P {n}"
+
+    results = {label(mode, n): [] for mode in modes for n in counts}
     with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
         for rep in range(args.reps):
-            for mode in results:
+            for mode in modes:
                 setup = kernel_setup() if mode == "kernel" else \
                     vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
                                   per_port=mode == "vswitch-tc-port")
                 with setup as (hosts, daemons):
-                    r = measure(hosts, daemons, args.seconds, args.streams, args.congestion, args.pin)
-                    r["loadavg_1min"] = loadavg()
-                    if mode != "kernel":
-                        st = daemons["x"].json("get", "interface", "vx", "statistics")
-                        r["tx_stats_x"] = st[0] if isinstance(st, list) else st
-                log(f"{mode} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits {r['retransmits']}, "
-                    f"vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
-                results[mode].append(r)
-    summary = {mode: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
-                      "median_retransmits": statistics.median(x["retransmits"] for x in rs),
-                      "runs_gbps": [round(x["gbps"], 2) for x in rs],
-                      "loadavg_1min": [x["loadavg_1min"] for x in rs]}
-               for mode, rs in results.items()}
+                    for n in counts:
+                        r = measure(hosts, daemons, args.seconds, n, args.congestion, args.pin)
+                        r["loadavg_1min"] = loadavg()
+                        if mode != "kernel":
+                            st = daemons["x"].json("get", "interface", "vx", "statistics")
+                            r["tx_stats_x"] = st[0] if isinstance(st, list) else st
+                        log(f"{label(mode, n)} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits "
+                            f"{r['retransmits']}, vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
+                        results[label(mode, n)].append(r)
+    summary = {key: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
+                     "median_retransmits": statistics.median(x["retransmits"] for x in rs),
+                     "runs_gbps": [round(x["gbps"], 2) for x in rs],
+                     "loadavg_1min": [x["loadavg_1min"] for x in rs]}
+               for key, rs in results.items()}
     for mode in (m for m in modes if m != "kernel"):
-        summary[f"ratio_{mode}_to_kernel"] = round(summary[mode]["median_gbps"]
-                                                   / summary["kernel"]["median_gbps"], 2)
+        for n in counts:
+            summary[f"ratio_{label(mode, n)}_to_kernel"] = round(
+                summary[label(mode, n)]["median_gbps"] / summary[label("kernel", n)]["median_gbps"], 2)
     summary["params"] = vars(args)
     summary["nproc"] = os.cpu_count()
     print(json.dumps(summary, indent=2))
