@@ -4,6 +4,7 @@ kernel's vxlan driver + Linux bridge, on the same kind of underlay, in one run.
 
     python3 bench/vxlan_tcp.py                       # 3 reps each, 5 s, -P 4 (as root)
     python3 bench/vxlan_tcp.py --reps 5 --seconds 10 --streams 1 --json /tmp/v.json
+    python3 bench/vxlan_tcp.py --modes vswitch-tc-port --streams 1,4   # both counts, one run
 
 Topology (built once per mode, torn down after it):
 
@@ -28,7 +29,8 @@ Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
 super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
 in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
 vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
-vswitchd's CPU.  Everything created is removed on exit; only pids this script
+vswitchd's CPU.  Nothing is pinned unless --pin (client and server on CPUs
+PIN_CPUS: the paths' cost without the scheduler's placement).  Everything created is removed on exit; only pids this script
 started are signalled.
 """
 import argparse
@@ -50,6 +52,15 @@ from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
 MODES = ("vswitch", "vswitch-tc", "vswitch-tc-port", "kernel")
+# --pin: iperf3's client and server CPUs.  On 2 CPUs the scheduler's
+# placement of the two (stacked on one CPU or spread, woken by IPI or not)
+# changes throughput as much as the datapath does; pinned, a run compares
+# the paths' cost per byte (bench/VXLAN_RESULTS.md).
+PIN_CPUS = ("0", "1")
+
+
+def pinned(cpu, pin):
+    return ["taskset", "-c", cpu] if pin else []
 
 
 def log(msg):
@@ -135,17 +146,18 @@ def loadavg():
         return float(f.read().split()[0])
 
 
-def measure(hosts, daemons, seconds, streams, congestion=None):
+def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
              timeout=15, what="ping through the tunnel")
-    server = subprocess.Popen(["ip", "netns", "exec", s, "iperf3", "-s", "-1"],
+    server = subprocess.Popen(["ip", "netns", "exec", s, *pinned(PIN_CPUS[1], pin), "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
         cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
         cc = ["-C", congestion] if congestion else []
-        out = netns.run(c, "iperf3", "-c", INNER["y"], "-P", str(streams), "-t", str(seconds), "-J",
+        out = netns.run(c, *pinned(PIN_CPUS[0], pin), "iperf3", "-c", INNER["y"], "-P", str(streams),
+                        "-t", str(seconds), "-J",
                         *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
     finally:
@@ -160,37 +172,48 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
-    ap.add_argument("--streams", type=int, default=4)
+    ap.add_argument("--streams", default="4",
+                    help="iperf3 -P; a comma-separated list (1,4) measures each count on the same "
+                         "topology in turn, so one run compares the modes at all of them")
     ap.add_argument("--json")
     ap.add_argument("--congestion", help="TCP congestion control for iperf3 -C (default: the system's)")
+    ap.add_argument("--pin", action="store_true",
+                    help=f"iperf3 client on CPU {PIN_CPUS[0]}, server on CPU {PIN_CPUS[1]} (default: unpinned)")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
     modes = [m for m in MODES if m in args.modes.split(",") or m == "kernel"]
-    results = {mode: [] for mode in modes}
+    counts = [int(n) for n in args.streams.split(",")]
+
+    def label(mode, n):  # one stream count: the mode alone, as before
+        return mode if len(counts) == 1 else f"{mode} -P {n}"
+
+    results = {label(mode, n): [] for mode in modes for n in counts}
     with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
         for rep in range(args.reps):
-            for mode in results:
+            for mode in modes:
                 setup = kernel_setup() if mode == "kernel" else \
                     vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
                                   per_port=mode == "vswitch-tc-port")
                 with setup as (hosts, daemons):
-                    r = measure(hosts, daemons, args.seconds, args.streams, args.congestion)
-                    r["loadavg_1min"] = loadavg()
-                    if mode != "kernel":
-                        st = daemons["x"].json("get", "interface", "vx", "statistics")
-                        r["tx_stats_x"] = st[0] if isinstance(st, list) else st
-                log(f"{mode} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits {r['retransmits']}, "
-                    f"vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
-                results[mode].append(r)
-    summary = {mode: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
-                      "median_retransmits": statistics.median(x["retransmits"] for x in rs),
-                      "runs_gbps": [round(x["gbps"], 2) for x in rs],
-                      "loadavg_1min": [x["loadavg_1min"] for x in rs]}
-               for mode, rs in results.items()}
+                    for n in counts:
+                        r = measure(hosts, daemons, args.seconds, n, args.congestion, args.pin)
+                        r["loadavg_1min"] = loadavg()
+                        if mode != "kernel":
+                            st = daemons["x"].json("get", "interface", "vx", "statistics")
+                            r["tx_stats_x"] = st[0] if isinstance(st, list) else st
+                        log(f"{label(mode, n)} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits "
+                            f"{r['retransmits']}, vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
+                        results[label(mode, n)].append(r)
+    summary = {key: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
+                     "median_retransmits": statistics.median(x["retransmits"] for x in rs),
+                     "runs_gbps": [round(x["gbps"], 2) for x in rs],
+                     "loadavg_1min": [x["loadavg_1min"] for x in rs]}
+               for key, rs in results.items()}
     for mode in (m for m in modes if m != "kernel"):
-        summary[f"ratio_{mode}_to_kernel"] = round(summary[mode]["median_gbps"]
-                                                   / summary["kernel"]["median_gbps"], 2)
+        for n in counts:
+            summary[f"ratio_{label(mode, n)}_to_kernel"] = round(
+                summary[label(mode, n)]["median_gbps"] / summary[label("kernel", n)]["median_gbps"], 2)
     summary["params"] = vars(args)
     summary["nproc"] = os.cpu_count()
     print(json.dumps(summary, indent=2))
