@@ -111,6 +111,18 @@ def pattern_of(raw, fm):
     return oxm, bytes(fixed), offs, sizes, tuple(match)
 
 
+_front_frozen = False                   # FrontEnd.apply froze the collector's objects since the last thaw_front_rules()
+
+
+def thaw_front_rules():
+    """Give the objects FrontEnd.apply froze back to the cycle collector
+    (OFSwitch.run: cycles made during an add stream are collected after it)."""
+    global _front_frozen
+    if _front_frozen:
+        _front_frozen = False
+        gc.unfreeze()
+
+
 class FrontEnd:
     """One bridge's C front end, its patterns and the records not yet
     applied (module note)."""
@@ -209,6 +221,12 @@ class FrontEnd:
         finally:
             if collecting:
                 gc.enable()
+        # The rules stay: keep the collector from walking them (and the
+        # batch's garbage-free rest) again and again while adds stream in;
+        # thaw_front_rules() hands everything back at the next periodic run.
+        global _front_frozen
+        gc.freeze()
+        _front_frozen = True
 
     @staticmethod
     def _install(batches, patterns, install):
