@@ -33,6 +33,12 @@ SETTLE_BATCH rules or SETTLE_DELAY_S after the first of them, by the
 connection (nothing is left for later: the daemon's CPU for the rules is
 spent within that delay, and they are in the tables by then).
 
+Collector: each bulk apply ends with gc.freeze() (process-wide: the
+young and middle collections would otherwise walk the new rules again
+and again while adds stream in), and OFSwitch.run, the periodic run,
+calls thaw_front_rules(), so cycles made meanwhile are collected after
+the stream, not never.
+
 Threads: the event loop thread only, like OFSwitch.
 """
 import gc
