@@ -39,7 +39,7 @@ DEFAULT_N_TABLES = 254
 # ones; small exact match values share their (value, None) pairs.
 MAX_SHARED_PROGRAMS = 4096
 SMALL_VALUE = 1 << 16
-_SHARED_PAIRS = {}
+_EXACT_PAIRS = {}          # value below SMALL_VALUE -> its one shared (value, None) pair
 
 
 @dataclass(eq=False, slots=True)
@@ -96,15 +96,28 @@ class Rule:
         return next((i.meter_id for i in self.instructions if isinstance(i, Meter)), None)
 
 
-def _compact(match):
+def compact_match(match):
     """The same Match with small exact values' pairs shared process-wide."""
     for name, pair in match.items():
         if pair[1] is None and pair[0] < SMALL_VALUE:
-            match[name] = _SHARED_PAIRS.setdefault(pair, pair)
+            match[name] = _EXACT_PAIRS.setdefault(pair[0], pair)
     return match
 
 
-def _always_valid(instructions):
+def exact_pairs(values):
+    """[(value, None), ...] of exact match values, compacted as
+    compact_match would: for bulk installs that build matches from values
+    (one dict probe per value, no pair built for a small one seen before)."""
+    get = _EXACT_PAIRS.get
+    return [get(v) or _new_exact_pair(v) for v in values]
+
+
+def _new_exact_pair(value):
+    pair = (value, None)
+    return _EXACT_PAIRS.setdefault(value, pair) if value < SMALL_VALUE else pair
+
+
+def never_refused(instructions):
     """True if _check_instructions can refuse this list in no table and
     with any groups and meters: no goto-table, meter or group action."""
     return not any(isinstance(i, (GotoTable, Meter)) or
@@ -142,7 +155,7 @@ class FlowTables:
         self._seq = itertools.count()
         self._deadlines = []      # heap of (deadline, seq, rule)
         self._programs = {}       # instruction list key -> the shared list
-        # (a flow-mod's list, its shared list, whether no check can refuse it): see _shared
+        # (a flow-mod's list, its shared list, whether no check can refuse it): see shared_program
         self._last_program = (None, None, False)
         self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
 
@@ -189,16 +202,16 @@ class FlowTables:
                 r.match != match and matches_overlap(r.match, match)
                 for r in table.with_priority(fm.priority)):
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
-        match = _compact(match)
+        match = compact_match(match)
         sig = table.signature_of(match)
-        self.install(fm.table_id, fm.priority, match, self._shared(fm.instructions), fm.cookie,
+        self.install(fm.table_id, fm.priority, match, self.shared_program(fm.instructions), fm.cookie,
                      fm.idle_timeout, fm.hard_timeout, fm.flags, now, sig, Classifier.signature_key(sig, match))
         return []
 
     def install(self, table_id, priority, match, instructions, cookie, idle_timeout, hard_timeout, flags,
                 now, sig, key):
         """Put in a rule an add already checked: `match` normalized and
-        compacted, `instructions` shared (_shared), `sig` and `key` its
+        compacted, `instructions` shared (shared_program), `sig` and `key` its
         classifier signature and key.  It replaces an identical rule."""
         table = self.tables[table_id]
         rule = Rule(table_id, priority, match, instructions, cookie,
@@ -217,7 +230,7 @@ class FlowTables:
             self.on_change(rule, True)
         return rule
 
-    def _shared(self, instructions):
+    def shared_program(self, instructions):
         """One list per distinct instruction list (bounded; see MAX_SHARED_PROGRAMS).
         The lean decoder returns the same list object for a repeated
         instruction section: the last such list is recognised by identity,
@@ -236,7 +249,7 @@ class FlowTables:
             if len(self._programs) < MAX_SHARED_PROGRAMS:
                 self._programs[key] = shared
         if is_cached_program(instructions):
-            self._last_program = (instructions, shared, _always_valid(instructions))
+            self._last_program = (instructions, shared, never_refused(instructions))
         return shared
 
     def _selected(self, fm, strict):

@@ -72,7 +72,7 @@ import struct
 import vswitch
 from vswitch.datapath import dpif
 from vswitch.ofproto import pipeline
-from vswitch.ofproto.conn.front import SETTLE_BATCH, FrontEnd
+from vswitch.ofproto.conn.front import SETTLE_BATCH, FrontEnd, thaw_front_rules
 from vswitch.ofproto.flow_table import DEFAULT_N_TABLES, FlowTables, GroupTable, MeterTable
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
@@ -237,6 +237,7 @@ class OFSwitch:
     def run(self, now):
         """Fail-open; expire timed-out rules, flow-removed for those that asked."""
         self.settle()
+        thaw_front_rules()
         self._update_fail_open(now)
         before = self.mode()
         expired = self._tables.expire(now)

@@ -33,6 +33,12 @@ SETTLE_BATCH rules or SETTLE_DELAY_S after the first of them, by the
 connection (nothing is left for later: the daemon's CPU for the rules is
 spent within that delay, and they are in the tables by then).
 
+Collector: each bulk apply ends with gc.freeze() (process-wide: the
+young and middle collections would otherwise walk the new rules again
+and again while adds stream in), and OFSwitch.run, the periodic run,
+calls thaw_front_rules(), so cycles made meanwhile are collected after
+the stream, not never.
+
 Threads: the event loop thread only, like OFSwitch.
 """
 import gc
@@ -40,7 +46,7 @@ import struct
 from operator import itemgetter
 
 from vswitch.datapath._datapath import ffi, lib
-from vswitch.ofproto.flow_table import _SHARED_PAIRS, SMALL_VALUE, _always_valid, _compact
+from vswitch.ofproto.flow_table import compact_match, exact_pairs, never_refused
 from vswitch.ofproto.ofp.constants import OFP_NO_BUFFER, OFP_VERSION_13, OFPFC_ADD, OFPFF_CHECK_OVERLAP
 from vswitch.ofproto.ofp.oxm import FIELDS, Match, OFPMT_OXM, oxm_header
 
@@ -86,7 +92,7 @@ def pattern_of(raw, fm):
     flow-mod whose every check is decided by fixed bytes, else None."""
     match = fm.match
     if fm.version != OFP_VERSION_13 or not match or len(match) > MAX_FIELDS or \
-            not _always_valid(fm.instructions):
+            not never_refused(fm.instructions):
         return None
     match_len = int.from_bytes(raw[MATCH_OFFSET + 2:OXM_OFFSET], "big")
     if int.from_bytes(raw[MATCH_OFFSET:MATCH_OFFSET + 2], "big") != OFPMT_OXM:
@@ -109,6 +115,18 @@ def pattern_of(raw, fm):
     if pos != oxm_len:
         return None
     return oxm, bytes(fixed), offs, sizes, tuple(match)
+
+
+_front_frozen = False                   # FrontEnd.apply froze the collector's objects since the last thaw_front_rules()
+
+
+def thaw_front_rules():
+    """Give the objects FrontEnd.apply froze back to the cycle collector
+    (OFSwitch.run: cycles made during an add stream are collected after it)."""
+    global _front_frozen
+    if _front_frozen:
+        _front_frozen = False
+        gc.unfreeze()
 
 
 class FrontEnd:
@@ -158,9 +176,9 @@ class FrontEnd:
                 return
             for k in [k for k, v in self._known.items() if v == pid]:
                 del self._known[k]
-            norm = _compact(fm.match.normalized())
+            norm = compact_match(fm.match.normalized())
             self._patterns[pid] = _Pattern(names, tables.tables[fm.table_id].signature_of(norm),
-                                           tables._shared(fm.instructions))
+                                           tables.shared_program(fm.instructions))
             self._known[known] = pid
         lib.vs_of_front_enable(self._c, fm.table_id, 1)
 
@@ -197,7 +215,7 @@ class FrontEnd:
     def apply(self, tables):
         """Put the pending records' rules into `tables`, in arrival order."""
         batches, self.pending, self.n_pending = self.pending, [], 0
-        patterns, install, shared = self._patterns, tables.install, _SHARED_PAIRS.setdefault
+        patterns, install = self._patterns, tables.install
         # One young-generation collection per batch instead of one per few
         # hundred objects (each rule leaves four): fewer collections move
         # fewer objects up, and the full ones that walk every rule come
@@ -205,19 +223,23 @@ class FrontEnd:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            self._install(batches, patterns, install, shared)
+            self._install(batches, patterns, install)
         finally:
             if collecting:
                 gc.enable()
+        # The rules stay: keep the collector from walking them (and the
+        # batch's garbage-free rest) again and again while adds stream in;
+        # thaw_front_rules() hands everything back at the next periodic run.
+        global _front_frozen
+        gc.freeze()
+        _front_frozen = True
 
     @staticmethod
-    def _install(batches, patterns, install, shared):
+    def _install(batches, patterns, install):
         for now, data in batches:
             for rec in REC.iter_unpack(data):
                 pat = patterns[rec[14]]
-                # what _compact does: small exact values' pairs shared
-                pairs = [shared((v, None), (v, None)) if v < SMALL_VALUE else (v, None)
-                         for v in pat.values_of(rec)]
+                pairs = exact_pairs(pat.values_of(rec))
                 # the key holds the pairs' own ints (a shared pair's, not the
                 # record's copy: 32 bytes per field and rule at 1M rules)
                 install(rec[13], rec[9], Match(zip(pat.norm_names, pairs)), pat.program, rec[0], rec[10],
