@@ -1,13 +1,13 @@
 /* of_front.c — see of_front.h.  Offsets are those of OF1.3's ofp_flow_mod
  * (section 7.3.4.1) and ofp_header. */
 #include "of_front.h"
+#include "datapath.h" /* vs_now_ns */
 
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #define OFP13_VERSION 4
 #define OFPT13_FLOW_MOD 14
@@ -211,19 +211,12 @@ size_t vs_of_front_scan(struct vs_of_front *front, const uint8_t *buf, size_t le
     return n_msgs;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rcap, uint8_t *out,
                      size_t out_cap, struct vs_of_front_rec *recs, size_t rec_cap, int64_t window_ns,
                      int64_t budget_ns, struct vs_of_front_pump_result *res)
 {
     memset(res, 0, sizeof *res);
-    int64_t start = now_ns(), replied = start;
+    int64_t start = (int64_t)vs_now_ns(), replied = start;
     int just_replied = 0;
     for (;;) {
         /* Right after a reply the peer has not had a chance to answer it:
@@ -235,7 +228,7 @@ int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rc
             just_replied = 0;
         }
         ssize_t n = recv(fd, rbuf, rcap, MSG_DONTWAIT);
-        int64_t t = now_ns();
+        int64_t t = (int64_t)vs_now_ns();
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             if (t - replied >= window_ns) {
                 res->reason = VS_OF_FRONT_PUMP_IDLE;
@@ -269,7 +262,7 @@ int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rc
                 res->unsent_len = scan.out_len - done;
             }
         }
-        replied = now_ns();
+        replied = (int64_t)vs_now_ns();
         just_replied = scan.out_len != 0;
         if (scan.consumed < (size_t)n || res->unsent_len) {
             res->rest_off = scan.consumed;

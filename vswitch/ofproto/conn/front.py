@@ -64,7 +64,10 @@ MAX_FIELDS = lib.VS_OF_FRONT_MAX_FIELDS
 PUMP_IDLE, PUMP_CLOSED = lib.VS_OF_FRONT_PUMP_IDLE, lib.VS_OF_FRONT_PUMP_CLOSED
 # struct vs_of_front_rec: cookie, values, priority, idle, hard, flags, table, pattern, pad
 REC = struct.Struct(f"=Q{MAX_FIELDS}QHHHHBB6x")
-REC_VALUES = 1                     # where the values start in an unpacked record
+# where the items are in an unpacked record
+REC_COOKIE, REC_VALUES = 0, 1
+REC_PRIORITY = REC_VALUES + MAX_FIELDS
+REC_IDLE, REC_HARD, REC_FLAGS, REC_TABLE, REC_PATTERN = range(REC_PRIORITY + 1, REC_PRIORITY + 6)
 assert REC.size == REC_SIZE
 
 
@@ -190,10 +193,7 @@ class FrontEnd:
                                  self._recs, MAX_RECORDS, res)
         if not n:
             return 0, None
-        if res.n_records:
-            self.pending.append((now, self._rec_bytes[:res.n_records * REC_SIZE]))
-            self.n_pending += res.n_records
-            self.taken += res.n_records
+        self._take(res.n_records, now)
         return res.consumed, bytes(self._out[:res.out_len]) if res.out_len else None
 
     def pump(self, fd, rbuf, window_s, budget_s, now):
@@ -204,13 +204,17 @@ class FrontEnd:
         res = self._pump_res
         reason = lib.vs_of_front_pump(self._c, fd, rbuf, len(rbuf), self._out_c, OUT_SIZE, self._recs,
                                       MAX_RECORDS, int(window_s * 1e9), int(budget_s * 1e9), res)
-        if res.n_records:
-            self.pending.append((now, self._rec_bytes[:res.n_records * REC_SIZE]))
-            self.n_pending += res.n_records
-            self.taken += res.n_records
+        self._take(res.n_records, now)
         unsent = bytes(self._out[res.unsent_off:res.unsent_off + res.unsent_len]) if res.unsent_len else None
         rest = ffi.buffer(rbuf)[res.rest_off:res.rest_off + res.rest_len] if res.rest_len else None
         return reason, unsent, rest, res.n_reads, res.max_gap_ns * 1e-9
+
+    def _take(self, n_records, now):
+        """The first n_records records of the last scan or pump join `pending`."""
+        if n_records:
+            self.pending.append((now, self._rec_bytes[:n_records * REC_SIZE]))
+            self.n_pending += n_records
+            self.taken += n_records
 
     def apply(self, tables):
         """Put the pending records' rules into `tables`, in arrival order."""
@@ -236,11 +240,15 @@ class FrontEnd:
 
     @staticmethod
     def _install(batches, patterns, install):
+        # the record's indices as locals: this loop runs once per rule
+        pattern_i, table_i, priority_i, cookie_i = REC_PATTERN, REC_TABLE, REC_PRIORITY, REC_COOKIE
+        idle_i, hard_i, flags_i = REC_IDLE, REC_HARD, REC_FLAGS
         for now, data in batches:
             for rec in REC.iter_unpack(data):
-                pat = patterns[rec[14]]
+                pat = patterns[rec[pattern_i]]
                 pairs = exact_pairs(pat.values_of(rec))
                 # the key holds the pairs' own ints (a shared pair's, not the
                 # record's copy: 32 bytes per field and rule at 1M rules)
-                install(rec[13], rec[9], Match(zip(pat.norm_names, pairs)), pat.program, rec[0], rec[10],
-                        rec[11], rec[12], now, pat.sig, tuple([pairs[i][0] for i in pat.key_pos]))
+                install(rec[table_i], rec[priority_i], Match(zip(pat.norm_names, pairs)), pat.program,
+                        rec[cookie_i], rec[idle_i], rec[hard_i], rec[flags_i], now, pat.sig,
+                        tuple([pairs[i][0] for i in pat.key_pos]))

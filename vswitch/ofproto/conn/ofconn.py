@@ -202,7 +202,7 @@ class OFConnection(asyncio.BufferedProtocol):
                     return
                 if len(buf) - pos < length:
                     break
-                if front is not None and pos != stopped and self.role != OFPCR_ROLE_SLAVE and front.active():
+                if front is not None and pos != stopped and self._front_may_take():
                     taken, replies = front.scan(buf, pos, now)
                     if taken:
                         if replies is not None:
@@ -242,11 +242,16 @@ class OFConnection(asyncio.BufferedProtocol):
             sw.front.settle_due = True
             self._loop.call_later(SETTLE_DELAY_S, _settle_front, sw)
 
+    def _front_may_take(self):
+        """May the front end take this connection's messages now (OF1.3,
+        not a slave, the front end on)?"""
+        return self.version == OFP_VERSION_13 and self.role != OFPCR_ROLE_SLAVE and \
+            self.mgr.switch.front.active()
+
     def front_ready(self):
-        """May the front end's C loop read this connection now (OF1.3, not
-        a slave, the front end on, nothing buffered either way)?"""
-        return self.version == OFP_VERSION_13 and self.role != OFPCR_ROLE_SLAVE and not self._buf \
-            and not self.transport.get_write_buffer_size() and self.mgr.switch.front.active()
+        """May the front end's C loop read this connection now (it may take
+        its messages, nothing buffered either way)?"""
+        return not self._buf and not self.transport.get_write_buffer_size() and self._front_may_take()
 
     def front_pump(self, fd, window, budget):
         """Stream through the front end's C loop (conn/busy_poll.py calls
