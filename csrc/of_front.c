@@ -244,6 +244,7 @@ int vs_of_front_pump(struct vs_of_front *front, int fd, uint8_t *rbuf, size_t rc
             continue;
         }
         if (n <= 0) {
+            res->err = n < 0 ? errno : 0;
             res->reason = VS_OF_FRONT_PUMP_CLOSED;
             return res->reason;
         }

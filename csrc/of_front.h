@@ -95,7 +95,7 @@ size_t vs_of_front_scan(struct vs_of_front *front, const uint8_t *buf, size_t le
 #define VS_OF_FRONT_PUMP_IDLE 0    /* nothing arrived within the window after our last reply */
 #define VS_OF_FRONT_PUMP_REST 1    /* rbuf[rest_off..+rest_len) is for the Python path */
 #define VS_OF_FRONT_PUMP_BUDGET 2  /* the time budget is spent */
-#define VS_OF_FRONT_PUMP_CLOSED 3  /* EOF or a socket error: the transport's own read reports it */
+#define VS_OF_FRONT_PUMP_CLOSED 3  /* EOF or a socket error (err): the transport's own read sees EOF */
 
 struct vs_of_front_pump_result {
     int reason;             /* VS_OF_FRONT_PUMP_* */
@@ -106,6 +106,8 @@ struct vs_of_front_pump_result {
     size_t n_records;
     size_t n_reads;         /* reads that brought bytes */
     int64_t max_gap_ns;     /* slowest reply -> next request gap seen */
+    int err;                /* CLOSED by a socket error: its errno (the read took it
+                             * from the socket, so only the caller can report it) */
 };
 
 /* The streaming loop in C (conn/busy_poll.py's polling, for a connection

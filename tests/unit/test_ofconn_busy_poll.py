@@ -13,6 +13,7 @@ import tempfile
 import textwrap
 import time
 
+from helpers.reset_socket import reset_connection
 from vswitch.ofproto.conn.busy_poll import MAX_WINDOW_S, TURN_BUDGET_S, BusyPoller
 from vswitch.ofproto.conn.ofconn import OFConnection
 from vswitch.ofproto.ofswitch import OFSwitch
@@ -198,3 +199,24 @@ def test_streaming_peer_goes_through_the_front_ends_c_loop():
     assert conn._poller.hits >= MIN_POLLED, (conn._poller.hits, conn._poller.polls)
     got = sorted(r.match["ipv4_dst"][0] - 0x0A000000 for r in ofs.tables.rules())
     assert got == list(range(1, ROUND_TRIPS + 1))
+
+
+class Reads(Busy):
+    """A connection stand-in that keeps the error a read of its own met."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.error = None
+
+    def read_failed(self, exc):
+        self.error = exc
+
+
+def test_a_reset_the_poller_read_is_kept_for_the_connection():
+    """The poller's read takes ECONNRESET from the socket; the transport's
+    next read sees only EOF, so the poller hands the error to the connection."""
+    with reset_connection() as sock:
+        conn = Reads(READ_BYTES)
+        BusyPoller(sock).run(conn)
+        assert sock.recv(1) == b""
+    assert isinstance(conn.error, ConnectionResetError) and conn.reads == 0

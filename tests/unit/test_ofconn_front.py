@@ -6,11 +6,13 @@ state) still gets the Python path's error and changes nothing; whatever
 reads the tables sees the adds; a megaflow on the table, or a slave role,
 stops it."""
 import asyncio
+import errno
 import gc
 import socket
 import time
 
 import pytest
+from helpers.reset_socket import reset_connection
 
 from vswitch.datapath._datapath import ffi, lib
 from vswitch.ofproto.conn.front import SETTLE_DELAY_S
@@ -75,6 +77,9 @@ class Transport:
 
     def get_extra_info(self, name, default=None):
         return default
+
+    def get_write_buffer_size(self):
+        return 0                                     # write() takes everything at once
 
     def pause_reading(self):
         """Every read here is under the budget."""
@@ -285,16 +290,16 @@ def test_the_c_loop_answers_takes_and_hands_back_the_rest():
             b.sendall(queued + echo + barrier(501))
             rbuf = bytearray(65536)
             time.sleep(QUEUE_S)                      # all of it in the socket
-            reason, unsent, rest, reads, gap = front.pump(a.fileno(), ffi.from_buffer("uint8_t[]", rbuf),
-                                                          0.001, 0.01, 5.0)
+            reason, unsent, rest, reads, gap, err = front.pump(a.fileno(), ffi.from_buffer("uint8_t[]", rbuf),
+                                                               0.001, 0.01, 5.0)
             b.settimeout(1)
             answered = b.recv(65536)
-            return reason, unsent, rest, front.n_pending, answered, echo + barrier(501)
-        reason, unsent, rest, pending, answered, tail = run(body)
+            return reason, unsent, rest, err, front.n_pending, answered, echo + barrier(501)
+        reason, unsent, rest, err, pending, answered, tail = run(body)
     finally:
         a.close()
         b.close()
-    assert reason == lib.VS_OF_FRONT_PUMP_REST and unsent is None
+    assert reason == lib.VS_OF_FRONT_PUMP_REST and unsent is None and err == 0
     assert rest == tail
     assert pending == 6
     assert [(type(decode(r)).__name__, decode(r).xid) for r in split_messages(answered)[0]] == \
@@ -317,3 +322,19 @@ def test_applied_rules_are_frozen_until_the_next_run():
     assert before == 0 and count == 10
     assert frozen > 0
     assert after == 0
+
+
+def test_the_c_loop_reports_a_reset_it_read():
+    """A reset peer: the C loop's read takes ECONNRESET from the socket (the
+    transport then sees only EOF), so it hands the errno back and the
+    connection keeps it as the reason it ended."""
+    with reset_connection() as sock:
+        async def body():
+            ofs, conn, transport = session()
+            stream(conn, 2)                          # teaches the shape, enables table 0
+            assert conn.front_ready()
+            return conn.front_pump(sock.fileno(), 0.001, 0.01), conn.error
+        (reason, reads, gap), error = run(body)
+        assert sock.recv(1) == b""                   # what the transport's read sees next
+    assert reason == lib.VS_OF_FRONT_PUMP_CLOSED and reads == 0
+    assert isinstance(error, ConnectionResetError)

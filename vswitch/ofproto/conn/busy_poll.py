@@ -131,8 +131,9 @@ class BusyPoller:
                     if now >= deadline:
                         self.replied_at = None    # the peer paused: back to sleeping in the loop
                         return
-                except OSError:
-                    return                        # the transport's own read reports it
+                except OSError as exc:
+                    conn.read_failed(exc)         # the transport's own read sees EOF only
+                    return
             if not n:
                 return                            # EOF: likewise
             now = perf()

@@ -200,14 +200,15 @@ class FrontEnd:
         """vs_of_front_pump on socket `fd` reading into `rbuf` (a cffi
         uint8_t[] of the connection's receive buffer) -> (reason, replies
         the socket did not take or None, bytes read for the Python path or
-        None, reads, slowest gap in seconds)."""
+        None, reads, slowest gap in seconds, the errno of a socket error
+        that closed it or 0)."""
         res = self._pump_res
         reason = lib.vs_of_front_pump(self._c, fd, rbuf, len(rbuf), self._out_c, OUT_SIZE, self._recs,
                                       MAX_RECORDS, int(window_s * 1e9), int(budget_s * 1e9), res)
         self._take(res.n_records, now)
         unsent = bytes(self._out[res.unsent_off:res.unsent_off + res.unsent_len]) if res.unsent_len else None
         rest = ffi.buffer(rbuf)[res.rest_off:res.rest_off + res.rest_len] if res.rest_len else None
-        return reason, unsent, rest, res.n_reads, res.max_gap_ns * 1e-9
+        return reason, unsent, rest, res.n_reads, res.max_gap_ns * 1e-9, res.err
 
     def _take(self, n_records, now):
         """The first n_records records of the last scan or pump join `pending`."""

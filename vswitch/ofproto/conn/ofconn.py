@@ -55,6 +55,7 @@ Threads: everything here runs on the event loop thread; no locks.
 """
 import asyncio
 import logging
+import os
 import time
 
 from vswitch.ofproto.conn.busy_poll import BusyPoller
@@ -157,6 +158,13 @@ class OFConnection(asyncio.BufferedProtocol):
     def eof_received(self):
         return False   # the transport closes; connection_lost follows
 
+    def read_failed(self, exc):
+        """A read of our own (conn/busy_poll.py, the front end's C loop)
+        failed with `exc`.  That read took the error from the socket, so the
+        transport's next read sees only EOF: keep `exc` for connection_lost."""
+        if self.error is None:
+            self.error = exc
+
     def connection_lost(self, exc):
         if exc is not None and self.error is None:
             self.error = exc
@@ -256,8 +264,10 @@ class OFConnection(asyncio.BufferedProtocol):
     def front_pump(self, fd, window, budget):
         """Stream through the front end's C loop (conn/busy_poll.py calls
         it) -> (vs_of_front_pump's reason, reads, slowest gap in s)."""
-        reason, unsent, rest, reads, gap = self.mgr.switch.front.pump(
+        reason, unsent, rest, reads, gap, err = self.mgr.switch.front.pump(
             fd, self._rbuf_c, window, budget, self.mgr.clock())
+        if err:
+            self.read_failed(OSError(err, os.strerror(err)))
         if reads:
             self._last_heard = self._loop.time()
             self._probed = False
