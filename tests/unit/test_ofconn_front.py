@@ -6,7 +6,6 @@ state) still gets the Python path's error and changes nothing; whatever
 reads the tables sees the adds; a megaflow on the table, or a slave role,
 stops it."""
 import asyncio
-import errno
 import gc
 import socket
 import time
