@@ -70,6 +70,7 @@ from vswitch.ofproto.ofswitch import OFSwitch, read_mac
 from vswitch.ofproto.ofp.constants import OFPP_LOCAL
 from vswitch.ofproto.mac_learning import DEFAULT_AGING, DEFAULT_SIZE, MacTable
 from vswitch.ofproto.meter_sync import DatapathMeters
+from vswitch.ofproto.table_limits import settings_from_config
 
 log = logging.getLogger("vswitch.switch")
 
@@ -228,7 +229,8 @@ class Switch:
                 bridge.macs.configure(aging, size)
                 changed = True
             bridge.mac = self._bridge_mac(br)
-            changed |= self.of[name].configure(br, read_mac(name))
+            changed |= self.of[name].configure(br, read_mac(name),
+                                               settings_from_config(br, config.get("Flow_Table", {})), now)
             ports = {}
             for port_uuid in br.get("ports", []):
                 port = config["Port"].get(port_uuid)

@@ -124,6 +124,8 @@ class Txn:
         """A parsed value with its `@name` references replaced by uuids."""
         if not isinstance(column.type, schema.RefType):
             return value
+        if isinstance(column.type, schema.RefMapType):
+            return {key: self.symbol(v) if v.startswith("@") else v for key, v in value.items()}
         if column.type.single:
             return self.symbol(value) if value is not None and value.startswith("@") else value
         return sorted({self.symbol(v) if v.startswith("@") else v for v in value})
@@ -393,6 +395,9 @@ def _set_column(table, row, setting, txn, where=None):
         value = txn.resolve(column, column.parse(parts[1], where))
     elif isinstance(column.type, schema.MapType):
         value = dict(row[name], **{key: schema.unquote(parts[1])})
+    elif isinstance(column.type, schema.RefMapType):      # flow_tables:0=@ft
+        entry = column.type.parse_key(key, where, column.noun), column.type.parse_token(parts[1])
+        value = txn.resolve(column, dict(row[name], **dict([entry])))
     else:
         raise CommandError(f"cannot specify key to set for non-map column {name}")
     column.check(value, where)
@@ -572,7 +577,9 @@ def _change_members(txn, args, adding):
     column = _mutable_column(table, args[2])
     where, current, kind = _where(table, uuid, row), row[args[2]], column.type
     for text in args[3:]:
-        if isinstance(kind, schema.RefType):
+        if isinstance(kind, schema.RefMapType):
+            current = _change_ref_map(txn, column, kind, current, text, where, adding)
+        elif isinstance(kind, schema.RefType):
             values = set(kind.refs(txn.resolve(column, kind.parse(text, where, column.noun))))
             if kind.single:
                 if adding and values and current is not None and values != {current}:
@@ -603,6 +610,26 @@ def _change_members(txn, args, adding):
     column.check(current, where)
     row[args[2]] = current
     return None
+
+
+def _change_ref_map(txn, column, kind, current, text, where, adding):
+    """`add` KEY=REF entries (a key already there keeps its value, as
+    OVSDB's map insert) or `remove` KEY or KEY=REF entries of a reference map."""
+    current = dict(current)
+    for item in schema.split_top(schema.strip_brackets(text, "{", "}")):
+        pair = schema.partition_unquoted(item, "=")
+        if pair is None:
+            if adding:
+                raise CommandError(f"{item}: add to map column {column.name} needs key=value")
+            current.pop(kind.parse_key(item, where, column.noun), None)
+            continue
+        key, ref = kind.parse_entry(item, where, column.noun)
+        ref = txn.resolve(column, {key: ref})[key]
+        if adding:
+            current.setdefault(key, ref)
+        elif current.get(key) == ref:
+            del current[key]
+    return current
 
 
 def cmd_add(txn, args, opts):

@@ -33,8 +33,22 @@ def format_value(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{format_value(k)}={format_value(v)}" for k, v in sorted(value.items())) + "}"
+        # Integer keys (Bridge flow_tables) reach the client as decimal text
+        # (JSON): printed bare and in numeric order, as ovs-vsctl does.
+        items = sorted(value.items(), key=lambda kv: (not _INT_KEY.fullmatch(kv[0]), _key_order(kv[0])))
+        return "{" + ", ".join(f"{_format_key(k)}={format_value(v)}" for k, v in items) + "}"
     return str(value)
+
+
+_INT_KEY = re.compile(r"-?[0-9]+")
+
+
+def _key_order(key):
+    return (int(key), "") if _INT_KEY.fullmatch(key) else (0, key)
+
+
+def _format_key(key):
+    return key if _INT_KEY.fullmatch(key) else format_value(key)
 
 
 def render_lines(items):

@@ -295,6 +295,64 @@ class RefType:
             raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a list of uuids)")
 
 
+class RefMapType(RefType):
+    """OVSDB's map of integers `lo`..`hi` to strong references of `table`
+    (Bridge flow_tables: OpenFlow table id -> Flow_Table).  Stored as a dict
+    whose keys are the integers in decimal (the config is JSON, whose keys
+    are strings); the text is `{0=@ft, 1=UUID}`, one entry `COL:KEY=@ft`.
+    A RefType, so referential checks and garbage collection (ref_columns)
+    see its values."""
+
+    def __init__(self, table, lo, hi):
+        super().__init__(table)
+        self.lo, self.hi = lo, hi
+
+    def empty(self):
+        return {}
+
+    def parse_key(self, text, where, noun):
+        """A map key -> its canonical decimal text, or a SchemaError naming it."""
+        text = unquote(text).strip()
+        if not re.fullmatch(r"-?[0-9]+", text) or not self.lo <= int(text) <= self.hi:
+            raise SchemaError(f"{where}: invalid {noun} key {text!r} (must be an integer {self.lo}..{self.hi})")
+        return str(int(text))
+
+    def parse(self, text, where, noun):
+        items = split_top(strip_brackets(text, "{", "}"))
+        return dict(self.parse_entry(item, where, noun) for item in items)
+
+    def parse_entry(self, item, where, noun):
+        key, value = split_key_value(item)
+        return self.parse_key(key, where, noun), self.parse_token(value)
+
+    def refs(self, value):
+        return list(value.values())
+
+    def check(self, value, where, noun):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise SchemaError(f"{where}: invalid {noun} {value!r} (must be a map of integers to uuids)")
+        for key in value:
+            self.parse_key(str(key), where, noun)
+
+
+class UnsupportedSetType(SetType):
+    """An OVS set column the switch does not act on (Flow_Table groups and
+    prefixes): listed with its empty value, any other value refused naming
+    the column, since it would be stored and never used."""
+
+    def __init__(self):
+        super().__init__(StringType())
+
+    def parse(self, text, where, noun):
+        value = super().parse(text, where, noun)
+        self.check(value, where, noun)
+        return value
+
+    def check(self, value, where, noun):
+        if value != []:
+            raise SchemaError(f"{where}: column {noun} is not supported by this switch (only [] is accepted)")
+
+
 # ---------------------------------------------------------------- checkers
 
 def is_positive_int(text):
@@ -435,6 +493,10 @@ VLAN = (0, 4095)
 INTERFACE_TYPES = port_types.schema_types()
 # The versions the OpenFlow codec speaks (ofproto/ofp, OFSwitch.versions()).
 OPENFLOW_VERSIONS = ["OpenFlow10", "OpenFlow13"]
+# The switch's OpenFlow tables are 0..253 (ofproto/flow_table.py
+# DEFAULT_N_TABLES; a unit test keeps the two equal): OVS's schema allows
+# flow_tables keys up to 254, a table this switch does not have.
+OPENFLOW_TABLES = 254
 
 TABLES = {
     "Bridge": _common(
@@ -448,6 +510,7 @@ TABLES = {
         Column("sflow", RefType("sFlow", single=True)),
         Column("ipfix", RefType("IPFIX", single=True)),
         Column("flood_vlans", SetType(IntType(*VLAN, optional=False)), noun="flood VLAN"),
+        Column("flow_tables", RefMapType("Flow_Table", 0, OPENFLOW_TABLES - 1)),
     ),
     "Port": _common(
         Column("interfaces", RefListType("Interface"), mutable=False),
@@ -540,6 +603,17 @@ TABLES = {
         Column("external_ids", MapType()),
         # Ours (read-only): datagrams and records sent, errors (export_feature.py).
         Column("statistics", MapType(), runtime="feature_column", runtime_keyed=True),
+    ),
+    # OVS's Flow_Table: a name and a flow limit for the OpenFlow tables a
+    # Bridge maps to it (ofproto/table_limits.py).  groups (eviction
+    # fairness) and prefixes (classifier prefix tries) are not implemented.
+    "Flow_Table": _columns(
+        Column("name", StringType(optional=True)),
+        Column("flow_limit", IntType(0, INT64_MAX)),
+        Column("overflow_policy", StringType(["refuse", "evict"], optional=True)),
+        Column("groups", UnsupportedSetType()),
+        Column("prefixes", UnsupportedSetType()),
+        Column("external_ids", MapType()),
     ),
     # OVS's SSL table, which OVS references from its Open_vSwitch row; there
     # is no Open_vSwitch table here, so the table holds at most one row,
@@ -644,9 +718,10 @@ ROW_CHECKS = {"Interface": [_check_cfm_mpid, _check_options], "Mirror": [_check_
 
 # Tables whose rows live only while a Bridge references them (OVSDB non-root
 # tables), and which Bridge column does.
-NON_ROOT = {"Mirror": "mirrors", "NetFlow": "netflow", "sFlow": "sflow", "IPFIX": "ipfix"}
+NON_ROOT = {"Mirror": "mirrors", "NetFlow": "netflow", "sFlow": "sflow", "IPFIX": "ipfix",
+            "Flow_Table": "flow_tables"}
 # Tables whose rows need not have distinct names (OVS allows two mirrors "m0").
-UNNAMED_OR_DUPLICATE = {"Mirror", "NetFlow", "sFlow", "IPFIX", "SSL"}
+UNNAMED_OR_DUPLICATE = {"Mirror", "NetFlow", "sFlow", "IPFIX", "SSL", "Flow_Table"}
 
 
 def ref_columns():

@@ -21,6 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from vswitch.ofproto.classifier import Classifier, best_first
+from vswitch.ofproto.table_limits import TableLimits
 
 from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
                                  Match, Meter, MeterMod, OFPError, Output, WriteActions)
@@ -30,7 +31,7 @@ from vswitch.ofproto.ofp.constants import (
     OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPG_ALL, OFPG_ANY, OFPG_MAX,
     OFPGC_ADD, OFPGC_DELETE, OFPGC_MODIFY, OFPGT_ALL, OFPGT_FF, OFPGT_INDIRECT, OFPGT_SELECT,
     OFPM_ALL, OFPM_MAX, OFPMBT_DROP, OFPMBT_DSCP_REMARK, OFPMC_ADD, OFPMC_DELETE, OFPMC_MODIFY, OFPMF_BURST, OFPMF_KBPS,
-    OFPMF_PKTPS, OFPMF_STATS, OFPP_ANY, OFPRR_DELETE, OFPRR_GROUP_DELETE, OFPRR_HARD_TIMEOUT,
+    OFPMF_PKTPS, OFPMF_STATS, OFPP_ANY, OFPRR_DELETE, OFPRR_EVICTION, OFPRR_GROUP_DELETE, OFPRR_HARD_TIMEOUT,
     OFPRR_IDLE_TIMEOUT, OFPTT_ALL)
 
 DEFAULT_N_TABLES = 254
@@ -158,12 +159,14 @@ class FlowTables:
         # (a flow-mod's list, its shared list, whether no check can refuse it): see shared_program
         self._last_program = (None, None, False)
         self.on_change = None     # callable(rule, now_added: bool) for revalidation, or None
+        self.limits = TableLimits()   # per-table names and flow limits (table_limits.py)
 
     # --- flow-mod ---------------------------------------------------------
 
     def flow_mod(self, fm: FlowMod, now):
         """Apply a flow-mod.  Returns the rules it removed (deletes: reason
-        OFPRR_DELETE) so the caller can send flow-removed for those that ask."""
+        OFPRR_DELETE; an add into a full evicting table: OFPRR_EVICTION) so
+        the caller can send flow-removed for those that ask."""
         handler = _FLOW_MOD_HANDLERS.get(fm.command)
         if handler is None:
             raise OFPError("FLOW_MOD_FAILED", "BAD_COMMAND", detail=f"command {fm.command}")
@@ -204,9 +207,16 @@ class FlowTables:
             raise OFPError("FLOW_MOD_FAILED", "OVERLAP")
         match = compact_match(match)
         sig = table.signature_of(match)
+        key = Classifier.signature_key(sig, match)
+        evicted = []
+        if self.limits.limited(fm.table_id) and table.find_exact(match, fm.priority, sig, key) is None:
+            victim = self.limits.make_room(fm.table_id, table)     # TABLE_FULL: nothing changed
+            if victim is not None:
+                self._unlink(victim)
+                evicted.append((victim, OFPRR_EVICTION))
         self.install(fm.table_id, fm.priority, match, self.shared_program(fm.instructions), fm.cookie,
-                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, sig, Classifier.signature_key(sig, match))
-        return []
+                     fm.idle_timeout, fm.hard_timeout, fm.flags, now, sig, key)
+        return evicted
 
     def install(self, table_id, priority, match, instructions, cookie, idle_timeout, hard_timeout, flags,
                 now, sig, key):
@@ -304,6 +314,13 @@ class FlowTables:
     def remove(self, rules):
         for rule in rules:
             self._unlink(rule)
+
+    def evict_over_limit(self):
+        """Evict what evicting tables hold above their (lowered) limits ->
+        [(rule, OFPRR_EVICTION)] for flow-removed."""
+        victims = self.limits.over_limit(self.tables)
+        self.remove(rule for rule, _ in victims)
+        return victims
 
     # --- lookup, expiry, dumps ------------------------------------------------
 

@@ -131,11 +131,18 @@ class OFSwitch:
         self._tables.on_change = lambda rule, added: self._changes.append((rule, added))
 
     # ------------------------------------------------------------ configuration
-    def configure(self, row, local_mac):
-        """Bridge row -> settings; True if the pipeline choice may have changed."""
+    def configure(self, row, local_mac, table_settings=None, now=0.0):
+        """Bridge row -> settings; True if the pipeline choice may have changed.
+        table_settings: {table id: table_limits.TableSettings} of its
+        flow_tables; a lowered limit of an evicting table evicts at once."""
         other = row.get("other_config") or {}
         self.settle()
         before = self.mode()
+        self._tables.limits.configure(table_settings or {})
+        evicted = self._tables.evict_over_limit()
+        if evicted:
+            self._flow_removed(evicted, now)
+            self._revalidate(before)
         self.controllers = list(row.get("controller") or [])
         self.fail_mode = row.get("fail_mode")
         self.protocols = list(row.get("protocols") or [])
@@ -333,6 +340,10 @@ class OFSwitch:
         if fm.command != OFPFC_ADD or fm.flags & OFPFF_CHECK_OVERLAP or fm.buffer_id != OFP_NO_BUFFER \
                 or fm.table_id >= self._tables.n_tables or not self._tables.tables[fm.table_id].count:
             return False
+        # A limited table's adds may fail or evict: never deferred, so the C
+        # front end is never taught them either (table_limits.py).
+        if self._tables.limits.limited(fm.table_id):
+            return False
         uses = getattr(self.host, "megaflows_use_table", None)
         return uses is not None and not uses(self.name, fm.table_id) and self.mode() == mode_before
 
@@ -481,8 +492,9 @@ class OFSwitch:
                                  len(rules))
 
     def _mp_table(self, msg, now):
-        return [mp.TableStats(t, len(rules), c.lookup_count, c.matched_count, name=f"table{t}",
-                              wildcards=0x3FFFFF, max_entries=1_000_000)
+        limits = self._tables.limits
+        return [mp.TableStats(t, len(rules), c.lookup_count, c.matched_count, name=limits.name(t),
+                              wildcards=0x3FFFFF, max_entries=limits.max_entries(t))
                 for t, (rules, c) in enumerate(zip(self._tables.tables, self._tables.counters))]
 
     def _mp_port(self, msg, now):
@@ -554,7 +566,9 @@ class OFSwitch:
     def _mp_table_features(self, msg, now):
         if msg.body:
             raise OFPError("TABLE_FEATURES_FAILED", "EPERM", detail="tables cannot be reconfigured")
-        return [mp.TableFeatures(t, f"table{t}", 2**64 - 1, 2**64 - 1, 0, 1_000_000, _table_props(t, self._tables.n_tables))
+        limits = self._tables.limits
+        return [mp.TableFeatures(t, limits.name(t), 2**64 - 1, 2**64 - 1, 0, limits.max_entries(t),
+                                 _table_props(t, self._tables.n_tables))
                 for t in range(self._tables.n_tables)]
 
     def _mp_queue(self, msg, now):

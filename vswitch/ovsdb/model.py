@@ -13,8 +13,8 @@ on NetFlow, sFlow and IPFIX.  Each column has a *kind*:
   unsupported  not implemented: always its default value; a write of any
                other value is refused ("constraint violation" naming it)
 
-Tables without a config counterpart (QoS, Manager, Flow_Table, ...) are
-always empty and refuse inserts.
+Tables without a config counterpart (QoS, Manager, ...) are always empty
+and refuse inserts.
 
 The rows that are not in vswitch's config:
 - Open_vSwitch: one row.  Its uuid, next_cfg and external_ids are kept in
@@ -39,7 +39,7 @@ from vswitch.ovsdb.types import Type, constraint, datum_text
 
 DB_NAME = "Open_vSwitch"
 ROOT = "Open_vSwitch"               # the table, and the hidden config key of its row
-CONFIG_TABLES = ("Bridge", "Port", "Interface", "Mirror", "NetFlow", "sFlow", "IPFIX", "SSL")
+CONFIG_TABLES = ("Bridge", "Port", "Interface", "Mirror", "NetFlow", "sFlow", "IPFIX", "SSL", "Flow_Table")
 CONTROLLER_NS = uuidlib.UUID("5b0c8a0e-3d4f-4c1e-9a63-7d2f3b9c1e07")
 STATS_TYPE = {"key": "string", "value": "integer", "min": 0, "max": "unlimited"}
 
@@ -138,9 +138,19 @@ def to_datum(value):
     return (value,)
 
 
+def column_datum(column, value):
+    """A config Column's value -> canonical datum (a reference map's keys
+    are decimal text in the config, integers in OVSDB)."""
+    if isinstance(column.type, cfg.RefMapType):
+        return tuple(sorted((int(key), ref) for key, ref in value.items()))
+    return to_datum(value)
+
+
 def from_datum(column, datum):
     """A datum -> the value a config Column holds."""
     kind = column.type
+    if isinstance(kind, cfg.RefMapType):
+        return {str(key): ref for key, ref in datum}
     if isinstance(kind, cfg.MapType):
         return dict(datum)
     if isinstance(kind, (cfg.SetType, cfg.RefListType)):
@@ -192,16 +202,16 @@ def config_to_view(config, cur_cfg):
     root_uuid, hidden = root_row(config)
     for table in CONFIG_TABLES:
         info = TABLES[table]
-        stored = [name for name, col in info.columns.items() if col.kind == "stored" and col.config]
+        stored = [(name, col.config) for name, col in info.columns.items() if col.kind == "stored" and col.config]
         fixed = {name: FIXED[(table, name)] for name, col in info.columns.items()
                  if col.kind == "fixed" and (table, name) in FIXED}
         rows = view[table]
         for uuid, row in config.get(table, {}).items():
             vrow = dict(info.row_defaults)
-            for name in stored:
+            for name, column in stored:
                 value = row.get(name)
                 if value is not None or name in row:
-                    vrow[name] = to_datum(value)
+                    vrow[name] = column_datum(column, value) if value is not None else ()
             vrow.update(fixed)
             rows[uuid] = vrow
     controllers = view["Controller"]

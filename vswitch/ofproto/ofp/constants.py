@@ -57,6 +57,9 @@ OFPFF_NO_PKT_COUNTS = 1 << 3
 OFPFF_NO_BYT_COUNTS = 1 << 4
 # flow-removed reasons
 OFPRR_IDLE_TIMEOUT, OFPRR_HARD_TIMEOUT, OFPRR_DELETE, OFPRR_GROUP_DELETE = range(4)
+# OF1.4's, which OVS sends in every version (a connection gets them only if
+# its async config asks: OVS's defaults for OF1.0 and OF1.3 do not)
+OFPRR_METER_DELETE, OFPRR_EVICTION = 4, 5
 # packet-in reasons
 OFPR_NO_MATCH, OFPR_ACTION, OFPR_INVALID_TTL = range(3)
 # port-status reasons
