@@ -275,7 +275,7 @@ def test_records_can_be_named_by_uuid(cfg):
      'br0: invalid other_config:mac-table-size "lots" (must be a positive integer)'),
     ("set Interface p1 ofport_request=70000", "p1: invalid ofport_request 70000 (must be 1..65279)"),
     ("set Interface p1 mac=zz", 'p1: invalid mac "zz" (must be a MAC address xx:xx:xx:xx:xx:xx)'),
-    ("set Flow p1 tag=1", 'unknown table "Flow" (tables: Bridge, Port, Interface, Mirror, NetFlow, sFlow, IPFIX, SSL)'),
+    ("set Flow p1 tag=1", 'unknown table "Flow" (tables: Bridge, Port, Interface, Mirror, NetFlow, sFlow, IPFIX, Flow_Table, SSL)'),
     ("set Port p1 colour=red", 'Port does not contain a column whose name matches "colour"'),
     ("set Port p9 tag=1", 'no row "p9" in table Port'),
     ("set Port p1 name=p7", "cannot modify read-only column name in table Port"),

@@ -117,6 +117,7 @@ def test_json_output_of_create_and_find(config):
 
 
 M = "--id=@m create Mirror name=x {} -- add Bridge br0 mirrors @m"
+FT = "--id=@f create Flow_Table name=acl {} -- set Bridge br0 flow_tables:0=@f"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -128,7 +129,7 @@ M = "--id=@m create Mirror name=x {} -- add Bridge br0 mirrors @m"
     ("--id=m create Mirror name=a", 'row id "m" does not begin with "@"'),
     ("--id=@m create Mirror name=a -- --id=@m create Mirror name=b -- add Bridge br0 mirrors @m",
      'row id "@m" may only be specified on one --id option'),
-    ("create Flow a=1", 'unknown table "Flow" (tables: Bridge, Port, Interface, Mirror, NetFlow, sFlow, IPFIX, SSL)'),
+    ("create Flow a=1", 'unknown table "Flow" (tables: Bridge, Port, Interface, Mirror, NetFlow, sFlow, IPFIX, Flow_Table, SSL)'),
     ("create Mirror colour=1", 'Mirror does not contain a column whose name matches "colour"'),
     ("create Bridge name=b", "create: rows of table Bridge are made by add-br, add-port, add-bond and set-ssl"),
     ("find Mirror colour=1", 'Mirror does not contain a column whose name matches "colour"'),
@@ -163,6 +164,15 @@ M = "--id=@m create Mirror name=x {} -- add Bridge br0 mirrors @m"
     ("--id=@n create NetFlow targets=\\\"1.2.3.4:5\\\" -- set Bridge br0 netflow=@n -- add Bridge br0 netflow @x "
      "-- --id=@x create NetFlow targets=\\\"1.2.3.4:6\\\"",
      '"add" operation would put 2 values in column netflow of table Bridge but the maximum number is 1'),
+    (FT.format("flow_limit=-1"), "acl: invalid flow_limit -1 (must be 0..9223372036854775807)"),
+    (FT.format("overflow_policy=bogus"), 'acl: invalid overflow_policy "bogus" (must be one of: "refuse", "evict")'),
+    (FT.format("groups=g"), "acl: column groups is not supported by this switch (only [] is accepted)"),
+    (FT.format("prefixes=ip_dst"), "acl: column prefixes is not supported by this switch (only [] is accepted)"),
+    ("--id=@f create Flow_Table name=acl -- set Bridge br0 flow_tables:254=@f",
+     "br0: invalid flow_tables key '254' (must be an integer 0..253)"),
+    ("--id=@f create Flow_Table name=acl -- set Bridge br0 flow_tables:x=@f",
+     "br0: invalid flow_tables key 'x' (must be an integer 0..253)"),
+    ("--id=@f create Flow_Table name=acl -- set Bridge br0 'flow_tables={0=@f, 1=nope}'", '"nope" is not a valid UUID'),
 ])
 def test_errors_name_what_was_wrong_and_change_nothing(config, text, message):
     config, _ = with_mirror(config)
@@ -192,3 +202,28 @@ def test_unanswered_mirror_statistics_print_as_an_empty_map(config):
             return None
     assert out(config, "get Mirror m0 statistics", Runtime()) == [{}]
     assert render("get", [{}]) == "{}"
+
+
+def test_flow_table_rows_references_and_collection(config):
+    """OVS's commands: create with --id, a map entry by key, list/get as
+    ovs-vsctl prints them; a row no flow_tables names goes at commit."""
+    config, outputs = run(config, "--id=@ft create Flow_Table name=acl flow_limit=1000 overflow_policy=refuse "
+                                  "-- set Bridge br0 flow_tables:0=@ft")
+    ft = outputs[0]
+    assert config["Flow_Table"] == {ft: {"name": "acl", "flow_limit": 1000, "overflow_policy": "refuse",
+                                         "groups": [], "prefixes": [], "external_ids": {}}}
+    br0 = uuid_of(config, "Bridge", "br0")
+    assert config["Bridge"][br0]["flow_tables"] == {"0": ft}
+    config, outputs = run(config, f"add Bridge br0 flow_tables 10={ft} 0={U} "
+                                  "-- set Flow_Table acl flow_limit=5 -- get Bridge br0 flow_tables "
+                                  "-- list Flow_Table acl")
+    assert outputs[2] == [{"0": ft, "10": ft}]          # add keeps an existing key's value
+    assert render("get", outputs[2]) == f"{{0={ft}, 10={ft}}}"
+    assert "flow_limit          : 5" in render("list", outputs[3])
+    config, _ = run(config, "remove Bridge br0 flow_tables 0 -- clear Flow_Table acl flow_limit")
+    assert config["Bridge"][br0]["flow_tables"] == {"10": ft}
+    assert config["Flow_Table"][ft]["flow_limit"] is None
+    config, _ = run(config, "destroy Flow_Table acl")       # still referenced: stays
+    assert ft in config["Flow_Table"]
+    config, _ = run(config, "clear Bridge br0 flow_tables")
+    assert config["Flow_Table"] == {}

@@ -20,7 +20,8 @@ B0, P0, I0 = "b0000000-0000-4000-8000-000000000000", "b0000000-0000-4000-8000-00
 P1, I1 = "b0000000-0000-4000-8000-000000000003", "b0000000-0000-4000-8000-000000000004"
 P2, I2 = "b0000000-0000-4000-8000-000000000005", "b0000000-0000-4000-8000-000000000006"
 M0 = "b0000000-0000-4000-8000-000000000007"
-FIXED = {B0, P0, I0, P1, I1, P2, I2, M0}
+F0 = "b0000000-0000-4000-8000-000000000008"
+FIXED = {B0, P0, I0, P1, I1, P2, I2, M0, F0}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -172,6 +173,16 @@ CASES = {
                        {"op": "mutate", "table": "Bridge", "where": [], "mutations": [["mirrors", "insert", uuid_ref(M0)]]},
                        {"op": "mutate", "table": "Bridge", "where": [], "mutations": [["ports", "delete", uuid_ref(P1)]]},
                        select_all("Mirror", "name", "select_src_port", "output_port")],
+    "flow table": [{"op": "insert", "table": "Flow_Table", "uuid": F0,
+                    "row": {"name": "acl", "flow_limit": 1000, "overflow_policy": "refuse"}},
+                   {"op": "mutate", "table": "Bridge", "where": [],
+                    "mutations": [["flow_tables", "insert", ["map", [[0, uuid_ref(F0)]]]]]},
+                   select_all("Flow_Table", "name", "flow_limit", "overflow_policy", "groups", "prefixes"),
+                   select_all("Bridge", "flow_tables")],
+    "flow table collected": [{"op": "insert", "table": "Flow_Table", "uuid": F0, "row": {"name": "acl"}},
+                             select_all("Flow_Table", "name")],
+    "flow table bad policy": [{"op": "insert", "table": "Flow_Table", "row": {"overflow_policy": "bogus"}}],
+    "flow table negative limit": [{"op": "insert", "table": "Flow_Table", "row": {"flow_limit": -1}}],
     "delete a bridge": [{"op": "update", "table": "Open_vSwitch", "where": [], "row": {"bridges": ["set", []]}},
                         select_all("Bridge", "name"), select_all("Port", "name"), select_all("Interface", "name")],
 }
@@ -183,11 +194,13 @@ def test_transaction_gets_the_same_reply(both, name):
     assert normalized(ours) == normalized(theirs), name
 
 
-@pytest.mark.parametrize("name", ["mutate", "add a port", "remove a port", "weak reference", "delete a bridge"])
+@pytest.mark.parametrize("name", ["mutate", "add a port", "remove a port", "weak reference", "delete a bridge",
+                                  "flow table"])
 def test_state_after_a_change_is_the_same(both, name):
     both.transact(*CASES[name])
     for table, columns in (("Bridge", ["name", "ports", "mirrors"]), ("Port", ["name", "tag", "trunks", "interfaces"]),
                            ("Interface", ["name", "type", "ofport_request"]), ("Mirror", ["name", "select_src_port"]),
+                           ("Flow_Table", ["name", "flow_limit", "overflow_policy"]), ("Bridge", ["flow_tables"]),
                            ("Open_vSwitch", ["bridges"])):
         theirs, ours = both.transact({"op": "select", "table": table, "where": [], "columns": ["_uuid", *columns]})
         assert rows_sorted(ours["result"][0]) == rows_sorted(theirs["result"][0]), table
@@ -236,6 +249,18 @@ def test_default_values_and_what_the_switch_states_are_accepted(both):
                        {"op": "update", "table": "Bridge", "where": [], "row": {"datapath_type": ""}},
                        select_all("Bridge", "datapath_type"))
     assert result == [{"count": 1}, {"count": 1}, {"rows": [{"datapath_type": "netdev"}]}]
+
+
+def test_flow_table_columns_the_switch_does_not_act_on_are_refused_by_name(both):
+    before = json.dumps(both.ours_srv.backend.config, sort_keys=True)
+    for column, value in (("groups", "g"), ("prefixes", "ip_dst")):
+        result = ours_only(both, {"op": "insert", "table": "Flow_Table", "uuid-name": "ft",
+                                  "row": {"name": "acl", column: value}},
+                           {"op": "mutate", "table": "Bridge", "where": [],
+                            "mutations": [["flow_tables", "insert", ["map", [[0, ["named-uuid", "ft"]]]]]]})
+        assert result[-1]["error"] == "constraint violation", result
+        assert f"column {column} is not supported" in result[-1]["details"]
+    assert json.dumps(both.ours_srv.backend.config, sort_keys=True) == before
 
 
 def test_tables_the_switch_does_not_implement_refuse_inserts(both):

@@ -49,6 +49,11 @@ CHANGES = [
     "destroy Bridge br0",
     "-- --id=@s create sFlow targets=\\\"192.0.2.2:6343\\\" sampling=64 -- set Bridge br0 sflow=@s "
     "-- destroy NetFlow br1 -- clear Bridge br1 netflow",
+    "-- --id=@ft create Flow_Table name=acl flow_limit=1000 overflow_policy=refuse "
+    "-- set Bridge br0 flow_tables:0=@ft",
+    "-- --id=@ft create Flow_Table name=acl flow_limit=10 -- set Bridge br0 flow_tables:0=@ft "
+    "-- --id=@f2 create Flow_Table name=t2 overflow_policy=evict 'external_ids:a=b' "
+    "-- set Bridge br1 'flow_tables={2=@f2, 10=@ft}' -- clear Bridge br0 flow_tables",
 ]
 
 AFTER = ["list-br", "list-ports br0", "list-ifaces br0", "get-controller br0", "get-controller br1",
@@ -56,7 +61,8 @@ AFTER = ["list-br", "list-ports br0", "list-ifaces br0", "get-controller br0", "
          "--columns=name,type,cfm_mpid,external_ids,options list Interface",
          "--columns=name,select_all,select_src_port list Mirror", "--columns=targets,active_timeout list NetFlow",
          "--columns=targets,sampling list sFlow",
-         "--columns=name,protocols,flood_vlans,external_ids,mirrors,netflow,sflow,fail_mode list Bridge", "show"]
+         "--columns=name,protocols,flood_vlans,external_ids,mirrors,netflow,sflow,fail_mode,flow_tables list Bridge",
+         "--columns=name,flow_limit,overflow_policy,groups,prefixes,external_ids list Flow_Table", "show"]
 
 ERRORS = [
     "add-br br0", "add-port br0 p1", "add-br p2", "add-bond br1 bb e1 p1", "del-br br9", "del-port br1 p1",
@@ -64,6 +70,9 @@ ERRORS = [
     "set Port p1 colour=1", "set Port p1 name=x", "set Port p1 tag=5000", "set-fail-mode br0 open",
     "--may-exist add-port br1 p1", "add-br br5 -- add-port br9 p5",
     "create Port name=x", "set Bridge br0 fail_mode=open",
+    "-- --id=@ft create Flow_Table flow_limit=-1 -- set Bridge br0 flow_tables:0=@ft",
+    "-- --id=@ft create Flow_Table overflow_policy=bogus -- set Bridge br0 flow_tables:0=@ft",
+    "-- --id=@ft create Flow_Table name=x -- set Bridge br0 flow_tables:255=@ft",
 ]
 # (ovs-vsctl's destroy of a Bridge row succeeds against both: OVSDB keeps
 # the row while Open_vSwitch still names it.)
@@ -190,6 +199,9 @@ def test_wait_until_returns_when_vsctl_makes_it_true(dbs):
     ("set Controller {controller} max_backoff=1000", "Controller column max_backoff"),
     ("set Interface p2 type=gre", 'invalid type \\"gre\\"'),
     ("set Port p2 other_config:colour=red", "unknown key other_config:colour"),
+    ("-- --id=@ft create Flow_Table name=acl groups=g -- set Bridge br0 flow_tables:0=@ft", "column groups"),
+    ("-- --id=@ft create Flow_Table prefixes=ip_dst -- set Bridge br0 flow_tables:0=@ft", "column prefixes"),
+    ("-- --id=@ft create Flow_Table name=acl -- set Bridge br0 flow_tables:254=@ft", "flow_tables key '254'"),
 ])
 def test_what_the_switch_does_not_act_on_is_refused_by_name(dbs, text, column):
     before = dict(dbs.ours.backend.config)
