@@ -59,6 +59,10 @@ def test_ovs_tools_limit_a_table_and_see_its_name(switch):  # noqa: F811
     assert re.search(rf'table 0 \("acl"\):\n(\s+.*\n)*?\s+max_entries={LIMIT}\n', features), features[:2000]
     assert re.search(r'table 1 \("table1"\):\n(\s+.*\n)*?\s+max_entries=1000000\n', features), features[:2000]
 
+    # vswitch's vsctl: the same name and limit
+    assert vs.vsctl("dump-tables", "br0").splitlines()[0] == \
+        f'  table 0 ("acl"): active={LIMIT}, lookup=0, matched=0, max_entries={LIMIT}'
+
     # evict (vswitch's vsctl on the same row): the timed rule that expires first goes
     vs.vsctl("set", "Flow_Table", "acl", "overflow_policy=evict")
     ofctl(vs, "OpenFlow13", "add-flow", "priority=10,ip,nw_dst=10.0.0.1,hard_timeout=300,actions=drop")

@@ -153,8 +153,8 @@ def render_trace(t):
 
 
 def render_tables(tables):
-    return "\n".join(f"  table {t['table']}: active={t['active']}, lookup={t['lookup']}, "
-                     f"matched={t['matched']}" for t in tables)
+    return "\n".join(f"  table {t['table']} (\"{t['name']}\"): active={t['active']}, lookup={t['lookup']}, "
+                     f"matched={t['matched']}, max_entries={t['max_entries']}" for t in tables)
 
 
 def _concatenated(render_one):

@@ -94,9 +94,13 @@ def dump_flows(ofs, text, now):
 
 
 def dump_tables(ofs):
-    return [{"table": t, "active": len(rules), "lookup": c.lookup_count, "matched": c.matched_count}
+    """Table 0, every table in use and every configured one (Flow_Table),
+    with its name and max_entries as ovs-ofctl's OpenFlow 1.0 dump-tables."""
+    limits = ofs.tables.limits
+    return [{"table": t, "name": limits.name(t), "active": len(rules), "lookup": c.lookup_count,
+             "matched": c.matched_count, "max_entries": limits.max_entries(t)}
             for t, (rules, c) in enumerate(zip(ofs.tables.tables, ofs.tables.counters))
-            if t == 0 or rules or c.lookup_count]
+            if t == 0 or rules or c.lookup_count or t in limits.settings]
 
 
 # --- groups -------------------------------------------------------------------
