@@ -18,7 +18,8 @@ import pytest
 
 from vswitch.config import schema
 from vswitch.ofproto import flow_table
-from vswitch.ofproto.ofp import ApplyActions, BarrierRequest, FlowMod, Match, OFPError, Output, decode, encode
+from vswitch.ofproto.ofp import (ApplyActions, BarrierRequest, FlowMod, Match, OFPError, Output, decode, encode,
+                                 split_messages)
 from vswitch.ofproto.ofp import messages as m
 from vswitch.ofproto.ofp import multipart as mp
 from vswitch.ofproto.ofp.constants import (OFPFC_ADD, OFPFC_MODIFY, OFPFF_SEND_FLOW_REM, OFPRR_EVICTION)
@@ -258,3 +259,64 @@ def test_an_evicting_table_streamed_through_the_socket_stays_at_its_limit():
     (errors, taken), = stream_through_socket(ofs, [(0, 20, None)])
     # permanent rules are not evictable: refused past the limit, as refuse
     assert len(errors) == 15 and taken == 0 and ofs.tables.tables[0].count == 5
+
+
+class Transport:
+    """What the connection writes."""
+
+    def __init__(self):
+        self.data = b""
+
+    def write(self, data):
+        self.data += data
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def close(self):
+        """Nothing to close."""
+
+
+def test_an_eviction_reaches_a_controller_that_asked_for_its_reason():
+    """As OVS: OF1.3's default async config has no EVICTION bit, so the
+    controller hears nothing; after set-async with bit 5 it gets the
+    flow-removed (reason 5) on the wire.  The refused add's error and the
+    barrier after it are answered, and the connection stays up."""
+    async def body():
+        ofs = switch(limit=1, evict=True)
+        mgr = Mgr(ofs)
+        conns = []
+        mgr.notify = lambda kind, msg: [c.send(msg) for c in conns if c.wants(kind, msg.reason)]
+        ofs.notify = mgr.notify
+        transport = Transport()
+        conn = OFConnection(mgr, "ctl", True)
+        conn.connection_made(transport)
+        conn.data_received(encode(m.Hello(versions=(OF13,), version=OF13)))
+        conns.append(conn)
+        seen = []
+        for n, asked in ((1, False), (2, False), (3, True)):
+            if asked:
+                conn.data_received(encode(m.SetAsync((0x3, 0), (0x7, 0x7), (0xF | 1 << OFPRR_EVICTION, 0),
+                                                     version=OF13, xid=90)))
+            transport.data = b""
+            raw = fm(n, hard=10 + n)
+            raw.xid = n
+            conn.data_received(encode(raw) + encode(BarrierRequest(version=OF13, xid=100 + n)))
+            seen.append([(type(msg).__name__, getattr(msg, "reason", None))
+                         for msg in map(decode, split_messages(transport.data)[0])])
+        transport.data = b""
+        permanent = fm(9)
+        permanent.xid = 9
+        ofs.configure({}, 0, {0: TableSettings("acl", 1, False)}, T0)     # refuse from now on
+        conn.data_received(encode(permanent) + encode(BarrierRequest(version=OF13, xid=109)))
+        last = [(type(msg).__name__, msg.xid, getattr(msg, "code", None))
+                for msg in map(decode, split_messages(transport.data)[0])]
+        return seen, last, conn.closed, dsts(ofs)
+    seen, last, closed, left = asyncio.run(body())
+    assert seen == [[("BarrierReply", None)], [("BarrierReply", None)],
+                    [("FlowRemoved", OFPRR_EVICTION), ("BarrierReply", None)]]
+    assert [(kind, xid) for kind, xid, _ in last] == [("Error", 9), ("BarrierReply", 109)]
+    assert not closed and left == [3]

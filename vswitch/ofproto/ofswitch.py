@@ -44,7 +44,11 @@ that shape into that table are decoded in C and wait as records; every
 reader outside this class goes through the `tables` property, which applies
 them first, and every settle() (any message through handle(), flow_mod(),
 run(), configure()) also stops the front end until the Python path finds
-again that an add may wait.  A flow-mod or rule expiry hands the rules it added,
+again that an add may wait.  An add into a table with a flow limit
+(Flow_Table, table_limits.py) is never deferred: it may fail with
+TABLE_FULL or evict, so it is applied in order with its reply, and the
+front end, taught only by deferred adds, never takes adds into such a
+table (configure() settles, so a limit set later stops it too).  A flow-mod or rule expiry hands the rules it added,
 modified or removed to host.revalidate_rules (only the megaflows they may
 change go: switch.py, megaflow_index.py); a flow-mod that changes the
 pipeline choice (mode()), and group-mods and meter-mods (rare, and a group's
