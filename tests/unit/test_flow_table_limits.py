@@ -15,6 +15,7 @@ import textwrap
 import time
 
 import pytest
+from test_ofconn_front import Transport
 
 from vswitch.config import schema
 from vswitch.ofproto import flow_table
@@ -259,25 +260,6 @@ def test_an_evicting_table_streamed_through_the_socket_stays_at_its_limit():
     (errors, taken), = stream_through_socket(ofs, [(0, 20, None)])
     # permanent rules are not evictable: refused past the limit, as refuse
     assert len(errors) == 15 and taken == 0 and ofs.tables.tables[0].count == 5
-
-
-class Transport:
-    """What the connection writes."""
-
-    def __init__(self):
-        self.data = b""
-
-    def write(self, data):
-        self.data += data
-
-    def get_extra_info(self, name, default=None):
-        return default
-
-    def get_write_buffer_size(self):
-        return 0
-
-    def close(self):
-        """Nothing to close."""
 
 
 def test_an_eviction_reaches_a_controller_that_asked_for_its_reason():
