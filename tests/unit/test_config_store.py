@@ -24,7 +24,8 @@ def store(tmp_path):
 
 
 def test_new_file_loads_empty_config_in_wal_mode(store):
-    assert store.load() == {"Bridge": {}, "Port": {}, "Interface": {}, "Mirror": {}, "NetFlow": {}, "sFlow": {}, "IPFIX": {}, "SSL": {}}
+    assert store.load() == {"Bridge": {}, "Port": {}, "Interface": {}, "Mirror": {}, "NetFlow": {}, "sFlow": {}, "IPFIX": {}, "SSL": {},
+                            "Flow_Table": {}}
     with sqlite3.connect(store.path) as other:
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
