@@ -8,6 +8,7 @@ C front end never takes an add into a limited table, over a real socket."""
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ from vswitch.ofproto.ofp.constants import (OFPFC_ADD, OFPFC_MODIFY, OFPFF_SEND_F
 from vswitch.ofproto.ofp.errors import error_name
 from vswitch.ofproto.conn.ofconn import OFConnection
 from vswitch.ofproto.ofswitch import OFSwitch
-from vswitch.ofproto.table_limits import DEFAULT_MAX_ENTRIES, TableSettings
+from vswitch.ofproto.table_limits import DEFAULT_MAX_ENTRIES, TableSettings, eviction_order
 
 OF10, OF13 = 1, 4
 LIMIT = 3
@@ -118,6 +119,45 @@ def test_evict_removes_the_soonest_to_expire_and_sends_flow_removed():
     ofs.flow_mod(fm(5, hard=200), T0 + 3)
     assert dsts(ofs) == [0, 3, 5]
     assert [msg.match["ipv4_dst"][0] - 0x0A000000 for _, msg in ofs.notes] == [1, 4]
+
+
+def test_the_eviction_heap_picks_what_a_pass_over_the_table_picks():
+    """Differential: random adds (timed and permanent, some replacing),
+    traffic on random rules, deletes, a limit changed midway; at every
+    evicting add the victim is the first of table_limits.eviction_order
+    (the plain sort of every rule), computed before the add."""
+    rng = random.Random(7)
+    ofs = switch(limit=40, evict=True)
+    now = T0
+    for step in range(2000):
+        now += rng.random()
+        if step == 1000:
+            ofs.configure({}, 0, {0: TableSettings("acl", 25, True)}, now)
+        rules = list(ofs.tables.tables[0])
+        if rules and rng.random() < 0.3:
+            rng.choice(rules).account(1, 60, now)
+            continue
+        if rules and rng.random() < 0.05:
+            victim = rng.choice(rules)
+            ofs.tables.remove([victim])
+            continue
+        n = rng.randrange(200)
+        idle, hard = rng.choice((0, 0, rng.randrange(1, 60))), rng.choice((0, rng.randrange(1, 90)))
+        table = ofs.tables.tables[0]
+        adding = not any(r.match["ipv4_dst"][0] == 0x0A000000 + n for r in table)
+        limit = ofs.tables.limits.settings[0].flow_limit
+        expected = eviction_order(table)[:1] if adding and table.count >= limit else []
+        before = table.count
+        ofs.notes.clear()
+        try:
+            ofs.flow_mod(fm(n, idle=idle, hard=hard), now)
+        except OFPError:
+            assert adding and expected == []
+            continue
+        assert [msg.match["ipv4_dst"][0] for _, msg in ofs.notes] == \
+            [r.match["ipv4_dst"][0] for r in expected], step
+        # an add never grows a table at (or, after the lowered limit, above) its limit
+        assert table.count == (before + 1 if adding and before < limit else before), step
 
 
 def test_evict_without_an_evictable_rule_is_table_full():

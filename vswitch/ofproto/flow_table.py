@@ -232,6 +232,8 @@ class FlowTables:
             if not flags & OFPFF_RESET_COUNTS:
                 rule.packet_count, rule.byte_count = old.packet_count, old.byte_count
         table.insert(rule, sig, key)
+        if self.limits.settings:
+            self.limits.added(rule)
         if rule.hard_timeout:
             heapq.heappush(self._deadlines, (now + rule.hard_timeout, rule.seq, rule))
         if rule.idle_timeout:

@@ -26,13 +26,21 @@ Design note.  The semantics are OVS's (ofproto/ofproto.c, vswitch.xml
   - Names: a configured name replaces "tableN" in table stats (OF1.0) and
     table features; max_entries states the limit when it is below
     DEFAULT_MAX_ENTRIES (OVS's query_tables).
-Picking a victim reads every rule of the table (it runs only when a
-limited, evicting table is full); the C front end never takes adds into a
-limited table (ofswitch.py: such an add is never deferred, so the front
+Picking a victim: an evicting table gets a heap of (expiry, seq, rule)
+the first time it is full, built from its rules; every rule added to it
+after that is pushed (FlowTables.install calls `added`).  Entries go
+stale two ways and are settled when they reach the top, as FlowTables'
+deadline heap: a rule gone from the table (removed) is dropped, an idle
+expiry that traffic pushed back is re-pushed at its real time (expiries
+only ever move later).  So an evicting add costs O(log n), not a pass over
+the table (bench: 62 ms per add at 50k rules before).  The heap is rebuilt
+when stale entries outnumber the rules, and dropped on configure.  The C
+front end never takes adds into a limited table (ofswitch.py: such an add is never deferred, so the front
 end is never taught its table), so every add into one comes through here.
 
 Threads: the event loop thread only, like FlowTables and OFSwitch.
 """
+import heapq
 from dataclasses import dataclass
 
 from vswitch.ofproto.ofp import OFPError
@@ -70,11 +78,32 @@ def expires_at(rule):
     return min(times) if times else None
 
 
+def eviction_heap(classifier):
+    """A heap of (expiry, seq, rule) of the table's evictable rules."""
+    heap = [(at, rule.seq, rule) for rule in classifier if (at := expires_at(rule)) is not None]
+    heapq.heapify(heap)
+    return heap
+
+
 def eviction_order(classifier):
     """The table's evictable rules, the soonest to expire first."""
-    timed = [(at, rule.seq, rule) for rule in classifier if (at := expires_at(rule)) is not None]
-    timed.sort(key=lambda entry: entry[:2])
-    return [rule for _, _, rule in timed]
+    return [rule for _, _, rule in sorted(eviction_heap(classifier), key=lambda entry: entry[:2])]
+
+
+def _settled_top(heap):
+    """The heap's soonest-expiring live rule (stale entries dropped or
+    moved first), or None."""
+    while heap:
+        at, seq, rule = heap[0]
+        if rule.removed:
+            heapq.heappop(heap)
+            continue
+        real = expires_at(rule)
+        if real > at:
+            heapq.heapreplace(heap, (real, seq, rule))
+            continue
+        return rule
+    return None
 
 
 class TableLimits:
@@ -82,9 +111,19 @@ class TableLimits:
 
     def __init__(self):
         self.settings = {}            # table id -> TableSettings, configured tables only
+        self._heaps = {}              # table id -> eviction heap, once the evicting table was full
 
     def configure(self, settings):
         self.settings = dict(settings)
+        self._heaps = {}
+
+    def added(self, rule):
+        """A rule went into its table: an eviction heap there takes it."""
+        heap = self._heaps.get(rule.table_id)
+        if heap is not None:
+            at = expires_at(rule)
+            if at is not None:
+                heapq.heappush(heap, (at, rule.seq, rule))
 
     def limited(self, table_id):
         entry = self.settings.get(table_id)
@@ -106,11 +145,17 @@ class TableLimits:
         entry = self.settings[table_id]
         if classifier.count < entry.flow_limit:
             return None
-        order = eviction_order(classifier) if entry.evict else []
-        if not order:
+        victim = self._victim(table_id, classifier) if entry.evict else None
+        if victim is None:
             raise OFPError("FLOW_MOD_FAILED", "TABLE_FULL",
                            detail=f"table {table_id} holds its flow_limit of {entry.flow_limit} rules")
-        return order[0]
+        return victim
+
+    def _victim(self, table_id, classifier):
+        heap = self._heaps.get(table_id)
+        if heap is None or len(heap) > 2 * classifier.count:
+            heap = self._heaps[table_id] = eviction_heap(classifier)
+        return _settled_top(heap)
 
     def over_limit(self, tables):
         """[(rule, OFPRR_EVICTION)] that evicting tables must lose to get
