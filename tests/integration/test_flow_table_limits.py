@@ -88,3 +88,20 @@ def test_ovs_tools_limit_a_table_and_see_its_name(switch):  # noqa: F811
     assert ovs_vsctl(vs, "list", "Flow_Table").stdout == ""
     ofctl(vs, "OpenFlow13", "add-flow", "priority=10,ip,nw_dst=10.0.0.9,actions=drop")
     assert flow_dsts(vs) == [3, 7, 8, 9, 99]
+
+
+def test_a_limit_survives_a_restart_and_flows_do_not(switch):  # noqa: F811
+    """The Flow_Table row is configuration (stored); flows are not (as OVS):
+    after a restart the table is empty, named and limited again."""
+    vs = switch
+    ovs_vsctl(vs, "add-br", "br0", "--", "--id=@ft", "create", "Flow_Table", "name=acl", "flow_limit=1",
+              "--", "set", "Bridge", "br0", "flow_tables:0=@ft")
+    ofctl(vs, "OpenFlow13", "add-flow", "priority=10,ip,nw_dst=10.0.0.1,actions=drop")
+    assert vs.stop()
+    vs.start("--remote", f"punix:{vs.remote}")
+    assert flow_dsts(vs) == []
+    ofctl(vs, "OpenFlow13", "add-flow", "priority=10,ip,nw_dst=10.0.0.2,actions=drop")
+    proc = ofctl(vs, "OpenFlow13", "add-flow", "priority=10,ip,nw_dst=10.0.0.3,actions=drop", check=False)
+    assert proc.returncode != 0 and "OFPFMFC_TABLE_FULL" in proc.stderr
+    assert flow_dsts(vs) == [2]
+    assert 'table 0 ("acl")' in ofctl(vs, "OpenFlow10", "dump-tables").stdout
