@@ -16,6 +16,7 @@ import textwrap
 import time
 
 import pytest
+from test_ofconn_busy_poll import Mgr
 from test_ofconn_front import Transport
 
 from vswitch.config import schema
@@ -235,20 +236,6 @@ PEER = textwrap.dedent("""
         wait(2 * i + 1)
     print(json.dumps(errors))
 """)
-
-
-class Mgr:
-    def __init__(self, ofs):
-        self.switch, self.clock = ofs, time.monotonic
-
-    def admit(self, conn):
-        return True
-
-    def connected(self, conn):
-        """Nothing to announce."""
-
-    def disconnected(self, conn):
-        """Nothing to forget."""
 
 
 def stream_through_socket(ofs, runs):
