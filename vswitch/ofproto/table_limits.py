@@ -34,7 +34,7 @@ deadline heap: a rule gone from the table (removed) is dropped, an idle
 expiry that traffic pushed back is re-pushed at its real time (expiries
 only ever move later).  So an evicting add costs O(log n), not a pass over
 the table (bench: 62 ms per add at 50k rules before).  The heap is rebuilt
-when stale entries outnumber the rules, and dropped on configure.  The C
+when stale entries outnumber the rules, and dropped when the settings change.  The C
 front end never takes adds into a limited table (ofswitch.py: such an add is never deferred, so the front
 end is never taught its table), so every add into one comes through here.
 
@@ -114,8 +114,11 @@ class TableLimits:
         self._heaps = {}              # table id -> eviction heap, once the evicting table was full
 
     def configure(self, settings):
-        self.settings = dict(settings)
-        self._heaps = {}
+        """New settings (every configuration change brings them): the
+        eviction heaps are kept while the settings stay the same."""
+        if settings != self.settings:
+            self.settings = dict(settings)
+            self._heaps = {}
 
     def added(self, rule):
         """A rule went into its table: an eviction heap there takes it."""
