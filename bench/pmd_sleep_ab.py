@@ -28,6 +28,7 @@ import re
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -47,6 +48,13 @@ PING_COUNT = 500
 PORT_DROP_KEYS = ("rx_dropped", "rx_fill_empty", "tx_no_room")
 SS_FIELDS = {"rtt_ms": r"\brtt:([\d.]+)", "cwnd": r"\bcwnd:(\d+)", "retrans": r"\bretrans:\d+/(\d+)"}
 STATS_REFRESH_WAIT = 5.5
+# --diag: the system calls counted on the switch's CPU (perf stat), reported
+# per packet the poll thread forwarded meanwhile.  sendto: transmit kicks;
+# ppoll: poll() rounds; recvfrom: fill-ring wake-ups; sched_yield: empty
+# spinning rounds.
+SYSCALLS = ("sendto", "ppoll", "recvfrom", "sched_yield")
+SYSCALL_EVENT = "syscalls:sys_enter_"
+SYSCALL_START = 1.0  # s into the run (the transfer has ramped up)
 
 
 def parse_variant(text):
@@ -114,6 +122,38 @@ def ss_sample(s, delay, into):
     into.update({k: float(v.group(1)) for k, v in m.items() if v})
 
 
+def count_syscalls(cpu, seconds):
+    """System calls entered on `cpu` during `seconds`, by name (SYSCALLS),
+    from `perf stat -x ,` (tracepoints syscalls:sys_enter_*); {} when perf
+    cannot count them (no perf, no tracefs, not root)."""
+    cmd = ["perf", "stat", "-x", ",", "-C", str(cpu)]
+    for name in SYSCALLS:
+        cmd += ["-e", SYSCALL_EVENT + name]
+    try:
+        r = subprocess.run(cmd + ["--", "sleep", str(seconds)], capture_output=True, text=True,
+                           timeout=seconds + 30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = {}
+    for line in r.stderr.splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].strip().isdigit() and f[2].startswith(SYSCALL_EVENT):
+            out[f[2][len(SYSCALL_EVENT):]] = int(f[0])
+    return out
+
+
+def syscall_sample(s, seconds, into):
+    """System calls on the switch's CPU per packet the poll thread forwarded
+    in the same interval, SYSCALL_START s into the run."""
+    time.sleep(SYSCALL_START)
+    c0 = pmd_totals(bench.vswitch_counters(s))
+    counts = count_syscalls(bench.SWITCH_CPU, seconds)
+    c1 = pmd_totals(bench.vswitch_counters(s))
+    pk = c1["packets"] - c0["packets"]
+    if pk > 0:
+        into.update({f"{k}_per_pkt": v / pk for k, v in counts.items()})
+
+
 def tcp_diag(s, opts):
     """One iperf3 run with what explains its rate: the endpoints' retransmits,
     the sender's rtt and cwnd mid-run, the ports' ring drops, the poll
@@ -122,10 +162,16 @@ def tcp_diag(s, opts):
     d0, c0 = port_drops(s), pmd_totals(bench.vswitch_counters(s))
     cpu0, t0, pc0 = bench.proc_cpu_ns(s.pids), time.monotonic(), cpu_times()
     ss = {}
-    th = threading.Thread(target=ss_sample, args=(s, opts.seconds / 2, ss), daemon=True)
-    th.start()
+    sc = {}
+    threads = [threading.Thread(target=ss_sample, args=(s, opts.seconds / 2, ss), daemon=True),
+               threading.Thread(target=syscall_sample,
+                                args=(s, max(1.0, opts.seconds - 2 * SYSCALL_START), sc),
+                                daemon=True)]
+    for th in threads:
+        th.start()
     r = bench.measure_tcp(s, opts.seconds)
-    th.join()
+    for th in threads:
+        th.join()
     wall = time.monotonic() - t0
     cpu1, pc1 = bench.proc_cpu_ns(s.pids), cpu_times()
     c1 = pmd_totals(bench.vswitch_counters(s))
@@ -144,6 +190,7 @@ def tcp_diag(s, opts):
         out[f"cpu{cpu}_busy_pct"] = 100.0 * (b[0] - a[0]) / total
         out[f"cpu{cpu}_softirq_pct"] = 100.0 * (b[1] - a[1]) / total
     out.update({"ss_" + k: v for k, v in ss.items()})
+    out.update(sc)
     return out
 
 
@@ -190,7 +237,7 @@ def main(argv=None):
     p.add_argument("--ping", action="store_true")
     p.add_argument("--diag", action="store_true",
                    help="with --tcp: offloads off only, with retransmits, rtt/cwnd, ring drops, "
-                        "sleeps")
+                        "sleeps, system calls per packet on the switch's CPU")
     opts = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="pmd-sleep-ab-")
     try:

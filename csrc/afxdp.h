@@ -42,6 +42,30 @@
  *    the revert of 151bdec): copy mode still copies into the skb, and
  *    that copy then reads the chunk the other CPU just wrote, which our
  *    copy into a recently used transmit chunk had read instead.
+ *  - TCP with the endpoints' offloads off (bench/pmd_sleep_ab.py --tcp
+ *    --diag, which counts the system calls too), per forwarded packet:
+ *    0.037 sendto (27 frames a kick, none refused), 1.17 ppoll (the
+ *    spinning thread finding nothing: 31 % of its time), no recvfrom; no
+ *    rx_dropped, rx_fill_empty or tx_no_room; 1 retransmit in 3.3 M
+ *    segments.  So neither the chunk pool, the rings nor the socket's send
+ *    memory limit transmit (a copy-mode skb is orphaned as the veth hands
+ *    it to the other namespace, completing its chunk).  The traffic CPU
+ *    is: both iperf3s, and the veth's XDP receive for our ports (the
+ *    cloned TCP skb copied for XDP, then into the chunk, then freed: ~30 %
+ *    of that CPU), 11 % idle.  Measured without gain: SO_BUSY_POLL 20 µs
+ *    with a recvfrom per receive (the veth NAPI partly runs on the switch
+ *    CPU: its softirq share 40 -> 33 %, throughput alike), with
+ *    SO_PREFER_BUSY_POLL (alike), and with the port's
+ *    napi_defer_hard_irqs 2 / gro_flush_timeout 200 µs so that the veth's
+ *    XDP receive waits for our busy poll: the traffic CPU's softirq share
+ *    37 -> 20 %, but the switch CPU then limits: 5.9 -> 4.3 Gbit/s (every
+ *    queue read every round) or 5.5 (on poll()); threaded NAPI on the
+ *    ports pinned to the switch CPU: the veth ring overflowed while the
+ *    thread spun, 10 % retransmits, 2.3 Gbit/s; waiting up to 5 or 15 µs
+ *    in receive for a partial batch to fill (after a batch of 8 or more):
+ *    6.04 / 6.08 vs 6.03 Gbit/s (5 reps each, noise).  So the switch
+ *    CPU's spinning is not spare capacity (work moved onto it lowered
+ *    throughput), and what is left of the traffic CPU is the endpoints'.
  *  - Transmit copies each frame into a free chunk, finishing offloads in
  *    software first (offload.h): AF_XDP frames carry no virtio_net_hdr, so a
  *    GSO frame from a tap or afpacket port is segmented and a partial

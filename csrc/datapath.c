@@ -36,7 +36,12 @@
 #define SPIN_MAX_NS 2000000ull
 #define TIER_ETH_TYPE 0x0800 /* IPv4: all the kernel tiers' programs parse */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
-#define PORT_BATCHES_PER_ROUND 4 /* batches poll_port reads from a queue per round */
+/* Batches poll_port reads from a queue per round.  TCP offloads off
+ * (bench/pmd_sleep_ab.py --tcp --tcp-off, interleaved medians): 1 cost
+ * 5.70 -> 5.26 Gbit/s; 8 and 16 measured as 4.  Neither the order of the
+ * ports in a round (the ACKs' port first) nor a light port skipped every
+ * other round changed it (6.05 / 6.09 / 5.95 Gbit/s). */
+#define PORT_BATCHES_PER_ROUND 4
 #define EMC_ALIGN ((size_t)2 << 20) /* a huge page (x86-64's 2 MiB) */
 #define MS_PER_S 1000
 #define NS_PER_MS 1000000L
@@ -1135,7 +1140,9 @@ static void *pmd_main(void *arg)
                  * with the applications it serves, the spin otherwise
                  * takes their time.  TCP through VXLAN on 2 shared CPUs:
                  * 1.8 -> 4.2 Gbit/s (bench/VXLAN_RESULTS.md).  Pinned
-                 * (busy_poll) threads own their CPU and never yield. */
+                 * (busy_poll) threads own their CPU and never yield
+                 * (yielding there too: TCP offloads off 5.82 vs 5.83
+                 * Gbit/s, nothing else runs on it). */
                 sched_yield();
             }
             continue;
