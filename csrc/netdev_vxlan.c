@@ -964,6 +964,10 @@ static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h,
     if (p->vnet.gso_type && p->vnet.hdr_len > VS_VXLAN_PUNT_HLEN)
         p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len - VS_VXLAN_PUNT_HLEN);
     p->vnet.flags &= VS_VNET_F_NEEDS_CSUM; /* the kernel's DATA_VALID: not ours to pass on */
+    /* An unfilled inner checksum (a far OVS's from a veth): passed on as
+     * partial, as the socket receive does (and the tier: vxlan_kdev.bpf.c). */
+    if (!p->vnet.flags && !p->vnet.gso_type)
+        mark_partial_csum(p, port->path_mtu);
     return 1;
 }
 

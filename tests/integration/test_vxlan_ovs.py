@@ -134,3 +134,20 @@ def test_tcp_both_ways_with_ovs_as_far_vtep(net):
         port = stats(vsa, "vxo")
         assert port["tx_bytes"] - port_before["tx_bytes"] > TRANSFER, port
         assert port["rx_bytes"] - port_before["rx_bytes"] > TRANSFER, port
+
+
+def test_tcp_from_ovs_with_unfilled_checksums(net):
+    """With the veth's tx checksum offload on ho's eth0 (but no TSO or GSO:
+    OVS drops super-frames it reads unsegmented), OVS sends ho's TCP
+    segments with their checksum unfilled (the pseudo-header sum only).
+    vswitch passes them on as partial in user space and in the tier alike
+    (without, ha drops them all: TcpInCsumErrors, no byte arrives)."""
+    (_, _, ha), ho = net["a"], net["ho"]
+    wait_for(lambda: ping(ha, OVS_INNER, count=1), timeout=20, what="vswitch -> OVS")
+    netns.run(ho, "ethtool", "-K", "eth0", "tx", "on", "tso", "off", "gso", "off")
+    try:
+        assert "tx-checksumming: on" in netns.run(ho, "ethtool", "-k", "eth0").stdout
+        traffic.tcp_transfer(ho, ha, INNER["a"], size=TRANSFER, port=TCP_PORT, what="OVS -> vswitch")
+        traffic.tcp_transfer(ha, ho, OVS_INNER, size=TRANSFER, port=TCP_PORT, what="vswitch -> OVS")
+    finally:
+        netns.run(ho, "ethtool", "-K", "eth0", "tx", "off")
