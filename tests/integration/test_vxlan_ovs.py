@@ -8,7 +8,8 @@ vxlan port and a namespace behind it.  Checked: pings both ways between the
 namespace behind vswitch and the one behind OVS, near-MTU pings with DF, and
 each side learned the other's MAC behind its tunnel port; TCP both ways,
 byte for byte, with vswitch's vxlan port in user space (socket) and in the
-kernel tc tier (tc-offload), where the tier must have carried it.
+kernel tc tier (tc-offload), where the tier must have carried it; and TCP
+from a host whose checksums OVS leaves unfilled (below), passed on in both.
 (vswitch's underlay veth has tx checksum offload turned off: OVS's
 userspace datapath drops datagrams whose UDP checksum a veth left partial;
 the kernel's vxlan does not care.)
