@@ -110,6 +110,7 @@
 
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
+#define ETH_HLEN_PLAIN 14
 #define VXLAN_FLAG_I 0x08
 #define MAX_GSO_SEGS 64 /* segments per UDP GSO send (the kernel's UDP_MAX_SEGMENTS) */
 #define MAX_TX_SEGS 256  /* segments of one super-frame */
@@ -417,7 +418,8 @@ static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip, int per_port)
     uint32_t index = __atomic_fetch_add(&next_tier_index, 1, __ATOMIC_RELAXED);
     struct vs_tc_vxlan_tx tx = {.vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
                                 .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
-                                .ttl = (uint8_t)nd->ttl};
+                                .ttl = (uint8_t)nd->ttl,
+                                .inner_mtu = (uint16_t)(nd->path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN)};
     int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
     pthread_mutex_lock(&socks_mutex); /* the kdev's port tables (vxlan_kdev.h) */
     int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
@@ -590,7 +592,6 @@ struct tcpseg {
 
 #define TCP_ACK 0x10
 #define TCP_PSH 0x08
-#define ETH_HLEN_PLAIN 14
 #define IPV6_HLEN 40
 #define IPPROTO_TCP_NUM 6
 #define TCP_MIN_HLEN 20
@@ -963,6 +964,10 @@ static int take_punted(struct vxlan_sock *s, const struct vs_vxlan_punt_hdr *h,
     if (p->vnet.gso_type && p->vnet.hdr_len > VS_VXLAN_PUNT_HLEN)
         p->vnet.hdr_len = (uint16_t)(p->vnet.hdr_len - VS_VXLAN_PUNT_HLEN);
     p->vnet.flags &= VS_VNET_F_NEEDS_CSUM; /* the kernel's DATA_VALID: not ours to pass on */
+    /* An unfilled inner checksum (a far OVS's from a veth): passed on as
+     * partial, as the socket receive does (and the tier: vxlan_kdev.bpf.c). */
+    if (!p->vnet.flags && !p->vnet.gso_type)
+        mark_partial_csum(p, port->path_mtu);
     return 1;
 }
 
@@ -1300,7 +1305,7 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
                      nd->sock->sport.n);
     /* The largest inner IP packet that crosses, and what happens to larger
      * ones (status values are at most VS_KV_VALUE_LEN bytes). */
-    n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - 14);
+    n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN);
     n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
                      "GSO segmented; else dropped and counted (tx_mtu_drops)");
     n = vs_netdev_kv(out, n, max, "tc_offload", "%s", nd->sock->tc_offload ? "true" : "false");

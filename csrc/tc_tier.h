@@ -30,6 +30,9 @@
  *  - vxlan ports with tc-offload (vxlan_kdev.h) join the tier as tc ports:
  *    flows from them are looked up by the kernel vxlan device's program,
  *    flows to them are sent with their tunnel (`vx_tx`) into that device.
+ *    A frame (or a GSO frame's segment) larger than the port's inner MTU
+ *    is left to user space, which segments it to that size or drops and
+ *    counts it: the device sends with DF and would drop it unseen.
  *  - Thread safety: the shared map fd and its reference count are guarded
  *    by a mutex of this module (a leaf lock, held only around open/close);
  *    the flow calls are xdp_tier.c's.

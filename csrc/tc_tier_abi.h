@@ -44,6 +44,15 @@ struct vs_tc_vxlan_tx {
      * redirect only, no tunnel key (the device keeps a dst cache). */
     uint8_t kind;
     uint8_t pad;
+    /* The largest inner IP packet the tunnel carries in one outer packet
+     * of the path's MTU (tunnel_inner_mtu in the port's status).  The
+     * kernel device sends the outer packets with DF and segments a TSO
+     * frame at its own gso_size, so a frame or segment above this would be
+     * dropped there (TCP to a 1500-byte far host stalled after its first
+     * window): the tier leaves such frames to user space, which segments
+     * TSO frames to this size or drops and counts the rest. */
+    uint16_t inner_mtu;
+    uint16_t pad2;
 };
 #define VS_TC_VXLAN_TX_KEY 0   /* the shared external device: set the key */
 #define VS_TC_VXLAN_TX_PLAIN 1 /* the port's own plain device */

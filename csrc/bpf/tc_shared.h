@@ -53,6 +53,20 @@ static __always_inline int vs_tc_skb_key(struct __sk_buff *skb, struct vs_xdp_fl
     return 0;
 }
 
+/* Whether the frame fits a vxlan port's tunnel (vs_tc_vxlan_tx.inner_mtu):
+ * its IP packet, or each segment of a GSO one (gso_size of payload behind
+ * the headers parsed), at most inner_mtu long.  0 (no MTU known) fits. */
+static __always_inline int vs_tc_fits_tunnel(const struct __sk_buff *skb,
+                                             const struct vs_tier_parsed *parsed, __u32 out)
+{
+    struct vs_tc_vxlan_tx *t = bpf_map_lookup_elem(&vx_tx, &out);
+    if (!t || !t->inner_mtu)
+        return 1; /* a port closing: vs_tc_redirect drops it */
+    __u32 gso_size = skb->gso_size;
+    __u32 ip_len = gso_size ? IPV4_HLEN + parsed->l4_hlen + gso_size : skb->len - ETH_HLEN;
+    return ip_len <= t->inner_mtu;
+}
+
 /* The tier's decision for the skb whose key is *key: 1 and *out_ifindex,
  * *mode when it forwards it (counted here, once), else 0. */
 static __always_inline int vs_tc_lookup(struct __sk_buff *skb, struct vs_xdp_flow_key *key,
@@ -66,6 +80,8 @@ static __always_inline int vs_tc_lookup(struct __sk_buff *skb, struct vs_xdp_flo
     __u32 *m = bpf_map_lookup_elem(&tc_ports, &out);
     if (!m)
         return 0; /* its output port closed: the datapath decides */
+    if (*m == VS_TC_TIER_REDIRECT_VXLAN && !vs_tc_fits_tunnel(skb, parsed, out))
+        return 0; /* too big for the tunnel: user space segments or counts it */
     vs_tier_count(val, skb->len, parsed->tcp_flags);
     *out_ifindex = out;
     *mode = *m;

@@ -38,6 +38,9 @@
 #define PROTO_SCTP 132
 #define TCP_HLEN 20
 #define UDP_HLEN 8
+#define TCP_DOFF_OFF 12  /* the data offset: the header's length in 32-bit words */
+#define TCP_DOFF_SHIFT 4
+#define TCP_DOFF_UNIT 4
 #define ICMP_HLEN 4
 #define TCP_FLAGS_MASK 0x0fff
 #define TCP_CSUM_OFF 16
@@ -65,6 +68,7 @@ struct vs_tier_parsed {
     __u16 tcp_flags;
     __u8 udp;               /* the L4 checksum is UDP's (0 means none) */
     const __u8 *csum_field; /* TCP/UDP: the L4 checksum field, else 0 */
+    __u16 l4_hlen;          /* TCP (its data offset) or UDP header, else 0 */
 };
 
 /* Fills *key (in_ifindex left 0) and *out for a frame of the class above;
@@ -76,6 +80,7 @@ static __always_inline int vs_tier_parse(const __u8 *data, const __u8 *end,
     out->tcp_flags = 0;
     out->udp = 0;
     out->csum_field = 0;
+    out->l4_hlen = 0;
     if (data + ETH_HLEN + IPV4_HLEN > end)
         return -1;
     if (rd16(data + 12) != ETH_P_IPV4)
@@ -99,12 +104,14 @@ static __always_inline int vs_tier_parse(const __u8 *data, const __u8 *end,
         key->tp_src = rd16(l4);
         key->tp_dst = rd16(l4 + 2);
         out->tcp_flags = rd16(l4 + 12) & TCP_FLAGS_MASK;
+        out->l4_hlen = (l4[TCP_DOFF_OFF] >> TCP_DOFF_SHIFT) * TCP_DOFF_UNIT;
         break;
     case PROTO_UDP:
         if (l4 + UDP_HLEN > end)
             return -1;
         out->csum_field = l4 + UDP_CSUM_OFF;
         out->udp = 1;
+        out->l4_hlen = UDP_HLEN;
         key->tp_src = rd16(l4);
         key->tp_dst = rd16(l4 + 2);
         break;

@@ -90,6 +90,52 @@ static __always_inline int punt(struct __sk_buff *skb, const struct bpf_tunnel_k
     return punt_hdr(skb, &h);
 }
 
+#define IP_TOT_LEN_OFF 2
+#define IP_PROTO_OFF 9
+#define IP_ADDRS_OFF 12 /* source and destination: the pseudo-header's */
+#define IP_ADDRS_WORDS 4
+#define TCP_CSUM_FIELD_OFF 16
+#define UDP_CSUM_FIELD_OFF 6
+#define FOLD_BITS 16
+#define FOLD_MASK 0xffff
+
+/* A decapsulated TCP or UDP frame whose checksum field holds only the
+ * pseudo-header's folded sum, the value a CHECKSUM_PARTIAL skb carries
+ * until a NIC fills it in: a far OVS reading a veth with a packet socket
+ * and no vnet header sends exactly that, unfilled.  User space passes such
+ * a frame on as partial (netdev_vxlan.c, mark_partial_csum), as the
+ * kernel's vxlan receiver passes a partial skb; the tier does the same by
+ * marking it verified (bpf_csum_level: CHECKSUM_NONE becomes
+ * CHECKSUM_UNNECESSARY), else its host would drop every such segment.  An
+ * skb already verified, or a GRO'd one (GRO verified its segments), is
+ * left as it is. */
+static __always_inline void trust_unfilled_csum(struct __sk_buff *skb)
+{
+    if (skb->gso_size || bpf_csum_level(skb, BPF_CSUM_LEVEL_QUERY) >= 0)
+        return;
+    __u8 ip[IPV4_HLEN];
+    if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof ip))
+        return;
+    __u8 proto = ip[IP_PROTO_OFF];
+    __u32 off = proto == PROTO_TCP ? TCP_CSUM_FIELD_OFF
+              : proto == PROTO_UDP ? UDP_CSUM_FIELD_OFF : 0;
+    if (!off)
+        return;
+    __u16 field;
+    if (bpf_skb_load_bytes(skb, ETH_HLEN + IPV4_HLEN + off, &field, sizeof field))
+        return;
+    __u16 words[IP_ADDRS_WORDS];
+    __builtin_memcpy(words, ip + IP_ADDRS_OFF, sizeof words);
+    __u16 tot_len = (__u16)((ip[IP_TOT_LEN_OFF] << 8) | ip[IP_TOT_LEN_OFF + 1]);
+    __u32 sum = bpf_htons(proto) + bpf_htons((__u16)(tot_len - IPV4_HLEN));
+    for (int i = 0; i < IP_ADDRS_WORDS; i++)
+        sum += words[i];
+    sum = (sum & FOLD_MASK) + (sum >> FOLD_BITS);
+    sum = (sum & FOLD_MASK) + (sum >> FOLD_BITS);
+    if (field == (__u16)sum)
+        bpf_csum_level(skb, BPF_CSUM_LEVEL_INC);
+}
+
 SEC("tc")
 int vs_vxlan_kdev_rx(struct __sk_buff *skb)
 {
@@ -109,6 +155,7 @@ int vs_vxlan_kdev_rx(struct __sk_buff *skb)
     key.tun_dst = bpf_htonl(tk.local_ipv4);
     if (!vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
         return punt(skb, &tk);
+    trust_unfilled_csum(skb);
     return vs_tc_redirect(skb, out_ifindex, mode);
 }
 
@@ -130,8 +177,10 @@ int vs_vxlan_plain_rx(struct __sk_buff *skb)
         key.tun_id = c->vni;
         key.tun_src = c->remote;
         key.tun_dst = c->local;
-        if (vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
+        if (vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode)) {
+            trust_unfilled_csum(skb);
             return vs_tc_redirect(skb, out_ifindex, mode);
+        }
     }
     struct vs_vxlan_punt_hdr h;
     __builtin_memset(&h, 0, sizeof h);

@@ -28,6 +28,8 @@ VNI = 77
 UL_SW, UL_K = "192.168.210.1", "192.168.210.2"
 IN_A, IN_K = "10.0.77.1", "10.0.77.2"
 INNER_MTU = 1450  # 1500-byte underlay minus VXLAN's 50
+FULL_MTU = 1500  # an Ethernet host's default
+BIG_UNDERLAY_MTU = 9000  # lets k's vxlan0 take FULL_MTU frames
 TIER = {"tc-offload": "true"}
 USERSPACE_SHARE = 0.05  # at most this share of the frames reaches the poll thread
 SECONDS = "2"
@@ -246,3 +248,27 @@ def test_per_port_unknown_vni_is_dropped_and_counted():
         after = dp.port_type_stats(2)["sock_rx_unknown_vni"]
         assert after > before, (before, after)
         assert veth_stat(a, a0, "rx_packets") == rx_a
+
+
+def test_frames_over_the_tunnel_mtu_are_left_to_user_space():
+    """Host a at MTU 1500 and a far host k whose vxlan0 takes 1500-byte
+    frames (its underlay is larger): TCP a -> k sends segments whose outer
+    packets would be 1550 bytes.  The kernel device sends with DF, so the
+    tier must not take them (they died there: TCP stalled after its first
+    window); user space segments them to the tunnel's inner MTU instead."""
+    with tunnel() as (sw, a, a0, k, dp):
+        ul_k = next(line.split(":")[1].strip().split("@")[0]
+                    for line in netns.run(k, "ip", "-o", "link", "show").stdout.splitlines()
+                    if "vtu" in line)
+        netns.run(k, "ip", "link", "set", ul_k, "mtu", str(BIG_UNDERLAY_MTU))
+        netns.run(k, "ip", "link", "set", "vxlan0", "mtu", str(FULL_MTU))
+        netns.run(a, "ip", "link", "set", a0, "mtu", str(FULL_MTU))
+        assert dp.port_type_status(2)["tunnel_inner_mtu"] == str(INNER_MTU)
+        before = dp.port_type_stats(2)
+        end = iperf(a, k)
+        assert end["sum_received"]["bytes"] > 20 << 20, end["sum_received"]
+        after = dp.port_type_stats(2)
+        assert after["tx_resegmented"] > before["tx_resegmented"], after
+        assert after["tx_mtu_drops"] == before["tx_mtu_drops"], after
+        fails = netns.run(sw, "nstat", "-az", "IpFragFails").stdout.split()
+        assert fails[fails.index("IpFragFails") + 1] == "0", fails  # none left the kernel device
