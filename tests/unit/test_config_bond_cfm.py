@@ -396,11 +396,11 @@ def test_show_commands_without_runtime_support(cfg):
 
 def test_json_format_keeps_the_raw_dicts(cfg, shows, capsys):
     _, outputs = execute(cfg, [["bond-show", "bond0"]], shows)
-    vsctl.print_outputs(["bond-show"], json.loads(json.dumps(outputs)), "json")
+    vsctl.print_outputs([["bond-show", "bond0"]], json.loads(json.dumps(outputs)), "json")
     document = json.loads(capsys.readouterr().out)
     assert document == [dict(bond(), members={
         "p1": {"enabled": True, "may_enable": True, "hashes": {}},
         "p2": {"enabled": True, "may_enable": True, "hashes": {"207": 422 * 1024 + 5, "3": 1023}}})]
     # After JSON the hash keys are strings; the text is the same.
-    vsctl.print_outputs(["bond-show"], json.loads(json.dumps(outputs)), "table")
+    vsctl.print_outputs([["bond-show", "bond0"]], json.loads(json.dumps(outputs)), "table")
     assert capsys.readouterr().out == OVS_BOND_SHOW_SLB

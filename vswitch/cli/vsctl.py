@@ -85,14 +85,15 @@ def split_commands(args):
     return [command for command in commands if command]
 
 
-def print_outputs(names, outputs, fmt):
+def print_outputs(commands, outputs, fmt):
     if fmt == "json":
         if any(output is not None for output in outputs):
             document = outputs[0] if len(outputs) == 1 else outputs
             print(json.dumps(document, indent=2, sort_keys=False))
         return
-    for name, output in zip(names, outputs):
-        text = render(name, output)
+    for command, output in zip(commands, outputs):
+        _, name, args = command_table.split_command(command)
+        text = render(name, output, args)
         if text:
             print(text)
 
@@ -138,7 +139,7 @@ def main(argv=None):
     if not isinstance(outputs, list) or len(outputs) != len(commands):
         return fail(f"malformed reply from vswitchd: {reply!r}")
     names = [command_table.split_command(command)[1] for command in commands]
-    print_outputs(names, outputs, settings["format"])
+    print_outputs(commands, outputs, settings["format"])
     if any(name == "br-exists" and output is False for name, output in zip(names, outputs)):
         return 2
     return 0

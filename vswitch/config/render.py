@@ -1,6 +1,6 @@
 """Text renderings of command outputs, shaped like the OVS tools' output.
 
-`render(command, output)` -> text (no trailing newline; "" prints nothing).
+`render(command, output, args)` -> text (no trailing newline; "" prints nothing).
 Values use OVSDB's text syntax as ovs-vsctl prints it: `[]` for empty,
 `[10, 20]` for sets, `{key=value}` for maps, strings bare when they are plain
 words and JSON-quoted otherwise. fdb-show mirrors `ovs-appctl fdb/show`,
@@ -13,7 +13,7 @@ import json
 import re
 
 from vswitch.cfm import show as cfm_show
-from vswitch.config import bond_show
+from vswitch.config import bond_show, schema
 from vswitch.lacp import show as lacp_show
 from vswitch.vlog import render_list as render_vlog_list
 
@@ -21,8 +21,12 @@ _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def format_value(value):
-    """A value in OVSDB text syntax, as ovs-vsctl get/list print it."""
+def format_value(value, int_keys=False):
+    """A value in OVSDB text syntax, as ovs-vsctl get/list print it.
+    int_keys: the value is a map with integer keys (Bridge flow_tables),
+    which reach the client as decimal text (the reply is JSON): they print
+    bare and in numeric order, as ovs-vsctl prints integers.  A string key
+    that looks like a number stays quoted, as ovs-vsctl quotes it."""
     if value is None:
         return "[]"
     if isinstance(value, bool):
@@ -33,35 +37,40 @@ def format_value(value):
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        # Integer keys (Bridge flow_tables) reach the client as decimal text
-        # (JSON): printed bare and in numeric order, as ovs-vsctl does.
-        items = sorted(value.items(), key=lambda kv: (not _INT_KEY.fullmatch(kv[0]), _key_order(kv[0])))
-        return "{" + ", ".join(f"{_format_key(k)}={format_value(v)}" for k, v in items) + "}"
+        if int_keys:
+            items = sorted((int(k), v) for k, v in value.items())
+            return "{" + ", ".join(f"{k}={format_value(v)}" for k, v in items) + "}"
+        return "{" + ", ".join(f"{format_value(k)}={format_value(v)}" for k, v in sorted(value.items())) + "}"
     return str(value)
 
 
-_INT_KEY = re.compile(r"-?[0-9]+")
-
-
-def _key_order(key):
-    return (int(key), "") if _INT_KEY.fullmatch(key) else (0, key)
-
-
-def _format_key(key):
-    return key if _INT_KEY.fullmatch(key) else format_value(key)
+def _int_keyed(table, column_text):
+    """Is `column_text` (a column of `table`, no `:key`) a map with integer
+    keys?  Unknown names are not (the daemon has already refused them)."""
+    try:
+        column = schema.column_named(schema.table_named(table), column_text)
+    except (schema.SchemaError, KeyError):
+        return False
+    return isinstance(column.type, schema.RefMapType)
 
 
 def render_lines(items):
     return "\n".join(str(item) for item in items)
 
 
-def render_get(values):
-    return "\n".join(format_value(value) for value in values)
+def render_get(values, args=()):
+    """`get TABLE RECORD COLUMN[:KEY]...`: one value per line."""
+    table, columns = (args[0], args[2:]) if len(args) >= 2 else (None, ())
+    keyed = [":" not in c and table is not None and _int_keyed(table, c) for c in columns]
+    keyed += [False] * (len(values) - len(keyed))
+    return "\n".join(format_value(value, int_keys) for value, int_keys in zip(values, keyed))
 
 
-def render_records(records):
-    """`list`: one `column : value` block per record, blank line between."""
-    return "\n\n".join("\n".join(f"{name:<20}: {format_value(value)}" for name, value in record.items())
+def render_records(records, args=()):
+    """`list`/`find TABLE ...`: one `column : value` block per record, blank line between."""
+    table = args[0] if args else None
+    return "\n\n".join("\n".join(f"{name:<20}: {format_value(value, table is not None and _int_keyed(table, name))}"
+                                  for name, value in record.items())
                        for record in records)
 
 
@@ -188,7 +197,13 @@ RENDERERS = {
 }
 
 
-def render(command, output):
+# Renderers that need the command's arguments (the table, for column types).
+WITH_ARGS = {"get", "list", "find"}
+
+
+def render(command, output, args=()):
     if output is None:
         return ""
+    if command in WITH_ARGS:
+        return RENDERERS[command](output, args)
     return RENDERERS.get(command, render_generic)(output)
