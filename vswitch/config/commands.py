@@ -578,7 +578,9 @@ def _change_members(txn, args, adding):
     where, current, kind = _where(table, uuid, row), row[args[2]], column.type
     for text in args[3:]:
         if isinstance(kind, schema.RefMapType):
-            current = _change_ref_map(txn, column, kind, current, text, where, adding)
+            current = _change_map(current, text, adding, args[2],
+                                  lambda key: kind.parse_key(key, where, column.noun),
+                                  lambda key, ref: txn.resolve(column, {key: kind.parse_token(schema.unquote(ref))})[key])
         elif isinstance(kind, schema.RefType):
             values = set(kind.refs(txn.resolve(column, kind.parse(text, where, column.noun))))
             if kind.single:
@@ -590,16 +592,8 @@ def _change_members(txn, args, adding):
             else:
                 current = sorted(set(current) | values) if adding else [v for v in current if v not in values]
         elif isinstance(kind, schema.MapType):
-            for item in schema.split_top(schema.strip_brackets(text, "{", "}")):
-                pair = schema.partition_unquoted(item, "=")
-                key = schema.unquote(pair[0] if pair else item)
-                value = schema.unquote(pair[1]) if pair else None
-                if adding:
-                    if value is None:
-                        raise CommandError(f"{item}: add to map column {args[2]} needs key=value")
-                    current = {key: value, **current}
-                elif key in current and (value is None or current[key] == value):
-                    current = {k: v for k, v in current.items() if k != key}
+            current = _change_map(current, text, adding, args[2], schema.unquote,
+                                  lambda key, value: schema.unquote(value))
         elif isinstance(kind, schema.SetType):
             values = set(kind.parse(text, where, column.noun))
             current = sorted(set(current) | values) if adding else [v for v in current if v not in values]
@@ -612,22 +606,22 @@ def _change_members(txn, args, adding):
     return None
 
 
-def _change_ref_map(txn, column, kind, current, text, where, adding):
-    """`add` KEY=REF entries (a key already there keeps its value, as
-    OVSDB's map insert) or `remove` KEY or KEY=REF entries of a reference map."""
+def _change_map(current, text, adding, name, parse_key, parse_value):
+    """`add` KEY=VALUE entries to map column `name` (a key already there
+    keeps its value, as OVSDB's map insert) or `remove` KEY or KEY=VALUE
+    entries.  parse_key(text) and parse_value(key, text) give the stored
+    forms (a string map's unquoted text; flow_tables' integer key and
+    resolved reference)."""
     current = dict(current)
     for item in schema.split_top(schema.strip_brackets(text, "{", "}")):
         pair = schema.partition_unquoted(item, "=")
-        if pair is None:
-            if adding:
-                raise CommandError(f"{item}: add to map column {column.name} needs key=value")
-            current.pop(kind.parse_key(item, where, column.noun), None)
-            continue
-        key, ref = kind.parse_entry(item, where, column.noun)
-        ref = txn.resolve(column, {key: ref})[key]
+        if pair is None and adding:
+            raise CommandError(f"{item}: add to map column {name} needs key=value")
+        key = parse_key(pair[0] if pair else item)
+        value = parse_value(key, pair[1]) if pair else None
         if adding:
-            current.setdefault(key, ref)
-        elif current.get(key) == ref:
+            current.setdefault(key, value)
+        elif key in current and (value is None or current[key] == value):
             del current[key]
     return current
 
