@@ -141,7 +141,7 @@ def to_datum(value):
 def column_datum(column, value):
     """A config Column's value -> canonical datum (a reference map's keys
     are decimal text in the config, integers in OVSDB)."""
-    if isinstance(column.type, cfg.RefMapType):
+    if value is not None and isinstance(column.type, cfg.RefMapType):
         return tuple(sorted((int(key), ref) for key, ref in value.items()))
     return to_datum(value)
 
@@ -211,7 +211,7 @@ def config_to_view(config, cur_cfg):
             for name, column in stored:
                 value = row.get(name)
                 if value is not None or name in row:
-                    vrow[name] = column_datum(column, value) if value is not None else ()
+                    vrow[name] = column_datum(column, value)
             vrow.update(fixed)
             rows[uuid] = vrow
     controllers = view["Controller"]
