@@ -111,6 +111,13 @@
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
 #define ETH_HLEN_PLAIN 14
+
+/* The largest inner IP packet that crosses an underlay path of path_mtu
+ * bytes: the tunnel's inner MTU (status, the tc tier, resegmenting). */
+static inline uint32_t inner_ip_mtu(uint32_t path_mtu)
+{
+    return path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN;
+}
 #define VXLAN_FLAG_I 0x08
 #define MAX_GSO_SEGS 64 /* segments per UDP GSO send (the kernel's UDP_MAX_SEGMENTS) */
 #define MAX_TX_SEGS 256  /* segments of one super-frame */
@@ -419,7 +426,7 @@ static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip, int per_port)
     struct vs_tc_vxlan_tx tx = {.vni = (uint32_t)nd->vni, .remote = ntohl(nd->remote),
                                 .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
                                 .ttl = (uint8_t)nd->ttl,
-                                .inner_mtu = (uint16_t)(nd->path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN)};
+                                .inner_mtu = (uint16_t)inner_ip_mtu(nd->path_mtu)};
     int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
     pthread_mutex_lock(&socks_mutex); /* the kdev's port tables (vxlan_kdev.h) */
     int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY
@@ -731,15 +738,15 @@ static void mark_partial_csum(struct vs_packet *p, uint32_t path_mtu)
     p->vnet.flags = VS_VNET_F_NEEDS_CSUM;
     p->vnet.csum_start = (uint16_t)l4;
     p->vnet.csum_offset = (uint16_t)off;
-    uint32_t inner_ip_mtu = path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN;
-    if (proto != IPPROTO_TCP_NUM || len - ETH_HLEN_PLAIN <= inner_ip_mtu)
+    uint32_t inner_mtu = inner_ip_mtu(path_mtu);
+    if (proto != IPPROTO_TCP_NUM || len - ETH_HLEN_PLAIN <= inner_mtu)
         return;
     uint32_t hlen = l4 + (uint32_t)(f[l4 + 12] >> 4) * 4;
-    if (hlen < l4 + TCP_MIN_HLEN || hlen >= len || hlen - ETH_HLEN_PLAIN >= inner_ip_mtu)
+    if (hlen < l4 + TCP_MIN_HLEN || hlen >= len || hlen - ETH_HLEN_PLAIN >= inner_mtu)
         return;
     p->vnet.gso_type = v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4;
     p->vnet.hdr_len = (uint16_t)hlen;
-    p->vnet.gso_size = (uint16_t)(inner_ip_mtu - (hlen - ETH_HLEN_PLAIN));
+    p->vnet.gso_size = (uint16_t)(inner_mtu - (hlen - ETH_HLEN_PLAIN));
 }
 
 /* Whether segment b (parsed as tb) continues a (parsed as ta, next
@@ -1305,7 +1312,7 @@ static int vxlan_status(struct vs_netdev *netdev, struct vs_port_kv *out, int ma
                      nd->sock->sport.n);
     /* The largest inner IP packet that crosses, and what happens to larger
      * ones (status values are at most VS_KV_VALUE_LEN bytes). */
-    n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", nd->path_mtu - OUTER_HLEN - ETH_HLEN_PLAIN);
+    n = vs_netdev_kv(out, n, max, "tunnel_inner_mtu", "%u", inner_ip_mtu(nd->path_mtu));
     n = vs_netdev_kv(out, n, max, "tunnel_oversize", "%s",
                      "GSO segmented; else dropped and counted (tx_mtu_drops)");
     n = vs_netdev_kv(out, n, max, "tc_offload", "%s", nd->sock->tc_offload ? "true" : "false");

@@ -94,8 +94,6 @@ static __always_inline int punt(struct __sk_buff *skb, const struct bpf_tunnel_k
 #define IP_PROTO_OFF 9
 #define IP_ADDRS_OFF 12 /* source and destination: the pseudo-header's */
 #define IP_ADDRS_WORDS 4
-#define TCP_CSUM_FIELD_OFF 16
-#define UDP_CSUM_FIELD_OFF 6
 #define FOLD_BITS 16
 #define FOLD_MASK 0xffff
 
@@ -117,8 +115,8 @@ static __always_inline void trust_unfilled_csum(struct __sk_buff *skb)
     if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof ip))
         return;
     __u8 proto = ip[IP_PROTO_OFF];
-    __u32 off = proto == PROTO_TCP ? TCP_CSUM_FIELD_OFF
-              : proto == PROTO_UDP ? UDP_CSUM_FIELD_OFF : 0;
+    __u32 off = proto == PROTO_TCP ? TCP_CSUM_OFF
+              : proto == PROTO_UDP ? UDP_CSUM_OFF : 0;
     if (!off)
         return;
     __u16 field;
