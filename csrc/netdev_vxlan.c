@@ -427,6 +427,9 @@ static int tier_join(struct netdev_vxlan *nd, uint32_t local_ip, int per_port)
                                 .local = ntohl(local_ip), .tos = (uint8_t)nd->tos,
                                 .ttl = (uint8_t)nd->ttl,
                                 .inner_mtu = (uint16_t)inner_ip_mtu(nd->path_mtu)};
+    _Static_assert(VS_TC_VXLAN_SPORTS == VXLAN_SPORT_POOL, "the tier's copy of the pool");
+    tx.n_sports = (uint16_t)s->sport.n;
+    memcpy(tx.sports, s->sport.ports, sizeof s->sport.ports);
     int fixed = nd->vni != KEY_FLOW && nd->remote && nd->tos >= 0;
     pthread_mutex_lock(&socks_mutex); /* the kdev's port tables (vxlan_kdev.h) */
     int r = vs_vxlan_kdev_port_add(&s->kdev, nd->vni == KEY_FLOW ? VS_VXLAN_RX_ANY

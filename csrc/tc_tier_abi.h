@@ -29,10 +29,13 @@
  * kernel hands out in practice, unique per port in the process. */
 #define VS_TC_TIER_VXLAN_BASE 0x7f000000u
 
+#define VS_TC_VXLAN_SPORTS 16 /* vs_tc_vxlan_tx.sports: VXLAN_SPORT_POOL */
+
 /* vx_tx values, keyed by a vxlan port's tier index: what the tc program
  * sets with bpf_skb_set_tunnel_key before redirecting into the kernel's
  * vxlan device (which adds the outer headers, its own dst_port, and a
- * source port from the inner flow's hash). */
+ * source port from the skb's hash: the tc program sets that hash so the
+ * port is the one user space sends the flow from, vxlan_flow_hash.h). */
 struct vs_tc_vxlan_tx {
     uint32_t vx_ifindex; /* the kernel vxlan device */
     uint32_t vni;        /* host order */
@@ -52,18 +55,24 @@ struct vs_tc_vxlan_tx {
      * window): the tier leaves such frames to user space, which segments
      * TSO frames to this size or drops and counts the rest. */
     uint16_t inner_mtu;
-    uint16_t pad2;
+    /* The port's user-space source ports (vxlan_sport.h's pool, in the
+     * pool's order): a flow's packets leave from sports[hash % n_sports]
+     * whichever path sends them. */
+    uint16_t n_sports;
+    uint16_t sports[VS_TC_VXLAN_SPORTS];
 };
 #define VS_TC_VXLAN_TX_KEY 0   /* the shared external device: set the key */
 #define VS_TC_VXLAN_TX_PLAIN 1 /* the port's own plain device */
 
 /* cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK: cb[VS_TC_TIER_CB_VERDICT] holds
  * the socket filter's verdict for this skb and, for VS_TC_TIER_VERDICT_TIER,
- * cb[_OUT] the output ifindex and cb[_MODE] the tc_ports value. */
+ * cb[_OUT] the output ifindex, cb[_MODE] the tc_ports value and cb[_HASH]
+ * the skb hash to set (0: none; a socket filter cannot set it). */
 #define VS_TC_TIER_CB_MARK 0
 #define VS_TC_TIER_CB_VERDICT 1
 #define VS_TC_TIER_CB_OUT 2
 #define VS_TC_TIER_CB_MODE 3
+#define VS_TC_TIER_CB_HASH 4
 #define VS_TC_TIER_MARK 0x76735463u /* "vsTc" */
 #define VS_TC_TIER_VERDICT_SOCKET 0 /* the packet socket took it */
 #define VS_TC_TIER_VERDICT_TIER 1   /* the tc program forwards it */

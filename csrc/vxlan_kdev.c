@@ -32,6 +32,7 @@ static void fds_reset(struct vs_vxlan_kdev *k)
 #include <bpf/libbpf.h>
 
 #include "tc_tier.h"
+#include "vxlan_flow_hash.h" /* the source port range */
 #include "vxlan_kdev_abi.h"
 #include "vxlan_kdev_obj.h" /* generated at build time: vs_vxlan_kdev_obj[] */
 
@@ -148,8 +149,13 @@ static int link_add(const char *name, const char *kind, const struct vxlan_link 
         } else {
             nl_put(&r, IFLA_VXLAN_COLLECT_METADATA, &on, sizeof on);
         }
+        /* The source ports user space sends from (vxlan_flow_hash.h): the
+         * tc tier sets the skb hash that lands on the same one. */
+        struct ifla_vxlan_port_range sports = {.low = htons(VXLAN_SPORT_MIN),
+                                               .high = htons(VXLAN_SPORT_END)};
         nl_put(&r, IFLA_VXLAN_LEARNING, &off, sizeof off);
         nl_put(&r, IFLA_VXLAN_PORT, &port, sizeof port);
+        nl_put(&r, IFLA_VXLAN_PORT_RANGE, &sports, sizeof sports);
         if (vx->local_ip)
             nl_put(&r, IFLA_VXLAN_LOCAL, &vx->local_ip, sizeof vx->local_ip);
         nl_end(&r, data);

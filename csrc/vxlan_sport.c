@@ -20,49 +20,20 @@
 #define ETH_P_VLAN 0x8100
 #define ETH_P_QINQ 0x88a8
 #define IPV6_HLEN 40
-#define IPPROTO_TCP_NUM 6
-#define IPPROTO_UDP_NUM 17
-#define IPPROTO_SCTP_NUM 132
-#define HASH_SEED 0x9e3779b9u /* any odd constant */
-
-static uint32_t mix(uint32_t h, uint32_t w)
-{
-    /* murmur3's per-word step */
-    w *= 0xcc9e2d51u;
-    w = w << 15 | w >> 17;
-    w *= 0x1b873593u;
-    h ^= w;
-    h = h << 13 | h >> 19;
-    return h * 5 + 0xe6546b64u;
-}
 
 static uint32_t mix_bytes(uint32_t h, const uint8_t *p, uint32_t n)
 {
     for (uint32_t i = 0; i + 4 <= n; i += 4) {
         uint32_t w;
         memcpy(&w, p + i, 4);
-        h = mix(h, w);
+        h = vxlan_hash_mix(h, w);
     }
     return h;
 }
 
-static uint32_t finish(uint32_t h) /* murmur3's finaliser */
-{
-    h ^= h >> 16;
-    h *= 0x85ebca6bu;
-    h ^= h >> 13;
-    h *= 0xc2b2ae35u;
-    return h ^ h >> 16;
-}
-
-static int has_ports(uint8_t proto)
-{
-    return proto == IPPROTO_TCP_NUM || proto == IPPROTO_UDP_NUM || proto == IPPROTO_SCTP_NUM;
-}
-
 uint32_t vxlan_flow_hash(const uint8_t *f, uint32_t len)
 {
-    uint32_t off = 12, h = HASH_SEED;
+    uint32_t off = 12, h = VXLAN_FLOW_HASH_SEED;
     if (len < ETH_HLEN_PLAIN)
         return h;
     uint16_t type = (uint16_t)(f[off] << 8 | f[off + 1]);
@@ -75,21 +46,26 @@ uint32_t vxlan_flow_hash(const uint8_t *f, uint32_t len)
     uint32_t l3 = off + 2, l4 = 0;
     uint8_t proto = 0;
     if (type == ETH_P_IPV4 && len >= l3 + 20 && (f[l3] >> 4) == 4) {
-        proto = f[l3 + 9];
-        h = mix(mix_bytes(h, f + l3 + 12, 8), proto);
+        uint32_t src, dst, ports = 0;
+        memcpy(&src, f + l3 + 12, 4);
+        memcpy(&dst, f + l3 + 16, 4);
         /* Not a fragment (MF clear, offset 0): the ports are there. */
         if (!(f[l3 + 6] & 0x3f) && !f[l3 + 7])
             l4 = l3 + (uint32_t)(f[l3] & 15) * 4;
+        int has_l4 = l4 && len >= l4 + 4;
+        if (has_l4)
+            memcpy(&ports, f + l4, 4);
+        return vxlan_flow_hash_ipv4(src, dst, f[l3 + 9], has_l4, ports);
     } else if (type == ETH_P_IPV6 && len >= l3 + IPV6_HLEN && (f[l3] >> 4) == 6) {
         proto = f[l3 + 6];
-        h = mix(mix_bytes(h, f + l3 + 8, 32), proto);
+        h = vxlan_hash_mix(mix_bytes(h, f + l3 + 8, 32), proto);
         l4 = l3 + IPV6_HLEN;
     } else {
-        return finish(mix(mix_bytes(h, f, 12), type));
+        return vxlan_hash_finish(vxlan_hash_mix(mix_bytes(h, f, 12), type));
     }
-    if (l4 && has_ports(proto) && len >= l4 + 4)
+    if (l4 && vxlan_hash_has_ports(proto) && len >= l4 + 4)
         h = mix_bytes(h, f + l4, 4);
-    return finish(h);
+    return vxlan_hash_finish(h);
 }
 
 /* A socket that only sends, bound to port (host order) on local_ip. */
@@ -122,7 +98,7 @@ static int open_one(uint32_t local_ip, uint16_t port, int sndbuf, int *fdp)
 int vxlan_sport_open(struct vxlan_sport_pool *pool, uint32_t local_ip, int sndbuf, char *err,
                      size_t errlen)
 {
-    const uint32_t range = VXLAN_SPORT_MAX - VXLAN_SPORT_MIN + 1;
+    const uint32_t range = VXLAN_SPORT_END - VXLAN_SPORT_MIN;
     uint32_t start;
     /* A random start: two switches on one host (or restarts) do not fight
      * over the same ports first. */
@@ -144,7 +120,7 @@ int vxlan_sport_open(struct vxlan_sport_pool *pool, uint32_t local_ip, int sndbu
     }
     if (pool->n < VXLAN_SPORT_POOL) {
         vxlan_sport_close(pool);
-        return vs_netdev_fail(err, errlen, "source port sockets (range 49152-65535 in use)",
+        return vs_netdev_fail(err, errlen, "source port sockets (range 49152-65534 in use)",
                               -EADDRINUSE);
     }
     return 0;

@@ -19,7 +19,9 @@
  *    the shared socket as before.
  *  - The flow hash covers the inner IPv4/IPv6 addresses and protocol, and
  *    the TCP/UDP/SCTP ports of a packet that is not a fragment; for other
- *    frames the Ethernet addresses and type.  VLAN tags are skipped.
+ *    frames the Ethernet addresses and type.  VLAN tags are skipped.  Its
+ *    IPv4 part is vxlan_flow_hash.h's, which the tc tier's programs compute
+ *    too, so a flow keeps its port when the tier takes it over.
  *  - The pool is created with its vxlan socket and is read-only until it is
  *    closed with it (no lock: the datapath never sends on a port being
  *    closed); sendmsg on one UDP socket from several threads is the
@@ -31,9 +33,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vxlan_flow_hash.h" /* the hash, the range [VXLAN_SPORT_MIN, VXLAN_SPORT_END) */
+
 #define VXLAN_SPORT_POOL 16
-#define VXLAN_SPORT_MIN 49152 /* RFC 7348 §5: the dynamic/private range */
-#define VXLAN_SPORT_MAX 65535
 
 struct vxlan_sport_pool {
     int fds[VXLAN_SPORT_POOL];

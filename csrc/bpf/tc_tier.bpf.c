@@ -24,15 +24,16 @@
  */
 #include "tc_shared.h"
 
-/* The tier's decision for one skb: 1 and *out_ifindex, *mode when it
- * forwards it (counted here, once), else 0. */
-static __always_inline int decide(struct __sk_buff *skb, __u32 *out_ifindex, __u32 *mode)
+/* The tier's decision for one skb: 1 and *out_ifindex, *mode, *skb_hash
+ * when it forwards it (counted here, once), else 0. */
+static __always_inline int decide(struct __sk_buff *skb, __u32 *out_ifindex, __u32 *mode,
+                                  __u32 *skb_hash)
 {
     struct vs_xdp_flow_key key;
     struct vs_tier_parsed parsed;
     if (vs_tc_skb_key(skb, &key, &parsed))
         return 0;
-    return vs_tc_lookup(skb, &key, &parsed, out_ifindex, mode);
+    return vs_tc_lookup(skb, &key, &parsed, out_ifindex, mode, skb_hash);
 }
 
 /* Decides (parse, lookup, count) for the tc program too: it finds the
@@ -41,29 +42,31 @@ static __always_inline int decide(struct __sk_buff *skb, __u32 *out_ifindex, __u
 SEC("socket")
 int vs_tc_tier_sock(struct __sk_buff *skb)
 {
-    __u32 out_ifindex = 0, mode = 0;
-    int tier = decide(skb, &out_ifindex, &mode);
+    __u32 out_ifindex = 0, mode = 0, skb_hash = 0;
+    int tier = decide(skb, &out_ifindex, &mode, &skb_hash);
     skb->cb[VS_TC_TIER_CB_MARK] = VS_TC_TIER_MARK;
     skb->cb[VS_TC_TIER_CB_VERDICT] = tier ? VS_TC_TIER_VERDICT_TIER : VS_TC_TIER_VERDICT_SOCKET;
     skb->cb[VS_TC_TIER_CB_OUT] = out_ifindex;
     skb->cb[VS_TC_TIER_CB_MODE] = mode;
+    skb->cb[VS_TC_TIER_CB_HASH] = skb_hash;
     return tier ? 0 : skb->len;
 }
 
 SEC("tc")
 int vs_tc_tier(struct __sk_buff *skb)
 {
-    __u32 out_ifindex, mode;
+    __u32 out_ifindex, mode, skb_hash;
     if (skb->cb[VS_TC_TIER_CB_MARK] == VS_TC_TIER_MARK) {
         skb->cb[VS_TC_TIER_CB_MARK] = 0; /* a verdict is for this pass only */
         if (skb->cb[VS_TC_TIER_CB_VERDICT] != VS_TC_TIER_VERDICT_TIER)
             return TC_ACT_OK; /* user space has it */
-        return vs_tc_redirect(skb, skb->cb[VS_TC_TIER_CB_OUT], skb->cb[VS_TC_TIER_CB_MODE]);
+        return vs_tc_redirect(skb, skb->cb[VS_TC_TIER_CB_OUT], skb->cb[VS_TC_TIER_CB_MODE],
+                              skb->cb[VS_TC_TIER_CB_HASH]);
     }
     /* No socket filter ran (the socket is not bound yet, or gone). */
-    if (!decide(skb, &out_ifindex, &mode))
+    if (!decide(skb, &out_ifindex, &mode, &skb_hash))
         return TC_ACT_OK;
-    return vs_tc_redirect(skb, out_ifindex, mode);
+    return vs_tc_redirect(skb, out_ifindex, mode, skb_hash);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

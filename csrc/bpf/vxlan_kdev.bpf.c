@@ -143,7 +143,7 @@ int vs_vxlan_kdev_rx(struct __sk_buff *skb)
         return TC_ACT_SHOT; /* not from the tunnel: nothing of ours */
     struct vs_xdp_flow_key key;
     struct vs_tier_parsed parsed;
-    __u32 out_ifindex, mode;
+    __u32 out_ifindex, mode, skb_hash;
     __u32 *port = rx_port(tk.tunnel_id, bpf_htonl(tk.remote_ipv4));
     if (!port || vs_tc_skb_key(skb, &key, &parsed))
         return punt(skb, &tk);
@@ -151,10 +151,10 @@ int vs_vxlan_kdev_rx(struct __sk_buff *skb)
     key.tun_id = tk.tunnel_id;
     key.tun_src = bpf_htonl(tk.remote_ipv4);
     key.tun_dst = bpf_htonl(tk.local_ipv4);
-    if (!vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode))
+    if (!vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode, &skb_hash))
         return punt(skb, &tk);
     trust_unfilled_csum(skb);
-    return vs_tc_redirect(skb, out_ifindex, mode);
+    return vs_tc_redirect(skb, out_ifindex, mode, skb_hash);
 }
 
 /* A plain device's frames: no metadata dst to read (the kernel allocates
@@ -169,15 +169,15 @@ int vs_vxlan_plain_rx(struct __sk_buff *skb)
         return TC_ACT_SHOT; /* closing: the port is gone */
     struct vs_xdp_flow_key key;
     struct vs_tier_parsed parsed;
-    __u32 out_ifindex, mode;
+    __u32 out_ifindex, mode, skb_hash;
     if (!vs_tc_skb_key(skb, &key, &parsed)) {
         key.in_ifindex = c->tier_index;
         key.tun_id = c->vni;
         key.tun_src = c->remote;
         key.tun_dst = c->local;
-        if (vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode)) {
+        if (vs_tc_lookup(skb, &key, &parsed, &out_ifindex, &mode, &skb_hash)) {
             trust_unfilled_csum(skb);
-            return vs_tc_redirect(skb, out_ifindex, mode);
+            return vs_tc_redirect(skb, out_ifindex, mode, skb_hash);
         }
     }
     struct vs_vxlan_punt_hdr h;

@@ -11,9 +11,13 @@ with DF; one byte more is dropped and counted (tx_mtu_drops), never cut;
 the kernel's vxlan fdb learns the MACs behind each switch's VTEP; tshark
 decodes every underlay UDP packet as VXLAN with VNI 100 and only the I flag,
 none malformed; TCP both ways with the kernel's VTEP; an unknown VNI is counted; NORMAL learned the far MACs on
-the tunnel ports.  Every test runs twice: the switches' vxlan ports receive
-through their own UDP socket, and with options:tc-offload=true through the
-kernel's vxlan device (csrc/vxlan_kdev.h)."""
+the tunnel ports.  Every test runs three times: the switches' vxlan ports
+receive through their own UDP socket ("socket"); with options:tc-offload=true
+through the kernel's vxlan device (csrc/vxlan_kdev.h), the host's port p1
+staying a plain port, so every frame still crosses user space through the
+device's punt socket ("tc-offload"); and with p1 a tc port too, so the
+kernel tc tier carries established flows from p1 into the tunnel and back
+("tc-tier"; the tier joins tc ports only, tc_tier.h)."""
 import contextlib
 import json
 import os
@@ -51,10 +55,11 @@ class Underlay:
         netns.run(host_ns, "ip", "link", "set", "ul0", "up")
 
 
-def vswitch_host(stack, ul, tag, workdir, peers, tc_offload="false"):
+def vswitch_host(stack, ul, tag, workdir, peers, tc_offload="false", tier=False):
     """A vswitch host: namespace `sw`, vswitchd, br0 with vxlan ports to
     `peers` (options:tc-offload as given) and a host namespace behind port
-    p1.  Returns (sw, vs, host ns)."""
+    p1 (with `tier`, an afpacket port with options:tc-offload=true).
+    Returns (sw, vs, host ns)."""
     sw = stack.enter_context(netns.namespace("vx" + tag))
     ul.attach(sw, "u" + tag, UNDERLAY[tag])
     os.makedirs(workdir, exist_ok=True)
@@ -69,7 +74,11 @@ def vswitch_host(stack, ul, tag, workdir, peers, tc_offload="false"):
     netns.run(sw, "ip", "link", "set", "p1", "up")
     netns.run(host, "ip", "addr", "add", f"{INNER[tag]}/24", "dev", "eth0")
     netns.run(host, "ip", "link", "set", "eth0", "up")
-    vs.vsctl("add-port", "br0", "p1")
+    if tier:
+        vs.vsctl("add-port", "br0", "p1", "--", "set", "interface", "p1", "type=afpacket",
+                 "options:tc-offload=true")
+    else:
+        vs.vsctl("add-port", "br0", "p1")
     return sw, vs, host
 
 
@@ -121,16 +130,17 @@ def capture(ns, ifname, path):
             proc.wait()
 
 
-@pytest.fixture(scope="module", params=["false", "true"], ids=["socket", "tc-offload"])
+@pytest.fixture(scope="module", params=[("false", False), ("true", False), ("true", True)],
+                ids=["socket", "tc-offload", "tc-tier"])
 def net(tmp_path_factory, request):
     base = tmp_path_factory.mktemp("vxlan")
-    tc = request.param
+    tc, tier = request.param
     with contextlib.ExitStack() as stack:
         ul = Underlay(stack)
-        a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("b", "k"), tc_offload=tc)
-        b = vswitch_host(stack, ul, "b", str(base / "b"), peers=("a", "k"), tc_offload=tc)
+        a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("b", "k"), tc_offload=tc, tier=tier)
+        b = vswitch_host(stack, ul, "b", str(base / "b"), peers=("a", "k"), tc_offload=tc, tier=tier)
         k = kernel_vxlan_host(stack, ul, peers=("a", "b"))
-        yield {"ul": ul.ns, "a": a, "b": b, "k": k, "dir": base, "tc": tc}
+        yield {"ul": ul.ns, "a": a, "b": b, "k": k, "dir": base, "tc": tc, "tier": tier}
 
 
 def test_receive_side_follows_tc_offload(net):
@@ -292,14 +302,21 @@ while time.time() < deadline and sum(got.values()) < int(sys.argv[4]):
         pass
 print(dict(got), flush=True)
 """
+# The first datagram of every flow, a pause (for the flows to reach the
+# kernel tier, where there is one), then the rest.
+SWITCH_OVER_WAIT = 0.3
 SENDER = """
-import socket, sys
+import socket, sys, time
+socks = []
 for i in range(int(sys.argv[3])):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("", int(sys.argv[4]) + i))
-    for _ in range(int(sys.argv[5])):
+    socks.append(s)
+for n in range(int(sys.argv[5])):
+    if n == 1:
+        time.sleep(float(sys.argv[6]))
+    for i, s in enumerate(socks):
         s.sendto(b"flow %d" % i, (sys.argv[1], int(sys.argv[2])))
-    s.close()
 """
 DYNAMIC_PORTS = range(49152, 65536)  # RFC 7348 §5
 
@@ -333,7 +350,9 @@ def test_outer_source_port_is_per_inner_flow(net):
     from the dynamic range: one port for every packet of a flow (UDP flows
     and a TCP stream of TSO super-frames), different ports across flows; the
     kernel's vxlan peer still decodes and delivers them all (the UDP flows;
-    the TCP stream goes to the other vswitch host)."""
+    the TCP stream goes to the other vswitch host).  With the tc tier the
+    tier sends a flow's later datagrams through the kernel's vxlan device:
+    they must keep the port user space sent the first one from."""
     (_, vsa, ha), (_, _, hb), k = net["a"], net["b"], net["k"]
     status = vsa.json("get", "interface", "vxk", "status")
     assert "tunnel_src_ports" in json.dumps(status)
@@ -346,9 +365,11 @@ def test_outer_source_port_is_per_inner_flow(net):
                                     stdout=subprocess.PIPE, text=True)
         try:
             assert listener.stdout.readline().strip() == "ready"
+            before = json.loads(vsa.vsctl("--format", "json", "pmd-stats-show"))["packets"]
             netns.run(ha, "python3", "-c", SENDER, INNER["k"], str(INNER_DPORT), str(UDP_FLOWS),
-                      str(FIRST_INNER_SPORT), str(FLOW_DATAGRAMS))
+                      str(FIRST_INNER_SPORT), str(FLOW_DATAGRAMS), str(SWITCH_OVER_WAIT))
             received = eval(listener.stdout.readline())  # a dict literal printed by LISTENER
+            seen = json.loads(vsa.vsctl("--format", "json", "pmd-stats-show"))["packets"] - before
         finally:
             listener.kill()
             listener.wait(5)
@@ -363,6 +384,8 @@ def test_outer_source_port_is_per_inner_flow(net):
             server.wait(5)
     # The kernel peer decapsulated and delivered every datagram of every flow.
     assert received == {FIRST_INNER_SPORT + i: FLOW_DATAGRAMS for i in range(UDP_FLOWS)}, received
+    if net["tier"]:  # the tier sent the datagrams after the first of each flow
+        assert seen < UDP_FLOWS * FLOW_DATAGRAMS, seen
     flows = outer_ports_by_inner_flow(pcap, UNDERLAY["a"])
     udp = {f: ports for f, ports in flows.items()
            if f[0] == "udp" and f[2] == str(INNER_DPORT)}

@@ -54,17 +54,15 @@ def net(tmp_path_factory, request):
     try:
         with contextlib.ExitStack() as stack:
             ul = Underlay(stack)
+            # The tier joins tc ports only (tc_tier.h): the host's port
+            # too, or every frame stays in user space.
             a = vswitch_host(stack, ul, "a", str(base / "a"), peers=("o",),
-                             tc_offload=request.param)
+                             tc_offload=request.param, tier=request.param == "true")
             # OVS's userspace datapath reads its underlay port without the
             # vnet header, so the partial UDP checksums a veth with tx
             # offload leaves fail its check and it drops our datagrams (the
             # DESIGN note's known OVS quirk): checksum them in software here.
             netns.run(a[0], "ethtool", "-K", "ul0", "tx", "off")
-            if request.param == "true":
-                # The tier joins tc ports only (tc_tier.h): the host's port
-                # too, or every frame stays in user space.
-                a[1].vsctl("set", "interface", "p1", "type=afpacket", "options:tc-offload=true")
             o = stack.enter_context(netns.namespace("vxo"))
             netns.run(ul.ns, "ip", "link", "add", "uo", "type", "veth", "peer", "name", "ul0",
                       "netns", o)
