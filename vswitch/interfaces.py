@@ -258,7 +258,13 @@ class Interfaces:
             iface.error = f"network device {iface.name} went away"
             log.warning("%s: netdev gone, port closed (reopened when it comes back)", iface.name)
             return True, carrier
-        if ev.exists and (not iface.open or (old is not None and old.ifindex != ev.ifindex)):
+        recreated = old is not None and old.ifindex != ev.ifindex
+        # A port that failed to open is retried when its netdev changed
+        # (appeared, recreated, went up, another MTU...), not on a report of
+        # the same state: the failed attempt itself toggles the promiscuous
+        # flag, which the kernel reports as a link change, and retrying on
+        # that made the daemon retry without end.
+        if ev.exists and ((iface.open and recreated) or (not iface.open and old != ev)):
             if iface.open:  # recreated between two events we read together
                 self._close(iface, keep_number=True)
             self._open(iface)
