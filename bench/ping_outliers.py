@@ -140,7 +140,7 @@ def one_loop(opts, tmp):
             "outliers_per_1000": 1000.0 * len(bad) / max(1, len(echoes)),
             "over_50us": sum(r > 50 for r in rtts), "max_us": rtts[-1] if rtts else None,
             "daemon_pids": getattr(s, "pids", None), "before": before, "after": after,
-            "outliers": bad, "cpu1_long_runs": long_runs}
+            "outliers": bad, "cpu1_long_runs": long_runs, "t0_monotonic": t0}
 
 
 def main(argv=None):
