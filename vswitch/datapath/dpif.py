@@ -303,7 +303,6 @@ class Datapath:
         self._samples = ffi.new("struct vs_sample[]", SAMPLE_BATCH)
         self._sample_buf = ffi.new("uint8_t[]", SAMPLE_BUF)
         self._dummy_frames = self._dummy_buf = None  # allocated on first use
-        self._dump_out = None  # flow dumps' records, allocated on first use (_dump_records)
 
     def close(self):
         if self._dp is not None:
@@ -486,8 +485,14 @@ class Datapath:
         by one control call that holds the datapath's control mutex for that
         chunk only (vs_dp_flow_dump_next).  The caller may do other work
         between two chunks; flows added or deleted meanwhile may be missed or
-        appear twice, never stale within a chunk (each is read when asked for)."""
-        out = self._dump_records(chunk)
+        appear twice, never stale within a chunk (each is read when asked for).
+        A fresh record array per dump (0.7 MB, zeroed by cffi): reusing one
+        was tried for the revalidator's cost on the poll thread's CPU (issue
+        16) and was not shown to pay: its round's first step took 0.37-1.09
+        ms of CPU with a fresh array, 0.17-0.86 ms with a reused one (5
+        rounds each, 3 megaflows: ranges overlap), the array itself 12-230
+        µs, for 0.7 MB held for good."""
+        out = ffi.new("struct vs_flow_dump[]", chunk)
         cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
         while not done[0]:
             n = lib.vs_dp_flow_dump_next(self._dp, cursor, out, chunk, done)
@@ -500,29 +505,13 @@ class Datapath:
         hit, or install if never hit, before idle_before_ns); both on the
         datapath's clock (now_ns).  The others are skipped in C.  A chunk
         may be empty (the C walk visits a bounded stretch per call)."""
-        out = self._dump_records(chunk)
+        out = ffi.new("struct vs_flow_dump[]", chunk)
         cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
         skipped = ffi.new("uint64_t *")
         while not done[0]:
             n = lib.vs_dp_flow_dump_active(self._dp, cursor, since_ns, idle_before_ns,
                                            out, chunk, done, skipped)
             yield [self._megaflow_stats(d) for d in out[0:n]]
-
-    def _dump_records(self, chunk):
-        """The records a dump chunk is read into: DUMP_CHUNK of them (0.7 MB)
-        allocated once and reused by every dump.  A fresh array per dump
-        cost the revalidator's every round 0.4-1.1 ms of CPU for 3 megaflows
-        (cffi zeroes it: 180 page faults, then the free hands the pages back)
-        on the CPU the poll thread spins on, which is where bench/run.py's
-        ping outliers of 1-3 ms came from (bench/ping_outliers.py).  Sharing
-        is safe: the daemon dumps from its one event-loop thread, and each
-        chunk is converted to Python objects before its generator yields, so
-        two dumps in progress never read each other's records."""
-        if chunk != DUMP_CHUNK:
-            return ffi.new("struct vs_flow_dump[]", chunk)
-        if self._dump_out is None:
-            self._dump_out = ffi.new("struct vs_flow_dump[]", DUMP_CHUNK)
-        return self._dump_out
 
     @staticmethod
     def _megaflow_stats(d):
