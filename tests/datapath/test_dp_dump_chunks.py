@@ -5,10 +5,12 @@ and flows that stay are all reported, as the revalidator needs."""
 import random
 
 from vswitch.datapath import flowkey
-from vswitch.datapath.dpif import Datapath
+from vswitch.datapath.dpif import DUMP_CHUNK, Datapath, now_ns
 
 N_FLOWS = 3000
 CHUNK = 128
+NEVER = 2 ** 64 - 1          # a `since` no hit reaches: the active walk returns idle flows
+IDLE_FUTURE_NS = 10 ** 12    # ... and every flow installed before now + this is idle
 
 
 def put_flows(dp, rng):
@@ -62,5 +64,34 @@ def test_flows_deleted_between_chunks_are_not_reported_and_the_rest_are():
         kept = set(flows) - deleted
         assert kept <= set(seen)        # deletes shrink no table: nothing that stayed is missed
         assert dp.stats()["n_flows"] == len(kept)
+    finally:
+        dp.close()
+
+
+def test_interleaved_default_size_dumps_each_see_every_flow():
+    """Two walks of the default chunk size interleaved chunk by chunk, as
+    the revalidator's and a `dpctl/dump-flows` may be (the daemon runs one
+    chunk per turn of its loop), each report every flow once with its own
+    actions."""
+    dp = Datapath(upcall_ring_size=16)
+    try:
+        flows = put_flows(dp, random.Random(8))
+        assert N_FLOWS > 2 * DUMP_CHUNK
+        first, second = (dp.flow_dump_chunks(),
+                         dp.flow_dump_active_chunks(NEVER, now_ns() + IDLE_FUTURE_NS))
+        seen = {"first": [], "second": []}
+        pending = {"first": first, "second": second}
+        while pending:
+            for name, walk in list(pending.items()):
+                chunk = next(walk, None)
+                if chunk is None:
+                    del pending[name]
+                    continue
+                seen[name] += [(s.packed_key + s.packed_mask, s.actions) for s in chunk]
+        for name, got in seen.items():
+            fids = [fid for fid, _ in got]
+            assert len(fids) == len(set(fids)) == N_FLOWS, name
+            assert set(fids) == set(flows), name
+            assert all(actions == [("output", flows[fid][2])] for fid, actions in got), name
     finally:
         dp.close()
