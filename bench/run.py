@@ -1371,6 +1371,11 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
     tcp_text = "skipped (--udp-only)" if opts.udp_only else f"{opts.tcp_seconds} s"
     w(f"Durations: TCP {tcp_text}, UDP {opts.udp_seconds} s per flow count, "
       f"ping {opts.ping_count} × 2 ms.\n")
+    if any(c.startswith("vswitch") for c in opts.configs):
+        w("vswitch's poll thread (without a kernel tier): "
+          + ("busy polling (`--pmd-busy-poll yes`, as OVS's PMDs spin).\n"
+             if SNAPSHOT.get("busy_poll") else
+             "the daemon's default, adaptive polling (`--vswitch-pmd default`).\n"))
 
     w("## Medians\n")
     w(f"The first column is the generator's ceiling: the same generator and sink on a bare "
@@ -1558,6 +1563,11 @@ def parse_args(argv=None):
                    help="NetFlow variants: seconds to wait after the last packet before the "
                         "final statistics read (the flows' 10 s idle timeout + a revalidator "
                         "round; default 12, 0 = read at once)")
+    p.add_argument("--vswitch-pmd", choices=("busy", "default"), default="busy",
+                   help="vswitch's pinned poll thread (without a kernel tier): busy = it always "
+                        "spins (--pmd-busy-poll yes), like OVS's PMDs (default); default = the "
+                        "daemon's default, adaptive polling (spins while traffic comes, then "
+                        "sleeps), the configuration issue 16's ping line speaks of")
     p.add_argument("--profile", metavar="DIR",
                    help="perf record the switch's threads during each 1-flow UDP run; reports in DIR")
     opts = p.parse_args(argv)
@@ -1629,7 +1639,8 @@ def main(argv=None):
                 [sys.executable, "-m", "vswitch.daemon", "--help"], env=vswitch_env(),
                 capture_output=True, text=True).stdout
             SNAPSHOT["pmd_mask"] = "--pmd-cpu-mask" in daemon_help
-            SNAPSHOT["busy_poll"] = "--pmd-busy-poll" in daemon_help
+            SNAPSHOT["busy_poll"] = (opts.vswitch_pmd == "busy"
+                                     and "--pmd-busy-poll" in daemon_help)
         stopped = False
         for rep in range(opts.reps):
             k = rep % len(opts.configs)
