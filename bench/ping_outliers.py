@@ -39,7 +39,7 @@ PERCENTILES = (50, 90, 95, 99)
 TOP_THREADS = 6        # threads listed per CPU per outlier
 # One perf script line: comm-tid [cpu] secs.usecs: event: fields.
 PERF_LINE = re.compile(r"^\s*(.+?)\s+(\d+)\s+\[(\d+)\]\s+([\d.]+):\s+sched:(\w+):\s+(.*)$")
-SWITCH_FIELDS = re.compile(r"prev_comm=(.+?) prev_pid=(\d+) .*?prev_state=(\S+) ==> "
+SWITCH_FIELDS = re.compile(r"prev_comm=(.+?) prev_pid=(\d+) .*?==> "
                            r"next_comm=(.+?) next_pid=(\d+)")
 PING_LINE = re.compile(r"^\[([\d.]+)\].*icmp_seq=(\d+).*time=([\d.]+) ms")
 
@@ -65,8 +65,8 @@ def cpu_slices(script_text):
         prev = f"{f.group(1)}/{f.group(2)}"
         start = current.get(cpu, (None, None))
         if start[0] is not None:
-            slices[cpu].append((start[0], t, prev + ("" if f.group(3) == "R" else "")))
-        current[cpu] = (t, f"{f.group(4)}/{f.group(5)}")
+            slices[cpu].append((start[0], t, prev))
+        current[cpu] = (t, f"{f.group(3)}/{f.group(4)}")
     return slices
 
 
@@ -134,8 +134,7 @@ def one_loop(opts, tmp):
                  if (b - a) * US > opts.threshold / 2 and t0 <= a <= t1
                  and not who.startswith(("swapper", "pmd"))]
     rtts = sorted(r for _, _, r in echoes)
-    pct = {f"p{q}_us": rtts[min(len(rtts) - 1, int(round(q / 100 * (len(rtts) - 1))))]
-           for q in PERCENTILES} if rtts else {}
+    pct = {f"p{q}_us": bench.percentile(rtts, q / 100) for q in PERCENTILES} if rtts else {}
     return {"config": opts.config, "load": load, "echoes": len(echoes), **pct,
             "outliers_per_1000": 1000.0 * len(bad) / max(1, len(echoes)),
             "over_50us": sum(r > 50 for r in rtts), "max_us": rtts[-1] if rtts else None,

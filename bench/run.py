@@ -859,6 +859,12 @@ def _finish_profile(perf):
     os.unlink(data)
 
 
+def percentile(ordered, fraction):
+    """The value at `fraction` (0..1) of an ascending, non-empty list: the
+    nearest rank, as every ping row of the reports takes it."""
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
 def measure_ping(s, count):
     proc = sh(s.vma, "ping", "-c", str(count), "-i", "0.002", "-W", "1", IP_B,
               cpu=TRAFFIC_CPU, check=False, timeout=count * 0.01 + 20, record=s.name)
@@ -866,8 +872,7 @@ def measure_ping(s, count):
     rtts = sorted(in_order)
     if not rtts:
         return {"error": "no replies"}
-    p99 = rtts[min(len(rtts) - 1, int(round(0.99 * (len(rtts) - 1))))]
-    return {"avg_us": statistics.fmean(rtts), "p99_us": p99,
+    return {"avg_us": statistics.fmean(rtts), "p99_us": percentile(rtts, 0.99),
             "outliers_per_1000": 1000.0 * sum(r > PING_OUTLIER_US for r in rtts) / len(rtts),
             "max_us": rtts[-1], "rtts_us": in_order,
             "ping_loss_pct": 100.0 * (count - len(rtts)) / count}

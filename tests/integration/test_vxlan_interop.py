@@ -28,6 +28,7 @@ import time
 import pytest
 
 from helpers import netns
+from helpers.kernel_tier import SWITCH_OVER_WAIT
 from helpers.vswitchd import have, running_vswitchd, wait_for
 
 pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces"),
@@ -302,9 +303,8 @@ while time.time() < deadline and sum(got.values()) < int(sys.argv[4]):
         pass
 print(dict(got), flush=True)
 """
-# The first datagram of every flow, a pause (for the flows to reach the
-# kernel tier, where there is one), then the rest.
-SWITCH_OVER_WAIT = 0.3
+# The first datagram of every flow, a pause (SWITCH_OVER_WAIT: for the
+# flows to reach the kernel tier, where there is one), then the rest.
 SENDER = """
 import socket, sys, time
 socks = []
