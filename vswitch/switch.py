@@ -326,9 +326,9 @@ class Switch:
             last_seen = now - (now_ns - stats.used_ns) / 1e9 if stats.used_ns else now
             first_seen = min(max(info.reported, info.installed), last_seen)
             self.bridges[info.bridge].flow_stats(MegaflowDelta(
-                stats.key, stats.mask, {t[1:] for t in info.tags},
+                None, None, {t[1:] for t in info.tags},
                 stats.packets - info.last_packets, stats.bytes - info.last_bytes,
-                stats.tcp_flags, first_seen, last_seen), now)
+                stats.tcp_flags, first_seen, last_seen, record=stats), now)
             info.reported = now
         self._attribute(info, stats, now)
 
@@ -538,7 +538,7 @@ class Switch:
 
     def _revalidate_chunk(self, chunk, now, now_ns, idle_limit):
         for stats in chunk:
-            fid = stats.packed_key + stats.packed_mask
+            fid = stats.fid
             info = self.flows.get(fid)
             if info is None:
                 self.dp.flow_del(stats.packed_key, stats.packed_mask)
