@@ -21,6 +21,7 @@ class RoundCpu:
     def __init__(self, clock=time.thread_time_ns, wall=time.monotonic_ns):
         self.clock, self.wall = clock, wall
         self.rounds = deque(maxlen=ROUNDS_KEPT)  # (total ns, longest step ns, steps, wall ns)
+        self.last_steps = []  # the last round's steps' CPU, ns, in order
         self._steps = None
         self._mark = self._wall0 = 0
 
@@ -44,6 +45,7 @@ class RoundCpu:
         """The round is over (its last step already counted by step())."""
         steps = self._steps or [0]
         self.rounds.append((sum(steps), max(steps), len(steps), self.wall() - self._wall0))
+        self.last_steps = steps
         self._steps = None
 
     def summary(self):
@@ -57,6 +59,7 @@ class RoundCpu:
         return {"rounds": len(self.rounds),
                 "last_cpu_us": last[0] // NS_PER_US, "last_max_step_us": last[1] // NS_PER_US,
                 "last_steps": last[2], "last_wall_us": last[3] // NS_PER_US,
+                "last_step_us": [ns // NS_PER_US for ns in self.last_steps],
                 "median_cpu_us": totals[len(totals) // 2] // NS_PER_US,
                 "max_cpu_us": totals[-1] // NS_PER_US,
                 "median_max_step_us": longest[len(longest) // 2] // NS_PER_US,

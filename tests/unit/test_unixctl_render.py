@@ -118,6 +118,7 @@ def test_upcall_show_has_ovs_flows_line_and_round_cpu():
                     "  flows         : (current 3) (limit 200000)\n"   # OVS: "(current 3) (avg 2) (max 4) (limit 200000)"
                     "  round cpu     : (last 1000us) (median 1000us) (max 1000us) over 1 rounds\n"
                     "  longest step  : (last 650us) (median 650us) (max 650us) of 3 steps\n"
+                    "  last steps    : 250us 650us 100us\n"
                     "  dump duration : 3ms\n")
     assert render.format_upcall_show(0, 10, None) == "netdev@vswitch:\n  flows         : (current 0) (limit 10)\n"
 

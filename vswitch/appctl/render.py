@@ -247,6 +247,7 @@ def format_upcall_show(n_flows, flow_limit, rounds):
         lines.append(f"  longest step  : (last {rounds['last_max_step_us']}us)"
                      f" (median {rounds['median_max_step_us']}us) (max {rounds['max_step_us']}us)"
                      f" of {rounds['last_steps']} steps")
+        lines.append("  last steps    : " + " ".join(f"{us}us" for us in rounds["last_step_us"]))
         lines.append(f"  dump duration : {rounds['last_wall_us'] // US_PER_MS}ms")
     return "\n".join(lines) + "\n"
 
