@@ -565,7 +565,9 @@ class Datapath:
         16) and was not shown to pay: its round's first step took 0.37-1.09
         ms of CPU with a fresh array, 0.17-0.86 ms with a reused one (5
         rounds each, 3 megaflows: ranges overlap), the array itself 12-230
-        µs, for 0.7 MB held for good."""
+        µs, for 0.7 MB held for good.  (The revalidator's other rounds use
+        flow_dump_active_chunks, whose small kept array and lazily decoded
+        records did pay: see there.)"""
         out = ffi.new("struct vs_flow_dump[]", chunk)
         cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
         while not done[0]:
