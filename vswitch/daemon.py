@@ -440,7 +440,8 @@ class Daemon:
         2500 echoes per run, 4 runs, load 1.0-1.75: echoes over 300 µs per
         1000 28 / 2.4 / 2.0 / 2.4 before, 1.6 / 2.4 / 1.6 / 0.8 after; the
         machine's own noise (the Linux bridge, no switch process, has 8 per
-        1000 over 100 µs) is of the same order."""
+        1000 over 100 µs) is of the same order.  Each step's CPU is recorded
+        (round_cpu.py) for ovs-appctl upcall/show."""
         cpu = self.round_cpu
         while True:
             await asyncio.sleep(REVALIDATE_SECONDS)
@@ -452,7 +453,10 @@ class Daemon:
                     cpu.resume()
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("revalidator failed")
-            if self.ovsdb is not None:  # OVSDB monitors of runtime columns
+            if self.ovsdb is not None and self.ovsdb.db.watches_runtime():  # OVSDB monitors of runtime columns
+                # (without any, the break would only add a wake-up: 60-140 µs
+                # of CPU, cold, as bench/ping_outliers.py showed for a round
+                # that did nothing but sleep between its steps)
                 cpu.step()
                 await asyncio.sleep(REVALIDATE_CPU_BREAK_S)
                 cpu.resume()

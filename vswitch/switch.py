@@ -52,6 +52,11 @@ little after the upcall's clock reading).  Counters are cumulative, so a
 hit the filter misses (a poll thread preempted for longer than the slack
 between stamping and counting) is not lost: it is reported with the
 megaflow's next hit, or its final counters when it expires.
+The filtered dump's records (dpif.DumpedMegaflow) carry a megaflow's
+identity and counters; its key and mask are decoded only when a feature
+reads a report's (NetFlow), and only features that read reports are called,
+so a round's CPU on the poll thread's CPU (issue 16; ovs-appctl upcall/show,
+round_cpu.py) follows its active megaflows rather than fixed decoding.
 """
 import copy
 import logging

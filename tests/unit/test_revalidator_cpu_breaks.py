@@ -83,12 +83,21 @@ def test_revalidator_sleeps_between_every_step(monkeypatch):
 
 def test_revalidator_breaks_before_the_ovsdb_refresh(monkeypatch):
     log = []
-    db = types.SimpleNamespace(refresh=lambda: log.append(("refresh",)))
+    db = types.SimpleNamespace(refresh=lambda: log.append(("refresh",)), watches_runtime=lambda: True)
     fake = fake_daemon(SteppingSwitch(log), ovsdb=types.SimpleNamespace(db=db))
     one_round(monkeypatch, fake, log)
     brk = ("sleep", daemon.REVALIDATE_CPU_BREAK_S)
     assert log[-3:] == [brk, ("refresh",), ("sleep", daemon.REVALIDATE_SECONDS)]
     assert log.count(brk) == STEPS + 1
+
+
+def test_no_break_and_no_refresh_while_no_monitor_watches_runtime_columns(monkeypatch):
+    log = []
+    db = types.SimpleNamespace(refresh=lambda: log.append(("refresh",)), watches_runtime=lambda: False)
+    one_round(monkeypatch, fake_daemon(SteppingSwitch(log), ovsdb=types.SimpleNamespace(db=db)), log)
+    brk = ("sleep", daemon.REVALIDATE_CPU_BREAK_S)
+    assert ("refresh",) not in log and log.count(brk) == STEPS
+    assert log[-2:] == [brk, ("sleep", daemon.REVALIDATE_SECONDS)]
 
 
 def test_round_cpu_counts_each_step_between_sleeps_not_the_sleeps(monkeypatch):
