@@ -32,7 +32,7 @@ final counters); a packet the slow path forwards reports itself, since it
 never hits the megaflow it set up.  Datapath samples (sFlow, IPFIX) have
 their own queue, drained after the misses.
 
-The revalidator reads the datapath in chunks (dpif.flow_dump_chunks) and
+The revalidator reads the datapath in chunks (dpif.flow_dump_active_chunks) and
 handles each as it is read (revalidate_steps); the daemon runs one chunk
 per turn of the event loop, so upcalls and OpenFlow are served in between.
 Its first round, and the first after a flush, reads every megaflow; the
@@ -79,6 +79,9 @@ from vswitch.ofproto.table_limits import settings_from_config
 
 log = logging.getLogger("vswitch.switch")
 
+# The filtered dump's `since` that selects every megaflow (the revalidator's
+# full rounds): a last use (used_ns) is never below it.
+EVERY_MEGAFLOW_NS = 0
 MEGAFLOW_IDLE_SECONDS = 10  # OVS's other_config:max-idle default (10000 ms)
 # Megaflows at most (OVS's other_config:flow-limit default).  At the limit a
 # new flow is forwarded by the slow path without being cached, so a flood of
@@ -534,10 +537,13 @@ class Switch:
 
     def _revalidation_dump(self, now_ns, idle_limit):
         """Every megaflow on the first round (and after a flush), else only
-        those hit since the last round began or idle (see the module note)."""
+        those hit since the last round began or idle (see the module note).
+        Both through the filtered dump, whose records cost less to read:
+        "hit at or after EVERY_MEGAFLOW_NS" is every megaflow, as a
+        never-hit one's last use reads 0."""
         since_ns = self._revalidated_since_ns
         if since_ns is None:
-            return self.dp.flow_dump_chunks()
+            return self.dp.flow_dump_active_chunks(EVERY_MEGAFLOW_NS, EVERY_MEGAFLOW_NS)
         return self.dp.flow_dump_active_chunks(
             since_ns, max(0, now_ns - int(idle_limit * NS_PER_S)))
 
