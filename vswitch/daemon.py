@@ -40,6 +40,7 @@ from vswitch.config import commands
 from vswitch.config.store import ConfigStore
 from vswitch.datapath.dpif import Datapath
 from vswitch.linkmon import LinkMonitor
+from vswitch.round_cpu import RoundCpu
 from vswitch.ofproto.connmgr import ConnManager
 from vswitch.switch import DEFAULT_FLOW_LIMIT, MEGAFLOW_IDLE_SECONDS, Switch
 from vswitch.vlog import StartupError
@@ -363,6 +364,7 @@ class Daemon:
         self._feature_timer = None  # asyncio TimerHandle of the next run_features
         self.connmgrs = {}  # bridge name -> ConnManager (OpenFlow listeners and controllers)
         self.stop = None
+        self.round_cpu = RoundCpu()  # the revalidator's CPU per round: upcall/show
 
     def _save_ofports(self):
         """Keeps the OpenFlow numbers the switch assigned, as OVS writes them
@@ -438,20 +440,32 @@ class Daemon:
         2500 echoes per run, 4 runs, load 1.0-1.75: echoes over 300 µs per
         1000 28 / 2.4 / 2.0 / 2.4 before, 1.6 / 2.4 / 1.6 / 0.8 after; the
         machine's own noise (the Linux bridge, no switch process, has 8 per
-        1000 over 100 µs) is of the same order."""
+        1000 over 100 µs) is of the same order.  Each step's CPU is recorded
+        (round_cpu.py) for ovs-appctl upcall/show."""
+        cpu = self.round_cpu
         while True:
             await asyncio.sleep(REVALIDATE_SECONDS)
+            cpu.start()
             try:
                 for _ in self.switch.revalidate_steps():
+                    cpu.step()
                     await asyncio.sleep(REVALIDATE_CPU_BREAK_S)
+                    cpu.resume()
             except Exception:  # keep the daemon alive; the next round retries
                 log.exception("revalidator failed")
-            if self.ovsdb is not None:  # OVSDB monitors of runtime columns
+            if self.ovsdb is not None and self.ovsdb.db.watches_runtime():  # OVSDB monitors of runtime columns
+                # (without any, the break would only add a wake-up: 60-140 µs
+                # of CPU, cold, as bench/ping_outliers.py showed for a round
+                # that did nothing but sleep between its steps)
+                cpu.step()
                 await asyncio.sleep(REVALIDATE_CPU_BREAK_S)
+                cpu.resume()
                 try:
                     self.ovsdb.db.refresh()
                 except Exception:
                     log.exception("OVSDB refresh failed")
+            cpu.step()
+            cpu.finish()
 
     def _schedule_features(self):
         """(Re)arms the one timer that runs the features when the earliest

@@ -32,7 +32,7 @@ final counters); a packet the slow path forwards reports itself, since it
 never hits the megaflow it set up.  Datapath samples (sFlow, IPFIX) have
 their own queue, drained after the misses.
 
-The revalidator reads the datapath in chunks (dpif.flow_dump_chunks) and
+The revalidator reads the datapath in chunks (dpif.flow_dump_active_chunks) and
 handles each as it is read (revalidate_steps); the daemon runs one chunk
 per turn of the event loop, so upcalls and OpenFlow are served in between.
 Its first round, and the first after a flush, reads every megaflow; the
@@ -52,6 +52,11 @@ little after the upcall's clock reading).  Counters are cumulative, so a
 hit the filter misses (a poll thread preempted for longer than the slack
 between stamping and counting) is not lost: it is reported with the
 megaflow's next hit, or its final counters when it expires.
+The filtered dump's records (dpif.DumpedMegaflow) carry a megaflow's
+identity and counters; its key and mask are decoded only when a feature
+reads a report's (NetFlow), and only features that read reports are called,
+so a round's CPU on the poll thread's CPU (issue 16; ovs-appctl upcall/show,
+round_cpu.py) follows its active megaflows rather than fixed decoding.
 """
 import copy
 import logging
@@ -74,6 +79,9 @@ from vswitch.ofproto.table_limits import settings_from_config
 
 log = logging.getLogger("vswitch.switch")
 
+# The filtered dump's `since` that selects every megaflow (the revalidator's
+# full rounds): a last use (used_ns) is never below it.
+EVERY_MEGAFLOW_NS = 0
 MEGAFLOW_IDLE_SECONDS = 10  # OVS's other_config:max-idle default (10000 ms)
 # Megaflows at most (OVS's other_config:flow-limit default).  At the limit a
 # new flow is forwarded by the slow path without being cached, so a flood of
@@ -326,9 +334,9 @@ class Switch:
             last_seen = now - (now_ns - stats.used_ns) / 1e9 if stats.used_ns else now
             first_seen = min(max(info.reported, info.installed), last_seen)
             self.bridges[info.bridge].flow_stats(MegaflowDelta(
-                stats.key, stats.mask, {t[1:] for t in info.tags},
+                None, None, {t[1:] for t in info.tags},
                 stats.packets - info.last_packets, stats.bytes - info.last_bytes,
-                stats.tcp_flags, first_seen, last_seen), now)
+                stats.tcp_flags, first_seen, last_seen, record=stats), now)
             info.reported = now
         self._attribute(info, stats, now)
 
@@ -529,16 +537,19 @@ class Switch:
 
     def _revalidation_dump(self, now_ns, idle_limit):
         """Every megaflow on the first round (and after a flush), else only
-        those hit since the last round began or idle (see the module note)."""
+        those hit since the last round began or idle (see the module note).
+        Both through the filtered dump, whose records cost less to read:
+        "hit at or after EVERY_MEGAFLOW_NS" is every megaflow, as a
+        never-hit one's last use reads 0."""
         since_ns = self._revalidated_since_ns
         if since_ns is None:
-            return self.dp.flow_dump_chunks()
+            return self.dp.flow_dump_active_chunks(EVERY_MEGAFLOW_NS, EVERY_MEGAFLOW_NS)
         return self.dp.flow_dump_active_chunks(
             since_ns, max(0, now_ns - int(idle_limit * NS_PER_S)))
 
     def _revalidate_chunk(self, chunk, now, now_ns, idle_limit):
         for stats in chunk:
-            fid = stats.packed_key + stats.packed_mask
+            fid = stats.fid
             info = self.flows.get(fid)
             if info is None:
                 self.dp.flow_del(stats.packed_key, stats.packed_mask)

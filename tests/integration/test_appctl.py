@@ -28,7 +28,7 @@ pytestmark = [
 
 COMMANDS = ["bond/show", "cfm/show", "coverage/read-counter", "coverage/show", "dpctl/dump-flows",
             "dpif-netdev/pmd-stats-clear", "dpif-netdev/pmd-stats-show", "dpif/show", "exit", "fdb/flush",
-            "fdb/show", "help", "lacp/show", "list-commands", "memory/show", "ofproto/trace", "version",
+            "fdb/show", "help", "lacp/show", "list-commands", "memory/show", "ofproto/trace", "upcall/show", "version",
             "vlog/list", "vlog/reopen", "vlog/set"]
 
 
@@ -233,6 +233,18 @@ def test_memory_show(sw):
     usage = dict(re.findall(r"([a-z][a-z ]*?):(\d+)", ok(sw.ctl, "memory/show")))
     assert usage["handlers"] == "1" and usage["revalidators"] == "1"
     assert usage["ports"] == "6" and int(usage["udpif keys"]) > 0
+
+
+def test_upcall_show_counts_the_revalidator_rounds_cpu(sw):
+    sw.ping()
+    wait_for(lambda: "round cpu" in ok(sw.ctl, "upcall/show"), what="a revalidator round")
+    text = ok(sw.ctl, "upcall/show")
+    flows = re.search(r"flows\s+: \(current (\d+)\) \(limit (\d+)\)", text)
+    assert flows and int(flows.group(1)) > 0 and int(flows.group(2)) > 0, text
+    last, median, top = map(int, re.search(
+        r"round cpu\s+: \(last (\d+)us\) \(median (\d+)us\) \(max (\d+)us\)", text).groups())
+    steps = [int(us) for us in re.findall(r"(\d+)us", text.split("last steps", 1)[1].splitlines()[0])]
+    assert 0 < last <= top and median <= top and steps and sum(steps) in range(last - len(steps), last + 1), text
 
 
 def test_version_list_commands_and_help(sw):

@@ -15,6 +15,7 @@ from vswitch.appctl import render
 from vswitch.appctl.coverage import Coverage
 from vswitch.appctl.protocol import Reply, UnixctlError
 from vswitch.datapath import dpif, flowkey
+from vswitch.round_cpu import RoundCpu
 from vswitch.switch import Switch
 
 FULL = {f: flowkey.full_mask(f) for f in flowkey.FIELDS}
@@ -100,6 +101,26 @@ def test_dpif_show_layout_is_ovs():
                     "    br0 65534/1: (internal)\n"
                     "    p1 1/2: (system)\n"              # OVS 3.1: "    p1 1/2: (system)"
                     "    p2 2/3: (system)\n")
+
+
+def test_upcall_show_has_ovs_flows_line_and_round_cpu():
+    cpu = RoundCpu(clock=iter([0, 250_000, 250_000, 900_000, 900_000, 1_000_000]).__next__,
+                   wall=iter([0, 3_500_000]).__next__)
+    cpu.start()
+    cpu.step()       # 250 µs
+    cpu.resume()
+    cpu.step()       # 650 µs
+    cpu.resume()
+    cpu.step()       # 100 µs
+    cpu.finish()
+    text = render.format_upcall_show(3, 200000, cpu.summary())
+    assert text == ("netdev@vswitch:\n"
+                    "  flows         : (current 3) (limit 200000)\n"   # OVS: "(current 3) (avg 2) (max 4) (limit 200000)"
+                    "  round cpu     : (last 1000us) (median 1000us) (max 1000us) over 1 rounds\n"
+                    "  longest step  : (last 650us) (median 650us) (max 650us) of 3 steps\n"
+                    "  last steps    : 250us 650us 100us\n"
+                    "  dump duration : 3ms\n")
+    assert render.format_upcall_show(0, 10, None) == "netdev@vswitch:\n  flows         : (current 0) (limit 10)\n"
 
 
 def test_pmd_stats_lines_are_ovs_lines():

@@ -96,6 +96,7 @@ class Commands:
         s.register("vlog/set", "[spec...]", 0, INT_MAX, self.vlog_set)
         s.register("vlog/reopen", "", 0, 0, self.vlog_reopen)
         s.register("memory/show", "", 0, 0, self.memory_show)
+        s.register("upcall/show", "", 0, 0, self.upcall_show)
         s.register("exit", "[--cleanup]", 0, 1, self.exit)
 
     @property
@@ -295,6 +296,14 @@ class Commands:
                  "udpif keys": len(sw.flows),
                  "ofconns": sum(len(m.conns) for m in getattr(self.daemon, "connmgrs", {}).values())}
         return render.format_memory(usage)
+
+    def upcall_show(self, args):
+        """OVS's upcall/show (flows, limit), with the revalidator's CPU per
+        round where OVS prints its dump duration (round_cpu.py)."""
+        sw = self.switch
+        timing = getattr(self.daemon, "round_cpu", None)
+        return render.format_upcall_show(len(sw.flows), sw.flow_limit,
+                                         timing.summary() if timing else None)
 
     def exit(self, args):
         if args and args[0] != "--cleanup":

@@ -233,6 +233,25 @@ def format_dpif_show(hit, missed, bridges):
     return "\n".join(lines) + "\n"
 
 
+US_PER_MS = 1000
+
+
+def format_upcall_show(n_flows, flow_limit, rounds):
+    """upcall/show: OVS's flows line; then, for the last round and the kept
+    ones (round_cpu.RoundCpu.summary, None before the first), the
+    revalidator's CPU (µs) and its longest step between two sleeps."""
+    lines = [f"{DATAPATH_NAME}:", f"  flows         : (current {n_flows}) (limit {flow_limit})"]
+    if rounds:
+        lines.append(f"  round cpu     : (last {rounds['last_cpu_us']}us) (median {rounds['median_cpu_us']}us)"
+                     f" (max {rounds['max_cpu_us']}us) over {rounds['rounds']} rounds")
+        lines.append(f"  longest step  : (last {rounds['last_max_step_us']}us)"
+                     f" (median {rounds['median_max_step_us']}us) (max {rounds['max_step_us']}us)"
+                     f" of {rounds['last_steps']} steps")
+        lines.append("  last steps    : " + " ".join(f"{us}us" for us in rounds["last_step_us"]))
+        lines.append(f"  dump duration : {rounds['last_wall_us'] // US_PER_MS}ms")
+    return "\n".join(lines) + "\n"
+
+
 # ---------------------------------------------------------------- pmd-stats-show
 
 PMD_COUNTERS = ("packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls", "upcall_drops",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from vswitch.bridge.bond import BondFeature
 from vswitch.bridge.cfm_feature import CfmFeature
-from vswitch.bridge.feature import earliest_wakeup
+from vswitch.bridge.feature import Feature, earliest_wakeup
 from vswitch.bridge.ipfix_feature import IpfixFeature
 from vswitch.bridge.lacp_feature import LacpFeature
 from vswitch.bridge.mirror import MirrorFeature
@@ -86,6 +86,9 @@ class Bridge:
         self.features = [cls(self) for cls in FEATURES]
         self.cookies = {FEATURE_COOKIE_BASE + i: f for i, f in enumerate(self.features)}
         self._cookie_of = {id(f): c for c, f in self.cookies.items()}
+        # flow_stats runs per megaflow with traffic on every revalidator
+        # round: only the features that read the reports are called.
+        self._stats_readers = [f for f in self.features if type(f).flow_stats is not Feature.flow_stats]
 
     # -- configuration -----------------------------------------------------------------
     def configure(self, ctx):
@@ -179,7 +182,7 @@ class Bridge:
         return actions
 
     def flow_stats(self, delta, now):
-        for f in self.features:
+        for f in self._stats_readers:
             f.flow_stats(delta, now)
 
     def sampled(self, sample, now):

@@ -49,22 +49,43 @@ default, so a feature implements only what it needs.  This is Open vSwitch's
 
 Time is always passed in: tests drive features with a fake clock.
 """
-from dataclasses import dataclass
-
-
-@dataclass
 class MegaflowDelta:
     """What one megaflow (or one slow-path packet) forwarded since the last
     report.  `key` is the megaflow's key under its mask (fields the mask
-    leaves out read 0); times are on the switch's clock."""
-    key: dict
-    mask: dict
-    tags: set  # the tags its translation left, without the bridge name
-    packets: int
-    bytes: int  # frame bytes as received (the VLAN tag counts if it was on the wire)
-    tcp_flags: int
-    first_seen: float
-    last_seen: float
+    leaves out read 0); times are on the switch's clock.
+
+    The revalidator passes key and mask as None and the dump record they
+    come from (`record`: anything with .key and .mask, e.g. a
+    dpif.DumpedMegaflow): they are decoded at their first read, as most
+    features read only counters and tags (bonds, mirrors) and a round
+    reports every megaflow that saw traffic (issue 16: its CPU per round)."""
+    __slots__ = ("_key", "_mask", "_record", "tags", "packets", "bytes", "tcp_flags",
+                 "first_seen", "last_seen")
+
+    def __init__(self, key, mask, tags, packets, nbytes, tcp_flags, first_seen, last_seen, record=None):
+        self._key, self._mask, self._record = key, mask, record
+        self.tags = tags  # the tags its translation left, without the bridge name
+        self.packets = packets
+        self.bytes = nbytes  # frame bytes as received (the VLAN tag counts if it was on the wire)
+        self.tcp_flags = tcp_flags
+        self.first_seen, self.last_seen = first_seen, last_seen
+
+    @property
+    def key(self):
+        if self._key is None:
+            self._key = self._record.key
+        return self._key
+
+    @property
+    def mask(self):
+        if self._mask is None:
+            self._mask = self._record.mask
+        return self._mask
+
+    def __repr__(self):
+        return (f"MegaflowDelta(key={self.key}, mask={self.mask}, tags={self.tags}, packets={self.packets}, "
+                f"bytes={self.bytes}, tcp_flags={self.tcp_flags}, first_seen={self.first_seen}, "
+                f"last_seen={self.last_seen})")
 
 
 def earliest_wakeup(things):

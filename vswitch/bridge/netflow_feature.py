@@ -63,8 +63,10 @@ class NetflowFeature(ExporterFeature):
         return actions
 
     def flow_stats(self, delta, now):
+        if self.engine is None:
+            return  # before delta.key: the revalidator's deltas decode it when read
         key = delta.key
-        if self.engine is None or key.get("dl_type") != ETH_TYPE_IPV4:
+        if key.get("dl_type") != ETH_TYPE_IPV4:
             return
         out = next((tag[1] for tag in delta.tags if tag[0] == OUT_TAG), NF_OUT_DROP)
         parsed = parsed_key_of(key, out)

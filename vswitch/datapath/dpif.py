@@ -175,6 +175,25 @@ class DatapathSample:
     key: dict       # flowkey.unpack of the key parsed on receipt
 
 
+# struct vs_flow_dump as the revalidator's dump reads it (DumpedMegaflow):
+# the masked key and the mask side by side (the megaflow's identity), then
+# packets, bytes, used_ns, tcp_flags, n_actions, then the action words.
+_DUMP_SIZE = ffi.sizeof("struct vs_flow_dump")
+_DUMP_FID = 2 * flowkey.PACKED_SIZE
+_DUMP_COUNTERS = ffi.offsetof("struct vs_flow_dump", "packets")
+_DUMP_ACTIONS = ffi.offsetof("struct vs_flow_dump", "actions")
+_DUMP_HEAD = struct.Struct("=QQQHxxI")  # packets, bytes, used_ns, tcp_flags, n_actions
+assert (ffi.offsetof("struct vs_flow_dump", "mask") == flowkey.PACKED_SIZE
+        and _DUMP_COUNTERS == _DUMP_FID
+        and _DUMP_COUNTERS + _DUMP_HEAD.size == _DUMP_ACTIONS), \
+    "struct vs_flow_dump changed: update _DUMP_HEAD"
+_ACTION_WORDS = struct.Struct("=I")
+# The filtered dump's record array: it starts at ACTIVE_DUMP_FIRST records
+# and doubles (up to the call's chunk) when a call fills it, then stays: a
+# round's cost follows its active megaflows (see flow_dump_active_chunks).
+ACTIVE_DUMP_FIRST = 16
+
+
 @dataclass
 class MegaflowStats:
     key: dict
@@ -188,6 +207,60 @@ class MegaflowStats:
     # megaflow's identity without unpacking and packing again.
     packed_key: bytes = b""
     packed_mask: bytes = b""
+
+    @property
+    def fid(self):
+        """The megaflow's identity: its packed masked key then mask."""
+        return self.packed_key + self.packed_mask
+
+
+class DumpedMegaflow:
+    """One record of the revalidator's filtered dump (flow_dump_active_chunks):
+    what a round needs of every megaflow it reads (identity, counters) as
+    plain values; key, mask and actions are decoded only when read, as a
+    round reads them only for the megaflows whose traffic it reports (a
+    MegaflowStats decoded all three for each: ~35 µs a record on the poll
+    thread's CPU, cold).  Reading one twice decodes it twice."""
+    __slots__ = ("fid", "packets", "bytes", "used_ns", "tcp_flags", "_actions")
+
+    def __init__(self, fid, packets, nbytes, used_ns, tcp_flags, actions):
+        self.fid = fid            # packed masked key then mask (flowkey.pack's layout)
+        self.packets, self.bytes, self.used_ns, self.tcp_flags = packets, nbytes, used_ns, tcp_flags
+        self._actions = actions   # the action words as C laid them out (bytes)
+
+    @property
+    def packed_key(self):
+        return self.fid[:flowkey.PACKED_SIZE]
+
+    @property
+    def packed_mask(self):
+        return self.fid[flowkey.PACKED_SIZE:]
+
+    @property
+    def key(self):
+        return flowkey.unpack(self.packed_key)
+
+    @property
+    def mask(self):
+        return flowkey.unpack(self.packed_mask)
+
+    @property
+    def actions(self):
+        words = [w for (w,) in _ACTION_WORDS.iter_unpack(self._actions)]
+        return decode_actions(words, len(words))
+
+
+def _dumped_megaflows(records, n):
+    """DumpedMegaflow of the first n records of a struct vs_flow_dump array,
+    read as one buffer with struct (no cffi attribute access per field)."""
+    raw = ffi.buffer(records, n * _DUMP_SIZE)
+    out = []
+    for base in range(0, n * _DUMP_SIZE, _DUMP_SIZE):
+        packets, nbytes, used_ns, tcp_flags, n_actions = _DUMP_HEAD.unpack_from(raw, base + _DUMP_COUNTERS)
+        actions = base + _DUMP_ACTIONS
+        out.append(DumpedMegaflow(raw[base:base + _DUMP_FID], packets, nbytes, used_ns, tcp_flags,
+                                  raw[actions:actions + 4 * n_actions]))
+    return out
 
 
 def _header(op, nargs):
@@ -303,6 +376,7 @@ class Datapath:
         self._samples = ffi.new("struct vs_sample[]", SAMPLE_BATCH)
         self._sample_buf = ffi.new("uint8_t[]", SAMPLE_BUF)
         self._dummy_frames = self._dummy_buf = None  # allocated on first use
+        self._active_records, self._active_cap = None, 0  # flow_dump_active_chunks' array
 
     def close(self):
         if self._dp is not None:
@@ -491,7 +565,9 @@ class Datapath:
         16) and was not shown to pay: its round's first step took 0.37-1.09
         ms of CPU with a fresh array, 0.17-0.86 ms with a reused one (5
         rounds each, 3 megaflows: ranges overlap), the array itself 12-230
-        µs, for 0.7 MB held for good."""
+        µs, for 0.7 MB held for good.  (The revalidator's other rounds use
+        flow_dump_active_chunks, whose small kept array and lazily decoded
+        records did pay: see there.)"""
         out = ffi.new("struct vs_flow_dump[]", chunk)
         cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
         while not done[0]:
@@ -504,14 +580,31 @@ class Datapath:
         those the kernel tier brought new traffic for, and those idle (last
         hit, or install if never hit, before idle_before_ns); both on the
         datapath's clock (now_ns).  The others are skipped in C.  A chunk
-        may be empty (the C walk visits a bounded stretch per call)."""
-        out = ffi.new("struct vs_flow_dump[]", chunk)
+        may be empty (the C walk visits a bounded stretch per call).
+
+        Records are DumpedMegaflow (key, mask and actions decoded when
+        read), read through one record array kept for the next rounds: it
+        starts small and doubles, up to `chunk`, when a call fills it, so a
+        round with a few active megaflows neither allocates nor zeroes 0.7
+        MB (a fresh DUMP_CHUNK array per round cost ~230 µs of the poll
+        thread's CPU, cold: issue 16), and a busy one soon reads `chunk`
+        per call.  Each chunk is converted before it is yielded, so walks
+        interleaved by their callers share the array safely."""
         cursor, done = ffi.new("uint64_t *"), ffi.new("int *")
         skipped = ffi.new("uint64_t *")
+        if self._active_records is None:
+            self._grow_active_records(ACTIVE_DUMP_FIRST)
         while not done[0]:
+            want = min(chunk, self._active_cap)
             n = lib.vs_dp_flow_dump_active(self._dp, cursor, since_ns, idle_before_ns,
-                                           out, chunk, done, skipped)
-            yield [self._megaflow_stats(d) for d in out[0:n]]
+                                           self._active_records, want, done, skipped)
+            records = _dumped_megaflows(self._active_records, n)
+            if n == want < chunk:  # full: the next calls may find as many
+                self._grow_active_records(min(chunk, 2 * want))
+            yield records
+
+    def _grow_active_records(self, n):
+        self._active_records, self._active_cap = ffi.new("struct vs_flow_dump[]", n), n
 
     @staticmethod
     def _megaflow_stats(d):

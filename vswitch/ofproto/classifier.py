@@ -234,15 +234,28 @@ def _or_mask(mask, pairs):
         mask[name] = mask.get(name, 0) | bits
 
 
-class Classifier:
-    """One OpenFlow table.  Rules need .match (normalized Match), .priority
-    and .priority_key ((-priority, seq)); they are kept by identity."""
+class RuleCount:
+    """The rules of a set of classifiers (one bridge's tables), counted by
+    their inserts and removes: whether a bridge has any rule is asked on
+    every revalidator round and upcall (OFSwitch.mode), and visiting its 254
+    tables for it cost ~16 µs a time, ~70 µs a round (issue 16)."""
+    __slots__ = ("n",)
 
     def __init__(self):
+        self.n = 0
+
+
+class Classifier:
+    """One OpenFlow table.  Rules need .match (normalized Match), .priority
+    and .priority_key ((-priority, seq)); they are kept by identity.
+    `total`: a RuleCount shared with the bridge's other tables."""
+
+    def __init__(self, total=None):
         self.subtables = {}        # signature -> Subtable
         self._ordered = []         # subtables by max_priority, best first (lazily re-sorted)
         self._dirty = False
         self.count = 0
+        self.total = total if total is not None else RuleCount()
 
     def __len__(self):
         return self.count
@@ -292,12 +305,14 @@ class Classifier:
         if st.insert(rule, key if key is not None else st.key_of(rule.match)):
             self._dirty = True
         self.count += 1
+        self.total.n += 1
 
     def remove(self, rule):
         st = self._subtable_for(rule.match)
         if st.remove(rule, st.key_of(rule.match)):
             self._dirty = True
         self.count -= 1
+        self.total.n -= 1
         if not st.n_rules:
             del self.subtables[st.signature]
             self._ordered.remove(st)

@@ -20,7 +20,7 @@ import heapq
 import itertools
 from dataclasses import dataclass, field
 
-from vswitch.ofproto.classifier import Classifier, best_first
+from vswitch.ofproto.classifier import Classifier, RuleCount, best_first
 from vswitch.ofproto.table_limits import TableLimits
 
 from vswitch.ofproto.ofp import (ApplyActions, Enqueue, FlowMod, GotoTable, Group, GroupMod,
@@ -149,7 +149,8 @@ class FlowTables:
 
     def __init__(self, n_tables=DEFAULT_N_TABLES, groups=None, meters=None):
         self.n_tables = n_tables
-        self.tables = [Classifier() for _ in range(n_tables)]
+        self.rule_count = RuleCount()  # rules in all tables (OFSwitch.mode asks)
+        self.tables = [Classifier(self.rule_count) for _ in range(n_tables)]
         self.counters = [TableCounters() for _ in range(n_tables)]
         self.groups = groups
         self.meters = meters

@@ -198,7 +198,7 @@ class OFSwitch:
                 # OF1.0 misses go to the controller: nothing is blackholed.
                 return "openflow" if self.controller_programmed or self.miss_to_controller() else "normal"
             return "normal" if self.fail_open else "openflow"
-        if self.fail_mode == "secure" or any(self._tables.tables) or self.groups.groups:
+        if self.fail_mode == "secure" or self._tables.rule_count.n or self.groups.groups:
             return "openflow"
         return "normal"
 
