@@ -34,6 +34,9 @@
 #define SPIN_MIN_NS 50000ull
 #define SPIN_INITIAL_NS 200000ull
 #define SPIN_MAX_NS 2000000ull
+/* A packet that woke the thread widens the window to this many times the
+ * gap it came after (the sender's timer jitters around its period). */
+#define SPIN_GAP_FACTOR 2u
 #define TIER_ETH_TYPE 0x0800 /* IPv4: all the kernel tiers' programs parse */
 #define SKIP_POLL_ROUNDS 8 /* under load, rounds between two poll() calls */
 /* Batches poll_port reads from a queue per round.  TCP offloads off
@@ -965,7 +968,7 @@ static int poll_nocancel(struct pollfd *fds, nfds_t n, int timeout_ms)
  * conversation is picked up without a wake-up (tens of µs on a VM), and
  * then sleeps (POLL_IDLE_MS, woken by its descriptors) so an idle switch
  * costs next to no CPU.  spin_ns adapts, as OVS's pmd-sleep and DPDK's
- * interrupt mode back off: pmd_adapt doubles it when a packet woke the
+ * interrupt mode back off: pmd_adapt widens it when a packet woke the
  * thread less than SPIN_MAX_NS after it went to sleep (spinning longer
  * would have caught it: packets keep arriving), and halves it when the
  * sleep was longer (a gap in the traffic).  So under traffic with gaps
@@ -978,12 +981,19 @@ static int pmd_timeout(const struct vs_pmd *pmd, uint64_t now)
     return POLL_IDLE_MS;
 }
 
-static void pmd_adapt(struct vs_pmd *pmd, uint64_t slept_ns)
+/* slept_ns: the sleep the round's packets ended; gap_ns: the time since
+ * the packet before them.  Widening goes straight to SPIN_GAP_FACTOR times
+ * the gap (at least double the window): doubling alone took four wake-ups
+ * from SPIN_INITIAL_NS to a 2 ms ping's period, and those first echoes, a
+ * wake-up each (~25 µs more), were all of a 500-echo run's p99 (bench/run.py
+ * --vswitch-pmd default, stop 16: 42 µs vs OVS's 21). */
+static void pmd_adapt(struct vs_pmd *pmd, uint64_t slept_ns, uint64_t gap_ns)
 {
     if (slept_ns < SPIN_MAX_NS) {
-        pmd->spin_ns *= 2;
-        if (pmd->spin_ns > SPIN_MAX_NS)
-            pmd->spin_ns = SPIN_MAX_NS;
+        uint64_t wide = pmd->spin_ns * 2;
+        if (gap_ns < SPIN_MAX_NS && wide < gap_ns * SPIN_GAP_FACTOR)
+            wide = gap_ns * SPIN_GAP_FACTOR;
+        pmd->spin_ns = wide < SPIN_MAX_NS ? wide : SPIN_MAX_NS;
     } else {
         pmd->spin_ns /= 2;
         if (pmd->spin_ns < SPIN_MIN_NS)
@@ -1158,8 +1168,10 @@ static void *pmd_main(void *arg)
         if (gen == __atomic_load_n(&dp->ports_gen, __ATOMIC_ACQUIRE))
             still_busy = pmd_round(pmd, &upcalled, t1);
         rcu_quiescent(pmd);
-        if (slept && pmd->last_rx_ns != last_rx)
-            pmd_adapt(pmd, t1 - t0);
+        if (slept && pmd->last_rx_ns != last_rx) {
+            OWN_ADD(pmd->stats.wakeups, 1);
+            pmd_adapt(pmd, t1 - t0, t1 - last_rx);
+        }
         uint64_t t2 = vs_now_ns();
         OWN_ADD(pmd->stats.busy_ns, t2 - t1);
         OWN_ADD(pmd->stats.busy_cycles, cycles_now() - c1);

@@ -18,9 +18,10 @@
  *    round, parses each once, looks up EMC → megaflow classifier, executes
  *    actions, and sends output batched per port at the end of the batch.
  *    Adaptive polling: after a packet it keeps polling with a zero timeout
- *    (spinning) for a window that adapts between 50 µs and 2 ms (doubled
- *    when a packet arrives soon after it went to sleep, halved when the
- *    sleep was long), then sleeps in poll(); so traffic sees no wake-up
+ *    (spinning) for a window that adapts between 50 µs and 2 ms (widened
+ *    to twice the gap the packet came after, at least doubled, when it
+ *    arrives soon after the thread went to sleep; halved when the sleep
+ *    was long), then sleeps in poll(); so traffic sees no wake-up
  *    latency and an idle switch costs no CPU.  While spinning under a dense
  *    one-way stream, a round that read less than half of what it could take is
  *    followed by a short sleep that grows round by round up to a small maximum
@@ -237,6 +238,8 @@ struct vs_pmd_stats {
      * actions, and transmit (sendmmsg/writes, offload work). */
     uint64_t rx_cycles, process_cycles, tx_cycles;
     uint64_t sleeps; /* load-based sleeps taken (pmd_sleep.h; in idle_ns) */
+    uint64_t wakeups; /* rounds that found packets after sleeping in poll():
+                       * each one's first packet waited for a wake-up */
 };
 
 struct vs_upcall {

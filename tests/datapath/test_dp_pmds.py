@@ -215,3 +215,34 @@ def test_two_way_dense_traffic_never_waits_for_a_load_based_sleep():
         assert sleeps > 0
     finally:
         dp.close()
+
+
+PERIODIC_GAP_S = 0.001   # a ping's period, well under SPIN_MAX_NS (2 ms)
+PERIODIC_FRAMES = 12
+# The first frame wakes the thread from a long sleep and the second from a
+# short one, which widens the spin window past the period at once; doubling
+# alone from the 200 µs start (100 µs after that first long sleep) would
+# cost about five wake-ups.  One more is left for a gap stretched by the
+# scheduler.
+PERIODIC_WAKEUPS_MAX = 3
+
+
+def test_adaptive_spin_window_covers_a_periodic_senders_gap_after_one_wakeup():
+    dp = Datapath(upcall_ring_size=16)
+    try:
+        dp.add_port(1, "dummy", "in")
+        dp.add_port(2, "dummy", "out")
+        dp.flow_put({"in_port": 1}, {"in_port": 0xFFFFFFFF}, [("output", 2)])
+        time.sleep(AFTER_TRAFFIC_S)  # the thread asleep in poll(), as an idle switch's
+        before = dp.pmd_stats()[0]["wakeups"]
+        for _ in range(PERIODIC_FRAMES):
+            assert dp.dummy_inject(1, [bytes(range(60))]) == 1
+            time.sleep(PERIODIC_GAP_S)
+        deadline = time.monotonic() + 5
+        while dp.port_stats(2)["tx_packets"] < PERIODIC_FRAMES and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert dp.port_stats(2)["tx_packets"] == PERIODIC_FRAMES
+        wakeups = dp.pmd_stats()[0]["wakeups"] - before
+        assert 1 <= wakeups <= PERIODIC_WAKEUPS_MAX
+    finally:
+        dp.close()

@@ -518,7 +518,8 @@ class Datapath:
         return [{name: getattr(out[i], name) for name in (
             "cpu", "busy_poll", "packets", "batches", "emc_hits", "megaflow_hits", "misses", "upcalls",
             "upcall_drops", "malformed", "samples", "sample_drops", "busy_ns", "idle_ns",
-            "busy_cycles", "idle_cycles", "rx_cycles", "process_cycles", "tx_cycles", "sleeps")}
+            "busy_cycles", "idle_cycles", "rx_cycles", "process_cycles", "tx_cycles", "sleeps",
+            "wakeups")}
             for i in range(n)]
 
     @staticmethod
