@@ -33,7 +33,14 @@
  * for spin_ns, between these bounds, before it sleeps in poll() again. */
 #define SPIN_MIN_NS 50000ull
 #define SPIN_INITIAL_NS 200000ull
-#define SPIN_MAX_NS 2000000ull
+/* 4 ms: twice a 2 ms ping's period.  At 2 ms, gaps of a 2 ms sender fell
+ * either side of the window (its timer slack), and the echoes behind the
+ * longer ones paid a wake-up: 6-7 echoes of 40-90 µs per 500, p99 55 vs
+ * OVS's 40 µs; at 4 ms, 2-3, p99 21 vs 25 µs (bench/run.py --vswitch-pmd
+ * default, stop 16).  The price: traffic with gaps under 4 ms (250+
+ * packets/s) keeps the thread spinning, as OVS's PMDs always spin; an idle
+ * switch still spins at most this long after its last packet. */
+#define SPIN_MAX_NS 4000000ull
 /* A packet that woke the thread widens the window to this many times the
  * gap it came after (the sender's timer jitters around its period). */
 #define SPIN_GAP_FACTOR 2u

@@ -18,7 +18,7 @@
  *    round, parses each once, looks up EMC → megaflow classifier, executes
  *    actions, and sends output batched per port at the end of the batch.
  *    Adaptive polling: after a packet it keeps polling with a zero timeout
- *    (spinning) for a window that adapts between 50 µs and 2 ms (widened
+ *    (spinning) for a window that adapts between 50 µs and 4 ms (widened
  *    to twice the gap the packet came after, at least doubled, when it
  *    arrives soon after the thread went to sleep; halved when the sleep
  *    was long), then sleeps in poll(); so traffic sees no wake-up
