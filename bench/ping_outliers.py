@@ -151,13 +151,17 @@ def main(argv=None):
     p.add_argument("--threshold", type=float, default=100.0, help="µs")
     p.add_argument("--no-trace", action="store_true",
                    help="no perf record (it adds its own latency to every echo)")
+    p.add_argument("--vswitch-pmd", choices=("busy", "default"), default="busy",
+                   help="vswitch's poll thread busy-polling (as bench/run.py by default) or "
+                        "in the daemon's default adaptive polling (bench/run.py --vswitch-pmd)")
     opts = p.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="ping-outliers-")
     try:
         snap = os.path.join(tmp, "snap")
         shutil.copytree(os.path.join(opts.tree, "vswitch"), os.path.join(snap, "vswitch"),
                         ignore=shutil.ignore_patterns("__pycache__"))
-        bench.SNAPSHOT.update({"dir": snap, "pmd_mask": True, "busy_poll": True})
+        bench.SNAPSHOT.update({"dir": snap, "pmd_mask": True,
+                                 "busy_poll": opts.vswitch_pmd == "busy"})
         for _ in range(opts.loops):
             print(json.dumps(one_loop(opts, tmp)), flush=True)
     finally:
