@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "tcp_coalesce.h"
 #include "xdp_prog.h"
 #include "xdp_tier.h"
 
@@ -39,6 +40,11 @@
 /* Receive: frames ahead of the one being copied whose first line is
  * prefetched (the kernel wrote them on another CPU: cold in this cache). */
 #define RX_PREFETCH_AHEAD 4
+/* Transmit coalescing (afxdp.h): segments joined into one frame at most
+ * (the receiver acknowledges each frame; the kernel's GRO stops at 64 too),
+ * and the fewest worth a system call of their own. */
+#define COALESCE_MAX_SEGS 64
+#define COALESCE_MIN_SEGS 2
 
 struct ring {
     uint32_t *producer, *consumer, *flags;
@@ -67,6 +73,7 @@ struct vs_afxdp {
     struct vs_xdp_prog prog;
     int tier_ifindex; /* the netdev, when it runs the XDP tier (xdp_tier.h); else 0 */
     int promisc_fd; /* AF_PACKET socket holding the promiscuity reference */
+    int gso_fd;     /* AF_PACKET socket with vnet headers: coalesced frames; -1: none */
     uint32_t n_queues;
     struct xsk_queue *q[MAX_QUEUES];
     struct vs_afxdp_stats stats;
@@ -254,6 +261,26 @@ static int hold_promisc(int ifindex)
     return fd;
 }
 
+/* The socket coalesced TCP frames leave by (afxdp.h): AF_PACKET, bound to
+ * the device for transmit only (protocol 0: it receives nothing), a
+ * virtio_net_hdr in front of each frame, past the qdisc as the AF_XDP
+ * socket's frames are.  -1 if it cannot be had. */
+static int open_gso_socket(int ifindex)
+{
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex};
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 static struct vs_afxdp *fail_open(struct vs_afxdp *x, struct vs_afxdp_info *info,
                                   const char *step, int err)
 {
@@ -282,7 +309,7 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
         info->error = -ENOMEM;
         return NULL;
     }
-    x->promisc_fd = -1;
+    x->promisc_fd = x->gso_fd = -1;
     x->prog.map_fd = x->prog.prog_fd = x->prog.link_fd = -1;
     x->n_queues = rx_queue_count(ifname);
     int err = tier ? vs_xdp_tier_load(&x->prog, x->n_queues)
@@ -322,6 +349,7 @@ struct vs_afxdp *vs_afxdp_open(const char *ifname, int mode, int tier, struct vs
     x->promisc_fd = hold_promisc(ifindex);
     if (x->promisc_fd < 0)
         return fail_open(x, info, "promiscuous mode", x->promisc_fd);
+    x->gso_fd = open_gso_socket(ifindex); /* optional: without it, no coalescing */
     info->n_queues = x->n_queues;
     return x;
 }
@@ -342,6 +370,8 @@ void vs_afxdp_close(struct vs_afxdp *x)
         queue_close(x->q[i]);
     if (x->promisc_fd >= 0)
         close(x->promisc_fd);
+    if (x->gso_fd >= 0)
+        close(x->gso_fd);
     free(x);
 }
 
@@ -481,6 +511,68 @@ static void kick_tx(struct xsk_queue *q)
     }
 }
 
+/* How many packets from pkts[i] on form one run of TCP segments that
+ * coalesce (tcp_coalesce.h), at most COALESCE_MAX_SEGS; their payloads go
+ * into iov[2..] (iov[0], iov[1]: room for the vnet header and the
+ * headers), the first one's parse into *t0, the coalesced frame's length
+ * and flags into *total and *flags.  Frames that carry offloads of their
+ * own (a vnet header) take the path that finishes them. */
+static int coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcpseg *t0,
+                        struct iovec *iov, uint32_t *total, uint8_t *flags)
+{
+    const struct vs_packet *p = pkts[i];
+    if (n - i < COALESCE_MIN_SEGS || p->vnet.flags || p->vnet.gso_type ||
+        !vs_tcpseg_parse(p->data, p->len, t0) || (t0->flags & TCP_PSH))
+        return 0;
+    uint32_t mss = p->len - t0->hlen, seq = t0->seq + mss;
+    *total = p->len;
+    *flags = t0->flags;
+    iov[2] = (struct iovec){p->data + t0->hlen, mss};
+    int k = 1;
+    while (i + k < n && k < COALESCE_MAX_SEGS) {
+        const struct vs_packet *s = pkts[i + k];
+        struct vs_tcpseg t;
+        if (s->vnet.flags || s->vnet.gso_type || !vs_tcpseg_parse(s->data, s->len, &t) ||
+            !vs_tcpseg_follows(p->data, t0, s->data, &t, seq))
+            break;
+        uint32_t pay = s->len - t.hlen;
+        /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
+        if (pay > mss || *total + pay - t0->l3 > UINT16_MAX)
+            break;
+        iov[2 + k] = (struct iovec){s->data + t.hlen, pay};
+        *total += pay;
+        seq += pay;
+        *flags |= t.flags;
+        k++;
+        if (pay < mss || (t.flags & TCP_PSH))
+            break;
+    }
+    return k >= COALESCE_MIN_SEGS ? k : 0;
+}
+
+/* Sends the run coalesce_run found as one TSO frame on the gso socket.
+ * Returns 0, or -errno (nothing sent: the caller sends the segments one by
+ * one instead). */
+static int send_coalesced(struct vs_afxdp *x, const struct vs_packet *first,
+                          const struct vs_tcpseg *t0, struct iovec *iov, int k, uint32_t total,
+                          uint8_t flags)
+{
+    uint8_t hdr[ETH_HLEN_PLAIN + 60 + 60]; /* Ethernet, IP and TCP with options */
+    struct vs_vnet_hdr vnet;
+    if (t0->hlen > sizeof hdr)
+        return -EMSGSIZE;
+    memcpy(hdr, first->data, t0->hlen);
+    vs_tcpseg_finish(hdr, t0, total, flags, first->len - t0->hlen, &vnet);
+    iov[0] = (struct iovec){&vnet, sizeof vnet};
+    iov[1] = (struct iovec){hdr, t0->hlen};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k + 2};
+    if (syscall(SYS_sendmsg, x->gso_fd, &msg, MSG_DONTWAIT) < 0)
+        return -errno;
+    x->stats.tx_coalesced += (uint64_t)k;
+    x->stats.tx_coalesced_frames++;
+    return 0;
+}
+
 int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
 {
     struct xsk_queue *q = x->q[0];
@@ -488,9 +580,33 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
     struct xdp_desc *tx = q->tx.descs;
     uint8_t *outs[MAX_SEGS];
     uint32_t lens[MAX_SEGS];
-    int sent = 0, queued = 0;
+    struct iovec iov[COALESCE_MAX_SEGS + 2];
+    int sent = 0, queued = 0, coalesce = x->gso_fd >= 0;
     for (int i = 0; i < n; i++) {
         const struct vs_packet *p = pkts[i];
+        struct vs_tcpseg t0;
+        uint32_t total;
+        uint8_t flags;
+        int k = coalesce ? coalesce_run(pkts, i, n, &t0, iov, &total, &flags) : 0;
+        if (k) {
+            /* What is queued for the AF_XDP socket leaves first: the
+             * frames keep their order on the wire. */
+            if (queued) {
+                store_rel(q->tx.producer, q->tx.cached_prod);
+                kick_tx(q);
+                queued = 0;
+            }
+            int err = send_coalesced(x, p, &t0, iov, k, total, flags);
+            if (!err) {
+                sent += k;
+                i += k - 1;
+                continue;
+            }
+            /* e.g. the socket's send buffer full: the rest of this batch
+             * goes one by one. */
+            x->stats.tx_coalesce_errors++;
+            coalesce = 0;
+        }
         int need = vs_offload_nsegs(p->data, p->len, &p->vnet);
         if (need < 0 || need > MAX_SEGS) {
             x->stats.tx_offload_drops++;
@@ -658,6 +774,9 @@ static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *ou
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", st.tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "rx_csum_fixed", st.rx_csum_fixed);
     n = vs_netdev_counter(out, n, max, "rx_copied", st.rx_copied);
+    n = vs_netdev_counter(out, n, max, "tx_coalesced", st.tx_coalesced);
+    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", st.tx_coalesced_frames);
+    n = vs_netdev_counter(out, n, max, "tx_coalesce_errors", st.tx_coalesce_errors);
     return n;
 }
 

@@ -73,6 +73,23 @@
  *    checksums are complete.  All transmits go through queue 0's socket.
  *  - need_wakeup: the tx ring is kicked with sendto() only when the kernel
  *    asks for it (always, in copy mode), the fill ring with recvfrom().
+ *  - Transmit coalescing: a run of TCP segments of one flow in a send batch
+ *    (a sender with its offloads off, or a veth peer whose TSO native XDP
+ *    turned off, hands the switch MSS-sized segments) leaves as one TSO
+ *    frame (tcp_coalesce.h: the kernel's GRO rules) on a second socket of
+ *    the port, AF_PACKET with a virtio_net_hdr (PACKET_VNET_HDR, past the
+ *    qdisc): the headers rewritten in a buffer, each segment's payload
+ *    gathered by an iovec straight from its chunk, so the kernel's copy
+ *    into the skb is the only one.  The receiving stack then handles one
+ *    skb (and sends one ACK) per frame instead of one per segment, and the
+ *    kernel builds one skb instead of 20-30 on the switch's CPU: TCP with
+ *    the endpoints' offloads off went from ~2.1 to ~3.0 Gbit/s on the
+ *    bench (bench/RESULTS.md, stop 29).  What the AF_XDP socket has queued
+ *    is kicked out first, so frames keep their order; a refused send
+ *    (the socket's buffer full) sends the rest of the batch one by one
+ *    (counted: tx_coalesce_errors).  A device that cannot take TSO gets
+ *    the frame segmented by the kernel (validate_xmit_skb).  Without the
+ *    socket (it could not be opened) nothing coalesces.
  */
 #ifndef VS_AFXDP_H
 #define VS_AFXDP_H 1
@@ -102,6 +119,9 @@ struct vs_afxdp_stats {
     uint64_t tx_offload_drops; /* frames whose offload could not be done */
     uint64_t rx_csum_fixed;    /* partial checksums completed on receive */
     uint64_t rx_copied;        /* frames copied out: too little headroom in the chunk */
+    uint64_t tx_coalesced;     /* TCP segments sent within coalesced frames */
+    uint64_t tx_coalesced_frames; /* coalesced frames sent (gso socket) */
+    uint64_t tx_coalesce_errors;  /* coalesced sends refused: sent one by one instead */
 };
 
 struct vs_afxdp;

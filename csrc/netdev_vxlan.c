@@ -84,6 +84,7 @@
 #include "netdev_provider.h"
 #include "inet_csum.h"
 #include "offload.h"
+#include "tcp_coalesce.h"
 #include "tc_tier_abi.h"
 #include "vxlan_kdev.h"
 #include "vxlan_kdev_abi.h"
@@ -110,7 +111,6 @@
 
 #define VXLAN_HLEN 8
 #define OUTER_HLEN 36 /* IPv4 + UDP + VXLAN, added to the inner frame */
-#define ETH_HLEN_PLAIN 14
 
 /* The largest inner IP packet that crosses an underlay path of path_mtu
  * bytes: the tunnel's inner MTU (status, the tc tier, resegmenting). */
@@ -592,107 +592,6 @@ static inline void wr16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)v;
 }
 
-/* An inner TCP segment (IPv4 or IPv6) as recv may coalesce it. */
-struct tcpseg {
-    uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
-    uint32_t seq;
-    uint8_t flags;
-    uint8_t v6;
-};
-
-#define TCP_ACK 0x10
-#define TCP_PSH 0x08
-#define IPV6_HLEN 40
-#define IPPROTO_TCP_NUM 6
-#define TCP_MIN_HLEN 20
-#define TCP_CSUM_OFFSET 16
-#define IPPROTO_UDP_NUM 17
-#define UDP_CSUM_OFFSET 6
-#define UDP_HLEN 8
-/* The pseudo-header's addresses: IPv4 12..20, IPv6 8..40 of the IP header. */
-#define IPV4_ADDRS_OFF 12
-#define IPV4_ADDRS_LEN 8
-#define IPV6_ADDRS_OFF 8
-#define IPV6_ADDRS_LEN 32
-
-/* The sum of the pseudo-header for l4len bytes of TCP or UDP (`proto`;
- * RFC 793/768 for IPv4, RFC 8200 §8.1 for IPv6: the same words while
- * l4len < 64 KiB). */
-static uint64_t l4_pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t l4len)
-{
-    uint16_t pl[2] = {htons(proto), htons((uint16_t)l4len)};
-    uint64_t sum = v6 ? vs_csum_partial(0, ip + IPV6_ADDRS_OFF, IPV6_ADDRS_LEN)
-                      : vs_csum_partial(0, ip + IPV4_ADDRS_OFF, IPV4_ADDRS_LEN);
-    return vs_csum_partial(sum, pl, sizeof pl);
-}
-
-static uint64_t tcp_pseudo_sum(const uint8_t *ip, int v6, uint32_t l4len)
-{
-    return l4_pseudo_sum(ip, v6, IPPROTO_TCP_NUM, l4len);
-}
-
-/* Whether the checksum field at l4 + csum_off holds a partial checksum:
- * the folded pseudo-header sum, which Linux leaves in a CHECKSUM_PARTIAL
- * packet for the NIC to complete.  A far VTEP on this host (the kernel's
- * vxlan over a veth) sends exactly that: its skb never meets a NIC, so the
- * inner checksum is never filled in; the kernel's own vxlan receiver
- * trusts it (the skb stays CHECKSUM_PARTIAL), but a UDP socket sees only
- * the bytes.  Such a frame goes on with a partial checksum (vnet
- * NEEDS_CSUM) as the kernel's would, instead of reaching its host with a
- * checksum that host drops it for (TCP to a kernel VTEP never connected). */
-static int csum_is_partial(const uint8_t *ip, int v6, uint8_t proto, const uint8_t *l4,
-                           uint32_t l4len, uint32_t csum_off)
-{
-    uint16_t field, pc = vs_csum_fold16(l4_pseudo_sum(ip, v6, proto, l4len));
-    memcpy(&field, l4 + csum_off, sizeof field);
-    return field == pc;
-}
-
-/* Parses an untagged Ethernet/IPv4/TCP frame (not a fragment) or
- * Ethernet/IPv6/TCP frame (no extension headers): lengths consistent,
- * checksum correct, only ACK (and PSH) set.  Returns 1 if it can be
- * coalesced. */
-static int tcp_parse(const uint8_t *f, uint32_t len, struct tcpseg *t)
-{
-    if (len < ETH_HLEN_PLAIN + 20 + TCP_MIN_HLEN)
-        return 0;
-    const uint8_t *ip = f + ETH_HLEN_PLAIN;
-    t->l3 = ETH_HLEN_PLAIN;
-    if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
-        uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
-        if (ihl < 20 || ip[9] != IPPROTO_TCP_NUM || (rd16(ip + 6) & 0x3fff) ||
-            rd16(ip + 2) != len - ETH_HLEN_PLAIN)
-            return 0;
-        t->l4 = ETH_HLEN_PLAIN + ihl;
-        t->v6 = 0;
-    } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
-               len >= ETH_HLEN_PLAIN + IPV6_HLEN + TCP_MIN_HLEN) {
-        if (ip[6] != IPPROTO_TCP_NUM || rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
-            return 0;
-        t->l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
-        t->v6 = 1;
-    } else {
-        return 0;
-    }
-    if (len < t->l4 + TCP_MIN_HLEN)
-        return 0;
-    const uint8_t *th = f + t->l4;
-    t->hlen = t->l4 + (uint32_t)(th[12] >> 4) * 4;
-    t->flags = th[13];
-    if (t->hlen < t->l4 + TCP_MIN_HLEN || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
-        !(t->flags & TCP_ACK))
-        return 0;
-    t->seq = rd32(th + 4);
-    /* The segment's own checksum: the outer UDP checksum may be zero (the
-     * kernel's vxlan sends none), and even when the kernel verified it, it
-     * covers the datagram from the far VTEP on, not the inner frame from
-     * its sender; a coalesced frame is not checked again (it goes on with
-     * a partial checksum, which the receiving stack trusts). */
-    uint64_t sum = vs_csum_partial(tcp_pseudo_sum(ip, t->v6, len - t->l4), th, len - t->l4);
-    return vs_csum_fold16(sum) == 0xffff ||
-           csum_is_partial(ip, t->v6, IPPROTO_TCP_NUM, th, len - t->l4, TCP_CSUM_OFFSET);
-}
-
 /* A single (not coalesced) inner frame: if it is untagged TCP or UDP over
  * IPv4 (not a fragment) or IPv6 (no extension headers) whose checksum is
  * partial (csum_is_partial), its vnet header says so.  A far VTEP on this
@@ -733,9 +632,9 @@ static void mark_partial_csum(struct vs_packet *p, uint32_t path_mtu)
     /* The cheap test first (the pseudo-header only); the pass over the
      * payload only for the rare frame that passes it: one whose checksum
      * verifies all the same stays as it is. */
-    if (!csum_is_partial(ip, v6, proto, f + l4, len - l4, off))
+    if (!vs_l4_csum_is_partial(ip, v6, proto, f + l4, len - l4, off))
         return;
-    uint64_t sum = vs_csum_partial(l4_pseudo_sum(ip, v6, proto, len - l4), f + l4, len - l4);
+    uint64_t sum = vs_csum_partial(vs_l4_pseudo_sum(ip, v6, proto, len - l4), f + l4, len - l4);
     if (vs_csum_fold16(sum) == 0xffff)
         return;
     p->vnet.flags = VS_VNET_F_NEEDS_CSUM;
@@ -750,30 +649,6 @@ static void mark_partial_csum(struct vs_packet *p, uint32_t path_mtu)
     p->vnet.gso_type = v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4;
     p->vnet.hdr_len = (uint16_t)hlen;
     p->vnet.gso_size = (uint16_t)(inner_mtu - (hlen - ETH_HLEN_PLAIN));
-}
-
-/* Whether segment b (parsed as tb) continues a (parsed as ta, next
- * sequence number `seq`): same addresses, ports, ack, window, options. */
-static int tcp_follows(const uint8_t *a, const struct tcpseg *ta, const uint8_t *b,
-                       const struct tcpseg *tb, uint32_t seq)
-{
-    if (tb->hlen != ta->hlen || tb->l4 != ta->l4 || tb->v6 != ta->v6 || tb->seq != seq ||
-        memcmp(a, b, ETH_HLEN_PLAIN))
-        return 0;
-    const uint8_t *ia = a + ETH_HLEN_PLAIN, *ib = b + ETH_HLEN_PLAIN;
-    if (ta->v6) {
-        /* version, class, flow label; next header, hop limit, addresses */
-        if (memcmp(ia, ib, 4) || memcmp(ia + 6, ib + 6, IPV6_HLEN - 6))
-            return 0;
-    } else {
-        /* version..tos, flags/frag..protocol, addresses and options */
-        if (memcmp(ia, ib, 2) || memcmp(ia + 6, ib + 6, 4) ||
-            memcmp(ia + 12, ib + 12, ta->l4 - ETH_HLEN_PLAIN - 12))
-            return 0;
-    }
-    const uint8_t *pa = a + ta->l4, *pb = b + tb->l4;
-    return !memcmp(pa, pb, 4) && !memcmp(pa + 8, pb + 8, 5) && !memcmp(pa + 14, pb + 14, 2) &&
-           !memcmp(pa + 18, pb + 18, ta->hlen - ta->l4 - 18);
 }
 
 /* Reads up to GRO_BUFS datagrams.  Returns the count, 0, or -errno. */
@@ -887,9 +762,9 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
     p->tnl = (struct vs_tnl_md){.tun_id = vni, .ip_src = b->src, .ip_dst = b->dst,
                                 .tp_src = b->sport, .tp_dst = s->dst_port, .tos = b->tos,
                                 .ttl = b->ttl, .flags = VS_TNL_F_PRESENT};
-    struct tcpseg t0;
+    struct vs_tcpseg t0;
     struct gro_buf *cur = b; /* the train the next segment is taken from */
-    if ((b->off >= b->len && !(cur = next_train(s, b, b))) || !tcp_parse(inner, ilen, &t0) ||
+    if ((b->off >= b->len && !(cur = next_train(s, b, b))) || !vs_tcpseg_parse(inner, ilen, &t0) ||
         (t0.flags & TCP_PSH)) {
         mark_partial_csum(p, port->path_mtu);
         return 1;
@@ -902,10 +777,10 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
             break;
         const uint8_t *nh = cur->data + cur->off;
         uint32_t nlen = cur->len - cur->off < cur->seg ? cur->len - cur->off : cur->seg;
-        struct tcpseg t;
+        struct vs_tcpseg t;
         if (nlen <= VXLAN_HLEN || memcmp(nh, h, VXLAN_HLEN) ||
-            !tcp_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
-            !tcp_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
+            !vs_tcpseg_parse(nh + VXLAN_HLEN, nlen - VXLAN_HLEN, &t) ||
+            !vs_tcpseg_follows(inner, &t0, nh + VXLAN_HLEN, &t, seq))
             break;
         uint32_t pay = nlen - VXLAN_HLEN - t.hlen;
         /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
@@ -926,25 +801,8 @@ static int take_one(struct vxlan_sock *s, struct gro_buf *b, struct vs_packet *p
         return 1;
     }
     s->rx_coalesced += (uint64_t)merged + 1;
-    uint8_t *ip = p->data + t0.l3, *th = p->data + t0.l4;
-    if (t0.v6) {
-        wr16(ip + 4, (uint16_t)(total - t0.l4)); /* no extension headers */
-    } else {
-        wr16(ip + 2, (uint16_t)(total - t0.l3));
-        wr16(ip + 10, 0);
-        uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0.l4 - t0.l3));
-        memcpy(ip + 10, &ic, 2);
-    }
-    th[13] = flags;
-    /* A partial checksum, as the kernel leaves it: the pseudo-header sum. */
-    uint16_t pc = vs_csum_fold16(tcp_pseudo_sum(ip, t0.v6, total - t0.l4));
-    memcpy(th + TCP_CSUM_OFFSET, &pc, 2);
+    vs_tcpseg_finish(p->data, &t0, total, flags, mss, &p->vnet);
     p->len = total;
-    p->vnet = (struct vs_vnet_hdr){.flags = VS_VNET_F_NEEDS_CSUM,
-                                   .gso_type = t0.v6 ? VS_GSO_TCPV6 : VS_GSO_TCPV4,
-                                   .hdr_len = (uint16_t)t0.hlen, .gso_size = (uint16_t)mss,
-                                   .csum_start = (uint16_t)t0.l4,
-                                   .csum_offset = TCP_CSUM_OFFSET};
     return 1;
 }
 

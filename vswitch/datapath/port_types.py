@@ -142,7 +142,8 @@ TYPES = {t.name: t for t in (
                       "xdp-offload": Option(("true", "false"), "true or false", "false")},
              fallback="afpacket", status=("xdp_mode", "xdp_bind", "n_rxq", "xdp_offload"),
              stats=("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
-                    "tx_offload_drops", "rx_csum_fixed", "rx_copied")),
+                    "tx_offload_drops", "rx_csum_fixed", "rx_copied", "tx_coalesced",
+                    "tx_coalesced_frames", "tx_coalesce_errors")),
     PortType("dummy", "dummy", "no device: frames injected and captured through the datapath "
              "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False,
              status=("rx_queue", "rx_group", "tx_queue"),

@@ -1,0 +1,72 @@
+/* tcp_coalesce.h — TCP segments of one flow joined into one TSO frame
+ * (receive offload done in user space, as the kernel's GRO does).
+ *
+ * Design note.  Two places meet long runs of MSS-sized segments of one
+ * flow: VXLAN's receive (a UDP_GRO train of datagrams, netdev_vxlan.c) and
+ * an afxdp port's transmit (a batch the datapath forwards from a sender
+ * whose offloads are off, afxdp.c).  Handing such a run on as one TSO
+ * frame (a virtio_net_hdr with GSO_TCPV4/6, gso_size = the MSS, a partial
+ * checksum) lets the receiving stack process one skb instead of 20-40 and
+ * acknowledge it once.  The rules are the kernel's (tcp_gro_receive):
+ *  - a segment coalesces only if it parses (untagged Ethernet, IPv4 not a
+ *    fragment or IPv6 without extension headers), its lengths agree, its
+ *    checksum verifies (or is a partial one: csum_is_partial), and only
+ *    ACK (and PSH) is set;
+ *  - the next segment continues it: the next sequence number, and every
+ *    header field equal except IP length/id/checksum and TCP sequence,
+ *    checksum and flags (addresses, ports, ack, window, options —
+ *    timestamps included — all equal);
+ *  - every segment but the last carries exactly the first one's payload
+ *    size (the MSS, which becomes gso_size); a shorter one or PSH ends the
+ *    run; the IP length fields bound it to 64 KiB.
+ * The coalesced frame's headers are the first segment's with the lengths,
+ * the IPv4 header checksum and the OR of the flags rewritten, and a
+ * partial TCP checksum (the pseudo-header sum) for the receiver or the
+ * device to complete (vs_tcpseg_finish).  C-only (not in the cffi API). */
+#ifndef VS_TCP_COALESCE_H
+#define VS_TCP_COALESCE_H 1
+
+#include <stdint.h>
+
+#include "netdev.h"
+
+#define TCP_ACK 0x10
+#define TCP_PSH 0x08
+#define IPV6_HLEN 40
+#define IPPROTO_TCP_NUM 6
+#define TCP_MIN_HLEN 20
+#define TCP_CSUM_OFFSET 16
+#define IPPROTO_UDP_NUM 17
+#define UDP_CSUM_OFFSET 6
+#define UDP_HLEN 8
+#define ETH_HLEN_PLAIN 14
+
+/* A TCP segment as parsed for coalescing. */
+struct vs_tcpseg {
+    uint32_t l3, l4, hlen; /* offsets of IP and TCP, length of all headers */
+    uint32_t seq;
+    uint8_t flags;
+    uint8_t v6;
+};
+
+/* The pseudo-header's sum for l4len bytes of protocol `proto` after the IP
+ * header at ip (v6: IPv6). */
+uint64_t vs_l4_pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t l4len);
+/* Whether the checksum field at l4 + csum_off holds a partial checksum (the
+ * folded pseudo-header sum Linux leaves for a device to complete). */
+int vs_l4_csum_is_partial(const uint8_t *ip, int v6, uint8_t proto, const uint8_t *l4,
+                          uint32_t l4len, uint32_t csum_off);
+/* 1 if frame f (len bytes) is a segment that may coalesce (rules above),
+ * with t filled in; else 0. */
+int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t);
+/* 1 if segment b (parsed as tb) continues a (parsed as ta) whose next
+ * sequence number is seq. */
+int vs_tcpseg_follows(const uint8_t *a, const struct vs_tcpseg *ta, const uint8_t *b,
+                      const struct vs_tcpseg *tb, uint32_t seq);
+/* Rewrites the headers at f (the first segment's, t0) for a coalesced frame
+ * of `total` bytes with TCP flags `flags` and segment size mss, and fills
+ * the vnet header that says so. */
+void vs_tcpseg_finish(uint8_t *f, const struct vs_tcpseg *t0, uint32_t total, uint8_t flags,
+                      uint32_t mss, struct vs_vnet_hdr *vnet);
+
+#endif
