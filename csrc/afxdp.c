@@ -40,11 +40,6 @@
 /* Receive: frames ahead of the one being copied whose first line is
  * prefetched (the kernel wrote them on another CPU: cold in this cache). */
 #define RX_PREFETCH_AHEAD 4
-/* Transmit coalescing (afxdp.h): segments joined into one frame at most
- * (the receiver acknowledges each frame; the kernel's GRO stops at 64 too),
- * and the fewest worth a system call of their own. */
-#define COALESCE_MAX_SEGS 64
-#define COALESCE_MIN_SEGS 2
 
 struct ring {
     uint32_t *producer, *consumer, *flags;
@@ -511,64 +506,21 @@ static void kick_tx(struct xsk_queue *q)
     }
 }
 
-/* How many packets from pkts[i] on form one run of TCP segments that
- * coalesce (tcp_coalesce.h), at most COALESCE_MAX_SEGS; their payloads go
- * into iov[2..] (iov[0], iov[1]: room for the vnet header and the
- * headers), the first one's parse into *t0, the coalesced frame's length
- * and flags into *total and *flags.  Frames that carry offloads of their
- * own (a vnet header) take the path that finishes them. */
-static int coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcpseg *t0,
-                        struct iovec *iov, uint32_t *total, uint8_t *flags)
-{
-    const struct vs_packet *p = pkts[i];
-    if (n - i < COALESCE_MIN_SEGS || p->vnet.flags || p->vnet.gso_type ||
-        !vs_tcpseg_parse(p->data, p->len, t0) || (t0->flags & TCP_PSH))
-        return 0;
-    uint32_t mss = p->len - t0->hlen, seq = t0->seq + mss;
-    *total = p->len;
-    *flags = t0->flags;
-    iov[2] = (struct iovec){p->data + t0->hlen, mss};
-    int k = 1;
-    while (i + k < n && k < COALESCE_MAX_SEGS) {
-        const struct vs_packet *s = pkts[i + k];
-        struct vs_tcpseg t;
-        if (s->vnet.flags || s->vnet.gso_type || !vs_tcpseg_parse(s->data, s->len, &t) ||
-            !vs_tcpseg_follows(p->data, t0, s->data, &t, seq))
-            break;
-        uint32_t pay = s->len - t.hlen;
-        /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
-        if (pay > mss || *total + pay - t0->l3 > UINT16_MAX)
-            break;
-        iov[2 + k] = (struct iovec){s->data + t.hlen, pay};
-        *total += pay;
-        seq += pay;
-        *flags |= t.flags;
-        k++;
-        if (pay < mss || (t.flags & TCP_PSH))
-            break;
-    }
-    return k >= COALESCE_MIN_SEGS ? k : 0;
-}
-
-/* Sends the run coalesce_run found as one TSO frame on the gso socket.
- * Returns 0, or -errno (nothing sent: the caller sends the segments one by
- * one instead). */
+/* Sends the run vs_tcp_coalesce_run found (k segments from `first`) as
+ * one TSO frame on the gso socket.  Returns 0, or -errno (nothing sent:
+ * the caller sends the segments one by one instead). */
 static int send_coalesced(struct vs_afxdp *x, const struct vs_packet *first,
-                          const struct vs_tcpseg *t0, struct iovec *iov, int k, uint32_t total,
-                          uint8_t flags)
+                          struct vs_tcp_run *run, struct iovec *iov)
 {
-    uint8_t hdr[ETH_HLEN_PLAIN + 60 + 60]; /* Ethernet, IP and TCP with options */
+    uint8_t hdr[VS_TCP_MAX_HLEN];
     struct vs_vnet_hdr vnet;
-    if (t0->hlen > sizeof hdr)
-        return -EMSGSIZE;
-    memcpy(hdr, first->data, t0->hlen);
-    vs_tcpseg_finish(hdr, t0, total, flags, first->len - t0->hlen, &vnet);
+    vs_tcp_run_headers(first, run, hdr, &vnet);
     iov[0] = (struct iovec){&vnet, sizeof vnet};
-    iov[1] = (struct iovec){hdr, t0->hlen};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)k + 2};
+    iov[1] = (struct iovec){hdr, run->seg.hlen};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)run->k + 2};
     if (syscall(SYS_sendmsg, x->gso_fd, &msg, MSG_DONTWAIT) < 0)
         return -errno;
-    x->stats.tx_coalesced += (uint64_t)k;
+    x->stats.tx_coalesced += (uint64_t)run->k;
     x->stats.tx_coalesced_frames++;
     return 0;
 }
@@ -580,14 +532,12 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
     struct xdp_desc *tx = q->tx.descs;
     uint8_t *outs[MAX_SEGS];
     uint32_t lens[MAX_SEGS];
-    struct iovec iov[COALESCE_MAX_SEGS + 2];
+    struct iovec iov[VS_TCP_RUN_MAX + 2];
     int sent = 0, queued = 0, coalesce = x->gso_fd >= 0;
     for (int i = 0; i < n; i++) {
         const struct vs_packet *p = pkts[i];
-        struct vs_tcpseg t0;
-        uint32_t total;
-        uint8_t flags;
-        int k = coalesce ? coalesce_run(pkts, i, n, &t0, iov, &total, &flags) : 0;
+        struct vs_tcp_run run;
+        int k = coalesce ? vs_tcp_coalesce_run(pkts, i, n, &run, iov + 2) : 0;
         if (k) {
             /* What is queued for the AF_XDP socket leaves first: the
              * frames keep their order on the wire. */
@@ -596,7 +546,7 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
                 kick_tx(q);
                 queued = 0;
             }
-            int err = send_coalesced(x, p, &t0, iov, k, total, flags);
+            int err = send_coalesced(x, p, &run, iov);
             if (!err) {
                 sent += k;
                 i += k - 1;

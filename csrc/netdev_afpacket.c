@@ -16,6 +16,7 @@
 #define _GNU_SOURCE
 #include "netdev_provider.h"
 #include "tc_tier.h"
+#include "tcp_coalesce.h"
 
 #include <errno.h>
 #include <linux/if_ether.h>
@@ -37,6 +38,9 @@ struct netdev_afpacket {
     int fd;
     int tier; /* runs the tc tier (tc_tier below is attached) */
     struct vs_tc_tier tc_tier;
+    /* Written by the poll thread that sends on the port, read by the
+     * statistics (torn reads of a counter are not a concern on x86-64). */
+    uint64_t tx_coalesced, tx_coalesced_frames, tx_coalesce_errors;
 };
 
 static const char *const afpacket_options[] = {"tc-offload", NULL};
@@ -217,37 +221,73 @@ static int afpacket_recv(struct vs_netdev *netdev, int rxq, struct vs_packet *pk
                                  truncated);
 }
 
+/* One sendmmsg() per VS_BATCH messages; a run of TCP segments of one flow
+ * is one message, a TSO frame (tcp_coalesce.h): one skb for the kernel to
+ * build and the receiver to take instead of one per segment. */
 static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int n)
 {
-    int fd = ((struct netdev_afpacket *)netdev)->fd;
+    struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
+    int fd = nd->fd;
     struct mmsghdr msgs[VS_BATCH];
-    struct iovec iov[VS_BATCH][2];
-    int idx = 0, sent = 0;
+    struct iovec iov[VS_BATCH][VS_TCP_RUN_MAX + 2];
+    uint8_t hdrs[VS_BATCH][VS_TCP_MAX_HLEN];
+    struct vs_vnet_hdr vnets[VS_BATCH];
+    int counts[VS_BATCH]; /* packets in each message */
+    int idx = 0, sent = 0, coalesce = 1;
     while (idx < n) {
-        int m = n - idx > VS_BATCH ? VS_BATCH : n - idx;
-        for (int i = 0; i < m; i++) {
-            struct vs_packet *p = pkts[idx + i];
-            iov[i][0].iov_base = &p->vnet;
-            iov[i][0].iov_len = sizeof p->vnet;
-            iov[i][1].iov_base = p->data;
-            iov[i][1].iov_len = p->len;
-            memset(&msgs[i], 0, sizeof msgs[i]);
-            msgs[i].msg_hdr.msg_iov = iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 2;
+        int m = 0;
+        for (int next = idx; m < VS_BATCH && next < n; m++) {
+            struct vs_packet *p = pkts[next];
+            struct vs_tcp_run run;
+            memset(&msgs[m], 0, sizeof msgs[m]);
+            msgs[m].msg_hdr.msg_iov = iov[m];
+            if (coalesce && vs_tcp_coalesce_run(pkts, next, n, &run, iov[m] + 2)) {
+                vs_tcp_run_headers(p, &run, hdrs[m], &vnets[m]);
+                iov[m][0] = (struct iovec){&vnets[m], sizeof vnets[m]};
+                iov[m][1] = (struct iovec){hdrs[m], run.seg.hlen};
+                msgs[m].msg_hdr.msg_iovlen = (size_t)run.k + 2;
+                counts[m] = run.k;
+            } else {
+                iov[m][0] = (struct iovec){&p->vnet, sizeof p->vnet};
+                iov[m][1] = (struct iovec){p->data, p->len};
+                msgs[m].msg_hdr.msg_iovlen = 2;
+                counts[m] = 1;
+            }
+            next += counts[m];
         }
         int r = sendmmsg(fd, msgs, (unsigned)m, MSG_DONTWAIT);
         if (r > 0) {
-            sent += r;
-            idx += r;
+            for (int j = 0; j < r; j++) {
+                if (counts[j] > 1) {
+                    nd->tx_coalesced += (uint64_t)counts[j];
+                    nd->tx_coalesced_frames++;
+                }
+                sent += counts[j];
+                idx += counts[j];
+            }
         } else if (r < 0 && errno == EINTR) {
             continue;
         } else if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) {
             break; /* queue full: the rest are drops */
+        } else if (counts[0] > 1) {
+            /* A coalesced frame refused: its segments go one by one, as
+             * does the rest of the batch. */
+            nd->tx_coalesce_errors++;
+            coalesce = 0;
         } else {
             idx++; /* a frame the kernel refuses must not block the rest */
         }
     }
     return sent;
+}
+
+/* Transmit coalescing (Interface statistics afpacket_*). */
+static int afpacket_get_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
+{
+    const struct netdev_afpacket *nd = (const struct netdev_afpacket *)netdev;
+    int n = vs_netdev_counter(out, 0, max, "tx_coalesced", nd->tx_coalesced);
+    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", nd->tx_coalesced_frames);
+    return vs_netdev_counter(out, n, max, "tx_coalesce_errors", nd->tx_coalesce_errors);
 }
 
 static int afpacket_get_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)
@@ -276,6 +316,7 @@ static const struct vs_netdev_class afpacket_class = {
     /* poll_error: the default, a packet socket's error (ENETDOWN when the
      * netdev goes down or away) is read and cleared. */
     .get_status = afpacket_get_status,
+    .get_stats = afpacket_get_stats,
     .tier_ifindex = afpacket_tier_ifindex,
     .tier_kind = VS_TIER_TC,
 };

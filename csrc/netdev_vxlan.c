@@ -581,20 +581,9 @@ static const struct vxlan_port_entry *demux(const struct vxlan_sock *s, uint64_t
     return best < 0 ? NULL : &s->ports[best];
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 /* A single (not coalesced) inner frame: if it is untagged TCP or UDP over
  * IPv4 (not a fragment) or IPv6 (no extension headers) whose checksum is
- * partial (csum_is_partial), its vnet header says so.  A far VTEP on this
+ * partial (vs_l4_csum_is_partial), its vnet header says so.  A far VTEP on this
  * host may also hand over a whole TSO super-frame in one datagram (the
  * kernel passes a UDP-tunnel GSO skb to a UDP socket unsegmented, and the
  * datagram does not say its segment size): a partial TCP frame longer than
@@ -610,13 +599,13 @@ static void mark_partial_csum(struct vs_packet *p, uint32_t path_mtu)
         return;
     if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
         l4 = ETH_HLEN_PLAIN + (uint32_t)(ip[0] & 15) * 4;
-        if ((rd16(ip + 6) & 0x3fff) || rd16(ip + 2) != len - ETH_HLEN_PLAIN)
+        if ((vs_rd16(ip + 6) & 0x3fff) || vs_rd16(ip + 2) != len - ETH_HLEN_PLAIN)
             return;
         proto = ip[9];
         v6 = 0;
     } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
                len >= ETH_HLEN_PLAIN + IPV6_HLEN + UDP_HLEN) {
-        if (rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
+        if (vs_rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
             return;
         l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
         proto = ip[6];

@@ -15,17 +15,6 @@
 #define IPV4_CSUM_OFF 10
 #define IPV4_FRAG_MASK 0x3fff /* MF and the fragment offset */
 
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 /* RFC 793/768 for IPv4, RFC 8200 §8.1 for IPv6: the same words while
  * l4len < 64 KiB. */
 uint64_t vs_l4_pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t l4len)
@@ -55,14 +44,14 @@ int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
     t->l3 = ETH_HLEN_PLAIN;
     if (f[12] == 0x08 && f[13] == 0x00 && (ip[0] >> 4) == 4) {
         uint32_t ihl = (uint32_t)(ip[0] & 15) * 4;
-        if (ihl < 20 || ip[9] != IPPROTO_TCP_NUM || (get16(ip + 6) & IPV4_FRAG_MASK) ||
-            get16(ip + 2) != len - ETH_HLEN_PLAIN)
+        if (ihl < 20 || ip[9] != IPPROTO_TCP_NUM || (vs_rd16(ip + 6) & IPV4_FRAG_MASK) ||
+            vs_rd16(ip + 2) != len - ETH_HLEN_PLAIN)
             return 0;
         t->l4 = ETH_HLEN_PLAIN + ihl;
         t->v6 = 0;
     } else if (f[12] == 0x86 && f[13] == 0xdd && (ip[0] >> 4) == 6 &&
                len >= ETH_HLEN_PLAIN + IPV6_HLEN + TCP_MIN_HLEN) {
-        if (ip[6] != IPPROTO_TCP_NUM || get16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
+        if (ip[6] != IPPROTO_TCP_NUM || vs_rd16(ip + 4) != len - ETH_HLEN_PLAIN - IPV6_HLEN)
             return 0;
         t->l4 = ETH_HLEN_PLAIN + IPV6_HLEN;
         t->v6 = 1;
@@ -77,7 +66,7 @@ int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
     if (t->hlen < t->l4 + TCP_MIN_HLEN || t->hlen >= len || (t->flags & ~(TCP_ACK | TCP_PSH)) ||
         !(t->flags & TCP_ACK))
         return 0;
-    t->seq = get32(th + 4);
+    t->seq = vs_rd32(th + 4);
     /* The segment's own checksum: whoever handed it over may not have
      * verified it (the outer UDP checksum of VXLAN may be zero and covers
      * only the datagram; a veth peer's frames are not checked at all), and
@@ -117,10 +106,10 @@ void vs_tcpseg_finish(uint8_t *f, const struct vs_tcpseg *t0, uint32_t total, ui
 {
     uint8_t *ip = f + t0->l3, *th = f + t0->l4;
     if (t0->v6) {
-        put16(ip + 4, (uint16_t)(total - t0->l4)); /* no extension headers */
+        vs_wr16(ip + 4, (uint16_t)(total - t0->l4)); /* no extension headers */
     } else {
-        put16(ip + 2, (uint16_t)(total - t0->l3));
-        put16(ip + IPV4_CSUM_OFF, 0);
+        vs_wr16(ip + 2, (uint16_t)(total - t0->l3));
+        vs_wr16(ip + IPV4_CSUM_OFF, 0);
         uint16_t ic = (uint16_t)~vs_csum_fold16(vs_csum_partial(0, ip, t0->l4 - t0->l3));
         memcpy(ip + IPV4_CSUM_OFF, &ic, 2);
     }
@@ -133,4 +122,47 @@ void vs_tcpseg_finish(uint8_t *f, const struct vs_tcpseg *t0, uint32_t total, ui
                                  .hdr_len = (uint16_t)t0->hlen, .gso_size = (uint16_t)mss,
                                  .csum_start = (uint16_t)t0->l4,
                                  .csum_offset = TCP_CSUM_OFFSET};
+}
+
+int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcp_run *run,
+                        struct iovec *payload_iov)
+{
+    const struct vs_packet *p = pkts[i];
+    struct vs_tcpseg *t0 = &run->seg;
+    if (n - i < VS_TCP_RUN_MIN || p->vnet.flags || p->vnet.gso_type ||
+        !vs_tcpseg_parse(p->data, p->len, t0) || (t0->flags & TCP_PSH) ||
+        t0->hlen > VS_TCP_MAX_HLEN)
+        return 0;
+    uint32_t mss = p->len - t0->hlen, seq = t0->seq + mss;
+    run->total = p->len;
+    run->flags = t0->flags;
+    payload_iov[0] = (struct iovec){p->data + t0->hlen, mss};
+    int k = 1;
+    while (i + k < n && k < VS_TCP_RUN_MAX) {
+        const struct vs_packet *s = pkts[i + k];
+        struct vs_tcpseg t;
+        if (s->vnet.flags || s->vnet.gso_type || !vs_tcpseg_parse(s->data, s->len, &t) ||
+            !vs_tcpseg_follows(p->data, t0, s->data, &t, seq))
+            break;
+        uint32_t pay = s->len - t.hlen;
+        /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
+        if (pay > mss || run->total + pay - t0->l3 > UINT16_MAX)
+            break;
+        payload_iov[k] = (struct iovec){s->data + t.hlen, pay};
+        run->total += pay;
+        seq += pay;
+        run->flags |= t.flags;
+        k++;
+        if (pay < mss || (t.flags & TCP_PSH))
+            break;
+    }
+    run->k = k;
+    return k >= VS_TCP_RUN_MIN ? k : 0;
+}
+
+void vs_tcp_run_headers(const struct vs_packet *first, const struct vs_tcp_run *run,
+                        uint8_t *hdr, struct vs_vnet_hdr *vnet)
+{
+    memcpy(hdr, first->data, run->seg.hlen);
+    vs_tcpseg_finish(hdr, &run->seg, run->total, run->flags, first->len - run->seg.hlen, vnet);
 }

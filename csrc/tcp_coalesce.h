@@ -27,6 +27,7 @@
 #define VS_TCP_COALESCE_H 1
 
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "netdev.h"
 
@@ -40,6 +41,18 @@
 #define UDP_CSUM_OFFSET 6
 #define UDP_HLEN 8
 #define ETH_HLEN_PLAIN 14
+
+/* Network-order fields. */
+static inline uint16_t vs_rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t vs_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void vs_wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
 
 /* A TCP segment as parsed for coalescing. */
 struct vs_tcpseg {
@@ -68,5 +81,31 @@ int vs_tcpseg_follows(const uint8_t *a, const struct vs_tcpseg *ta, const uint8_
  * the vnet header that says so. */
 void vs_tcpseg_finish(uint8_t *f, const struct vs_tcpseg *t0, uint32_t total, uint8_t flags,
                       uint32_t mss, struct vs_vnet_hdr *vnet);
+
+/* A transmit batch's run of segments that coalesce (a port type's send:
+ * afxdp, tap, afpacket).  Segments joined into one frame at most (the
+ * kernel's GRO stops at 64 too), and the fewest worth joining. */
+#define VS_TCP_RUN_MAX 64
+#define VS_TCP_RUN_MIN 2
+#define VS_TCP_MAX_HLEN (ETH_HLEN_PLAIN + 60 + 60) /* Ethernet, IP and TCP with options */
+
+struct vs_tcp_run {
+    struct vs_tcpseg seg; /* the first segment */
+    uint32_t total;       /* the coalesced frame's length */
+    uint8_t flags;        /* its TCP flags */
+    int k;                /* segments */
+};
+
+/* How many packets from pkts[i] on (at most VS_TCP_RUN_MAX) form one run
+ * that coalesces; 0 if fewer than VS_TCP_RUN_MIN.  Packets with a vnet
+ * header of their own (offloads to finish) never join one.  The payloads
+ * go into payload_iov[0..k), pointing into the packets. */
+int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcp_run *run,
+                        struct iovec *payload_iov);
+/* The coalesced frame's headers (run->seg.hlen bytes, from `first`, the
+ * run's first packet) into hdr (VS_TCP_MAX_HLEN bytes), and its vnet
+ * header. */
+void vs_tcp_run_headers(const struct vs_packet *first, const struct vs_tcp_run *run,
+                        uint8_t *hdr, struct vs_vnet_hdr *vnet);
 
 #endif

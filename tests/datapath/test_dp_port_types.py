@@ -230,9 +230,13 @@ def test_real_device_drivers_report_what_the_registry_says():
             d.add_port(2, "tap", netns.unique("pt"))
             d.add_port(3, "afxdp", x, {"xdp-mode": "generic"})
             # tc_redirect only with tc-offload=true (tests/integration/test_tc_tier.py).
-            assert d.port_type_status(1) == {"tc_offload": "false"} and d.port_type_stats(1) == {}
+            coalesce = dict.fromkeys(port_types.TCP_COALESCE_STATS, 0)  # nothing sent yet
+            assert d.port_type_status(1) == {"tc_offload": "false"}
+            assert d.port_type_stats(1) == coalesce
             assert set(d.port_type_status(1)) <= set(port_types.lookup("afpacket").status)
-            assert d.port_type_status(2) == d.port_type_stats(2) == {}
+            assert list(d.port_type_stats(1)) == list(port_types.lookup("afpacket").stats)
+            assert d.port_type_status(2) == {} and d.port_type_stats(2) == coalesce
+            assert list(d.port_type_stats(2)) == list(port_types.lookup("tap").stats)
             afxdp = port_types.lookup("afxdp")
             assert d.port_type_status(3) == {"xdp_mode": "generic", "xdp_bind": "copy", "n_rxq": "1",
                                                  "xdp_offload": "false"}

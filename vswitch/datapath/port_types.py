@@ -122,17 +122,22 @@ VXLAN_OPTIONS = {
 AFPACKET_OPTIONS = {"tc-offload": Option(("true", "false"), "true or false", "false")}
 AFPACKET_STATUS = ("tc_offload", "tc_redirect")
 
+# Transmit coalescing (csrc/tcp_coalesce.h): TCP segments sent within
+# coalesced TSO frames, those frames, and coalesced sends the kernel refused
+# (their segments then went one by one).
+TCP_COALESCE_STATS = ("tx_coalesced", "tx_coalesced_frames", "tx_coalesce_errors")
+
 TYPES = {t.name: t for t in (
     PortType("", "afpacket", "a kernel netdev, as system", options=AFPACKET_OPTIONS,
-             status=AFPACKET_STATUS),
+             status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
     PortType("system", "afpacket", "a kernel netdev (veth, NIC, a VM's tap that QEMU opened)",
-             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS),
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
     PortType("afpacket", "afpacket", "a kernel netdev, through an AF_PACKET socket",
-             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS),
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
     PortType("tap", "tap", "a tap the switch creates and holds (its kernel side may move to a "
-             "container's namespace)", owned=True),
+             "container's namespace)", owned=True, stats=TCP_COALESCE_STATS),
     PortType("internal", "tap", "the bridge's own host interface, a tap the switch holds",
-             owned=True),
+             owned=True, stats=TCP_COALESCE_STATS),
     PortType("afxdp", "afxdp", "a kernel netdev, through AF_XDP sockets and the switch's XDP "
              "program; falls back to afpacket when XDP cannot be set up",
              options={"xdp-mode": Option(XDP_MODES, "best-effort, native or generic",
@@ -142,8 +147,7 @@ TYPES = {t.name: t for t in (
                       "xdp-offload": Option(("true", "false"), "true or false", "false")},
              fallback="afpacket", status=("xdp_mode", "xdp_bind", "n_rxq", "xdp_offload"),
              stats=("rx_dropped", "rx_fill_empty", "tx_no_room", "tx_segments", "tx_csum",
-                    "tx_offload_drops", "rx_csum_fixed", "rx_copied", "tx_coalesced",
-                    "tx_coalesced_frames", "tx_coalesce_errors")),
+                    "tx_offload_drops", "rx_csum_fixed", "rx_copied") + TCP_COALESCE_STATS),
     PortType("dummy", "dummy", "no device: frames injected and captured through the datapath "
              "API (tests, as OVS's dummy)", owned=True, kernel_netdev=False,
              status=("rx_queue", "rx_group", "tx_queue"),
