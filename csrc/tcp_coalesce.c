@@ -36,7 +36,7 @@ int vs_l4_csum_is_partial(const uint8_t *ip, int v6, uint8_t proto, const uint8_
     return field == pc;
 }
 
-int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
+int vs_tcpseg_parse_headers(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
 {
     if (len < ETH_HLEN_PLAIN + 20 + TCP_MIN_HLEN)
         return 0;
@@ -67,15 +67,26 @@ int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
         !(t->flags & TCP_ACK))
         return 0;
     t->seq = vs_rd32(th + 4);
-    /* The segment's own checksum: whoever handed it over may not have
-     * verified it (the outer UDP checksum of VXLAN may be zero and covers
-     * only the datagram; a veth peer's frames are not checked at all), and
-     * the coalesced frame goes on with a partial checksum that the
-     * receiving stack trusts. */
+    return 1;
+}
+
+/* The segment's own checksum: whoever handed it over may not have verified
+ * it (the outer UDP checksum of VXLAN may be zero and covers only the
+ * datagram; a veth peer's frames are not checked at all), and the
+ * coalesced frame goes on with a partial checksum that the receiving stack
+ * trusts. */
+int vs_tcpseg_csum_ok(const uint8_t *f, uint32_t len, const struct vs_tcpseg *t)
+{
+    const uint8_t *ip = f + t->l3, *th = f + t->l4;
     uint64_t sum = vs_csum_partial(vs_l4_pseudo_sum(ip, t->v6, IPPROTO_TCP_NUM, len - t->l4), th,
                                    len - t->l4);
     return vs_csum_fold16(sum) == 0xffff ||
            vs_l4_csum_is_partial(ip, t->v6, IPPROTO_TCP_NUM, th, len - t->l4, TCP_CSUM_OFFSET);
+}
+
+int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t)
+{
+    return vs_tcpseg_parse_headers(f, len, t) && vs_tcpseg_csum_ok(f, len, t);
 }
 
 int vs_tcpseg_follows(const uint8_t *a, const struct vs_tcpseg *ta, const uint8_t *b,
@@ -129,8 +140,11 @@ int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_t
 {
     const struct vs_packet *p = pkts[i];
     struct vs_tcpseg *t0 = &run->seg;
+    /* Headers first, checksums (a pass over the payload) only once a
+     * second segment continues the first: a lone segment costs no more
+     * than a look at its headers. */
     if (n - i < VS_TCP_RUN_MIN || p->vnet.flags || p->vnet.gso_type ||
-        !vs_tcpseg_parse(p->data, p->len, t0) || (t0->flags & TCP_PSH) ||
+        !vs_tcpseg_parse_headers(p->data, p->len, t0) || (t0->flags & TCP_PSH) ||
         t0->hlen > VS_TCP_MAX_HLEN)
         return 0;
     uint32_t mss = p->len - t0->hlen, seq = t0->seq + mss;
@@ -141,12 +155,15 @@ int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_t
     while (i + k < n && k < VS_TCP_RUN_MAX) {
         const struct vs_packet *s = pkts[i + k];
         struct vs_tcpseg t;
-        if (s->vnet.flags || s->vnet.gso_type || !vs_tcpseg_parse(s->data, s->len, &t) ||
+        if (s->vnet.flags || s->vnet.gso_type || !vs_tcpseg_parse_headers(s->data, s->len, &t) ||
             !vs_tcpseg_follows(p->data, t0, s->data, &t, seq))
             break;
         uint32_t pay = s->len - t.hlen;
         /* The IP length fields (IPv4's total, IPv6's payload) are 16 bits. */
         if (pay > mss || run->total + pay - t0->l3 > UINT16_MAX)
+            break;
+        if ((k == 1 && !vs_tcpseg_csum_ok(p->data, p->len, t0)) ||
+            !vs_tcpseg_csum_ok(s->data, s->len, &t))
             break;
         payload_iov[k] = (struct iovec){s->data + t.hlen, pay};
         run->total += pay;

@@ -3,8 +3,10 @@
  *
  * Design note.  Two places meet long runs of MSS-sized segments of one
  * flow: VXLAN's receive (a UDP_GRO train of datagrams, netdev_vxlan.c) and
- * an afxdp port's transmit (a batch the datapath forwards from a sender
- * whose offloads are off, afxdp.c).  Handing such a run on as one TSO
+ * a port's transmit batch (segments the datapath forwards from a sender
+ * whose offloads are off, or from an afxdp port, whose frames never carry
+ * a vnet header: afxdp.c, netdev_afpacket.c, netdev_tap.c, through
+ * vs_tcp_coalesce_run).  Handing such a run on as one TSO
  * frame (a virtio_net_hdr with GSO_TCPV4/6, gso_size = the MSS, a partial
  * checksum) lets the receiving stack process one skb instead of 20-40 and
  * acknowledge it once.  The rules are the kernel's (tcp_gro_receive):
@@ -22,7 +24,12 @@
  * The coalesced frame's headers are the first segment's with the lengths,
  * the IPv4 header checksum and the OR of the flags rewritten, and a
  * partial TCP checksum (the pseudo-header sum) for the receiver or the
- * device to complete (vs_tcpseg_finish).  C-only (not in the cffi API). */
+ * device to complete (vs_tcpseg_finish).  On transmit the payloads are
+ * not copied: the run's iovec points into the packets, behind a rewritten
+ * copy of the first one's headers, so the kernel's copy into its skb is
+ * the only one.  Only packets without a vnet header of their own join a
+ * run (one with offloads to finish keeps its own path).  C-only (not in
+ * the cffi API). */
 #ifndef VS_TCP_COALESCE_H
 #define VS_TCP_COALESCE_H 1
 
@@ -70,8 +77,11 @@ uint64_t vs_l4_pseudo_sum(const uint8_t *ip, int v6, uint8_t proto, uint32_t l4l
 int vs_l4_csum_is_partial(const uint8_t *ip, int v6, uint8_t proto, const uint8_t *l4,
                           uint32_t l4len, uint32_t csum_off);
 /* 1 if frame f (len bytes) is a segment that may coalesce (rules above),
- * with t filled in; else 0. */
+ * with t filled in; else 0.  _headers: the same without the checksum,
+ * which vs_tcpseg_csum_ok checks. */
 int vs_tcpseg_parse(const uint8_t *f, uint32_t len, struct vs_tcpseg *t);
+int vs_tcpseg_parse_headers(const uint8_t *f, uint32_t len, struct vs_tcpseg *t);
+int vs_tcpseg_csum_ok(const uint8_t *f, uint32_t len, const struct vs_tcpseg *t);
 /* 1 if segment b (parsed as tb) continues a (parsed as ta) whose next
  * sequence number is seq. */
 int vs_tcpseg_follows(const uint8_t *a, const struct vs_tcpseg *ta, const uint8_t *b,

@@ -7,9 +7,6 @@ that del-port and shutdown detach the program, and the fallback to
 afpacket on a device without native XDP."""
 
 import os
-import re
-import subprocess
-import time
 
 import pytest
 
@@ -170,42 +167,6 @@ def test_received_in_place_chunks_go_round(net):
     for port in ("z1", "z2"):
         c = _counters(net, port)
         assert c["afxdp_rx_copied"] == 0 and c["afxdp_tx_offload_drops"] == 0, c
-
-
-@pytest.mark.parametrize("tx_csum", ["on", "off"])
-def test_tcp_segments_leave_coalesced(net, tx_csum):
-    """afxdp to afxdp, the sender's segments (MSS-sized: native XDP turns
-    its TSO off; checksums partial or, with tx off, complete) leave the
-    output port joined into TSO frames on its gso socket (afxdp.h,
-    tcp_coalesce.h): the receiver's own capture sees frames longer than the
-    link's MTU, the port counts coalesced frames of several segments each,
-    none refused, and the data arrives intact."""
-    net.veth_host("z1", "10.10.0.1", "type=afxdp")
-    ns2 = net.veth_host("z2", "10.10.0.2", "type=afxdp")
-    netns.run(net.hosts["z1"][0], "ethtool", "-K", "eth0", "tx", tx_csum)
-    assert net.ping("z1", "z2")
-    port = 5313
-    capture = subprocess.Popen(
-        ["ip", "netns", "exec", ns2, "tcpdump", "-l", "-nn", "-c", "400", "-i", "eth0",
-         "tcp", "dst", "port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-        text=True)
-    try:
-        wait_for(lambda: "tcpdump" in netns.run(ns2, "ps", "-e", check=False).stdout,
-                 what="tcpdump")
-        time.sleep(0.5)  # tcpdump's socket is bound shortly after it starts
-        tcp_transfer(net, "z1", "z2", size=16 << 20, port=port)
-        out, _ = capture.communicate(timeout=30)
-    finally:
-        if capture.poll() is None:
-            capture.kill()
-            capture.wait()
-    lengths = [int(m) for m in re.findall(r"length (\d+)", out)]
-    assert lengths and max(lengths) > 1500, lengths[:40]
-    wait_for(lambda: _counters(net, "z2")["afxdp_tx_coalesced_frames"] > 0,
-             timeout=STATS_WAIT, what="coalesced frames in z2's counters")
-    c = _counters(net, "z2")
-    assert c["afxdp_tx_coalesced"] >= 2 * c["afxdp_tx_coalesced_frames"], c
-    assert c["afxdp_tx_coalesce_errors"] == 0, c
 
 
 VLAN_FRAMES = 300  # several batches: each frame's chunk goes round once at least

@@ -22,6 +22,7 @@ from vswitch.ofproto.conn.ofconn import HELLO_TIMEOUT
 
 pytestmark = pytest.mark.timeout(120)
 PORT = 16654
+VSCTL_ANSWERS_WITHIN = 2.5  # seconds: `vsctl show` while another peer streams
 HELLO13 = struct.pack("!BBHI", 4, 0, 8, 1)
 ECHO13 = struct.pack("!BBHI", 4, 2, 8, 7)
 
@@ -248,4 +249,7 @@ def test_a_peer_streaming_messages_does_not_starve_another(tmp_path):
             busy.close()
             calm.close()
         assert worst < 0.5, worst
-        assert vsctl_time < 1.0, vsctl_time
+        # vsctl is a Python process of its own, started while the switch and
+        # the streamer share two vCPUs: 1.02 s once on the slower of the
+        # bench VMs; a starved switch does not answer at all.
+        assert vsctl_time < VSCTL_ANSWERS_WITHIN, vsctl_time
