@@ -83,7 +83,7 @@
  *    into the skb is the only one.  The receiving stack then handles one
  *    skb (and sends one ACK) per frame instead of one per segment, and the
  *    kernel builds one skb instead of 20-30 on the switch's CPU: TCP with
- *    the endpoints' offloads off went from ~2.1 to ~3.0 Gbit/s on the
+ *    the endpoints' offloads off went from 1.84 to 3.50 Gbit/s on the
  *    bench (bench/RESULTS.md, stop 29).  What the AF_XDP socket has queued
  *    is kicked out first, so frames keep their order; a refused send
  *    (the socket's buffer full) sends the rest of the batch one by one
