@@ -75,30 +75,21 @@ def _assert_coalesced(net, out_port, prefix, lengths):
     assert c[f"{prefix}_tx_coalesce_errors"] == 0, c
 
 
-@pytest.mark.parametrize("tx_csum", ["on", "off"])
-def test_afxdp_output_coalesces(net, tx_csum, tmp_path):
-    """afxdp to afxdp; with the sender's checksum offload on (partial
-    checksums the switch completes on receive) and off."""
-    net.veth_host("z1", "10.10.0.1", "type=afxdp")
-    net.veth_host("z2", "10.10.0.2", "type=afxdp")
-    netns.run(net.hosts["z1"][0], "ethtool", "-K", "eth0", "tx", tx_csum)
-    assert net.ping("z1", "z2")
-    _assert_coalesced(net, "z2", "afxdp", _transfer_captured(net, "z1", "z2", 5313, tmp_path))
+# (output port type, the sender's tx checksumming): afxdp to afxdp with it
+# on (partial checksums the switch completes on receive) and off; afpacket
+# to afpacket and afpacket to a switch-owned tap (a container's interface)
+# with it off, so that the sender does no TSO.
+CASES = [("afxdp", "on"), ("afxdp", "off"), ("afpacket", "off"), ("tap", "off")]
 
 
-def test_afpacket_output_coalesces(net, tmp_path):
-    """afpacket to afpacket, the sender's offloads off (so no TSO)."""
-    net.veth_host("a1", "10.10.0.1")
-    net.veth_host("a2", "10.10.0.2")
-    netns.run(net.hosts["a1"][0], "ethtool", "-K", "eth0", "tx", "off")
-    assert net.ping("a1", "a2")
-    _assert_coalesced(net, "a2", "afpacket", _transfer_captured(net, "a1", "a2", 5314, tmp_path))
-
-
-def test_tap_output_coalesces(net, tmp_path):
-    """afpacket to a switch-owned tap (a container's interface)."""
-    net.veth_host("a1", "10.10.0.1")
-    net.tap_host("t2", "10.10.0.2")
-    netns.run(net.hosts["a1"][0], "ethtool", "-K", "eth0", "tx", "off")
-    assert net.ping("a1", "t2")
-    _assert_coalesced(net, "t2", "tap", _transfer_captured(net, "a1", "t2", 5315, tmp_path))
+@pytest.mark.parametrize("output,tx_csum", CASES)
+def test_output_coalesces(net, tmp_path, output, tx_csum):
+    sender_cols = ["type=afxdp"] if output == "afxdp" else []
+    net.veth_host("s1", "10.10.0.1", *sender_cols)
+    if output == "tap":
+        net.tap_host("r2", "10.10.0.2")
+    else:
+        net.veth_host("r2", "10.10.0.2", *sender_cols)
+    netns.run(net.hosts["s1"][0], "ethtool", "-K", "eth0", "tx", tx_csum)
+    assert net.ping("s1", "r2")
+    _assert_coalesced(net, "r2", output, _transfer_captured(net, "s1", "r2", 5313, tmp_path))
