@@ -506,22 +506,19 @@ static void kick_tx(struct xsk_queue *q)
     }
 }
 
-/* Sends the run vs_tcp_coalesce_run found (k segments from `first`) as
- * one TSO frame on the gso socket.  Returns 0, or -errno (nothing sent:
- * the caller sends the segments one by one instead). */
+/* Sends the run vs_tcp_coalesce_run found (from `first`) as one TSO
+ * frame on the gso socket.  Returns 0, or -errno (nothing sent: the caller
+ * sends the segments one by one instead). */
 static int send_coalesced(struct vs_afxdp *x, const struct vs_packet *first,
-                          struct vs_tcp_run *run, struct iovec *iov)
+                          const struct vs_tcp_run *run, struct iovec *iov)
 {
     uint8_t hdr[VS_TCP_MAX_HLEN];
     struct vs_vnet_hdr vnet;
-    vs_tcp_run_headers(first, run, hdr, &vnet);
-    iov[0] = (struct iovec){&vnet, sizeof vnet};
-    iov[1] = (struct iovec){hdr, run->seg.hlen};
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)run->k + 2};
+    struct msghdr msg = {.msg_iov = iov,
+                         .msg_iovlen = (size_t)vs_tcp_run_frame(first, run, hdr, &vnet, iov)};
     if (syscall(SYS_sendmsg, x->gso_fd, &msg, MSG_DONTWAIT) < 0)
         return -errno;
-    x->stats.tx_coalesced += (uint64_t)run->k;
-    x->stats.tx_coalesced_frames++;
+    vs_tcp_coalesce_sent(&x->stats.coalesce, run->k);
     return 0;
 }
 
@@ -532,12 +529,12 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
     struct xdp_desc *tx = q->tx.descs;
     uint8_t *outs[MAX_SEGS];
     uint32_t lens[MAX_SEGS];
-    struct iovec iov[VS_TCP_RUN_MAX + 2];
+    struct iovec iov[VS_TCP_RUN_IOV];
     int sent = 0, queued = 0, coalesce = x->gso_fd >= 0;
     for (int i = 0; i < n; i++) {
         const struct vs_packet *p = pkts[i];
         struct vs_tcp_run run;
-        int k = coalesce ? vs_tcp_coalesce_run(pkts, i, n, &run, iov + 2) : 0;
+        int k = coalesce ? vs_tcp_coalesce_run(pkts, i, n, &run, iov) : 0;
         if (k) {
             /* What is queued for the AF_XDP socket leaves first: the
              * frames keep their order on the wire. */
@@ -554,7 +551,7 @@ int vs_afxdp_send(struct vs_afxdp *x, struct vs_packet *const *pkts, int n)
             }
             /* e.g. the socket's send buffer full: the rest of this batch
              * goes one by one. */
-            x->stats.tx_coalesce_errors++;
+            x->stats.coalesce.errors++;
             coalesce = 0;
         }
         int need = vs_offload_nsegs(p->data, p->len, &p->vnet);
@@ -724,10 +721,7 @@ static int afxdp_port_stats(struct vs_netdev *netdev, struct vs_port_counter *ou
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", st.tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "rx_csum_fixed", st.rx_csum_fixed);
     n = vs_netdev_counter(out, n, max, "rx_copied", st.rx_copied);
-    n = vs_netdev_counter(out, n, max, "tx_coalesced", st.tx_coalesced);
-    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", st.tx_coalesced_frames);
-    n = vs_netdev_counter(out, n, max, "tx_coalesce_errors", st.tx_coalesce_errors);
-    return n;
+    return vs_tcp_coalesce_counters(&st.coalesce, out, n, max);
 }
 
 static int afxdp_port_tier_ifindex(struct vs_netdev *netdev)

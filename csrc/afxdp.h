@@ -97,6 +97,7 @@
 #include <stdint.h>
 
 #include "netdev.h"
+#include "tcp_coalesce.h"
 
 enum vs_xdp_mode { VS_XDP_BEST_EFFORT = 0, VS_XDP_NATIVE = 1, VS_XDP_GENERIC = 2 };
 
@@ -119,9 +120,7 @@ struct vs_afxdp_stats {
     uint64_t tx_offload_drops; /* frames whose offload could not be done */
     uint64_t rx_csum_fixed;    /* partial checksums completed on receive */
     uint64_t rx_copied;        /* frames copied out: too little headroom in the chunk */
-    uint64_t tx_coalesced;     /* TCP segments sent within coalesced frames */
-    uint64_t tx_coalesced_frames; /* coalesced frames sent (gso socket) */
-    uint64_t tx_coalesce_errors;  /* coalesced sends refused: sent one by one instead */
+    struct vs_tcp_coalesce_stats coalesce; /* frames sent on the gso socket */
 };
 
 struct vs_afxdp;

@@ -38,9 +38,7 @@ struct netdev_afpacket {
     int fd;
     int tier; /* runs the tc tier (tc_tier below is attached) */
     struct vs_tc_tier tc_tier;
-    /* Written by the poll thread that sends on the port, read by the
-     * statistics (torn reads of a counter are not a concern on x86-64). */
-    uint64_t tx_coalesced, tx_coalesced_frames, tx_coalesce_errors;
+    struct vs_tcp_coalesce_stats coalesce;
 };
 
 static const char *const afpacket_options[] = {"tc-offload", NULL};
@@ -229,7 +227,7 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
     struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
     int fd = nd->fd;
     struct mmsghdr msgs[VS_BATCH];
-    struct iovec iov[VS_BATCH][VS_TCP_RUN_MAX + 2];
+    struct iovec iov[VS_BATCH][VS_TCP_RUN_IOV];
     uint8_t hdrs[VS_BATCH][VS_TCP_MAX_HLEN];
     struct vs_vnet_hdr vnets[VS_BATCH];
     int counts[VS_BATCH]; /* packets in each message */
@@ -241,11 +239,9 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
             struct vs_tcp_run run;
             memset(&msgs[m], 0, sizeof msgs[m]);
             msgs[m].msg_hdr.msg_iov = iov[m];
-            if (coalesce && vs_tcp_coalesce_run(pkts, next, n, &run, iov[m] + 2)) {
-                vs_tcp_run_headers(p, &run, hdrs[m], &vnets[m]);
-                iov[m][0] = (struct iovec){&vnets[m], sizeof vnets[m]};
-                iov[m][1] = (struct iovec){hdrs[m], run.seg.hlen};
-                msgs[m].msg_hdr.msg_iovlen = (size_t)run.k + 2;
+            if (coalesce && vs_tcp_coalesce_run(pkts, next, n, &run, iov[m])) {
+                msgs[m].msg_hdr.msg_iovlen =
+                    (size_t)vs_tcp_run_frame(p, &run, hdrs[m], &vnets[m], iov[m]);
                 counts[m] = run.k;
             } else {
                 iov[m][0] = (struct iovec){&p->vnet, sizeof p->vnet};
@@ -258,10 +254,8 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
         int r = sendmmsg(fd, msgs, (unsigned)m, MSG_DONTWAIT);
         if (r > 0) {
             for (int j = 0; j < r; j++) {
-                if (counts[j] > 1) {
-                    nd->tx_coalesced += (uint64_t)counts[j];
-                    nd->tx_coalesced_frames++;
-                }
+                if (counts[j] > 1)
+                    vs_tcp_coalesce_sent(&nd->coalesce, counts[j]);
                 sent += counts[j];
                 idx += counts[j];
             }
@@ -272,7 +266,7 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
         } else if (counts[0] > 1) {
             /* A coalesced frame refused: its segments go one by one, as
              * does the rest of the batch. */
-            nd->tx_coalesce_errors++;
+            nd->coalesce.errors++;
             coalesce = 0;
         } else {
             idx++; /* a frame the kernel refuses must not block the rest */
@@ -284,10 +278,8 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
 /* Transmit coalescing (Interface statistics afpacket_*). */
 static int afpacket_get_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
 {
-    const struct netdev_afpacket *nd = (const struct netdev_afpacket *)netdev;
-    int n = vs_netdev_counter(out, 0, max, "tx_coalesced", nd->tx_coalesced);
-    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", nd->tx_coalesced_frames);
-    return vs_netdev_counter(out, n, max, "tx_coalesce_errors", nd->tx_coalesce_errors);
+    return vs_tcp_coalesce_counters(&((const struct netdev_afpacket *)netdev)->coalesce, out, 0,
+                                    max);
 }
 
 static int afpacket_get_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)

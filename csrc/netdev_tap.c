@@ -20,9 +20,7 @@
 struct netdev_tap {
     struct vs_netdev up;
     int fd;
-    /* Written by the poll thread that sends on the port, read by the
-     * statistics (torn reads of a counter are not a concern on x86-64). */
-    uint64_t tx_coalesced, tx_coalesced_frames, tx_coalesce_errors;
+    struct vs_tcp_coalesce_stats coalesce;
 };
 
 static int tap_open(const char *ifname, uint32_t port_no, const struct vs_port_option *opts,
@@ -110,25 +108,24 @@ static int tap_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int
 {
     struct netdev_tap *nd = (struct netdev_tap *)netdev;
     int fd = nd->fd;
-    int sent = 0;
-    struct iovec run_iov[VS_TCP_RUN_MAX + 2];
+    int sent = 0, coalesce = 1;
+    struct iovec run_iov[VS_TCP_RUN_IOV];
     for (int i = 0; i < n; i++) {
         struct vs_packet *p = pkts[i];
         struct vs_tcp_run run;
-        if (vs_tcp_coalesce_run(pkts, i, n, &run, run_iov + 2)) {
+        if (coalesce && vs_tcp_coalesce_run(pkts, i, n, &run, run_iov)) {
             uint8_t hdr[VS_TCP_MAX_HLEN];
             struct vs_vnet_hdr vnet;
-            vs_tcp_run_headers(p, &run, hdr, &vnet);
-            run_iov[0] = (struct iovec){&vnet, sizeof vnet};
-            run_iov[1] = (struct iovec){hdr, run.seg.hlen};
-            if (writev(fd, run_iov, run.k + 2) >= 0) {
-                nd->tx_coalesced += (uint64_t)run.k;
-                nd->tx_coalesced_frames++;
+            if (writev(fd, run_iov, vs_tcp_run_frame(p, &run, hdr, &vnet, run_iov)) >= 0) {
+                vs_tcp_coalesce_sent(&nd->coalesce, run.k);
                 sent += run.k;
                 i += run.k - 1;
                 continue;
             }
-            nd->tx_coalesce_errors++; /* the segments go one by one */
+            /* Refused: the rest of the batch goes one by one, as on the
+             * other port types. */
+            nd->coalesce.errors++;
+            coalesce = 0;
         }
         struct iovec iov[2] = {{&p->vnet, sizeof p->vnet}, {p->data, p->len}};
         if (writev(fd, iov, 2) >= 0)
@@ -140,10 +137,7 @@ static int tap_send(struct vs_netdev *netdev, struct vs_packet *const *pkts, int
 /* Transmit coalescing (Interface statistics tap_*). */
 static int tap_get_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
 {
-    const struct netdev_tap *nd = (const struct netdev_tap *)netdev;
-    int n = vs_netdev_counter(out, 0, max, "tx_coalesced", nd->tx_coalesced);
-    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", nd->tx_coalesced_frames);
-    return vs_netdev_counter(out, n, max, "tx_coalesce_errors", nd->tx_coalesce_errors);
+    return vs_tcp_coalesce_counters(&((const struct netdev_tap *)netdev)->coalesce, out, 0, max);
 }
 
 static const struct vs_netdev_class tap_class = {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "inet_csum.h"
+#include "netdev_provider.h"
 #include "offload.h"
 
 /* The pseudo-header's addresses: IPv4 12..20, IPv6 8..40 of the IP header. */
@@ -136,7 +137,7 @@ void vs_tcpseg_finish(uint8_t *f, const struct vs_tcpseg *t0, uint32_t total, ui
 }
 
 int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcp_run *run,
-                        struct iovec *payload_iov)
+                        struct iovec *iov)
 {
     const struct vs_packet *p = pkts[i];
     struct vs_tcpseg *t0 = &run->seg;
@@ -150,6 +151,7 @@ int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_t
     uint32_t mss = p->len - t0->hlen, seq = t0->seq + mss;
     run->total = p->len;
     run->flags = t0->flags;
+    struct iovec *payload_iov = iov + 2;
     payload_iov[0] = (struct iovec){p->data + t0->hlen, mss};
     int k = 1;
     while (i + k < n && k < VS_TCP_RUN_MAX) {
@@ -177,9 +179,20 @@ int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_t
     return k >= VS_TCP_RUN_MIN ? k : 0;
 }
 
-void vs_tcp_run_headers(const struct vs_packet *first, const struct vs_tcp_run *run,
-                        uint8_t *hdr, struct vs_vnet_hdr *vnet)
+int vs_tcp_run_frame(const struct vs_packet *first, const struct vs_tcp_run *run, uint8_t *hdr,
+                     struct vs_vnet_hdr *vnet, struct iovec *iov)
 {
     memcpy(hdr, first->data, run->seg.hlen);
     vs_tcpseg_finish(hdr, &run->seg, run->total, run->flags, first->len - run->seg.hlen, vnet);
+    iov[0] = (struct iovec){vnet, sizeof *vnet};
+    iov[1] = (struct iovec){hdr, run->seg.hlen};
+    return run->k + 2;
+}
+
+int vs_tcp_coalesce_counters(const struct vs_tcp_coalesce_stats *st, struct vs_port_counter *out,
+                             int n, int max)
+{
+    n = vs_netdev_counter(out, n, max, "tx_coalesced", st->segments);
+    n = vs_netdev_counter(out, n, max, "tx_coalesced_frames", st->frames);
+    return vs_netdev_counter(out, n, max, "tx_coalesce_errors", st->errors);
 }

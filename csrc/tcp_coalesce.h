@@ -106,16 +106,43 @@ struct vs_tcp_run {
     int k;                /* segments */
 };
 
+/* The iovec of a coalesced frame: its vnet header, its headers, then the
+ * payload of each segment. */
+#define VS_TCP_RUN_IOV (VS_TCP_RUN_MAX + 2)
+
 /* How many packets from pkts[i] on (at most VS_TCP_RUN_MAX) form one run
  * that coalesces; 0 if fewer than VS_TCP_RUN_MIN.  Packets with a vnet
  * header of their own (offloads to finish) never join one.  The payloads
- * go into payload_iov[0..k), pointing into the packets. */
+ * go into iov[2..k+2) (VS_TCP_RUN_IOV entries), pointing into the
+ * packets. */
 int vs_tcp_coalesce_run(struct vs_packet *const *pkts, int i, int n, struct vs_tcp_run *run,
-                        struct iovec *payload_iov);
-/* The coalesced frame's headers (run->seg.hlen bytes, from `first`, the
- * run's first packet) into hdr (VS_TCP_MAX_HLEN bytes), and its vnet
- * header. */
-void vs_tcp_run_headers(const struct vs_packet *first, const struct vs_tcp_run *run,
-                        uint8_t *hdr, struct vs_vnet_hdr *vnet);
+                        struct iovec *iov);
+/* Completes the run's iovec: the coalesced frame's headers (from `first`,
+ * the run's first packet) rewritten into hdr (VS_TCP_MAX_HLEN bytes) and
+ * its vnet header into vnet, as iov[0] and iov[1].  Returns the iovec's
+ * length. */
+int vs_tcp_run_frame(const struct vs_packet *first, const struct vs_tcp_run *run, uint8_t *hdr,
+                     struct vs_vnet_hdr *vnet, struct iovec *iov);
+
+/* A port type's coalescing counters (Interface statistics TYPE_tx_coalesced,
+ * _tx_coalesced_frames, _tx_coalesce_errors), written by the poll thread
+ * that sends on the port and read by the statistics (a torn read of a
+ * counter is not a concern on x86-64). */
+struct vs_tcp_coalesce_stats {
+    uint64_t segments; /* TCP segments sent within coalesced frames */
+    uint64_t frames;   /* coalesced frames sent */
+    uint64_t errors;   /* coalesced sends refused: the rest of the batch went one by one */
+};
+
+static inline void vs_tcp_coalesce_sent(struct vs_tcp_coalesce_stats *st, int k)
+{
+    st->segments += (uint64_t)k;
+    st->frames++;
+}
+
+struct vs_port_counter;
+/* Appends the three counters to out[n..max); returns the new count. */
+int vs_tcp_coalesce_counters(const struct vs_tcp_coalesce_stats *st, struct vs_port_counter *out,
+                             int n, int max);
 
 #endif
