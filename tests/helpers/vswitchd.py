@@ -82,6 +82,19 @@ class VSwitchd:
     def json(self, *args):
         return json.loads(self.vsctl("--format", "json", *args))
 
+    def map_column(self, table, record, column):
+        """A map column (`get` in JSON: [["map", pairs]] or a dict) as a dict."""
+        value = self.json("get", table, record, column)
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, list) and value and value[0] == "map":
+            value = dict(value[1])
+        return value
+
+    def statistics(self, iface):
+        """The Interface's statistics column, as integers."""
+        return {k: int(v) for k, v in self.map_column("interface", iface, "statistics").items()}
+
 
 def _is_zombie(pid):
     try:

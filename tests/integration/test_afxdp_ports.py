@@ -141,11 +141,6 @@ def test_tcp_afxdp_to_and_from_offloading_ports(net, other, mode):
     assert int(stats["afxdp_rx_copied"]) == 0, stats
 
 
-def _counters(net, port):
-    return {k: int(v) for k, v in _status_map(net.vs.json("get", "interface", port,
-                                                           "statistics")).items()}
-
-
 STATS_WAIT = 15  # the Interface statistics are refreshed every few seconds
 
 
@@ -162,10 +157,10 @@ def test_received_in_place_chunks_go_round(net):
     tcp_transfer(net, "z1", "z2", size=size, port=5311)
     tcp_transfer(net, "z2", "z1", size=size, port=5312)
     frames = size // 1500
-    wait_for(lambda: all(_counters(net, p)["rx_packets"] >= frames for p in ("z1", "z2")),
+    wait_for(lambda: all(net.vs.statistics(p)["rx_packets"] >= frames for p in ("z1", "z2")),
              timeout=STATS_WAIT, what="the transfers in the port counters")
     for port in ("z1", "z2"):
-        c = _counters(net, port)
+        c = net.vs.statistics(port)
         assert c["afxdp_rx_copied"] == 0 and c["afxdp_tx_offload_drops"] == 0, c
 
 
@@ -228,10 +223,10 @@ def test_vlan_push_and_pop_on_frames_received_in_place(net):
         carry(trunk, access, mac_t, mac_a, tagged_in=True)  # popped
     finally:
         access.close(), trunk.close()
-    wait_for(lambda: all(_counters(net, p)["rx_packets"] >= VLAN_FRAMES for p in ("v1", "v2")),
+    wait_for(lambda: all(net.vs.statistics(p)["rx_packets"] >= VLAN_FRAMES for p in ("v1", "v2")),
              timeout=STATS_WAIT, what="the frames in the port counters")
     for port in ("v1", "v2"):
-        c = _counters(net, port)
+        c = net.vs.statistics(port)
         assert c["afxdp_rx_copied"] == 0, c
 
 

@@ -28,14 +28,6 @@ CAPTURED = 400  # frames tcpdump looks at
 class Net(Topology):
     ping_wait = 2
 
-    def counters(self, port):
-        value = self.vs.json("get", "interface", port, "statistics")
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if isinstance(value, list) and value and value[0] == "map":
-            value = dict(value[1])
-        return {k: int(v) for k, v in value.items()}
-
 
 @pytest.fixture
 def net(tmp_path):
@@ -68,9 +60,9 @@ def _transfer_captured(net, src, dst, port, tmp_path):
 def _assert_coalesced(net, out_port, prefix, lengths):
     assert lengths and max(lengths) > LINK_MTU, lengths[:40]
     key = f"{prefix}_tx_coalesced_frames"
-    wait_for(lambda: net.counters(out_port).get(key, 0) > 0, timeout=STATS_WAIT,
+    wait_for(lambda: net.vs.statistics(out_port).get(key, 0) > 0, timeout=STATS_WAIT,
              what=f"coalesced frames in {out_port}'s counters")
-    c = net.counters(out_port)
+    c = net.vs.statistics(out_port)
     assert c[f"{prefix}_tx_coalesced"] >= 2 * c[key], c
     assert c[f"{prefix}_tx_coalesce_errors"] == 0, c
 

@@ -105,14 +105,6 @@ def ping(ns, dst, *args, count=2):
                      check=False).returncode == 0
 
 
-def stats(vs, iface):
-    rows = vs.json("get", "interface", iface, "statistics")
-    value = rows[0] if isinstance(rows, list) else rows
-    if isinstance(value, list) and value and value[0] == "map":
-        value = dict(value[1])
-    return {k: int(v) for k, v in value.items()}
-
-
 @contextlib.contextmanager
 def capture(ns, ifname, path):
     proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-w", path, "-U",
@@ -189,9 +181,9 @@ def test_pings_near_mtu_fdb_and_tshark(net):
             assert ping(ha, INNER["k"], "-s", size, "-M", "do"), size
             assert ping(k, INNER["b"], "-s", size, "-M", "do"), size
         # One byte more cannot cross the 1500-byte underlay: dropped, counted.
-        before = stats(vsa, "vxb").get("vxlan_tx_mtu_drops", 0)
+        before = vsa.statistics("vxb").get("vxlan_tx_mtu_drops", 0)
         assert not ping(ha, INNER["b"], "-s", "1423", "-M", "do", count=1)
-        assert stats(vsa, "vxb")["vxlan_tx_mtu_drops"] > before
+        assert vsa.statistics("vxb")["vxlan_tx_mtu_drops"] > before
         status = json.dumps(vsa.json("get", "interface", "vxb", "status"))
         assert '"tunnel_inner_mtu": "1450"' in status and "dropped and counted" in status
 
@@ -236,10 +228,10 @@ def test_tcp_with_default_offloads_and_inner_mtu_1500(net):
         server.wait(5)
     end = json.loads(out)["end"]
     assert end["sum_received"]["bytes"] > 50 << 20, end["sum_received"]
-    st = stats(vsa, "vxb")
+    st = vsa.statistics("vxb")
     assert st["vxlan_tx_segments"] > 10000 and st["vxlan_tx_offload_drops"] == 0, st
     assert st["vxlan_tx_errors"] == 0, st
-    rx = stats(net["b"][1], "vxa")
+    rx = net["b"][1].statistics("vxa")
     if net["tc"] == "true":
         # The kernel's GRO reached the punt socket as TSO frames (vnet
         # header): far fewer, larger frames than datagrams on the wire.
@@ -276,9 +268,9 @@ def test_unknown_vni_is_dropped_and_counted(net):
     try:
         netns.run(k, "ip", "addr", "add", "10.9.0.3/24", "dev", "vxlan9")
         netns.run(k, "ip", "link", "set", "vxlan9", "up")
-        before = stats(vsa, "vxk")["vxlan_sock_rx_unknown_vni"]
+        before = vsa.statistics("vxk")["vxlan_sock_rx_unknown_vni"]
         ping(k, "10.9.0.1", count=1)
-        wait_for(lambda: stats(vsa, "vxk")["vxlan_sock_rx_unknown_vni"] > before,
+        wait_for(lambda: vsa.statistics("vxk")["vxlan_sock_rx_unknown_vni"] > before,
                  what="unknown VNI counted")
     finally:
         netns.run(k, "ip", "link", "del", "vxlan9", check=False)
