@@ -36,7 +36,7 @@ from helpers import netns, traffic
 from helpers.kernel_tier import tx_packets
 from helpers.ovs_peer import OvsPeer, skip_unless_available
 from helpers.vswitchd import wait_for
-from test_vxlan_interop import INNER, UNDERLAY, VNI, Underlay, mac, ping, stats, vswitch_host
+from test_vxlan_interop import INNER, UNDERLAY, VNI, Underlay, mac, ping, vswitch_host
 
 OVS_VTEP, OVS_INNER = "192.168.100.4", "10.0.0.4"
 OVERLAY_MTU = "1450"  # a 1500-byte underlay less VXLAN's 50 bytes
@@ -120,7 +120,7 @@ def test_tcp_both_ways_with_ovs_as_far_vtep(net):
     wait_for(lambda: ping(ha, OVS_INNER, count=1), timeout=20, what="vswitch -> OVS")
     before = json.loads(vsa.vsctl("--format", "json", "pmd-stats-show"))
     frames_before = tx_packets(ha, "eth0") + _rx_packets(ha, "eth0")
-    port_before = stats(vsa, "vxo")
+    port_before = vsa.statistics("vxo")
     traffic.tcp_transfer(ha, ho, OVS_INNER, size=TRANSFER, port=TCP_PORT, what="vswitch -> OVS")
     traffic.tcp_transfer(ho, ha, INNER["a"], size=TRANSFER, port=TCP_PORT, what="OVS -> vswitch")
     after = json.loads(vsa.vsctl("--format", "json", "pmd-stats-show"))
@@ -130,7 +130,7 @@ def test_tcp_both_ways_with_ovs_as_far_vtep(net):
         assert after["xdp_tier"]["added"] > before["xdp_tier"]["added"], after["xdp_tier"]
         assert seen < frames // USERSPACE_SHARE, (seen, frames)
     else:
-        port = stats(vsa, "vxo")
+        port = vsa.statistics("vxo")
         assert port["tx_bytes"] - port_before["tx_bytes"] > TRANSFER, port
         assert port["rx_bytes"] - port_before["rx_bytes"] > TRANSFER, port
 
