@@ -44,6 +44,12 @@ def bond_pair(tmp_path, ours, theirs):
         # OVS's userspace datapath takes neither partial checksums nor GSO
         # frames from a veth: the endpoints segment and checksum themselves.
         netns.run(host, "ethtool", "-K", eth, "tx", "off", "gso", "off", "tso", "off", check=False)
+        # And vswitch would join those segments into TSO frames again on the
+        # bond's members (transmit coalescing, README): with TSO off on their
+        # netdevs the kernel cuts such frames back to segments, as a user
+        # with a peer like this one does (README, "Transmit coalescing").
+        for member in (a1, a2):
+            netns.run(sw, "ethtool", "-K", member, "tso", "off", check=False)
         ovs.add_bridge("br0")
         if theirs is None:
             ovs.vsctl("add-port", "br0", o1, "--", "add-port", "br0", o2)
