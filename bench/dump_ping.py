@@ -44,6 +44,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TREE, "tests"))
 
+from run import percentile  # noqa: E402  (bench/run.py's nearest rank, as every ping row takes it)
+
 FLOWS = 100_000
 PING_COUNT = 2000
 PING_INTERVAL = "0.005"  # s: 10 s of pings per mode, a few whole dumps
@@ -60,10 +62,7 @@ def ping(ns):
     rtts = sorted(float(m) for m in re.findall(r"time=([\d.]+) ms", proc.stdout))
     if not rtts:
         return {"error": "no replies"}
-
-    def pct(q):
-        return rtts[min(len(rtts) - 1, int(round(q * (len(rtts) - 1))))]
-    return {"p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": rtts[-1],
+    return {"p50_ms": percentile(rtts, 0.5), "p99_ms": percentile(rtts, 0.99), "max_ms": rtts[-1],
             "loss_pct": 100.0 * (PING_COUNT - len(rtts)) / PING_COUNT}
 
 
