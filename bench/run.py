@@ -45,7 +45,12 @@ delivered packets/s and loss against what the sender handed the kernel, ping
 average and p99, and the switch's CPU per delivered packet: its
 processes' utime+stime (/proc/PID/stat) and, for the datapaths that count it,
 their own busy time (vswitch pmd-stats-show busy_ns; OVS
-dpif-netdev/pmd-stats-show processing cycles).  Traffic (generators, sinks,
+dpif-netdev/pmd-stats-show processing cycles).  For TCP with offloads off
+also its cost: each CPU's busy time (/proc/stat: user, system, irq, softirq;
+steal left out) per GB delivered, and the share of the run the host stole
+from our vCPUs; where a neighbour's load moves Gbit/s from run to run, ms/GB
+on the traffic CPU (which runs the endpoints and, for the bridge and the
+kernel tiers, all the forwarding) still compares the paths.  Traffic (generators, sinks,
 iperf3, ping) runs under `taskset -c 0`, the switch daemons under `taskset -c
 1` (OVS also pmd-cpu-mask=0x2).  /proc/loadavg is recorded beside each run:
 the machine is shared.
@@ -255,6 +260,45 @@ def proc_cpu_ns(pids):
         except (OSError, ValueError, IndexError):
             pass
     return total * 1_000_000_000 // CLK_TCK
+
+
+# /proc/stat's per-CPU columns: user nice system idle iowait irq softirq steal.
+# Busy = what ran on the CPU (user, nice, system, irq, softirq); steal = time
+# the host gave the vCPU to someone else, which is neither ours nor idle.
+STAT_BUSY_COLUMNS = (0, 1, 2, 5, 6)
+STAT_STEAL_COLUMN = 7
+
+
+def cpu_ticks():
+    """{cpu number: (busy ticks, steal ticks, all ticks)} from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *cols = line.split()
+            if not name.startswith("cpu") or name == "cpu":
+                continue
+            vals = [int(c) for c in cols[:8]]
+            out[int(name[3:])] = (sum(vals[i] for i in STAT_BUSY_COLUMNS),
+                                  vals[STAT_STEAL_COLUMN], sum(vals))
+    return out
+
+
+def tcp_cpu_cost(before, after, received_bytes):
+    """What a transfer cost each CPU, in ms of busy time per GB delivered,
+    and the share of the interval the host stole from our vCPUs (%).  Busy
+    time excludes steal, so a neighbour's load lowers Gbit/s but not ms/GB:
+    the cost figure compares paths where throughput only shows the noise."""
+    res = {}
+    gb = received_bytes / 1e9
+    steal = total = 0
+    for cpu, (busy1, steal1, all1) in after.items():
+        busy0, steal0, all0 = before.get(cpu, (busy1, steal1, all1))
+        if gb > 0:
+            res[f"cpu{cpu}_ms_per_gb"] = (busy1 - busy0) * 1000 / CLK_TCK / gb
+        steal += steal1 - steal0
+        total += all1 - all0
+    res["steal_pct"] = 100.0 * steal / total if total else None
+    return res
 
 
 def snmp(ns, proto):
@@ -749,9 +793,11 @@ def measure_tcp(s, seconds):
     try:
         wait_until(lambda: f":{IPERF_PORT}" in sh(s.vmb, "ss", "-ltn").stdout, 5, 0.05)
         before = snmp(s.vma, "Tcp")
+        ticks = cpu_ticks()
         client = sh(s.vma, "iperf3", "-c", IP_B, "-p", str(IPERF_PORT), "-t", str(seconds),
                     "-J", "--connect-timeout", "3000", cpu=TRAFFIC_CPU, check=False,
                     timeout=seconds + 20, record=s.name)
+        ticks = (ticks, cpu_ticks())
         after = snmp(s.vma, "Tcp")
     except subprocess.TimeoutExpired:
         return {"gbps": 0.0, "error": "iperf3 timed out"}
@@ -767,7 +813,8 @@ def measure_tcp(s, seconds):
     bps = end.get("sum_received", {}).get("bits_per_second", 0.0)
     out_segs = after["OutSegs"] - before["OutSegs"]
     retrans = after["RetransSegs"] - before["RetransSegs"]
-    res = {"gbps": bps / 1e9, "retrans_pct": 100.0 * retrans / out_segs if out_segs else None}
+    res = {"gbps": bps / 1e9, "retrans_pct": 100.0 * retrans / out_segs if out_segs else None,
+           **tcp_cpu_cost(*ticks, end.get("sum_received", {}).get("bytes", 0))}
     if bps == 0:
         res.update(retrans_pct=None, error="no data delivered (TCP stalled)")
     if result.get("error"):
@@ -983,6 +1030,11 @@ METRICS = [
     ("TCP retransmits %, offloads off", ("tcp_off", "retrans_pct"), "{:.3f}", False),
     ("TCP Gbit/s, default offloads", ("tcp_on", "gbps"), "{:.2f}", True),
     ("TCP retransmits %, default offloads", ("tcp_on", "retrans_pct"), "{:.3f}", False),
+    (f"TCP CPU {TRAFFIC_CPU} (traffic) busy ms/GB, offloads off",
+     ("tcp_off", f"cpu{TRAFFIC_CPU}_ms_per_gb"), "{:.0f}", False),
+    (f"TCP CPU {SWITCH_CPU} (switch) busy ms/GB, offloads off",
+     ("tcp_off", f"cpu{SWITCH_CPU}_ms_per_gb"), "{:.0f}", False),
+    ("TCP steal % (host took our vCPUs), offloads off", ("tcp_off", "steal_pct"), "{:.1f}", False),
     ("UDP 64 B, 1 flow: delivered Mpps", ("udp1", "pps"), "mpps", True),
     ("UDP 64 B, 1 flow: loss %", ("udp1", "loss_pct"), "{:.1f}", False),
     ("UDP 64 B, 1 flow: offered Mpps", ("udp1", "sent_pps"), "mpps", True),
@@ -1718,7 +1770,9 @@ def _summary(smp):
             v = v.get(k) if isinstance(v, dict) else None
         return fmt(v, spec)
     return (f"tcp on {f(('tcp_on', 'gbps'), '{:.2f}')} off {f(('tcp_off', 'gbps'), '{:.2f}')}"
-            f" Gbit/s; udp1 {f(('udp1', 'pps'), 'mpps')} Mpps "
+            f" Gbit/s (off: CPU {TRAFFIC_CPU} {f(('tcp_off', f'cpu{TRAFFIC_CPU}_ms_per_gb'), '{:.0f}')}"
+            f" CPU {SWITCH_CPU} {f(('tcp_off', f'cpu{SWITCH_CPU}_ms_per_gb'), '{:.0f}')} ms/GB,"
+            f" steal {f(('tcp_off', 'steal_pct'), '{:.1f}')}%); udp1 {f(('udp1', 'pps'), 'mpps')} Mpps "
             f"(loss {f(('udp1', 'loss_pct'), '{:.1f}')}%, cpu {f(('udp1', 'cpu_ns_per_pkt'), '{:.0f}')}"
             f" busy {f(('udp1', 'busy_ns_per_pkt'), '{:.0f}')} ns/pkt); "
             f"udp10k {f(('udp10k', 'pps'), 'mpps')} Mpps; "

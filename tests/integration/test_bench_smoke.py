@@ -131,12 +131,19 @@ def test_bench_quick_vswitch_produces_a_well_formed_result(tmp_path):
         assert _exact(ceiling[key]), ceiling[key]
     assert sample["tcp_off"]["gbps"] > 0, sample["tcp_off"]
     assert sample["tcp_on"]["gbps"] > 0, sample["tcp_on"]
+    # The transfer's cost: the traffic CPU ran the endpoints' TCP, so it was
+    # busy for some of every GB; the steal share is a share.
+    tcp_off = sample["tcp_off"]
+    assert tcp_off["cpu0_ms_per_gb"] > 0 and tcp_off["cpu1_ms_per_gb"] >= 0, tcp_off
+    assert 0 <= tcp_off["steal_pct"] <= 100, tcp_off
     assert 0 < sample["ping"]["avg_us"] <= sample["ping"]["p99_us"], sample["ping"]
 
     text = md.read_text()
     assert "## Medians" in text and "## Targets from issue 3" in text
     table = [l for l in text.splitlines() if l.startswith("| UDP 64 B, 1 flow: delivered Mpps")]
     assert len(table) == 1 and float(table[0].split("|")[3]) > 0, table
+    cost = [l for l in text.splitlines() if l.startswith("| TCP CPU 0 (traffic) busy ms/GB")]
+    assert len(cost) == 1 and float(cost[0].split("|")[3]) > 0, cost
     assert "**Load**" in text
     assert "## Generator ceiling and headroom" in text and "agree exactly on every run" in text
     header = [l for l in text.splitlines() if l.startswith("| metric | generator ceiling")]
