@@ -28,8 +28,11 @@ Topology (built once per mode, torn down after it):
 Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
 super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
 in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
-vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits and
-vswitchd's CPU.  Nothing is pinned unless --pin (client and server on CPUs
+vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits,
+vswitchd's CPU, and the whole machine's busy CPU time per GB delivered
+(/proc/stat, steal left out: bench/run.py's tcp_cpu_cost) with the share the
+host stole, so a run whose Gbit/s a neighbour moved still compares the
+paths' cost (cost_ratio_*: lower is cheaper).  Nothing is pinned unless --pin (client and server on CPUs
 PIN_CPUS: the paths' cost without the scheduler's placement).  Everything created is removed on exit; only pids this script
 started are signalled.
 """
@@ -48,6 +51,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from helpers import netns  # noqa: E402
 from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
+from run import cpu_ticks, loadavg, tcp_cpu_cost  # noqa: E402  (bench/run.py's, shared by the benches)
 
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
@@ -140,12 +144,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def loadavg():
-    """The 1-minute load average: the machine is shared, so runs say how busy it was."""
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
 def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
@@ -156,16 +154,23 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
         time.sleep(0.5)
         cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
         cc = ["-C", congestion] if congestion else []
+        ticks = cpu_ticks()
         out = netns.run(c, *pinned(PIN_CPUS[0], pin), "iperf3", "-c", INNER["y"], "-P", str(streams),
                         "-t", str(seconds), "-J",
                         *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
+        ticks = (ticks, cpu_ticks())
     finally:
         server.terminate()
         server.wait(5)
     end = json.loads(out)["end"]
+    cost = tcp_cpu_cost(*ticks, end["sum_received"]["bytes"])
+    busy = [v for k, v in cost.items() if k.endswith("_ms_per_gb")]
     return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
-            "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu}
+            "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu,
+            # every CPU's busy time per GB (steal left out: a neighbour's
+            # load lowers Gbit/s, not this), and the share stolen
+            "busy_ms_per_gb": sum(busy) if busy else None, "steal_pct": cost["steal_pct"]}
 
 
 def main(argv=None):
@@ -203,17 +208,24 @@ def main(argv=None):
                             st = daemons["x"].json("get", "interface", "vx", "statistics")
                             r["tx_stats_x"] = st[0] if isinstance(st, list) else st
                         log(f"{label(mode, n)} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits "
-                            f"{r['retransmits']}, vswitchd CPU/s {r['cpu_per_s']}, load {r['loadavg_1min']}")
+                            f"{r['retransmits']}, vswitchd CPU/s {r['cpu_per_s']}, busy {r['busy_ms_per_gb']:.0f} ms/GB, "
+                            f"steal {r['steal_pct']:.1f}%, load {r['loadavg_1min']}")
                         results[label(mode, n)].append(r)
     summary = {key: {"median_gbps": round(statistics.median(x["gbps"] for x in rs), 2),
                      "median_retransmits": statistics.median(x["retransmits"] for x in rs),
                      "runs_gbps": [round(x["gbps"], 2) for x in rs],
+                     "median_busy_ms_per_gb": round(statistics.median(x["busy_ms_per_gb"] for x in rs)),
+                     "runs_busy_ms_per_gb": [round(x["busy_ms_per_gb"]) for x in rs],
+                     "runs_steal_pct": [round(x["steal_pct"], 1) for x in rs],
                      "loadavg_1min": [x["loadavg_1min"] for x in rs]}
                for key, rs in results.items()}
     for mode in (m for m in modes if m != "kernel"):
         for n in counts:
             summary[f"ratio_{label(mode, n)}_to_kernel"] = round(
                 summary[label(mode, n)]["median_gbps"] / summary[label("kernel", n)]["median_gbps"], 2)
+            summary[f"cost_ratio_{label(mode, n)}_to_kernel"] = round(
+                summary[label(mode, n)]["median_busy_ms_per_gb"]
+                / summary[label("kernel", n)]["median_busy_ms_per_gb"], 2)
     summary["params"] = vars(args)
     summary["nproc"] = os.cpu_count()
     print(json.dumps(summary, indent=2))
