@@ -26,7 +26,9 @@ Topology (built once per mode, torn down after it):
     kernel's vxlan device has)
 
 Offloads are left at their defaults (TSO/GSO on veth: vswitch sends each TSO
-super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams).  iperf3 -s
+super-frame as one UDP_SEGMENT send of MSS-sized VXLAN datagrams); with
+--offloads off the hosts send MSS-sized segments (vswitch sends runs of them
+as datagram trains, one UDP_SEGMENT send each).  iperf3 -s
 in S, `iperf3 -c 10.77.0.2 -P N -t T -J` in C; runs interleave vswitch,
 vswitch-tc, kernel, vswitch, ...; the report gives medians of Gbit/s and retransmits,
 vswitchd's CPU, and the whole machine's busy CPU time per GB delivered
@@ -88,20 +90,30 @@ def underlay(stack):
     return vteps
 
 
-def end_host(stack, vtep_ns, tag, mtu):
+# --offloads off: `ethtool -K eth0 tx off` in both end hosts (checksums
+# and TSO off: the sender hands the switch MSS-sized segments, as a VM
+# without TSO or an afxdp port does) and MTU 1450 in every mode, so the
+# segments fit the tunnel as they are.
+OFFLOADS_OFF_MTU = 1450
+
+
+def end_host(stack, vtep_ns, tag, mtu, offloads=True):
     h = stack.enter_context(netns.namespace("vbh" + tag))
     netns.run(vtep_ns, "ip", "link", "add", "p1", "type", "veth", "peer", "name", "eth0", "netns", h)
     netns.run(vtep_ns, "ip", "link", "set", "p1", "up")
     netns.run(h, "ip", "link", "set", "eth0", "mtu", str(mtu))
     netns.run(h, "ip", "addr", "add", f"{INNER[tag]}/24", "dev", "eth0")
     netns.run(h, "ip", "link", "set", "eth0", "up")
+    if not offloads:
+        netns.run(h, "ethtool", "-K", "eth0", "tx", "off")
     return h
 
 
 @contextlib.contextmanager
-def vswitch_setup(tmp, tc=False, per_port=False):
+def vswitch_setup(tmp, tc=False, per_port=False, offloads=True):
     """tc: both ports with options:tc-offload=true, the hosts' MTU 1450;
-    per_port: vx with options:tc-device=per-port."""
+    per_port: vx with options:tc-device=per-port; offloads: the end hosts'
+    (see OFFLOADS_OFF_MTU)."""
     tier = ["--", "set", "interface", "p1", "options:tc-offload=true"] if tc else []
     with contextlib.ExitStack() as stack:
         vteps = underlay(stack)
@@ -115,14 +127,15 @@ def vswitch_setup(tmp, tc=False, per_port=False):
                      f"options:remote_ip={VTEP[other]}", "options:key=100",
                      f"options:tc-offload={'true' if tc else 'false'}",
                      *(["options:tc-device=per-port"] if per_port else []))
-            hosts[tag] = end_host(stack, vteps[tag], tag, 1450 if tc else 1500)
+            hosts[tag] = end_host(stack, vteps[tag], tag,
+                                  1450 if tc or not offloads else 1500, offloads)
             vs.vsctl("add-port", "br0", "p1", *tier)
             daemons[tag] = vs
         yield hosts, daemons
 
 
 @contextlib.contextmanager
-def kernel_setup():
+def kernel_setup(offloads=True):
     with contextlib.ExitStack() as stack:
         vteps = underlay(stack)
         hosts = {}
@@ -132,7 +145,7 @@ def kernel_setup():
                       "local", VTEP[tag], "remote", VTEP[other], "dev", "ul0")
             netns.run(ns, "ip", "link", "add", "kbr", "type", "bridge")
             netns.run(ns, "ip", "link", "set", "vxlan0", "master", "kbr", "up")
-            hosts[tag] = end_host(stack, ns, tag, 1450)
+            hosts[tag] = end_host(stack, ns, tag, 1450, offloads)
             netns.run(ns, "ip", "link", "set", "p1", "master", "kbr", "up")
             netns.run(ns, "ip", "link", "set", "kbr", "up")
         yield hosts, {}
@@ -184,6 +197,9 @@ def main(argv=None):
     ap.add_argument("--congestion", help="TCP congestion control for iperf3 -C (default: the system's)")
     ap.add_argument("--pin", action="store_true",
                     help=f"iperf3 client on CPU {PIN_CPUS[0]}, server on CPU {PIN_CPUS[1]} (default: unpinned)")
+    ap.add_argument("--offloads", choices=("on", "off"), default="on",
+                    help="the end hosts' offloads: on (the default: TSO super-frames) or off "
+                         "(tx off: MSS-sized segments, MTU 1450 in every mode)")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
@@ -197,9 +213,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="vxbench-") as tmp:
         for rep in range(args.reps):
             for mode in modes:
-                setup = kernel_setup() if mode == "kernel" else \
+                offloads = args.offloads == "on"
+                setup = kernel_setup(offloads) if mode == "kernel" else \
                     vswitch_setup(os.path.join(tmp, f"{mode}{rep}"), tc=mode.startswith("vswitch-tc"),
-                                  per_port=mode == "vswitch-tc-port")
+                                  per_port=mode == "vswitch-tc-port", offloads=offloads)
                 with setup as (hosts, daemons):
                     for n in counts:
                         r = measure(hosts, daemons, args.seconds, n, args.congestion, args.pin)

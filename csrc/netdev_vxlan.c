@@ -46,6 +46,16 @@
  *    far VTEP (kernel vxlan, OVS) hands the inner frame on as received.
  *    The path MTU is the route's (IP_MTU of a socket connected to the
  *    remote, read when the port opens; 1500 for remote_ip=flow).
+ *  - Datagram trains: plain frames next to each other in a send batch that
+ *    leave from one source port to one remote with one TOS, all as long as
+ *    the first but the last (a TCP flow's MSS-sized segments from a sender
+ *    without TSO or from an afxdp port; a stream of equal UDP datagrams),
+ *    go as one UDP GSO send with the first's length as the segment size:
+ *    the kernel cuts the same datagrams, but one skb crosses its IP stack
+ *    and the route instead of one per frame (make_trains).  Only frames
+ *    whose datagram fits the path ride a train; a train the kernel refuses
+ *    as a whole is sent again frame by frame, so a train never loses a
+ *    frame that a single send would have carried (tx_train_errors).
  *  - Receive offload: UDP_GRO on the shared socket hands over a train of
  *    VXLAN datagrams (one segment size) as one; recv coalesces consecutive
  *    inner TCP segments of one flow (IPv4 not fragmented, IPv6 without
@@ -188,14 +198,17 @@ struct netdev_vxlan {
     uint32_t tier_index; /* tc_offload: the port in the tc tier (tc_tier_abi.h), else 0 */
     char remote_text[20], key_text[16];
     uint64_t tx_packets, tx_segments, tx_mtu_drops, tx_no_remote, tx_errors,
-        tx_offload_drops, tx_resegmented;
-    /* send's per-call state */
+        tx_offload_drops, tx_resegmented, tx_trains, tx_train_frames, tx_train_errors;
+    /* send's per-call state: frame i's VXLAN header, iovecs (contiguous
+     * across frames, so a train of frames i..i+k is iov[i], 2k long),
+     * destination and source port's socket; message t's header and
+     * control messages. */
     struct mmsghdr msgs[VS_BATCH];
     struct iovec iov[VS_BATCH][2];
     struct sockaddr_in to[VS_BATCH];
     uint8_t hdrs[VS_BATCH][VXLAN_HLEN];
     uint8_t cmsg[VS_BATCH][64];
-    int fds[VS_BATCH]; /* the source port's socket of each message */
+    int fds[VS_BATCH]; /* the source port's socket of each frame */
     uint8_t *gso_buf; /* headers of one super-frame's segments (GSO_HDR_STRIDE each) */
     struct iovec gso_iov[2 * MAX_GSO_SEGS]; /* one UDP GSO send: headers, payload, ... */
 };
@@ -1073,6 +1086,66 @@ static int send_gso(struct netdev_vxlan *nd, struct vs_packet *pkt, uint32_t ip,
     return 1;
 }
 
+/* A send batch's plain frames 0..m-1 (their iovecs, destinations and
+ * sockets in nd, their TOS and datagram lengths in tos/len) as messages:
+ * message t carries frames first[t] .. first[t] + count[t] - 1, one frame,
+ * or a train of them as one UDP GSO send (the design note).  Returns the
+ * number of messages. */
+static int make_trains(struct netdev_vxlan *nd, int m, const int *tos, const uint32_t *len,
+                       int *first, int *count)
+{
+    int t = 0;
+    for (int i = 0; i < m; t++) {
+        int k = 1;
+        uint32_t bytes = len[i];
+        if (len[i] - VXLAN_HLEN + OUTER_HLEN <= nd->path_mtu) {
+            while (i + k < m && k < MAX_GSO_SEGS && nd->fds[i + k] == nd->fds[i] &&
+                   nd->to[i + k].sin_addr.s_addr == nd->to[i].sin_addr.s_addr &&
+                   tos[i + k] == tos[i] && len[i + k] <= len[i] && len[i + k - 1] == len[i] &&
+                   bytes + len[i + k] <= GSO_MAX_PAYLOAD) {
+                bytes += len[i + k];
+                k++;
+            }
+        }
+        struct msghdr *h = &nd->msgs[t].msg_hdr;
+        *h = (struct msghdr){.msg_name = &nd->to[i], .msg_namelen = sizeof nd->to[i],
+                             .msg_iov = nd->iov[i], .msg_iovlen = (size_t)(2 * k),
+                             .msg_control = nd->cmsg[t]};
+        h->msg_controllen = put_cmsgs(nd, nd->cmsg[t], sizeof nd->cmsg[t], tos[i],
+                                      k > 1 ? (int)len[i] : 0);
+        first[t] = i;
+        count[t] = k;
+        i += k;
+    }
+    return t;
+}
+
+static void count_tx_failure(struct netdev_vxlan *nd, int err, int frames)
+{
+    if (err == EMSGSIZE)
+        nd->tx_mtu_drops += (uint64_t)frames;
+    else
+        nd->tx_errors += (uint64_t)frames;
+}
+
+/* A train the kernel refused as a whole: its frames one by one, as they
+ * would have gone without trains.  Frames sent are appended to out. */
+static void send_train_singly(struct netdev_vxlan *nd, int first, int count, int tos,
+                              struct vs_packet *const *batch, struct vs_packet **out, int *sent)
+{
+    nd->tx_train_errors++;
+    for (int i = first; i < first + count; i++) {
+        uint8_t cbuf[64];
+        struct msghdr h = {.msg_name = &nd->to[i], .msg_namelen = sizeof nd->to[i],
+                           .msg_iov = nd->iov[i], .msg_iovlen = 2, .msg_control = cbuf};
+        h.msg_controllen = put_cmsgs(nd, cbuf, sizeof cbuf, tos, 0);
+        if (sendmsg(nd->fds[i], &h, MSG_DONTWAIT) < 0)
+            count_tx_failure(nd, errno, 1);
+        else
+            out[(*sent)++] = batch[i];
+    }
+}
+
 static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in, int n)
 {
     struct netdev_vxlan *nd = (struct netdev_vxlan *)netdev;
@@ -1084,6 +1157,8 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
         int cnt = n - base < VS_BATCH ? n - base : VS_BATCH;
         int m = 0;
         struct vs_packet *batch[VS_BATCH];
+        int tos_of[VS_BATCH], first[VS_BATCH], count[VS_BATCH];
+        uint32_t len_of[VS_BATCH];
         for (int i = 0; i < cnt; i++) {
             struct vs_packet *p = pkts[base + i];
             uint32_t ip;
@@ -1115,30 +1190,40 @@ static int vxlan_send(struct vs_netdev *netdev, struct vs_packet *const *pkts_in
             nd->to[m] = (struct sockaddr_in){.sin_family = AF_INET,
                                              .sin_port = htons(nd->sock->dst_port),
                                              .sin_addr.s_addr = ip};
-            struct msghdr *h = &nd->msgs[m].msg_hdr;
-            *h = (struct msghdr){.msg_name = &nd->to[m], .msg_namelen = sizeof nd->to[m],
-                                 .msg_iov = nd->iov[m], .msg_iovlen = 2,
-                                 .msg_control = nd->cmsg[m]};
-            h->msg_controllen = put_cmsgs(nd, nd->cmsg[m], sizeof nd->cmsg[m], tos, 0);
             nd->fds[m] = fd;
+            tos_of[m] = tos;
+            len_of[m] = VXLAN_HLEN + p->len;
             batch[m++] = p;
         }
+        int nmsg = make_trains(nd, m, tos_of, len_of, first, count);
         /* One sendmmsg per run of messages leaving from the same port. */
-        for (int done = 0; done < m;) {
+        for (int done = 0; done < nmsg;) {
+            int fd = nd->fds[first[done]];
             int end = done + 1;
-            while (end < m && nd->fds[end] == nd->fds[done])
+            while (end < nmsg && nd->fds[first[end]] == fd)
                 end++;
-            int r = sendmmsg(nd->fds[done], nd->msgs + done, (unsigned)(end - done), MSG_DONTWAIT);
+            int r = sendmmsg(fd, nd->msgs + done, (unsigned)(end - done), MSG_DONTWAIT);
             if (r < 0) {
-                if (errno == EMSGSIZE)
-                    nd->tx_mtu_drops++;
+                /* That message is dropped (a train: retried frame by
+                 * frame unless the socket is just full), the rest are
+                 * tried. */
+                int e = errno;
+                if (count[done] > 1 && e != EAGAIN && e != ENOBUFS)
+                    send_train_singly(nd, first[done], count[done], tos_of[first[done]], batch,
+                                      pkts, &sent);
                 else
-                    nd->tx_errors++;
-                done++; /* that one is dropped, the rest are tried */
+                    count_tx_failure(nd, e, count[done]);
+                done++;
                 continue;
             }
-            for (int j = 0; j < r; j++)
-                pkts[sent++] = batch[done + j];
+            for (int j = done; j < done + r; j++) {
+                for (int k = 0; k < count[j]; k++)
+                    pkts[sent++] = batch[first[j] + k];
+                if (count[j] > 1) {
+                    nd->tx_trains++;
+                    nd->tx_train_frames += (uint64_t)count[j];
+                }
+            }
             done += r;
         }
         base += cnt;
@@ -1185,6 +1270,9 @@ static int vxlan_stats(struct vs_netdev *netdev, struct vs_port_counter *out, in
     n = vs_netdev_counter(out, n, max, "tx_no_remote", nd->tx_no_remote);
     n = vs_netdev_counter(out, n, max, "tx_offload_drops", nd->tx_offload_drops);
     n = vs_netdev_counter(out, n, max, "tx_errors", nd->tx_errors);
+    n = vs_netdev_counter(out, n, max, "tx_trains", nd->tx_trains);
+    n = vs_netdev_counter(out, n, max, "tx_train_frames", nd->tx_train_frames);
+    n = vs_netdev_counter(out, n, max, "tx_train_errors", nd->tx_train_errors);
     n = vs_netdev_counter(out, n, max, "sock_rx_packets", nd->sock->rx_packets);
     n = vs_netdev_counter(out, n, max, "sock_rx_unknown_vni",
                           nd->sock->rx_unknown_vni +

@@ -6,7 +6,8 @@ frame that reaches a dummy port and the tunnel metadata in the upcall's key;
 then the drops: an unknown VNI, malformed VXLAN headers, a frame too large
 for the path (counted, never cut), a remote_ip=flow port without a
 destination; the SET_TUNNEL action steering one flow port to two remotes;
-and a TSO super-frame leaving as MSS-sized VXLAN datagrams."""
+a TSO super-frame leaving as MSS-sized VXLAN datagrams; and equal frames of
+one flow leaving as datagram trains (one UDP GSO send each)."""
 import ipaddress
 import socket
 import struct
@@ -203,6 +204,49 @@ def test_tso_superframe_leaves_as_mss_segments(vtep):
         data += bytes(inner[TCP].payload)
     assert data == payload
     assert dp.port_type_stats(2)["tx_segments"] == 26
+
+
+def test_equal_frames_of_a_flow_leave_as_datagram_trains(vtep):
+    """Frames of one inner flow next to each other in a batch, all as long
+    as the first but the last, go as one UDP GSO send: the far end still
+    receives one VXLAN datagram per frame, in order, each byte for byte;
+    a frame longer than a shorter one before it starts the next train."""
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 2)])
+    sizes = [200] * 5 + [120] + [200] * 3
+    frames = [bytearray(inner_frame(size)) for size in sizes]
+    for i, f in enumerate(frames):
+        f[-1] = i  # tell them apart
+    assert dp.dummy_inject(1, frames) == len(frames)
+    got = [far.recv(65536) for _ in frames]
+    assert [d[:8] for d in got] == [bytes([8, 0, 0, 0, 0, 0, 42, 0])] * len(frames)
+    assert [d[8:] for d in got] == [bytes(f) for f in frames]
+    stats = wait_for(lambda: (s := dp.port_type_stats(2))["tx_train_frames"] == len(frames) and s,
+                     what="both trains counted")
+    assert stats["tx_trains"] == 2 and stats["tx_train_errors"] == 0, stats
+    assert stats["tx_mtu_drops"] == stats["tx_errors"] == 0, stats
+    assert dp.port_stats(2)["tx_packets"] == len(frames)
+
+
+def test_frames_of_alternating_flows_ride_no_train(vtep):
+    """Each inner flow leaves from its own source port (a train has one), so
+    frames of alternating flows go one by one."""
+    dp, far, port = vtep
+    dp.flow_put({"in_port": 1}, {"in_port": ALL}, [("output", 2)])
+    frames = []
+    for i in range(6):
+        pkt = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / \
+            IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000 + i % 2, dport=2000)
+        frames.append(bytes(pkt / (b"y" * 100)))
+    sports = set()
+    dp.dummy_inject(1, frames)
+    for f in frames:
+        data, (_, sport) = far.recvfrom(65536)
+        sports.add(sport)
+    assert len(sports) == 2
+    stats = wait_for(lambda: (s := dp.port_type_stats(2)) and dp.port_stats(2)["tx_packets"] == 6
+                     and s, what="six sent")
+    assert stats["tx_trains"] == stats["tx_train_frames"] == 0, stats
 
 
 def test_bad_options_name_the_option():

@@ -159,7 +159,7 @@ TYPES = {t.name: t for t in (
                      "tunnel_path_mtu", "tunnel_inner_mtu", "tunnel_oversize", "tc_offload",
                      "tc_device"),
              stats=("tx_segments", "tx_mtu_drops", "tx_resegmented", "tx_no_remote", "tx_offload_drops", "tx_errors",
-                    "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed",
+                    "tx_trains", "tx_train_frames", "tx_train_errors", "sock_rx_packets", "sock_rx_unknown_vni", "sock_rx_malformed",
                     "sock_rx_gro_datagrams", "sock_rx_coalesced")),
 )}
 
