@@ -1474,7 +1474,9 @@ def write_report(path, opts, configs, samples, megaflows, started, elapsed, load
         w("| metric | " + " | ".join(f"{vs} ÷ {ref}" for _, vs, ref in cols) + " |")
         w("|---|" + "---:|" * len(cols))
         for label, path_, spec, _ in METRICS:
+            # (steal is the machine's, not a configuration's: no ratio)
             if "loss" in label or "offered" in label or "retrans" in label \
+                    or path_[-1] == "steal_pct" \
                     or path_[0] == "udp10k_warm" or (opts.udp_only and path_[0] in TCP_KEYS):
                 continue
             cells = []
