@@ -261,23 +261,26 @@ def test_tcp_with_a_kernel_vtep_both_ways(net):
         assert end.get("sum_received", {}).get("bytes", 0) > 1 << 20, (reverse, out[-400:])
 
 
-def test_tcp_without_tso_leaves_in_datagram_trains_to_a_kernel_vtep(net):
+@pytest.mark.parametrize("far", ["k", "b"], ids=["kernel-vtep", "vswitch-vtep"])
+def test_tcp_without_tso_leaves_in_datagram_trains(net, far):
     """A sender without TSO or checksum offload (tx off, MTU 1450: its
     MSS-sized segments fit the tunnel as they are) through vswitch's
-    user-space tunnel to the kernel's VTEP: runs of segments leave as
-    datagram trains (UDP GSO sends), and the kernel's vxlan receives every
-    datagram and its TCP takes the data (a bad outer or inner header would
-    stall the transfer).  With the tc tier on the host's port the kernel
-    carries the established flow instead: no trains expected there."""
-    (_, vsa, ha), k = net["a"], net["k"]
+    user-space tunnel to the kernel's VTEP, or to the other vswitch (whose
+    UDP_GRO socket takes a train as one datagram): runs of segments leave as
+    datagram trains (UDP GSO sends), and the far end receives every
+    datagram and its host's TCP takes the data (a bad outer or inner header
+    would stall the transfer).  With the tc tier on the host's port the
+    kernel carries the established flow instead: no trains expected there."""
+    (_, vsa, ha) = net["a"]
+    far_ns = net["k"] if far == "k" else net["b"][2]
     netns.run(ha, "ethtool", "-K", "eth0", "tx", "off")
     netns.run(ha, "ip", "link", "set", "eth0", "mtu", "1450")
-    before = vsa.statistics("vxk")
-    server = subprocess.Popen(["ip", "netns", "exec", k, "iperf3", "-s", "-1"],
+    before = vsa.statistics("vx" + far)
+    server = subprocess.Popen(["ip", "netns", "exec", far_ns, "iperf3", "-s", "-1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.3)
-        out = netns.run(ha, "iperf3", "-c", INNER["k"], "-t", "2", "-J", "--connect-timeout", "3000",
+        out = netns.run(ha, "iperf3", "-c", INNER[far], "-t", "2", "-J", "--connect-timeout", "3000",
                         timeout=30, check=False).stdout
     finally:
         server.terminate()
@@ -286,7 +289,7 @@ def test_tcp_without_tso_leaves_in_datagram_trains_to_a_kernel_vtep(net):
         netns.run(ha, "ethtool", "-K", "eth0", "tx", "on")
     end = json.loads(out)["end"]
     assert end.get("sum_received", {}).get("bytes", 0) > 20 << 20, out[-400:]
-    st = vsa.statistics("vxk")
+    st = vsa.statistics("vx" + far)
     delta = {key: st.get(key, 0) - before.get(key, 0) for key in st}
     assert delta["vxlan_tx_errors"] == delta["vxlan_tx_train_errors"] == 0, delta
     assert delta["vxlan_tx_mtu_drops"] == 0, delta
