@@ -157,7 +157,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
+def rx_packets(ns, ifname="eth0"):
+    return int(netns.run(ns, "cat", f"/sys/class/net/{ifname}/statistics/rx_packets").stdout)
+
+
+def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_len=0):
+    """One iperf3 run C -> S: TCP, or with udp_len UDP datagrams of that
+    many payload bytes sent as fast as iperf3 can (-b 0)."""
     c, s = hosts["x"], hosts["y"]
     wait_for(lambda: netns.run(c, "ping", "-c", "1", "-W", "1", INNER["y"], check=False).returncode == 0,
              timeout=15, what="ping through the tunnel")
@@ -167,18 +173,37 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False):
         time.sleep(0.5)
         cpu0 = {t: cpu_seconds(vs.pid) for t, vs in daemons.items()}
         cc = ["-C", congestion] if congestion else []
+        if udp_len:
+            cc = ["-u", "-b", "0", "-l", str(udp_len)]
         ticks = cpu_ticks()
+        rx0 = rx_packets(s)
         out = netns.run(c, *pinned(PIN_CPUS[0], pin), "iperf3", "-c", INNER["y"], "-P", str(streams),
                         "-t", str(seconds), "-J",
                         *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
         ticks = (ticks, cpu_ticks())
+        rx = rx_packets(s) - rx0
     finally:
         server.terminate()
         server.wait(5)
     end = json.loads(out)["end"]
     cost = tcp_cpu_cost(*ticks, end["sum_received"]["bytes"])
     busy = [v for k, v in cost.items() if k.endswith("_ms_per_gb")]
+    if udp_len:
+        # Delivered = frames that reached the receiving host's interface:
+        # the tunnel's work.  What iperf3's server read is less when its
+        # socket overflows (app_loss_pct: the receiving application, not
+        # the path).
+        sent = end["sum_sent"]["packets"]
+        app = end["sum_received"]["bytes"] // udp_len
+        gb = end["sum_received"]["bytes"] / 1e9
+        return {"gbps": end["sum_received"]["bits_per_second"] / 1e9, "retransmits": 0,
+                "cpu_per_s": cpu, "mpps": rx / seconds / 1e6, "sent_mpps": sent / seconds / 1e6,
+                "loss_pct": 100.0 * (1 - rx / sent) if sent else None,
+                "app_loss_pct": 100.0 * (1 - app / sent) if sent else None,
+                "busy_ms_per_gb": sum(busy) if busy else None,
+                "busy_ns_per_pkt": sum(busy) * gb * 1e6 / app if busy and app else None,
+                "steal_pct": cost["steal_pct"]}
     return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
             "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu,
             # every CPU's busy time per GB (steal left out: a neighbour's
@@ -200,6 +225,10 @@ def main(argv=None):
     ap.add_argument("--offloads", choices=("on", "off"), default="on",
                     help="the end hosts' offloads: on (the default: TSO super-frames) or off "
                          "(tx off: MSS-sized segments, MTU 1450 in every mode)")
+    ap.add_argument("--udp-len", type=int, default=0,
+                    help="UDP instead of TCP: iperf3 -u -b 0 -l N (datagrams of N payload bytes); "
+                         "reports sent and delivered Mpps (frames that reached the receiving "
+                         "host's eth0) and what iperf3's server read")
     ap.add_argument("--modes", default=",".join(MODES),
                     help="comma-separated subset of " + ",".join(MODES) + " (kernel is always run)")
     args = ap.parse_args(argv)
@@ -219,11 +248,17 @@ def main(argv=None):
                                   per_port=mode == "vswitch-tc-port", offloads=offloads)
                 with setup as (hosts, daemons):
                     for n in counts:
-                        r = measure(hosts, daemons, args.seconds, n, args.congestion, args.pin)
+                        r = measure(hosts, daemons, args.seconds, n, args.congestion, args.pin,
+                                    args.udp_len)
                         r["loadavg_1min"] = loadavg()
                         if mode != "kernel":
                             st = daemons["x"].json("get", "interface", "vx", "statistics")
                             r["tx_stats_x"] = st[0] if isinstance(st, list) else st
+                        if args.udp_len:
+                            log(f"{label(mode, n)} rep {rep + 1}: sent {r['sent_mpps']:.3f}, "
+                                f"delivered {r['mpps']:.3f} Mpps (loss {r['loss_pct']:.1f}%; "
+                                f"read by iperf3: loss {r['app_loss_pct']:.1f}%), "
+                                f"steal {r['steal_pct']:.1f}%")
                         log(f"{label(mode, n)} rep {rep + 1}: {r['gbps']:.2f} Gbit/s, retransmits "
                             f"{r['retransmits']}, vswitchd CPU/s {r['cpu_per_s']}, busy {r['busy_ms_per_gb']:.0f} ms/GB, "
                             f"steal {r['steal_pct']:.1f}%, load {r['loadavg_1min']}")
@@ -234,6 +269,9 @@ def main(argv=None):
                      "median_busy_ms_per_gb": round(statistics.median(x["busy_ms_per_gb"] for x in rs)),
                      "runs_busy_ms_per_gb": [round(x["busy_ms_per_gb"]) for x in rs],
                      "runs_steal_pct": [round(x["steal_pct"], 1) for x in rs],
+                     **({"median_mpps": round(statistics.median(x["mpps"] for x in rs), 3),
+                         "median_busy_ns_per_pkt": round(statistics.median(x["busy_ns_per_pkt"] for x in rs)),
+                         "runs_mpps": [round(x["mpps"], 3) for x in rs]} if args.udp_len else {}),
                      "loadavg_1min": [x["loadavg_1min"] for x in rs]}
                for key, rs in results.items()}
     for mode in (m for m in modes if m != "kernel"):
