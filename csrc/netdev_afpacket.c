@@ -9,6 +9,12 @@
  * port (tc_tier.h): a tcx ingress program forwards established exact flows
  * and a socket filter keeps them out of the socket.
  *
+ * Frames the kernel could not queue because the socket's receive buffer
+ * was full (the switch fell behind) are counted by the kernel per socket
+ * (PACKET_STATISTICS, which resets on every read); get_stats adds them up
+ * in rx_socket_drops, under the datapath's control mutex and the port's
+ * tx mutex (vs_dp_port_type_stats), so no other lock guards the field.
+ *
  * (Why not a TPACKET_V3 ring: V3 wakes the reader only when a block retires,
  * which is at least 1 ms, and holds 64 KiB GSO frames poorly.  recvmmsg gives
  * the same batching with per-packet wake-ups; the ring is a later
@@ -39,6 +45,7 @@ struct netdev_afpacket {
     int tier; /* runs the tc tier (tc_tier below is attached) */
     struct vs_tc_tier tc_tier;
     struct vs_tcp_coalesce_stats coalesce;
+    uint64_t rx_socket_drops; /* PACKET_STATISTICS' tp_drops, summed by get_stats */
 };
 
 static const char *const afpacket_options[] = {"tc-offload", NULL};
@@ -278,8 +285,13 @@ static int afpacket_send(struct vs_netdev *netdev, struct vs_packet *const *pkts
 /* Transmit coalescing (Interface statistics afpacket_*). */
 static int afpacket_get_stats(struct vs_netdev *netdev, struct vs_port_counter *out, int max)
 {
-    return vs_tcp_coalesce_counters(&((const struct netdev_afpacket *)netdev)->coalesce, out, 0,
-                                    max);
+    struct netdev_afpacket *nd = (struct netdev_afpacket *)netdev;
+    struct tpacket_stats st;
+    socklen_t len = sizeof st;
+    if (getsockopt(nd->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+        nd->rx_socket_drops += st.tp_drops;
+    int n = vs_netdev_counter(out, 0, max, "rx_socket_drops", nd->rx_socket_drops);
+    return vs_tcp_coalesce_counters(&nd->coalesce, out, n, max);
 }
 
 static int afpacket_get_status(struct vs_netdev *netdev, struct vs_port_kv *out, int max)

@@ -4,6 +4,7 @@ thread, bounded queues that drop and count, the virtio-net header carried
 through, errors that name their step, and a receive descriptor shared by
 several ports (the shape of a tunnel socket) demultiplexed by the type."""
 import errno
+import os
 import select
 import struct
 import time
@@ -15,6 +16,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
 from vswitch.datapath import port_types
+from helpers.vswitchd import wait_for
 from vswitch.datapath.dpif import DUMMY_QUEUE_LEN, Datapath, PortOpenError, drivers, parse_frame
 
 IN_PORT = {"in_port": 0xFFFFFFFF}
@@ -222,7 +224,7 @@ def test_real_device_drivers_report_what_the_registry_says():
     from helpers import netns
 
     with netns.namespace("pt") as ns, netns.entered(ns):
-        a, _ = netns.veth_pair(ns, ns, prefix="pa")
+        a, a_peer = netns.veth_pair(ns, ns, prefix="pa")
         x, _ = netns.veth_pair(ns, ns, prefix="px")
         d = Datapath(upcall_ring_size=16)
         try:
@@ -232,7 +234,7 @@ def test_real_device_drivers_report_what_the_registry_says():
             # tc_redirect only with tc-offload=true (tests/integration/test_tc_tier.py).
             coalesce = dict.fromkeys(port_types.TCP_COALESCE_STATS, 0)  # nothing sent yet
             assert d.port_type_status(1) == {"tc_offload": "false"}
-            assert d.port_type_stats(1) == coalesce
+            assert d.port_type_stats(1) == {"rx_socket_drops": 0, **coalesce}
             assert set(d.port_type_status(1)) <= set(port_types.lookup("afpacket").status)
             assert list(d.port_type_stats(1)) == list(port_types.lookup("afpacket").stats)
             assert d.port_type_status(2) == {} and d.port_type_stats(2) == coalesce
@@ -243,4 +245,50 @@ def test_real_device_drivers_report_what_the_registry_says():
             assert list(d.port_type_status(3)) == list(afxdp.status)
             assert list(d.port_type_stats(3)) == list(afxdp.stats)
         finally:
+            d.close()
+
+
+@needs_root
+def test_afpacket_counts_what_the_kernel_dropped_for_a_full_socket():
+    """The poll thread cannot run while frames arrive (it is pinned to the
+    sender's CPU, and the sender runs there as a real-time thread): they
+    fill the port's socket receive buffer and the rest are dropped by the
+    kernel, which the port reports as rx_socket_drops (summed across reads:
+    the kernel's own count resets on every read)."""
+    import socket
+
+    from helpers import netns
+
+    sent = 30_000  # several times what a 4 MiB receive buffer holds
+    cpu = min(os.sched_getaffinity(0))
+    with netns.namespace("pd") as ns, netns.entered(ns):
+        a, a_peer = netns.veth_pair(ns, ns, prefix="pd")
+        d = Datapath(upcall_ring_size=16)
+        affinity = os.sched_getaffinity(0)
+        try:
+            d.set_pmds([cpu])
+            d.add_port(1, "afpacket", a)
+            assert d.port_type_stats(1)["rx_socket_drops"] == 0
+            frame = bytes.fromhex("020000000002020000000001") + b"\x88\xb5" + bytes(46)
+            with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as tx:
+                tx.bind((a_peer, 0))
+                os.sched_setaffinity(0, {cpu})
+                try:
+                    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+                except OSError as e:
+                    pytest.skip(f"no real-time priority here: {e}")
+                try:
+                    for _ in range(sent):
+                        tx.send(frame)
+                finally:
+                    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            first = d.port_type_stats(1)["rx_socket_drops"]
+            assert 0 < first < sent, first
+            again = d.port_type_stats(1)["rx_socket_drops"]
+            assert again >= first, (first, again)
+            # What was not dropped was queued, and the poll thread reads it.
+            assert wait_for(lambda: d.port_stats(1)["rx_packets"] == sent - again,
+                            what="the queued frames read")
+        finally:
+            os.sched_setaffinity(0, affinity)
             d.close()

@@ -127,13 +127,17 @@ AFPACKET_STATUS = ("tc_offload", "tc_redirect")
 # (their segments then went one by one).
 TCP_COALESCE_STATS = ("tx_coalesced", "tx_coalesced_frames", "tx_coalesce_errors")
 
+# afpacket: frames the kernel dropped because the port's socket buffer was
+# full (the switch fell behind), from PACKET_STATISTICS.
+AFPACKET_STATS = ("rx_socket_drops",) + TCP_COALESCE_STATS
+
 TYPES = {t.name: t for t in (
     PortType("", "afpacket", "a kernel netdev, as system", options=AFPACKET_OPTIONS,
-             status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
+             status=AFPACKET_STATUS, stats=AFPACKET_STATS),
     PortType("system", "afpacket", "a kernel netdev (veth, NIC, a VM's tap that QEMU opened)",
-             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=AFPACKET_STATS),
     PortType("afpacket", "afpacket", "a kernel netdev, through an AF_PACKET socket",
-             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=TCP_COALESCE_STATS),
+             options=AFPACKET_OPTIONS, status=AFPACKET_STATUS, stats=AFPACKET_STATS),
     PortType("tap", "tap", "a tap the switch creates and holds (its kernel side may move to a "
              "container's namespace)", owned=True, stats=TCP_COALESCE_STATS),
     PortType("internal", "tap", "the bridge's own host interface, a tap the switch holds",
