@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""bench/vxlan_tcp.py — TCP through a VXLAN tunnel: vswitch vs the Linux
+"""bench/vxlan_tcp.py — TCP (or UDP) through a VXLAN tunnel: vswitch vs the Linux
 kernel's vxlan driver + Linux bridge, on the same kind of underlay, in one run.
 
     python3 bench/vxlan_tcp.py                       # 3 reps each, 5 s, -P 4 (as root)
     python3 bench/vxlan_tcp.py --reps 5 --seconds 10 --streams 1 --json /tmp/v.json
     python3 bench/vxlan_tcp.py --modes vswitch-tc-port --streams 1,4   # both counts, one run
+    python3 bench/vxlan_tcp.py --modes vswitch --offloads off          # senders without TSO
+    python3 bench/vxlan_tcp.py --modes vswitch --udp-len 64 --streams 1  # small UDP datagrams
 
 Topology (built once per mode, torn down after it):
 
