@@ -56,6 +56,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from helpers import netns  # noqa: E402
 from helpers.vswitchd import running_vswitchd, wait_for  # noqa: E402
 from run import cpu_ticks, loadavg, tcp_cpu_cost  # noqa: E402  (bench/run.py's, shared by the benches)
+from udp_gen import rx_packets  # noqa: E402
 
 VTEP = {"x": "192.168.77.1", "y": "192.168.77.2"}
 INNER = {"x": "10.77.0.1", "y": "10.77.0.2"}
@@ -130,7 +131,8 @@ def vswitch_setup(tmp, tc=False, per_port=False, offloads=True):
                      f"options:tc-offload={'true' if tc else 'false'}",
                      *(["options:tc-device=per-port"] if per_port else []))
             hosts[tag] = end_host(stack, vteps[tag], tag,
-                                  1450 if tc or not offloads else 1500, offloads)
+                                  1450 if tc else OFFLOADS_OFF_MTU if not offloads else 1500,
+                                  offloads)
             vs.vsctl("add-port", "br0", "p1", *tier)
             daemons[tag] = vs
         yield hosts, daemons
@@ -159,10 +161,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rx_packets(ns, ifname="eth0"):
-    return int(netns.run(ns, "cat", f"/sys/class/net/{ifname}/statistics/rx_packets").stdout)
-
-
 def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_len=0):
     """One iperf3 run C -> S: TCP, or with udp_len UDP datagrams of that
     many payload bytes sent as fast as iperf3 can (-b 0)."""
@@ -178,13 +176,13 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_le
         if udp_len:
             cc = ["-u", "-b", "0", "-l", str(udp_len)]
         ticks = cpu_ticks()
-        rx0 = rx_packets(s)
+        rx0 = rx_packets(s, "eth0")
         out = netns.run(c, *pinned(PIN_CPUS[0], pin), "iperf3", "-c", INNER["y"], "-P", str(streams),
                         "-t", str(seconds), "-J",
                         *cc, timeout=seconds + 30).stdout
         cpu = {t: round((cpu_seconds(vs.pid) - cpu0[t]) / seconds, 2) for t, vs in daemons.items()}
         ticks = (ticks, cpu_ticks())
-        rx = rx_packets(s) - rx0
+        rx = rx_packets(s, "eth0") - rx0
     finally:
         server.terminate()
         server.wait(5)
