@@ -202,7 +202,8 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_le
                 "loss_pct": 100.0 * (1 - rx / sent) if sent else None,
                 "app_loss_pct": 100.0 * (1 - app / sent) if sent else None,
                 "busy_ms_per_gb": sum(busy) if busy else None,
-                "busy_ns_per_pkt": sum(busy) * gb * 1e6 / app if busy and app else None,
+                # per frame delivered, like mpps (busy ms/GB x GB = busy ms)
+                "busy_ns_per_pkt": sum(busy) * gb * 1e6 / rx if busy and rx else None,
                 "steal_pct": cost["steal_pct"]}
     return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
             "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu,
