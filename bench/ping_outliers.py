@@ -99,7 +99,7 @@ def one_loop(opts, tmp):
         perf = None if opts.no_trace else subprocess.Popen(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-C", "0,1",
                                  "-e", "sched:sched_switch", "-o", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(PERF_SETTLE)
+        time.sleep(opts.settle)
         before = vswitch_state(s)
         offset = time.time() - time.monotonic()
         load = bench.loadavg()
@@ -149,6 +149,9 @@ def main(argv=None):
     p.add_argument("--loops", type=int, default=5)
     p.add_argument("--count", type=int, default=500)
     p.add_argument("--threshold", type=float, default=100.0, help="µs")
+    p.add_argument("--settle", type=float, default=PERF_SETTLE,
+                   help="s between the first ping that passes and the run (perf attaching); "
+                        "bench/run.py starts its ping at once")
     p.add_argument("--no-trace", action="store_true",
                    help="no perf record (it adds its own latency to every echo)")
     p.add_argument("--vswitch-pmd", choices=("busy", "default"), default="busy",

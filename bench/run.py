@@ -126,6 +126,8 @@ TRAFFIC_CPU = "0"
 # body of the distribution is 10-30 µs through either switch, so an echo
 # over it waited for something (a CPU taken by another thread).
 PING_OUTLIER_US = 100
+# Not a field of one run: write_report computes it over all runs' echoes.
+PING_P99_POOLED = ("ping", "p99_pooled_us")
 SWITCH_CPU = "1"
 IP_A, IP_B = "10.77.0.1", "10.77.0.2"
 UDP_PORT = 9000
@@ -1055,6 +1057,7 @@ METRICS = [
      False),
     ("ping avg µs", ("ping", "avg_us"), "{:.0f}", False),
     ("ping p99 µs", ("ping", "p99_us"), "{:.0f}", False),
+    ("ping p99 µs, every run's echoes pooled", PING_P99_POOLED, "{:.0f}", False),
     (f"ping outliers per 1000 echoes (> {PING_OUTLIER_US} µs)", ("ping", "outliers_per_1000"),
      "{:.0f}", False),
     ("ping max µs", ("ping", "max_us"), "{:.0f}", False),
@@ -1118,9 +1121,10 @@ def targets(m):
     row("10,000 flows within 5 % of one flow (vswitch-afxdp)",
         _pair(a and a / 1e6, b and b / 1e6, r, "Mpps", "10k flows", "1 flow"),
         None if r is None else r >= 0.95)
-    a, b = g(vs, ("ping", "p99_us")), g(ovs, ("ping", "p99_us"))
+    a, b = g(vs, PING_P99_POOLED), g(ovs, PING_P99_POOLED)
     r = ratio(a, b)
-    row("ping p99 ≤ OVS-afxdp's", _pair(a, b, r, "µs"), None if r is None else r <= 1)
+    row("ping p99 ≤ OVS-afxdp's (every run's echoes pooled)", _pair(a, b, r, "µs"),
+        None if r is None else r <= 1)
     a, b = g("vswitch-tap", ("tcp_off", "gbps")), g("ovs-tap", ("tcp_off", "gbps"))
     r = ratio(a, b)
     row("tap-to-tap TCP ≥ 3× OVS tap ports (offloads off)",
@@ -1397,10 +1401,20 @@ def _pair(a, b, r, unit, la="vswitch", lb="ref"):
     return f"{la} {a:.3g} vs {lb} {b:.3g} {unit} → {rs}"
 
 
+def pooled_ping_p99(samples):
+    """The p99 of every echo of every run of one configuration: one figure
+    from all (3 × 2,000) echoes, where a run's own p99 is its 20th slowest
+    and the median of three such moves with one run's bad second."""
+    rtts = sorted(r for smp in samples for r in (smp.get("ping") or {}).get("rtts_us") or ())
+    return percentile(rtts, 0.99) if rtts else None
+
+
 def write_report(path, opts, configs, samples, megaflows, started, elapsed, loads, errors,
                  ceilings=()):
     m = {cfg: {path_: med(get(samples[cfg], path_)) for _, path_, _, _ in METRICS}
          for cfg in configs}
+    for cfg in configs:
+        m[cfg][PING_P99_POOLED] = pooled_ping_p99(samples[cfg])
     mc = {path_: med(get(ceilings, path_)) for _, path_, _, _ in METRICS}
     lines = []
     w = lines.append

@@ -33,3 +33,15 @@ def test_this_machine_reports_every_cpu_with_busy_within_all():
     assert sorted(ticks) == list(range(os.cpu_count()))
     for busy, steal, total in ticks.values():
         assert 0 <= busy <= total and 0 <= steal <= total
+
+
+def test_pooled_ping_p99_ranks_every_runs_echoes_together():
+    # Three runs of 100 echoes: one run's slow stretch (10 echoes at 500 µs)
+    # is the run's own p99, while the pooled p99 (rank 297 of 300) is still
+    # in it; a run without echoes adds nothing.
+    fast = [{"ping": {"rtts_us": [20.0 + i % 10 for i in range(100)]}}]
+    slow = [{"ping": {"rtts_us": [20.0] * 90 + [500.0] * 10}}]
+    runs = fast * 2 + slow + [{"ping": {"error": "no replies"}}]
+    assert bench.pooled_ping_p99(runs) == 500.0
+    assert bench.pooled_ping_p99(fast * 3) == 29.0
+    assert bench.pooled_ping_p99([{"ping": {"error": "no replies"}}]) is None
