@@ -172,3 +172,17 @@ def test_runs_as_a_program(daemon):
     assert program("add-br", "br0") == (0, "")
     assert program("br-exists", "nope") == (2, "")
     assert program("del-br", "nope") == (1, "vsctl: no bridge named nope\n")
+
+
+def test_vsctl_start_up_leaves_the_daemons_modules_out():
+    """Every vsctl call is a new process (libvirt runs one per VM start, the
+    tests hundreds): it imports the client half of rpc and the renderers,
+    not asyncio (the server's) nor the lacp/cfm engines or vlog's logging
+    handlers, which cost it ~150 ms of start-up (the renderers that need
+    them import them when called: test_config_bond_cfm.py, test_vlog.py)."""
+    probe = ("import sys; import vswitch.cli.vsctl as v; "
+             "heavy = ['asyncio', 'vswitch.lacp', 'vswitch.cfm', 'vswitch.vlog', 'logging.handlers']; "
+             "print([m for m in heavy if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]", out

@@ -9,13 +9,11 @@ dpctl/dump-flows`, lacp-show/bond-show/cfm-show `ovs-appctl lacp/show`,
 `bond/show`, `cfm/show` (OVS 3.1 layout), vlog-list `vlog/list`. Anything else falls back to one
 item per line.
 """
+import importlib
 import json
 import re
 
-from vswitch.cfm import show as cfm_show
 from vswitch.config import bond_show, schema
-from vswitch.lacp import show as lacp_show
-from vswitch.vlog import render_list as render_vlog_list
 
 _BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -175,10 +173,19 @@ def _concatenated(render_one):
     return render_all
 
 
+def _imported_on_use(module, name):
+    """`module`.`name`, imported when first called: importing the lacp and
+    cfm packages (their engines) and vlog (logging.handlers) cost every vsctl
+    call ~50 ms of start-up, for the few commands that render with them."""
+    def call(*args):
+        return getattr(importlib.import_module(module), name)(*args)
+    return call
+
+
 RENDERERS = {
-    "lacp-show": _concatenated(lacp_show.render),
+    "lacp-show": _concatenated(_imported_on_use("vswitch.lacp.show", "render")),
     "bond-show": _concatenated(bond_show.render),
-    "cfm-show": _concatenated(cfm_show.render),
+    "cfm-show": _concatenated(_imported_on_use("vswitch.cfm.show", "render")),
     "get": render_get,
     "list": render_records,
     "find": render_records,
@@ -192,7 +199,7 @@ RENDERERS = {
     "dump-groups": render_flows,
     "dump-tables": render_tables,
     "trace": render_trace,
-    "vlog-list": render_vlog_list,
+    "vlog-list": _imported_on_use("vswitch.vlog", "render_list"),
     "br-exists": lambda exists: "",     # answered by the exit status, as ovs-vsctl does
 }
 
