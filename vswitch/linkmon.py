@@ -66,9 +66,11 @@ away.  Dumps run on a second, unsubscribed socket opened together with the
 monitor socket (hence in the same namespace), so dump replies never
 interleave with notifications.
 
-Messages are decoded with pyroute2's rtnetlink marshal (``ifinfmsg``); the
-sockets themselves are plain ``socket.AF_NETLINK`` sockets so that
-non-blocking reads and ``ENOBUFS`` are under our control.
+Messages are decoded by rtnl_link.py (the header, ``ifinfomsg`` and three
+attributes: pyroute2's marshal did it, but importing pyroute2 was most of
+the daemon's start-up); the sockets themselves are plain
+``socket.AF_NETLINK`` sockets so that non-blocking reads and ``ENOBUFS``
+are under our control.
 """
 from __future__ import annotations
 
@@ -76,34 +78,25 @@ import ctypes
 import errno
 import os
 import socket
-import struct
 import threading
 from dataclasses import dataclass
 
-from pyroute2.netlink.rtnl.ifinfmsg import IFF_LOWER_UP, IFF_UP
-
-try:                                    # pyroute2 >= 0.8
-    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-except ImportError:                     # pragma: no cover - pyroute2 0.7
-    from pyroute2.netlink.rtnl.iprsocket import MarshalRtnl
+from vswitch import rtnl_link
+from vswitch.rtnl_link import (IFF_LOWER_UP, IFF_UP, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR,
+                               RTM_DELLINK, RTM_NEWLINK)
 
 __all__ = ["LinkEvent", "LinkEvents", "LinkMonitor"]
 
 RTMGRP_LINK = 0x1
-RTM_NEWLINK = 16
-RTM_DELLINK = 17
 RTM_GETLINK = 18
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
 NLM_F_REQUEST = 0x1
-NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
 AF_UNSPEC = 0
 SO_RCVBUFFORCE = 33
 CLONE_NEWNET = 0x40000000
 
-_NLMSGHDR = struct.Struct("=IHHII")     # len, type, flags, seq, pid
-_IFINFOMSG = struct.Struct("=BxHiII")   # family, type, index, flags, change
+_NLMSGHDR = rtnl_link.NLMSGHDR
+_IFINFOMSG = rtnl_link.IFINFOMSG
 
 _RECV_SIZE = 1 << 16      # one notification, or one dump datagram (<= 32 KiB)
 _MAX_READS = 512          # datagrams per drain(); more stay for the next call
@@ -171,7 +164,6 @@ class LinkMonitor:
         self._dump: socket.socket | None = None
         self._dump_timeout = dump_timeout
         self._rcvbuf = rcvbuf
-        self._marshal = MarshalRtnl()
         self._seq = 0
         self._names: dict[int, str] = {}      # ifindex -> name, as reported
         self.overruns = 0                     # ENOBUFS seen (resyncs done)
@@ -265,7 +257,7 @@ class LinkMonitor:
                 return self._resync_events()
             if pid != 0:                # only the kernel speaks for links
                 continue
-            for msg in self._marshal.parse(data):
+            for msg in rtnl_link.parse(data):
                 out.extend(self._apply(msg))
         return out
 
@@ -313,15 +305,15 @@ class LinkMonitor:
 
     def _apply(self, msg) -> list[LinkEvent]:
         """Turn one notification into events and update ifindex -> name."""
-        mtype = msg["header"].get("type")
+        mtype = msg.type
         if mtype not in (RTM_NEWLINK, RTM_DELLINK):
             return []
-        if msg["header"].get("error") is not None:
+        if msg.malformed:
             return []                   # undecodable; the next one is full
-        if msg.get("family") != AF_UNSPEC:
+        if msg.family != AF_UNSPEC:
             return []                   # AF_BRIDGE port (un)enslavement
-        ifindex = msg["index"]
-        name = msg.get_attr("IFLA_IFNAME")
+        ifindex = msg.index
+        name = msg.name
         old = self._names.get(ifindex)
         if mtype == RTM_DELLINK:
             self._names.pop(ifindex, None)
@@ -329,8 +321,7 @@ class LinkMonitor:
             if name is None:
                 return []
             out = [] if old is None or old == name else [_gone(old, ifindex)]
-            out.append(_gone(name, ifindex, msg.get_attr("IFLA_ADDRESS"),
-                             msg.get_attr("IFLA_MTU")))
+            out.append(_gone(name, ifindex, msg.mac, msg.mtu))
             return out
         if name is None:
             return []
@@ -341,18 +332,16 @@ class LinkMonitor:
         return [ev]
 
     @staticmethod
-    def _event(msg, name: str) -> LinkEvent:
-        flags = msg["flags"]
-        mtu = msg.get_attr("IFLA_MTU")
+    def _event(msg: rtnl_link.RtnlMessage, name: str) -> LinkEvent:
         return LinkEvent(
             name=name,
-            ifindex=msg["index"],
+            ifindex=msg.index,
             exists=True,
-            admin_up=bool(flags & IFF_UP),
+            admin_up=bool(msg.flags & IFF_UP),
             # IFF_LOWER_UP = running and driver carrier (see module notes).
-            carrier=bool(flags & IFF_LOWER_UP),
-            mac=msg.get_attr("IFLA_ADDRESS") or None,
-            mtu=int(mtu) if mtu is not None else None,
+            carrier=bool(msg.flags & IFF_LOWER_UP),
+            mac=msg.mac,
+            mtu=msg.mtu,
         )
 
     def _discard_pending(self) -> None:
@@ -399,22 +388,19 @@ class LinkMonitor:
             data, _anc, flags, _addr = dump.recvmsg(_RECV_SIZE)
             if flags & socket.MSG_TRUNC:
                 raise OSError(errno.EMSGSIZE, "netlink dump datagram truncated")
-            for msg in self._marshal.parse(data):
-                hdr = msg["header"]
-                if hdr.get("sequence_number") != seq:
+            for msg in rtnl_link.parse(data):
+                if msg.seq != seq:
                     continue            # left over from an abandoned dump
-                if hdr.get("flags", 0) & NLM_F_DUMP_INTR:
+                if msg.nl_flags & NLM_F_DUMP_INTR:
                     interrupted = True
-                mtype = hdr.get("type")
+                mtype = msg.type
                 if mtype == NLMSG_DONE:
                     return events, interrupted
                 if mtype == NLMSG_ERROR:
-                    err = hdr.get("error")
-                    if err is not None:
-                        raise err
+                    if msg.error:
+                        raise OSError(msg.error, f"RTM_GETLINK dump: {os.strerror(msg.error)}")
                     continue
-                if (mtype == RTM_NEWLINK and hdr.get("error") is None
-                        and msg.get("family") == AF_UNSPEC):
-                    name = msg.get_attr("IFLA_IFNAME")
+                if mtype == RTM_NEWLINK and not msg.malformed and msg.family == AF_UNSPEC:
+                    name = msg.name
                     if name is not None:
                         events.append(self._event(msg, name))
