@@ -256,8 +256,12 @@ class LoopbackCapture:
         self.process = ManagedProcess(_in_ns(self.ns, ["dumpcap", "-i", "lo", "-f", self.filter,
                                                        "-w", self.path]),
                                       self.path + ".log")
-        wait_for(lambda: "Capturing on" in self.process.log() or not self.process.alive(),
-                 "dumpcap to start")
+        # "Capturing on" comes before dumpcap opens the interface; "File:"
+        # after it has opened it, set the filter and written the file's
+        # header: a datagram sent before that is not captured (seen once
+        # in a loaded suite run: the capture waited 20 s for it).
+        wait_for(lambda: "File: " in self.process.log() or not self.process.alive(),
+                 "dumpcap to start capturing")
         if not self.process.alive():
             raise RuntimeError(f"dumpcap exited: {self.process.log()}")
         return self
