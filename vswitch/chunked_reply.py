@@ -5,7 +5,7 @@ Python to produce.  Built at once it would hold the event loop (and with it
 upcalls, OpenFlow and every other control client) for all of that, and the
 whole text in memory.  A runtime method returns a ChunkedList instead: an
 iterable of chunks (lists of JSON values) that is only read when the reply
-is written.  vswitch/rpc.py writes such a value as one JSON array, one chunk
+is written.  vswitch/rpc_server.py writes such a value as one JSON array, one chunk
 per turn of the event loop, so the reply's format does not change for the
 client and the daemon holds one chunk at a time.  ChunkedText is the same
 for one long JSON string (ovs-appctl dpctl/dump-flows: the reply is text).

@@ -33,7 +33,7 @@ import time
 from importlib import resources
 
 import vswitch
-from vswitch import rpc, vlog
+from vswitch import rpc, rpc_server, vlog
 from vswitch import appctl  # ovs-appctl: OVS's unixctl on RUNDIR/vswitchd.ctl
 from vswitch import ovsdb  # OVSDB (RFC 7047): RUNDIR/db.sock and --remote
 from vswitch.config import commands
@@ -547,7 +547,7 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"vswitchd: cannot serve OVSDB: {_reason(exc)}") from None
         # ---- end OVSDB
-        server = await rpc.start_server(self.sock_path, self.dispatch)
+        server = await rpc_server.start_server(self.sock_path, self.dispatch)
         # ---- ovs-appctl (vswitch/appctl): `exit` sets self.stop, as SIGTERM does
         appctl_server = await appctl.start(self, appctl.ctl_path(self.args.rundir))
         # ---- end ovs-appctl

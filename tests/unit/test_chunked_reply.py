@@ -1,6 +1,6 @@
 """Chunked reply values (vswitch/chunked_reply.py): written in place as one
 JSON value, one chunk per turn of the event loop, through the vsctl RPC
-server (rpc.py) past MAX_REPLY, and a chunk that fails half way closes the
+server (rpc_server.py) past MAX_REPLY, and a chunk that fails half way closes the
 connection instead of sending a corrupt reply."""
 import asyncio
 import json

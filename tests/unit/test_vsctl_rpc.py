@@ -1,4 +1,4 @@
-"""vswitch.rpc over real unix sockets: an asyncio server in a thread, the
+"""vswitch.rpc and rpc_server over real unix sockets: an asyncio server in a thread, the
 blocking client, and raw sockets for the malformed-input cases."""
 import asyncio
 import contextlib
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from vswitch import rpc
+from vswitch import rpc, rpc_server
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def short_tmpdir():
 
 @contextlib.contextmanager
 def running_server(path, dispatch):
-    """rpc.start_server(path, dispatch) on its own event loop in a thread."""
+    """rpc_server.start_server(path, dispatch) on its own event loop in a thread."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     state = {}
@@ -31,7 +31,7 @@ def running_server(path, dispatch):
     def serve():
         asyncio.set_event_loop(loop)
         try:
-            state["server"] = loop.run_until_complete(rpc.start_server(path, dispatch))
+            state["server"] = loop.run_until_complete(rpc_server.start_server(path, dispatch))
         except BaseException as exc:        # reported to the test thread below
             state["error"] = exc
             started.set()

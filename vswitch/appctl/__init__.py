@@ -38,7 +38,7 @@ messages that are not requests (notifications, replies), end that one
 connection, as OVS's jsonrpc does (a byte stream cannot be resynchronised
 after a syntax error); an object with an `id` whose `method` or `params` is
 wrong gets an error reply and the connection stays.  The socket is mode
-0600 and follows vsctl's socket rules (vswitch/rpc.py `_bind`: a stale
+0600 and follows vsctl's socket rules (vswitch/rpc_server.py `bind_socket`: a stale
 socket file is replaced, a live server's is refused); the daemon unlinks it
 on the way out before it lets go of its pid lock.  `exit` replies first,
 then sets the daemon's stop event: the same shutdown as SIGTERM.

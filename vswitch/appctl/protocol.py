@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from vswitch.chunked_reply import ChunkedText, write_message
-from vswitch.rpc import _bind  # the same stale-socket rules and mode 0600 as vsctl's socket
+from vswitch.rpc_server import bind_socket  # the same stale-socket rules and mode 0600 as vsctl's socket
 
 log = logging.getLogger("vswitch.unixctl")
 
@@ -255,7 +255,7 @@ class UnixctlServer:
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self, path):
-        sock = _bind(path)
+        sock = bind_socket(path)
         self.path = path
         self._server = await asyncio.start_unix_server(self._connection, sock=sock)
         self._tasks = [asyncio.create_task(factory()) for factory in self.background_factories]

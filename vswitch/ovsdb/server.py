@@ -26,7 +26,7 @@ import logging
 import os
 import re
 
-from vswitch import rpc
+from vswitch import rpc_server
 from vswitch.ovsdb import model
 from vswitch.ovsdb.monitor import ZERO_TXN, Monitor, parse_requests
 from vswitch.ovsdb.transact import WaitBlocked
@@ -443,7 +443,7 @@ class OvsdbServer:
         if remote[0] == "unix":
             path = remote[1]
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            sock = rpc._bind(path)
+            sock = rpc_server.bind_socket(path)
             server = await loop.create_unix_server(lambda: Connection(self), sock=sock)
             self.listeners.append((server, path))
         else:
