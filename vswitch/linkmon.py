@@ -82,21 +82,14 @@ import threading
 from dataclasses import dataclass
 
 from vswitch import rtnl_link
-from vswitch.rtnl_link import (IFF_LOWER_UP, IFF_UP, NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR,
-                               RTM_DELLINK, RTM_NEWLINK)
+from vswitch.rtnl_link import (AF_UNSPEC, IFF_LOWER_UP, IFF_UP, NLM_F_DUMP_INTR, NLMSG_DONE,
+                               NLMSG_ERROR, RTM_DELLINK, RTM_NEWLINK)
 
 __all__ = ["LinkEvent", "LinkEvents", "LinkMonitor"]
 
 RTMGRP_LINK = 0x1
-RTM_GETLINK = 18
-NLM_F_REQUEST = 0x1
-NLM_F_DUMP = 0x300
-AF_UNSPEC = 0
 SO_RCVBUFFORCE = 33
 CLONE_NEWNET = 0x40000000
-
-_NLMSGHDR = rtnl_link.NLMSGHDR
-_IFINFOMSG = rtnl_link.IFINFOMSG
 
 _RECV_SIZE = 1 << 16      # one notification, or one dump datagram (<= 32 KiB)
 _MAX_READS = 512          # datagrams per drain(); more stay for the next call
@@ -378,10 +371,7 @@ class LinkMonitor:
         assert dump is not None
         self._seq = (self._seq % 0x7FFFFFFF) + 1
         seq = self._seq
-        req = (_NLMSGHDR.pack(_NLMSGHDR.size + _IFINFOMSG.size, RTM_GETLINK,
-                              NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-               + _IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0))
-        dump.send(req)
+        dump.send(rtnl_link.getlink_dump_request(seq))
         events: list[LinkEvent] = []
         interrupted = False
         while True:

@@ -1,4 +1,5 @@
-"""Decoding of the rtnetlink messages the link monitor reads (linkmon.py).
+"""The rtnetlink messages the link monitor (linkmon.py) reads, decoded, and
+the one it sends (a dump of all links), encoded.
 
 Design note: linkmon.py opens and reads its netlink sockets itself; what it
 needs decoded is small and fixed — the netlink header of each message in a
@@ -25,7 +26,11 @@ NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
+RTM_GETLINK = 18
+NLM_F_REQUEST = 0x1
 NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+AF_UNSPEC = 0
 
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
@@ -65,6 +70,13 @@ class RtnlMessage:
     name: str | None = None
     mac: str | None = None
     mtu: int | None = None
+
+
+def getlink_dump_request(seq: int) -> bytes:
+    """RTM_GETLINK with NLM_F_DUMP: every link of the socket's namespace."""
+    return (NLMSGHDR.pack(NLMSGHDR.size + IFINFOMSG.size, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP,
+                          seq, 0)
+            + IFINFOMSG.pack(AF_UNSPEC, 0, 0, 0, 0))
 
 
 def parse(data: bytes):
