@@ -188,7 +188,10 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_le
         server.wait(5)
     end = json.loads(out)["end"]
     cost = tcp_cpu_cost(*ticks, end["sum_received"]["bytes"])
+    # every CPU's busy time per GB (steal left out: a neighbour's load
+    # lowers Gbit/s, not this), and the share stolen
     busy = [v for k, v in cost.items() if k.endswith("_ms_per_gb")]
+    busy_ms_per_gb = sum(busy) if busy else None
     if udp_len:
         # Delivered = frames that reached the receiving host's interface:
         # the tunnel's work.  What iperf3's server read is less when its
@@ -201,15 +204,13 @@ def measure(hosts, daemons, seconds, streams, congestion=None, pin=False, udp_le
                 "cpu_per_s": cpu, "mpps": rx / seconds / 1e6, "sent_mpps": sent / seconds / 1e6,
                 "loss_pct": 100.0 * (1 - rx / sent) if sent else None,
                 "app_loss_pct": 100.0 * (1 - app / sent) if sent else None,
-                "busy_ms_per_gb": sum(busy) if busy else None,
+                "busy_ms_per_gb": busy_ms_per_gb,
                 # per frame delivered, like mpps (busy ms/GB x GB = busy ms)
-                "busy_ns_per_pkt": sum(busy) * gb * 1e6 / rx if busy and rx else None,
+                "busy_ns_per_pkt": busy_ms_per_gb * gb * 1e6 / rx if busy and rx else None,
                 "steal_pct": cost["steal_pct"]}
     return {"gbps": end["sum_received"]["bits_per_second"] / 1e9,
             "retransmits": end["sum_sent"].get("retransmits", 0), "cpu_per_s": cpu,
-            # every CPU's busy time per GB (steal left out: a neighbour's
-            # load lowers Gbit/s, not this), and the share stolen
-            "busy_ms_per_gb": sum(busy) if busy else None, "steal_pct": cost["steal_pct"]}
+            "busy_ms_per_gb": busy_ms_per_gb, "steal_pct": cost["steal_pct"]}
 
 
 def main(argv=None):
